@@ -1,0 +1,197 @@
+"""The tiny value interface the kernel rules are written against.
+
+`kernel.step` is written once. Run with `Concrete`, it is the interpreter (Python ints and
+bools, real control flow). Run with `Symbolic`, the same code builds Z3 terms: a `when`
+block pushes its condition onto a path condition, and every assignment inside becomes
+`If(pc, new, old)`. Loops in the rules are over the spec's static patches, objects and
+statements, so both runs visit the same code.
+
+Values are Python ints/bools or (symbolic only) Z3 terms; constants stay Python values as
+long as possible so static facts of the spec fold away before Z3 sees them.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
+
+Val = Any
+
+
+class Concrete:
+    """Concrete run: conditions are Python bools, `when` runs its body 0 or 1 times."""
+
+    symbolic = False
+
+    def __init__(self, state: dict[str, int | bool], choose: Callable[[tuple], bool] | None = None):
+        self.st = state
+        self.choose = choose or (lambda key: False)
+        self.violations: list[tuple[str, Any]] = []
+        self.events: list[tuple] = []
+
+    # values
+    @staticmethod
+    def eq(a, b): return a == b
+    @staticmethod
+    def ne(a, b): return a != b
+    @staticmethod
+    def lt(a, b): return a < b
+    @staticmethod
+    def le(a, b): return a <= b
+    @staticmethod
+    def not_(a): return not a
+    @staticmethod
+    def and_(*xs): return all(xs)
+    @staticmethod
+    def or_(*xs): return any(xs)
+    @staticmethod
+    def ite(c, a, b): return a if c else b
+    @staticmethod
+    def add(a, b): return a + b
+    @staticmethod
+    def count(xs): return sum(1 for x in xs if x)
+
+    # state
+    def get(self, name: str): return self.st[name]
+    def set(self, name: str, value): self.st[name] = value
+
+    # control
+    def when(self, cond) -> Iterator[None]:
+        if cond:
+            yield
+
+    def choice(self, key: tuple) -> bool:
+        return bool(self.choose(key))
+
+    def violate(self, prop: str, cond, where=None):
+        if cond:
+            self.violations.append((prop, where))
+
+    def event(self, *ev):
+        self.events.append(ev)
+
+
+class Symbolic:
+    """Symbolic run: builds Z3 terms over the pre-state constants it was given."""
+
+    symbolic = True
+
+    def __init__(self, z3, state: dict[str, Any], width: int, step_tag: str = ""):
+        self.z3 = z3
+        self.st = state
+        self.width = width
+        self.tag = step_tag
+        self.pc: Any = True
+        self.viol: dict[str, Any] = {}
+        self.choices: dict[tuple, Any] = {}
+
+    def _t(self, x):
+        z3 = self.z3
+        if isinstance(x, bool):
+            return z3.BoolVal(x)
+        if isinstance(x, int):
+            return z3.BitVecVal(x, self.width)
+        return x
+
+    @staticmethod
+    def _py(*xs) -> bool:
+        return all(isinstance(x, (bool, int)) for x in xs)
+
+    def eq(self, a, b):
+        if self._py(a, b):
+            return a == b
+        return self._t(a) == self._t(b)
+
+    def ne(self, a, b):
+        return self.not_(self.eq(a, b))
+
+    def lt(self, a, b):
+        if self._py(a, b):
+            return a < b
+        return self.z3.ULT(self._t(a), self._t(b))
+
+    def le(self, a, b):
+        if self._py(a, b):
+            return a <= b
+        return self.z3.ULE(self._t(a), self._t(b))
+
+    def not_(self, a):
+        if isinstance(a, bool):
+            return not a
+        return self.z3.Not(a)
+
+    def and_(self, *xs):
+        rest = []
+        for x in xs:
+            if x is False:
+                return False
+            if x is not True:
+                rest.append(x)
+        if not rest:
+            return True
+        return rest[0] if len(rest) == 1 else self.z3.And(*rest)
+
+    def or_(self, *xs):
+        rest = []
+        for x in xs:
+            if x is True:
+                return True
+            if x is not False:
+                rest.append(x)
+        if not rest:
+            return False
+        return rest[0] if len(rest) == 1 else self.z3.Or(*rest)
+
+    def ite(self, c, a, b):
+        if isinstance(c, bool):
+            return a if c else b
+        if self._py(a, b) and a == b and type(a) is type(b):
+            return a
+        if isinstance(a, bool) or isinstance(b, bool):
+            if a is True and b is False:
+                return c
+            if a is False and b is True:
+                return self.z3.Not(c)
+        return self.z3.If(c, self._t(a), self._t(b))
+
+    def add(self, a, b):
+        if self._py(a, b):
+            return a + b
+        return self._t(a) + self._t(b)
+
+    def count(self, xs):
+        total: Any = 0
+        for x in xs:
+            total = self.add(total, self.ite(x, 1, 0))
+        return total
+
+    def get(self, name: str):
+        return self.st[name]
+
+    def set(self, name: str, value):
+        if self.pc is True:
+            self.st[name] = value
+        else:
+            self.st[name] = self.ite(self.pc, value, self.st[name])
+
+    def when(self, cond) -> Iterator[None]:
+        if cond is False:
+            return
+        saved = self.pc
+        self.pc = self.and_(saved, cond)
+        try:
+            yield
+        finally:
+            self.pc = saved
+
+    def choice(self, key: tuple):
+        if key not in self.choices:
+            self.choices[key] = self.z3.Bool(f"choice{self.tag}:" + "/".join(map(str, key)))
+        return self.choices[key]
+
+    def violate(self, prop: str, cond, where=None):
+        c = self.and_(self.pc, cond)
+        if c is not False:
+            self.viol[prop] = self.or_(self.viol.get(prop, False), c)
+
+    def event(self, *ev):
+        pass

@@ -1,0 +1,69 @@
+"""The concrete interpreter: kernel.step run on Python values.
+
+Used to replay every counterexample the solver returns, to render traces, and by tests
+(an exhaustive breadth-first search over small specs cross-checks the Z3 engine).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from . import kernel
+from .backend import Concrete
+from .kernel import Model, Op
+
+
+@dataclass
+class Outcome:
+    """One way an operation can go from a state (one assignment of its choices)."""
+    op: Op
+    state: dict
+    choices: dict[tuple, bool]         # every choice consulted, with the value taken
+    violations: list[tuple[str, object]]
+    events: list[tuple] = field(default_factory=list)
+
+    @property
+    def failed_choices(self) -> list[tuple]:
+        return [k for k, v in self.choices.items() if v]
+
+
+def initial(model: Model) -> dict:
+    return dict(model.init)
+
+
+def is_enabled(model: Model, state: dict, op: Op) -> bool:
+    return bool(kernel.enabled(model, Concrete(state), op))
+
+
+def apply(model: Model, state: dict, op: Op, choices: dict[tuple, bool] | None = None) -> Outcome:
+    """Run op with the given choices (missing ones: the callback does not fail)."""
+    chosen = dict(choices or {})
+    seen: dict[tuple, bool] = {}
+
+    def choose(key):
+        seen[key] = chosen.get(key, False)
+        return seen[key]
+
+    c = Concrete(dict(state), choose)
+    kernel.step(model, c, op)
+    return Outcome(op, c.st, seen, c.violations, c.events)
+
+
+def outcomes(model: Model, state: dict, op: Op) -> list[Outcome]:
+    """Every outcome of op: explores each combination of the choices it consults."""
+    out, todo = [], [{}]
+    while todo:
+        fixed = todo.pop()
+        o = apply(model, state, op, fixed)
+        out.append(o)
+        for k in o.choices:
+            if k not in fixed:
+                # branch: this choice taken the other way, earlier ones as in this run
+                alt = {kk: o.choices[kk] for kk in o.choices if kk in fixed}
+                alt.update({kk: v for kk, v in o.choices.items() if list(o.choices).index(kk) < list(o.choices).index(k)})
+                alt[k] = True
+                todo.append(alt)
+    return out
+
+
+def key(state: dict) -> tuple:
+    return tuple(sorted(state.items()))

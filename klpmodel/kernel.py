@@ -1,0 +1,735 @@
+"""The mainline (Linux 5.5+) livepatch rules: the ONE place every engine gets them from.
+
+Section numbers (§) refer to ../shared/kernel/semantics.md.
+
+* `lifecycle()` is the kernel's per-patch state machine as a networkx graph: one node
+  per phase, one edge per kernel action, labelled with the callbacks it runs. `step`
+  reads its phase changes and callback lists from that graph.
+* `Model` compiles a spec into the state variables of the transition system and the
+  static facts (compatibility, versions, slots).
+* `step(model, ctx, op)` is one operation, written once over the value interface of
+  backend.py: concrete (interpreter, `simulate`, replay) and symbolic (Z3) runs share it.
+  It also judges the built-in properties (properties.md) where they are decided.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+from .spec import Patch, Spec, Stmt
+
+# ------------------------------------------------------------------ the lifecycle graph
+
+UNLOADED, PATCHING, ENABLED, UNPATCHING, OFFLIST = range(5)
+PHASES = ("unloaded", "patching", "enabled", "unpatching", "off-list")
+LISTED = (PATCHING, ENABLED, UNPATCHING)            # on klp_patches (§1)
+IN_TRANSITION = (PATCHING, UNPATCHING)              # == klp_transition_patch (§1)
+
+# value encoding of a system state / block content (properties.md "precise readings")
+ORIGINAL, ZERO = 0, 1        # variants are 2 + rank of the version among the state's versions
+NO_VARIANT = 0               # `hi`: no variant held since the value was last original
+
+# (source, target, event, callbacks, note). Callbacks run on the patch's loaded objects
+# (or, for module events, on the object of that module) in list order, with two rules of
+# §8 applied by `_run_callback`: `pre_patch` sets the hidden post_unpatch_enabled flag to
+# (ret == 0) and a failing `pre_patch` stops the edge; `post_unpatch` runs only when that
+# flag is set, and clears it.
+_EDGES = (
+    (UNLOADED, PATCHING, "load", ("pre_patch",),
+     "klp_enable_patch §2-3: compatible and not busy; appended to klp_patches; pre_patch per loaded object, interleaved with patching"),
+    (UNLOADED, UNLOADED, "load-failed", ("post_unpatch",),
+     "§3.1: a pre_patch failed; klp_cancel_transition runs post_unpatch where the flag is set; the module load fails"),
+    (PATCHING, ENABLED, "complete", ("post_patch",),
+     "§4.2: post_patch for loaded objects; a replace patch then drops every older patch"),
+    (UNPATCHING, OFFLIST, "complete", ("post_unpatch",),
+     "§4.2: post_unpatch for loaded objects with the flag; the patch leaves klp_patches"),
+    (PATCHING, UNPATCHING, "reverse", (), "§6.2: no callbacks at reversal"),
+    (UNPATCHING, PATCHING, "reverse", (), "§6.2: no callbacks at reversal"),
+    (ENABLED, UNPATCHING, "disable", ("pre_unpatch",), "§6.3: pre_unpatch for patched objects"),
+    (ENABLED, OFFLIST, "replaced", (), "§7: a cumulative patch completed; no callback of the replaced patch runs"),
+    (OFFLIST, UNLOADED, "rmmod", (), "§10: only when not forced"),
+    (PATCHING, PATCHING, "force", (), "§6.4: every listed patch is marked forced"),
+    (UNPATCHING, UNPATCHING, "force", (), "§6.4"),
+    (ENABLED, ENABLED, "force", (), "§6.4"),
+    (ENABLED, ENABLED, "modload", ("pre_patch", "post_patch"), "§9.1: not the transition patch"),
+    (PATCHING, PATCHING, "modload", ("pre_patch",), "§9.1: post_patch deferred to completion"),
+    (UNPATCHING, UNPATCHING, "modload", ("pre_patch",), "§9.1: post_patch deferred to completion"),
+    (ENABLED, ENABLED, "modunload", ("pre_unpatch", "post_unpatch"), "§9.2 (also the rollback of a refused module, §9.1)"),
+    (PATCHING, PATCHING, "modunload", ("post_unpatch",), "§9.2: pre_unpatch skipped for the transition patch"),
+    (UNPATCHING, UNPATCHING, "modunload", ("post_unpatch",), "§9.2: pre_unpatch skipped for the transition patch"),
+)
+
+
+@lru_cache(maxsize=1)
+def lifecycle():
+    """The per-patch lifecycle as a networkx MultiDiGraph (nodes: phases; edges: actions)."""
+    import networkx as nx
+
+    g = nx.MultiDiGraph(name="klp per-patch lifecycle (mainline 5.5+)")
+    for i, name in enumerate(PHASES):
+        g.add_node(i, name=name, listed=i in LISTED, transition=i in IN_TRANSITION)
+    for src, dst, event, cbs, note in _EDGES:
+        g.add_edge(src, dst, key=event, event=event, callbacks=cbs, note=note)
+    return g
+
+
+@lru_cache(maxsize=1)
+def _edges_by_event() -> dict[str, tuple[tuple[int, int, tuple[str, ...]], ...]]:
+    out: dict[str, list] = {}
+    for src, dst, data in lifecycle().edges(data=True):
+        out.setdefault(data["event"], []).append((src, dst, data["callbacks"]))
+    return {k: tuple(v) for k, v in out.items()}
+
+
+def edges(event: str) -> tuple[tuple[int, int, tuple[str, ...]], ...]:
+    return _edges_by_event()[event]
+
+
+# ------------------------------------------------------------------ the compiled model
+
+@dataclass(frozen=True)
+class Op:
+    word: str
+    arg: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.word} {self.arg}" if self.arg else self.word
+
+
+def compatible(new: Patch, old: Patch) -> tuple[bool, str]:
+    """klp_is_patch_compatible for one installed patch (§2.2, kernel/livepatch/state.c)."""
+    for state, old_version in old.states:
+        version = new.version(state)
+        if version is None:
+            if new.replace:           # a cumulative patch must handle every installed state
+                return False, f"cumulative {new.name} does not declare state {state} of installed {old.name}"
+            continue                  # non-cumulative patches may leave states alone
+        if version < old_version:     # versions never go down
+            return False, f"{new.name} declares {state} version {version} < {old_version} of installed {old.name}"
+    return True, ""
+
+
+class Model:
+    """A spec compiled for the rules: variables, initial state, operations, static facts."""
+
+    def __init__(self, spec: Spec):
+        self.spec = spec
+        self.P = spec.patches
+        self.n = len(self.P)
+        self.state_names = tuple(s.name for s in spec.states)
+        self.module_names = tuple(m.name for m in spec.modules)
+        # value encoding per state: ORIGINAL, ZERO, then each declared version in order
+        self.versions = {s: sorted({v for p in self.P for (t, v) in p.states if t == s}) for s in self.state_names}
+        # block slots per state: one per patch declaring it (a listed patch holds <= 1 pointer)
+        self.decl = {s: tuple(i for i, p in enumerate(self.P) if p.version(s) is not None) for s in self.state_names}
+        self.slots = {s: len(self.decl[s]) for s in self.state_names}
+        self.leak_cap = sum(self.slots.values()) + 1
+        self.compat = {(i, j): compatible(self.P[i], self.P[j]) for i in range(self.n) for j in range(self.n) if i != j}
+        self.ops = self._ops()
+        self.vars, self.init = self._vars()
+        self.width = (2 * max(d for _, d in self.vars.values()) + 2).bit_length()
+
+    def variant(self, s: str, version: int) -> int:
+        return 2 + self.versions[s].index(version)
+
+    def describe_value(self, s: str, v: int) -> str:
+        if v == ORIGINAL:
+            return "original"
+        if v == ZERO:
+            return "zero"
+        return f"v{self.versions[s][v - 2]}"
+
+    def _ops(self) -> tuple[Op, ...]:
+        allowed = self.spec.operations
+        ops: list[Op] = []
+        for word in allowed:
+            if word in ("load", "disable", "rmmod"):
+                ops += [Op(word, p.name) for p in self.P]
+            elif word in ("modload", "modunload"):
+                ops += [Op(word, m) for m in self.module_names]
+            else:
+                ops.append(Op(word))
+        return tuple(ops)
+
+    def _vars(self):
+        """name -> (kind, largest value); kind 'b' bool, 'i' small unsigned int."""
+        v: dict[str, tuple[str, int]] = {}
+        init: dict[str, int | bool] = {}
+        nvals = {s: 2 + len(self.versions[s]) for s in self.state_names}
+
+        def add(name, kind, top, start):
+            v[name] = (kind, top)
+            init[name] = start
+
+        for i, p in enumerate(self.P):
+            add(f"phase[{p.name}]", "i", len(PHASES) - 1, UNLOADED)
+            add(f"pos[{p.name}]", "i", max(self.n - 1, 1), 0)
+            add(f"forced[{p.name}]", "b", 1, False)
+            for o in p.objects:
+                add(f"pue[{p.name}.{o.name}]", "b", 1, False)
+            for s, _ in p.states:
+                add(f"ptr[{p.name}.{s}]", "i", self.slots[s], 0)
+                add(f"snap_kind[{p.name}.{s}]", "i", 2, 0)
+                add(f"snap_cont[{p.name}.{s}]", "i", nvals[s] - 1, 0)
+        for m in self.spec.modules:
+            add(f"mod[{m.name}]", "b", 1, m.loaded)
+        for s in self.state_names:
+            add(f"val[{s}]", "i", nvals[s] - 1, ORIGINAL)
+            add(f"hi[{s}]", "i", nvals[s] - 1, NO_VARIANT)
+            add(f"snap_val[{s}]", "i", nvals[s] - 1, ORIGINAL)
+            for j in range(self.slots[s]):
+                add(f"live[{s}#{j}]", "b", 1, False)
+                add(f"cont[{s}#{j}]", "i", nvals[s] - 1, ZERO)
+        add("leaked", "b", 1, False)             # some live block became unreachable (never undone)
+        add("tload", "b", 1, False)              # the transition in progress was started by `load`
+        add("exempt", "b", 1, False)             # a module event happened during it
+        add("snap_live", "i", self.leak_cap, 0)  # live blocks just before that load
+        add("leaks_since", "i", self.leak_cap, 0)
+        return v, init
+
+    def refused_loads(self) -> list[str]:
+        """What the compatibility rule refuses, as sentences (for reports)."""
+        return [why for (i, j), (ok, why) in sorted(self.compat.items()) if not ok]
+
+
+# ------------------------------------------------------------------ one operation
+
+class Where:
+    """Where a statement runs: for reports and for the spec line that broke a property."""
+
+    __slots__ = ("patch", "obj", "callback", "stmt")
+
+    def __init__(self, patch: str, obj: str, callback: str, stmt: Stmt):
+        self.patch, self.obj, self.callback, self.stmt = patch, obj, callback, stmt
+
+    def __repr__(self) -> str:
+        return f"{self.patch}/{self.obj}/{self.callback}: '{self.stmt.text}' (line {self.stmt.line})"
+
+
+class _Rules:
+    """`step` split into helpers; `c` is a backend (Concrete or Symbolic) holding the state."""
+
+    def __init__(self, m: Model, c):
+        self.m, self.c = m, c
+
+    # ---- reading the state
+    def phase(self, i):
+        return self.c.get(f"phase[{self.m.P[i].name}]")
+
+    def is_phase(self, i, phases):
+        ph = self.phase(i)
+        return self.c.or_(*(self.c.eq(ph, x) for x in phases))
+
+    def listed(self, i):
+        return self.is_phase(i, LISTED)
+
+    def pos(self, i):
+        return self.c.get(f"pos[{self.m.P[i].name}]")
+
+    def transition(self):
+        return self.c.or_(*(self.is_phase(i, IN_TRANSITION) for i in range(self.m.n)))
+
+    def trans_pos(self):
+        c, t = self.c, 0
+        for i in range(self.m.n):
+            t = c.ite(self.is_phase(i, IN_TRANSITION), self.pos(i), t)
+        return t
+
+    def loaded(self, obj: str):
+        return True if obj == "vmlinux" else self.c.get(f"mod[{obj}]")
+
+    def ptr(self, i, s):
+        return self.c.get(f"ptr[{self.m.P[i].name}.{s}]")
+
+    def prev(self, s):
+        """klp_get_prev_state(id) (§12): for each patch declaring s, 'it is the one'.
+
+        NULL outside a transition; else the newest listed patch before the transition
+        patch that declares the id."""
+        c, m = self.c, self.m
+        busy, tpos = self.transition(), self.trans_pos()
+        out = []
+        for q in m.decl[s]:
+            before = c.and_(busy, self.listed(q), c.lt(self.pos(q), tpos))
+            newer = [c.and_(self.listed(r), c.lt(self.pos(q), self.pos(r)), c.lt(self.pos(r), tpos))
+                     for r in m.decl[s] if r != q]
+            out.append((q, c.and_(before, c.not_(c.or_(*newer)))))
+        return out
+
+    def cond(self, cond) -> object:
+        if cond is None:
+            return True
+        c = self.c
+        ver_ok = {"<": lambda a, b: a < b, "<=": lambda a, b: a <= b, "==": lambda a, b: a == b,
+                  "!=": lambda a, b: a != b, ">=": lambda a, b: a >= b, ">": lambda a, b: a > b}
+        hits = []
+        for q, is_prev in self.prev(cond.state):
+            v = self.m.P[q].version(cond.state)
+            if cond.cmp is None or ver_ok[cond.cmp](v, cond.value):
+                hits.append(is_prev)
+        holds = c.or_(*hits)
+        return c.not_(holds) if cond.negate else holds
+
+    # ---- blocks
+    def slot_is(self, p, s, j):
+        return self.c.eq(p, j + 1)
+
+    def kind(self, p, s):
+        """0 NULL, 1 live, 2 freed."""
+        c, k = self.c, 0
+        for j in range(self.m.slots[s]):
+            k = c.ite(self.slot_is(p, s, j), c.ite(c.get(f"live[{s}#{j}]"), 1, 2), k)
+        return k
+
+    def content(self, p, s):
+        c, v = self.c, ZERO
+        for j in range(self.m.slots[s]):
+            v = c.ite(self.slot_is(p, s, j), c.get(f"cont[{s}#{j}]"), v)
+        return v
+
+    def referenced(self, s, j, but=None):
+        c = self.c
+        return c.or_(*(self.slot_is(self.ptr(q, s), s, j) for q in self.m.decl[s] if q != but))
+
+    def leak(self):
+        c = self.c
+        c.set("leaked", True)
+        c.set("leaks_since", c.ite(c.lt(c.get("leaks_since"), self.m.leak_cap), c.add(c.get("leaks_since"), 1), self.m.leak_cap))
+        self.op_leaks = c.add(self.op_leaks, c.ite(c.pc if c.symbolic else True, 1, 0))
+
+    def release(self, i, s):
+        """Drop patch i's pointer for s; a live block nobody else points at is leaked."""
+        c = self.c
+        old = self.ptr(i, s)
+        c.set(f"ptr[{self.m.P[i].name}.{s}]", 0)
+        for j in range(self.m.slots[s]):
+            for _ in c.when(c.and_(self.slot_is(old, s, j), c.not_(self.referenced(s, j)))):
+                for _ in c.when(c.get(f"live[{s}#{j}]")):
+                    self.leak()
+                c.set(f"live[{s}#{j}]", False)     # the slot is garbage: canonical contents
+                c.set(f"cont[{s}#{j}]", ZERO)
+
+    def alloc(self, i, s):
+        c = self.c
+        self.release(i, s)
+        taken = False
+        for j in range(self.m.slots[s]):
+            free = c.not_(self.referenced(s, j))
+            for _ in c.when(c.and_(free, c.not_(taken))):
+                c.set(f"ptr[{self.m.P[i].name}.{s}]", j + 1)
+                c.set(f"live[{s}#{j}]", True)
+                c.set(f"cont[{s}#{j}]", ZERO)
+            taken = c.or_(taken, free)
+
+    def deref(self, p, s, where, *, prop_null=True):
+        """Checks for reading/writing through p; returns 'p is not NULL'."""
+        c = self.c
+        if prop_null:
+            c.violate("no-null-deref", c.eq(p, 0), where)
+        c.violate("no-use-after-free", c.eq(self.kind(p, s), 2), where)
+        return c.ne(p, 0)
+
+    def write_block(self, p, s, value):
+        c = self.c
+        for j in range(self.m.slots[s]):
+            for _ in c.when(self.slot_is(p, s, j)):
+                c.set(f"cont[{s}#{j}]", value)
+
+    def free_block(self, p, s, where):
+        c = self.c
+        c.violate("no-double-free", c.eq(self.kind(p, s), 2), where)
+        for j in range(self.m.slots[s]):
+            for _ in c.when(self.slot_is(p, s, j)):
+                c.set(f"live[{s}#{j}]", False)
+
+    def set_value(self, s, value, where):
+        """The system value of s changes; version-order is judged at every write."""
+        c = self.c
+        hi = c.get(f"hi[{s}]")
+        is_variant = c.le(2, value)
+        c.violate("version-order", c.and_(is_variant, c.lt(value, hi)), where)
+        c.set(f"hi[{s}]", c.ite(c.eq(value, ORIGINAL), NO_VARIANT,
+                                c.ite(c.and_(is_variant, c.lt(hi, value)), value, hi)))
+        c.set(f"val[{s}]", value)
+
+    # ---- statements and callbacks
+    def statement(self, i, st: Stmt, where, in_pre_patch: bool, fallible: bool):
+        """Run one statement (its condition already holds). Returns 'the callback fails here'."""
+        c, m = self.c, self.m
+        p = m.P[i]
+        s = st.arg
+        a = st.action
+        key = (p.name, where.obj, where.callback, where.stmt.line, where.stmt.text)
+        if a == "alloc":
+            fails = c.choice(key) if (in_pre_patch and fallible) else False
+            for _ in c.when(fails):
+                self.release(i, s)               # data = kzalloc() == NULL
+                c.event("alloc-failed", where)
+            for _ in c.when(c.not_(fails)):
+                self.alloc(i, s)
+            return fails
+        if a in ("fail", "maybe-fail"):
+            fails = True if a == "fail" else (c.choice(key) if fallible else False)
+            for _ in c.when(fails):
+                c.event("failed", where, st.errno)
+            return fails
+        if a == "log":
+            c.event("log", where, st.arg)
+            return False
+        own = self.ptr(i, s)
+        if a == "free":
+            self.free_block(own, s, where)
+        elif a == "save":
+            for _ in c.when(self.deref(own, s, where)):
+                self.write_block(own, s, c.get(f"val[{s}]"))
+        elif a == "restore":
+            for _ in c.when(self.deref(own, s, where)):
+                self.set_value(s, self.content(own, s), where)
+        elif a == "modify":
+            self.set_value(s, m.variant(s, p.version(s)), where)
+        elif a == "reset":
+            self.set_value(s, ORIGINAL, where)
+        else:   # take, copy, free-prev: through klp_get_prev_state(id)
+            prev = self.prev(s)
+            exists = c.or_(*(x for _, x in prev))
+            c.violate("no-null-deref", c.not_(exists), where)
+            pp = 0
+            for q, is_prev in prev:
+                pp = c.ite(is_prev, self.ptr(q, s), pp)
+            for _ in c.when(exists):
+                if a == "take":
+                    self.release(i, s)
+                    c.set(f"ptr[{p.name}.{s}]", pp)
+                elif a == "copy":
+                    ok_src = self.deref(pp, s, where)
+                    ok_dst = self.deref(own, s, where)
+                    for _ in c.when(c.and_(ok_src, ok_dst)):
+                        self.write_block(own, s, self.content(pp, s))
+                elif a == "free-prev":
+                    self.free_block(pp, s, where)
+        return False
+
+    def body(self, i, obj, cb: str, stmts, fallible: bool):
+        """Run a statement list; returns 'it failed' (pre_patch only)."""
+        c = self.c
+        running, failed = True, False
+        for st in stmts:
+            where = Where(self.m.P[i].name, obj.name, cb, st)
+            g = c.and_(running, self.cond(st.cond))
+            f = False
+            for _ in c.when(g):
+                c.event("stmt", where)
+                f = self.statement(i, st, where, cb == "pre_patch", fallible)
+            fail_here = c.and_(g, f)
+            stop = c.or_(fail_here, g if st.action == "return" else False)
+            failed = c.or_(failed, fail_here)
+            running = c.and_(running, c.not_(stop))
+        return failed
+
+    def callback(self, i, oi: int, cb: str):
+        """One callback of patch i's object oi, with the §8 flag rules. Returns 'ok'."""
+        c, p = self.c, self.m.P[i]
+        obj = p.objects[oi]
+        flag = f"pue[{p.name}.{obj.name}]"
+        if cb == "post_unpatch":
+            for _ in c.when(c.get(flag)):
+                c.event("callback", p.name, obj.name, cb)
+                self.body(i, obj, cb, obj.cb(cb), False)
+            c.set(flag, False)
+            return True
+        c.event("callback", p.name, obj.name, cb)
+        failed = self.body(i, obj, cb, obj.cb(cb), True)
+        if cb == "pre_patch":
+            for _ in c.when(failed):
+                c.event("pre-patch-failed", p.name, obj.name)
+                self.body(i, obj, "pre_patch_error", obj.cb("pre_patch_error"), False)
+            c.set(flag, c.not_(failed))
+        return c.not_(failed)
+
+    def run_edge(self, i, oi, cbs):
+        """The callbacks of one lifecycle edge on one object; a failing pre_patch stops it."""
+        ok = True
+        for cb in cbs:
+            r = True
+            for _ in self.c.when(ok):
+                r = self.callback(i, oi, cb)
+            ok = self.c.and_(ok, r) if cb == "pre_patch" else ok
+        return ok
+
+    # ---- the list
+    def move(self, i, dst):
+        """Phase change of patch i; leaving klp_patches releases its data pointers."""
+        c, p = self.c, self.m.P[i]
+        if dst not in LISTED:
+            was_listed = self.listed(i)
+            for q in range(self.m.n):
+                if q != i:
+                    for _ in c.when(c.and_(was_listed, self.listed(q), c.lt(self.pos(i), self.pos(q)))):
+                        c.set(f"pos[{self.m.P[q].name}]", c.add(self.pos(q), -1))
+            c.set(f"pos[{p.name}]", 0)
+            for s, _ in p.states:
+                self.release(i, s)
+            for o in p.objects:
+                c.set(f"pue[{p.name}.{o.name}]", False)
+        c.set(f"phase[{p.name}]", dst)
+
+    # ---- abstract system (properties.md): values, installed patches' data, live blocks
+    def abstract(self):
+        c, m = self.c, self.m
+        vals = {s: c.get(f"val[{s}]") for s in m.state_names}
+        data = {}
+        for i, p in enumerate(m.P):
+            for s, _ in p.states:
+                ptr = self.ptr(i, s)
+                data[(p.name, s)] = (self.kind(ptr, s), self.content(ptr, s))
+        live = c.count(c.get(f"live[{s}#{j}]") for s in m.state_names for j in range(m.slots[s]))
+        return vals, data, live
+
+    def same_abstract(self, a, b, leaks):
+        c = self.c
+        (va, da, la), (vb, db, lb) = a, b
+        eqs = [c.eq(va[s], vb[s]) for s in va]
+        for k in da:
+            (ka, ca), (kb, cb_) = da[k], db[k]
+            eqs.append(c.eq(ka, kb))
+            eqs.append(c.or_(c.ne(ka, 1), c.eq(ca, cb_)))
+        eqs.append(c.eq(la, c.add(lb, leaks)))
+        return c.and_(*eqs)
+
+    def snapshot(self):
+        c, m = self.c, self.m
+        vals, data, live = self.abstract()
+        for s in m.state_names:
+            c.set(f"snap_val[{s}]", vals[s])
+        for (p, s), (k, v) in data.items():
+            c.set(f"snap_kind[{p}.{s}]", k)
+            c.set(f"snap_cont[{p}.{s}]", c.ite(c.eq(k, 1), v, 0))
+        c.set("snap_live", live)
+        c.set("leaks_since", 0)
+
+    def snapshotted(self):
+        c, m = self.c, self.m
+        vals = {s: c.get(f"snap_val[{s}]") for s in m.state_names}
+        data = {(p.name, s): (c.get(f"snap_kind[{p.name}.{s}]"), c.get(f"snap_cont[{p.name}.{s}]"))
+                for p in m.P for s, _ in p.states}
+        return vals, data, c.get("snap_live")
+
+    def clear_snapshot(self):
+        c, m = self.c, self.m
+        for s in m.state_names:
+            c.set(f"snap_val[{s}]", ORIGINAL)
+        for p in m.P:
+            for s, _ in p.states:
+                c.set(f"snap_kind[{p.name}.{s}]", 0)
+                c.set(f"snap_cont[{p.name}.{s}]", 0)
+        for k in ("snap_live", "leaks_since"):
+            c.set(k, 0)
+        c.set("tload", False)
+        c.set("exempt", False)
+
+    # ---- operations
+    def enabled(self, op: Op):
+        """Is `op` possible here? (A refused operation changes nothing and is left out.)"""
+        c, m = self.c, self.m
+        if op.word == "load":
+            i = self._index(op.arg)
+            compat = [c.or_(c.not_(self.listed(j)), m.compat[(i, j)][0]) for j in range(m.n) if j != i]
+            return c.and_(c.eq(self.phase(i), UNLOADED), *compat, c.not_(self.transition()))
+        if op.word in ("complete", "reverse"):
+            return self.transition()
+        if op.word == "disable":
+            return c.and_(c.eq(self.phase(self._index(op.arg)), ENABLED), c.not_(self.transition()))
+        if op.word == "rmmod":
+            i = self._index(op.arg)
+            return c.and_(c.eq(self.phase(i), OFFLIST), c.not_(c.get(f"forced[{op.arg}]")))
+        if op.word == "modload":
+            return c.not_(c.get(f"mod[{op.arg}]"))
+        if op.word == "modunload":
+            return c.get(f"mod[{op.arg}]")
+        if op.word == "force":
+            unforced = [c.and_(self.listed(i), c.not_(c.get(f"forced[{p.name}]"))) for i, p in enumerate(m.P)]
+            return c.and_(self.transition(), c.or_(*unforced))
+        raise ValueError(op)
+
+    def _index(self, name):
+        return next(i for i, p in enumerate(self.m.P) if p.name == name)
+
+    def run(self, op: Op):
+        self.op_leaks = 0
+        getattr(self, "op_" + op.word.replace("-", "_"))(op)
+        self.judge_quiescent()
+
+    def op_load(self, op):
+        c, m = self.c, self.m
+        i = self._index(op.arg)
+        p = m.P[i]
+        before = self.abstract()
+        self.snapshot()
+        c.set("tload", True)
+        c.set("exempt", False)
+        c.set(f"pos[{p.name}]", c.count(self.listed(j) for j in range(m.n)))   # appended to the tail
+        c.set(f"forced[{p.name}]", False)
+        for o in p.objects:
+            c.set(f"pue[{p.name}.{o.name}]", False)
+        (src, dst, cbs), = [e for e in edges("load")]
+        c.set(f"phase[{p.name}]", dst)
+        c.event("load-start", p.name)
+        failed = False
+        for oi, o in enumerate(p.objects):           # interleaved per object, stop at failure (§3)
+            go = c.and_(self.loaded(o.name), c.not_(failed))
+            ok = True
+            for _ in c.when(go):
+                ok = self.run_edge(i, oi, cbs)
+            failed = c.or_(failed, c.and_(go, c.not_(ok)))
+        for _ in c.when(failed):                     # §3.1: cancel, going to unpatch
+            (src, back, cancel), = edges("load-failed")
+            c.event("load-cancel", p.name)
+            for oi, o in enumerate(p.objects):
+                for _ in c.when(self.loaded(o.name)):
+                    self.run_edge(i, oi, cancel)
+            self.move(i, back)
+            self.clear_snapshot()
+            c.violate("error-cleanup", c.not_(self.same_abstract(before, self.abstract(), self.op_leaks)),
+                      ("load", p.name))
+        for _ in c.when(c.not_(failed)):
+            c.event("load-started", p.name)
+
+    def op_complete(self, op):
+        c, m = self.c, self.m
+        for src, dst, cbs in edges("complete"):
+            for i, p in enumerate(m.P):
+                for _ in c.when(c.eq(self.phase(i), src)):
+                    c.event("complete", p.name, src)
+                    for oi, o in enumerate(p.objects):
+                        for _ in c.when(self.loaded(o.name)):
+                            self.run_edge(i, oi, cbs)
+                    if dst in LISTED:
+                        if p.replace:                   # §4.1/§7: drop the replaced patches now
+                            (r_src, r_dst, _), = edges("replaced")
+                            for q in range(m.n):
+                                if q != i:
+                                    for _ in c.when(c.eq(self.phase(q), r_src)):
+                                        c.event("replaced", m.P[q].name)
+                                        self.move(q, r_dst)
+                        self.move(i, dst)
+                        self.clear_snapshot()
+                    else:
+                        self.move(i, dst)
+                        self.judge_unpatched()
+                        self.clear_snapshot()
+
+    def judge_unpatched(self):
+        """A transition completed unpatched: revert-restores or disable-restores."""
+        c, m = self.c, self.m
+        reverted = c.and_(c.get("tload"), c.not_(c.get("exempt")))
+        for _ in c.when(reverted):
+            c.violate("revert-restores",
+                      c.not_(self.same_abstract(self.snapshotted(), self.abstract(), c.get("leaks_since"))),
+                      ("complete", None))
+        for _ in c.when(c.not_(c.get("tload"))):
+            for s in m.state_names:
+                undeclared = c.not_(c.or_(*(self.listed(q) for q in m.decl[s])))
+                c.violate("disable-restores", c.and_(undeclared, c.ne(c.get(f"val[{s}]"), ORIGINAL)),
+                          ("state", s))
+
+    def op_reverse(self, op):
+        c = self.c
+        for src, dst, _ in edges("reverse"):
+            for i, p in enumerate(self.m.P):
+                for _ in c.when(c.eq(self.phase(i), src)):
+                    c.event("reverse", p.name, src)
+                    self.move(i, dst)
+
+    def op_disable(self, op):
+        c = self.c
+        i = self._index(op.arg)
+        (src, dst, cbs), = edges("disable")
+        c.event("disable-start", op.arg)
+        for oi, o in enumerate(self.m.P[i].objects):
+            for _ in c.when(self.loaded(o.name)):
+                self.run_edge(i, oi, cbs)
+        self.move(i, dst)
+        self.clear_snapshot()                           # tload = False: started by disable
+
+    def op_rmmod(self, op):
+        (src, dst, _), = edges("rmmod")
+        self.move(self._index(op.arg), dst)
+
+    def op_force(self, op):
+        c = self.c
+        for src, dst, _ in edges("force"):
+            for i, p in enumerate(self.m.P):
+                for _ in c.when(c.eq(self.phase(i), src)):
+                    c.set(f"forced[{p.name}]", True)
+
+    def _module_objects(self, name):
+        return [(i, oi) for i, p in enumerate(self.m.P) for oi, o in enumerate(p.objects) if o.name == name]
+
+    def _in_list_order(self, targets, extra=True):
+        """(i, oi, guard) for listed patches with an object for the module, oldest first."""
+        c = self.c
+        for k in range(self.m.n):
+            for i, oi in targets:
+                yield i, oi, c.and_(self.listed(i), c.eq(self.pos(i), k), extra)
+
+    def op_modload(self, op):
+        c = self.c
+        c.set("exempt", c.or_(c.get("exempt"), self.transition()))
+        c.set(f"mod[{op.arg}]", True)
+        c.event("modload", op.arg)
+        targets = self._module_objects(op.arg)
+        failed, fail_pos = False, 0
+        for i, oi, g in self._in_list_order(targets):       # §9.1
+            go = c.and_(g, c.not_(failed))
+            ok = True
+            for _ in c.when(go):
+                c.event("applying", self.m.P[i].name, op.arg)
+                for src, _, cbs in edges("modload"):
+                    r = True
+                    for _ in c.when(c.eq(self.phase(i), src)):
+                        r = self.run_edge(i, oi, cbs)
+                    ok = c.and_(ok, c.or_(c.ne(self.phase(i), src), r))
+            bad = c.and_(go, c.not_(ok))
+            fail_pos = c.ite(bad, self.pos(i), fail_pos)
+            failed = c.or_(failed, bad)
+        for _ in c.when(failed):                              # refuse the module, roll back earlier patches
+            c.event("refused", op.arg)
+            self._unapply(targets, lambda i: c.lt(self.pos(i), fail_pos), op.arg)
+            c.set(f"mod[{op.arg}]", False)
+
+    def op_modunload(self, op):
+        c = self.c
+        c.set("exempt", c.or_(c.get("exempt"), self.transition()))
+        c.event("modunload", op.arg)
+        self._unapply(self._module_objects(op.arg), lambda i: True, op.arg)
+        c.set(f"mod[{op.arg}]", False)
+
+    def _unapply(self, targets, which, module):
+        c = self.c
+        for i, oi, g in self._in_list_order(targets):         # §9.2
+            for _ in c.when(c.and_(g, which(i))):
+                c.event("reverting", self.m.P[i].name, module)
+                for src, _, cbs in edges("modunload"):
+                    for _ in c.when(c.eq(self.phase(i), src)):
+                        self.run_edge(i, oi, cbs)
+
+    def judge_quiescent(self):
+        """no-leak, and `uses` of enabled patches, at quiescent points (properties.md)."""
+        c, m = self.c, self.m
+        quiet = c.not_(self.transition())
+        c.violate("no-leak", c.and_(quiet, c.get("leaked")), ("quiescent", None))
+        for i, p in enumerate(m.P):
+            for s in p.uses:
+                on = c.and_(quiet, c.eq(self.phase(i), ENABLED))
+                k = self.kind(self.ptr(i, s), s)
+                c.violate("no-null-deref", c.and_(on, c.eq(k, 0)), ("uses", p.name, s))
+                c.violate("no-use-after-free", c.and_(on, c.eq(k, 2)), ("uses", p.name, s))
+
+
+def enabled(model: Model, ctx, op: Op):
+    return _Rules(model, ctx).enabled(op)
+
+
+def step(model: Model, ctx, op: Op) -> None:
+    """Apply `op` (assumed enabled) to the state held by `ctx`, judging properties."""
+    _Rules(model, ctx).run(op)

@@ -59,6 +59,13 @@ class Concrete:
         if cond:
             yield
 
+    def cases(self, branches) -> None:
+        """Mutually exclusive branches [(cond, thunk)]: run the one whose cond holds."""
+        for cond, thunk in branches:
+            if cond:
+                thunk()
+                return
+
     def choice(self, key: tuple) -> bool:
         return bool(self.choose(key))
 
@@ -80,7 +87,8 @@ class Symbolic:
         self.st = state
         self.width = width
         self.tag = step_tag
-        self.pc: Any = True
+        self.pc: Any = True      # path condition: guards violations, leaks, choices
+        self.wpc: Any = True     # write guard: pc minus conditions a `cases` merge already tests
         self.viol: dict[str, Any] = {}
         self.choices: dict[tuple, Any] = {}
 
@@ -168,20 +176,44 @@ class Symbolic:
         return self.st[name]
 
     def set(self, name: str, value):
-        if self.pc is True:
+        if self.wpc is True:
             self.st[name] = value
         else:
-            self.st[name] = self.ite(self.pc, value, self.st[name])
+            self.st[name] = self.ite(self.wpc, value, self.st[name])
 
     def when(self, cond) -> Iterator[None]:
         if cond is False:
             return
-        saved = self.pc
-        self.pc = self.and_(saved, cond)
+        saved = self.pc, self.wpc
+        self.pc = self.and_(saved[0], cond)
+        self.wpc = self.and_(saved[1], cond)
         try:
             yield
         finally:
-            self.pc = saved
+            self.pc, self.wpc = saved
+
+    def cases(self, branches) -> None:
+        """Mutually exclusive branches: each runs on the same input state and the results
+        are merged with one `If` per changed variable (no branch reads another's writes,
+        which keeps the terms small)."""
+        base, saved = self.st, (self.pc, self.wpc)
+        results = []
+        for cond, thunk in branches:
+            if cond is False:
+                continue
+            self.st = dict(base)
+            self.pc, self.wpc = self.and_(saved[0], cond), saved[1]
+            thunk()
+            results.append((cond, self.st))
+        self.pc, self.wpc = saved
+        merged = dict(base)
+        for name, old in base.items():
+            val = old
+            for cond, st in reversed(results):
+                if st[name] is not old:
+                    val = self.ite(cond, st[name], val)
+            merged[name] = val
+        self.st = merged
 
     def choice(self, key: tuple):
         if key not in self.choices:

@@ -291,27 +291,27 @@ class _Rules:
         c = self.c
         return c.or_(*(self.slot_is(self.ptr(q, s), s, j) for q in self.m.decl[s] if q != but))
 
-    def leak(self):
+    def release(self, pairs):
+        """Drop the data pointers [(patch, state)]; a live block nobody points at any more
+        is leaked (nothing can reach it again: only listed patches' pointers are read)."""
         c = self.c
-        c.set("leaked", True)
-        c.set("leaks_since", c.ite(c.lt(c.get("leaks_since"), self.m.leak_cap), c.add(c.get("leaks_since"), 1), self.m.leak_cap))
-        self.op_leaks = c.add(self.op_leaks, c.ite(c.pc if c.symbolic else True, 1, 0))
+        old = {(i, s): self.ptr(i, s) for i, s in pairs}
+        for i, s in pairs:
+            c.set(f"ptr[{self.m.P[i].name}.{s}]", 0)
+        for s in dict.fromkeys(s for _, s in pairs):
+            for j in range(self.m.slots[s]):
+                dropped = c.or_(*(self.slot_is(old[(i, t)], s, j) for i, t in pairs if t == s))
+                for _ in c.when(c.and_(dropped, c.not_(self.referenced(s, j)))):
+                    self.leaks.append(c.and_(c.pc, c.get(f"live[{s}#{j}]")) if c.symbolic else c.get(f"live[{s}#{j}]"))
+                    c.set(f"live[{s}#{j}]", False)     # the slot is garbage: canonical contents
+                    c.set(f"cont[{s}#{j}]", ZERO)
 
-    def release(self, i, s):
-        """Drop patch i's pointer for s; a live block nobody else points at is leaked."""
-        c = self.c
-        old = self.ptr(i, s)
-        c.set(f"ptr[{self.m.P[i].name}.{s}]", 0)
-        for j in range(self.m.slots[s]):
-            for _ in c.when(c.and_(self.slot_is(old, s, j), c.not_(self.referenced(s, j)))):
-                for _ in c.when(c.get(f"live[{s}#{j}]")):
-                    self.leak()
-                c.set(f"live[{s}#{j}]", False)     # the slot is garbage: canonical contents
-                c.set(f"cont[{s}#{j}]", ZERO)
+    def leaks_now(self):
+        return self.c.count(self.leaks)
 
     def alloc(self, i, s):
         c = self.c
-        self.release(i, s)
+        self.release([(i, s)])
         taken = False
         for j in range(self.m.slots[s]):
             free = c.not_(self.referenced(s, j))
@@ -363,7 +363,7 @@ class _Rules:
         if a == "alloc":
             fails = c.choice(key) if (in_pre_patch and fallible) else False
             for _ in c.when(fails):
-                self.release(i, s)               # data = kzalloc() == NULL
+                self.release([(i, s)])           # data = kzalloc() == NULL
                 c.event("alloc-failed", where)
             for _ in c.when(c.not_(fails)):
                 self.alloc(i, s)
@@ -398,7 +398,7 @@ class _Rules:
                 pp = c.ite(is_prev, self.ptr(q, s), pp)
             for _ in c.when(exists):
                 if a == "take":
-                    self.release(i, s)
+                    self.release([(i, s)])
                     c.set(f"ptr[{p.name}.{s}]", pp)
                 elif a == "copy":
                     ok_src = self.deref(pp, s, where)
@@ -457,21 +457,26 @@ class _Rules:
         return ok
 
     # ---- the list
-    def move(self, i, dst):
-        """Phase change of patch i; leaving klp_patches releases its data pointers."""
+    def move(self, i, src, dst):
+        """Phase change of patch i along a lifecycle edge (src is static: the edge's source).
+        Leaving klp_patches closes the gap in the list and releases the data pointers."""
         c, p = self.c, self.m.P[i]
-        if dst not in LISTED:
-            was_listed = self.listed(i)
+        if src in LISTED and dst not in LISTED:
             for q in range(self.m.n):
                 if q != i:
-                    for _ in c.when(c.and_(was_listed, self.listed(q), c.lt(self.pos(i), self.pos(q)))):
+                    for _ in c.when(c.and_(self.listed(q), c.lt(self.pos(i), self.pos(q)))):
                         c.set(f"pos[{self.m.P[q].name}]", c.add(self.pos(q), -1))
+            self.leave_list([i])
+        c.set(f"phase[{p.name}]", dst)
+
+    def leave_list(self, which):
+        c = self.c
+        for i in which:
+            p = self.m.P[i]
             c.set(f"pos[{p.name}]", 0)
-            for s, _ in p.states:
-                self.release(i, s)
             for o in p.objects:
                 c.set(f"pue[{p.name}.{o.name}]", False)
-        c.set(f"phase[{p.name}]", dst)
+        self.release([(i, s) for i in which for s, _ in self.m.P[i].states])
 
     # ---- abstract system (properties.md): values, installed patches' data, live blocks
     def abstract(self):
@@ -555,8 +560,13 @@ class _Rules:
         return next(i for i, p in enumerate(self.m.P) if p.name == name)
 
     def run(self, op: Op):
-        self.op_leaks = 0
+        c = self.c
+        self.leaks = []
         getattr(self, "op_" + op.word.replace("-", "_"))(op)
+        if self.leaks:
+            c.set("leaked", c.or_(c.get("leaked"), *self.leaks))
+            since = c.add(c.get("leaks_since"), self.leaks_now())
+            c.set("leaks_since", c.ite(c.get("tload"), c.ite(c.lt(since, self.m.leak_cap), since, self.m.leak_cap), 0))
         self.judge_quiescent()
 
     def op_load(self, op):
@@ -571,8 +581,8 @@ class _Rules:
         c.set(f"forced[{p.name}]", False)
         for o in p.objects:
             c.set(f"pue[{p.name}.{o.name}]", False)
-        (src, dst, cbs), = [e for e in edges("load")]
-        c.set(f"phase[{p.name}]", dst)
+        (_, entered, cbs), = edges("load")
+        c.set(f"phase[{p.name}]", entered)
         c.event("load-start", p.name)
         failed = False
         for oi, o in enumerate(p.objects):           # interleaved per object, stop at failure (§3)
@@ -582,41 +592,47 @@ class _Rules:
                 ok = self.run_edge(i, oi, cbs)
             failed = c.or_(failed, c.and_(go, c.not_(ok)))
         for _ in c.when(failed):                     # §3.1: cancel, going to unpatch
-            (src, back, cancel), = edges("load-failed")
+            (_, back, cancel), = edges("load-failed")
             c.event("load-cancel", p.name)
             for oi, o in enumerate(p.objects):
                 for _ in c.when(self.loaded(o.name)):
                     self.run_edge(i, oi, cancel)
-            self.move(i, back)
+            self.move(i, entered, back)
             self.clear_snapshot()
-            c.violate("error-cleanup", c.not_(self.same_abstract(before, self.abstract(), self.op_leaks)),
+            c.violate("error-cleanup", c.not_(self.same_abstract(before, self.abstract(), self.leaks_now())),
                       ("load", p.name))
         for _ in c.when(c.not_(failed)):
             c.event("load-started", p.name)
 
     def op_complete(self, op):
+        c = self.c
+        c.cases([(c.eq(self.phase(i), src), (lambda i=i, e=(src, dst, cbs): self.complete(i, *e)))
+                 for src, dst, cbs in edges("complete") for i in range(self.m.n)])
+
+    def complete(self, i, src, dst, cbs):
+        """klp_complete_transition for transition patch i (§4.2)."""
         c, m = self.c, self.m
-        for src, dst, cbs in edges("complete"):
-            for i, p in enumerate(m.P):
-                for _ in c.when(c.eq(self.phase(i), src)):
-                    c.event("complete", p.name, src)
-                    for oi, o in enumerate(p.objects):
-                        for _ in c.when(self.loaded(o.name)):
-                            self.run_edge(i, oi, cbs)
-                    if dst in LISTED:
-                        if p.replace:                   # §4.1/§7: drop the replaced patches now
-                            (r_src, r_dst, _), = edges("replaced")
-                            for q in range(m.n):
-                                if q != i:
-                                    for _ in c.when(c.eq(self.phase(q), r_src)):
-                                        c.event("replaced", m.P[q].name)
-                                        self.move(q, r_dst)
-                        self.move(i, dst)
-                        self.clear_snapshot()
-                    else:
-                        self.move(i, dst)
-                        self.judge_unpatched()
-                        self.clear_snapshot()
+        p = m.P[i]
+        c.event("complete", p.name, src)
+        for oi, o in enumerate(p.objects):
+            for _ in c.when(self.loaded(o.name)):
+                self.run_edge(i, oi, cbs)
+        if dst in LISTED:
+            if p.replace:                   # §4.1/§7: drop the replaced patches now
+                (r_src, r_dst, _), = edges("replaced")
+                older = [q for q in range(m.n) if q != i]
+                for q in older:
+                    for _ in c.when(c.eq(self.phase(q), r_src)):
+                        c.event("replaced", m.P[q].name)
+                        c.set(f"phase[{m.P[q].name}]", r_dst)
+                self.leave_list(older)      # every other listed patch was older
+                c.set(f"pos[{p.name}]", 0)
+            self.move(i, src, dst)
+            self.clear_snapshot()
+        else:
+            self.move(i, src, dst)
+            self.judge_unpatched()
+            self.clear_snapshot()
 
     def judge_unpatched(self):
         """A transition completed unpatched: revert-restores or disable-restores."""
@@ -624,7 +640,8 @@ class _Rules:
         reverted = c.and_(c.get("tload"), c.not_(c.get("exempt")))
         for _ in c.when(reverted):
             c.violate("revert-restores",
-                      c.not_(self.same_abstract(self.snapshotted(), self.abstract(), c.get("leaks_since"))),
+                      c.not_(self.same_abstract(self.snapshotted(), self.abstract(),
+                                                c.add(c.get("leaks_since"), self.leaks_now()))),
                       ("complete", None))
         for _ in c.when(c.not_(c.get("tload"))):
             for s in m.state_names:
@@ -634,11 +651,12 @@ class _Rules:
 
     def op_reverse(self, op):
         c = self.c
-        for src, dst, _ in edges("reverse"):
-            for i, p in enumerate(self.m.P):
-                for _ in c.when(c.eq(self.phase(i), src)):
-                    c.event("reverse", p.name, src)
-                    self.move(i, dst)
+
+        def reverse(i, src, dst):
+            c.event("reverse", self.m.P[i].name, src)
+            self.move(i, src, dst)
+        c.cases([(c.eq(self.phase(i), src), (lambda i=i, e=(src, dst): reverse(i, *e)))
+                 for src, dst, _ in edges("reverse") for i in range(self.m.n)])
 
     def op_disable(self, op):
         c = self.c
@@ -648,12 +666,12 @@ class _Rules:
         for oi, o in enumerate(self.m.P[i].objects):
             for _ in c.when(self.loaded(o.name)):
                 self.run_edge(i, oi, cbs)
-        self.move(i, dst)
+        self.move(i, src, dst)
         self.clear_snapshot()                           # tload = False: started by disable
 
     def op_rmmod(self, op):
         (src, dst, _), = edges("rmmod")
-        self.move(self._index(op.arg), dst)
+        self.move(self._index(op.arg), src, dst)
 
     def op_force(self, op):
         c = self.c

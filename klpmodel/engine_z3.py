@@ -1,0 +1,158 @@
+"""Bounded model checking with Z3 over the transition system of kernel.step.
+
+The transition relation T(s, op, choices, s') is built ONCE by running kernel.step on
+symbolic pre-state constants (one symbolic run per operation, merged with `If` on the
+operation selector). Each unrolling step is a `z3.substitute` of that template onto the
+step's own constants, so Python work does not grow with the depth.
+
+The solver is incremental: step t's copy of T is added permanently; the query "some
+still-unviolated property is violated at step t" is checked under an assumption literal.
+Because every shorter depth was unsatisfiable for the properties still open, the first
+satisfying depth of a property is its shortest counterexample.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from . import kernel
+from .backend import Symbolic
+from .kernel import Model, Op
+
+
+@dataclass
+class RawTrace:
+    ops: list[Op]
+    choices: list[dict[tuple, bool]]     # per step: every choice variable the solver fixed
+    states: list[dict]                   # per step (after it): the solver's values of every variable
+
+
+@dataclass
+class Search:
+    found: dict[str, tuple[int, RawTrace]] = field(default_factory=dict)
+    depth_done: int = 0                  # every depth <= this was fully decided
+    unknown: str | None = None           # reason the search stopped early
+    per_depth: list[tuple[int, float]] = field(default_factory=list)   # (depth, seconds)
+
+
+class Z3Engine:
+    name = "z3"
+
+    def __init__(self, model: Model, seed: int = 0):
+        import z3
+
+        self.z3 = z3
+        self.m = model
+        z3.set_param("smt.random_seed", seed)
+        z3.set_param("sat.random_seed", seed)
+        self._build()
+
+    # ---- the template
+    def _const(self, var: str, suffix: str = ""):
+        kind, _ = self.m.vars[var]
+        name = var + suffix
+        return self.z3.Bool(name) if kind == "b" else self.z3.BitVec(name, self.m.width)
+
+    def _value(self, name: str, v):
+        kind, _ = self.m.vars[name]
+        return self.z3.BoolVal(bool(v)) if kind == "b" else self.z3.BitVecVal(int(v), self.m.width)
+
+    def _build(self):
+        z3, m = self.z3, self.m
+        names = list(m.vars)
+        self.names = names
+        self.pre = {v: self._const(v) for v in names}
+        self.post = {v: self._const(v, "'") for v in names}
+        self.opbits = max(1, (len(m.ops)).bit_length())
+        self.opv = z3.BitVec("op", self.opbits)
+        self.choice_consts: dict[tuple, object] = {}
+        cases = []
+        nxt = {v: self.pre[v] for v in names}
+        viol: dict[str, object] = {}
+        for k in reversed(range(len(m.ops))):
+            op = m.ops[k]
+            guard = kernel.enabled(m, Symbolic(z3, dict(self.pre), m.width), op)
+            if guard is False:
+                continue
+            c = Symbolic(z3, dict(self.pre), m.width)
+            kernel.step(m, c, op)
+            self.choice_consts.update(c.choices)
+            sel = self.opv == k
+            cases.append(z3.And(sel, guard) if guard is not True else sel)
+            for v in names:
+                val = c._t(c.st[v])
+                if not val.eq(nxt[v]):
+                    nxt[v] = z3.If(sel, val, nxt[v])
+            for p, cond in c.viol.items():
+                viol[p] = z3.If(sel, c._t(cond), viol.get(p, z3.BoolVal(False)))
+        self.trans = z3.And(z3.Or(*cases) if cases else z3.BoolVal(False),
+                            *[self.post[v] == nxt[v] for v in names])
+        self.viol = viol
+
+    # ---- unrolling
+    def _step_consts(self, t: int):
+        if t == 0:
+            return {v: self._value(v, self.m.init[v]) for v in self.names}
+        return {v: self._const(v, f"@{t}") for v in self.names}
+
+    def run(self, depth: int, props: list[str], timeout: float | None = None) -> Search:
+        z3, m = self.z3, self.m
+        start = time.perf_counter()
+        deadline = None if timeout is None else start + timeout
+        solver = z3.SolverFor("QF_BV")
+        res = Search()
+        open_props = [p for p in props if p in self.viol]
+        states = [self._step_consts(0)]
+        ops, chs = [], []
+        for t in range(1, depth + 1):
+            if not open_props:
+                res.depth_done = depth
+                break
+            states.append(self._step_consts(t))
+            ops.append(z3.BitVec(f"op@{t}", self.opbits))
+            chs.append({k: z3.Bool(f"choice@{t}:" + "/".join(map(str, k))) for k in self.choice_consts})
+            sub = [(self.pre[v], states[t - 1][v]) for v in self.names]
+            sub += [(self.post[v], states[t][v]) for v in self.names]
+            sub += [(self.opv, ops[-1])]
+            sub += [(self.choice_consts[k], chs[-1][k]) for k in self.choice_consts]
+            solver.add(z3.substitute(self.trans, *sub))
+            viol_t = {p: z3.substitute(self.viol[p], *sub) for p in open_props}
+            while open_props:
+                if deadline is not None:
+                    left = deadline - time.perf_counter()
+                    if left <= 0:
+                        res.unknown = "timeout"
+                        return res
+                    solver.set("timeout", max(1, int(left * 1000)))
+                a = z3.Bool(f"query@{t}:{len(open_props)}")
+                solver.add(z3.Implies(a, z3.Or(*[viol_t[p] for p in open_props])))
+                r = solver.check(a)
+                if r == z3.unsat:
+                    break
+                if r == z3.unknown:
+                    res.unknown = solver.reason_unknown() or "solver returned unknown"
+                    return res
+                model = solver.model()
+                hit = [p for p in open_props if z3.is_true(model.eval(viol_t[p], model_completion=True))]
+                trace = self._extract(model, t, ops, chs, states)
+                for p in hit:
+                    res.found[p] = (t, trace)
+                open_props = [p for p in open_props if p not in hit]
+            res.depth_done = t
+            res.per_depth.append((t, time.perf_counter() - start))
+        else:
+            res.depth_done = depth
+        return res
+
+    def _extract(self, model, t, ops, chs, states) -> RawTrace:
+        z3, m = self.z3, self.m
+        out = RawTrace([], [], [])
+        for i in range(t):
+            out.ops.append(m.ops[model.eval(ops[i], model_completion=True).as_long()])
+            out.choices.append({k: z3.is_true(model.eval(c, model_completion=True)) for k, c in chs[i].items()})
+            st = {}
+            for v, const in states[i + 1].items():
+                val = model.eval(const, model_completion=True)
+                st[v] = z3.is_true(val) if m.vars[v][0] == "b" else val.as_long()
+            out.states.append(st)
+        return out

@@ -1,0 +1,49 @@
+"""The built-in properties (../shared/design/properties.md): names, seed sentences, readings.
+
+Where each is judged lives with the kernel rules (kernel.py, `c.violate(...)`), because
+the moment of judgement (a write, a completion, a quiescent point) is a kernel event.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Property:
+    name: str
+    seed: str            # the sentence of system-state.rst it enforces (or the data discipline)
+    violated_when: str
+
+
+PROPERTIES: tuple[Property, ...] = (
+    Property("version-order",
+             "System state modifications with the same or higher version are allowed for already "
+             "modified system states. (no older version after a newer one)",
+             "a state's value becomes a variant older than a variant it held since it was last original"),
+    Property("revert-restores",
+             "Restore the previous state when the transition is reverted. It might be the original "
+             "system state or the state modification done by livepatches that were being replaced.",
+             "a patching transition started by load is reversed and completes unpatched, and the "
+             "abstract system differs from just before that load"),
+    Property("disable-restores",
+             "Restore the original state when the livepatch is disabled.",
+             "a disable transition completes and a state that no installed patch declares any more "
+             "is not original"),
+    Property("error-cleanup",
+             "Remove any already made changes when error occurs and the livepatch cannot get enabled.",
+             "a load that fails in pre_patch leaves the abstract system different from just before it"),
+    Property("no-use-after-free", "(data discipline)",
+             "a statement reads or writes a freed block, or an enabled, quiescent patch uses a state "
+             "whose data is freed"),
+    Property("no-double-free", "(data discipline)",
+             "free or free-prev on a freed block"),
+    Property("no-null-deref", "(data discipline)",
+             "a statement reads or writes through a NULL data, or through prev when "
+             "klp_get_prev_state is NULL, or an enabled, quiescent patch uses a state whose data is NULL"),
+    Property("no-leak",
+             "Free *state->data* from replaces livepatches when they are not longer needed.",
+             "at a quiescent point, a live block is reachable from no installed patch's data"),
+)
+
+NAMES = tuple(p.name for p in PROPERTIES)
+BY_NAME = {p.name: p for p in PROPERTIES}

@@ -256,6 +256,14 @@ class _Rules:
             out.append((q, c.and_(before, c.not_(c.or_(*newer)))))
         return out
 
+    def prev_info(self, st: Stmt):
+        """(state, patch or None): what klp_get_prev_state returned for the statement (concrete)."""
+        s = st.cond.state if st.cond else (st.arg if st.action in ("take", "copy", "free-prev") else None)
+        if s is None:
+            return None
+        hit = [self.m.P[q].name for q, is_prev in self.prev(s) if is_prev]
+        return (s, hit[0] if hit else None)
+
     def cond(self, cond) -> object:
         if cond is None:
             return True
@@ -303,6 +311,8 @@ class _Rules:
                 dropped = c.or_(*(self.slot_is(old[(i, t)], s, j) for i, t in pairs if t == s))
                 for _ in c.when(c.and_(dropped, c.not_(self.referenced(s, j)))):
                     self.leaks.append(c.and_(c.pc, c.get(f"live[{s}#{j}]")) if c.symbolic else c.get(f"live[{s}#{j}]"))
+                    if not c.symbolic and c.get(f"live[{s}#{j}]"):
+                        c.event("leaked", s, j)
                     c.set(f"live[{s}#{j}]", False)     # the slot is garbage: canonical contents
                     c.set(f"cont[{s}#{j}]", ZERO)
 
@@ -416,9 +426,10 @@ class _Rules:
         for st in stmts:
             where = Where(self.m.P[i].name, obj.name, cb, st)
             g = c.and_(running, self.cond(st.cond))
+            if not c.symbolic and running:
+                c.event("stmt" if g else "skip", where, self.prev_info(st))
             f = False
             for _ in c.when(g):
-                c.event("stmt", where)
                 f = self.statement(i, st, where, cb == "pre_patch", fallible)
             fail_here = c.and_(g, f)
             stop = c.or_(fail_here, g if st.action == "return" else False)

@@ -1,0 +1,83 @@
+"""The command line: `klpmodel verify|check`. One exit point per command, exit codes per the
+contract: 0 holds, 1 violation, 2 bad spec or usage, 3 unknown (and internal errors)."""
+from __future__ import annotations
+
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+from . import __version__
+from .errors import InternalError, UserError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Model checker for Linux kernel livepatch state transitions (klp_state).")
+
+
+class Format(str, Enum):
+    text = "text"
+    json = "json"
+
+
+def _fail(e: Exception) -> None:
+    if isinstance(e, UserError):
+        typer.echo(f"klpmodel: error: {e}", err=True)
+        raise typer.Exit(2)
+    if isinstance(e, InternalError):
+        typer.echo(f"klpmodel: INTERNAL ERROR (a bug in klpmodel, please report it): {e}", err=True)
+        raise typer.Exit(3)
+    raise e
+
+
+def _version(value: bool):
+    if value:
+        typer.echo(f"klpmodel {__version__}")
+        raise typer.Exit(0)
+
+
+@app.callback()
+def main(version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
+                                      help="Print the version and exit.")):
+    """Check every sequence of livepatch operations up to a bound against the kernel's rules."""
+
+
+@app.command()
+def verify(
+    spec: Path = typer.Argument(..., help="The spec (.toml) of a livepatch series."),
+    depth: Optional[int] = typer.Option(None, "--depth", "-d", help="Longest operation sequence explored (default: [check] depth, else 8)."),
+    property: Optional[List[str]] = typer.Option(None, "--property", "-p", help="Check only this property (repeatable)."),
+    timeout: Optional[float] = typer.Option(None, "--timeout", help="Give up after this many seconds (exit 3 with what was found)."),
+    format: Format = typer.Option(Format.text, "--format", "-f", help="Output format."),
+    stats: bool = typer.Option(False, "--stats", help="Add timings (output is then not byte-for-byte reproducible)."),
+):
+    """Explore every operation sequence up to the depth; report the shortest counterexample per violated property."""
+    try:
+        from .spec import load_spec
+        from .verify import verify as run
+        from . import report
+
+        if timeout is not None and timeout <= 0:
+            raise UserError(f"--timeout must be a positive number of seconds, not {timeout}")
+        result = run(load_spec(spec), depth=depth, properties=property, timeout=timeout)
+        sys.stdout.write(report.json_text(result, stats) if format is Format.json else report.text(result, stats))
+    except (UserError, InternalError) as e:
+        _fail(e)
+    raise typer.Exit(result.exit_code)
+
+
+@app.command()
+def check(spec: Path = typer.Argument(..., help="The spec (.toml) to validate.")):
+    """Only validate the spec: exit 0 if it is well-formed, 2 with FILE:LINE: message if not."""
+    try:
+        from .spec import load_spec
+
+        s = load_spec(spec)
+    except UserError as e:
+        _fail(e)
+    typer.echo(f"{spec}: ok ({len(s.patches)} patches, {len(s.states)} states, {len(s.modules)} target modules)")
+
+
+def run() -> None:
+    app(prog_name="klpmodel")

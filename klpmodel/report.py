@@ -1,0 +1,250 @@
+"""Rendering a Result: the text report a kernel developer reads, and the JSON contract."""
+from __future__ import annotations
+
+import json
+
+from .kernel import ORIGINAL, PHASES, Model, Where
+from .properties import BY_NAME
+from .spec import ERRNOS
+from .verify import Result, Step, Violation
+
+_ERRNO_NAMES = {-v: "-" + k for k, v in ERRNOS.items()}
+
+
+def errno_name(e: int) -> str:
+    return _ERRNO_NAMES.get(e, str(e))
+
+
+# ------------------------------------------------------------------ events and changes
+
+def _prev_text(info) -> str:
+    if not info:
+        return ""
+    state, patch = info
+    return f"klp_get_prev_state({state}) = {patch if patch else 'NULL'}"
+
+
+def event_lines(m: Model, step: Step) -> list[str]:
+    """What the kernel and the callbacks did during one operation, one line each."""
+    out = []
+    for ev in step.events:
+        kind = ev[0]
+        if kind == "load-start":
+            out.append(f"klp_enable_patch: '{ev[1]}' passes the compatibility check, joins klp_patches; patching transition initialized")
+        elif kind == "callback":
+            out.append(f"{ev[1]}: {ev[3]}({ev[2]})")
+        elif kind in ("stmt", "skip"):
+            w: Where = ev[1]
+            prev = _prev_text(ev[2])
+            if kind == "stmt":
+                out.append(f"    {w.stmt.text:<48} line {w.stmt.line}" + (f"   [{prev}]" if prev else ""))
+            else:
+                out.append(f"    (skipped) {w.stmt.text:<38} line {w.stmt.line}" + (f"   [{prev}]" if prev else ""))
+        elif kind == "alloc-failed":
+            out.append(f"    the allocation fails (explored choice): data = NULL, pre_patch returns -ENOMEM")
+        elif kind == "failed":
+            out.append(f"    pre_patch returns {errno_name(ev[2])}")
+        elif kind == "pre-patch-failed":
+            out.append(f"livepatch: pre-patch callback failed for object '{ev[2]}'")
+        elif kind == "load-cancel":
+            out.append(f"livepatch: failed to enable patch '{ev[1]}': transition cancelled, "
+                       f"post_unpatch only where pre_patch succeeded; the load fails")
+        elif kind == "load-started":
+            out.append(f"livepatch: '{ev[1]}': starting patching transition")
+        elif kind == "complete":
+            direction = "patching" if PHASES[ev[2]] == "patching" else "unpatching"
+            out.append(f"livepatch: '{ev[1]}': completing {direction} transition")
+        elif kind == "replaced":
+            out.append(f"'{ev[1]}' is replaced: it leaves klp_patches, none of its callbacks run")
+        elif kind == "reverse":
+            frm, to = ("patching", "unpatching") if PHASES[ev[2]] == "patching" else ("unpatching", "patching")
+            out.append(f"livepatch: '{ev[1]}': reversing transition from {frm} to {to} (no callbacks)")
+        elif kind == "disable-start":
+            out.append(f"livepatch: '{ev[1]}': initializing unpatching transition")
+        elif kind == "modload":
+            out.append(f"target module '{ev[1]}' is loading (klp_module_coming)")
+        elif kind == "applying":
+            out.append(f"livepatch: applying patch '{ev[1]}' to loading module '{ev[2]}'")
+        elif kind == "refused":
+            out.append(f"livepatch: a patch failed for module '{ev[1]}', refusing to load module '{ev[1]}'")
+        elif kind == "modunload":
+            out.append(f"target module '{ev[1]}' is going (klp_module_going)")
+        elif kind == "reverting":
+            out.append(f"livepatch: reverting patch '{ev[1]}' on unloading module '{ev[2]}'")
+        elif kind == "log":
+            out.append(f"    log: {ev[1].patch}: {ev[2]}")
+    return out
+
+
+def _block(s: str, ptr: int) -> str:
+    return "NULL" if ptr == 0 else f"block {s}#{ptr}"
+
+
+def changes(m: Model, before: dict, after: dict, events=()) -> list[str]:
+    """Only what changed, in the words of the abstract system (properties.md)."""
+    out = []
+    leaks = {ev for ev in events if ev[0] == "leaked"}
+    for p in m.P:
+        a, b = before[f"phase[{p.name}]"], after[f"phase[{p.name}]"]
+        if a != b:
+            out.append(f"{p.name}: {PHASES[a]} -> {PHASES[b]}")
+        if after[f"forced[{p.name}]"] and not before[f"forced[{p.name}]"]:
+            out.append(f"{p.name}: forced (its module can never be removed)")
+    for name in m.module_names:
+        a, b = before[f"mod[{name}]"], after[f"mod[{name}]"]
+        if a != b:
+            out.append(f"module {name}: {'loaded' if b else 'not loaded'}")
+    for s in m.state_names:
+        a, b = before[f"val[{s}]"], after[f"val[{s}]"]
+        if a != b:
+            out.append(f"{s}: {m.describe_value(s, a)} -> {m.describe_value(s, b)}")
+    for p in m.P:
+        for s, _ in p.states:
+            a, b = before[f"ptr[{p.name}.{s}]"], after[f"ptr[{p.name}.{s}]"]
+            if a != b:
+                out.append(f"{p.name}.{s} data: {_block(s, a)} -> {_block(s, b)}")
+    for s in m.state_names:
+        for j in range(m.slots[s]):
+            la, lb = before[f"live[{s}#{j}]"], after[f"live[{s}#{j}]"]
+            ca, cb = before[f"cont[{s}#{j}]"], after[f"cont[{s}#{j}]"]
+            name = f"block {s}#{j + 1}"
+            if ("leaked", s, j) in leaks and not (la and not lb):
+                out.append(f"{name}: leaked (a block allocated here is live, and no installed patch points to it)")
+            if not la and lb:
+                out.append(f"{name}: allocated, holds {m.describe_value(s, cb)}")
+            elif la and not lb:
+                out.append(f"{name}: leaked (live, and no installed patch points to it)"
+                           if ("leaked", s, j) in leaks else f"{name}: freed")
+            elif lb and ca != cb:
+                out.append(f"{name}: holds {m.describe_value(s, ca)} -> {m.describe_value(s, cb)}")
+            elif not lb and ca != cb and any(after[f"ptr[{p.name}.{s}]"] == j + 1 for p in m.P if p.version(s) is not None):
+                out.append(f"{name} (freed): written, holds {m.describe_value(s, ca)} -> {m.describe_value(s, cb)}")
+    return out
+
+
+def broke(m: Model, v: Violation) -> str:
+    """One sentence: what in the last step broke the property."""
+    w = v.where
+    spec = m.spec
+    if isinstance(w, Where):
+        return (f"{spec.path}:{w.stmt.line}: '{w.stmt.text}' in {w.patch}'s {w.callback} "
+                f"for {w.obj}")
+    last = v.trace[-1].after
+    if isinstance(w, tuple):
+        if w[0] == "load":
+            return f"the load of {w[1]} failed in pre_patch and the system is not as it was before the load"
+        if w[0] == "complete":
+            return "the reversed transition completed, and the system is not as it was before the load"
+        if w[0] == "state":
+            return (f"state {w[1]} is {m.describe_value(w[1], last[f'val[{w[1]}]'])}, not original, "
+                    f"and no installed patch declares it")
+        if w[0] == "quiescent":
+            return "no transition is in progress and a live block is reachable from no installed patch"
+        if w[0] == "uses":
+            kind = "NULL" if last[f"ptr[{w[1]}.{w[2]}]"] == 0 else "freed"
+            return f"{w[1]} is enabled and its code uses {w[2]}, whose data is {kind}"
+    return "see the last step"
+
+
+# ------------------------------------------------------------------ text
+
+def text(r: Result, stats: bool = False) -> str:
+    m, spec = r.model, r.spec
+    out = [f"klpmodel verify {spec.path}: {spec.name}",
+           f"kernel {spec.kernel}, depth {r.depth}, engine {r.engine}, "
+           f"properties: {', '.join(r.properties)}"]
+    refused = m.refused_loads()
+    if refused:
+        out.append("the compatibility rule (klp_is_patch_compatible) refuses these loads:")
+        out += [f"  - {why}" for why in refused]
+    for v in r.violations:
+        prop = BY_NAME[v.property]
+        out += ["", f"VIOLATED {v.property}: shortest trace has {v.depth} operation{'s' if v.depth > 1 else ''}",
+                f"  seed: {prop.seed}",
+                f"  violated when: {prop.violated_when}", ""]
+        for n, step in enumerate(v.trace, 1):
+            out.append(f"  {n}. {step.op}")
+            for line in event_lines(m, step):
+                out.append(f"       {line}")
+            ch = changes(m, step.before, step.after, step.events)
+            if ch:
+                out.append("       changed: " + "; ".join(ch))
+            for p, w in step.violations:
+                if n == len(v.trace) and p == v.property:
+                    continue
+        out.append(f"  => {v.property} broken: {broke(m, v)}")
+    bad = {v.property for v in r.violations}
+    held = [p for p in r.properties if p not in bad]
+    out.append("")
+    if r.unknown:
+        out.append(f"unknown: the search stopped at depth {r.depth_done} of {r.depth} ({r.unknown})")
+        if held:
+            out.append(f"no violation up to depth {r.depth_done}: {', '.join(held)}")
+    elif held:
+        out.append(f"holds up to depth {r.depth}: {', '.join(held)}")
+    verdict = {"holds": "holds", "violation": f"violation ({len(bad)} of {len(r.properties)} properties violated)",
+               "unknown": "unknown"}[r.verdict]
+    out.append(f"verdict: {verdict}")
+    if stats:
+        out.append(f"time: {r.seconds:.3f} s; per depth: " + ", ".join(f"{d}:{t:.3f}" for d, t in r.per_depth))
+    return "\n".join(out) + "\n"
+
+
+# ------------------------------------------------------------------ json
+
+def _step_json(m: Model, step: Step) -> dict:
+    callbacks, cur = [], None
+    for ev in step.events:
+        if ev[0] == "callback":
+            cur = {"patch": ev[1], "object": ev[2], "callback": ev[3], "statements": []}
+            callbacks.append(cur)
+        elif ev[0] in ("stmt", "skip") and cur is not None:
+            w = ev[1]
+            entry = {"statement": w.stmt.text, "line": w.stmt.line, "ran": ev[0] == "stmt"}
+            if ev[2]:
+                entry["prev_state"] = {"state": ev[2][0], "patch": ev[2][1]}
+            cur["statements"].append(entry)
+    return {
+        "operation": str(step.op),
+        "choices": [{"patch": k[0], "object": k[1], "callback": k[2], "line": k[3], "statement": k[4], "fails": True}
+                    for k in step.failed],
+        "callbacks": callbacks,
+        "events": event_lines(m, step),
+        "changes": changes(m, step.before, step.after, step.events),
+        "state": {"system": {s: m.describe_value(s, step.after[f"val[{s}]"]) for s in m.state_names},
+                  "patches": {p.name: PHASES[step.after[f"phase[{p.name}]"]] for p in m.P}},
+    }
+
+
+def to_json(r: Result, stats: bool = False) -> dict:
+    m = r.model
+    viols = []
+    for v in r.violations:
+        w = v.where
+        entry = {"property": v.property, "depth": v.depth, "seed": BY_NAME[v.property].seed,
+                 "broken_by": broke(m, v),
+                 "trace": [_step_json(m, s) for s in v.trace]}
+        if isinstance(w, Where):
+            entry["statement"] = {"file": r.spec.path, "line": w.stmt.line, "text": w.stmt.text,
+                                  "patch": w.patch, "object": w.obj, "callback": w.callback}
+        viols.append(entry)
+    bad = {v.property for v in r.violations}
+    out = {"format": 1, "verdict": r.verdict, "depth": r.depth,
+           "violations": viols,
+           "holds": [p for p in r.properties if p not in bad] if not r.unknown else [],
+           "properties": list(r.properties),
+           "spec": {"path": r.spec.path, "name": r.spec.name, "kernel": r.spec.kernel, "sha256": r.spec.digest},
+           "engine": r.engine,
+           "refused_loads": m.refused_loads()}
+    if r.unknown:
+        out["unknown"] = {"reason": r.unknown, "depth_done": r.depth_done}
+    if stats:
+        out["stats"] = {"seconds": round(r.seconds, 4), "per_depth": [[d, round(t, 4)] for d, t in r.per_depth]}
+    return out
+
+
+def json_text(r: Result, stats: bool = False) -> str:
+    return json.dumps(to_json(r, stats), indent=2) + "\n"
+
+
+__all__ = ["text", "json_text", "to_json", "ORIGINAL"]

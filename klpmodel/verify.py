@@ -1,0 +1,118 @@
+"""`klpmodel verify`: run an engine, replay every counterexample concretely, build the Result."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from . import interp, kernel
+from .errors import InternalError, UserError
+from .kernel import Model, Op
+from .properties import NAMES
+from .spec import Spec
+
+
+@dataclass(frozen=True)
+class Step:
+    """One operation of a trace, as the concrete interpreter ran it."""
+    op: Op
+    failed: tuple[tuple, ...]           # choices taken: (patch, object, callback, line, statement) that failed
+    events: tuple[tuple, ...]           # what the kernel and the callbacks did
+    before: dict
+    after: dict
+    violations: tuple[tuple[str, object], ...]
+
+
+@dataclass(frozen=True)
+class Violation:
+    property: str
+    depth: int
+    trace: tuple[Step, ...]
+
+    @property
+    def where(self):
+        """What broke the property in the last step (a kernel.Where or a tagged tuple)."""
+        for prop, where in self.trace[-1].violations:
+            if prop == self.property:
+                return where
+        return None
+
+
+@dataclass(frozen=True)
+class Result:
+    spec: Spec
+    model: Model
+    engine: str
+    depth: int
+    properties: tuple[str, ...]
+    violations: tuple[Violation, ...]
+    unknown: str | None = None            # why the answer is incomplete (timeout, solver unknown)
+    depth_done: int = 0
+    seconds: float = 0.0
+    per_depth: tuple = field(default_factory=tuple)
+
+    @property
+    def verdict(self) -> str:
+        if self.unknown:
+            return "unknown"
+        return "violation" if self.violations else "holds"
+
+    @property
+    def exit_code(self) -> int:
+        return {"holds": 0, "violation": 1, "unknown": 3}[self.verdict]
+
+
+def replay(model: Model, ops: list[Op], choices: list[dict], states: list[dict] | None, prop: str) -> tuple[Step, ...]:
+    """Run a trace through the concrete interpreter; any disagreement with the solver is a bug."""
+    state = interp.initial(model)
+    steps = []
+    for t, op in enumerate(ops):
+        if not interp.is_enabled(model, state, op):
+            raise InternalError(f"replay of the {prop} counterexample: step {t + 1} '{op}' is not possible "
+                                f"in the interpreter but the solver took it")
+        out = interp.apply(model, state, op, choices[t])
+        if states is not None:
+            diff = sorted(k for k in out.state if out.state[k] != states[t][k])
+            if diff:
+                raise InternalError(f"replay of the {prop} counterexample: after step {t + 1} '{op}' the "
+                                    f"interpreter and the solver disagree on {', '.join(diff)}")
+        steps.append(Step(op, tuple(out.failed_choices), tuple(out.events), state, out.state,
+                          tuple(out.violations)))
+        state = out.state
+    if not any(p == prop for p, _ in steps[-1].violations):
+        raise InternalError(f"replay of the {prop} counterexample: the interpreter finds no violation "
+                            f"at its last step")
+    return tuple(steps)
+
+
+def check_properties(names: list[str] | None) -> tuple[str, ...]:
+    if not names:
+        return NAMES
+    for n in names:
+        if n not in NAMES:
+            raise UserError(f"unknown property '{n}'; known properties: {', '.join(NAMES)}")
+    return tuple(p for p in NAMES if p in names)
+
+
+def verify(spec: Spec, *, depth: int | None = None, properties: list[str] | None = None,
+           timeout: float | None = None) -> Result:
+    from .engine_z3 import Z3Engine
+
+    props = check_properties(properties)
+    depth = spec.depth if depth is None else depth
+    if depth < 1:
+        raise UserError(f"--depth must be at least 1, not {depth}")
+    start = time.perf_counter()
+    model = Model(spec)
+    engine = Z3Engine(model)
+    search = engine.run(depth, list(props), timeout=None if timeout is None else max(0.0, timeout - (time.perf_counter() - start)))
+    found = []
+    for p in props:
+        if p in search.found:
+            d, raw = search.found[p]
+            found.append(Violation(p, d, replay(model, raw.ops, raw.choices, raw.states, p)))
+    found.sort(key=lambda v: (v.depth, props.index(v.property)))
+    return Result(spec, model, engine.name, depth, props, tuple(found), search.unknown,
+                  search.depth_done, time.perf_counter() - start, tuple(search.per_depth))
+
+
+__all__ = ["verify", "replay", "Result", "Violation", "Step", "kernel"]

@@ -123,7 +123,6 @@ class Model:
         # block slots per state: one per patch declaring it (a listed patch holds <= 1 pointer)
         self.decl = {s: tuple(i for i, p in enumerate(self.P) if p.version(s) is not None) for s in self.state_names}
         self.slots = {s: len(self.decl[s]) for s in self.state_names}
-        self.leak_cap = sum(self.slots.values()) + 1
         self.compat = {(i, j): compatible(self.P[i], self.P[j]) for i in range(self.n) for j in range(self.n) if i != j}
         self.ops = self._ops()
         self.vars, self.init = self._vars()
@@ -183,8 +182,7 @@ class Model:
         add("leaked", "b", 1, False)             # some live block became unreachable (never undone)
         add("tload", "b", 1, False)              # the transition in progress was started by `load`
         add("exempt", "b", 1, False)             # a module event happened during it
-        add("snap_live", "i", self.leak_cap, 0)  # live blocks just before that load
-        add("leaks_since", "i", self.leak_cap, 0)
+        add("leak_since", "b", 1, False)         # a block leaked since that load
         return v, init
 
     def refused_loads(self) -> list[str]:
@@ -316,8 +314,9 @@ class _Rules:
                     c.set(f"live[{s}#{j}]", False)     # the slot is garbage: canonical contents
                     c.set(f"cont[{s}#{j}]", ZERO)
 
-    def leaks_now(self):
-        return self.c.count(self.leaks)
+    def leaked_now(self):
+        """Some block leaked during this operation (so far)."""
+        return self.c.or_(*self.leaks)
 
     def alloc(self, i, s):
         c = self.c
@@ -490,6 +489,12 @@ class _Rules:
         self.release([(i, s) for i in which for s, _ in self.m.P[i].states])
 
     # ---- abstract system (properties.md): values, installed patches' data, live blocks
+    #
+    # The number of live blocks is compared as "no block leaked in between". That is exact
+    # here: during a judged interval (one failing load; a load-started transition without
+    # module events) only the transition patch's callbacks run, and they write only its
+    # own pointers, so the installed patches keep their pointers; with equal kinds and
+    # contents, the live count can then differ only by blocks that became unreachable.
     def abstract(self):
         c, m = self.c, self.m
         vals = {s: c.get(f"val[{s}]") for s in m.state_names}
@@ -498,37 +503,34 @@ class _Rules:
             for s, _ in p.states:
                 ptr = self.ptr(i, s)
                 data[(p.name, s)] = (self.kind(ptr, s), self.content(ptr, s))
-        live = c.count(c.get(f"live[{s}#{j}]") for s in m.state_names for j in range(m.slots[s]))
-        return vals, data, live
+        return vals, data
 
-    def same_abstract(self, a, b, leaks):
+    def same_abstract(self, a, b, leaked):
         c = self.c
-        (va, da, la), (vb, db, lb) = a, b
+        (va, da), (vb, db) = a, b
         eqs = [c.eq(va[s], vb[s]) for s in va]
         for k in da:
             (ka, ca), (kb, cb_) = da[k], db[k]
             eqs.append(c.eq(ka, kb))
             eqs.append(c.or_(c.ne(ka, 1), c.eq(ca, cb_)))
-        eqs.append(c.eq(la, c.add(lb, leaks)))
-        return c.and_(*eqs)
+        return c.and_(c.not_(leaked), *eqs)
 
     def snapshot(self):
         c, m = self.c, self.m
-        vals, data, live = self.abstract()
+        vals, data = self.abstract()
         for s in m.state_names:
             c.set(f"snap_val[{s}]", vals[s])
         for (p, s), (k, v) in data.items():
             c.set(f"snap_kind[{p}.{s}]", k)
             c.set(f"snap_cont[{p}.{s}]", c.ite(c.eq(k, 1), v, 0))
-        c.set("snap_live", live)
-        c.set("leaks_since", 0)
+        c.set("leak_since", False)
 
     def snapshotted(self):
         c, m = self.c, self.m
         vals = {s: c.get(f"snap_val[{s}]") for s in m.state_names}
         data = {(p.name, s): (c.get(f"snap_kind[{p.name}.{s}]"), c.get(f"snap_cont[{p.name}.{s}]"))
                 for p in m.P for s, _ in p.states}
-        return vals, data, c.get("snap_live")
+        return vals, data
 
     def clear_snapshot(self):
         c, m = self.c, self.m
@@ -538,8 +540,7 @@ class _Rules:
             for s, _ in p.states:
                 c.set(f"snap_kind[{p.name}.{s}]", 0)
                 c.set(f"snap_cont[{p.name}.{s}]", 0)
-        for k in ("snap_live", "leaks_since"):
-            c.set(k, 0)
+        c.set("leak_since", False)
         c.set("tload", False)
         c.set("exempt", False)
 
@@ -576,8 +577,7 @@ class _Rules:
         getattr(self, "op_" + op.word.replace("-", "_"))(op)
         if self.leaks:
             c.set("leaked", c.or_(c.get("leaked"), *self.leaks))
-            since = c.add(c.get("leaks_since"), self.leaks_now())
-            c.set("leaks_since", c.ite(c.get("tload"), c.ite(c.lt(since, self.m.leak_cap), since, self.m.leak_cap), 0))
+            c.set("leak_since", c.and_(c.get("tload"), c.or_(c.get("leak_since"), *self.leaks)))
         self.judge_quiescent()
 
     def op_load(self, op):
@@ -610,7 +610,7 @@ class _Rules:
                     self.run_edge(i, oi, cancel)
             self.move(i, entered, back)
             self.clear_snapshot()
-            c.violate("error-cleanup", c.not_(self.same_abstract(before, self.abstract(), self.leaks_now())),
+            c.violate("error-cleanup", c.not_(self.same_abstract(before, self.abstract(), self.leaked_now())),
                       ("load", p.name))
         for _ in c.when(c.not_(failed)):
             c.event("load-started", p.name)
@@ -652,7 +652,7 @@ class _Rules:
         for _ in c.when(reverted):
             c.violate("revert-restores",
                       c.not_(self.same_abstract(self.snapshotted(), self.abstract(),
-                                                c.add(c.get("leaks_since"), self.leaks_now()))),
+                                                c.or_(c.get("leak_since"), self.leaked_now()))),
                       ("complete", None))
         for _ in c.when(c.not_(c.get("tload"))):
             for s in m.state_names:

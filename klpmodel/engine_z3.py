@@ -32,6 +32,7 @@ class Search:
     found: dict[str, tuple[int, RawTrace]] = field(default_factory=dict)
     depth_done: int = 0                  # every depth <= this was fully decided
     unknown: str | None = None           # reason the search stopped early
+    complete_at: int | None = None       # longest loop-free path, when shorter than the depth
     per_depth: list[tuple[int, float]] = field(default_factory=list)   # (depth, seconds)
 
 
@@ -116,6 +117,11 @@ class Z3Engine:
             sub += [(self.opv, ops[-1])]
             sub += [(self.choice_consts[k], chs[-1][k]) for k in self.choice_consts]
             solver.add(z3.substitute(self.trans, *sub))
+            # Only loop-free paths: a shortest counterexample never visits a state twice
+            # before its last step (cut the loop: same last transition, shorter path), and
+            # a violation is decided by (state, operation, choices) alone.
+            for i in range(t - 1):
+                solver.add(z3.Or(*[states[i][v] != states[t - 1][v] for v in self.names]))
             viol_t = {p: z3.substitute(self.viol[p], *sub) for p in open_props}
             while open_props:
                 if deadline is not None:
@@ -140,6 +146,12 @@ class Z3Engine:
                 open_props = [p for p in open_props if p not in hit]
             res.depth_done = t
             res.per_depth.append((t, time.perf_counter() - start))
+            if open_props and solver.check() == z3.unsat:
+                # no loop-free path of t operations exists: every reachable state is reachable
+                # in fewer, so nothing longer can break a property either
+                res.complete_at = t - 1
+                res.depth_done = depth
+                break
         else:
             res.depth_done = depth
         return res

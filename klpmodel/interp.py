@@ -34,6 +34,11 @@ def is_enabled(model: Model, state: dict, op: Op) -> bool:
     return bool(kernel.enabled(model, Concrete(state), op))
 
 
+def refusal(model: Model, state: dict, op: Op) -> str | None:
+    """Why the kernel refuses op in this state (None: it is possible)."""
+    return kernel.refusal(model, Concrete(state), op)
+
+
 def apply(model: Model, state: dict, op: Op, choices: dict[tuple, bool] | None = None) -> Outcome:
     """Run op with the given choices (missing ones: the callback does not fail)."""
     chosen = dict(choices or {})

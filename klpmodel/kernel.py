@@ -385,6 +385,8 @@ class _Rules:
         if a == "log":
             c.event("log", where, st.arg)
             return False
+        if a == "return":
+            return False
         own = self.ptr(i, s)
         if a == "free":
             self.free_block(own, s, where)
@@ -545,28 +547,49 @@ class _Rules:
         c.set("exempt", False)
 
     # ---- operations
-    def enabled(self, op: Op):
-        """Is `op` possible here? (A refused operation changes nothing and is left out.)"""
+    def checks(self, op: Op) -> list[tuple[str, object]]:
+        """The kernel's checks for `op`, in the kernel's order: [(refusal, passes)].
+
+        A refused operation changes nothing; `verify` leaves it out of the search."""
         c, m = self.c, self.m
-        if op.word == "load":
+        if op.word == "load":                                   # §2.1: module loader, then 6, then 10
             i = self._index(op.arg)
-            compat = [c.or_(c.not_(self.listed(j)), m.compat[(i, j)][0]) for j in range(m.n) if j != i]
-            return c.and_(c.eq(self.phase(i), UNLOADED), *compat, c.not_(self.transition()))
+            out = [(f"module {op.arg} is already loaded (insmod: File exists)", c.eq(self.phase(i), UNLOADED))]
+            for j in range(m.n):
+                if j != i and not m.compat[(i, j)][0]:
+                    out.append((f"-EINVAL: not compatible with the already installed livepatches "
+                                f"({m.compat[(i, j)][1]})", c.not_(self.listed(j))))
+            out.append(("-EBUSY: another transition is in progress", c.not_(self.transition())))
+            return out
         if op.word in ("complete", "reverse"):
-            return self.transition()
-        if op.word == "disable":
-            return c.and_(c.eq(self.phase(self._index(op.arg)), ENABLED), c.not_(self.transition()))
-        if op.word == "rmmod":
+            return [("no transition is in progress", self.transition())]
+        if op.word == "disable":                                # §6.1, §6.3
+            ph = self.phase(self._index(op.arg))
+            return [(f"-EINVAL: {op.arg} is not enabled", c.or_(c.eq(ph, PATCHING), c.eq(ph, ENABLED))),
+                    (f"{op.arg} is in its own patching transition: that is `reverse`", c.ne(ph, PATCHING)),
+                    ("-EBUSY: another transition is in progress", c.not_(self.transition()))]
+        if op.word == "rmmod":                                  # §10
             i = self._index(op.arg)
-            return c.and_(c.eq(self.phase(i), OFFLIST), c.not_(c.get(f"forced[{op.arg}]")))
+            return [(f"module {op.arg} is not loaded", c.ne(self.phase(i), UNLOADED)),
+                    (f"module {op.arg} is in use: its patch is on klp_patches", c.not_(self.listed(i))),
+                    (f"module {op.arg} is in use for ever: its patch was forced", c.not_(c.get(f"forced[{op.arg}]")))]
         if op.word == "modload":
-            return c.not_(c.get(f"mod[{op.arg}]"))
+            return [(f"module {op.arg} is already loaded", c.not_(c.get(f"mod[{op.arg}]")))]
         if op.word == "modunload":
-            return c.get(f"mod[{op.arg}]")
-        if op.word == "force":
+            return [(f"module {op.arg} is not loaded", c.get(f"mod[{op.arg}]"))]
+        if op.word == "force":                                  # §6.4
             unforced = [c.and_(self.listed(i), c.not_(c.get(f"forced[{p.name}]"))) for i, p in enumerate(m.P)]
-            return c.and_(self.transition(), c.or_(*unforced))
+            return [("-EINVAL: no transition is in progress", self.transition()),
+                    ("every patch on klp_patches is already forced", c.or_(*unforced))]
         raise ValueError(op)
+
+    def enabled(self, op: Op):
+        """Is `op` possible here? (every check passes)"""
+        return self.c.and_(*(ok for _, ok in self.checks(op)))
+
+    def refusal(self, op: Op) -> str | None:
+        """Concrete only: why the kernel refuses `op` here (the first failing check), or None."""
+        return next((why for why, ok in self.checks(op) if not ok), None)
 
     def _index(self, name):
         return next(i for i, p in enumerate(self.m.P) if p.name == name)
@@ -757,6 +780,10 @@ class _Rules:
 
 def enabled(model: Model, ctx, op: Op):
     return _Rules(model, ctx).enabled(op)
+
+
+def refusal(model: Model, ctx, op: Op) -> str | None:
+    return _Rules(model, ctx).refusal(op)
 
 
 def step(model: Model, ctx, op: Op) -> None:

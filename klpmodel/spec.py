@@ -458,6 +458,15 @@ class _Loader:
         return Stmt(action, arg, errno, cond, text, line)
 
 
+_TOML_HINTS = (
+    ("Cannot overwrite a value", "a key is given twice in one table; keep one of them"),
+    ("Cannot declare", "a table header is written twice; merge the two tables"),
+    ("Invalid value", "a value is missing or malformed after '='"),
+    ("Unclosed array", "an array is missing its closing ']'"),
+    ("Illegal character", "a string is not closed or holds a raw control character"),
+)
+
+
 def load_spec(path: str | Path) -> Spec:
     """Read, parse and validate a spec file. Raises UserError on any mistake."""
     import hashlib
@@ -482,6 +491,10 @@ def load_spec(path: str | Path) -> Spec:
         m = re.search(r"\(at line (\d+), column (\d+)\)", msg)
         line = int(m.group(1)) if m else 1
         what = re.sub(r"\s*\(at line \d+, column \d+\)", "", msg)
+        for raw_msg, plain in _TOML_HINTS:
+            if what.startswith(raw_msg):
+                what = f"{what} ({plain})"
+                break
         if "end of document" in msg:
             line = max(1, text.count("\n"))
         raise UserError(f"TOML syntax error: {what}; fix the TOML syntax (see docs/spec-format.md)",

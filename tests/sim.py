@@ -1,0 +1,59 @@
+"""Drive the concrete interpreter one operation at a time (for the kernel-rule tests)."""
+from __future__ import annotations
+
+from klpmodel import interp
+from klpmodel.kernel import PHASES, Model, Op
+from klpmodel.spec import load_spec
+
+
+def parse_op(text: str) -> Op:
+    word, _, arg = text.partition(" ")
+    return Op(word, arg or None)
+
+
+class Sim:
+    def __init__(self, path):
+        self.model = Model(load_spec(path))
+        self.state = interp.initial(self.model)
+        self.history = []
+
+    def refusal(self, op: str):
+        return interp.refusal(self.model, self.state, parse_op(op))
+
+    def do(self, op: str, fail=()):
+        """Run op; `fail` names (patch, object) pairs whose fallible pre_patch statements fail."""
+        o = parse_op(op)
+        why = interp.refusal(self.model, self.state, o)
+        assert why is None, f"{op} refused: {why}"
+        choices: dict = {}
+        while True:
+            out = interp.apply(self.model, self.state, o, choices)
+            more = {k: True for k in out.choices if (k[0], k[1]) in set(fail) and k not in choices}
+            if not more:
+                break
+            choices.update(more)
+        self.state = out.state
+        self.history.append(out)
+        return out
+
+    # ---- what happened
+    @staticmethod
+    def callbacks(out) -> list[str]:
+        return [f"{e[1]}:{e[3]}({e[2]})" for e in out.events if e[0] == "callback"]
+
+    @staticmethod
+    def prev_seen(out) -> list:
+        """klp_get_prev_state results seen by statements: [(statement, (state, patch|None))]."""
+        return [(e[1].stmt.text, e[2]) for e in out.events if e[0] in ("stmt", "skip") and e[2]]
+
+    @staticmethod
+    def violations(out) -> list[str]:
+        return sorted({p for p, _ in out.violations})
+
+    def phase(self, patch: str) -> str:
+        return PHASES[self.state[f"phase[{patch}]"]]
+
+    def order(self) -> list[str]:
+        """klp_patches, oldest first."""
+        listed = [p.name for p in self.model.P if self.phase(p.name) in ("patching", "enabled", "unpatching")]
+        return sorted(listed, key=lambda n: self.state[f"pos[{n}]"])

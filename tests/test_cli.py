@@ -1,0 +1,93 @@
+"""The command line contract: exit codes 0/1/2/3, the JSON keys, the options."""
+from __future__ import annotations
+
+import json
+
+from conftest import cli
+
+
+def test_holds_exit_0_and_text_report():
+    p = cli("verify", "specs/selftest-state.toml")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.splitlines()[-1] == "verdict: holds"
+    assert "holds up to depth 8: version-order, revert-restores" in p.stdout
+
+
+def test_violation_exit_1_with_numbered_trace_and_statement_line():
+    p = cli("verify", "specs/version-order-bad.toml", "--property", "version-order")
+    assert p.returncode == 1
+    out = p.stdout
+    assert "VIOLATED version-order: shortest trace has 5 operations" in out
+    assert "seed: System state modifications with the same or higher version are allowed" in out
+    for n, op in enumerate(["load lp_v1", "complete", "load lp_v2", "complete", "disable lp_v2"], 1):
+        assert f"  {n}. {op}\n" in out
+    assert "[klp_get_prev_state(loglevel) = lp_v1]" in out              # what prev returned
+    assert "changed: lp_v2: enabled -> unpatching; loglevel: v2 -> v1" in out   # only what changed
+    assert "=> version-order broken: specs/version-order-bad.toml:32: 'restore loglevel' in lp_v2's pre_unpatch" in out
+
+
+def test_json_contract_keys():
+    p = cli("verify", "specs/no-leak-bad.toml", "--format", "json")
+    assert p.returncode == 1
+    r = json.loads(p.stdout)
+    assert r["format"] == 1 and r["verdict"] == "violation" and r["depth"] == 8
+    (v,) = r["violations"]
+    assert v["property"] == "no-leak" and v["depth"] == 4
+    assert [s["operation"] for s in v["trace"]] == ["load lp_v1", "complete", "load lp_v2", "complete"]
+    step = v["trace"][-1]
+    assert set(step) >= {"operation", "choices", "callbacks", "events", "changes", "state"}
+    assert step["callbacks"][0]["callback"] == "post_patch"
+    assert set(r) >= {"format", "verdict", "depth", "violations", "holds", "properties", "spec", "engine",
+                      "refused_loads"}
+    assert r["refused_loads"] == ["lp_v1 declares loglevel version 1 < 2 of installed lp_v2"]
+
+
+def test_json_holds():
+    p = cli("verify", "specs/disable-restores-good.toml", "--format", "json", "--depth", "5")
+    assert p.returncode == 0
+    r = json.loads(p.stdout)
+    assert (r["verdict"], r["depth"], r["violations"]) == ("holds", 5, [])
+
+
+def test_property_selection_is_repeatable():
+    p = cli("verify", "specs/no-use-after-free-bad.toml", "-p", "no-leak", "-p", "revert-restores", "--format", "json")
+    r = json.loads(p.stdout)
+    assert r["properties"] == ["revert-restores", "no-leak"]
+    assert sorted(v["property"] for v in r["violations"]) == ["no-leak", "revert-restores"]
+
+
+def test_choices_taken_are_reported():
+    r = json.loads(cli("verify", "specs/error-cleanup-bad.toml", "-p", "error-cleanup", "--format", "json").stdout)
+    (step,) = r["violations"][0]["trace"]
+    assert step["choices"] == [{"patch": "lp_feature", "object": "vmlinux", "callback": "pre_patch", "line": 15,
+                                "statement": "maybe-fail -ENODEV", "fails": True}]
+
+
+def test_timeout_exits_3_with_what_was_found():
+    p = cli("verify", "specs/selftest-state.toml", "--depth", "30", "--timeout", "0.2", "--format", "json")
+    assert p.returncode == 3, p.stdout + p.stderr
+    r = json.loads(p.stdout)
+    assert r["verdict"] == "unknown" and r["unknown"]["reason"] == "timeout"
+
+
+def test_usage_errors_exit_2():
+    for args, msg in [(["-p", "no-such"], "unknown property 'no-such'; known properties: version-order"),
+                      (["--depth", "0"], "--depth must be at least 1, not 0"),
+                      (["--timeout", "-1"], "--timeout must be a positive number of seconds")]:
+        p = cli("verify", "specs/selftest-state.toml", *args)
+        assert p.returncode == 2 and msg in p.stderr and "Traceback" not in p.stderr
+    p = cli("verify", "specs/selftest-state.toml", "--format", "xml")
+    assert p.returncode == 2
+    p = cli("frobnicate")
+    assert p.returncode == 2
+
+
+def test_output_is_deterministic():
+    a = cli("verify", "specs/no-use-after-free-bad.toml", "--format", "json")
+    b = cli("verify", "specs/no-use-after-free-bad.toml", "--format", "json")
+    assert a.stdout == b.stdout and a.returncode == b.returncode == 1
+
+
+def test_version():
+    p = cli("--version")
+    assert p.returncode == 0 and p.stdout.startswith("klpmodel ")

@@ -1,0 +1,43 @@
+"""Each built-in property: its violating spec is caught at the stated depth, its satisfying
+spec holds. The pairs are the ones docs/properties.md shows."""
+from __future__ import annotations
+
+import pytest
+
+from klpmodel.properties import NAMES
+from klpmodel.spec import load_spec
+from klpmodel.verify import verify
+
+from conftest import SPECS, expectations
+
+
+@pytest.mark.parametrize("prop", NAMES)
+def test_violating_spec_is_caught(prop):
+    path = SPECS / f"{prop}-bad.toml"
+    depth = next(int(e[2]) for e in expectations(path) if e[:2] == ["violation", prop])
+    result = verify(load_spec(path), properties=[prop])
+    assert result.verdict == "violation" and result.exit_code == 1
+    (v,) = result.violations
+    assert (v.property, v.depth) == (prop, depth)
+
+
+@pytest.mark.parametrize("prop", NAMES)
+def test_satisfying_spec_holds(prop):
+    path = SPECS / f"{prop}-good.toml"
+    assert expectations(path) == [["holds"]]
+    result = verify(load_spec(path))
+    assert result.verdict == "holds" and result.exit_code == 0
+    assert result.violations == ()
+
+
+def test_every_header_expectation_of_every_spec():
+    """specs/README.md lists these verdicts; the headers are what ../shared/bin/acceptance reads."""
+    for path in sorted(SPECS.glob("*.toml")):
+        exp = expectations(path)
+        assert exp, f"{path.name} has no '# expect:' header"
+        result = verify(load_spec(path))
+        found = {v.property: v.depth for v in result.violations}
+        if exp == [["holds"]]:
+            assert found == {}, path.name
+        else:
+            assert {e[1]: int(e[2]) for e in exp} == found, path.name

@@ -1,0 +1,122 @@
+"""Every spec mistake is one line `FILE:LINE: what is wrong; what to write instead`, exit 2."""
+from __future__ import annotations
+
+import pytest
+
+from klpmodel.errors import UserError
+from klpmodel.spec import load_spec
+
+from conftest import cli
+
+BASE = '[states.s]\nid = 1\n\n[[patch]]\nname = "a"\nstates = { s = 1 }\n'
+OBJ = BASE + '\n[patch.objects.vmlinux]\n'
+
+CASES = [
+    ("unknown top-level key", 'nmae = "x"\n' + BASE,
+     "1: unknown key 'nmae' in the top level; allowed keys: name, kernel, check, states, modules, patch"),
+    ("unknown patch key", BASE + "replcae = true\n",
+     "7: unknown key 'replcae' in [[patch]]; did you mean 'replace'? allowed keys: name, replace, states, uses, objects"),
+    ("unknown object key", OBJ + 'post_pach = []\n',
+     "9: unknown key 'post_pach' in [patch.objects.vmlinux]; did you mean 'post_patch'? allowed keys: pre_patch, post_patch, pre_unpatch, post_unpatch, pre_patch_error"),
+    ("unknown state name", '[states.s]\nid = 1\n\n[[patch]]\nname = "a"\nstates = { t = 1 }\n',
+     "6: unknown state 't'; declare it as [states.t] with an id, or use one of: s"),
+    ("unknown object name", BASE + '\n[patch.objects.mod_x]\npre_patch = []\n',
+     "8: unknown object 'mod_x'; an object is vmlinux or a module declared as [modules.mod_x]"),
+    ("fail outside pre_patch", OBJ + 'post_patch = ["fail"]\n',
+     "9: 'fail' is not allowed in post_patch; only pre_patch can stop loading (move it to pre_patch)"),
+    ("maybe-fail in pre_patch_error", OBJ + 'pre_patch_error = ["maybe-fail"]\n',
+     "9: 'maybe-fail' is not allowed in pre_patch_error; pre_patch_error runs after the failure; remove it"),
+    ("state action in module init", '[modules.m]\ninit = ["alloc s"]\n' + BASE,
+     "2: 'alloc' is not allowed in module init; a target module's init and exit take only 'log \"TEXT\"' statements"),
+    ("prev on an undeclared state",
+     '[states.s]\nid = 1\n[states.t]\nid = 2\n\n[[patch]]\nname = "a"\nstates = { s = 1 }\n\n[patch.objects.vmlinux]\npre_patch = ["alloc s if prev t"]\n',
+     "11: 'prev t' in 'alloc s if prev t' names a state that patch 'a' does not declare; klp_get_prev_state needs an id the patch declares"),
+    ("statement on an undeclared state (multi-line array)",
+     '[states.s]\nid = 1\n[states.t]\nid = 2\n\n[[patch]]\nname = "a"\nstates = { s = 1 }\n\n[patch.objects.vmlinux]\npre_patch = [\n  "alloc s",\n  "free t",\n]\n',
+     "13: 'free t' names state 't', which patch 'a' does not declare; add t = VERSION to the patch's states"),
+    ("duplicate patch name", BASE + '\n[[patch]]\nname = "a"\n',
+     "9: patch name 'a' is already used on line 5; give each [[patch]] its own name"),
+    ("duplicate state id", '[states.s]\nid = 1\n[states.t]\nid = 1\n\n[[patch]]\nname = "a"\n',
+     "4: state id 1 is already used by state 's'; give each state its own id"),
+    ("duplicate key (TOML)", BASE + 'name = "b"\n',
+     "7: TOML syntax error: Cannot overwrite a value (a key is given twice in one table; keep one of them); fix the TOML syntax (see docs/spec-format.md)"),
+    ("negative version", '[states.s]\nid = 1\n\n[[patch]]\nname = "a"\nstates = { s = -1 }\n',
+     "6: bad version -1 for state 's'; klp_state.version is an integer >= 0, e.g. s = 1"),
+    ("string version", '[states.s]\nid = 1\n\n[[patch]]\nname = "a"\nstates = { s = "2" }\n',
+     "6: bad version '2' for state 's'; klp_state.version is an integer >= 0, e.g. s = 1"),
+    ("zero state id", '[states.s]\nid = 0\n',
+     "2: state id must be a positive integer (klp_state.id is a non-zero unsigned long), not 0"),
+    ("statement without its state", OBJ + 'pre_patch = ["alloc"]\n',
+     "9: malformed statement 'alloc': alloc takes one state name; write \"alloc STATE\""),
+    ("unknown action", OBJ + 'pre_patch = ["allocate s"]\n',
+     "9: unknown action 'allocate' in 'allocate s'; known actions: alloc, free, save, restore, modify, reset, take, copy, free-prev, fail, maybe-fail, return, log"),
+    ("malformed condition", OBJ + 'pre_patch = ["alloc s if s"]\n',
+     "9: malformed condition 'if s' in 'alloc s if s'; write 'if prev STATE' or 'unless prev STATE >= 2'"),
+    ("bad errno", OBJ + 'pre_patch = ["fail ENOMEM"]\n',
+     "9: bad errno 'ENOMEM' in 'fail ENOMEM'; write a negative errno such as -EINVAL, -ENODEV, -ENOMEM or -19"),
+    ("log without quotes", OBJ + 'pre_patch = ["log hello"]\n',
+     "9: malformed statement 'log hello': log takes a double-quoted text; write 'log \"TEXT\"'"),
+    ("return with an argument", OBJ + 'pre_patch = ["return 0"]\n',
+     "9: malformed statement 'return 0': return takes no argument; write \"return\""),
+    ("callback not a list", OBJ + 'pre_patch = "alloc s"\n',
+     "9: pre_patch must be a list of statement strings, e.g. pre_patch = [\"alloc loglevel\"]"),
+    ("TOML syntax", BASE + "replace = \n",
+     "7: TOML syntax error: Invalid value (a value is missing or malformed after '='); fix the TOML syntax (see docs/spec-format.md)"),
+    ("unknown kernel profile", 'kernel = "5.4"\n' + BASE, "1: unknown kernel profile '5.4'; known profiles: mainline"),
+    ("bad depth", "[check]\ndepth = 0\n" + BASE, "2: depth must be a positive integer, not 0; e.g. depth = 8"),
+    ("unknown operation", '[check]\noperations = ["load", "unload"]\n' + BASE,
+     "2: unknown operation 'unload'; known operations: load, complete, reverse, disable, rmmod, modload, modunload, force"),
+    ("no patch", "[states.s]\nid = 1\n", "1: the spec declares no livepatch; add a [[patch]] table with at least a name"),
+    ("bad patch name", '[[patch]]\nname = "my-patch"\n',
+     "2: patch name 'my-patch' is not a valid name; use letters, digits and '_' (e.g. \"lp_v1\")"),
+    ("patch without name", "[[patch]]\nreplace = true\n", "1: [[patch]] has no name; add name = \"...\" (the livepatch module name)"),
+    ("uses an undeclared state", '[states.s]\nid = 1\n\n[[patch]]\nname = "a"\nuses = ["s"]\n',
+     "6: uses names 's', which patch 'a' does not declare; add it to states or remove it from uses"),
+    ("module named vmlinux", "[modules.vmlinux]\nloaded = true\n" + BASE,
+     "1: 'vmlinux' is not a module (the kernel refuses a module of that name); pick another name"),
+    ("replace not a bool", BASE + 'replace = "yes"\n', "7: replace must be true or false, not 'yes'"),
+]
+
+
+@pytest.mark.parametrize("what,text,message", CASES, ids=[c[0] for c in CASES])
+def test_error_message(write_spec, what, text, message):
+    path = write_spec(text)
+    with pytest.raises(UserError) as e:
+        load_spec(path)
+    assert str(e.value) == f"{path}:{message}"
+
+
+@pytest.mark.parametrize("command", ["check", "verify"])
+def test_cli_bad_spec_is_one_line_exit_2(write_spec, command):
+    path = write_spec(OBJ + 'post_patch = ["fail"]\n')
+    before = path.read_text()
+    p = cli(command, str(path))
+    assert p.returncode == 2
+    assert p.stdout == ""
+    lines = p.stderr.strip().splitlines()
+    assert lines == [f"klpmodel: error: {path}:9: 'fail' is not allowed in post_patch; "
+                     "only pre_patch can stop loading (move it to pre_patch)"]
+    assert "Traceback" not in p.stderr
+    assert path.read_text() == before          # nothing the user had is touched
+
+
+def test_missing_file(tmp_path):
+    p = cli("verify", str(tmp_path / "nope.toml"))
+    assert p.returncode == 2
+    assert p.stderr.strip() == f"klpmodel: error: {tmp_path / 'nope.toml'}: no such file; give the path of a spec .toml file"
+
+
+def test_check_accepts_a_good_spec():
+    p = cli("check", "specs/selftest-state.toml")
+    assert p.returncode == 0
+    assert p.stdout.strip() == "specs/selftest-state.toml: ok (3 patches, 1 states, 0 target modules)"
+
+
+def test_statements_keep_their_lines():
+    spec = load_spec("specs/selftest-state.toml")
+    text = open("specs/selftest-state.toml").read().splitlines()
+    for p in spec.patches:
+        for o in p.objects:
+            for _, stmts in o.callbacks:
+                for st in stmts:
+                    assert st.text in text[st.line - 1], (st.text, st.line)

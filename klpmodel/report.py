@@ -98,10 +98,12 @@ def changes(m: Model, before: dict, after: dict, events=()) -> list[str]:
         a, b = before[f"val[{s}]"], after[f"val[{s}]"]
         if a != b:
             out.append(f"{s}: {m.describe_value(s, a)} -> {m.describe_value(s, b)}")
+    listed = ("patching", "enabled", "unpatching")
     for p in m.P:
+        left = (PHASES[before[f"phase[{p.name}]"]] in listed) and PHASES[after[f"phase[{p.name}]"]] not in listed
         for s, _ in p.states:
             a, b = before[f"ptr[{p.name}.{s}]"], after[f"ptr[{p.name}.{s}]"]
-            if a != b:
+            if a != b and not (left and b == 0):       # a patch off the list holds nothing any more
                 out.append(f"{p.name}.{s} data: {_block(s, a)} -> {_block(s, b)}")
     for s in m.state_names:
         for j in range(m.slots[s]):
@@ -139,7 +141,10 @@ def broke(m: Model, v: Violation) -> str:
             return (f"state {w[1]} is {m.describe_value(w[1], last[f'val[{w[1]}]'])}, not original, "
                     f"and no installed patch declares it")
         if w[0] == "quiescent":
-            return "no transition is in progress and a live block is reachable from no installed patch"
+            lost = [f"block {e[1]}#{e[2] + 1} (step {n})" for n, st in enumerate(v.trace, 1)
+                    for e in st.events if e[0] == "leaked"]
+            return ("no transition is in progress and a live block is reachable from no installed patch: "
+                    + ", ".join(lost))
         if w[0] == "uses":
             kind = "NULL" if last[f"ptr[{w[1]}.{w[2]}]"] == 0 else "freed"
             return f"{w[1]} is enabled and its code uses {w[2]}, whose data is {kind}"

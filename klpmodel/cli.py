@@ -5,7 +5,6 @@ from __future__ import annotations
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 
@@ -46,17 +45,17 @@ def main(version: bool = typer.Option(False, "--version", callback=_version, is_
 @app.command()
 def verify(
     spec: Path = typer.Argument(..., help="The spec (.toml) of a livepatch series."),
-    depth: Optional[int] = typer.Option(None, "--depth", "-d", help="Longest operation sequence explored (default: [check] depth, else 8)."),
-    property: Optional[List[str]] = typer.Option(None, "--property", "-p", help="Check only this property (repeatable)."),
-    timeout: Optional[float] = typer.Option(None, "--timeout", help="Give up after this many seconds (exit 3 with what was found)."),
+    depth: int | None = typer.Option(None, "--depth", "-d", help="Longest operation sequence explored (default: [check] depth, else 8)."),
+    property: list[str] | None = typer.Option(None, "--property", "-p", help="Check only this property (repeatable)."),
+    timeout: float | None = typer.Option(None, "--timeout", help="Give up after this many seconds (exit 3 with what was found)."),
     format: Format = typer.Option(Format.text, "--format", "-f", help="Output format."),
     stats: bool = typer.Option(False, "--stats", help="Add timings (output is then not byte-for-byte reproducible)."),
 ):
     """Explore every operation sequence up to the depth; report the shortest counterexample per violated property."""
     try:
+        from . import report
         from .spec import load_spec
         from .verify import verify as run
-        from . import report
 
         if timeout is not None and timeout <= 0:
             raise UserError(f"--timeout must be a positive number of seconds, not {timeout}")

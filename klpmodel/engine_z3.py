@@ -97,7 +97,7 @@ class Z3Engine:
         return {v: self._const(v, f"@{t}") for v in self.names}
 
     def run(self, depth: int, props: list[str], timeout: float | None = None) -> Search:
-        z3, m = self.z3, self.m
+        z3 = self.z3
         start = time.perf_counter()
         deadline = None if timeout is None else start + timeout
         solver = z3.SolverFor("QF_BV")

@@ -160,7 +160,7 @@ class Model:
             v[name] = (kind, top)
             init[name] = start
 
-        for i, p in enumerate(self.P):
+        for p in self.P:
             add(f"phase[{p.name}]", "i", len(PHASES) - 1, UNLOADED)
             add(f"pos[{p.name}]", "i", max(self.n - 1, 1), 0)
             add(f"forced[{p.name}]", "b", 1, False)
@@ -195,7 +195,7 @@ class Model:
 class Where:
     """Where a statement runs: for reports and for the spec line that broke a property."""
 
-    __slots__ = ("patch", "obj", "callback", "stmt")
+    __slots__ = ("callback", "obj", "patch", "stmt")
 
     def __init__(self, patch: str, obj: str, callback: str, stmt: Stmt):
         self.patch, self.obj, self.callback, self.stmt = patch, obj, callback, stmt
@@ -709,7 +709,7 @@ class _Rules:
 
     def op_force(self, op):
         c = self.c
-        for src, dst, _ in edges("force"):
+        for src, _, _ in edges("force"):
             for i, p in enumerate(self.m.P):
                 for _ in c.when(c.eq(self.phase(i), src)):
                     c.set(f"forced[{p.name}]", True)

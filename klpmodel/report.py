@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import json
 
-from .kernel import ORIGINAL, PHASES, Model, Where
+from .kernel import PHASES, Model, Where
 from .properties import BY_NAME
 from .spec import ERRNOS
 from .verify import Result, Step, Violation
@@ -41,7 +41,7 @@ def event_lines(m: Model, step: Step) -> list[str]:
             else:
                 out.append(f"    (skipped) {w.stmt.text:<38} line {w.stmt.line}" + (f"   [{prev}]" if prev else ""))
         elif kind == "alloc-failed":
-            out.append(f"    the allocation fails (explored choice): data = NULL, pre_patch returns -ENOMEM")
+            out.append("    the allocation fails (explored choice): data = NULL, pre_patch returns -ENOMEM")
         elif kind == "failed":
             out.append(f"    pre_patch returns {errno_name(ev[2])}")
         elif kind == "pre-patch-failed":
@@ -174,9 +174,9 @@ def text(r: Result, stats: bool = False) -> str:
             ch = changes(m, step.before, step.after, step.events)
             if ch:
                 out.append("       changed: " + "; ".join(ch))
-            for p, w in step.violations:
-                if n == len(v.trace) and p == v.property:
-                    continue
+            others = sorted({p for p, _ in step.violations} - {v.property})
+            if others:
+                out.append("       also breaks here: " + ", ".join(others))
         out.append(f"  => {v.property} broken: {broke(m, v)}")
     bad = {v.property for v in r.violations}
     held = [p for p in r.properties if p not in bad]
@@ -251,5 +251,3 @@ def to_json(r: Result, stats: bool = False) -> dict:
 def json_text(r: Result, stats: bool = False) -> str:
     return json.dumps(to_json(r, stats), indent=2) + "\n"
 
-
-__all__ = ["text", "json_text", "to_json", "ORIGINAL"]

@@ -354,7 +354,8 @@ class _Loader:
             decl = []
             for s, v in states.items():
                 if s not in state_names:
-                    self.err(where + ("states", s), f"unknown state '{s}'; declare it as [states.{s}] with an id, or use one of: {', '.join(sorted(state_names)) or '(none declared)'}")
+                    known = ", ".join(sorted(state_names)) or "(none declared)"
+                    self.err(where + ("states", s), f"unknown state '{s}'; declare it as [states.{s}] with an id, or use one of: {known}")
                 if isinstance(v, bool) or not isinstance(v, int) or v < 0:
                     self.err(where + ("states", s), f"bad version {v!r} for state '{s}'; klp_state.version is an integer >= 0, e.g. {s} = 1")
                 decl.append((s, v))

@@ -4,7 +4,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 
-from . import interp, kernel
+from . import interp
 from .errors import InternalError, UserError
 from .kernel import Model, Op
 from .properties import NAMES
@@ -114,5 +114,3 @@ def verify(spec: Spec, *, depth: int | None = None, properties: list[str] | None
     return Result(spec, model, engine.name, depth, props, tuple(found), search.unknown,
                   search.depth_done, time.perf_counter() - start, tuple(search.per_depth))
 
-
-__all__ = ["verify", "replay", "Result", "Violation", "Step", "kernel"]

@@ -6,7 +6,6 @@ import subprocess
 import sys
 
 import pytest
-
 from conftest import ROOT, SHARED
 
 ACCEPTANCE = SHARED / "bin" / "acceptance"

@@ -5,14 +5,13 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from conftest import SHARED, SPECS
+from oracle import shortest_violations
 
 from klpmodel.errors import InternalError
 from klpmodel.kernel import Model, Op
 from klpmodel.spec import load_spec
 from klpmodel.verify import replay, verify
-
-from conftest import SHARED, SPECS
-from oracle import shortest_violations
 
 ALL_SPECS = sorted(SPECS.glob("*.toml")) + sorted((SHARED / "specs").glob("*.toml"))
 

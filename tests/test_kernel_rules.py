@@ -3,7 +3,6 @@ Z3 engine encodes). Section numbers are those of ../shared/kernel/semantics.md."
 from __future__ import annotations
 
 import pytest
-
 from sim import Sim
 
 CB = """

@@ -3,12 +3,11 @@ spec holds. The pairs are the ones docs/properties.md shows."""
 from __future__ import annotations
 
 import pytest
+from conftest import SPECS, expectations
 
 from klpmodel.properties import NAMES
 from klpmodel.spec import load_spec
 from klpmodel.verify import verify
-
-from conftest import SPECS, expectations
 
 
 @pytest.mark.parametrize("prop", NAMES)

@@ -1,12 +1,13 @@
 """Every spec mistake is one line `FILE:LINE: what is wrong; what to write instead`, exit 2."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
+from conftest import cli
 
 from klpmodel.errors import UserError
 from klpmodel.spec import load_spec
-
-from conftest import cli
 
 BASE = '[states.s]\nid = 1\n\n[[patch]]\nname = "a"\nstates = { s = 1 }\n'
 OBJ = BASE + '\n[patch.objects.vmlinux]\n'
@@ -94,8 +95,8 @@ def test_cli_bad_spec_is_one_line_exit_2(write_spec, command):
     assert p.returncode == 2
     assert p.stdout == ""
     lines = p.stderr.strip().splitlines()
-    assert lines == [f"klpmodel: error: {path}:9: 'fail' is not allowed in post_patch; "
-                     "only pre_patch can stop loading (move it to pre_patch)"]
+    assert lines == [(f"klpmodel: error: {path}:9: 'fail' is not allowed in post_patch; "
+                      "only pre_patch can stop loading (move it to pre_patch)")]
     assert "Traceback" not in p.stderr
     assert path.read_text() == before          # nothing the user had is touched
 
@@ -114,7 +115,7 @@ def test_check_accepts_a_good_spec():
 
 def test_statements_keep_their_lines():
     spec = load_spec("specs/selftest-state.toml")
-    text = open("specs/selftest-state.toml").read().splitlines()
+    text = Path("specs/selftest-state.toml").read_text().splitlines()
     for p in spec.patches:
         for o in p.objects:
             for _, stmts in o.callbacks:

@@ -1,0 +1,139 @@
+#!/usr/bin/env python3
+"""Time `klpmodel verify` as a user runs it: the whole process (Python start-up included),
+several runs, the median. On the shipped specs and on generated cumulative series of
+growing size.
+
+    python bench/bench.py                      # shipped specs + the default growing series
+    python bench/bench.py --grid --patches 2-4 --states 1-2 --modules 0-1 --depths 6,8
+    python bench/bench.py --runs 5 --timeout 120 --only-generated
+
+Prints a Markdown table (the form docs/performance.md quotes). Needs `klpmodel` importable
+by the current Python (pip install . or PYTHONPATH=.).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+# patches, states, modules, depth: a series of growing size
+DEFAULT_SERIES = [(2, 1, 0, 6), (3, 1, 0, 8), (3, 2, 1, 8), (4, 2, 1, 8), (4, 2, 2, 10),
+                  (5, 3, 2, 10), (6, 3, 2, 12)]
+
+
+def generated(patches: int, states: int, modules: int) -> str:
+    """A correct cumulative series: every patch replaces the others, declares every state
+    (versions 1,1,2,2,3,...: equal neighbours allow the selftests' downgrade-by-reload),
+    takes over the previous patch's data like test_klp_state2, frees what it allocated when
+    a later allocation fails, and patches every module."""
+    out = [f'name = "generated {patches} patches, {states} states, {modules} modules"', ""]
+    names = [f"s{k}" for k in range(1, states + 1)]
+    mods = [f"m{k}" for k in range(1, modules + 1)]
+    for k, s in enumerate(names, 1):
+        out += [f"[states.{s}]", f"id = {k}", ""]
+    for k, m in enumerate(mods):
+        out += [f"[modules.{m}]", f"loaded = {'true' if k % 2 == 0 else 'false'}", ""]
+    for i in range(1, patches + 1):
+        version = (i + 1) // 2
+        decl = ", ".join(f"{s} = {version}" for s in names)
+        out += ["[[patch]]", f'name = "lp{i}"', "replace = true", f"states = {{ {decl} }}", "",
+                "[patch.objects.vmlinux]"]
+        pre, post, pre_un, post_un = [], [], [], []
+        for s in names:
+            pre += [f"alloc {s} unless prev {s}"]
+            post += [f"take {s} if prev {s}", f"save {s} unless prev {s}", f"modify {s} unless prev {s}"]
+            pre_un += [f"restore {s} unless prev {s}"]
+            post_un += [f"free {s} unless prev {s}"]
+        for key, stmts in (("pre_patch", pre), ("pre_patch_error", post_un), ("post_patch", post),
+                           ("pre_unpatch", pre_un), ("post_unpatch", post_un)):
+            out.append(f"{key} = {json.dumps(stmts)}")
+        out.append("")
+        for m in mods:
+            out += [f"[patch.objects.{m}]", "pre_patch = ['log \"pre_patch\"']",
+                    "post_unpatch = ['log \"post_unpatch\"']", ""]
+    return "\n".join(out)
+
+
+def time_verify(spec: Path, depth: int | None, runs: int, timeout: float) -> tuple[float, str, int]:
+    cmd = [sys.executable, "-m", "klpmodel", "verify", str(spec), "--format", "json", "--timeout", str(timeout)]
+    if depth is not None:
+        cmd += ["--depth", str(depth)]
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    times, verdict, rss = [], "?", 0
+    for _ in range(runs):
+        t = time.perf_counter()
+        p = subprocess.run(["/usr/bin/time", "-f", "%M", *cmd], capture_output=True, text=True, env=env)
+        times.append(time.perf_counter() - t)
+        try:
+            verdict = json.loads(p.stdout)["verdict"]
+        except (json.JSONDecodeError, KeyError):
+            verdict = f"error (exit {p.returncode})"
+        try:
+            rss = max(rss, int(p.stderr.strip().splitlines()[-1]))
+        except (ValueError, IndexError):
+            pass
+        if verdict == "unknown":
+            break
+    return statistics.median(times), verdict, rss // 1024
+
+
+def parse_range(text: str) -> list[int]:
+    if "," in text:
+        return [int(x) for x in text.split(",")]
+    lo, _, hi = text.partition("-")
+    return list(range(int(lo), int(hi or lo) + 1))
+
+
+def main(argv: list[str]) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--runs", type=int, default=3, help="runs per row (median reported)")
+    ap.add_argument("--timeout", type=float, default=120, help="--timeout given to verify (s)")
+    ap.add_argument("--grid", action="store_true", help="the full grid of --patches x --states x --modules x --depths")
+    ap.add_argument("--patches", default="2-6")
+    ap.add_argument("--states", default="1-3")
+    ap.add_argument("--modules", default="0-2")
+    ap.add_argument("--depths", default="6,8,10,12")
+    ap.add_argument("--only-generated", action="store_true")
+    ap.add_argument("--only-shipped", action="store_true")
+    a = ap.parse_args(argv)
+
+    rows = []
+    print(f"runs per row: {a.runs}, median of whole-process wall time; python {sys.version.split()[0]}; "
+          f"{os.cpu_count()} cpus", flush=True)
+    print("| spec | patches | states | modules | depth | median s | max RSS MiB | verdict |")
+    print("|---|---|---|---|---|---|---|---|", flush=True)
+    if not a.only_generated:
+        for spec in sorted((ROOT / "specs").glob("*.toml")):
+            from klpmodel.spec import load_spec
+            s = load_spec(spec)
+            t, v, rss = time_verify(spec, None, a.runs, a.timeout)
+            row = (f"specs/{spec.name}", len(s.patches), len(s.states), len(s.modules), s.depth, t, rss, v)
+            rows.append(row)
+            print("| %s | %d | %d | %d | %d | %.2f | %d | %s |" % row, flush=True)
+    if not a.only_shipped:
+        if a.grid:
+            series = [(p, s, m, d) for p in parse_range(a.patches) for s in parse_range(a.states)
+                      for m in parse_range(a.modules) for d in parse_range(a.depths)]
+        else:
+            series = DEFAULT_SERIES
+        with tempfile.TemporaryDirectory() as tmp:
+            for p, s, m, d in series:
+                spec = Path(tmp) / f"gen-p{p}-s{s}-m{m}.toml"
+                spec.write_text(generated(p, s, m))
+                t, v, rss = time_verify(spec, d, a.runs, a.timeout)
+                row = (f"generated p{p} s{s} m{m}", p, s, m, d, t, rss, v)
+                rows.append(row)
+                print("| %s | %d | %d | %d | %d | %.2f | %d | %s |" % row, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

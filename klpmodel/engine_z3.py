@@ -86,6 +86,9 @@ class Z3Engine:
                     nxt[v] = z3.If(sel, val, nxt[v])
             for p, cond in c.viol.items():
                 viol[p] = z3.If(sel, c._t(cond), viol.get(p, z3.BoolVal(False)))
+        loads = {op.arg: k for k, op in enumerate(m.ops) if op.word == "load"}
+        self.symmetric = [[loads[m.P[i].name] for i in g] for g in m.interchangeable()
+                          if all(m.P[i].name in loads for i in g)]
         self.trans = z3.And(z3.Or(*cases) if cases else z3.BoolVal(False),
                             *[self.post[v] == nxt[v] for v in names])
         self.viol = viol
@@ -97,7 +100,7 @@ class Z3Engine:
         return {v: self._const(v, f"@{t}") for v in self.names}
 
     def run(self, depth: int, props: list[str], timeout: float | None = None) -> Search:
-        z3 = self.z3
+        z3, m = self.z3, self.m
         start = time.perf_counter()
         deadline = None if timeout is None else start + timeout
         solver = z3.SolverFor("QF_BV")
@@ -122,6 +125,12 @@ class Z3Engine:
             # a violation is decided by (state, operation, choices) alone.
             for i in range(t - 1):
                 solver.add(z3.Or(*[states[i][v] != states[t - 1][v] for v in self.names]))
+            # Interchangeable patches (Model.interchangeable): rename them so that they are
+            # first loaded in spec order. Any counterexample has such a renamed twin of the
+            # same length, so verdicts and shortest depths are unchanged.
+            for group in self.symmetric:
+                for a, b in zip(group, group[1:]):
+                    solver.add(z3.Implies(ops[-1] == b, z3.Or(*[o == a for o in ops[:-1]])))
             viol_t = {p: z3.substitute(self.viol[p], *sub) for p in open_props}
             while open_props:
                 if deadline is not None:

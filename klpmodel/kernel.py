@@ -185,6 +185,22 @@ class Model:
         add("leak_since", "b", 1, False)         # a block leaked since that load
         return v, init
 
+    def interchangeable(self) -> list[list[int]]:
+        """Groups of patches (spec order) that differ only in their names.
+
+        The rules never look at a name: klp_patches is ordered by load time, not by the
+        spec, and every rule reads replace, the declared states and versions, `uses` and
+        the objects' statements. Renaming patches within a group maps every run to a run
+        with the same violations at the same steps."""
+        def shape(p: Patch):
+            objs = tuple((o.name, tuple((cb, tuple((st.action, st.arg if st.action != "log" else None, st.errno, st.cond)
+                                                   for st in stmts)) for cb, stmts in o.callbacks)) for o in p.objects)
+            return (p.replace, tuple(sorted(p.states)), tuple(sorted(p.uses)), objs)
+        groups: dict = {}
+        for i, p in enumerate(self.P):
+            groups.setdefault(shape(p), []).append(i)
+        return [g for g in groups.values() if len(g) > 1]
+
     def refused_loads(self) -> list[str]:
         """What the compatibility rule refuses, as sentences (for reports)."""
         return [why for (i, j), (ok, why) in sorted(self.compat.items()) if not ok]
@@ -209,6 +225,21 @@ class _Rules:
 
     def __init__(self, m: Model, c):
         self.m, self.c = m, c
+        self._memo: dict = {}
+        self._list_vars = [f"{k}[{p.name}]" for p in m.P for k in ("phase", "pos")]
+
+    def memo(self, key, fn):
+        """Symbolic runs only: reuse a term derived from the list (phases and positions)
+        while those variables still hold the very same terms (Python-side speed only)."""
+        if not self.c.symbolic:
+            return fn()
+        deps = tuple(self.c.get(v) for v in self._list_vars)
+        hit = self._memo.get(key)
+        if hit is not None and all(a is b for a, b in zip(hit[0], deps)):
+            return hit[1]
+        out = fn()
+        self._memo[key] = (deps, out)
+        return out
 
     # ---- reading the state
     def phase(self, i):
@@ -219,13 +250,13 @@ class _Rules:
         return self.c.or_(*(self.c.eq(ph, x) for x in phases))
 
     def listed(self, i):
-        return self.is_phase(i, LISTED)
+        return self.memo(("listed", i), lambda: self.is_phase(i, LISTED))
 
     def pos(self, i):
         return self.c.get(f"pos[{self.m.P[i].name}]")
 
     def transition(self):
-        return self.c.or_(*(self.is_phase(i, IN_TRANSITION) for i in range(self.m.n)))
+        return self.memo("transition", lambda: self.c.or_(*(self.is_phase(i, IN_TRANSITION) for i in range(self.m.n))))
 
     def trans_pos(self):
         c, t = self.c, 0
@@ -240,6 +271,9 @@ class _Rules:
         return self.c.get(f"ptr[{self.m.P[i].name}.{s}]")
 
     def prev(self, s):
+        return self.memo(("prev", s), lambda: self._prev(s))
+
+    def _prev(self, s):
         """klp_get_prev_state(id) (§12): for each patch declaring s, 'it is the one'.
 
         NULL outside a transition; else the newest listed patch before the transition

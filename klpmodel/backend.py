@@ -82,23 +82,47 @@ class Symbolic:
 
     symbolic = True
 
-    def __init__(self, z3, state: dict[str, Any], width: int, step_tag: str = ""):
+    def __init__(self, z3, state: dict[str, Any], widths: dict[str, int], step_tag: str = ""):
         self.z3 = z3
         self.st = state
-        self.width = width
+        self.widths = widths       # bit-vector width of each small-int variable
         self.tag = step_tag
         self.pc: Any = True      # path condition: guards violations, leaks, choices
         self.wpc: Any = True     # write guard: pc minus conditions a `cases` merge already tests
         self.viol: dict[str, Any] = {}
         self.choices: dict[tuple, Any] = {}
 
-    def _t(self, x):
+    def _t(self, x, width: int = 1):
+        """A Z3 term for x; Python ints become bit-vectors of at least `width` bits."""
         z3 = self.z3
         if isinstance(x, bool):
             return z3.BoolVal(x)
         if isinstance(x, int):
-            return z3.BitVecVal(x, self.width)
+            return z3.BitVecVal(x, max(width, x.bit_length(), 1))
         return x
+
+    def fit(self, x, width: int):
+        """x as a bit-vector of exactly `width` bits (values always fit their variable)."""
+        z3 = self.z3
+        if isinstance(x, (bool, z3.BoolRef)):
+            return self._t(x)
+        if isinstance(x, int):
+            return z3.BitVecVal(x, width)
+        if x.size() < width:
+            return z3.ZeroExt(width - x.size(), x)
+        if x.size() > width:
+            return z3.Extract(width - 1, 0, x)
+        return x
+
+    def _pair(self, a, b):
+        """Two operands of one sort: bit-vectors zero-extended to the wider width."""
+        z3 = self.z3
+        if isinstance(a, (bool, z3.BoolRef)) or isinstance(b, (bool, z3.BoolRef)):
+            return self._t(a), self._t(b)
+        wa = a.size() if isinstance(a, z3.BitVecRef) else max(1, a.bit_length())
+        wb = b.size() if isinstance(b, z3.BitVecRef) else max(1, b.bit_length())
+        w = max(wa, wb)
+        return self.fit(a, w), self.fit(b, w)
 
     @staticmethod
     def _py(*xs) -> bool:
@@ -107,7 +131,8 @@ class Symbolic:
     def eq(self, a, b):
         if self._py(a, b):
             return a == b
-        return self._t(a) == self._t(b)
+        x, y = self._pair(a, b)
+        return x == y
 
     def ne(self, a, b):
         return self.not_(self.eq(a, b))
@@ -115,12 +140,12 @@ class Symbolic:
     def lt(self, a, b):
         if self._py(a, b):
             return a < b
-        return self.z3.ULT(self._t(a), self._t(b))
+        return self.z3.ULT(*self._pair(a, b))
 
     def le(self, a, b):
         if self._py(a, b):
             return a <= b
-        return self.z3.ULE(self._t(a), self._t(b))
+        return self.z3.ULE(*self._pair(a, b))
 
     def not_(self, a):
         if isinstance(a, bool):
@@ -159,12 +184,17 @@ class Symbolic:
                 return c
             if a is False and b is True:
                 return self.z3.Not(c)
-        return self.z3.If(c, self._t(a), self._t(b))
+        return self.z3.If(c, *self._pair(a, b))
 
     def add(self, a, b):
         if self._py(a, b):
             return a + b
-        return self._t(a) + self._t(b)
+        if isinstance(b, int) and b < 0:            # only ever to step down a position
+            x, y = self._pair(a, -b)
+            return x - y
+        x, y = self._pair(a, b)
+        w = x.size() + 1                            # room for the carry
+        return self.fit(x, w) + self.fit(y, w)
 
     def count(self, xs):
         total: Any = 0
@@ -176,6 +206,8 @@ class Symbolic:
         return self.st[name]
 
     def set(self, name: str, value):
+        if name in self.widths and not isinstance(value, int):
+            value = self.fit(value, self.widths[name])
         if self.wpc is True:
             self.st[name] = value
         else:

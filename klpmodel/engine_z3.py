@@ -12,6 +12,7 @@ satisfying depth of a property is its shortest counterexample.
 """
 from __future__ import annotations
 
+import itertools
 import time
 from dataclasses import dataclass, field
 
@@ -52,11 +53,11 @@ class Z3Engine:
     def _const(self, var: str, suffix: str = ""):
         kind, _ = self.m.vars[var]
         name = var + suffix
-        return self.z3.Bool(name) if kind == "b" else self.z3.BitVec(name, self.m.width)
+        return self.z3.Bool(name) if kind == "b" else self.z3.BitVec(name, self.m.bits[var])
 
     def _value(self, name: str, v):
         kind, _ = self.m.vars[name]
-        return self.z3.BoolVal(bool(v)) if kind == "b" else self.z3.BitVecVal(int(v), self.m.width)
+        return self.z3.BoolVal(bool(v)) if kind == "b" else self.z3.BitVecVal(int(v), self.m.bits[name])
 
     def _build(self):
         z3, m = self.z3, self.m
@@ -72,16 +73,16 @@ class Z3Engine:
         viol: dict[str, object] = {}
         for k in reversed(range(len(m.ops))):
             op = m.ops[k]
-            guard = kernel.enabled(m, Symbolic(z3, dict(self.pre), m.width), op)
+            guard = kernel.enabled(m, Symbolic(z3, dict(self.pre), m.bits), op)
             if guard is False:
                 continue
-            c = Symbolic(z3, dict(self.pre), m.width)
+            c = Symbolic(z3, dict(self.pre), m.bits)
             kernel.step(m, c, op)
             self.choice_consts.update(c.choices)
             sel = self.opv == k
             cases.append(z3.And(sel, guard) if guard is not True else sel)
             for v in names:
-                val = c._t(c.st[v])
+                val = c.fit(c.st[v], m.bits[v]) if v in m.bits else c._t(c.st[v])
                 if not val.eq(nxt[v]):
                     nxt[v] = z3.If(sel, val, nxt[v])
             for p, cond in c.viol.items():
@@ -89,9 +90,13 @@ class Z3Engine:
         loads = {op.arg: k for k, op in enumerate(m.ops) if op.word == "load"}
         self.symmetric = [[loads[m.P[i].name] for i in g] for g in m.interchangeable()
                           if all(m.P[i].name in loads for i in g)]
-        self.trans = z3.And(z3.Or(*cases) if cases else z3.BoolVal(False),
-                            *[self.post[v] == nxt[v] for v in names])
-        self.viol = viol
+        # variables no operation ever changes keep their initial value: not state at all
+        fixed = [(self.pre[v], self._value(v, m.init[v])) for v in names if nxt[v].eq(self.pre[v])]
+        self.names = [v for v in names if not nxt[v].eq(self.pre[v])]
+        trans = z3.And(z3.Or(*cases) if cases else z3.BoolVal(False),
+                       *[self.post[v] == nxt[v] for v in self.names])
+        self.trans = z3.substitute(trans, *fixed) if fixed else trans
+        self.viol = {p: z3.substitute(f, *fixed) if fixed else f for p, f in viol.items()}
 
     # ---- unrolling
     def _step_consts(self, t: int):
@@ -100,7 +105,7 @@ class Z3Engine:
         return {v: self._const(v, f"@{t}") for v in self.names}
 
     def run(self, depth: int, props: list[str], timeout: float | None = None) -> Search:
-        z3, m = self.z3, self.m
+        z3 = self.z3
         start = time.perf_counter()
         deadline = None if timeout is None else start + timeout
         solver = z3.SolverFor("QF_BV")
@@ -129,7 +134,7 @@ class Z3Engine:
             # first loaded in spec order. Any counterexample has such a renamed twin of the
             # same length, so verdicts and shortest depths are unchanged.
             for group in self.symmetric:
-                for a, b in zip(group, group[1:]):
+                for a, b in itertools.pairwise(group):
                     solver.add(z3.Implies(ops[-1] == b, z3.Or(*[o == a for o in ops[:-1]])))
             viol_t = {p: z3.substitute(self.viol[p], *sub) for p in open_props}
             while open_props:
@@ -171,7 +176,7 @@ class Z3Engine:
         for i in range(t):
             out.ops.append(m.ops[model.eval(ops[i], model_completion=True).as_long()])
             out.choices.append({k: z3.is_true(model.eval(c, model_completion=True)) for k, c in chs[i].items()})
-            st = {}
+            st = dict(m.init)
             for v, const in states[i + 1].items():
                 val = model.eval(const, model_completion=True)
                 st[v] = z3.is_true(val) if m.vars[v][0] == "b" else val.as_long()

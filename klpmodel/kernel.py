@@ -126,7 +126,7 @@ class Model:
         self.compat = {(i, j): compatible(self.P[i], self.P[j]) for i in range(self.n) for j in range(self.n) if i != j}
         self.ops = self._ops()
         self.vars, self.init = self._vars()
-        self.width = (2 * max(d for _, d in self.vars.values()) + 2).bit_length()
+        self.bits = {v: max(1, top.bit_length()) for v, (kind, top) in self.vars.items() if kind == "i"}
 
     def variant(self, s: str, version: int) -> int:
         return 2 + self.versions[s].index(version)
@@ -235,7 +235,7 @@ class _Rules:
             return fn()
         deps = tuple(self.c.get(v) for v in self._list_vars)
         hit = self._memo.get(key)
-        if hit is not None and all(a is b for a, b in zip(hit[0], deps)):
+        if hit is not None and all(a is b for a, b in zip(hit[0], deps, strict=True)):
             return hit[1]
         out = fn()
         self._memo[key] = (deps, out)

@@ -82,11 +82,10 @@ class Symbolic:
 
     symbolic = True
 
-    def __init__(self, z3, state: dict[str, Any], widths: dict[str, int], step_tag: str = ""):
+    def __init__(self, z3, state: dict[str, Any], widths: dict[str, int]):
         self.z3 = z3
         self.st = state
         self.widths = widths       # bit-vector width of each small-int variable
-        self.tag = step_tag
         self.pc: Any = True      # path condition: guards violations, leaks, choices
         self.wpc: Any = True     # write guard: pc minus conditions a `cases` merge already tests
         self.viol: dict[str, Any] = {}
@@ -249,7 +248,7 @@ class Symbolic:
 
     def choice(self, key: tuple):
         if key not in self.choices:
-            self.choices[key] = self.z3.Bool(f"choice{self.tag}:" + "/".join(map(str, key)))
+            self.choices[key] = self.z3.Bool("choice:" + "/".join(map(str, key)))
         return self.choices[key]
 
     def violate(self, prop: str, cond, where=None):

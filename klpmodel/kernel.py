@@ -13,6 +13,7 @@ Section numbers (§) refer to ../shared/kernel/semantics.md.
 """
 from __future__ import annotations
 
+import operator
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -84,6 +85,8 @@ def _edges_by_event() -> dict[str, tuple[tuple[int, int, tuple[str, ...]], ...]]
 def edges(event: str) -> tuple[tuple[int, int, tuple[str, ...]], ...]:
     return _edges_by_event()[event]
 
+
+_CMP = {"<": operator.lt, "<=": operator.le, "==": operator.eq, "!=": operator.ne, ">=": operator.ge, ">": operator.gt}
 
 # ------------------------------------------------------------------ the compiled model
 
@@ -300,36 +303,35 @@ class _Rules:
         if cond is None:
             return True
         c = self.c
-        ver_ok = {"<": lambda a, b: a < b, "<=": lambda a, b: a <= b, "==": lambda a, b: a == b,
-                  "!=": lambda a, b: a != b, ">=": lambda a, b: a >= b, ">": lambda a, b: a > b}
         hits = []
         for q, is_prev in self.prev(cond.state):
             v = self.m.P[q].version(cond.state)
-            if cond.cmp is None or ver_ok[cond.cmp](v, cond.value):
+            if cond.cmp is None or _CMP[cond.cmp](v, cond.value):   # versions are static
                 hits.append(is_prev)
         holds = c.or_(*hits)
         return c.not_(holds) if cond.negate else holds
 
     # ---- blocks
-    def slot_is(self, p, s, j):
+    def slot_is(self, p, j):
+        """Pointer p points at block slot j (0 is NULL)."""
         return self.c.eq(p, j + 1)
 
     def kind(self, p, s):
         """0 NULL, 1 live, 2 freed."""
         c, k = self.c, 0
         for j in range(self.m.slots[s]):
-            k = c.ite(self.slot_is(p, s, j), c.ite(c.get(f"live[{s}#{j}]"), 1, 2), k)
+            k = c.ite(self.slot_is(p, j), c.ite(c.get(f"live[{s}#{j}]"), 1, 2), k)
         return k
 
     def content(self, p, s):
         c, v = self.c, ZERO
         for j in range(self.m.slots[s]):
-            v = c.ite(self.slot_is(p, s, j), c.get(f"cont[{s}#{j}]"), v)
+            v = c.ite(self.slot_is(p, j), c.get(f"cont[{s}#{j}]"), v)
         return v
 
-    def referenced(self, s, j, but=None):
-        c = self.c
-        return c.or_(*(self.slot_is(self.ptr(q, s), s, j) for q in self.m.decl[s] if q != but))
+    def referenced(self, s, j):
+        """Some patch's pointer for s points at slot j (patches off the list hold none)."""
+        return self.c.or_(*(self.slot_is(self.ptr(q, s), j) for q in self.m.decl[s]))
 
     def release(self, pairs):
         """Drop the data pointers [(patch, state)]; a live block nobody points at any more
@@ -340,7 +342,7 @@ class _Rules:
             c.set(f"ptr[{self.m.P[i].name}.{s}]", 0)
         for s in dict.fromkeys(s for _, s in pairs):
             for j in range(self.m.slots[s]):
-                dropped = c.or_(*(self.slot_is(old[(i, t)], s, j) for i, t in pairs if t == s))
+                dropped = c.or_(*(self.slot_is(old[(i, t)], j) for i, t in pairs if t == s))
                 for _ in c.when(c.and_(dropped, c.not_(self.referenced(s, j)))):
                     self.leaks.append(c.and_(c.pc, c.get(f"live[{s}#{j}]")) if c.symbolic else c.get(f"live[{s}#{j}]"))
                     if not c.symbolic and c.get(f"live[{s}#{j}]"):
@@ -375,14 +377,14 @@ class _Rules:
     def write_block(self, p, s, value):
         c = self.c
         for j in range(self.m.slots[s]):
-            for _ in c.when(self.slot_is(p, s, j)):
+            for _ in c.when(self.slot_is(p, j)):
                 c.set(f"cont[{s}#{j}]", value)
 
     def free_block(self, p, s, where):
         c = self.c
         c.violate("no-double-free", c.eq(self.kind(p, s), 2), where)
         for j in range(self.m.slots[s]):
-            for _ in c.when(self.slot_is(p, s, j)):
+            for _ in c.when(self.slot_is(p, j)):
                 c.set(f"live[{s}#{j}]", False)
 
     def set_value(self, s, value, where):

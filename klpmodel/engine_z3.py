@@ -33,7 +33,7 @@ class Search:
     found: dict[str, tuple[int, RawTrace]] = field(default_factory=dict)
     depth_done: int = 0                  # every depth <= this was fully decided
     unknown: str | None = None           # reason the search stopped early
-    complete_at: int | None = None       # longest loop-free path, when shorter than the depth
+    complete_at: int | None = None       # no path longer than this keeps its states (but the last) distinct
     per_depth: list[tuple[int, float]] = field(default_factory=list)   # (depth, seconds)
 
 

@@ -153,11 +153,35 @@ def broke(m: Model, v: Violation) -> str:
 
 # ------------------------------------------------------------------ text
 
+def summary(r: Result) -> list[str]:
+    """The verdict in a sentence or two: what the report starts with."""
+    bad = {v.property for v in r.violations}
+    held = [p for p in r.properties if p not in bad]
+    found = ", ".join(f"{v.property} ({v.depth} operation{'s' if v.depth > 1 else ''})" for v in r.violations)
+    if r.verdict == "unknown":
+        out = [f"verdict: unknown: the search stopped after depth {r.depth_done} of {r.depth} ({r.unknown})"]
+        if found:
+            out.append(f"violated so far: {found}")
+        if held:
+            out.append(f"no violation up to depth {r.depth_done}: {', '.join(held)}")
+        return out
+    if r.verdict == "violation":
+        out = [f"verdict: violation: {len(bad)} of {len(r.properties)} properties broken, shortest traces: {found}"]
+    else:
+        out = [f"verdict: holds: no sequence of up to {r.depth} operations breaks {', '.join(held)}"]
+        held = []
+    if held:
+        out.append(f"holds up to depth {r.depth}: {', '.join(held)}")
+    if r.complete_at is not None:
+        out.append(f"complete: every sequence of more than {r.complete_at} operations revisits a state before its "
+                   f"last step, so this verdict holds for sequences of any length")
+    return out
+
+
 def text(r: Result, stats: bool = False) -> str:
     m, spec = r.model, r.spec
-    out = [f"klpmodel verify {spec.path}: {spec.name}",
-           f"kernel {spec.kernel}, depth {r.depth}, engine {r.engine}, "
-           f"properties: {', '.join(r.properties)}"]
+    out = [f"klpmodel verify {spec.path}: {spec.name}", *summary(r),
+           f"kernel {spec.kernel}, depth {r.depth}, engine {r.engine}"]
     refused = m.refused_loads()
     if refused:
         out.append("the compatibility rule (klp_is_patch_compatible) refuses these loads:")
@@ -178,18 +202,8 @@ def text(r: Result, stats: bool = False) -> str:
             if others:
                 out.append("       also breaks here: " + ", ".join(others))
         out.append(f"  => {v.property} broken: {broke(m, v)}")
-    bad = {v.property for v in r.violations}
-    held = [p for p in r.properties if p not in bad]
-    out.append("")
-    if r.unknown:
-        out.append(f"unknown: the search stopped at depth {r.depth_done} of {r.depth} ({r.unknown})")
-        if held:
-            out.append(f"no violation up to depth {r.depth_done}: {', '.join(held)}")
-    elif held:
-        out.append(f"holds up to depth {r.depth}: {', '.join(held)}")
-    verdict = {"holds": "holds", "violation": f"violation ({len(bad)} of {len(r.properties)} properties violated)",
-               "unknown": "unknown"}[r.verdict]
-    out.append(f"verdict: {verdict}")
+    if r.violations:
+        out += ["", summary(r)[0]]
     if stats:
         out.append(f"time: {r.seconds:.3f} s; per depth: " + ", ".join(f"{d}:{t:.3f}" for d, t in r.per_depth))
     return "\n".join(out) + "\n"
@@ -241,6 +255,7 @@ def to_json(r: Result, stats: bool = False) -> dict:
            "spec": {"path": r.spec.path, "name": r.spec.name, "kernel": r.spec.kernel, "sha256": r.spec.digest},
            "engine": r.engine,
            "refused_loads": m.refused_loads()}
+    out["complete"] = r.complete_at is not None
     if r.unknown:
         out["unknown"] = {"reason": r.unknown, "depth_done": r.depth_done}
     if stats:

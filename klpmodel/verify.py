@@ -47,6 +47,7 @@ class Result:
     violations: tuple[Violation, ...]
     unknown: str | None = None            # why the answer is incomplete (timeout, solver unknown)
     depth_done: int = 0
+    complete_at: int | None = None        # the search space was exhausted: holds for any length
     seconds: float = 0.0
     per_depth: tuple = field(default_factory=tuple)
 
@@ -112,5 +113,5 @@ def verify(spec: Spec, *, depth: int | None = None, properties: list[str] | None
             found.append(Violation(p, d, replay(model, raw.ops, raw.choices, raw.states, p)))
     found.sort(key=lambda v: (v.depth, props.index(v.property)))
     return Result(spec, model, engine.name, depth, props, tuple(found), search.unknown,
-                  search.depth_done, time.perf_counter() - start, tuple(search.per_depth))
+                  search.depth_done, search.complete_at, time.perf_counter() - start, tuple(search.per_depth))
 

@@ -9,8 +9,8 @@ from conftest import cli
 def test_holds_exit_0_and_text_report():
     p = cli("verify", "specs/selftest-state.toml")
     assert p.returncode == 0, p.stderr
-    assert p.stdout.splitlines()[-1] == "verdict: holds"
-    assert "holds up to depth 8: version-order, revert-restores" in p.stdout
+    assert p.stdout.splitlines()[1].startswith("verdict: holds: no sequence of up to 8 operations breaks version-order")
+    assert "complete:" not in p.stdout
 
 
 def test_violation_exit_1_with_numbered_trace_and_statement_line():
@@ -91,3 +91,11 @@ def test_output_is_deterministic():
 def test_version():
     p = cli("--version")
     assert p.returncode == 0 and p.stdout.startswith("klpmodel ")
+
+
+def test_verdict_comes_first_and_completeness_is_reported(write_spec):
+    p = cli("verify", str(write_spec('[[patch]]\nname = "p"\n')), "--format", "json")
+    r = json.loads(p.stdout)
+    assert (r["verdict"], r["complete"]) == ("holds", True)
+    text = cli("verify", "specs/no-leak-bad.toml").stdout.splitlines()
+    assert text[1] == "verdict: violation: 1 of 8 properties broken, shortest traces: no-leak (4 operations)"

@@ -124,6 +124,23 @@ def changes(m: Model, before: dict, after: dict, events=()) -> list[str]:
     return out
 
 
+def _differences(m: Model, steps) -> str:
+    """How the abstract system after `steps` differs from before them (properties.md)."""
+    before, after = steps[0].before, steps[-1].after
+    out = [f"{s} is {m.describe_value(s, after[f'val[{s}]'])}, was {m.describe_value(s, before[f'val[{s}]'])}"
+           for s in m.state_names if before[f"val[{s}]"] != after[f"val[{s}]"]]
+    out += [f"block {e[1]}#{e[2] + 1} is still allocated and nothing points to it"
+            for st in steps for e in st.events if e[0] == "leaked"]
+    for p in m.P:
+        for s, _ in p.states:
+            a, b = before[f"ptr[{p.name}.{s}]"], after[f"ptr[{p.name}.{s}]"]
+            if a and a == b and before[f"live[{s}#{a - 1}]"] and not after[f"live[{s}#{a - 1}]"]:
+                out.append(f"{p.name}'s {s} data was freed")
+            elif a and a == b and after[f"live[{s}#{a - 1}]"] and before[f"cont[{s}#{a - 1}]"] != after[f"cont[{s}#{a - 1}]"]:
+                out.append(f"{p.name}'s {s} data now holds {m.describe_value(s, after[f'cont[{s}#{a - 1}]'])}")
+    return "; ".join(out) or "see the steps above"
+
+
 def broke(m: Model, v: Violation) -> str:
     """One sentence: what in the last step broke the property."""
     w = v.where
@@ -134,9 +151,12 @@ def broke(m: Model, v: Violation) -> str:
     last = v.trace[-1].after
     if isinstance(w, tuple):
         if w[0] == "load":
-            return f"the load of {w[1]} failed in pre_patch and the system is not as it was before the load"
+            return (f"the load of {w[1]} failed in pre_patch and the system is not as it was before the load: "
+                    + _differences(m, v.trace[-1:]))
         if w[0] == "complete":
-            return "the reversed transition completed, and the system is not as it was before the load"
+            start = max(n for n, st in enumerate(v.trace) if st.op.word == "load")
+            return (f"the reversed transition of {v.trace[start].op.arg} completed unpatched, and the system is not "
+                    f"as it was before step {start + 1}: " + _differences(m, v.trace[start:]))
         if w[0] == "state":
             return (f"state {w[1]} is {m.describe_value(w[1], last[f'val[{w[1]}]'])}, not original, "
                     f"and no installed patch declares it")

@@ -73,14 +73,19 @@ def time_verify(spec: Path, depth: int | None, runs: int, timeout: float) -> tup
         p = subprocess.run(["/usr/bin/time", "-f", "%M", *cmd], capture_output=True, text=True, env=env)
         times.append(time.perf_counter() - t)
         try:
-            verdict = json.loads(p.stdout)["verdict"]
+            res = json.loads(p.stdout)
+            verdict = res["verdict"]
+            if verdict == "unknown":
+                verdict += f" (depths 1..{res['unknown']['depth_done']} done)"
+            elif res.get("complete"):
+                verdict += " (complete)"
         except (json.JSONDecodeError, KeyError):
             verdict = f"error (exit {p.returncode})"
         try:
             rss = max(rss, int(p.stderr.strip().splitlines()[-1]))
         except (ValueError, IndexError):
             pass
-        if verdict == "unknown":
+        if verdict.startswith("unknown"):
             break
     return statistics.median(times), verdict, rss // 1024
 

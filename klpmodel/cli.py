@@ -44,7 +44,7 @@ def main(version: bool = typer.Option(False, "--version", callback=_version, is_
 
 @app.command()
 def verify(
-    spec: Path = typer.Argument(..., help="The spec (.toml) of a livepatch series."),
+    spec: Path = typer.Argument(..., metavar="SPEC", help="The spec (.toml) of a livepatch series."),
     depth: int | None = typer.Option(None, "--depth", "-d", help="Longest operation sequence explored (default: [check] depth, else 8)."),
     property: list[str] | None = typer.Option(None, "--property", "-p", help="Check only this property (repeatable)."),
     timeout: float | None = typer.Option(None, "--timeout", help="Give up after this many seconds (exit 3 with what was found)."),
@@ -67,7 +67,7 @@ def verify(
 
 
 @app.command()
-def check(spec: Path = typer.Argument(..., help="The spec (.toml) to validate.")):
+def check(spec: Path = typer.Argument(..., metavar="SPEC", help="The spec (.toml) to validate.")):
     """Only validate the spec: exit 0 if it is well-formed, 2 with FILE:LINE: message if not."""
     try:
         from .spec import load_spec
@@ -84,12 +84,22 @@ def run() -> None:
     import os
 
     try:
-        app(prog_name="klpmodel")
-        code = 0
+        rv = app(prog_name="klpmodel", standalone_mode=False)
+        code = rv if isinstance(rv, int) else 0
     except SystemExit as e:
         code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
         if not isinstance(e.code, (int, type(None))):
             print(e.code, file=sys.stderr)
+    except Exception as e:
+        if not hasattr(e, "format_message") or not hasattr(e, "exit_code"):
+            raise                                   # not a usage error: a bug, show it
+        code = e.exit_code
+        if type(e).__name__ == "NoArgsIsHelpError":
+            print(e.format_message())
+        else:                                       # click's usage errors, as one line
+            ctx = getattr(e, "ctx", None)
+            where = ctx.command_path if ctx is not None else "klpmodel"
+            print(f"klpmodel: error: {e.format_message().rstrip('.')}; see '{where} --help'", file=sys.stderr)
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)

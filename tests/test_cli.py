@@ -76,10 +76,14 @@ def test_usage_errors_exit_2():
                       (["--timeout", "-1"], "--timeout must be a positive number of seconds")]:
         p = cli("verify", "specs/selftest-state.toml", *args)
         assert p.returncode == 2 and msg in p.stderr and "Traceback" not in p.stderr
-    p = cli("verify", "specs/selftest-state.toml", "--format", "xml")
-    assert p.returncode == 2
-    p = cli("frobnicate")
-    assert p.returncode == 2
+    for args, line in [(["verify", "specs/selftest-state.toml", "--format", "xml"],
+                        "klpmodel: error: Invalid value for '--format' / '-f': Value error, 'xml' is not one of "
+                        "'text', 'json'; see 'klpmodel verify --help'"),
+                       (["verify"], "klpmodel: error: Missing argument 'SPEC'; see 'klpmodel verify --help'"),
+                       (["frobnicate"], "klpmodel: error: No such command 'frobnicate'; see 'klpmodel --help'")]:
+        p = cli(*args)
+        assert p.returncode == 2
+        assert p.stderr.splitlines() == [line]
 
 
 def test_output_is_deterministic():

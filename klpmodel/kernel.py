@@ -421,6 +421,9 @@ class _Rules:
         if a == "log":
             c.event("log", where, st.arg)
             return False
+        if a == "banner":
+            c.event("banner", where)
+            return False
         if a == "return":
             return False
         own = self.ptr(i, s)
@@ -488,9 +491,9 @@ class _Rules:
         c.event("callback", p.name, obj.name, cb)
         failed = self.body(i, obj, cb, obj.cb(cb), True)
         if cb == "pre_patch":
-            for _ in c.when(failed):
-                c.event("pre-patch-failed", p.name, obj.name)
+            for _ in c.when(failed):             # the error label runs before pre_patch returns
                 self.body(i, obj, "pre_patch_error", obj.cb("pre_patch_error"), False)
+                c.event("pre-patch-failed", p.name, obj.name)
             c.set(flag, c.not_(failed))
         return c.not_(failed)
 
@@ -667,6 +670,7 @@ class _Rules:
             for oi, o in enumerate(p.objects):
                 for _ in c.when(self.loaded(o.name)):
                     self.run_edge(i, oi, cancel)
+            c.event("load-cancelled", p.name)
             self.move(i, entered, back)
             self.clear_snapshot()
             c.violate("error-cleanup", c.not_(self.same_abstract(before, self.abstract(), self.leaked_now())),
@@ -687,6 +691,7 @@ class _Rules:
         for oi, o in enumerate(p.objects):
             for _ in c.when(self.loaded(o.name)):
                 self.run_edge(i, oi, cbs)
+        c.event("completed", p.name, dst)
         if dst in LISTED:
             if p.replace:                   # §4.1/§7: drop the replaced patches now
                 (r_src, r_dst, _), = edges("replaced")
@@ -736,6 +741,7 @@ class _Rules:
         for oi, o in enumerate(self.m.P[i].objects):
             for _ in c.when(self.loaded(o.name)):
                 self.run_edge(i, oi, cbs)
+        c.event("disable-started", op.arg)
         self.move(i, src, dst)
         self.clear_snapshot()                           # tload = False: started by disable
 
@@ -778,12 +784,14 @@ class _Rules:
                         r = self.run_edge(i, oi, cbs)
                     ok = c.and_(ok, c.or_(c.ne(self.phase(i), src), r))
             bad = c.and_(go, c.not_(ok))
+            for _ in c.when(bad):
+                c.event("refused", self.m.P[i].name, op.arg)
             fail_pos = c.ite(bad, self.pos(i), fail_pos)
             failed = c.or_(failed, bad)
         for _ in c.when(failed):                              # refuse the module, roll back earlier patches
-            c.event("refused", op.arg)
             self._unapply(targets, lambda i: c.lt(self.pos(i), fail_pos), op.arg)
             c.set(f"mod[{op.arg}]", False)
+            c.event("modload-failed", op.arg)
 
     def op_modunload(self, op):
         c = self.c
@@ -796,10 +804,12 @@ class _Rules:
         c = self.c
         for i, oi, g in self._in_list_order(targets):         # §9.2
             for _ in c.when(c.and_(g, which(i))):
-                c.event("reverting", self.m.P[i].name, module)
                 for src, _, cbs in edges("modunload"):
                     for _ in c.when(c.eq(self.phase(i), src)):
-                        self.run_edge(i, oi, cbs)
+                        for cb in cbs:              # the log line comes between the two
+                            if cb == "post_unpatch":
+                                c.event("reverting", self.m.P[i].name, module)
+                            self.callback(i, oi, cb)
 
     def judge_quiescent(self):
         """no-leak, and `uses` of enabled patches, at quiescent points (properties.md)."""

@@ -66,7 +66,13 @@ def event_lines(m: Model, step: Step) -> list[str]:
         elif kind == "applying":
             out.append(f"livepatch: applying patch '{ev[1]}' to loading module '{ev[2]}'")
         elif kind == "refused":
-            out.append(f"livepatch: a patch failed for module '{ev[1]}', refusing to load module '{ev[1]}'")
+            out.append(f"livepatch: patch '{ev[1]}' failed for module '{ev[2]}', refusing to load module '{ev[2]}'")
+        elif kind == "modload-failed":
+            out.append(f"the load of module '{ev[1]}' fails; its init never runs")
+        elif kind == "completed":
+            out.append(f"livepatch: '{ev[1]}': {'patching' if PHASES[ev[2]] == 'enabled' else 'unpatching'} complete")
+        elif kind == "disable-started":
+            out.append(f"livepatch: '{ev[1]}': starting unpatching transition")
         elif kind == "modunload":
             out.append(f"target module '{ev[1]}' is going (klp_module_going)")
         elif kind == "reverting":

@@ -434,11 +434,11 @@ class _Loader:
                         errno = int(e)
                     else:
                         bad(f"bad errno '{e}' in '{text}'; write a negative errno such as -EINVAL, -ENODEV, -ENOMEM or -19")
-            elif action == "return":
+            elif action in ("return", "banner"):
                 if rest:
-                    bad(f"malformed statement '{text}': return takes no argument; write \"return\"")
+                    bad(f"malformed statement '{text}': {action} takes no argument; write \"{action}\"")
             else:
-                known = ", ".join(STATE_ACTIONS + ("fail", "maybe-fail", "return", "log"))
+                known = ", ".join(STATE_ACTIONS + ("fail", "maybe-fail", "return", "log", "banner"))
                 bad(f"unknown action '{action}' in '{text}'; known actions: {known}")
         if only_log and action != "log":
             bad(f"'{action}' is not allowed in {callback}; a target module's init and exit take only 'log \"TEXT\"' statements")

@@ -50,7 +50,7 @@ CASES = [
     ("statement without its state", OBJ + 'pre_patch = ["alloc"]\n',
      "9: malformed statement 'alloc': alloc takes one state name; write \"alloc STATE\""),
     ("unknown action", OBJ + 'pre_patch = ["allocate s"]\n',
-     "9: unknown action 'allocate' in 'allocate s'; known actions: alloc, free, save, restore, modify, reset, take, copy, free-prev, fail, maybe-fail, return, log"),
+     "9: unknown action 'allocate' in 'allocate s'; known actions: alloc, free, save, restore, modify, reset, take, copy, free-prev, fail, maybe-fail, return, log, banner"),
     ("malformed condition", OBJ + 'pre_patch = ["alloc s if s"]\n',
      "9: malformed condition 'if s' in 'alloc s if s'; write 'if prev STATE' or 'unless prev STATE >= 2'"),
     ("bad errno", OBJ + 'pre_patch = ["fail ENOMEM"]\n',

@@ -41,9 +41,9 @@ def event_lines(m: Model, step: Step) -> list[str]:
             else:
                 out.append(f"    (skipped) {w.stmt.text:<38} line {w.stmt.line}" + (f"   [{prev}]" if prev else ""))
         elif kind == "alloc-failed":
-            out.append("    the allocation fails (explored choice): data = NULL, pre_patch returns -ENOMEM")
+            out.append("    -> the allocation fails (explored choice): data = NULL, fails with -ENOMEM")
         elif kind == "failed":
-            out.append(f"    pre_patch returns {errno_name(ev[2])}")
+            out.append(f"    -> fails with {errno_name(ev[2])}" + (" (explored choice)" if ev[1].stmt.action == "maybe-fail" else ""))
         elif kind == "pre-patch-failed":
             out.append(f"livepatch: pre-patch callback failed for object '{ev[2]}'")
         elif kind == "load-cancel":

@@ -67,6 +67,54 @@ def verify(
 
 
 @app.command()
+def simulate(
+    spec: Path = typer.Argument(..., metavar="SPEC", help="The spec (.toml) of a livepatch series."),
+    run: str | None = typer.Option(None, "--run", help="Operations separated by ';', e.g. \"load p; complete\"."),
+    run_file: Path | None = typer.Option(None, "--run-file", help="A file with one operation per line ('#' comments)."),
+    state: bool = typer.Option(False, "--state", help="Print the model state after each operation."),
+):
+    """Run one operation sequence and print the kernel log the selftests would capture."""
+    try:
+        from .kernel import Model
+        from .simulate import parse_run
+        from .simulate import simulate as run_ops
+        from .spec import load_spec
+
+        if (run is None) == (run_file is None):
+            raise UserError("give the operations with exactly one of --run \"OP; OP\" or --run-file FILE")
+        model = Model(load_spec(spec))
+        if run_file is not None:
+            try:
+                text = run_file.read_text()
+            except OSError as e:
+                raise UserError(f"cannot read: {e.strerror}", path=str(run_file)) from None
+            ops = parse_run(text, model, str(run_file), lines=True)
+        else:
+            ops = parse_run(run, model, "--run")
+        log, violations = run_ops(model, ops, show_state=state)
+        for line in log:
+            typer.echo(line)
+        for prop, where in violations:
+            typer.echo(f"# violation: {prop} ({where})")
+    except UserError as e:
+        _fail(e)
+
+
+@app.command()
+def conformance(
+    folder: Path = typer.Argument(Path("specs/selftests"), metavar="DIR", help="Where the scenario files are."),
+):
+    """Run every selftest scenario and compare the simulated log with the kernel's expected one."""
+    try:
+        from .conformance import run_all
+
+        code = run_all(folder, typer.echo)
+    except UserError as e:
+        _fail(e)
+    raise typer.Exit(code)
+
+
+@app.command()
 def check(spec: Path = typer.Argument(..., metavar="SPEC", help="The spec (.toml) to validate.")):
     """Only validate the spec: exit 0 if it is well-formed, 2 with FILE:LINE: message if not."""
     try:

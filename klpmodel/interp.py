@@ -39,13 +39,14 @@ def refusal(model: Model, state: dict, op: Op) -> str | None:
     return kernel.refusal(model, Concrete(state), op)
 
 
-def apply(model: Model, state: dict, op: Op, choices: dict[tuple, bool] | None = None) -> Outcome:
-    """Run op with the given choices (missing ones: the callback does not fail)."""
-    chosen = dict(choices or {})
+def apply(model: Model, state: dict, op: Op, choices=None) -> Outcome:
+    """Run op with the given choices: a dict (missing keys: the statement does not fail)
+    or a function of the key."""
+    pick = choices if callable(choices) else (lambda key, d=dict(choices or {}): d.get(key, False))
     seen: dict[tuple, bool] = {}
 
     def choose(key):
-        seen[key] = chosen.get(key, False)
+        seen[key] = bool(pick(key))
         return seen[key]
 
     c = Concrete(dict(state), choose)

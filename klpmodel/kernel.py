@@ -751,6 +751,7 @@ class _Rules:
 
     def op_force(self, op):
         c = self.c
+        c.event("force")
         for src, _, _ in edges("force"):
             for i, p in enumerate(self.m.P):
                 for _ in c.when(c.eq(self.phase(i), src)):

@@ -1,0 +1,118 @@
+"""`klpmodel simulate`: run one concrete operation sequence through the kernel rules and
+print the log the selftests would capture."""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from . import interp, klog
+from .errors import UserError
+from .kernel import PHASES, Model, Op
+
+OP_WORDS = ("load", "complete", "reverse", "disable", "rmmod", "modload", "modunload", "force")
+
+
+@dataclass(frozen=True)
+class RunOp:
+    op: Op
+    args: str                     # module parameters written on the insmod line
+    fails: tuple[str, ...]        # fail=[PATCH/]OBJ[:LINE]: which fallible statements fail
+    line: int
+
+
+def parse_run(text: str, model: Model, source: str, lines: bool = False) -> list[RunOp]:
+    """Operations separated by ';' or newlines; '#' starts a comment."""
+    out = []
+    patches = {p.name for p in model.P}
+    modules = set(model.module_names)
+    chunks = []
+    for n, raw in enumerate(text.splitlines(), 1):
+        for part in raw.split("#", 1)[0].split(";"):
+            if part.strip():
+                chunks.append((n, part.strip()))
+
+    def bad(n, msg):
+        raise UserError(msg, path=source, line=n if lines else None)
+
+    for n, chunk in chunks:
+        words = chunk.split()
+        word, rest = words[0], words[1:]
+        if word not in OP_WORDS:
+            bad(n, f"unknown operation '{word}' in '{chunk}'; known operations: {', '.join(OP_WORDS)}")
+        arg = None
+        if word in ("load", "disable", "rmmod", "modload", "modunload"):
+            if not rest:
+                bad(n, f"'{word}' needs a name: write '{word} NAME'")
+            arg, rest = rest[0], rest[1:]
+            known = modules if word.startswith("mod") else patches
+            if arg not in known:
+                what = "target module" if word.startswith("mod") else "patch"
+                bad(n, f"unknown {what} '{arg}' in '{chunk}'; the spec has: {', '.join(sorted(known)) or '(none)'}")
+        fails = tuple(w[len("fail="):] for w in rest if w.startswith("fail="))
+        args = " ".join(w for w in rest if not w.startswith("fail="))
+        for w in args.split():
+            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*=\S+", w):
+                bad(n, f"unexpected '{w}' in '{chunk}'; after the operation write module parameters "
+                       f"(name=value) or fail=[PATCH/]OBJECT[:LINE]")
+        if args and word not in ("load", "modload"):
+            bad(n, f"'{word}' takes no module parameters ('{args}')")
+        out.append(RunOp(Op(word, arg), args, fails, n))
+    return out
+
+
+def _chooser(fails: tuple[str, ...]):
+    """Choice oracle: the first fallible statement matching each fail= spec fails."""
+    used: set[str] = set()
+
+    def choose(key) -> bool:
+        patch, obj, _cb, line, _text = key
+        for f in fails:
+            if f in used:
+                continue
+            who, _, at = f.partition(":")
+            p, _, o = who.rpartition("/")
+            if o == obj and (not p or p == patch) and (not at or at == str(line)):
+                used.add(f)
+                return True
+        return False
+    return choose
+
+
+def state_table(m: Model, state: dict) -> list[str]:
+    rows = []
+    for p in m.P:
+        phase = PHASES[state[f"phase[{p.name}]"]]
+        data = ", ".join(f"{s}={'NULL' if not state[f'ptr[{p.name}.{s}]'] else f'block {s}#' + str(state[f'ptr[{p.name}.{s}]'])}"
+                         for s, _ in p.states)
+        forced = " forced" if state[f"forced[{p.name}]"] else ""
+        rows.append(f"#   {p.name:<24} {phase:<11}{forced} {data}".rstrip())
+    for s in m.state_names:
+        blocks = [f"#{j + 1}:{'live' if state[f'live[{s}#{j}]'] else 'free'}({m.describe_value(s, state[f'cont[{s}#{j}]'])})"
+                  for j in range(m.slots[s]) if state[f"live[{s}#{j}]"] or any(
+                      state[f"ptr[{p.name}.{s}]"] == j + 1 for p in m.P if p.version(s) is not None)]
+        rows.append(f"#   state {s} = {m.describe_value(s, state[f'val[{s}]'])}" + (f"; blocks {' '.join(blocks)}" if blocks else ""))
+    for mod in m.module_names:
+        rows.append(f"#   module {mod}: {'loaded' if state[f'mod[{mod}]'] else 'not loaded'}")
+    return rows
+
+
+def simulate(m: Model, ops: list[RunOp], show_state: bool = False) -> tuple[list[str], list[tuple[str, object]]]:
+    """The log lines of the run, and the property violations met on the way."""
+    state = interp.initial(m)
+    log: list[str] = []
+    violations = []
+    for r in ops:
+        line = klog.command_line(r.op, state, r.args)
+        if line:
+            log.append(line)
+        why = interp.refusal(m, state, r.op)
+        if why is not None:
+            log += klog.refusal_lines(r.op, why)
+        else:
+            out = interp.apply(m, state, r.op, _chooser(r.fails))
+            log += klog.event_lines(m, r.op, out.events)
+            violations += [(p, w) for p, w in out.violations]
+            state = out.state
+        if show_state:
+            log += state_table(m, state)
+    return log, violations

@@ -31,7 +31,7 @@ def test_satisfying_spec_holds(prop):
 
 def test_every_header_expectation_of_every_spec():
     """specs/README.md lists these verdicts; the headers are what ../shared/bin/acceptance reads."""
-    for path in sorted(SPECS.glob("*.toml")):
+    for path in sorted(SPECS.glob("*.toml")) + sorted(SPECS.glob("selftests/*.toml")):
         exp = expectations(path)
         assert exp, f"{path.name} has no '# expect:' header"
         result = verify(load_spec(path))

@@ -14,7 +14,7 @@ Section numbers (§) refer to ../shared/kernel/semantics.md.
 from __future__ import annotations
 
 import operator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import lru_cache
 
 from .spec import Patch, Spec, Stmt
@@ -94,6 +94,7 @@ _CMP = {"<": operator.lt, "<=": operator.le, "==": operator.eq, "!=": operator.n
 class Op:
     word: str
     arg: str | None = None
+    params: tuple[tuple[str, int], ...] | None = None   # module parameters given at insmod (simulate)
 
     def __str__(self) -> str:
         return f"{self.word} {self.arg}" if self.arg else self.word
@@ -126,7 +127,9 @@ class Model:
         # block slots per state: one per patch declaring it (a listed patch holds <= 1 pointer)
         self.decl = {s: tuple(i for i, p in enumerate(self.P) if p.version(s) is not None) for s in self.state_names}
         self.slots = {s: len(self.decl[s]) for s in self.state_names}
-        self.compat = {(i, j): compatible(self.P[i], self.P[j]) for i in range(self.n) for j in range(self.n) if i != j}
+        # compatibility of i with j installed, for i loaded with replace = False / True
+        self.compat = {(i, j, r): compatible(replace(self.P[i], replace=r), self.P[j])
+                       for i in range(self.n) for j in range(self.n) if i != j for r in (False, True)}
         self.ops = self._ops()
         self.vars, self.init = self._vars()
         self.bits = {v: max(1, top.bit_length()) for v, (kind, top) in self.vars.items() if kind == "i"}
@@ -173,8 +176,13 @@ class Model:
                 add(f"ptr[{p.name}.{s}]", "i", self.slots[s], 0)
                 add(f"snap_kind[{p.name}.{s}]", "i", 2, 0)
                 add(f"snap_cont[{p.name}.{s}]", "i", nvals[s] - 1, 0)
+        for p in self.P:
+            for name, default in p.params:                # two's complement in 8 bits for Z3
+                add(f"param[{p.name}.{name}]", "i", 255, default)
         for m in self.spec.modules:
             add(f"mod[{m.name}]", "b", 1, m.loaded)
+            for name, default in m.params:
+                add(f"param[{m.name}.{name}]", "i", 255, default)
         for s in self.state_names:
             add(f"val[{s}]", "i", nvals[s] - 1, ORIGINAL)
             add(f"hi[{s}]", "i", nvals[s] - 1, NO_VARIANT)
@@ -198,7 +206,8 @@ class Model:
         def shape(p: Patch):
             objs = tuple((o.name, tuple((cb, tuple((st.action, st.arg if st.action != "log" else None, st.errno, st.cond)
                                                    for st in stmts)) for cb, stmts in o.callbacks)) for o in p.objects)
-            return (p.replace, tuple(sorted(p.states)), tuple(sorted(p.uses)), objs)
+            objs += tuple(o.funcs for o in p.objects)
+            return (p.replace, tuple(sorted(p.states)), tuple(sorted(p.uses)), objs, p.params, p.replace_param)
         groups: dict = {}
         for i, p in enumerate(self.P):
             groups.setdefault(shape(p), []).append(i)
@@ -206,7 +215,8 @@ class Model:
 
     def refused_loads(self) -> list[str]:
         """What the compatibility rule refuses, as sentences (for reports)."""
-        return [why for (i, j), (ok, why) in sorted(self.compat.items()) if not ok]
+        return [why for (i, j, r), (ok, why) in sorted(self.compat.items())
+                if not ok and r == self.P[i].replace]
 
 
 # ------------------------------------------------------------------ one operation
@@ -293,16 +303,20 @@ class _Rules:
 
     def prev_info(self, st: Stmt):
         """(state, patch or None): what klp_get_prev_state returned for the statement (concrete)."""
-        s = st.cond.state if st.cond else (st.arg if st.action in ("take", "copy", "free-prev") else None)
+        s = st.cond.state if st.cond and not st.cond.param else (
+            st.arg if st.action in ("take", "copy", "free-prev") else None)
         if s is None:
             return None
         hit = [self.m.P[q].name for q, is_prev in self.prev(s) if is_prev]
         return (s, hit[0] if hit else None)
 
-    def cond(self, cond) -> object:
+    def cond(self, cond, owner: str | None = None) -> object:
         if cond is None:
             return True
         c = self.c
+        if cond.param:
+            holds = c.ne(c.get(f"param[{owner}.{cond.state}]"), 0)
+            return c.not_(holds) if cond.negate else holds
         hits = []
         for q, is_prev in self.prev(cond.state):
             v = self.m.P[q].version(cond.state)
@@ -414,6 +428,12 @@ class _Rules:
                 self.alloc(i, s)
             return fails
         if a in ("fail", "maybe-fail"):
+            if a == "fail" and st.arg is not None:    # return the module parameter's value
+                value = c.get(f"param[{p.name}.{st.arg}]")
+                fails = c.ne(value, 0)
+                for _ in c.when(fails):
+                    c.event("failed", where, value)
+                return fails
             fails = True if a == "fail" else (c.choice(key) if fallible else False)
             for _ in c.when(fails):
                 c.event("failed", where, st.errno)
@@ -465,7 +485,7 @@ class _Rules:
         running, failed = True, False
         for st in stmts:
             where = Where(self.m.P[i].name, obj.name, cb, st)
-            g = c.and_(running, self.cond(st.cond))
+            g = c.and_(running, self.cond(st.cond, self.m.P[i].name))
             if not c.symbolic and running:
                 c.event("stmt" if g else "skip", where, self.prev_info(st))
             f = False
@@ -593,15 +613,24 @@ class _Rules:
         c, m = self.c, self.m
         if op.word == "load":                                   # §2.1: module loader, then 6, then 10
             i = self._index(op.arg)
+            r = self.load_replace(i, op)
             out = [(f"module {op.arg} is already loaded (insmod: File exists)", c.eq(self.phase(i), UNLOADED))]
             for j in range(m.n):
-                if j != i and not m.compat[(i, j)][0]:
+                if j != i and not m.compat[(i, j, r)][0]:
                     out.append((f"-EINVAL: not compatible with the already installed livepatches "
-                                f"({m.compat[(i, j)][1]})", c.not_(self.listed(j))))
+                                f"({m.compat[(i, j, r)][1]})", c.not_(self.listed(j))))
             out.append(("-EBUSY: another transition is in progress", c.not_(self.transition())))
             return out
-        if op.word in ("complete", "reverse"):
+        if op.word == "reverse":
             return [("no transition is in progress", self.transition())]
+        if op.word == "complete":                               # §4.1, §11: a task asleep in a to-be-patched function
+            return [("no transition is in progress", self.transition()),
+                    *[(f"the transition cannot complete: a task of {mod} sleeps in {func}", c.not_(stuck))
+                      for mod, func, stuck in self.stuck()]]
+        if op.word == "param":
+            owner = op.arg.split(" ")[0]
+            loaded = c.get(f"mod[{owner}]") if owner in m.module_names else c.ne(self.phase(self._index(owner)), UNLOADED)
+            return [(f"module {owner} is not loaded (no /sys/module/{owner})", loaded)]
         if op.word == "disable":                                # §6.1, §6.3
             ph = self.phase(self._index(op.arg))
             return [(f"-EINVAL: {op.arg} is not enabled", c.or_(c.eq(ph, PATCHING), c.eq(ph, ENABLED))),
@@ -621,6 +650,42 @@ class _Rules:
             return [("-EINVAL: no transition is in progress", self.transition()),
                     ("every patch on klp_patches is already forced", c.or_(*unforced))]
         raise ValueError(op)
+
+    def stuck(self):
+        """(module, function, condition): a task sleeps in function while a patching
+        transition of a patch that patches it is in progress (the busy test module)."""
+        c, m, out = self.c, self.m, []
+        for mod in m.spec.modules:
+            if mod.sleeps is None:
+                continue
+            func, param = mod.sleeps
+            asleep = c.and_(c.get(f"mod[{mod.name}]"), c.ne(c.get(f"param[{mod.name}.{param}]"), 0))
+            patching = [c.eq(self.phase(i), PATCHING) for i, p in enumerate(m.P)
+                        if any(o.name == mod.name and func in o.funcs for o in p.objects)]
+            if patching:
+                out.append((mod.name, func, c.and_(asleep, c.or_(*patching))))
+        return out
+
+    def load_replace(self, i, op: Op) -> bool:
+        """klp_patch.replace of the instance `op` loads (a module parameter may set it)."""
+        p = self.m.P[i]
+        if p.replace_param is None:
+            return p.replace
+        given = dict(op.params or ())
+        return bool(given.get(p.replace_param, dict(p.params)[p.replace_param]))
+
+    def replace_of(self, i):
+        """klp_patch.replace of the loaded instance of patch i."""
+        p = self.m.P[i]
+        if p.replace_param is None:
+            return p.replace
+        return self.c.ne(self.c.get(f"param[{p.name}.{p.replace_param}]"), 0)
+
+    def set_params(self, owner: str, defaults, given) -> None:
+        """insmod OWNER name=value...: every parameter takes the given value or its default."""
+        given = dict(given)
+        for name, default in defaults:
+            self.c.set(f"param[{owner}.{name}]", given.get(name, default))
 
     def enabled(self, op: Op):
         """Is `op` possible here? (every check passes)"""
@@ -654,6 +719,8 @@ class _Rules:
         c.set(f"forced[{p.name}]", False)
         for o in p.objects:
             c.set(f"pue[{p.name}.{o.name}]", False)
+        if op.params is not None:
+            self.set_params(p.name, p.params, op.params)
         (_, entered, cbs), = edges("load")
         c.set(f"phase[{p.name}]", entered)
         c.event("load-start", p.name)
@@ -693,7 +760,7 @@ class _Rules:
                 self.run_edge(i, oi, cbs)
         c.event("completed", p.name, dst)
         if dst in LISTED:
-            if p.replace:                   # §4.1/§7: drop the replaced patches now
+            for _ in c.when(self.replace_of(i)):     # §4.1/§7: drop the replaced patches now
                 (r_src, r_dst, _), = edges("replaced")
                 older = [q for q in range(m.n) if q != i]
                 for q in older:
@@ -771,6 +838,9 @@ class _Rules:
         c = self.c
         c.set("exempt", c.or_(c.get("exempt"), self.transition()))
         c.set(f"mod[{op.arg}]", True)
+        module = next(mod for mod in self.m.spec.modules if mod.name == op.arg)
+        if op.params is not None:
+            self.set_params(op.arg, module.params, op.params)
         c.event("modload", op.arg)
         targets = self._module_objects(op.arg)
         failed, fail_pos = False, 0
@@ -793,13 +863,28 @@ class _Rules:
             self._unapply(targets, lambda i: c.lt(self.pos(i), fail_pos), op.arg)
             c.set(f"mod[{op.arg}]", False)
             c.event("modload-failed", op.arg)
+        for _ in c.when(c.not_(failed)):                      # then the module's own init runs
+            self.module_logs(module, module.init)
 
     def op_modunload(self, op):
         c = self.c
         c.set("exempt", c.or_(c.get("exempt"), self.transition()))
         c.event("modunload", op.arg)
+        module = next(mod for mod in self.m.spec.modules if mod.name == op.arg)
+        self.module_logs(module, module.exit)                 # exit runs before klp_module_going
         self._unapply(self._module_objects(op.arg), lambda i: True, op.arg)
         c.set(f"mod[{op.arg}]", False)
+
+    def module_logs(self, module, stmts):
+        c = self.c
+        for st in stmts:
+            for _ in c.when(self.cond(st.cond, module.name)):
+                c.event("modlog", module.name, st.arg)
+
+    def op_param(self, op):
+        """echo VALUE > /sys/module/OWNER/parameters/NAME"""
+        owner, name, value = op.arg.split(" ")
+        self.c.set(f"param[{owner}.{name}]", int(value))
 
     def _unapply(self, targets, which, module):
         c = self.c

@@ -75,7 +75,6 @@ def event_lines(m: Model, op: Op, events) -> list[str]:
     out: list[str] = []
     errno = None
     module = {"modload": "COMING", "modunload": "GOING"}.get(op.word)
-    mods = {mod.name: mod for mod in m.spec.modules}
     for ev in events:
         kind = ev[0]
         if kind == "load-start":
@@ -114,8 +113,8 @@ def event_lines(m: Model, op: Op, events) -> list[str]:
             out.append(f"livepatch: '{ev[1]}': starting unpatching transition")
         elif kind == "force":
             out.append("livepatch: forcing remaining tasks to the patched state")
-        elif kind == "modunload":
-            out += [f"{ev[1]}: {st.arg}" for st in mods[ev[1]].exit]
+        elif kind == "modlog":
+            out.append(f"{ev[1]}: {ev[2]}")
         elif kind == "applying":
             out.append(f"livepatch: applying patch '{ev[1]}' to loading module '{ev[2]}'")
         elif kind == "refused":
@@ -124,6 +123,4 @@ def event_lines(m: Model, op: Op, events) -> list[str]:
             out.append(f"livepatch: reverting patch '{ev[1]}' on unloading module '{ev[2]}'")
         elif kind == "modload-failed":
             out.append(insmod_error(ev[1], errno or -22))
-    if op.word == "modload" and not any(ev[0] == "modload-failed" for ev in events):
-        out += [f"{op.arg}: {st.arg}" for st in mods[op.arg].init]
     return out

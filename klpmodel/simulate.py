@@ -9,7 +9,14 @@ from . import interp, klog
 from .errors import UserError
 from .kernel import PHASES, Model, Op
 
-OP_WORDS = ("load", "complete", "reverse", "disable", "rmmod", "modload", "modunload", "force")
+OP_WORDS = ("load", "complete", "reverse", "disable", "rmmod", "modload", "modunload", "force", "param")
+
+
+def _value(text: str) -> int | None:
+    """A module parameter value as insmod/sysfs take it: an integer, or Y/N for a bool."""
+    if re.fullmatch(r"-?[0-9]+", text):
+        return int(text)
+    return {"y": 1, "yes": 1, "true": 1, "1": 1, "n": 0, "no": 0, "false": 0}.get(text.lower())
 
 
 @dataclass(frozen=True)
@@ -40,6 +47,16 @@ def parse_run(text: str, model: Model, source: str, lines: bool = False) -> list
         if word not in OP_WORDS:
             bad(n, f"unknown operation '{word}' in '{chunk}'; known operations: {', '.join(OP_WORDS)}")
         arg = None
+        if word == "param":
+            if len(rest) != 2 or "=" not in rest[1]:
+                bad(n, f"write 'param MODULE NAME=VALUE' (echo VALUE > /sys/module/MODULE/parameters/NAME), not '{chunk}'")
+            owner, (name, _, value) = rest[0], rest[1].partition("=")
+            owners = {p.name: p.params for p in model.P} | {mod.name: mod.params for mod in model.spec.modules}
+            if owner not in owners or name not in dict(owners[owner]) or _value(value) is None:
+                bad(n, f"'{chunk}': {owner} has no parameter '{name}' or '{value}' is not a value; "
+                       f"declare it in the spec's params and give an integer or Y/N")
+            out.append(RunOp(Op("param", f"{owner} {name} {_value(value)}"), "", (), n))
+            continue
         if word in ("load", "disable", "rmmod", "modload", "modunload"):
             if not rest:
                 bad(n, f"'{word}' needs a name: write '{word} NAME'")
@@ -56,7 +73,19 @@ def parse_run(text: str, model: Model, source: str, lines: bool = False) -> list
                        f"(name=value) or fail=[PATCH/]OBJECT[:LINE]")
         if args and word not in ("load", "modload"):
             bad(n, f"'{word}' takes no module parameters ('{args}')")
-        out.append(RunOp(Op(word, arg), args, fails, n))
+        params = None
+        if word in ("load", "modload"):
+            declared = dict(next(p.params for p in model.P if p.name == arg) if word == "load"
+                            else next(mod.params for mod in model.spec.modules if mod.name == arg))
+            params = []
+            for w in args.split():
+                name, _, value = w.partition("=")
+                if name not in declared or _value(value) is None:
+                    bad(n, f"'{w}' in '{chunk}': {arg} has no parameter '{name}' or '{value}' is not a value "
+                           f"(declared: {', '.join(declared) or 'none'})")
+                params.append((name, _value(value)))
+            params = tuple(params)
+        out.append(RunOp(Op(word, arg, params), args, fails, n))
     return out
 
 

@@ -29,15 +29,17 @@ DEFAULT_DEPTH = 8
 
 @dataclass(frozen=True)
 class Cond:
-    """`if|unless prev STATE [cmp N]`: klp_get_prev_state(id) is not NULL [and version cmp N]."""
+    """`if|unless prev STATE [cmp N]`: klp_get_prev_state(id) is not NULL [and version cmp N];
+    or (klpmodel) `if|unless param NAME`: the module parameter NAME is not 0/false."""
     negate: bool
-    state: str
+    state: str                       # the state, or the parameter's name when `param`
     cmp: str | None = None
     value: int | None = None
+    param: bool = False
 
     def text(self) -> str:
         tail = f" {self.cmp} {self.value}" if self.cmp else ""
-        return f"{'unless' if self.negate else 'if'} prev {self.state}{tail}"
+        return f"{'unless' if self.negate else 'if'} {'param' if self.param else 'prev'} {self.state}{tail}"
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,7 @@ class Obj:
     name: str                                    # "vmlinux" or a [modules] name
     callbacks: tuple[tuple[str, tuple[Stmt, ...]], ...]
     line: int
+    funcs: tuple[str, ...] = ()                  # (klpmodel) functions this object patches
 
     def cb(self, name: str) -> tuple[Stmt, ...]:
         for key, stmts in self.callbacks:
@@ -71,6 +74,8 @@ class Patch:
     uses: tuple[str, ...]
     objects: tuple[Obj, ...]
     line: int
+    params: tuple[tuple[str, int], ...] = ()     # (klpmodel) module parameters and their defaults
+    replace_param: str | None = None             # (klpmodel) klp_patch.replace is this parameter at load
 
     def version(self, state: str) -> int | None:
         for s, v in self.states:
@@ -93,6 +98,8 @@ class Module:
     init: tuple[Stmt, ...]
     exit: tuple[Stmt, ...]
     line: int
+    params: tuple[tuple[str, int], ...] = ()     # (klpmodel) module parameters and their defaults
+    sleeps: tuple[str, str] | None = None        # (klpmodel) (function, param): a task sleeps in it while param
 
 
 @dataclass(frozen=True)
@@ -324,11 +331,22 @@ class _Loader:
             if name == "vmlinux":
                 self.err(where, "'vmlinux' is not a module (the kernel refuses a module of that name); pick another name")
             body = self.table(where, body, f"[modules.{name}]")
-            self.keys(where, body, ("loaded", "init", "exit"), f"[modules.{name}]")
+            self.keys(where, body, ("loaded", "init", "exit", "params", "sleeps"), f"[modules.{name}]")
             loaded = self.boolean(where + ("loaded",), body.get("loaded", False), "loaded")
-            init = self.stmts(where + ("init",), body.get("init", []), "module init", None, (), only_log=True)
-            exit_ = self.stmts(where + ("exit",), body.get("exit", []), "module exit", None, (), only_log=True)
-            out.append(Module(name, loaded, init, exit_, self.loc.line(where) or 1))
+            params = self.params(where + ("params",), body.get("params", {}))
+            names = tuple(n for n, _ in params)
+            init = self.stmts(where + ("init",), body.get("init", []), "module init", None, (), only_log=True, params=names)
+            exit_ = self.stmts(where + ("exit",), body.get("exit", []), "module exit", None, (), only_log=True, params=names)
+            sleeps = None
+            if "sleeps" in body:
+                sl = self.table(where + ("sleeps",), body["sleeps"], "sleeps")
+                self.keys(where + ("sleeps",), sl, ("function", "while"), "sleeps")
+                if not isinstance(sl.get("function"), str) or sl.get("while") not in names:
+                    self.err(where + ("sleeps",), "sleeps needs function = \"FUNC\" and while = \"PARAM\" "
+                             "(a boolean parameter of this module), e.g. sleeps = { function = \"busymod_work_func\", "
+                             "while = \"block_transition\" }")
+                sleeps = (sl["function"], sl["while"])
+            out.append(Module(name, loaded, init, exit_, self.loc.line(where) or 1, params, sleeps))
         return tuple(out)
 
     def patches(self, value, state_names: set, module_names: set) -> tuple[Patch, ...]:
@@ -340,7 +358,7 @@ class _Loader:
         for i, body in enumerate(value):
             where = ("patch", i)
             body = self.table(where, body, "[[patch]]")
-            self.keys(where, body, ("name", "replace", "states", "uses", "objects"), "[[patch]]")
+            self.keys(where, body, ("name", "replace", "states", "uses", "objects", "params", "replace_param"), "[[patch]]")
             if "name" not in body:
                 self.err(where, "[[patch]] has no name; add name = \"...\" (the livepatch module name)")
             name = self.name(where + ("name",), body["name"], "patch name")
@@ -350,6 +368,12 @@ class _Loader:
                 self.err(where + ("name",), f"patch name '{name}' is also a target module name; use a different name")
             seen[name] = self.loc.line(where + ("name",))
             replace = self.boolean(where + ("replace",), body.get("replace", False), "replace")
+            params = self.params(where + ("params",), body.get("params", {}))
+            pnames = tuple(n for n, _ in params)
+            replace_param = body.get("replace_param")
+            if replace_param is not None and replace_param not in pnames:
+                self.err(where + ("replace_param",), f"replace_param names '{replace_param}', which is not in this "
+                         f"patch's params; declare it, e.g. params = {{ {replace_param} = 0 }}")
             states = self.table(where + ("states",), body.get("states", {}), "states")
             decl = []
             for s, v in states.items():
@@ -373,23 +397,38 @@ class _Loader:
                 if oname != "vmlinux" and oname not in module_names:
                     self.err(ow, f"unknown object '{oname}'; an object is vmlinux or a module declared as [modules.{oname}]")
                 obody = self.table(ow, obody, f"[patch.objects.{oname}]")
-                self.keys(ow, obody, OBJECT_KEYS, f"[patch.objects.{oname}]")
-                cbs = tuple((cb, self.stmts(ow + (cb,), obody[cb], cb, name, tuple(declared)))
+                self.keys(ow, obody, (*OBJECT_KEYS, "funcs"), f"[patch.objects.{oname}]")
+                cbs = tuple((cb, self.stmts(ow + (cb,), obody[cb], cb, name, tuple(declared), params=pnames))
                             for cb in OBJECT_KEYS if cb in obody)
-                objs.append(Obj(oname, cbs, self.loc.line(ow) or 1))
+                funcs = obody.get("funcs", [])
+                if not isinstance(funcs, list) or not all(isinstance(f, str) for f in funcs):
+                    self.err(ow + ("funcs",), "funcs must be a list of function names, e.g. funcs = [\"busymod_work_func\"]")
+                objs.append(Obj(oname, cbs, self.loc.line(ow) or 1, tuple(funcs)))
             if not objs:
                 objs.append(Obj("vmlinux", (), self.loc.line(where) or 1))
-            out.append(Patch(name, replace, tuple(decl), tuple(uses), tuple(objs), self.loc.line(where) or 1))
+            out.append(Patch(name, replace, tuple(decl), tuple(uses), tuple(objs), self.loc.line(where) or 1,
+                             params, replace_param))
+        return tuple(out)
+
+    def params(self, where: tuple, value) -> tuple[tuple[str, int], ...]:
+        value = self.table(where, value, "params")
+        out = []
+        for k, v in value.items():
+            self.name(where + (k,), k, "parameter name")
+            if not isinstance(v, (bool, int)):
+                self.err(where + (k,), f"parameter '{k}' must default to an integer or a boolean, not {v!r}")
+            out.append((k, int(v)))
         return tuple(out)
 
     # ---- statements
     def stmts(self, where: tuple, value, callback: str, patch: str | None, declared: tuple,
-              only_log: bool = False) -> tuple[Stmt, ...]:
+              only_log: bool = False, params: tuple = ()) -> tuple[Stmt, ...]:
         if not isinstance(value, list):
             self.err(where, f"{callback} must be a list of statement strings, e.g. {callback} = [\"alloc loglevel\"]")
-        return tuple(self.stmt(where + (i,), s, callback, patch, declared, only_log) for i, s in enumerate(value))
+        return tuple(self.stmt(where + (i,), s, callback, patch, declared, only_log, params) for i, s in enumerate(value))
 
-    def stmt(self, where: tuple, text, callback: str, patch: str | None, declared: tuple, only_log: bool) -> Stmt:
+    def stmt(self, where: tuple, text, callback: str, patch: str | None, declared: tuple, only_log: bool,
+             params: tuple = ()) -> Stmt:
         line = self.loc.line(where) or 1
         if not isinstance(text, str):
             self.err(where, f"a statement must be a string, not {text!r}; e.g. \"free loglevel\"")
@@ -432,6 +471,8 @@ class _Loader:
                         errno = -ERRNOS[e[1:]]
                     elif re.fullmatch(r"-[1-9][0-9]*", e):
                         errno = int(e)
+                    elif action == "fail" and e in params:   # return the parameter's value (0: go on)
+                        errno, arg = None, e
                     else:
                         bad(f"bad errno '{e}' in '{text}'; write a negative errno such as -EINVAL, -ENODEV, -ENOMEM or -19")
             elif action in ("return", "banner"):
@@ -446,10 +487,15 @@ class _Loader:
             fix = "only pre_patch can stop loading (move it to pre_patch)" if callback != "pre_patch_error" \
                 else "pre_patch_error runs after the failure; remove it"
             bad(f"'{action}' is not allowed in {callback}; {fix}")
-        if arg is not None and action != "log" and arg not in declared:
+        if arg is not None and action not in ("log", "fail") and arg not in declared:
             bad(f"'{text}' names state '{arg}', which patch '{patch}' does not declare; add {arg} = VERSION to the patch's states")
         cond = None
-        if cond_text:
+        pm = re.fullmatch(r"(if|unless)\s+param\s+(\S+)", cond_text.strip()) if cond_text else None
+        if pm:
+            if pm.group(2) not in params:
+                bad(f"'param {pm.group(2)}' in '{text}' names no parameter of this module; declare it in params")
+            cond = Cond(pm.group(1) == "unless", pm.group(2), param=True)
+        elif cond_text:
             cm = re.fullmatch(r"(if|unless)\s+prev\s+(\S+)(?:\s*(<=|>=|==|!=|<|>)\s*(-?[0-9]+))?", cond_text.strip())
             if not cm:
                 bad(f"malformed condition '{cond_text}' in '{text}'; write 'if prev STATE' or 'unless prev STATE >= 2'")

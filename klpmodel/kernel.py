@@ -687,6 +687,14 @@ class _Rules:
         for name, default in defaults:
             self.c.set(f"param[{owner}.{name}]", given.get(name, default))
 
+    def effective(self, func: str) -> str | None:
+        """Concrete only: whose version of `func` runs at a quiescent point — the newest
+        patch on klp_patches that patches it (the ftrace func_stack top, §3); None: the
+        original (a cumulative patch's nops leave no older patch listed once complete)."""
+        c, m = self.c, self.m
+        owners = [p.name for i, p in enumerate(m.P) if self.listed(i) and any(func in o.funcs for o in p.objects)]
+        return max(owners, key=lambda n: c.get(f"pos[{n}]"), default=None)
+
     def enabled(self, op: Op):
         """Is `op` possible here? (every check passes)"""
         return self.c.and_(*(ok for _, ok in self.checks(op)))
@@ -916,6 +924,10 @@ def enabled(model: Model, ctx, op: Op):
 
 def refusal(model: Model, ctx, op: Op) -> str | None:
     return _Rules(model, ctx).refusal(op)
+
+
+def effective(model: Model, ctx, func: str) -> str | None:
+    return _Rules(model, ctx).effective(func)
 
 
 def step(model: Model, ctx, op: Op) -> None:

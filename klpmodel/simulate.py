@@ -5,11 +5,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from . import interp, klog
+from . import interp, kernel, klog
+from .backend import Concrete
 from .errors import UserError
 from .kernel import PHASES, Model, Op
 
-OP_WORDS = ("load", "complete", "reverse", "disable", "rmmod", "modload", "modunload", "force", "param")
+OP_WORDS = ("load", "complete", "reverse", "disable", "rmmod", "modload", "modunload", "force", "param", "probe")
 
 
 def _value(text: str) -> int | None:
@@ -56,6 +57,11 @@ def parse_run(text: str, model: Model, source: str, lines: bool = False) -> list
                 bad(n, f"'{chunk}': {owner} has no parameter '{name}' or '{value}' is not a value; "
                        f"declare it in the spec's params and give an integer or Y/N")
             out.append(RunOp(Op("param", f"{owner} {name} {_value(value)}"), "", (), n))
+            continue
+        if word == "probe":
+            if len(rest) != 1:
+                bad(n, f"write 'probe FUNCTION' (the output of the function's patched version, if one runs), not '{chunk}'")
+            out.append(RunOp(Op("probe", rest[0]), "", (), n))
             continue
         if word in ("load", "disable", "rmmod", "modload", "modunload"):
             if not rest:
@@ -131,6 +137,11 @@ def simulate(m: Model, ops: list[RunOp], show_state: bool = False) -> tuple[list
     log: list[str] = []
     violations = []
     for r in ops:
+        if r.op.word == "probe":               # the script greps a patched function's output into the log
+            owner = kernel.effective(m, Concrete(state), r.op.arg)
+            if owner:
+                log.append(f"{owner}: this has been live patched")
+            continue
         line = klog.command_line(r.op, state, r.args)
         if line:
             log.append(line)

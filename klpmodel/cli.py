@@ -20,6 +20,11 @@ class Format(str, Enum):
     json = "json"
 
 
+class Era(str, Enum):
+    insmod = "insmod"
+    modprobe = "modprobe"
+
+
 def _fail(e: Exception) -> None:
     if isinstance(e, UserError):
         typer.echo(f"klpmodel: error: {e}", err=True)
@@ -72,6 +77,7 @@ def simulate(
     run: str | None = typer.Option(None, "--run", help="Operations separated by ';', e.g. \"load p; complete\"."),
     run_file: Path | None = typer.Option(None, "--run-file", help="A file with one operation per line ('#' comments)."),
     state: bool = typer.Option(False, "--state", help="Print the model state after each operation."),
+    era: Era = typer.Option(Era.insmod, "--era", help="Selftest wording: insmod (6.8+) or modprobe (5.1-6.7)."),
 ):
     """Run one operation sequence and print the kernel log the selftests would capture."""
     try:
@@ -91,7 +97,7 @@ def simulate(
             ops = parse_run(text, model, str(run_file), lines=True)
         else:
             ops = parse_run(run, model, "--run")
-        log, violations = run_ops(model, ops, show_state=state)
+        log, violations = run_ops(model, ops, show_state=state, era=era.value)
         for line in log:
             typer.echo(line)
         for prop, where in violations:

@@ -7,6 +7,7 @@ import tomllib
 from pathlib import Path
 
 from .errors import UserError
+from .klog import ERAS
 from .kernel import Model
 from .simulate import parse_run, simulate
 from .spec import load_spec
@@ -27,7 +28,10 @@ def run_scenario(path: Path) -> tuple[bool, str, list[str]]:
     """(passed, name, unified diff lines)."""
     sc = load_scenario(path)
     model = Model(load_spec(path.parent / sc["spec"]))
-    log, _ = simulate(model, parse_run(sc["run"], model, str(path)))
+    era = sc.get("era", "insmod")
+    if era not in ERAS:
+        raise UserError(f"unknown era '{era}'; use one of: {', '.join(ERAS)}", path=str(path))
+    log, _ = simulate(model, parse_run(sc["run"], model, str(path)), era=era)
     expected = sc["expected"].strip("\n").splitlines()
     if log == expected:
         return True, sc["name"], []

@@ -41,7 +41,8 @@ _EDGES = (
     (UNLOADED, UNLOADED, "load-failed", ("post_unpatch",),
      "§3.1: a pre_patch failed; klp_cancel_transition runs post_unpatch where the flag is set; the module load fails"),
     (PATCHING, ENABLED, "complete", ("post_patch",),
-     "§4.2: post_patch for loaded objects; a replace patch then drops every older patch"),
+     "§4.2: post_patch for loaded objects; a replace patch then drops every older patch. "
+     "Not while a task sleeps in a function being patched (§11, the busy test module)"),
     (UNPATCHING, OFFLIST, "complete", ("post_unpatch",),
      "§4.2: post_unpatch for loaded objects with the flag; the patch leaves klp_patches"),
     (PATCHING, UNPATCHING, "reverse", (), "§6.2: no callbacks at reversal"),

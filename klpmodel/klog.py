@@ -17,18 +17,23 @@ MODULE_STATE = {
 # what insmod prints for an errno (kmod's mod_strerror; -EINVAL is special-cased there)
 INSMOD_ERROR = {-22: "Invalid parameters", -19: "No such device", -16: "Device or resource busy",
                 -12: "Cannot allocate memory", -17: "File exists", -1: "Operation not permitted"}
-STRERROR = {-22: "Invalid argument", -16: "Device or resource busy"}
+STRERROR = {-22: "Invalid argument", -19: "No such device", -16: "Device or resource busy",
+            -12: "Cannot allocate memory", -17: "File exists", -1: "Operation not permitted"}
+ERAS = ("insmod", "modprobe")     # selftests 6.8+ load test_modules/*.ko with insmod; 5.1-6.7 used modprobe
 
 
-def insmod_error(name: str, errno: int) -> str:
+def insmod_error(name: str, errno: int, era: str = "insmod") -> str:
+    """The loader's error line that load_failing_mod writes into the log (selftests.md §0.2)."""
+    if era == "modprobe":
+        return f"modprobe: ERROR: could not insert '{name}': {STRERROR.get(errno, f'errno {errno}')}"
     return f"insmod: ERROR: could not insert module test_modules/{name}.ko: {INSMOD_ERROR.get(errno, f'errno {errno}')}"
 
 
-def command_line(op: Op, before: dict, args: str = "") -> str | None:
+def command_line(op: Op, before: dict, args: str = "", era: str = "insmod") -> str | None:
     """The line the selftest script writes into the log right before the action."""
     tail = f" {args}" if args else ""
     if op.word in ("load", "modload"):
-        return f"% insmod test_modules/{op.arg}.ko{tail}"
+        return f"% modprobe {op.arg}{tail}" if era == "modprobe" else f"% insmod test_modules/{op.arg}.ko{tail}"
     if op.word in ("rmmod", "modunload"):
         return f"% rmmod {op.arg}"
     if op.word == "disable":
@@ -54,15 +59,15 @@ def transition_patch(state: dict) -> str | None:
     return None
 
 
-def refusal_lines(op: Op, why: str) -> list[str]:
+def refusal_lines(op: Op, why: str, era: str = "insmod") -> list[str]:
     """What the kernel and the user-space tool print for a refused operation."""
     if op.word in ("load", "modload"):
         if "not compatible" in why:
             return [f"livepatch: Livepatch patch ({op.arg}) is not compatible with the already installed livepatches.",
-                    insmod_error(op.arg, -22)]
+                    insmod_error(op.arg, -22, era)]
         if why.startswith("-EBUSY"):
-            return [insmod_error(op.arg, -16)]
-        return [insmod_error(op.arg, -17)]                # already loaded
+            return [insmod_error(op.arg, -16, era)]
+        return [insmod_error(op.arg, -17, era)]           # already loaded
     if op.word in ("disable", "reverse", "force"):
         return [f"echo: write error: {STRERROR[-16] if why.startswith('-EBUSY') else STRERROR[-22]}"]
     if op.word in ("rmmod", "modunload"):
@@ -70,7 +75,7 @@ def refusal_lines(op: Op, why: str) -> list[str]:
     return []
 
 
-def event_lines(m: Model, op: Op, events) -> list[str]:
+def event_lines(m: Model, op: Op, events, era: str = "insmod") -> list[str]:
     """The log lines of one operation's events, in the kernel's order."""
     out: list[str] = []
     errno = None
@@ -96,7 +101,7 @@ def event_lines(m: Model, op: Op, events) -> list[str]:
                     f"livepatch: '{ev[1]}': canceling patching transition, going to unpatch",
                     f"livepatch: '{ev[1]}': completing unpatching transition"]
         elif kind == "load-cancelled":
-            out += [f"livepatch: '{ev[1]}': unpatching complete", insmod_error(ev[1], errno or -22)]
+            out += [f"livepatch: '{ev[1]}': unpatching complete", insmod_error(ev[1], errno or -22, era)]
         elif kind == "load-started":
             out.append(f"livepatch: '{ev[1]}': starting patching transition")
         elif kind == "complete":
@@ -122,5 +127,5 @@ def event_lines(m: Model, op: Op, events) -> list[str]:
         elif kind == "reverting":
             out.append(f"livepatch: reverting patch '{ev[1]}' on unloading module '{ev[2]}'")
         elif kind == "modload-failed":
-            out.append(insmod_error(ev[1], errno or -22))
+            out.append(insmod_error(ev[1], errno or -22, era))
     return out

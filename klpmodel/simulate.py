@@ -131,7 +131,8 @@ def state_table(m: Model, state: dict) -> list[str]:
     return rows
 
 
-def simulate(m: Model, ops: list[RunOp], show_state: bool = False) -> tuple[list[str], list[tuple[str, object]]]:
+def simulate(m: Model, ops: list[RunOp], show_state: bool = False,
+             era: str = "insmod") -> tuple[list[str], list[tuple[str, object]]]:
     """The log lines of the run, and the property violations met on the way."""
     state = interp.initial(m)
     log: list[str] = []
@@ -142,15 +143,15 @@ def simulate(m: Model, ops: list[RunOp], show_state: bool = False) -> tuple[list
             if owner:
                 log.append(f"{owner}: this has been live patched")
             continue
-        line = klog.command_line(r.op, state, r.args)
+        line = klog.command_line(r.op, state, r.args, era)
         if line:
             log.append(line)
         why = interp.refusal(m, state, r.op)
         if why is not None:
-            log += klog.refusal_lines(r.op, why)
+            log += klog.refusal_lines(r.op, why, era)
         else:
             out = interp.apply(m, state, r.op, _chooser(r.fails))
-            log += klog.event_lines(m, r.op, out.events)
+            log += klog.event_lines(m, r.op, out.events, era)
             violations += [(p, w) for p, w in out.violations]
             state = out.state
         if show_state:

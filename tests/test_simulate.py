@@ -123,3 +123,23 @@ def test_conformance_passes_and_reports_a_broken_scenario(tmp_path):
     assert "    -test_klp_state: fix_console_loglevel: fixing the loglevel" in out
     assert "    +test_klp_state: fix_console_loglevel: fixing console_loglevel" in out
     assert out[-1] == "0 passed, 1 failed"
+
+
+def test_modprobe_era_wording_is_the_mechanical_twin_of_insmod():
+    """selftests.md §0.2: the eras differ only in the script's load and loader-error lines."""
+    import re
+
+    from klpmodel.kernel import Model
+    from klpmodel.simulate import parse_run, simulate
+    from klpmodel.spec import load_spec
+
+    for path in sorted((SELFTESTS / "test-callbacks").glob("*.toml")):
+        sc = tomllib.loads(path.read_text())
+        model = Model(load_spec(SELFTESTS / "test-callbacks.toml"))
+        old, _ = simulate(model, parse_run(sc["run"], model, str(path)), era="modprobe")
+        text = "\n".join(old)
+        assert "insmod" not in text
+        text = re.sub(r"^% modprobe (\S+)(.*)$", r"% insmod test_modules/\1.ko\2", text, flags=re.M)
+        text = re.sub(r"^modprobe: ERROR: could not insert '(\S+)': (.*)$",
+                      r"insmod: ERROR: could not insert module test_modules/\1.ko: \2", text, flags=re.M)
+        assert text.splitlines() == sc["expected"].strip("\n").splitlines(), path.name

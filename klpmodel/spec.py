@@ -474,7 +474,8 @@ class _Loader:
                     elif action == "fail" and e in params:   # return the parameter's value (0: go on)
                         errno, arg = None, e
                     else:
-                        bad(f"bad errno '{e}' in '{text}'; write a negative errno such as -EINVAL, -ENODEV, -ENOMEM or -19")
+                        hint = " or one of the patch's params" if action == "fail" else ""
+                        bad(f"bad errno '{e}' in '{text}'; write a negative errno such as -EINVAL, -ENODEV, -ENOMEM or -19{hint}")
             elif action in ("return", "banner"):
                 if rest:
                     bad(f"malformed statement '{text}': {action} takes no argument; write \"{action}\"")

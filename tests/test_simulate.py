@@ -143,3 +143,28 @@ def test_modprobe_era_wording_is_the_mechanical_twin_of_insmod():
         text = re.sub(r"^modprobe: ERROR: could not insert '(\S+)': (.*)$",
                       r"insmod: ERROR: could not insert module test_modules/\1.ko: \2", text, flags=re.M)
         assert text.splitlines() == sc["expected"].strip("\n").splitlines(), path.name
+
+
+def test_run_parameter_mistakes_are_one_line():
+    spec = "specs/selftests/test-callbacks.toml"
+    for run, msg in [
+        ("param test_klp_callbacks_demo nope=1", "test_klp_callbacks_demo has no parameter 'nope'"),
+        ("param test_klp_callbacks_demo", "write 'param MODULE NAME=VALUE'"),
+        ("load test_klp_callbacks_demo bogus=3", "'bogus=3' in 'load test_klp_callbacks_demo bogus=3'"),
+        ("modload test_klp_callbacks_busy block_transition=maybe", "'maybe' is not a value"),
+        ("probe", "write 'probe FUNCTION'"),
+        ("complete extra=1", "'complete' takes no module parameters ('extra=1')"),
+    ]:
+        p = cli("simulate", spec, "--run", run)
+        assert p.returncode == 2 and len(p.stderr.splitlines()) == 1 and msg in p.stderr, (run, p.stderr)
+
+
+def test_parameters_and_the_busy_module():
+    p = cli("simulate", "specs/selftests/test-callbacks.toml", "--run",
+            "modload test_klp_callbacks_busy block_transition=Y; load test_klp_callbacks_demo; complete; "
+            "param test_klp_callbacks_busy block_transition=N; complete")
+    lines = p.stdout.splitlines()
+    i = lines.index("livepatch: 'test_klp_callbacks_demo': starting patching transition")
+    # the first complete is refused (a kworker sleeps in busymod_work_func): nothing happens
+    assert lines[i + 1] == "% echo 0 > /sys/module/test_klp_callbacks_busy/parameters/block_transition"
+    assert lines[i + 2] == "livepatch: 'test_klp_callbacks_demo': completing patching transition"

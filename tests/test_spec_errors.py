@@ -54,7 +54,7 @@ CASES = [
     ("malformed condition", OBJ + 'pre_patch = ["alloc s if s"]\n',
      "9: malformed condition 'if s' in 'alloc s if s'; write 'if prev STATE' or 'unless prev STATE >= 2'"),
     ("bad errno", OBJ + 'pre_patch = ["fail ENOMEM"]\n',
-     "9: bad errno 'ENOMEM' in 'fail ENOMEM'; write a negative errno such as -EINVAL, -ENODEV, -ENOMEM or -19"),
+     "9: bad errno 'ENOMEM' in 'fail ENOMEM'; write a negative errno such as -EINVAL, -ENODEV, -ENOMEM or -19 or one of the patch's params"),
     ("log without quotes", OBJ + 'pre_patch = ["log hello"]\n',
      "9: malformed statement 'log hello': log takes a double-quoted text; write 'log \"TEXT\"'"),
     ("return with an argument", OBJ + 'pre_patch = ["return 0"]\n',
@@ -76,6 +76,17 @@ CASES = [
     ("module named vmlinux", "[modules.vmlinux]\nloaded = true\n" + BASE,
      "1: 'vmlinux' is not a module (the kernel refuses a module of that name); pick another name"),
     ("replace not a bool", BASE + 'replace = "yes"\n', "7: replace must be true or false, not 'yes'"),
+    ("replace_param without the parameter", '[[patch]]\nname = "a"\nreplace_param = "replace"\n',
+     "3: replace_param names 'replace', which is not in this patch's params; declare it, e.g. params = { replace = 0 }"),
+    ("parameter default not a number", '[[patch]]\nname = "a"\nparams = { x = "yes" }\n',
+     "3: parameter 'x' must default to an integer or a boolean, not 'yes'"),
+    ("sleeps without its parameter", '[modules.m]\nsleeps = { function = "f" }\n[[patch]]\nname = "a"\n',
+     '2: sleeps needs function = "FUNC" and while = "PARAM" (a boolean parameter of this module), '
+     'e.g. sleeps = { function = "busymod_work_func", while = "block_transition" }'),
+    ("funcs not a list", '[[patch]]\nname = "a"\n[patch.objects.vmlinux]\nfuncs = "f"\n',
+     '4: funcs must be a list of function names, e.g. funcs = ["busymod_work_func"]'),
+    ("condition on an undeclared parameter", '[[patch]]\nname = "a"\n[patch.objects.vmlinux]\npre_patch = [\'log "x" if param nope\']\n',
+     "4: 'param nope' in 'log \"x\" if param nope' names no parameter of this module; declare it in params"),
 ]
 
 

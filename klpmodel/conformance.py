@@ -7,8 +7,8 @@ import tomllib
 from pathlib import Path
 
 from .errors import UserError
-from .klog import ERAS
 from .kernel import Model
+from .klog import ERAS
 from .simulate import parse_run, simulate
 from .spec import load_spec
 

@@ -20,6 +20,12 @@ class Format(str, Enum):
     json = "json"
 
 
+class Engine(str, Enum):
+    auto = "auto"
+    explicit = "explicit"
+    z3 = "z3"
+
+
 class Era(str, Enum):
     insmod = "insmod"
     modprobe = "modprobe"
@@ -54,6 +60,8 @@ def verify(
     property: list[str] | None = typer.Option(None, "--property", "-p", help="Check only this property (repeatable)."),
     timeout: float | None = typer.Option(None, "--timeout", help="Give up after this many seconds (exit 3 with what was found)."),
     format: Format = typer.Option(Format.text, "--format", "-f", help="Output format."),
+    engine: Engine = typer.Option(Engine.auto, "--engine", "-e",
+                                  help="explicit (breadth-first), z3 (bounded model checking) or auto."),
     stats: bool = typer.Option(False, "--stats", help="Add timings (output is then not byte-for-byte reproducible)."),
 ):
     """Explore every operation sequence up to the depth; report the shortest counterexample per violated property."""
@@ -64,7 +72,7 @@ def verify(
 
         if timeout is not None and timeout <= 0:
             raise UserError(f"--timeout must be a positive number of seconds, not {timeout}")
-        result = run(load_spec(spec), depth=depth, properties=property, timeout=timeout)
+        result = run(load_spec(spec), depth=depth, properties=property, timeout=timeout, engine=engine.value)
         sys.stdout.write(report.json_text(result, stats) if format is Format.json else report.text(result, stats))
     except (UserError, InternalError) as e:
         _fail(e)

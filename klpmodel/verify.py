@@ -50,6 +50,8 @@ class Result:
     complete_at: int | None = None        # the search space was exhausted: holds for any length
     seconds: float = 0.0
     per_depth: tuple = field(default_factory=tuple)
+    states: int | None = None             # explicit engine: distinct states reached
+    why_engine: str = ""                  # how --engine auto chose
 
     @property
     def verdict(self) -> str:
@@ -94,24 +96,49 @@ def check_properties(names: list[str] | None) -> tuple[str, ...]:
     return tuple(p for p in NAMES if p in names)
 
 
+ENGINES = ("auto", "explicit", "z3")
+AUTO_STATE_BUDGET = 200_000      # docs/performance.md: explicit wins far below this many states
+
+
 def verify(spec: Spec, *, depth: int | None = None, properties: list[str] | None = None,
-           timeout: float | None = None) -> Result:
-    from .engine_z3 import Z3Engine
+           timeout: float | None = None, engine: str = "auto") -> Result:
+    from .engine_explicit import ExplicitEngine
 
     props = check_properties(properties)
     depth = spec.depth if depth is None else depth
     if depth < 1:
         raise UserError(f"--depth must be at least 1, not {depth}")
+    if engine not in ENGINES:
+        raise UserError(f"unknown engine '{engine}'; use one of: {', '.join(ENGINES)}")
     start = time.perf_counter()
+
+    def left():
+        return None if timeout is None else max(0.0, timeout - (time.perf_counter() - start))
+
     model = Model(spec)
-    engine = Z3Engine(model)
-    search = engine.run(depth, list(props), timeout=None if timeout is None else max(0.0, timeout - (time.perf_counter() - start)))
+    why = ""
+    states = None
+    if engine in ("auto", "explicit"):
+        eng = ExplicitEngine(model, max_states=AUTO_STATE_BUDGET if engine == "auto" else None)
+        search = eng.run(depth, list(props), timeout=left())
+        states = eng.states
+        why = "explicit: the reachable states fit the budget" if engine == "auto" else ""
+        if engine == "auto" and search.unknown and search.unknown.startswith("more than"):
+            why = f"z3: {search.unknown} within depth {depth}"
+            engine = "z3"
+        else:
+            engine = "explicit"
+    if engine == "z3":
+        from .engine_z3 import Z3Engine
+        eng = Z3Engine(model)
+        search = eng.run(depth, list(props), timeout=left())
+        states = None
     found = []
     for p in props:
         if p in search.found:
             d, raw = search.found[p]
             found.append(Violation(p, d, replay(model, raw.ops, raw.choices, raw.states, p)))
     found.sort(key=lambda v: (v.depth, props.index(v.property)))
-    return Result(spec, model, engine.name, depth, props, tuple(found), search.unknown,
-                  search.depth_done, search.complete_at, time.perf_counter() - start, tuple(search.per_depth))
-
+    return Result(spec, model, engine, depth, props, tuple(found), search.unknown,
+                  search.depth_done, search.complete_at, time.perf_counter() - start, tuple(search.per_depth),
+                  states, why)

@@ -64,7 +64,7 @@ def test_choices_taken_are_reported():
 
 
 def test_timeout_exits_3_with_what_was_found():
-    p = cli("verify", "specs/selftest-state.toml", "--depth", "30", "--timeout", "0.2", "--format", "json")
+    p = cli("verify", "specs/selftest-state.toml", "--engine", "z3", "--depth", "30", "--timeout", "0.2", "--format", "json")
     assert p.returncode == 3, p.stdout + p.stderr
     r = json.loads(p.stdout)
     assert r["verdict"] == "unknown" and r["unknown"]["reason"] == "timeout"
@@ -87,9 +87,10 @@ def test_usage_errors_exit_2():
 
 
 def test_output_is_deterministic():
-    a = cli("verify", "specs/no-use-after-free-bad.toml", "--format", "json")
-    b = cli("verify", "specs/no-use-after-free-bad.toml", "--format", "json")
-    assert a.stdout == b.stdout and a.returncode == b.returncode == 1
+    for engine in ("z3", "explicit"):
+        a = cli("verify", "specs/no-use-after-free-bad.toml", "--format", "json", "--engine", engine)
+        b = cli("verify", "specs/no-use-after-free-bad.toml", "--format", "json", "--engine", engine)
+        assert a.stdout == b.stdout and a.returncode == b.returncode == 1
 
 
 def test_version():

@@ -1,12 +1,12 @@
-"""The Z3 engine against the interpreter: same verdicts, same shortest depths, every trace
-replayed; a trace that does not replay is a loud internal error."""
+"""The two engines against each other: Z3 bounded model checking and the explicit
+breadth-first search reach the same verdicts and the same shortest depths on every spec;
+every trace is replayed; a trace that does not replay is a loud internal error."""
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
 from conftest import SHARED, SPECS
-from oracle import shortest_violations
 
 from klpmodel.errors import InternalError
 from klpmodel.kernel import Model, Op
@@ -17,20 +17,26 @@ ALL_SPECS = sorted(SPECS.glob("*.toml")) + sorted(SPECS.glob("selftests/*.toml")
 
 
 @pytest.mark.parametrize("path", ALL_SPECS, ids=lambda p: f"{p.parent.parent.name}/{p.name}")
-def test_z3_agrees_with_breadth_first_search(path: Path):
+def test_z3_and_explicit_engines_agree(path: Path):
     spec = load_spec(path)
-    result = verify(spec)
-    expected = shortest_violations(Model(spec), spec.depth)
-    assert {v.property: v.depth for v in result.violations} == expected
-    for v in result.violations:
+    z3 = verify(spec, engine="z3")
+    explicit = verify(spec, engine="explicit")
+    assert (z3.engine, explicit.engine) == ("z3", "explicit")
+    assert {v.property: v.depth for v in z3.violations} == {v.property: v.depth for v in explicit.violations}
+    assert z3.verdict == explicit.verdict
+    for v in z3.violations + explicit.violations:
         assert len(v.trace) == v.depth
         assert any(p == v.property for p, _ in v.trace[-1].violations)
+    # a state space the explicit search exhausts is also exhausted for Z3's loop-free paths
+    if z3.complete_at is not None:
+        assert explicit.complete_at is not None
 
 
-def test_depth_flag_bounds_the_search():
+@pytest.mark.parametrize("engine", ["z3", "explicit"])
+def test_depth_flag_bounds_the_search(engine):
     spec = load_spec(SPECS / "no-leak-bad.toml")
-    assert verify(spec, depth=3).verdict == "holds"
-    assert verify(spec, depth=4).verdict == "violation"
+    assert verify(spec, depth=3, engine=engine).verdict == "holds"
+    assert verify(spec, depth=4, engine=engine).verdict == "violation"
 
 
 def test_a_trace_that_does_not_replay_is_an_internal_error():
@@ -47,7 +53,18 @@ def test_a_trace_that_does_not_replay_is_an_internal_error():
         replay(model, ops + [Op("complete")], [{}] * 4, states, "no-leak")
 
 
-def test_the_state_space_can_be_exhausted_before_the_bound(write_spec):
+@pytest.mark.parametrize("engine", ["z3", "explicit"])
+def test_the_state_space_can_be_exhausted_before_the_bound(write_spec, engine):
     # one patch, no states: a handful of states, so no loop-free path of 8 operations exists
-    result = verify(load_spec(write_spec('[[patch]]\nname = "p"\n')), depth=8)
-    assert result.verdict == "holds"
+    result = verify(load_spec(write_spec('[[patch]]\nname = "p"\n')), depth=8, engine=engine)
+    assert result.verdict == "holds" and result.complete_at is not None
+
+
+def test_auto_falls_back_to_z3_past_the_state_budget(monkeypatch):
+    import klpmodel.verify as v
+
+    spec = load_spec(SPECS / "selftest-state.toml")
+    assert verify(spec).engine == "explicit"
+    monkeypatch.setattr(v, "AUTO_STATE_BUDGET", 10)
+    r = verify(spec)
+    assert r.engine == "z3" and r.why_engine.startswith("z3: more than 10 states") and r.verdict == "holds"

@@ -62,8 +62,9 @@ def generated(patches: int, states: int, modules: int) -> str:
     return "\n".join(out)
 
 
-def time_verify(spec: Path, depth: int | None, runs: int, timeout: float) -> tuple[float, str, int]:
-    cmd = [sys.executable, "-m", "klpmodel", "verify", str(spec), "--format", "json", "--timeout", str(timeout)]
+def time_verify(spec: Path, depth: int | None, runs: int, timeout: float, engine: str = "auto") -> tuple[float, str, int]:
+    cmd = [sys.executable, "-m", "klpmodel", "verify", str(spec), "--format", "json", "--timeout", str(timeout),
+           "--engine", engine]
     if depth is not None:
         cmd += ["--depth", str(depth)]
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
@@ -79,6 +80,7 @@ def time_verify(spec: Path, depth: int | None, runs: int, timeout: float) -> tup
                 verdict += f" (depths 1..{res['unknown']['depth_done']} done)"
             elif res.get("complete"):
                 verdict += " (complete)"
+            verdict += f", {res['engine']}" + (f" {res['states']} states" if res.get("states") is not None else "")
         except (json.JSONDecodeError, KeyError):
             verdict = f"error (exit {p.returncode})"
         try:
@@ -108,6 +110,7 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--depths", default="6,8,10,12")
     ap.add_argument("--only-generated", action="store_true")
     ap.add_argument("--only-shipped", action="store_true")
+    ap.add_argument("--engine", default="auto", choices=["auto", "explicit", "z3"])
     a = ap.parse_args(argv)
 
     rows = []
@@ -119,7 +122,7 @@ def main(argv: list[str]) -> int:
         for spec in sorted((ROOT / "specs").glob("*.toml")):
             from klpmodel.spec import load_spec
             s = load_spec(spec)
-            t, v, rss = time_verify(spec, None, a.runs, a.timeout)
+            t, v, rss = time_verify(spec, None, a.runs, a.timeout, a.engine)
             row = (f"specs/{spec.name}", len(s.patches), len(s.states), len(s.modules), s.depth, t, rss, v)
             rows.append(row)
             print("| %s | %d | %d | %d | %d | %.2f | %d | %s |" % row, flush=True)
@@ -133,7 +136,7 @@ def main(argv: list[str]) -> int:
             for p, s, m, d in series:
                 spec = Path(tmp) / f"gen-p{p}-s{s}-m{m}.toml"
                 spec.write_text(generated(p, s, m))
-                t, v, rss = time_verify(spec, d, a.runs, a.timeout)
+                t, v, rss = time_verify(spec, d, a.runs, a.timeout, a.engine)
                 row = (f"generated p{p} s{s} m{m}", p, s, m, d, t, rss, v)
                 rows.append(row)
                 print("| %s | %d | %d | %d | %d | %.2f | %d | %s |" % row, flush=True)

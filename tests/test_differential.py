@@ -1,0 +1,79 @@
+"""Differential testing: random valid specs, both engines, identical verdicts and identical
+shortest depths for every property. A seeded subset runs in CI; set KLP_DIFF_EXAMPLES to
+run more (e.g. KLP_DIFF_EXAMPLES=1000). A disagreement found here becomes a named spec in
+tests/regressions/ (checked by test_regressions below)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from klpmodel.spec import load_spec
+from klpmodel.verify import verify
+
+EXAMPLES = int(os.environ.get("KLP_DIFF_EXAMPLES", "20"))
+REGRESSIONS = Path(__file__).parent / "regressions"
+
+
+@st.composite
+def specs(draw) -> str:
+    n_states = draw(st.integers(1, 3))
+    n_mods = draw(st.integers(0, 2))
+    n_patches = draw(st.integers(2, 5))
+    states = [f"s{i}" for i in range(n_states)]
+    mods = [f"m{i}" for i in range(n_mods)]
+    out = [f"[check]\ndepth = {draw(st.integers(3, 5))}\n"]
+    out += [f"[states.{s}]\nid = {i + 1}\n" for i, s in enumerate(states)]
+    out += [f"[modules.{m}]\nloaded = {draw(st.booleans()) and 'true' or 'false'}\n" for m in mods]
+    for k in range(n_patches):
+        decl = draw(st.lists(st.sampled_from(states), unique=True, max_size=n_states))
+        versions = {s: draw(st.integers(0, 3)) for s in decl}
+        out.append(f'[[patch]]\nname = "p{k}"\nreplace = {"true" if draw(st.booleans()) else "false"}\n'
+                   f"states = {{ {', '.join(f'{s} = {v}' for s, v in versions.items())} }}\n")
+        if decl and draw(st.booleans()):
+            out.append(f'uses = ["{draw(st.sampled_from(decl))}"]\n')
+        objs = ["vmlinux"] + draw(st.lists(st.sampled_from(mods), unique=True)) if mods else ["vmlinux"]
+        for obj in objs:
+            out.append(f"[patch.objects.{obj}]\n")
+            for cb in ("pre_patch", "post_patch", "pre_unpatch", "post_unpatch", "pre_patch_error"):
+                stmts = draw(st.lists(statement(decl, cb), max_size=3))
+                if stmts:
+                    out.append(f"{cb} = [{', '.join(repr(x) for x in stmts)}]\n")
+        out.append("")
+    return "\n".join(out)
+
+
+def statement(decl: list[str], cb: str):
+    actions = ["return"]
+    if cb == "pre_patch":
+        actions += ["fail -ENODEV", "maybe-fail"]
+    for s in decl:
+        actions += [f"{a} {s}" for a in ("alloc", "free", "save", "restore", "modify", "reset", "take", "copy", "free-prev")]
+    guards = [""] + [f" {w} prev {s}{tail}" for s in decl for w in ("if", "unless") for tail in ("", " >= 2")]
+    return st.builds(lambda a, g: a + g, st.sampled_from(actions), st.sampled_from(guards))
+
+
+def agree(path: Path) -> None:
+    spec = load_spec(path)
+    z3 = verify(spec, engine="z3")
+    explicit = verify(spec, engine="explicit")
+    assert z3.verdict == explicit.verdict, path.read_text()
+    assert {v.property: v.depth for v in z3.violations} == {v.property: v.depth for v in explicit.violations}, \
+        path.read_text()
+
+
+@settings(max_examples=EXAMPLES, derandomize=True, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(specs())
+def test_engines_agree_on_random_specs(tmp_path_factory, text):
+    path = tmp_path_factory.mktemp("diff") / "spec.toml"
+    path.write_text(text)
+    agree(path)
+
+
+@pytest.mark.parametrize("path", sorted(REGRESSIONS.glob("*.toml")), ids=lambda p: p.name)
+def test_regressions(path):
+    agree(path)

@@ -128,6 +128,52 @@ def conformance(
     raise typer.Exit(code)
 
 
+class GraphFormat(str, Enum):
+    dot = "dot"
+    mermaid = "mermaid"
+    svg = "svg"
+
+
+@app.command()
+def graph(
+    spec: Path = typer.Argument(None, metavar="[SPEC]", help="The spec (needed for --states)."),
+    lifecycle_: bool = typer.Option(False, "--lifecycle", help="The kernel's per-patch lifecycle (the rules' graph)."),
+    states: bool = typer.Option(False, "--states", help="The states of SPEC reachable within --depth operations."),
+    depth: int | None = typer.Option(None, "--depth", "-d", help="Cut the state space at this many operations."),
+    format: GraphFormat = typer.Option(GraphFormat.dot, "--format", "-f", help="dot, mermaid, or svg (needs Graphviz)."),
+):
+    """Draw the lifecycle graph or a spec's reachable state space (violating transitions in red)."""
+    try:
+        from . import graph as g
+
+        if lifecycle_ == states:
+            raise UserError("give exactly one of --lifecycle or --states")
+        if states:
+            if spec is None:
+                raise UserError("--states needs a SPEC")
+            from .kernel import Model
+            from .spec import load_spec
+
+            s = load_spec(spec)
+            d = s.depth if depth is None else depth
+            if d < 1:
+                raise UserError(f"--depth must be at least 1, not {d}")
+            nodes, edges = g.states_graph(Model(s), d)
+            name = s.name
+        else:
+            nodes, edges = g.lifecycle_graph()
+            name = "klp per-patch lifecycle"
+        if format is GraphFormat.mermaid:
+            text = g.mermaid(nodes, edges)
+        else:
+            text = g.dot(name, nodes, edges)
+            if format is GraphFormat.svg:
+                text = g.svg(text)
+        sys.stdout.write(text)
+    except UserError as e:
+        _fail(e)
+
+
 @app.command()
 def check(spec: Path = typer.Argument(..., metavar="SPEC", help="The spec (.toml) to validate.")):
     """Only validate the spec: exit 0 if it is well-formed, 2 with FILE:LINE: message if not."""

@@ -18,12 +18,16 @@ from .kernel import Model
 class ExplicitEngine:
     name = "explicit"
 
-    def __init__(self, model: Model, max_states: int | None = None):
+    def __init__(self, model: Model, max_states: int | None = None, keep_graph: bool = False):
         self.m = model
         self.max_states = max_states
         self.names = list(model.vars)
         self.states = 0
         self.diameter = 0
+        self.keep_graph = keep_graph
+        self.edges: list[tuple] = []          # (from key, to key, op, failed choices, violated properties)
+        self.level: dict[tuple, int] = {}     # key -> BFS level (first reached after that many operations)
+        self.values: dict[tuple, dict] = {}   # key -> state
 
     def key(self, state: dict) -> tuple:
         return tuple(state[v] for v in self.names)
@@ -37,6 +41,8 @@ class ExplicitEngine:
         k0 = self.key(s0)
         parent: dict[tuple, tuple | None] = {k0: None}   # key -> (parent key, op, choices)
         frontier = [(k0, s0)]
+        if self.keep_graph:
+            self.level[k0], self.values[k0] = 0, s0
         for d in range(1, depth + 1):
             nxt = []
             for k, state in frontier:
@@ -54,6 +60,11 @@ class ExplicitEngine:
                         if kk not in parent:
                             parent[kk] = (k, op, out.choices)
                             nxt.append((kk, out.state))
+                            if self.keep_graph:
+                                self.level[kk], self.values[kk] = d, out.state
+                        if self.keep_graph:
+                            self.edges.append((k, kk, op, tuple(out.failed_choices),
+                                               tuple(sorted({p for p, _ in out.violations}))))
                 if self.max_states is not None and len(parent) > self.max_states:
                     res.unknown = f"more than {self.max_states} states"
                     return self._done(res, parent, d - 1)
@@ -65,7 +76,7 @@ class ExplicitEngine:
                 res.depth_done = depth
                 return self._done(res, parent, d - 1)
             self.diameter = d
-            if not open_props:
+            if not open_props and not self.keep_graph:
                 res.depth_done = depth
                 break
             frontier = nxt
@@ -75,6 +86,17 @@ class ExplicitEngine:
         self.states = len(parent)
         self.diameter = diameter
         return res
+
+    def graph(self):
+        """The explored state space as a networkx DiGraph (built only when asked for)."""
+        import networkx as nx
+
+        g = nx.MultiDiGraph()
+        for k, lvl in self.level.items():
+            g.add_node(k, level=lvl, state=self.values[k])
+        for a, b, op, failed, viol in self.edges:
+            g.add_edge(a, b, op=str(op), failed=failed, violations=viol)
+        return g
 
     @staticmethod
     def _trace(parent: dict, k: tuple, op, choices: dict) -> RawTrace:

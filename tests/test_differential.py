@@ -27,7 +27,7 @@ def specs(draw) -> str:
     mods = [f"m{i}" for i in range(n_mods)]
     out = [f"[check]\ndepth = {draw(st.integers(3, 5))}\n"]
     out += [f"[states.{s}]\nid = {i + 1}\n" for i, s in enumerate(states)]
-    out += [f"[modules.{m}]\nloaded = {draw(st.booleans()) and 'true' or 'false'}\n" for m in mods]
+    out += [f"[modules.{m}]\nloaded = {'true' if draw(st.booleans()) else 'false'}\n" for m in mods]
     for k in range(n_patches):
         decl = draw(st.lists(st.sampled_from(states), unique=True, max_size=n_states))
         versions = {s: draw(st.integers(0, 3)) for s in decl}

@@ -1,0 +1,85 @@
+"""`klpmodel graph`: the kernel's per-patch lifecycle (the networkx graph kernel.py's rules
+read) and the reachable state space of a spec, as DOT, Mermaid or SVG (through Graphviz)."""
+from __future__ import annotations
+
+import shutil
+import subprocess
+
+from .errors import UserError
+from .kernel import PHASES, Model, lifecycle
+
+
+def _q(text: str) -> str:
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def lifecycle_graph() -> tuple[list[tuple[str, str]], list[tuple[str, str, str, bool]]]:
+    """(nodes, edges) of the lifecycle: node id and label; edge source, target, label."""
+    g = lifecycle()
+    nodes = [(f"n{n}", g.nodes[n]["name"]) for n in sorted(g.nodes)]
+    edges = []
+    for u, v, data in sorted(g.edges(data=True), key=lambda e: (e[0], e[1], e[2]["event"])):
+        cbs = ", ".join(data["callbacks"])
+        edges.append((f"n{u}", f"n{v}", data["event"] + (f" / {cbs}" if cbs else ""), False))
+    return nodes, edges
+
+
+def describe(m: Model, state: dict) -> str:
+    parts = [f"{p.name}: {PHASES[state[f'phase[{p.name}]']]}" for p in m.P if state[f"phase[{p.name}]"] != 0]
+    parts += [f"{s}={m.describe_value(s, state[f'val[{s}]'])}" for s in m.state_names]
+    parts += [f"{mod} loaded" for mod in m.module_names if state[f"mod[{mod}]"]]
+    if state["leaked"]:
+        parts.append("leaked")
+    return "\\n".join(parts) or "nothing loaded"
+
+
+def states_graph(m: Model, depth: int):
+    """(nodes, edges) of the states reachable in up to `depth` operations; edges whose
+    transition breaks a property are marked."""
+    from .engine_explicit import ExplicitEngine
+    from .properties import NAMES
+
+    eng = ExplicitEngine(m, keep_graph=True)
+    eng.run(depth, list(NAMES))
+    g = eng.graph()
+    ids = {k: f"s{i}" for i, k in enumerate(sorted(g.nodes, key=lambda k: (g.nodes[k]["level"], str(k))))}
+    nodes = [(ids[k], describe(m, g.nodes[k]["state"])) for k in sorted(g.nodes, key=lambda k: ids[k])]
+    edges = []
+    for a, b, data in g.edges(data=True):
+        label = data["op"] + (" [fails]" if data["failed"] else "")
+        if data["violations"]:
+            label += " !! " + ", ".join(data["violations"])
+        edges.append((ids[a], ids[b], label, bool(data["violations"])))
+    edges.sort()
+    return nodes, edges
+
+
+def dot(name: str, nodes, edges) -> str:
+    out = [f"digraph {_q(name)} {{", "  rankdir=LR;", "  node [shape=box, fontsize=10];"]
+    out += [f"  {n} [label={_q(label)}];" for n, label in nodes]
+    for a, b, label, bad in edges:
+        style = ", color=red, fontcolor=red, penwidth=2" if bad else ""
+        out.append(f"  {a} -> {b} [label={_q(label)}{style}];")
+    out.append("}")
+    return "\n".join(out) + "\n"
+
+
+def mermaid(nodes, edges) -> str:
+    out = ["flowchart LR"]
+    out += [f'  {n}["{label.replace(chr(92) + "n", "<br/>").replace(chr(34), "#quot;")}"]' for n, label in nodes]
+    bad = []
+    for i, (a, b, label, is_bad) in enumerate(edges):
+        out.append(f'  {a} -->|"{label.replace(chr(34), "#quot;")}"| {b}')
+        if is_bad:
+            bad.append(str(i))
+    if bad:
+        out.append(f"  linkStyle {','.join(bad)} stroke:red,stroke-width:2px")
+    return "\n".join(out) + "\n"
+
+
+def svg(dot_text: str) -> str:
+    exe = shutil.which("dot")
+    if exe is None:
+        raise UserError("--format svg needs Graphviz's `dot` program; install the graphviz package "
+                        "(e.g. apt-get install graphviz) or use --format dot or mermaid")
+    return subprocess.run([exe, "-Tsvg"], input=dot_text, capture_output=True, text=True, check=True).stdout

@@ -1,0 +1,53 @@
+"""`klpmodel graph`: the lifecycle the rules read, and a spec's reachable states."""
+from __future__ import annotations
+
+import os
+import shutil
+
+import pytest
+
+from conftest import cli
+
+
+def test_lifecycle_dot_has_every_edge_of_the_graph():
+    from klpmodel.kernel import lifecycle
+
+    p = cli("graph", "--lifecycle")
+    assert p.returncode == 0
+    assert p.stdout.startswith('digraph "klp per-patch lifecycle" {')
+    assert p.stdout.count(" -> ") == lifecycle().number_of_edges()
+    assert 'n1 -> n2 [label="complete / post_patch"];' in p.stdout
+    assert 'n2 -> n2 [label="modload / pre_patch, post_patch"];' in p.stdout
+
+
+def test_states_graph_marks_violating_transitions():
+    p = cli("graph", "specs/no-leak-bad.toml", "--states", "--depth", "4")
+    assert p.returncode == 0
+    bad = [line for line in p.stdout.splitlines() if "color=red" in line]
+    assert bad and all("!! no-leak" in line for line in bad)
+    m = cli("graph", "specs/no-leak-bad.toml", "--states", "--depth", "4", "--format", "mermaid")
+    assert m.stdout.startswith("flowchart LR") and "linkStyle" in m.stdout and "stroke:red" in m.stdout
+    good = cli("graph", "specs/no-leak-good.toml", "--states", "--depth", "4")
+    assert "color=red" not in good.stdout
+
+
+def test_graph_usage_errors():
+    assert "exactly one of --lifecycle or --states" in cli("graph").stderr
+    assert "--states needs a SPEC" in cli("graph", "--states").stderr
+
+
+def test_svg_without_graphviz_names_the_package(tmp_path):
+    env_path = os.environ.get("PATH", "")
+    os.environ["PATH"] = str(tmp_path)            # no `dot` here; python is run by absolute path
+    try:
+        p = cli("graph", "--lifecycle", "--format", "svg")
+    finally:
+        os.environ["PATH"] = env_path
+    assert p.returncode == 2
+    assert "install the graphviz package" in p.stderr
+
+
+@pytest.mark.skipif(shutil.which("dot") is None, reason="Graphviz `dot` is not installed")
+def test_svg_renders():
+    p = cli("graph", "specs/no-leak-bad.toml", "--states", "--depth", "4", "--format", "svg")
+    assert p.returncode == 0 and "<svg" in p.stdout

@@ -12,7 +12,7 @@ import time
 
 from . import interp
 from .engine_z3 import RawTrace, Search
-from .kernel import Model
+from .kernel import ORIGINAL, PHASES, Model
 
 
 class ExplicitEngine:
@@ -85,7 +85,65 @@ class ExplicitEngine:
     def _done(self, res: Search, parent: dict, diameter: int) -> Search:
         self.states = len(parent)
         self.diameter = diameter
+        self.parent = parent
         return res
+
+    def recoverable(self):
+        """AG EF clean, over the whole reachable state space.
+
+        Returns None when every reachable state can get back to a clean state (no patch on
+        klp_patches, every system state original); else (trace to the nearest dead end,
+        reason); or the string reason the space could not be explored."""
+        eng = ExplicitEngine(self.m, max_states=self.max_states, keep_graph=True)
+        res = eng.run(1 << 30, [])
+        if res.unknown:
+            return res.unknown
+        m = self.m
+        preds: dict[tuple, set] = {}
+        succs: dict[tuple, set] = {}
+        for a, b, *_ in eng.edges:
+            preds.setdefault(b, set()).add(a)
+            succs.setdefault(a, set()).add(b)
+
+        def clean(state):
+            return all(PHASES[state[f"phase[{p.name}]"]] not in ("patching", "enabled", "unpatching") for p in m.P) \
+                and all(state[f"val[{s}]"] == ORIGINAL for s in m.state_names)
+
+        back = {k for k, st in eng.values.items() if clean(st)}
+        todo = list(back)
+        while todo:
+            for a in preds.get(todo.pop(), ()):
+                if a not in back:
+                    back.add(a)
+                    todo.append(a)
+        stuck = [k for k in eng.level if k not in back]
+        if not stuck:
+            return None
+        target = min(stuck, key=lambda k: (eng.level[k], k))
+        closure, todo = {target}, [target]
+        while todo:
+            for b in succs.get(todo.pop(), ()):
+                if b not in closure:
+                    closure.add(b)
+                    todo.append(b)
+        states = [eng.values[k] for k in closure]
+        reasons = []
+        for s_ in m.state_names:
+            seen = {st[f"val[{s_}]"] for st in states}
+            if ORIGINAL not in seen:
+                reasons.append(f"{s_} never becomes original again (it can only be "
+                               f"{', '.join(m.describe_value(s_, v) for v in sorted(seen))})")
+        for p in m.P:
+            if all(PHASES[st[f"phase[{p.name}]"]] in ("patching", "enabled", "unpatching") for st in states):
+                reasons.append(f"{p.name} can never leave klp_patches")
+        reason = "; ".join(reasons) or (f"none of the {len(closure)} states reachable from here has no patch "
+                                        f"installed and every state original")
+        k, tail = target, RawTrace([], [], None)
+        while eng.parent[k] is not None:
+            k, o, c = eng.parent[k]
+            tail.ops.insert(0, o)
+            tail.choices.insert(0, dict(c))
+        return tail, f"{reason} ({len(closure)} states reachable from there)"
 
     def graph(self):
         """The explored state space as a networkx DiGraph (built only when asked for)."""

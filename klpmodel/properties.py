@@ -45,5 +45,16 @@ PROPERTIES: tuple[Property, ...] = (
              "at a quiescent point, a live block is reachable from no installed patch's data"),
 )
 
-NAMES = tuple(p.name for p in PROPERTIES)
-BY_NAME = {p.name: p for p in PROPERTIES}
+# Beyond the contract: checked when asked for (--property recoverable), by the explicit
+# engine only, over the whole reachable state space (AG EF: bounded checking cannot say it).
+EXTRA: tuple[Property, ...] = (
+    Property("recoverable",
+             "They might change the system behavior or state so that it is no longer safe to go back "
+             "and use an older livepatch or the original kernel code.",
+             "some reachable state has no way back: no sequence of operations from it reaches a state "
+             "with no patch installed and every system state original"),
+)
+
+NAMES = tuple(p.name for p in PROPERTIES)            # the default set (the contract's eight)
+ALL_NAMES = NAMES + tuple(p.name for p in EXTRA)
+BY_NAME = {p.name: p for p in PROPERTIES + EXTRA}

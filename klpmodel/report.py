@@ -171,6 +171,8 @@ def broke(m: Model, v: Violation) -> str:
                     for e in st.events if e[0] == "leaked"]
             return ("no transition is in progress and a live block is reachable from no installed patch: "
                     + ", ".join(lost))
+        if w[0] == "recoverable":
+            return f"from the state after step {len(v.trace)} there is no way back to an unpatched kernel: {w[1]}"
         if w[0] == "uses":
             kind = "NULL" if last[f"ptr[{w[1]}.{w[2]}]"] == 0 else "freed"
             return f"{w[1]} is enabled and its code uses {w[2]}, whose data is {kind}"
@@ -194,8 +196,13 @@ def summary(r: Result) -> list[str]:
     if r.verdict == "violation":
         out = [f"verdict: violation: {len(bad)} of {len(r.properties)} properties broken, shortest traces: {found}"]
     else:
-        out = [f"verdict: holds: no sequence of up to {r.depth} operations breaks {', '.join(held)}"]
+        bounded = [p for p in held if p != "recoverable"]
+        out = [f"verdict: holds: no sequence of up to {r.depth} operations breaks {', '.join(bounded)}"
+               if bounded else "verdict: holds"]
         held = []
+    if "recoverable" in r.properties and "recoverable" not in bad:
+        out.append("recoverable: from every reachable state some sequence of operations gets back to no patch "
+                   "installed and every system state original")
     if held:
         out.append(f"holds up to depth {r.depth}: {', '.join(held)}")
     if r.complete_at is not None:

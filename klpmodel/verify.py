@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from . import interp
 from .errors import InternalError, UserError
 from .kernel import Model, Op
-from .properties import NAMES
+from .properties import ALL_NAMES, NAMES
 from .spec import Spec
 
 
@@ -27,10 +27,13 @@ class Violation:
     property: str
     depth: int
     trace: tuple[Step, ...]
+    reason: str | None = None           # recoverable: why no way back exists
 
     @property
     def where(self):
         """What broke the property in the last step (a kernel.Where or a tagged tuple)."""
+        if self.reason is not None:
+            return ("recoverable", self.reason)
         for prop, where in self.trace[-1].violations:
             if prop == self.property:
                 return where
@@ -64,7 +67,8 @@ class Result:
         return {"holds": 0, "violation": 1, "unknown": 3}[self.verdict]
 
 
-def replay(model: Model, ops: list[Op], choices: list[dict], states: list[dict] | None, prop: str) -> tuple[Step, ...]:
+def replay(model: Model, ops: list[Op], choices: list[dict], states: list[dict] | None, prop: str,
+           check_last: bool = True) -> tuple[Step, ...]:
     """Run a trace through the concrete interpreter; any disagreement with the solver is a bug."""
     state = interp.initial(model)
     steps = []
@@ -81,7 +85,7 @@ def replay(model: Model, ops: list[Op], choices: list[dict], states: list[dict] 
         steps.append(Step(op, tuple(out.failed_choices), tuple(out.events), state, out.state,
                           tuple(out.violations)))
         state = out.state
-    if not any(p == prop for p, _ in steps[-1].violations):
+    if check_last and not any(p == prop for p, _ in steps[-1].violations):
         raise InternalError(f"replay of the {prop} counterexample: the interpreter finds no violation "
                             f"at its last step")
     return tuple(steps)
@@ -91,9 +95,9 @@ def check_properties(names: list[str] | None) -> tuple[str, ...]:
     if not names:
         return NAMES
     for n in names:
-        if n not in NAMES:
-            raise UserError(f"unknown property '{n}'; known properties: {', '.join(NAMES)}")
-    return tuple(p for p in NAMES if p in names)
+        if n not in ALL_NAMES:
+            raise UserError(f"unknown property '{n}'; known properties: {', '.join(ALL_NAMES)}")
+    return tuple(p for p in ALL_NAMES if p in names)
 
 
 ENGINES = ("auto", "explicit", "z3")
@@ -110,6 +114,9 @@ def verify(spec: Spec, *, depth: int | None = None, properties: list[str] | None
         raise UserError(f"--depth must be at least 1, not {depth}")
     if engine not in ENGINES:
         raise UserError(f"unknown engine '{engine}'; use one of: {', '.join(ENGINES)}")
+    if "recoverable" in props and engine == "z3":
+        raise UserError("recoverable needs the explicit engine (bounded checking cannot show that a way back "
+                        "always exists); use --engine explicit or auto")
     start = time.perf_counter()
 
     def left():
@@ -134,11 +141,20 @@ def verify(spec: Spec, *, depth: int | None = None, properties: list[str] | None
         search = eng.run(depth, list(props), timeout=left())
         states = None
     found = []
+    unknown = search.unknown
+    if "recoverable" in props:
+        rec = ExplicitEngine(model, max_states=AUTO_STATE_BUDGET if why else None).recoverable()
+        if isinstance(rec, str):
+            unknown = unknown or f"recoverable: {rec}"
+        elif rec is not None:
+            raw, reason = rec
+            steps = replay(model, raw.ops, raw.choices, None, "recoverable", check_last=False)
+            found.append(Violation("recoverable", len(steps), steps, reason))
     for p in props:
         if p in search.found:
             d, raw = search.found[p]
             found.append(Violation(p, d, replay(model, raw.ops, raw.choices, raw.states, p)))
     found.sort(key=lambda v: (v.depth, props.index(v.property)))
-    return Result(spec, model, engine, depth, props, tuple(found), search.unknown,
+    return Result(spec, model, engine, depth, props, tuple(found), unknown,
                   search.depth_done, search.complete_at, time.perf_counter() - start, tuple(search.per_depth),
                   states, why)

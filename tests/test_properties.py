@@ -40,3 +40,25 @@ def test_every_header_expectation_of_every_spec():
             assert found == {}, path.name
         else:
             assert {e[1]: int(e[2]) for e in exp} == found, path.name
+
+
+def test_recoverable_finds_a_dead_end_and_says_why():
+    r = verify(load_spec(SPECS / "disable-restores-bad.toml"), properties=["recoverable"])
+    (v,) = r.violations
+    assert (v.property, v.depth, r.engine) == ("recoverable", 2, "explicit")
+    assert [str(s.op) for s in v.trace] == ["load lp_forgetful", "complete"]
+    assert v.reason.startswith("feature never becomes original again (it can only be v1)")
+
+
+def test_recoverable_holds_for_the_selftest_series():
+    r = verify(load_spec(SPECS / "selftest-state.toml"), properties=["recoverable"])
+    assert r.verdict == "holds" and r.violations == ()
+
+
+def test_recoverable_is_not_for_bounded_checking():
+    import pytest
+
+    from klpmodel.errors import UserError
+
+    with pytest.raises(UserError, match="recoverable needs the explicit engine"):
+        verify(load_spec(SPECS / "selftest-state.toml"), properties=["recoverable"], engine="z3")

@@ -215,7 +215,8 @@ def text(r: Result, stats: bool = False) -> str:
     m, spec = r.model, r.spec
     out = [f"klpmodel verify {spec.path}: {spec.name}", *summary(r),
            f"kernel {spec.kernel}, depth {r.depth}, engine {r.engine}"
-           + (f" ({r.states} states)" if r.states is not None else "")
+           + ((f" ({r.states} states, diameter {r.diameter})" if r.complete_at is not None
+               else f" ({r.states} states within the depth)") if r.states is not None else "")
            + (f"; auto chose {r.why_engine}" if r.why_engine else "")]
     refused = m.refused_loads()
     if refused:
@@ -290,6 +291,7 @@ def to_json(r: Result, stats: bool = False) -> dict:
            "spec": {"path": r.spec.path, "name": r.spec.name, "kernel": r.spec.kernel, "sha256": r.spec.digest},
            "engine": r.engine,
            "states": r.states,
+           "diameter": r.diameter if r.complete_at is not None else None,
            "refused_loads": m.refused_loads()}
     out["complete"] = r.complete_at is not None
     if r.unknown:

@@ -54,6 +54,7 @@ class Result:
     seconds: float = 0.0
     per_depth: tuple = field(default_factory=tuple)
     states: int | None = None             # explicit engine: distinct states reached
+    diameter: int | None = None           # explicit engine: deepest level with a new state
     why_engine: str = ""                  # how --engine auto chose
 
     @property
@@ -124,11 +125,11 @@ def verify(spec: Spec, *, depth: int | None = None, properties: list[str] | None
 
     model = Model(spec)
     why = ""
-    states = None
+    states = diameter = None
     if engine in ("auto", "explicit"):
         eng = ExplicitEngine(model, max_states=AUTO_STATE_BUDGET if engine == "auto" else None)
         search = eng.run(depth, list(props), timeout=left())
-        states = eng.states
+        states, diameter = eng.states, eng.diameter
         why = "explicit: the reachable states fit the budget" if engine == "auto" else ""
         if engine == "auto" and search.unknown and search.unknown.startswith("more than"):
             why = f"z3: {search.unknown} within depth {depth}"
@@ -139,7 +140,7 @@ def verify(spec: Spec, *, depth: int | None = None, properties: list[str] | None
         from .engine_z3 import Z3Engine
         eng = Z3Engine(model)
         search = eng.run(depth, list(props), timeout=left())
-        states = None
+        states = diameter = None
     found = []
     unknown = search.unknown
     if "recoverable" in props:
@@ -157,4 +158,4 @@ def verify(spec: Spec, *, depth: int | None = None, properties: list[str] | None
     found.sort(key=lambda v: (v.depth, props.index(v.property)))
     return Result(spec, model, engine, depth, props, tuple(found), unknown,
                   search.depth_done, search.complete_at, time.perf_counter() - start, tuple(search.per_depth),
-                  states, why)
+                  states, diameter, why)

@@ -62,6 +62,17 @@ def generated(patches: int, states: int, modules: int) -> str:
     return "\n".join(out)
 
 
+def stress(patches: int) -> str:
+    """The scale family: P mutually compatible non-cumulative patches (any subset can be
+    installed, in any order), each declaring one of two states; checked to exhaustion."""
+    out = ['name = "stress"', "", "[check]", "depth = 1000", "", "[states.a]", "id = 1", "", "[states.b]", "id = 2", ""]
+    for i in range(patches):
+        s = "ab"[i % 2]
+        out += ["[[patch]]", f'name = "lp{i}"', f"states = {{ {s} = 1 }}", "", "[patch.objects.vmlinux]",
+                f'pre_patch = ["alloc {s}"]', f'post_unpatch = ["free {s}"]', ""]
+    return "\n".join(out)
+
+
 def time_verify(spec: Path, depth: int | None, runs: int, timeout: float, engine: str = "auto") -> tuple[float, str, int]:
     cmd = [sys.executable, "-m", "klpmodel", "verify", str(spec), "--format", "json", "--timeout", str(timeout),
            "--engine", engine]
@@ -111,9 +122,20 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--only-generated", action="store_true")
     ap.add_argument("--only-shipped", action="store_true")
     ap.add_argument("--engine", default="auto", choices=["auto", "explicit", "z3"])
+    ap.add_argument("--stress", default=None, help="the scale family for these P (e.g. 4-9), checked to exhaustion")
     a = ap.parse_args(argv)
 
     rows = []
+    if a.stress:
+        print("| stress | patches | median s | max RSS MiB | verdict |")
+        print("|---|---|---|---|---|", flush=True)
+        with tempfile.TemporaryDirectory() as tmp:
+            for p in parse_range(a.stress):
+                spec = Path(tmp) / f"stress-{p}.toml"
+                spec.write_text(stress(p))
+                t, v, rss = time_verify(spec, None, a.runs, a.timeout, a.engine)
+                print(f"| stress P={p} | {p} | {t:.2f} | {rss} | {v} |", flush=True)
+        return 0
     print(f"runs per row: {a.runs}, median of whole-process wall time; python {sys.version.split()[0]}; "
           f"{os.cpu_count()} cpus", flush=True)
     print("| spec | patches | states | modules | depth | median s | max RSS MiB | verdict |")

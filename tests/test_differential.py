@@ -1,6 +1,7 @@
 """Differential testing: random valid specs, both engines, identical verdicts and identical
 shortest depths for every property. A seeded subset runs in CI; set KLP_DIFF_EXAMPLES to
-run more (e.g. KLP_DIFF_EXAMPLES=1000). A disagreement found here becomes a named spec in
+run more and KLP_DIFF_SEED to draw another sequence (e.g. KLP_DIFF_EXAMPLES=1000
+KLP_DIFF_SEED=1). A disagreement found here becomes a named spec in
 tests/regressions/ (checked by test_regressions below)."""
 from __future__ import annotations
 
@@ -8,13 +9,14 @@ import os
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 
 from klpmodel.spec import load_spec
 from klpmodel.verify import verify
 
 EXAMPLES = int(os.environ.get("KLP_DIFF_EXAMPLES", "20"))
+SEED = os.environ.get("KLP_DIFF_SEED")       # unset: hypothesis' derandomized fixed sequence
 REGRESSIONS = Path(__file__).parent / "regressions"
 
 
@@ -65,7 +67,8 @@ def agree(path: Path) -> None:
         path.read_text()
 
 
-@settings(max_examples=EXAMPLES, derandomize=True, deadline=None,
+@seed(int(SEED or 0))
+@settings(max_examples=EXAMPLES, derandomize=SEED is None, deadline=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large])
 @given(specs())
 def test_engines_agree_on_random_specs(tmp_path_factory, text):

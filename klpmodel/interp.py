@@ -55,21 +55,17 @@ def apply(model: Model, state: dict, op: Op, choices=None) -> Outcome:
 
 
 def outcomes(model: Model, state: dict, op: Op) -> list[Outcome]:
-    """Every outcome of op: explores each combination of the choices it consults."""
+    """Every outcome of op: a depth-first walk over the choices it consults, in the order
+    it consults them (a run's fixed choices are always a prefix of that order)."""
     out, todo = [], [{}]
     while todo:
         fixed = todo.pop()
         o = apply(model, state, op, fixed)
         out.append(o)
-        for k in o.choices:
+        keys = list(o.choices)
+        for n, k in enumerate(keys):
             if k not in fixed:
-                # branch: this choice taken the other way, earlier ones as in this run
-                alt = {kk: o.choices[kk] for kk in o.choices if kk in fixed}
-                alt.update({kk: v for kk, v in o.choices.items() if list(o.choices).index(kk) < list(o.choices).index(k)})
+                alt = {kk: o.choices[kk] for kk in keys[:n]}
                 alt[k] = True
                 todo.append(alt)
     return out
-
-
-def key(state: dict) -> tuple:
-    return tuple(sorted(state.items()))

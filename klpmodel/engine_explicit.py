@@ -12,14 +12,81 @@ import time
 
 from . import interp
 from .engine_z3 import RawTrace, Search
-from .kernel import ORIGINAL, PHASES, Model
+from .kernel import ORIGINAL, PHASES, Model, Op
+
+
+class Symmetry:
+    """The quotient the search runs on: states equal up to renaming interchangeable patches
+    (Model.interchangeable: the rules never read a name) and renumbering block slots (a
+    slot's number only matters through pointer equality) are one state. Renaming maps runs
+    to runs with the same violations at the same steps, so verdicts and shortest depths are
+    unchanged (tests/test_engine.py compares with the unreduced search and with Z3)."""
+
+    def __init__(self, m: Model):
+        self.m = m
+        self.groups = [[m.P[i].name for i in g] for g in m.interchangeable()]
+        self.local = {}
+        for p in m.P:                       # a patch's own variables, aligned across a group
+            names = [f"phase[{p.name}]", f"pos[{p.name}]", f"forced[{p.name}]"]
+            names += [f"pue[{p.name}.{o.name}]" for o in p.objects]
+            for st in sorted(dict(p.states)):
+                names += [f"ptr[{p.name}.{st}]", f"snap_kind[{p.name}.{st}]", f"snap_cont[{p.name}.{st}]"]
+            names += [f"param[{p.name}.{n}]" for n, _ in p.params]
+            self.local[p.name] = names
+
+    def _sortkey(self, state: dict, name: str) -> tuple:
+        out = []
+        for v in self.local[name]:
+            if v.startswith("ptr["):
+                s, ptr = v[v.index(".") + 1:-1], state[v]
+                out.append((0, 0) if ptr == 0 else (1 + (not state[f"live[{s}#{ptr - 1}]"]), state[f"cont[{s}#{ptr - 1}]"]))
+            else:
+                out.append(int(state[v]))
+        return tuple(out)
+
+    def canon(self, state: dict) -> tuple[dict, dict]:
+        """(the canonical state, renaming: patch name in `state` -> name in the result)."""
+        m, st, ren = self.m, dict(state), {}
+        for g in self.groups:
+            order = sorted(g, key=lambda n: self._sortkey(state, n))
+            for target, source in zip(g, order, strict=True):
+                for v, w in zip(self.local[target], self.local[source], strict=True):
+                    st[v] = state[w]
+                ren[source] = target
+        for s in m.state_names:
+            slots = m.slots[s]
+            seen: list[int] = []
+            for p in m.P:
+                if p.version(s) is not None and st[f"ptr[{p.name}.{s}]"] and st[f"ptr[{p.name}.{s}]"] - 1 not in seen:
+                    seen.append(st[f"ptr[{p.name}.{s}]"] - 1)
+            order = seen + [j for j in range(slots) if j not in seen]
+            if order == list(range(slots)):
+                continue
+            new = {old: i for i, old in enumerate(order)}
+            lives = [st[f"live[{s}#{j}]"] for j in order]
+            conts = [st[f"cont[{s}#{j}]"] for j in order]
+            for i in range(slots):
+                st[f"live[{s}#{i}]"], st[f"cont[{s}#{i}]"] = lives[i], conts[i]
+            for p in m.P:
+                ptr = st.get(f"ptr[{p.name}.{s}]", 0)
+                if ptr:
+                    st[f"ptr[{p.name}.{s}]"] = new[ptr - 1] + 1
+        return st, ren
+
+
+def _rename_op(op: Op, names: dict) -> Op:
+    if op.word in ("load", "disable", "rmmod") and op.arg in names:
+        return Op(op.word, names[op.arg], op.params)
+    return op
 
 
 class ExplicitEngine:
     name = "explicit"
 
-    def __init__(self, model: Model, max_states: int | None = None, keep_graph: bool = False):
+    def __init__(self, model: Model, max_states: int | None = None, keep_graph: bool = False,
+                 symmetry: bool = True):
         self.m = model
+        self.sym = Symmetry(model) if symmetry and not keep_graph else None
         self.max_states = max_states
         self.names = list(model.vars)
         self.states = 0
@@ -38,8 +105,10 @@ class ExplicitEngine:
         res = Search()
         open_props = set(props)
         s0 = interp.initial(m)
+        if self.sym:
+            s0, _ = self.sym.canon(s0)
         k0 = self.key(s0)
-        parent: dict[tuple, tuple | None] = {k0: None}   # key -> (parent key, op, choices)
+        parent: dict[tuple, tuple | None] = {k0: None}   # key -> (parent key, op, choices, renaming)
         frontier = [(k0, s0)]
         if self.keep_graph:
             self.level[k0], self.values[k0] = 0, s0
@@ -56,10 +125,11 @@ class ExplicitEngine:
                         for p, _ in out.violations:
                             if p in open_props and p not in res.found:
                                 res.found[p] = (d, self._trace(parent, k, op, out.choices))
-                        kk = self.key(out.state)
+                        after, ren = self.sym.canon(out.state) if self.sym else (out.state, {})
+                        kk = self.key(after)
                         if kk not in parent:
-                            parent[kk] = (k, op, out.choices)
-                            nxt.append((kk, out.state))
+                            parent[kk] = (k, op, out.choices, ren)
+                            nxt.append((kk, after))
                             if self.keep_graph:
                                 self.level[kk], self.values[kk] = d, out.state
                         if self.keep_graph:
@@ -140,7 +210,7 @@ class ExplicitEngine:
                                         f"installed and every state original")
         k, tail = target, RawTrace([], [], None)
         while eng.parent[k] is not None:
-            k, o, c = eng.parent[k]
+            k, o, c, _ = eng.parent[k]
             tail.ops.insert(0, o)
             tail.choices.insert(0, dict(c))
         return tail, f"{reason} ({len(closure)} states reachable from there)"
@@ -158,9 +228,22 @@ class ExplicitEngine:
 
     @staticmethod
     def _trace(parent: dict, k: tuple, op, choices: dict) -> RawTrace:
-        ops, chs = [op], [dict(choices)]
+        """The path to k, then op: operations and choices named as in a real run.
+
+        Each edge is stored in the names of its (canonical) source state; walking from the
+        root, `real` maps canonical names to the names of the actual run."""
+        edges = [(op, choices, {})]
         while parent[k] is not None:
-            k, o, c = parent[k]
-            ops.append(o)
-            chs.append(dict(c))
-        return RawTrace(ops[::-1], chs[::-1], None)
+            k, o, c, ren = parent[k]
+            edges.append((o, c, ren))
+        edges.reverse()
+        out = RawTrace([], [], None)
+        real: dict = {}
+        for i, (o, c, _) in enumerate(edges):
+            out.ops.append(_rename_op(o, real))
+            out.choices.append({(real.get(key[0], key[0]), *key[1:]): v for key, v in c.items()})
+            ren = edges[i][2] if i < len(edges) - 1 else {}
+            if ren:                         # the next state was renamed: compose the inverse
+                inverse = {canon: orig for orig, canon in ren.items()}
+                real = {n: real.get(inverse.get(n, n), inverse.get(n, n)) for n in set(real) | set(inverse)}
+        return out

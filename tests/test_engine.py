@@ -68,3 +68,24 @@ def test_auto_falls_back_to_z3_past_the_state_budget(monkeypatch):
     monkeypatch.setattr(v, "AUTO_STATE_BUDGET", 10)
     r = verify(spec)
     assert r.engine == "z3" and r.why_engine.startswith("z3: more than 10 states") and r.verdict == "holds"
+
+
+def test_symmetry_reduction_keeps_depths_and_names_traces_as_run(write_spec):
+    """Two interchangeable copies of a buggy v2: the reduced search merges them, yet the
+    reported trace is a real run (replayed) and the depths are those of the full search."""
+    from klpmodel.engine_explicit import ExplicitEngine
+    from klpmodel.kernel import Model
+    from klpmodel.properties import NAMES
+
+    text = (SPECS / "no-leak-bad.toml").read_text()
+    twin = text[text.index('[[patch]]\nname    = "lp_v2"'):].replace('"lp_v2"', '"lp_v2b"')
+    spec = load_spec(write_spec(text + "\n" + twin))
+    assert Model(spec).interchangeable() == [[1, 2]]
+    reduced = ExplicitEngine(Model(spec))
+    r = reduced.run(6, list(NAMES))
+    full = ExplicitEngine(Model(spec), symmetry=False)
+    f = full.run(6, list(NAMES))
+    assert {p: d for p, (d, _) in r.found.items()} == {p: d for p, (d, _) in f.found.items()}
+    assert reduced.states < full.states
+    result = verify(spec, engine="explicit", depth=6)        # replays every trace
+    assert {v.property: v.depth for v in result.violations} == {p: d for p, (d, _) in f.found.items()}

@@ -118,9 +118,7 @@ class ExplicitEngine:
                 if timeout is not None and time.perf_counter() - start > timeout:
                     res.unknown = "timeout"
                     return self._done(res, parent, d - 1)
-                for op in m.ops:
-                    if interp.refusal(m, state, op) is not None:
-                        continue
+                for op in interp.possible(m, state):
                     for out in interp.outcomes(m, state, op):
                         for p, _ in out.violations:
                             if p in open_props and p not in res.found:

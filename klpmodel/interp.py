@@ -30,6 +30,11 @@ def initial(model: Model) -> dict:
     return dict(model.init)
 
 
+def possible(model: Model, state: dict) -> list[Op]:
+    """The operations of the search that the kernel does not refuse in this state."""
+    return kernel.possible(model, Concrete(state), model.ops)
+
+
 def is_enabled(model: Model, state: dict, op: Op) -> bool:
     return bool(kernel.enabled(model, Concrete(state), op))
 

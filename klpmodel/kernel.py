@@ -243,13 +243,12 @@ class _Rules:
         self._list_vars = [f"{k}[{p.name}]" for p in m.P for k in ("phase", "pos")]
 
     def memo(self, key, fn):
-        """Symbolic runs only: reuse a term derived from the list (phases and positions)
-        while those variables still hold the very same terms (Python-side speed only)."""
-        if not self.c.symbolic:
-            return fn()
+        """Reuse a value derived from the list (phases and positions) while those variables
+        are unchanged: the very same terms (symbolic), equal values (concrete). Speed only."""
         deps = tuple(self.c.get(v) for v in self._list_vars)
         hit = self._memo.get(key)
-        if hit is not None and all(a is b for a, b in zip(hit[0], deps, strict=True)):
+        if hit is not None and (hit[0] == deps if not self.c.symbolic
+                                else all(a is b for a, b in zip(hit[0], deps, strict=True))):
             return hit[1]
         out = fn()
         self._memo[key] = (deps, out)
@@ -261,6 +260,8 @@ class _Rules:
 
     def is_phase(self, i, phases):
         ph = self.phase(i)
+        if not self.c.symbolic:
+            return ph in phases
         return self.c.or_(*(self.c.eq(ph, x) for x in phases))
 
     def listed(self, i):
@@ -925,6 +926,12 @@ def enabled(model: Model, ctx, op: Op):
 
 def refusal(model: Model, ctx, op: Op) -> str | None:
     return _Rules(model, ctx).refusal(op)
+
+
+def possible(model: Model, ctx, ops) -> list[Op]:
+    """Concrete only: the operations of `ops` the kernel does not refuse here."""
+    rules = _Rules(model, ctx)
+    return [op for op in ops if rules.refusal(op) is None]
 
 
 def effective(model: Model, ctx, func: str) -> str | None:

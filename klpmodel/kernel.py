@@ -237,14 +237,19 @@ class Where:
 class _Rules:
     """`step` split into helpers; `c` is a backend (Concrete or Symbolic) holding the state."""
 
-    def __init__(self, m: Model, c):
+    def __init__(self, m: Model, c, frozen: bool = False):
         self.m, self.c = m, c
+        self.frozen = frozen            # the state will not change: memoized values stay valid
         self._memo: dict = {}
         self._list_vars = [f"{k}[{p.name}]" for p in m.P for k in ("phase", "pos")]
 
     def memo(self, key, fn):
         """Reuse a value derived from the list (phases and positions) while those variables
         are unchanged: the very same terms (symbolic), equal values (concrete). Speed only."""
+        if self.frozen:
+            if key not in self._memo:
+                self._memo[key] = (None, fn())
+            return self._memo[key][1]
         deps = tuple(self.c.get(v) for v in self._list_vars)
         hit = self._memo.get(key)
         if hit is not None and (hit[0] == deps if not self.c.symbolic
@@ -930,7 +935,7 @@ def refusal(model: Model, ctx, op: Op) -> str | None:
 
 def possible(model: Model, ctx, ops) -> list[Op]:
     """Concrete only: the operations of `ops` the kernel does not refuse here."""
-    rules = _Rules(model, ctx)
+    rules = _Rules(model, ctx, frozen=True)
     return [op for op in ops if rules.refusal(op) is None]
 
 

@@ -80,6 +80,19 @@ def _rename_op(op: Op, names: dict) -> Op:
     return op
 
 
+def _rename_choice(m: Model, key: tuple, names: dict) -> tuple:
+    """A choice key (patch, object, callback, line, statement) of a renamed patch: the
+    statement at the same place in the other patch (interchangeable patches have the same
+    statements in the same order, on other lines)."""
+    patch, obj, cb, line, text = key
+    if names.get(patch, patch) == patch:
+        return key
+    src = next(o for o in m.spec.patch(patch).objects if o.name == obj).cb(cb)
+    i = next(n for n, st in enumerate(src) if st.line == line and st.text == text)
+    dst = next(o for o in m.spec.patch(names[patch]).objects if o.name == obj).cb(cb)[i]
+    return (names[patch], obj, cb, dst.line, dst.text)
+
+
 class ExplicitEngine:
     name = "explicit"
 
@@ -224,8 +237,7 @@ class ExplicitEngine:
             g.add_edge(a, b, op=str(op), failed=failed, violations=viol)
         return g
 
-    @staticmethod
-    def _trace(parent: dict, k: tuple, op, choices: dict) -> RawTrace:
+    def _trace(self, parent: dict, k: tuple, op, choices: dict) -> RawTrace:
         """The path to k, then op: operations and choices named as in a real run.
 
         Each edge is stored in the names of its (canonical) source state; walking from the
@@ -239,7 +251,7 @@ class ExplicitEngine:
         real: dict = {}
         for i, (o, c, _) in enumerate(edges):
             out.ops.append(_rename_op(o, real))
-            out.choices.append({(real.get(key[0], key[0]), *key[1:]): v for key, v in c.items()})
+            out.choices.append({_rename_choice(self.m, key, real): v for key, v in c.items()})
             ren = edges[i][2] if i < len(edges) - 1 else {}
             if ren:                         # the next state was renamed: compose the inverse
                 inverse = {canon: orig for orig, canon in ren.items()}

@@ -89,3 +89,11 @@ def test_symmetry_reduction_keeps_depths_and_names_traces_as_run(write_spec):
     assert reduced.states < full.states
     result = verify(spec, engine="explicit", depth=6)        # replays every trace
     assert {v.property: v.depth for v in result.violations} == {p: d for p, (d, _) in f.found.items()}
+
+
+def test_a_renamed_twin_fails_with_its_own_statement():
+    spec = load_spec(Path(__file__).parent / "regressions" / "twin-choice-renaming.toml")
+    r = verify(spec, engine="explicit", properties=["error-cleanup"])
+    (v,) = r.violations
+    assert [str(s.op) for s in v.trace] == ["load a", "complete", "load b"]
+    assert v.trace[-1].failed == (("b", "vmlinux", "pre_patch", 16, "maybe-fail if prev s"),)

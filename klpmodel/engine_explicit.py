@@ -33,15 +33,23 @@ class Symmetry:
                 names += [f"ptr[{p.name}.{st}]", f"snap_kind[{p.name}.{st}]", f"snap_cont[{p.name}.{st}]"]
             names += [f"param[{p.name}.{n}]" for n, _ in p.params]
             self.local[p.name] = names
+        # for sorting: each local variable, and for a pointer its state's slot variables
+        self.keyvars = {p: [(v, [(f"live[{v[v.index('.') + 1:-1]}#{j}]", f"cont[{v[v.index('.') + 1:-1]}#{j}]")
+                                 for j in range(m.slots[v[v.index('.') + 1:-1]])] if v.startswith("ptr[") else None)
+                            for v in names] for p, names in self.local.items()}
+        self.ptrs = {s: [f"ptr[{p.name}.{s}]" for p in m.P if p.version(s) is not None] for s in m.state_names}
 
     def _sortkey(self, state: dict, name: str) -> tuple:
         out = []
-        for v in self.local[name]:
-            if v.startswith("ptr["):
-                s, ptr = v[v.index(".") + 1:-1], state[v]
-                out.append((0, 0) if ptr == 0 else (1 + (not state[f"live[{s}#{ptr - 1}]"]), state[f"cont[{s}#{ptr - 1}]"]))
+        for v, slots in self.keyvars[name]:
+            value = state[v]
+            if slots is None:
+                out.append(int(value))
+            elif value == 0:
+                out.append((0, 0))
             else:
-                out.append(int(state[v]))
+                live, cont = slots[value - 1]
+                out.append((1 + (not state[live]), state[cont]))
         return tuple(out)
 
     def canon(self, state: dict) -> tuple[dict, dict]:
@@ -55,13 +63,16 @@ class Symmetry:
                 ren[source] = target
         for s in m.state_names:
             slots = m.slots[s]
-            seen: list[int] = []
-            for p in m.P:
-                if p.version(s) is not None and st[f"ptr[{p.name}.{s}]"] and st[f"ptr[{p.name}.{s}]"] - 1 not in seen:
-                    seen.append(st[f"ptr[{p.name}.{s}]"] - 1)
-            order = seen + [j for j in range(slots) if j not in seen]
-            if order == list(range(slots)):
+            if slots < 2:
                 continue
+            seen: list[int] = []
+            for v in self.ptrs[s]:
+                ptr = st[v]
+                if ptr and ptr - 1 not in seen:
+                    seen.append(ptr - 1)
+            if all(j == i for i, j in enumerate(seen)):
+                continue                        # referenced slots already come first, in order
+            order = seen + [j for j in range(slots) if j not in seen]
             new = {old: i for i, old in enumerate(order)}
             lives = [st[f"live[{s}#{j}]"] for j in order]
             conts = [st[f"cont[{s}#{j}]"] for j in order]

@@ -121,6 +121,7 @@ class Model:
         self.spec = spec
         self.P = spec.patches
         self.n = len(self.P)
+        self.index = {p.name: i for i, p in enumerate(self.P)}
         self.state_names = tuple(s.name for s in spec.states)
         self.module_names = tuple(m.name for m in spec.modules)
         # value encoding per state: ORIGINAL, ZERO, then each declared version in order
@@ -250,6 +251,8 @@ class _Rules:
             if key not in self._memo:
                 self._memo[key] = (None, fn())
             return self._memo[key][1]
+        if not self.c.symbolic:                 # cheaper to recompute than to compare
+            return fn()
         deps = tuple(self.c.get(v) for v in self._list_vars)
         hit = self._memo.get(key)
         if hit is not None and (hit[0] == deps if not self.c.symbolic
@@ -711,7 +714,7 @@ class _Rules:
         return next((why for why, ok in self.checks(op) if not ok), None)
 
     def _index(self, name):
-        return next(i for i, p in enumerate(self.m.P) if p.name == name)
+        return self.m.index[name]
 
     def run(self, op: Op):
         c = self.c

@@ -22,8 +22,10 @@ class Concrete:
 
     symbolic = False
 
-    def __init__(self, state: dict[str, int | bool], choose: Callable[[tuple], bool] | None = None):
+    def __init__(self, state: dict[str, int | bool], choose: Callable[[tuple], bool] | None = None,
+                 record: bool = True):
         self.st = state
+        self.recording = record     # keep the events (reports, logs); a search needs none
         self.choose = choose or (lambda key: False)
         self.violations: list[tuple[str, Any]] = []
         self.events: list[tuple] = []
@@ -74,13 +76,15 @@ class Concrete:
             self.violations.append((prop, where))
 
     def event(self, *ev):
-        self.events.append(ev)
+        if self.recording:
+            self.events.append(ev)
 
 
 class Symbolic:
     """Symbolic run: builds Z3 terms over the pre-state constants it was given."""
 
     symbolic = True
+    recording = False
 
     def __init__(self, z3, state: dict[str, Any], widths: dict[str, int]):
         self.z3 = z3

@@ -143,7 +143,7 @@ class ExplicitEngine:
                     res.unknown = "timeout"
                     return self._done(res, parent, d - 1)
                 for op in interp.possible(m, state):
-                    for out in interp.outcomes(m, state, op):
+                    for out in interp.outcomes(m, state, op, record=False):
                         for p, _ in out.violations:
                             if p in open_props and p not in res.found:
                                 res.found[p] = (d, self._trace(parent, k, op, out.choices))

@@ -44,9 +44,9 @@ def refusal(model: Model, state: dict, op: Op) -> str | None:
     return kernel.refusal(model, Concrete(state), op)
 
 
-def apply(model: Model, state: dict, op: Op, choices=None) -> Outcome:
+def apply(model: Model, state: dict, op: Op, choices=None, record: bool = True) -> Outcome:
     """Run op with the given choices: a dict (missing keys: the statement does not fail)
-    or a function of the key."""
+    or a function of the key. `record=False` skips the events (for searches)."""
     pick = choices if callable(choices) else (lambda key, d=dict(choices or {}): d.get(key, False))
     seen: dict[tuple, bool] = {}
 
@@ -54,18 +54,18 @@ def apply(model: Model, state: dict, op: Op, choices=None) -> Outcome:
         seen[key] = bool(pick(key))
         return seen[key]
 
-    c = Concrete(dict(state), choose)
+    c = Concrete(dict(state), choose, record)
     kernel.step(model, c, op)
     return Outcome(op, c.st, seen, c.violations, c.events)
 
 
-def outcomes(model: Model, state: dict, op: Op) -> list[Outcome]:
+def outcomes(model: Model, state: dict, op: Op, record: bool = True) -> list[Outcome]:
     """Every outcome of op: a depth-first walk over the choices it consults, in the order
     it consults them (a run's fixed choices are always a prefix of that order)."""
     out, todo = [], [{}]
     while todo:
         fixed = todo.pop()
-        o = apply(model, state, op, fixed)
+        o = apply(model, state, op, fixed, record)
         out.append(o)
         keys = list(o.choices)
         for n, k in enumerate(keys):

@@ -369,7 +369,7 @@ class _Rules:
                 dropped = c.or_(*(self.slot_is(old[(i, t)], j) for i, t in pairs if t == s))
                 for _ in c.when(c.and_(dropped, c.not_(self.referenced(s, j)))):
                     self.leaks.append(c.and_(c.pc, c.get(f"live[{s}#{j}]")) if c.symbolic else c.get(f"live[{s}#{j}]"))
-                    if not c.symbolic and c.get(f"live[{s}#{j}]"):
+                    if c.recording and c.get(f"live[{s}#{j}]"):
                         c.event("leaked", s, j)
                     c.set(f"live[{s}#{j}]", False)     # the slot is garbage: canonical contents
                     c.set(f"cont[{s}#{j}]", ZERO)
@@ -496,7 +496,7 @@ class _Rules:
         for st in stmts:
             where = Where(self.m.P[i].name, obj.name, cb, st)
             g = c.and_(running, self.cond(st.cond, self.m.P[i].name))
-            if not c.symbolic and running:
+            if c.recording and running:
                 c.event("stmt" if g else "skip", where, self.prev_info(st))
             f = False
             for _ in c.when(g):

@@ -14,8 +14,6 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
-Val = Any
-
 
 class Concrete:
     """Concrete run: conditions are Python bools, `when` runs its body 0 or 1 times."""

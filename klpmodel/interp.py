@@ -35,10 +35,6 @@ def possible(model: Model, state: dict) -> list[Op]:
     return kernel.possible(model, Concrete(state), model.ops)
 
 
-def is_enabled(model: Model, state: dict, op: Op) -> bool:
-    return bool(kernel.enabled(model, Concrete(state), op))
-
-
 def refusal(model: Model, state: dict, op: Op) -> str | None:
     """Why the kernel refuses op in this state (None: it is possible)."""
     return kernel.refusal(model, Concrete(state), op)

@@ -390,11 +390,10 @@ class _Rules:
                 c.set(f"cont[{s}#{j}]", ZERO)
             taken = c.or_(taken, free)
 
-    def deref(self, p, s, where, *, prop_null=True):
+    def deref(self, p, s, where):
         """Checks for reading/writing through p; returns 'p is not NULL'."""
         c = self.c
-        if prop_null:
-            c.violate("no-null-deref", c.eq(p, 0), where)
+        c.violate("no-null-deref", c.eq(p, 0), where)
         c.violate("no-use-after-free", c.eq(self.kind(p, s), 2), where)
         return c.ne(p, 0)
 
@@ -845,12 +844,12 @@ class _Rules:
     def _module_objects(self, name):
         return [(i, oi) for i, p in enumerate(self.m.P) for oi, o in enumerate(p.objects) if o.name == name]
 
-    def _in_list_order(self, targets, extra=True):
+    def _in_list_order(self, targets):
         """(i, oi, guard) for listed patches with an object for the module, oldest first."""
         c = self.c
         for k in range(self.m.n):
             for i, oi in targets:
-                yield i, oi, c.and_(self.listed(i), c.eq(self.pos(i), k), extra)
+                yield i, oi, c.and_(self.listed(i), c.eq(self.pos(i), k))
 
     def op_modload(self, op):
         c = self.c

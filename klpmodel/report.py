@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 
+from . import klog
 from .kernel import PHASES, Model, Where
 from .properties import BY_NAME
 from .spec import ERRNOS
@@ -24,12 +25,19 @@ def _prev_text(info) -> str:
     return f"klp_get_prev_state({state}) = {patch if patch else 'NULL'}"
 
 
+# the kernel's own log lines: rendered by klog.py, the one place that knows their text
+_KERNEL_LINES = ("pre-patch-failed", "load-started", "complete", "completed", "reverse", "disable-start",
+                 "disable-started", "applying", "refused", "reverting", "force", "modlog")
+
+
 def event_lines(m: Model, step: Step) -> list[str]:
     """What the kernel and the callbacks did during one operation, one line each."""
     out = []
     for ev in step.events:
         kind = ev[0]
-        if kind == "load-start":
+        if kind in _KERNEL_LINES:
+            out += klog.event_lines(m, step.op, [ev])
+        elif kind == "load-start":
             out.append(f"klp_enable_patch: '{ev[1]}' passes the compatibility check, joins klp_patches; patching transition initialized")
         elif kind == "callback":
             out.append(f"{ev[1]}: {ev[3]}({ev[2]})")
@@ -44,39 +52,17 @@ def event_lines(m: Model, step: Step) -> list[str]:
             out.append("    -> the allocation fails (explored choice): data = NULL, fails with -ENOMEM")
         elif kind == "failed":
             out.append(f"    -> fails with {errno_name(ev[2])}" + (" (explored choice)" if ev[1].stmt.action == "maybe-fail" else ""))
-        elif kind == "pre-patch-failed":
-            out.append(f"livepatch: pre-patch callback failed for object '{ev[2]}'")
         elif kind == "load-cancel":
             out.append(f"livepatch: failed to enable patch '{ev[1]}': transition cancelled, "
                        f"post_unpatch only where pre_patch succeeded; the load fails")
-        elif kind == "load-started":
-            out.append(f"livepatch: '{ev[1]}': starting patching transition")
-        elif kind == "complete":
-            direction = "patching" if PHASES[ev[2]] == "patching" else "unpatching"
-            out.append(f"livepatch: '{ev[1]}': completing {direction} transition")
         elif kind == "replaced":
             out.append(f"'{ev[1]}' is replaced: it leaves klp_patches, none of its callbacks run")
-        elif kind == "reverse":
-            frm, to = ("patching", "unpatching") if PHASES[ev[2]] == "patching" else ("unpatching", "patching")
-            out.append(f"livepatch: '{ev[1]}': reversing transition from {frm} to {to} (no callbacks)")
-        elif kind == "disable-start":
-            out.append(f"livepatch: '{ev[1]}': initializing unpatching transition")
         elif kind == "modload":
             out.append(f"target module '{ev[1]}' is loading (klp_module_coming)")
-        elif kind == "applying":
-            out.append(f"livepatch: applying patch '{ev[1]}' to loading module '{ev[2]}'")
-        elif kind == "refused":
-            out.append(f"livepatch: patch '{ev[1]}' failed for module '{ev[2]}', refusing to load module '{ev[2]}'")
         elif kind == "modload-failed":
             out.append(f"the load of module '{ev[1]}' fails; its init never runs")
-        elif kind == "completed":
-            out.append(f"livepatch: '{ev[1]}': {'patching' if PHASES[ev[2]] == 'enabled' else 'unpatching'} complete")
-        elif kind == "disable-started":
-            out.append(f"livepatch: '{ev[1]}': starting unpatching transition")
         elif kind == "modunload":
             out.append(f"target module '{ev[1]}' is going (klp_module_going)")
-        elif kind == "reverting":
-            out.append(f"livepatch: reverting patch '{ev[1]}' on unloading module '{ev[2]}'")
         elif kind == "log":
             out.append(f"    log: {ev[1].patch}: {ev[2]}")
     return out

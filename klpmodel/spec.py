@@ -22,7 +22,6 @@ STATE_ACTIONS = ("alloc", "free", "save", "restore", "modify", "reset", "take", 
 ERRNOS = {"EPERM": 1, "ENOENT": 2, "EIO": 5, "ENXIO": 6, "E2BIG": 7, "EAGAIN": 11, "ENOMEM": 12,
           "EFAULT": 14, "EBUSY": 16, "EEXIST": 17, "ENODEV": 19, "EINVAL": 22, "ENOSPC": 28,
           "ENOSYS": 38, "ENOTSUPP": 524}
-CMPS = ("<=", ">=", "==", "!=", "<", ">")
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 DEFAULT_DEPTH = 8
 
@@ -36,10 +35,6 @@ class Cond:
     cmp: str | None = None
     value: int | None = None
     param: bool = False
-
-    def text(self) -> str:
-        tail = f" {self.cmp} {self.value}" if self.cmp else ""
-        return f"{'unless' if self.negate else 'if'} {'param' if self.param else 'prev'} {self.state}{tail}"
 
 
 @dataclass(frozen=True)

@@ -74,9 +74,10 @@ def replay(model: Model, ops: list[Op], choices: list[dict], states: list[dict] 
     state = interp.initial(model)
     steps = []
     for t, op in enumerate(ops):
-        if not interp.is_enabled(model, state, op):
+        why = interp.refusal(model, state, op)
+        if why is not None:
             raise InternalError(f"replay of the {prop} counterexample: step {t + 1} '{op}' is not possible "
-                                f"in the interpreter but the solver took it")
+                                f"in the interpreter ({why}) but the engine took it")
         out = interp.apply(model, state, op, choices[t])
         if states is not None:
             diff = sorted(k for k in out.state if out.state[k] != states[t][k])

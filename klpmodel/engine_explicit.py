@@ -9,6 +9,7 @@ exhausted: what was not violated holds for sequences of any length.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 
 from . import interp
 from .engine_z3 import RawTrace, Search
@@ -108,8 +109,13 @@ class ExplicitEngine:
     name = "explicit"
 
     def __init__(self, model: Model, max_states: int | None = None, keep_graph: bool = False,
-                 symmetry: bool = True):
+                 symmetry: bool = True, observe: Callable[[dict, interp.Outcome], None] | None = None):
+        """`observe(before, outcome)`, when given, sees every transition the search runs,
+        with its events recorded (coverage); the search then goes on to the full depth even
+        once every property is violated."""
         self.m = model
+        self.observe = observe
+        self._root: dict = {}                 # canonical -> real patch names in the start state
         self.sym = Symmetry(model) if symmetry and not keep_graph else None
         self.max_states = max_states
         self.names = list(model.vars)
@@ -123,14 +129,20 @@ class ExplicitEngine:
     def key(self, state: dict) -> tuple:
         return tuple(state[v] for v in self.names)
 
-    def run(self, depth: int, props: list[str], timeout: float | None = None) -> Search:
+    def run(self, depth: int, props: list[str], timeout: float | None = None,
+            start: dict | None = None, first: Sequence[Op] | None = None) -> Search:
+        """Breadth-first search to `depth` operations. `start`: explore from this state
+        instead of the initial one (traces then start there too: the caller prepends how
+        it got there); `first`: the only operations allowed as the first step."""
         m = self.m
-        start = time.perf_counter()
+        t0 = time.perf_counter()
         res = Search()
         open_props = set(props)
-        s0 = interp.initial(m)
+        s0, ren0 = (dict(start) if start is not None else interp.initial(m)), {}
         if self.sym:
-            s0, _ = self.sym.canon(s0)
+            s0, ren0 = self.sym.canon(s0)
+        self._root = {canon: orig for orig, canon in ren0.items()}     # canonical -> real names at the root
+        first_ops = None if first is None else {_rename_op(op, ren0) for op in first}
         k0 = self.key(s0)
         parent: dict[tuple, tuple | None] = {k0: None}   # key -> (parent key, op, choices, renaming)
         frontier = [(k0, s0)]
@@ -139,11 +151,15 @@ class ExplicitEngine:
         for d in range(1, depth + 1):
             nxt = []
             for k, state in frontier:
-                if timeout is not None and time.perf_counter() - start > timeout:
+                if timeout is not None and time.perf_counter() - t0 > timeout:
                     res.unknown = "timeout"
                     return self._done(res, parent, d - 1)
                 for op in interp.possible(m, state):
-                    for out in interp.outcomes(m, state, op, record=False):
+                    if d == 1 and first_ops is not None and op not in first_ops:
+                        continue
+                    for out in interp.outcomes(m, state, op, record=self.observe is not None):
+                        if self.observe is not None:
+                            self.observe(state, out)
                         for p, _ in out.violations:
                             if p in open_props and p not in res.found:
                                 res.found[p] = (d, self._trace(parent, k, op, out.choices))
@@ -161,14 +177,14 @@ class ExplicitEngine:
                     res.unknown = f"more than {self.max_states} states"
                     return self._done(res, parent, d - 1)
             open_props -= res.found.keys()
-            res.per_depth.append((d, time.perf_counter() - start))
+            res.per_depth.append((d, time.perf_counter() - t0))
             res.depth_done = d
             if not nxt:                          # nothing new: the reachable states are all known
                 res.complete_at = d - 1
                 res.depth_done = depth
                 return self._done(res, parent, d - 1)
             self.diameter = d
-            if not open_props and not self.keep_graph:
+            if not open_props and not self.keep_graph and self.observe is None:
                 res.depth_done = depth
                 break
             frontier = nxt
@@ -259,7 +275,7 @@ class ExplicitEngine:
             edges.append((o, c, ren))
         edges.reverse()
         out = RawTrace([], [], None)
-        real: dict = {}
+        real: dict = dict(self._root)
         for i, (o, c, _) in enumerate(edges):
             out.ops.append(_rename_op(o, real))
             out.choices.append({_rename_choice(self.m, key, real): v for key, v in c.items()})

@@ -197,6 +197,22 @@ def summary(r: Result) -> list[str]:
     return out
 
 
+def trace_lines(m: Model, v: Violation) -> list[str]:
+    """A violation's trace, step by step: the operation, what ran, what changed."""
+    out = []
+    for n, step in enumerate(v.trace, 1):
+        out.append(f"  {n}. {step.op}")
+        for line in event_lines(m, step):
+            out.append(f"       {line}")
+        ch = changes(m, step.before, step.after, step.events)
+        if ch:
+            out.append("       changed: " + "; ".join(ch))
+        others = sorted({p for p, _ in step.violations} - {v.property})
+        if others:
+            out.append("       also breaks here: " + ", ".join(others))
+    return out
+
+
 def text(r: Result, stats: bool = False) -> str:
     m, spec = r.model, r.spec
     out = [f"klpmodel verify {spec.path}: {spec.name}", *summary(r),
@@ -213,16 +229,7 @@ def text(r: Result, stats: bool = False) -> str:
         out += ["", f"VIOLATED {v.property}: shortest trace has {v.depth} operation{'s' if v.depth > 1 else ''}",
                 f"  seed: {prop.seed}",
                 f"  violated when: {prop.violated_when}", ""]
-        for n, step in enumerate(v.trace, 1):
-            out.append(f"  {n}. {step.op}")
-            for line in event_lines(m, step):
-                out.append(f"       {line}")
-            ch = changes(m, step.before, step.after, step.events)
-            if ch:
-                out.append("       changed: " + "; ".join(ch))
-            others = sorted({p for p, _ in step.violations} - {v.property})
-            if others:
-                out.append("       also breaks here: " + ", ".join(others))
+        out += trace_lines(m, v)
         out.append(f"  => {v.property} broken: {broke(m, v)}")
     if r.violations:
         out += ["", summary(r)[0]]

@@ -157,3 +157,17 @@ def simulate(m: Model, ops: list[RunOp], show_state: bool = False,
         if show_state:
             log += state_table(m, state)
     return log, violations
+
+
+def format_run(steps) -> str:
+    """The `--run` text that replays a trace: the inverse of `parse_run`. `steps` are
+    (Op, failed choices) pairs (a verify.Step has both as `.op` and `.failed`); a failed
+    choice (patch, object, callback, line, statement) becomes fail=PATCH/OBJECT:LINE."""
+    out = []
+    for op, failed in steps:
+        words = [str(op)]
+        if op.params:
+            words += [f"{name}={value}" for name, value in op.params]
+        words += [f"fail={patch}/{obj}:{line}" for patch, obj, _cb, line, _text in failed]
+        out.append(" ".join(words))
+    return "; ".join(out)

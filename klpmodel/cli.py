@@ -211,3 +211,37 @@ def run() -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)
+
+
+@app.command()
+def review(
+    spec: Path = typer.Argument(..., metavar="SPEC", help="The spec (.toml) of a livepatch series."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Write the review to this file (overwritten) instead of stdout."),
+    depth: int | None = typer.Option(None, "--depth", "-d", help="Longest operation sequence explored (default: [check] depth, else 8)."),
+    engine: Engine = typer.Option(Engine.auto, "--engine", "-e", help="Engine for the property verdicts (pairs and coverage always use explicit)."),
+    stats: bool = typer.Option(False, "--stats", help="Add timings (output is then not byte-for-byte reproducible)."),
+):
+    """A design review of the series in Markdown: patches, compatibility matrix, upgrade and
+    downgrade paths, property verdicts, coverage, lifecycle."""
+    try:
+        from . import review as rv
+        from .spec import load_spec
+
+        if output is not None and output.resolve() == spec.resolve():
+            raise UserError("-o names the spec itself; write the review to another file, e.g. -o review.md",
+                            path=str(output))
+        if depth is not None and depth < 1:
+            raise UserError(f"--depth must be at least 1, not {depth}")
+        s = load_spec(spec)
+        command = "klpmodel review " + str(spec) + (f" --depth {depth}" if depth is not None else "") \
+            + (f" --engine {engine.value}" if engine is not Engine.auto else "")
+        text = rv.markdown(rv.review(s, depth=depth, engine=engine.value), stats=stats, command=command)
+        if output is None:
+            sys.stdout.write(text)
+        else:
+            try:
+                output.write_text(text)
+            except OSError as e:
+                raise UserError(f"cannot write: {e.strerror}; give a writable file for -o", path=str(output)) from None
+    except (UserError, InternalError) as e:
+        _fail(e)

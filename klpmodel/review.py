@@ -1,0 +1,746 @@
+"""`klpmodel review`: a design review of a livepatch series, in Markdown.
+
+Everything the review states comes from running the model (kernel.py through interp and
+the engines); nothing here decides a kernel rule. The sections:
+
+* the patches (states, versions, replace, objects, callbacks);
+* the compatibility matrix: for every ordered pair (P installed, Q loaded), refused by the
+  kernel (its own refusal text), allowed and safe, or allowed and unsafe, decided by an
+  explicit search over the sub-series {P, Q} that starts with P installed and loads Q first;
+* upgrade and downgrade paths: the atomic one (Q loaded over P) and the non-atomic one
+  (disable P, complete, then load Q), run concretely, with what the window between the two
+  exposes;
+* the kernel lifecycle (graph.py's Mermaid);
+* each property's verdict (verify());
+* coverage: the callbacks, statements and lifecycle edges the exploration exercised, and
+  which properties hold only because nothing reaches the code they judge (vacuous).
+"""
+from __future__ import annotations
+
+import textwrap
+import time
+from collections import Counter
+from dataclasses import dataclass, field, replace
+
+from . import graph, interp, kernel, klog, report
+from .backend import Concrete
+from .engine_explicit import ExplicitEngine
+from .kernel import LISTED, PHASES, Model, Op
+from .properties import NAMES
+from .simulate import format_run
+from .spec import Spec
+from .verify import AUTO_STATE_BUDGET, Result, Step, Violation, replay, verify
+
+# --------------------------------------------------------------------------- hooks
+
+
+def trace_file_for(violation: Violation) -> str | None:
+    """The file holding this violation's trace, when one was written (`verify --out DIR`);
+    None: the review then shows only the `simulate --run` line that replays it."""
+    return None
+
+
+# --------------------------------------------------------------------------- running the model
+
+
+def _step(model: Model, state: dict, op: Op, choices=None) -> tuple[str | None, Step | None]:
+    """(refusal, None) when the kernel refuses op here, else (None, the step run)."""
+    why = interp.refusal(model, state, op)
+    if why is not None:
+        return why, None
+    out = interp.apply(model, state, op, choices)
+    return None, Step(op, tuple(out.failed_choices), tuple(out.events), state, out.state, tuple(out.violations))
+
+
+def _installed(model: Model, name: str) -> tuple[dict | None, str | None]:
+    """The state after `load P; complete` with no statement failing, or why P cannot get there."""
+    state = interp.initial(model)
+    for op in (Op("load", name), Op("complete")):
+        why, st = _step(model, state, op)
+        if why is not None:
+            return None, f"`{op}` is refused: {why}"
+        state = st.after
+    if PHASES[state[f"phase[{name}]"]] != "enabled":
+        return None, f"its load fails even when no fallible statement fails ({name} is {PHASES[state[f'phase[{name}]']]})"
+    return state, None
+
+
+def _sub(spec: Spec, names: tuple[str, ...]) -> Model:
+    """The model of the series restricted to these patches (spec order kept)."""
+    return Model(replace(spec, patches=tuple(p for p in spec.patches if p.name in names)))
+
+
+PREFIX = 2          # load P; complete
+
+
+@dataclass(frozen=True)
+class Pair:
+    installed: str
+    loaded: str
+    verdict: str                                   # refused | safe | unsafe | unknown | not-installed
+    why: str | None = None                         # the kernel's refusal, or why P cannot be installed
+    violations: tuple[Violation, ...] = ()         # new with Q: full traces (load P; complete; load Q; ...)
+    inherited: tuple[str, ...] = ()                # also broken from the same start without Q
+    states: int = 0
+    complete: bool = False
+
+
+def _search_from(model: Model, start: dict, depth: int, first=None):
+    eng = ExplicitEngine(model, max_states=AUTO_STATE_BUDGET)
+    res = eng.run(depth, list(NAMES), start=start, first=first)
+    return eng, res
+
+
+def pair_verdict(spec: Spec, p: str, q: str, depth: int, alone: dict) -> Pair:
+    """Load Q while P is installed: the kernel's answer, then (if allowed) every sequence of up
+    to `depth` operations of {P, Q} from P installed whose first operation loads Q.
+    `alone` caches, per P, the properties broken from the same start without Q."""
+    m = _sub(spec, (p, q))
+    start, why = _installed(m, p)
+    if start is None:
+        return Pair(p, q, "not-installed", why)
+    refusal = interp.refusal(m, start, Op("load", q))
+    if refusal is not None:
+        return Pair(p, q, "refused", refusal)
+    eng, res = _search_from(m, start, depth, first=[Op("load", q)])
+    if res.unknown:
+        return Pair(p, q, "unknown", res.unknown, states=eng.states)
+    if p not in alone:
+        m1 = _sub(spec, (p,))
+        s1, _ = _installed(m1, p)
+        _, r1 = _search_from(m1, s1, depth)
+        alone[p] = None if r1.unknown else set(r1.found)
+    base = alone[p] or set()
+    new, inherited = [], []
+    for prop in NAMES:
+        if prop not in res.found:
+            continue
+        if prop in base:
+            inherited.append(prop)
+            continue
+        _, raw = res.found[prop]
+        ops = [Op("load", p), Op("complete"), *raw.ops]
+        steps = replay(m, ops, [{}, {}, *raw.choices], None, prop)
+        new.append(Violation(prop, len(steps), steps))
+    return Pair(p, q, "unsafe" if new else "safe", None, tuple(new), tuple(inherited), eng.states,
+                res.complete_at is not None)
+
+
+# ---- upgrade and downgrade paths
+
+
+@dataclass(frozen=True)
+class PathRun:
+    ops: tuple[Op, ...]
+    steps: tuple[Step, ...]                     # the steps that ran
+    refused: tuple[Op, str] | None              # the operation the kernel refused (the run stops there)
+
+
+def run_path(model: Model, ops) -> PathRun:
+    state, steps = interp.initial(model), []
+    for op in ops:
+        why, st = _step(model, state, op)
+        if why is not None:
+            return PathRun(tuple(ops), tuple(steps), (op, why))
+        steps.append(st)
+        state = st.after
+    return PathRun(tuple(ops), tuple(steps), None)
+
+
+@dataclass(frozen=True)
+class Move:
+    old: str
+    new: str
+    direction: str                                  # upgrade | downgrade | mixed
+    versions: tuple[tuple[str, int, int], ...]      # (state, old version, new version)
+    atomic: PathRun
+    split: PathRun                                  # disable old, complete, load new, complete
+    window: dict | None                             # the state between the two steps of `split`
+
+
+def moves(spec: Spec, model: Model) -> list[Move]:
+    out = []
+    for p in spec.patches:
+        for q in spec.patches:
+            if p is q:
+                continue
+            vs = tuple((s, v, q.version(s)) for s, v in p.states if q.version(s) is not None and q.version(s) != v)
+            if not vs:
+                continue
+            ups = {new > old for _, old, new in vs}
+            direction = "mixed" if len(ups) > 1 else ("upgrade" if ups == {True} else "downgrade")
+            atomic = run_path(model, [Op("load", p.name), Op("complete"), Op("load", q.name), Op("complete")])
+            split = run_path(model, [Op("load", p.name), Op("complete"), Op("disable", p.name), Op("complete"),
+                                     Op("load", q.name), Op("complete")])
+            window = split.steps[3].after if len(split.steps) >= 4 else None
+            out.append(Move(p.name, q.name, direction, vs, atomic, split, window))
+    return out
+
+
+# ---- coverage
+
+
+@dataclass
+class Coverage:
+    """What the exploration exercised, collected from every transition it ran (events recorded)."""
+    model: Model
+    transitions: int = 0
+    ran: Counter = field(default_factory=Counter)          # (patch, obj, callback, line) -> times run
+    skipped: Counter = field(default_factory=Counter)      # condition false
+    callbacks: Counter = field(default_factory=Counter)    # (patch, obj, callback)
+    edges: dict = field(default_factory=dict)              # (src, dst, event) -> {patch}
+    judged: Counter = field(default_factory=Counter)       # property -> transitions that reached its judging
+    unknown: str | None = None
+    states: int = 0
+
+    def __call__(self, before: dict, out: interp.Outcome) -> None:
+        m, after = self.model, out.state
+        self.transitions += 1
+        judged: set[str] = set()
+        phase = {p.name: before[f"phase[{p.name}]"] for p in m.P}
+
+        def edge(event, name, src):
+            for s, d, _ in kernel.edges(event):
+                if s == src:
+                    self.edges.setdefault((s, d, event), set()).add(name)
+        if out.op.word == "rmmod":
+            edge("rmmod", out.op.arg, phase[out.op.arg])
+        for ev in out.events:
+            kind = ev[0]
+            if kind == "callback":
+                self.callbacks[(ev[1], ev[2], ev[3])] += 1
+            elif kind in ("stmt", "skip"):
+                w = ev[1]
+                key = (w.patch, w.obj, w.callback, w.stmt.line)
+                if kind == "skip":
+                    self.skipped[key] += 1
+                    continue
+                self.ran[key] += 1
+                if w.callback == "pre_patch_error":
+                    self.callbacks[(w.patch, w.obj, w.callback)] += 1
+                a = w.stmt.action
+                if a in ("modify", "restore", "reset"):
+                    judged.add("version-order")
+                if a in ("save", "restore", "copy"):
+                    judged |= {"no-use-after-free", "no-null-deref"}
+                if a in ("take", "free-prev"):
+                    judged.add("no-null-deref")
+                if a == "free" or (a == "free-prev" and ev[2] and ev[2][1]):
+                    judged.add("no-double-free")
+            elif kind == "load-start":
+                edge("load", ev[1], phase[ev[1]])
+            elif kind == "load-cancel":
+                edge("load-failed", ev[1], kernel.UNLOADED)
+                judged.add("error-cleanup")
+            elif kind == "complete":
+                edge("complete", ev[1], ev[2])
+                if PHASES[ev[2]] == "unpatching":
+                    if before["tload"] and not before["exempt"]:
+                        judged.add("revert-restores")
+                    elif not before["tload"] and any(
+                            not any(after[f"phase[{m.P[q].name}]"] in LISTED for q in m.decl[s])
+                            for s in m.state_names):
+                        judged.add("disable-restores")
+            elif kind == "reverse":
+                edge("reverse", ev[1], ev[2])
+            elif kind == "disable-start":
+                edge("disable", ev[1], phase[ev[1]])
+            elif kind == "replaced":
+                edge("replaced", ev[1], phase[ev[1]])
+            elif kind == "force":
+                for name, ph in phase.items():
+                    if ph in LISTED:
+                        edge("force", name, ph)
+            elif kind == "applying":
+                edge("modload", ev[1], phase[ev[1]])
+            elif kind == "reverting":
+                edge("modunload", ev[1], phase[ev[1]])
+            elif kind == "leaked":
+                judged.add("no-leak")
+        # `uses` is checked at every quiescent point for enabled patches (no-null-deref, use after free)
+        quiet = not any(PHASES[after[f"phase[{p.name}]"]] in ("patching", "unpatching") for p in m.P)
+        if quiet and any(p.uses and PHASES[after[f"phase[{p.name}]"]] == "enabled" for p in m.P):
+            judged |= {"no-use-after-free", "no-null-deref"}
+        # no-leak: a pointer to a live block was dropped or replaced and the block stayed live
+        for p in m.P:
+            for s, _ in p.states:
+                a, b = before[f"ptr[{p.name}.{s}]"], after[f"ptr[{p.name}.{s}]"]
+                if a and a != b and before[f"live[{s}#{a - 1}]"] and after[f"live[{s}#{a - 1}]"]:
+                    judged.add("no-leak")
+        for prop in judged:
+            self.judged[prop] += 1
+
+
+# What each property judges: the antecedent that must be reached for its verdict to mean
+# something (docs/review.md). Kept next to Coverage.__call__, which detects them.
+JUDGES = {
+    "version-order": "a write of a state's value (`modify`, `restore`, `reset` ran)",
+    "revert-restores": "a reversed load completes unpatched with no module event in between",
+    "disable-restores": "a disable completes and leaves a state no installed patch declares",
+    "error-cleanup": "a load fails in `pre_patch` (the cancel path)",
+    "no-use-after-free": "an access to state data (`save`, `restore`, `copy`, or `uses` of an enabled patch)",
+    "no-double-free": "a `free`, or a `free-prev` with a previous state",
+    "no-null-deref": "an access through data or prev (`save`, `restore`, `copy`, `take`, `free-prev`, `uses`)",
+    "no-leak": "a live block loses a pointer (replaced, disabled or overwritten) and stays live, or leaks",
+}
+
+
+def coverage(model: Model, depth: int) -> Coverage:
+    cov = Coverage(model)
+    eng = ExplicitEngine(model, max_states=AUTO_STATE_BUDGET, symmetry=False, observe=cov)
+    res = eng.run(depth, list(NAMES))
+    cov.unknown, cov.states = res.unknown, eng.states
+    return cov
+
+
+# --------------------------------------------------------------------------- the review
+
+
+@dataclass
+class Review:
+    spec: Spec
+    model: Model
+    depth: int
+    engine: str
+    result: Result
+    pairs: list[Pair]
+    moves: list[Move]
+    coverage: Coverage
+    seconds: dict = field(default_factory=dict)
+
+
+def review(spec: Spec, *, depth: int | None = None, engine: str = "auto") -> Review:
+    depth = spec.depth if depth is None else depth
+    secs = {}
+    t = time.perf_counter()
+    result = verify(spec, depth=depth, engine=engine)
+    secs["verify"] = time.perf_counter() - t
+    model = result.model
+    t = time.perf_counter()
+    alone: dict = {}
+    pairs = [pair_verdict(spec, p.name, q.name, depth, alone)
+             for p in spec.patches for q in spec.patches if p is not q]
+    secs["pairs"] = time.perf_counter() - t
+    t = time.perf_counter()
+    mv = moves(spec, model)
+    secs["paths"] = time.perf_counter() - t
+    t = time.perf_counter()
+    cov = coverage(model, depth)
+    secs["coverage"] = time.perf_counter() - t
+    return Review(spec, model, depth, engine, result, pairs, mv, cov, secs)
+
+
+# --------------------------------------------------------------------------- Markdown
+
+WIDTH = 78
+
+
+def _wrap(text: str, first: str = "", rest: str | None = None) -> list[str]:
+    rest = " " * len(first) if rest is None else rest
+    return textwrap.wrap(text, WIDTH, initial_indent=first, subsequent_indent=rest,
+                         break_long_words=False, break_on_hyphens=False) or [first.rstrip()]
+
+
+def _bullet(text: str, level: int = 0) -> list[str]:
+    pad = "  " * level
+    return _wrap(text, pad + "- ", pad + "  ")
+
+
+def _table(header: list[str], rows: list[list[str]]) -> list[str]:
+    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    out += ["| " + " | ".join(c.replace("|", "\\|") for c in r) + " |" for r in rows]
+    return out
+
+
+def _ops(n: int) -> str:
+    return f"{n} operation{'s' if n != 1 else ''}"
+
+
+def _run_cmd(spec: Spec, steps) -> str:
+    return f'klpmodel simulate {spec.path} --run "{format_run((s.op, s.failed) for s in steps)}"'
+
+
+def _violation_block(rv: Review, m: Model, v: Violation, level: int = 0) -> list[str]:
+    """A violation: what broke it, the command that replays it, and the trace."""
+    out = _bullet(f"**{v.property}**, {_ops(v.depth)}: {report.broke(m, v)}", level)
+    pad = "  " * (level + 1)
+    out += ["", f"{pad}```sh", f"{pad}{_run_cmd(rv.spec, v.trace)}", f"{pad}```"]
+    path = trace_file_for(v)
+    if path:
+        out += ["", f"{pad}Trace file: `{path}`"]
+    out += ["", f"{pad}```text", *[pad + line.removeprefix("  ") for line in report.trace_lines(m, v)],
+            f"{pad}```", ""]
+    return out
+
+
+def _where(spec: Spec, line: int) -> str:
+    return f"{spec.path}:{line}"
+
+
+def _patches(rv: Review) -> list[str]:
+    spec = rv.spec
+    out = ["## The patches", ""]
+    rows = []
+    for n, p in enumerate(spec.patches, 1):
+        states = ", ".join(f"{s} v{v}" for s, v in p.states) or "none"
+        repl = "yes" if p.replace else ("param " + p.replace_param if p.replace_param else "no")
+        rows.append([str(n), f"`{p.name}`", str(p.line), repl, states, ", ".join(o.name for o in p.objects)])
+    out += _table(["#", "patch", "line", "replace", "states", "objects"], rows)
+    out += ["", "Callbacks per object (statements, first line):", ""]
+    for p in spec.patches:
+        extra = []
+        if p.uses:
+            extra.append("its code uses " + ", ".join(p.uses))
+        if p.params:
+            extra.append("params " + ", ".join(f"{k}={v}" for k, v in p.params))
+        out += _bullet(f"`{p.name}`" + (f" ({'; '.join(extra)})" if extra else ""))
+        for o in p.objects:
+            cbs = [f"{cb} ({len(st)}, line {st[0].line})" for cb, st in o.callbacks if st]
+            out += _bullet(f"{o.name}: " + (", ".join(cbs) if cbs else "no callbacks"), 1)
+    refused = rv.model.refused_loads()
+    if refused:
+        out += ["", "The kernel's compatibility rule (klp_is_patch_compatible) refuses:", ""]
+        for why in refused:
+            out += _bullet(why)
+    return out + [""]
+
+
+_CELL = {"refused": "refused", "safe": "safe", "unsafe": "UNSAFE", "unknown": "unknown",
+         "not-installed": "n/a"}
+
+
+def _matrix(rv: Review) -> list[str]:
+    spec, pairs = rv.spec, rv.pairs
+    out = ["## Compatibility matrix", ""]
+    if len(spec.patches) < 2:
+        return out + ["The series has one patch: there is no pair to load.", ""]
+    out += _wrap(f"Row P is installed (`load P; complete`), column Q is loaded next. Allowed "
+                 f"pairs are explored for up to {rv.depth} operations after P is installed "
+                 f"(method: see the notes at the end).")
+    out.append("")
+    names = [p.name for p in spec.patches]
+    cell = {(x.installed, x.loaded): x for x in pairs}
+    rows = []
+    for i, p in enumerate(names, 1):
+        rows.append([f"{i} `{p}`"] + ["-" if p == q else _CELL[cell[(p, q)].verdict] for q in names])
+    out += _table(["P \\ Q"] + [str(i) for i in range(1, len(names) + 1)], rows)
+    counts = Counter(x.verdict for x in pairs)
+    out += ["", f"{len(pairs)} ordered pairs: {counts['refused']} refused by the kernel, {counts['safe']} "
+                f"allowed and safe, {counts['unsafe']} allowed and unsafe"
+                + (f", {counts['unknown']} unknown" if counts["unknown"] else "")
+                + (f", {counts['not-installed']} where P cannot be installed" if counts["not-installed"] else "")
+                + ".", ""]
+    for x in pairs:
+        out.append(f"### `{x.installed}` installed, `{x.loaded}` loaded: {_CELL[x.verdict]}")
+        out.append("")
+        if x.verdict == "refused":
+            out += _bullet(f"The kernel refuses the load: {x.why}.")
+            out += ["", "  ```text", *["  " + line for line in klog.refusal_lines(Op("load", x.loaded), x.why)],
+                    "  ```"]
+        elif x.verdict == "not-installed":
+            out += _bullet(f"`{x.installed}` cannot be installed: {x.why}.")
+        elif x.verdict == "unknown":
+            out += _bullet(f"Not decided: {x.why}.")
+        else:
+            scope = (f"{x.states} states, every reachable one" if x.complete
+                     else f"{x.states} states within the depth")
+            if x.verdict == "safe":
+                out += _bullet(f"Allowed. No sequence of up to {rv.depth} operations after "
+                               f"`{x.installed}` is installed, starting with `load {x.loaded}`, "
+                               f"breaks a property ({scope}).")
+            else:
+                out += _bullet(f"Allowed, and unsafe ({scope}):")
+                out.append("")
+                m = _sub(spec, (x.installed, x.loaded))
+                for v in x.violations:
+                    out += _violation_block(rv, m, v, 1)
+            if x.inherited:
+                out += _bullet(f"Also broken from the same start without `{x.loaded}` (so not "
+                               f"counted against the pair): {', '.join(x.inherited)}.")
+        out.append("")
+    return out
+
+
+def _describe(m: Model, state: dict, funcs: list[str]) -> list[str]:
+    listed = sorted((state[f"pos[{p.name}]"], p.name) for p in m.P if state[f"phase[{p.name}]"] in LISTED)
+    out = ["installed: " + (", ".join(f"`{n}`" for _, n in listed) if listed else "none (klp_patches is empty)")]
+    out += [f"{s} is {m.describe_value(s, state[f'val[{s}]'])}" for s in m.state_names]
+    live = [f"{s}#{j + 1}" for s in m.state_names for j in range(m.slots[s]) if state[f"live[{s}#{j}]"]]
+    out.append("live blocks: " + (", ".join(live) if live else "none"))
+    if funcs:
+        c = Concrete(state)
+        runs = [f"{f}: {kernel.effective(m, c, f) or 'original code'}" for f in funcs]
+        out.append("functions: " + "; ".join(runs))
+    return out
+
+
+def _end(m: Model, state: dict) -> dict[str, str]:
+    """What a path ends with, for comparing two paths: values and installed patches."""
+    listed = sorted((state[f"pos[{p.name}]"], p.name) for p in m.P if state[f"phase[{p.name}]"] in LISTED)
+    out = {s: m.describe_value(s, state[f"val[{s}]"]) for s in m.state_names}
+    out["klp_patches"] = "[" + ", ".join(n for _, n in listed) + "]"
+    return out
+
+
+def _path_lines(rv: Review, run: PathRun) -> list[str]:
+    m, out = rv.model, []
+    for n, st in enumerate(run.steps, 1):
+        ch = report.changes(m, st.before, st.after, st.events)
+        viol = sorted({p for p, _ in st.violations})
+        text = f"{n}. `{st.op}`: " + ("; ".join(ch) if ch else "nothing changes")
+        if viol:
+            text += f"; **breaks {', '.join(viol)}**"
+        out += _wrap(text, "  ", "     ")
+    if run.refused:
+        op, why = run.refused
+        out += _wrap(f"{len(run.steps) + 1}. `{op}`: refused by the kernel: {why}", "  ", "     ")
+    return out
+
+
+def _moves(rv: Review) -> list[str]:
+    m, spec = rv.model, rv.spec
+    out = ["## Upgrade and downgrade paths", ""]
+    if not rv.moves:
+        return out + ["No two patches declare the same state with different versions.", ""]
+    out += _wrap("For every ordered pair whose shared states change version: the atomic path "
+                 "(load the new patch while the old one is installed) and the non-atomic one "
+                 "(disable the old patch, let the transition complete, then load the new one). "
+                 "Both run with no statement failing. The kernel's version check only compares "
+                 "against installed patches, so it does not see the second path.")
+    out.append("")
+    for mv in rv.moves:
+        vers = ", ".join(f"{s} {a} -> {b}" for s, a, b in mv.versions)
+        out += [f"### `{mv.old}` -> `{mv.new}`: {mv.direction} ({vers})", ""]
+        funcs = sorted({f for n in (mv.old, mv.new) for o in spec.patch(n).objects for f in o.funcs})
+        for title, run in (("Atomic", mv.atomic), ("Non-atomic", mv.split)):
+            how = "replace" if spec.patch(mv.new).replace else "stacked: the new patch is not cumulative"
+            label = f"{title} ({how})" if title == "Atomic" else title
+            out += [f"{label}: `{format_run((op, ()) for op in run.ops)}`", ""]
+            out += _path_lines(rv, run)
+            viol = sorted({p for st in run.steps for p, _ in st.violations})
+            end = run.steps[-1].after if run.steps else interp.initial(m)
+            out += [""] + _bullet(("Violations on the way: " + ", ".join(viol)) if viol
+                                  else "No property breaks on the way.")
+            if not run.refused:
+                out += _bullet("At the end: " + "; ".join(_describe(m, end, funcs)) + ".")
+            out.append("")
+        if not mv.atomic.refused and not mv.split.refused:
+            a, b = (_end(m, run.steps[-1].after) for run in (mv.atomic, mv.split))
+            diff = [f"{k} is {a[k]} after the atomic path, {b[k]} after the non-atomic one" for k in a if a[k] != b[k]]
+            if diff:
+                out += _bullet("The two paths end differently: " + "; ".join(diff) + ".")
+        if mv.window is not None:
+            w = mv.window
+            out += _bullet("Between the two steps of the non-atomic path (after `disable "
+                           f"{mv.old}; complete`): " + "; ".join(_describe(m, w, funcs)) + ".")
+            back = [s for s in m.state_names if w[f"val[{s}]"] == kernel.ORIGINAL]
+            if back:
+                out += _bullet("Back to original in the window: " + ", ".join(back) + ".")
+            if not funcs:
+                patched = sorted({o.name for o in spec.patch(mv.old).objects})
+                out += _bullet(f"Every function `{mv.old}` patches ({', '.join(patched)}; the spec "
+                               f"lists none by name) runs its original code in the window.")
+            a_ref, s_ref = mv.atomic.refused, mv.split.refused
+            if a_ref and a_ref[0] == Op("load", mv.new) and not (s_ref and s_ref[0] == Op("load", mv.new)):
+                out += _bullet(f"The kernel refuses `load {mv.new}` over `{mv.old}` but accepts it "
+                               f"after the disable: the version check does not see this "
+                               f"{mv.direction}.")
+            out.append("")
+    return out
+
+
+def _lifecycle() -> list[str]:
+    nodes, edges = graph.lifecycle_graph()
+    out = ["## The kernel lifecycle of one patch", ""]
+    out += _wrap("The per-patch state machine the rules read (kernel.py, `klpmodel graph "
+                 "--lifecycle`): one edge per kernel action, with the callbacks it runs.")
+    return out + ["", "```mermaid", *graph.mermaid(nodes, edges).rstrip("\n").splitlines(), "```", ""]
+
+
+def _verdicts(rv: Review) -> list[str]:
+    r, cov = rv.result, rv.coverage
+    out = ["## Property verdicts", ""]
+    scope = (f"complete: the {r.states} reachable states were exhausted after {r.complete_at} operations"
+             if r.complete_at is not None else
+             f"bounded: every sequence of up to {r.depth} operations"
+             + (f" ({r.states} states)" if r.states is not None else ""))
+    out += _wrap(f"From `klpmodel verify` ({r.engine} engine, depth {r.depth}): {scope}.")
+    out.append("")
+    bad = {v.property: v for v in r.violations}
+    rows = []
+    for prop in r.properties:
+        if prop in bad:
+            verdict, length = "VIOLATED", _ops(bad[prop].depth)
+        elif r.unknown:
+            verdict, length = "unknown", "-"
+        else:
+            verdict, length = ("holds" if r.complete_at is not None else f"holds to {r.depth}"), "-"
+        n = cov.judged.get(prop, 0)
+        judged = "not measured" if cov.unknown else (str(n) if n else "never")
+        if prop not in bad and not r.unknown and not cov.unknown and n == 0:
+            verdict += " (vacuous)"
+        rows.append([prop, verdict, length, judged])
+    out += _table(["property", "verdict", "shortest", "judged in"], rows)
+    out += ["", "\"judged in\": how many explored transitions reached the code the property "
+                "judges (see Coverage).", ""]
+    for v in r.violations:
+        out += _violation_block(rv, rv.model, v)
+    return out
+
+
+def _coverage(rv: Review) -> list[str]:
+    spec, m, cov = rv.spec, rv.model, rv.coverage
+    out = ["## Coverage", ""]
+    if cov.unknown:
+        return out + [f"Not measured: {cov.unknown} within depth {rv.depth}.", ""]
+    out += _wrap(f"Every transition of the explicit search to depth {rv.depth} ({cov.states} "
+                 f"states, {cov.transitions} transitions, no symmetry reduction) was run with its "
+                 f"events recorded.")
+    out += ["", "### Callbacks", ""]
+    rows = []
+    for p in spec.patches:
+        for o in p.objects:
+            for cb, _stmts in o.callbacks:
+                n = cov.callbacks.get((p.name, o.name, cb), 0)
+                rows.append([f"`{p.name}`", o.name, cb, str(n) if n else "**never**"])
+    if rows:
+        out += _table(["patch", "object", "callback", "runs"], rows)
+    else:
+        out.append("The series declares no callback.")
+    total = ran = 0
+    never, always = [], []
+    for p in spec.patches:
+        for o in p.objects:
+            for cb, stmts in o.callbacks:
+                cb_ran = cov.callbacks.get((p.name, o.name, cb), 0)
+                for st in stmts:
+                    total += 1
+                    key = (p.name, o.name, cb, st.line)
+                    if cov.ran.get(key):
+                        ran += 1
+                        if st.cond is not None and not cov.skipped.get(key):
+                            always.append((st, p, o, cb))
+                        continue
+                    if not cb_ran:
+                        why = ("pre_patch never failed" if cb == "pre_patch_error" else f"{cb} never ran")
+                    elif cov.skipped.get(key):
+                        why = "its condition never held"
+                    else:
+                        why = "an earlier statement always ended the callback"
+                    never.append(f"{_where(spec, st.line)}: `{st.text}` ({p.name} {o.name} {cb}): {why}")
+    out += ["", "### Statements", "", f"{ran} of {total} statements ran."]
+    if never:
+        out += ["", "Never ran:", ""]
+        for line in never:
+            out += _bullet(line)
+    if always:
+        out += ["", "Condition always held (the other branch was never exercised):", ""]
+        for st, p, o, cb in always:
+            out += _bullet(f"{_where(spec, st.line)}: `{st.text}` ({p.name} {o.name} {cb})")
+    out += ["", "### Kernel actions", ""]
+    g = kernel.lifecycle()
+    names = [p.name for p in spec.patches]
+    rows = []
+    for u, v, data in sorted(g.edges(data=True), key=lambda e: (e[0], e[1], e[2]["event"])):
+        ev = data["event"]
+        who = cov.edges.get((u, v, ev), set())
+        word = {"load-failed": "load", "replaced": "complete"}.get(ev, ev)
+        if who:
+            by = "all" if len(who) == len(names) else ", ".join(n for n in names if n in who)
+        elif word not in spec.operations:
+            by = f"never (`{word}` is not in [check] operations)"
+        elif word in ("modload", "modunload") and not m.module_names:
+            by = "never (no target module)"
+        else:
+            by = "**never**"
+        rows.append([ev, f"{PHASES[u]} -> {PHASES[v]}", by])
+    out += _table(["action", "phases", "exercised by"], rows)
+    out += ["", "### What each property judges", ""]
+    rows = []
+    for prop in rv.result.properties:
+        if prop in JUDGES:
+            n = cov.judged.get(prop, 0)
+            rows.append([prop, JUDGES[prop], str(n) if n else "**never**"])
+    out += _table(["property", "judges", "transitions"], rows)
+    vac = [row[0] for row in rows if row[2] == "**never**" and row[0] not in {v.property for v in rv.result.violations}]
+    out += [""] + (_wrap("Vacuous (holds only because nothing reaches what it judges): " + ", ".join(vac) + ".")
+                   if vac else ["No property holds vacuously."])
+    return out + [""]
+
+
+def _summary(rv: Review) -> list[str]:
+    r, cov = rv.result, rv.coverage
+    out = ["## Summary", ""]
+    out += _bullet("Properties: " + report.summary(r)[0].removeprefix("verdict: ") + ".")
+    counts = Counter(x.verdict for x in rv.pairs)
+    if rv.pairs:
+        out += _bullet(f"Pairs (P installed, Q loaded): {counts['refused']} refused by the kernel, "
+                       f"{counts['safe']} allowed and safe, {counts['unsafe']} allowed and unsafe"
+                       + (", " + ", ".join(f"`{x.installed}` -> `{x.loaded}`" for x in rv.pairs
+                                           if x.verdict == "unsafe") if counts["unsafe"] else "") + ".")
+    bypass = [mv for mv in rv.moves if mv.atomic.refused and mv.atomic.refused[0] == Op("load", mv.new)
+              and not mv.split.refused]
+    if bypass:
+        out += _bullet("Refused atomically but accepted after a disable: "
+                       + ", ".join(f"`{mv.old}` -> `{mv.new}`" for mv in bypass) + ".")
+    if not cov.unknown:
+        total = sum(len(st) for p in rv.spec.patches for o in p.objects for _, st in o.callbacks)
+        ran = sum(1 for k in cov.ran)
+        vac = [p for p in r.properties if p in JUDGES and not cov.judged.get(p)
+               and p not in {v.property for v in r.violations}]
+        out += _bullet(f"Coverage: {ran} of {total} statements ran; vacuous properties: "
+                       + (", ".join(vac) if vac else "none") + ".")
+    return out + [""]
+
+
+def _notes(rv: Review, stats: bool) -> list[str]:
+    out = ["## Notes on the method", ""]
+    notes = [
+        "Every statement here comes from running the kernel rules of klpmodel (kernel.py); the "
+        "review decides no rule itself.",
+        f"Matrix: the series is cut down to the two patches P and Q. The start state is the "
+        f"one after `load P; complete` with no statement failing. From there an explicit "
+        f"breadth-first search explores every sequence of up to {rv.depth} operations whose "
+        f"first operation is `load Q` (every choice inside an operation, such as an allocation "
+        f"failing in pre_patch, included). A property violated there is counted against the "
+        f"pair unless the same search without Q (only P, from the same start, any first "
+        f"operation) violates it too. A refused pair shows the kernel's first failing check. "
+        f"Traces include the two set-up operations; the `simulate` line replays them on the "
+        f"whole spec.",
+        "Paths: concrete runs of the operations shown, with no statement failing.",
+        f"Verdicts: `klpmodel verify` on the whole series (depth {rv.depth}, engine "
+        f"{rv.engine}: {rv.result.engine} answered).",
+        "Coverage: a second explicit search of the whole series to the same depth, without "
+        "the symmetry reduction (so every patch's own lines are seen), runs every transition "
+        "with its events recorded. A property is vacuous when it holds and no explored "
+        "transition reaches what it judges (the table in Coverage).",
+        "Within the depth only: a statement that never ran may run in a longer sequence, "
+        "unless the verdicts say the state space was exhausted.",
+    ]
+    for n in notes:
+        out += _bullet(n)
+    if stats:
+        out += ["", "Time (s): " + ", ".join(f"{k} {v:.2f}" for k, v in rv.seconds.items())
+                + f"; total {sum(rv.seconds.values()):.2f}"]
+    return out + [""]
+
+
+def markdown(rv: Review, stats: bool = False, command: str | None = None) -> str:
+    spec = rv.spec
+    out = [f"# Design review: {spec.name}", ""]
+    out += _wrap(f"Spec `{spec.path}` (sha256 {spec.digest[:16]}), kernel profile "
+                 f"{spec.kernel} (Linux 5.5+), depth {rv.depth}.")
+    out += ["", f"Generated by `{command or f'klpmodel review {spec.path}'}`.", ""]
+    out += _summary(rv)
+    out += _patches(rv)
+    out += _matrix(rv)
+    out += _moves(rv)
+    out += _verdicts(rv)
+    out += _coverage(rv)
+    out += _lifecycle()
+    out += _notes(rv, stats)
+    text = "\n".join(out).strip("\n") + "\n"
+    while "\n\n\n" in text:                  # one blank line between blocks
+        text = text.replace("\n\n\n", "\n\n")
+    return text
+

@@ -27,7 +27,7 @@ from .backend import Concrete
 from .engine_explicit import ExplicitEngine
 from .kernel import LISTED, PHASES, Model, Op
 from .properties import NAMES
-from .simulate import format_run
+from .simulate import format_run, parse_run, simulate
 from .spec import Spec
 from .verify import AUTO_STATE_BUDGET, Result, Step, Violation, replay, verify
 
@@ -55,13 +55,13 @@ def _step(model: Model, state: dict, op: Op, choices=None) -> tuple[str | None, 
 def _installed(model: Model, name: str) -> tuple[dict | None, str | None]:
     """The state after `load P; complete` with no statement failing, or why P cannot get there."""
     state = interp.initial(model)
-    for op in (Op("load", name), Op("complete")):
+    for op, phase in ((Op("load", name), "patching"), (Op("complete"), "enabled")):
         why, st = _step(model, state, op)
         if why is not None:
             return None, f"`{op}` is refused: {why}"
         state = st.after
-    if PHASES[state[f"phase[{name}]"]] != "enabled":
-        return None, f"its load fails even when no fallible statement fails ({name} is {PHASES[state[f'phase[{name}]']]})"
+        if PHASES[state[f"phase[{name}]"]] != phase:
+            return None, f"`{op}` leaves it {PHASES[state[f'phase[{name}]']]} even when no fallible statement fails"
     return state, None
 
 
@@ -185,7 +185,7 @@ class Coverage:
     """What the exploration exercised, collected from every transition it ran (events recorded)."""
     model: Model
     transitions: int = 0
-    ran: Counter = field(default_factory=Counter)          # (patch, obj, callback, line) -> times run
+    ran: Counter = field(default_factory=Counter)          # (patch, obj, callback, line, text) -> times run
     skipped: Counter = field(default_factory=Counter)      # condition false
     callbacks: Counter = field(default_factory=Counter)    # (patch, obj, callback)
     edges: dict = field(default_factory=dict)              # (src, dst, event) -> {patch}
@@ -211,7 +211,7 @@ class Coverage:
                 self.callbacks[(ev[1], ev[2], ev[3])] += 1
             elif kind in ("stmt", "skip"):
                 w = ev[1]
-                key = (w.patch, w.obj, w.callback, w.stmt.line)
+                key = (w.patch, w.obj, w.callback, w.stmt.line, w.stmt.text)
                 if kind == "skip":
                     self.skipped[key] += 1
                     continue
@@ -356,15 +356,23 @@ def _ops(n: int) -> str:
     return f"{n} operation{'s' if n != 1 else ''}"
 
 
-def _run_cmd(spec: Spec, steps) -> str:
-    return f'klpmodel simulate {spec.path} --run "{format_run((s.op, s.failed) for s in steps)}"'
+def _replays(model: Model, run: str, prop: str) -> bool:
+    """Does `simulate --run RUN` on the whole series break prop? (fail=OBJECT:LINE picks the
+    first fallible statement of that line, so two of them on one line cannot be told apart.)"""
+    _, violations = simulate(model, parse_run(run, model, "--run"))
+    return any(p == prop for p, _ in violations)
 
 
 def _violation_block(rv: Review, m: Model, v: Violation, level: int = 0) -> list[str]:
     """A violation: what broke it, the command that replays it, and the trace."""
     out = _bullet(f"**{v.property}**, {_ops(v.depth)}: {report.broke(m, v)}", level)
     pad = "  " * (level + 1)
-    out += ["", f"{pad}```sh", f"{pad}{_run_cmd(rv.spec, v.trace)}", f"{pad}```"]
+    run = format_run((s.op, s.failed) for s in v.trace)
+    out += ["", f"{pad}```sh", f'{pad}klpmodel simulate {rv.spec.path} --run "{run}"', f"{pad}```"]
+    if not _replays(rv.model, run, v.property):
+        out += [""] + _wrap("This line does not reproduce it: its fail= cannot single out the failing "
+                            "statement (two fallible statements on one spec line); the trace below can.",
+                            pad, pad)
     path = trace_file_for(v)
     if path:
         out += ["", f"{pad}Trace file: `{path}`"]
@@ -615,7 +623,7 @@ def _coverage(rv: Review) -> list[str]:
                 cb_ran = cov.callbacks.get((p.name, o.name, cb), 0)
                 for st in stmts:
                     total += 1
-                    key = (p.name, o.name, cb, st.line)
+                    key = (p.name, o.name, cb, st.line, st.text)
                     if cov.ran.get(key):
                         ran += 1
                         if st.cond is not None and not cov.skipped.get(key):
@@ -684,8 +692,9 @@ def _summary(rv: Review) -> list[str]:
         out += _bullet("Refused atomically but accepted after a disable: "
                        + ", ".join(f"`{mv.old}` -> `{mv.new}`" for mv in bypass) + ".")
     if not cov.unknown:
-        total = sum(len(st) for p in rv.spec.patches for o in p.objects for _, st in o.callbacks)
-        ran = sum(1 for k in cov.ran)
+        keys = [(p.name, o.name, cb, st.line, st.text) for p in rv.spec.patches for o in p.objects
+                for cb, sts in o.callbacks for st in sts]
+        total, ran = len(keys), sum(1 for k in keys if cov.ran.get(k))
         vac = [p for p in r.properties if p in JUDGES and not cov.judged.get(p)
                and p not in {v.property for v in r.violations}]
         out += _bullet(f"Coverage: {ran} of {total} statements ran; vacuous properties: "

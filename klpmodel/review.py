@@ -192,6 +192,7 @@ class Coverage:
     judged: Counter = field(default_factory=Counter)       # property -> transitions that reached its judging
     unknown: str | None = None
     states: int = 0
+    complete: bool = False                                 # every reachable state was explored
 
     def __call__(self, before: dict, out: interp.Outcome) -> None:
         m, after = self.model, out.state
@@ -289,7 +290,7 @@ def coverage(model: Model, depth: int) -> Coverage:
     cov = Coverage(model)
     eng = ExplicitEngine(model, max_states=AUTO_STATE_BUDGET, symmetry=False, observe=cov)
     res = eng.run(depth, list(NAMES))
-    cov.unknown, cov.states = res.unknown, eng.states
+    cov.unknown, cov.states, cov.complete = res.unknown, eng.states, res.complete_at is not None
     return cov
 
 
@@ -601,9 +602,11 @@ def _coverage(rv: Review) -> list[str]:
     out = ["## Coverage", ""]
     if cov.unknown:
         return out + [f"Not measured: {cov.unknown} within depth {rv.depth}.", ""]
+    scope = ("every reachable state: what never ran here cannot run in any sequence"
+             if cov.complete else "within the depth: what never ran here may run in a longer sequence")
     out += _wrap(f"Every transition of the explicit search to depth {rv.depth} ({cov.states} "
                  f"states, {cov.transitions} transitions, no symmetry reduction) was run with its "
-                 f"events recorded.")
+                 f"events recorded; {scope}.")
     out += ["", "### Callbacks", ""]
     rows = []
     for p in spec.patches:
@@ -679,7 +682,13 @@ def _coverage(rv: Review) -> list[str]:
 def _summary(rv: Review) -> list[str]:
     r, cov = rv.result, rv.coverage
     out = ["## Summary", ""]
-    out += _bullet("Properties: " + report.summary(r)[0].removeprefix("verdict: ") + ".")
+    if r.verdict == "holds":
+        n = len(r.properties)
+        out += _bullet(f"Properties: all {n} hold for sequences of any length (the {r.states} reachable states "
+                       f"were exhausted)." if r.complete_at is not None else
+                       f"Properties: all {n} hold for every sequence of up to {r.depth} operations.")
+    else:
+        out += _bullet("Properties: " + report.summary(r)[0].removeprefix("verdict: ") + ".")
     counts = Counter(x.verdict for x in rv.pairs)
     if rv.pairs:
         out += _bullet(f"Pairs (P installed, Q loaded): {counts['refused']} refused by the kernel, "
@@ -691,14 +700,24 @@ def _summary(rv: Review) -> list[str]:
     if bypass:
         out += _bullet("Refused atomically but accepted after a disable: "
                        + ", ".join(f"`{mv.old}` -> `{mv.new}`" for mv in bypass) + ".")
+    differ = [mv for mv in rv.moves if not mv.atomic.refused and not mv.split.refused
+              and _end(rv.model, mv.atomic.steps[-1].after) != _end(rv.model, mv.split.steps[-1].after)]
+    if differ:
+        out += _bullet("Atomic and non-atomic paths end in different states: "
+                       + ", ".join(f"`{mv.old}` -> `{mv.new}`" for mv in differ) + ".")
     if not cov.unknown:
         keys = [(p.name, o.name, cb, st.line, st.text) for p in rv.spec.patches for o in p.objects
                 for cb, sts in o.callbacks for st in sts]
         total, ran = len(keys), sum(1 for k in keys if cov.ran.get(k))
         vac = [p for p in r.properties if p in JUDGES and not cov.judged.get(p)
                and p not in {v.property for v in r.violations}]
-        out += _bullet(f"Coverage: {ran} of {total} statements ran; vacuous properties: "
-                       + (", ".join(vac) if vac else "none") + ".")
+        missed = sorted({st.line for p in rv.spec.patches for o in p.objects for cb, sts in o.callbacks
+                         for st in sts if not cov.ran.get((p.name, o.name, cb, st.line, st.text))})
+        out += _bullet(f"Coverage ({'every reachable state' if cov.complete else f'depth {rv.depth}'}): "
+                       f"{ran} of {total} statements ran"
+                       + (f" (never: {rv.spec.path} line{'s' if len(missed) > 1 else ''} "
+                          f"{', '.join(map(str, missed))})" if missed else "")
+                       + "; vacuous properties: " + (", ".join(vac) if vac else "none") + ".")
     return out + [""]
 
 

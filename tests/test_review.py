@@ -271,6 +271,18 @@ def test_statement_coverage_names_lines_and_reasons(write_spec):
     assert "`free s` (a vmlinux pre_patch_error): pre_patch never failed" in flat(cli("review", str(quiet)).stdout)
 
 
+def test_coverage_says_when_it_saw_every_reachable_state():
+    bounded = flat(cli("review", "specs/selftest-state.toml").stdout)
+    assert "within the depth: what never ran here may run in a longer sequence" in bounded
+    assert "Coverage (depth 8): 41 of 45 statements ran (never: specs/selftest-state.toml lines 47, 48, 72, 73)" \
+        in bounded
+    assert "Properties: all 8 hold for every sequence of up to 8 operations." in bounded
+    full = flat(cli("review", "specs/selftest-state.toml", "--depth", "12").stdout)
+    assert "every reachable state: what never ran here cannot run in any sequence" in full
+    assert "Coverage (every reachable state): 41 of 45" in full
+    assert "Properties: all 8 hold for sequences of any length (the 57 reachable states were exhausted)." in full
+
+
 def test_kernel_action_coverage():
     out = cli("review", "specs/selftest-state.toml").stdout
     assert "| force | patching -> patching | never (`force` is not in [check] operations) |" in out

@@ -491,9 +491,11 @@ def _end(m: Model, state: dict) -> dict[str, str]:
     return out
 
 
-def _path_lines(rv: Review, run: PathRun) -> list[str]:
+def _path_lines(rv: Review, run: PathRun, skip: int = 0) -> list[str]:
     m, out = rv.model, []
     for n, st in enumerate(run.steps, 1):
+        if n <= skip:
+            continue
         ch = report.changes(m, st.before, st.after, st.events)
         viol = sorted({p for p, _ in st.violations})
         text = f"{n}. `{st.op}`: " + ("; ".join(ch) if ch else "nothing changes")
@@ -525,7 +527,10 @@ def _moves(rv: Review) -> list[str]:
             how = "replace" if spec.patch(mv.new).replace else "stacked: the new patch is not cumulative"
             label = f"{title} ({how})" if title == "Atomic" else title
             out += [f"{label}: `{format_run((op, ()) for op in run.ops)}`", ""]
-            out += _path_lines(rv, run)
+            skip = PREFIX if title != "Atomic" and len(mv.atomic.steps) >= PREFIX else 0
+            if skip:
+                out += [f"Steps 1-{skip} as in the atomic path, then:", ""]
+            out += _path_lines(rv, run, skip)
             viol = sorted({p for st in run.steps for p, _ in st.violations})
             end = run.steps[-1].after if run.steps else interp.initial(m)
             out += [""] + _bullet(("Violations on the way: " + ", ".join(viol)) if viol

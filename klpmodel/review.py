@@ -280,7 +280,7 @@ JUDGES = {
     "disable-restores": "a disable completes and leaves a state no installed patch declares",
     "error-cleanup": "a load fails in `pre_patch` (the cancel path)",
     "no-use-after-free": "an access to state data (`save`, `restore`, `copy`, or `uses` of an enabled patch)",
-    "no-double-free": "a `free`, or a `free-prev` with a previous state",
+    "no-double-free": "a `free` (also of NULL), or a `free-prev` with a previous state",
     "no-null-deref": "an access through data or prev (`save`, `restore`, `copy`, `take`, `free-prev`, `uses`)",
     "no-leak": "a live block loses a pointer (replaced, disabled or overwritten) and stays live, or leaks",
 }

@@ -547,13 +547,18 @@ def _moves(rv: Review) -> list[str]:
             w = mv.window
             out += _bullet("Between the two steps of the non-atomic path (after `disable "
                            f"{mv.old}; complete`): " + "; ".join(_describe(m, w, funcs)) + ".")
-            back = [s for s in m.state_names if w[f"val[{s}]"] == kernel.ORIGINAL]
-            if back:
-                out += _bullet("Back to original in the window: " + ", ".join(back) + ".")
+            changed = [f"{s} is {m.describe_value(s, w[f'val[{s}]'])}" for s in m.state_names
+                       if w[f"val[{s}]"] != kernel.ORIGINAL]
+            out += _bullet(("Still changed in the window: " + ", ".join(changed) + ".") if changed
+                           else "Every system state is back to original in the window.")
             if not funcs:
-                patched = sorted({o.name for o in spec.patch(mv.old).objects})
-                out += _bullet(f"Every function `{mv.old}` patches ({', '.join(patched)}; the spec "
-                               f"lists none by name) runs its original code in the window.")
+                for o in spec.patch(mv.old).objects:
+                    still = [p.name for p in m.P if w[f"phase[{p.name}]"] in LISTED
+                             and any(x.name == o.name for x in p.objects)]
+                    out += _bullet(f"What `{mv.old}` patches in {o.name} (the spec names no function) "
+                                   + (f"runs the code of {', '.join(still)} in the window." if still
+                                      else "runs its original code in the window: no installed patch "
+                                           "has an object for it."))
             a_ref, s_ref = mv.atomic.refused, mv.split.refused
             if a_ref and a_ref[0] == Op("load", mv.new) and not (s_ref and s_ref[0] == Op("load", mv.new)):
                 out += _bullet(f"The kernel refuses `load {mv.new}` over `{mv.old}` but accepts it "

@@ -198,7 +198,8 @@ def test_downgrade_refused_atomically_goes_through_a_disable():
 
 
 def test_paths_show_what_the_window_exposes(write_spec):
-    spec = load_spec(write_spec(STATE + patch("a", 1, **GOOD) + patch("b", 2, **GOOD)))
+    path = write_spec(STATE + patch("a", 1, **GOOD) + patch("b", 2, **GOOD))
+    spec = load_spec(path)
     (up, down) = rv.moves(spec, Model(spec))
     assert (up.old, up.new, up.direction) == ("a", "b", "upgrade")
     assert (down.direction, down.atomic.refused[0]) == ("downgrade", Op("load", "a"))
@@ -206,8 +207,12 @@ def test_paths_show_what_the_window_exposes(write_spec):
     assert up.window["val[s]"] == 0 and not any(up.window[f"phase[{n}]"] in (1, 2, 3) for n in "ab")
     # a patch that does not restore on disable leaves its variant exposed in the window
     lazy = dict(GOOD, pre_unpatch=[])
-    spec = load_spec(write_spec(STATE + patch("a", 1, **lazy) + patch("b", 2, **GOOD), "lazy.toml"))
+    lazy_path = write_spec(STATE + patch("a", 1, **lazy) + patch("b", 2, **GOOD), "lazy.toml")
+    spec = load_spec(lazy_path)
     up = rv.moves(spec, Model(spec))[0]
+    md = flat(cli("review", str(lazy_path)).stdout)
+    assert "Still changed in the window: s is v1." in md
+    assert "Every system state is back to original in the window." in flat(cli("review", str(path)).stdout)
     assert up.window["val[s]"] != 0
     assert any(p == "disable-restores" for st in up.split.steps for p, _ in st.violations)
     assert not any(st.violations for st in up.atomic.steps)

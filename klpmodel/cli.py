@@ -217,7 +217,7 @@ def run() -> None:
 def review(
     spec: Path = typer.Argument(..., metavar="SPEC", help="The spec (.toml) of a livepatch series."),
     output: Path | None = typer.Option(None, "--output", "-o", help="Write the review to this file (overwritten) instead of stdout."),
-    depth: int | None = typer.Option(None, "--depth", "-d", help="Longest operation sequence explored (default: [check] depth, else 8)."),
+    depth: int | None = typer.Option(None, "--depth", "-d", help="Longest operation sequence explored (default: the spec's check.depth, else 8)."),
     engine: Engine = typer.Option(Engine.auto, "--engine", "-e", help="Engine for the property verdicts (pairs and coverage always use explicit)."),
     stats: bool = typer.Option(False, "--stats", help="Add timings (output is then not byte-for-byte reproducible)."),
 ):

@@ -67,6 +67,7 @@ def verify(
                                             help="Report up to N shortest traces per violated property, each a different operation sequence."),
     out: Path | None = typer.Option(None, "--out", "-o", metavar="DIR",
                                     help="Write each counterexample as a trace file (JSON and ITF) into DIR."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the verdict line (text format)."),
 ):
     """Explore every operation sequence up to the depth; report the shortest counterexample per violated property."""
     try:
@@ -79,14 +80,20 @@ def verify(
         if out is not None:
             from .traces import check_out_dir
             check_out_dir(out)
-        result = run(load_spec(spec), depth=depth, properties=property, timeout=timeout, engine=engine.value,
-                     max_counterexamples=max_counterexamples)
+        from .term import progress, write
+
+        loaded = load_spec(spec)
+        with progress(f"verifying {spec} up to depth {depth or loaded.depth}"):
+            result = run(loaded, depth=depth, properties=property, timeout=timeout, engine=engine.value,
+                         max_counterexamples=max_counterexamples)
         written = []
         if out is not None:
             from .traces import write_all
             written = write_all(result, out)
-        sys.stdout.write(report.json_text(result, stats, written) if format is Format.json
-                         else report.text(result, stats, written))
+        if format is Format.json:
+            sys.stdout.write(report.json_text(result, stats, written))
+        else:
+            write(report.summary(result)[0] + "\n" if quiet else report.text(result, stats, written))
     except (UserError, InternalError) as e:
         _fail(e)
     raise typer.Exit(result.exit_code)
@@ -204,9 +211,10 @@ def explain(
     """Walk through a counterexample: each operation's kernel log, callbacks, statements and changes; what broke."""
     try:
         from .explain import explain as render
+        from .term import write
 
         t, model = _trace_and_model(trace, spec)
-        sys.stdout.write(render(model, t, era.value))
+        write(render(model, t, era.value))
     except UserError as e:
         _fail(e)
 
@@ -216,15 +224,21 @@ def replay(
     trace: Path = typer.Argument(..., metavar="TRACE.json", help="A trace file written by verify --out."),
     spec: Path | None = typer.Option(None, "--spec", help="Run it against this (edited) spec instead of the recorded one."),
     format: Format = typer.Option(Format.text, "--format", "-f", help="Output format."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the result line (text format)."),
 ):
     """Run a saved counterexample again: still violated (exit 1), fixed (0), or no longer possible (3)."""
     try:
         from .explain import replay as run
         from .explain import replay_json
+        from .term import write
 
         t, model = _trace_and_model(trace, spec)
         result = run(model, t)
-        sys.stdout.write(replay_json(result) if format is Format.json else result.text)
+        if format is Format.json:
+            sys.stdout.write(replay_json(result))
+        else:
+            text = result.text
+            write(next(x for x in text.splitlines() if x.startswith("result: ")) + "\n" if quiet else text)
     except UserError as e:
         _fail(e)
     raise typer.Exit(result.exit_code)

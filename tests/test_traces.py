@@ -360,3 +360,21 @@ def test_max_counterexamples_cli_text_json_and_files(tmp_path):
     assert "VIOLATED no-use-after-free: shortest trace 2 of 2, 4 operations" in t.stdout
     bad = cli("verify", "specs/no-leak-bad.toml", "-n", "0")
     assert bad.returncode == 2 and "--max-counterexamples must be at least 1" in bad.stderr
+
+
+def test_recoverable_trace_explain_and_replay(tmp_path):
+    spec = tmp_path / "s.toml"
+    shutil.copy(SPECS / "disable-restores-bad.toml", spec)
+    out = _write(tmp_path, spec, "-p", "recoverable")
+    trace = str(out / "recoverable.trace.json")
+    e = cli("explain", trace)
+    assert e.returncode == 0 and "violated: recoverable after step 2" in e.stdout
+    assert "there is no way back to an unpatched kernel: feature never becomes original again" in e.stdout
+    p = cli("replay", trace)
+    assert p.returncode == 1 and "no way back to an unpatched kernel" in p.stdout
+    fixed = tmp_path / "fixed.toml"
+    fixed.write_text(spec.read_text().replace('post_unpatch = ["free feature"]',
+                                              'pre_unpatch  = ["restore feature"]\npost_unpatch = ["free feature"]'))
+    p = cli("replay", trace, "--spec", str(fixed), "--format", "json")
+    r = json.loads(p.stdout)
+    assert p.returncode == 0 and r["outcome"] == "fixed" and r["way_back"] == ["disable lp_forgetful", "complete"]

@@ -63,6 +63,11 @@ def verify(
     engine: Engine = typer.Option(Engine.auto, "--engine", "-e",
                                   help="explicit (breadth-first), z3 (bounded model checking) or auto."),
     stats: bool = typer.Option(False, "--stats", help="Add timings (output is then not byte-for-byte reproducible)."),
+    max_counterexamples: int = typer.Option(1, "--max-counterexamples", "-n", metavar="N",
+                                            help="Report up to N shortest traces per violated property, each a different operation sequence."),
+    out: Path | None = typer.Option(None, "--out", "-o", metavar="DIR",
+                                    help="Write each counterexample as a trace file (JSON and ITF) into DIR."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the verdict line (text format)."),
 ):
     """Explore every operation sequence up to the depth; report the shortest counterexample per violated property."""
     try:
@@ -72,8 +77,23 @@ def verify(
 
         if timeout is not None and timeout <= 0:
             raise UserError(f"--timeout must be a positive number of seconds, not {timeout}")
-        result = run(load_spec(spec), depth=depth, properties=property, timeout=timeout, engine=engine.value)
-        sys.stdout.write(report.json_text(result, stats) if format is Format.json else report.text(result, stats))
+        if out is not None:
+            from .traces import check_out_dir
+            check_out_dir(out)
+        from .term import progress, write
+
+        loaded = load_spec(spec)
+        with progress(f"verifying {spec} up to depth {depth or loaded.depth}"):
+            result = run(loaded, depth=depth, properties=property, timeout=timeout, engine=engine.value,
+                         max_counterexamples=max_counterexamples)
+        written = []
+        if out is not None:
+            from .traces import write_all
+            written = write_all(result, out)
+        if format is Format.json:
+            sys.stdout.write(report.json_text(result, stats, written))
+        else:
+            write(report.summary(result)[0] + "\n" if quiet else report.text(result, stats, written))
     except (UserError, InternalError) as e:
         _fail(e)
     raise typer.Exit(result.exit_code)
@@ -172,6 +192,88 @@ def graph(
         sys.stdout.write(text)
     except UserError as e:
         _fail(e)
+
+
+def _trace_and_model(trace: Path, spec: Path | None):
+    from .kernel import Model
+    from .traces import load_trace, spec_for
+
+    t = load_trace(trace)
+    return t, Model(spec_for(t, spec))
+
+
+@app.command()
+def explain(
+    trace: Path = typer.Argument(..., metavar="TRACE.json", help="A trace file written by verify --out."),
+    spec: Path | None = typer.Option(None, "--spec", help="The spec (default: the path recorded in the trace)."),
+    era: Era = typer.Option(Era.insmod, "--era", help="Selftest wording of the log: insmod (6.8+) or modprobe (5.1-6.7)."),
+):
+    """Walk through a counterexample: each operation's kernel log, callbacks, statements and changes; what broke."""
+    try:
+        from .explain import explain as render
+        from .term import write
+
+        t, model = _trace_and_model(trace, spec)
+        write(render(model, t, era.value))
+    except UserError as e:
+        _fail(e)
+
+
+@app.command()
+def replay(
+    trace: Path = typer.Argument(..., metavar="TRACE.json", help="A trace file written by verify --out."),
+    spec: Path | None = typer.Option(None, "--spec", help="Run it against this (edited) spec instead of the recorded one."),
+    format: Format = typer.Option(Format.text, "--format", "-f", help="Output format."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the result line (text format)."),
+):
+    """Run a saved counterexample again: still violated (exit 1), fixed (0), or no longer possible (3)."""
+    try:
+        from .explain import replay as run
+        from .explain import replay_json
+        from .term import write
+
+        t, model = _trace_and_model(trace, spec)
+        result = run(model, t)
+        if format is Format.json:
+            sys.stdout.write(replay_json(result))
+        else:
+            text = result.text
+            write(next(x for x in text.splitlines() if x.startswith("result: ")) + "\n" if quiet else text)
+    except UserError as e:
+        _fail(e)
+    raise typer.Exit(result.exit_code)
+
+
+@app.command()
+def kselftest(
+    trace: Path = typer.Argument(..., metavar="TRACE.json", help="A trace file written by verify --out."),
+    output: Path | None = typer.Option(None, "-o", "--output", metavar="FILE", help="Write the script here (default: print it)."),
+    spec: Path | None = typer.Option(None, "--spec", help="The spec (default: the path recorded in the trace)."),
+    era: Era = typer.Option(Era.insmod, "--era", help="insmod (selftests 6.8+, test_modules/*.ko) or modprobe (5.1-6.7)."),
+):
+    """Print a tools/testing/selftests/livepatch-style script that replays the counterexample on a test VM."""
+    try:
+        from .kselftest import script
+
+        t, model = _trace_and_model(trace, spec)
+        text = script(model, t, era.value)
+        if output is None:
+            sys.stdout.write(text)
+        else:
+            _write_new(output, text, protect=[trace, Path(model.spec.path)])
+            typer.echo(f"wrote {output}", err=True)
+    except UserError as e:
+        _fail(e)
+
+
+def _write_new(path: Path, text: str, protect: list[Path]) -> None:
+    """Write an output file; never over one of the user's inputs."""
+    try:
+        if any(path.resolve() == p.resolve() for p in protect):
+            raise UserError(f"-o {path}: that is an input of this command; write the output to another file")
+        path.write_text(text)
+    except OSError as e:
+        raise UserError(f"-o {path}: cannot write: {e.strerror}") from None
 
 
 @app.command()

@@ -105,6 +105,40 @@ def _rename_choice(m: Model, key: tuple, names: dict) -> tuple:
     return (names[patch], obj, cb, dst.line, dst.text)
 
 
+def clean(m: Model, state: dict) -> bool:
+    """recoverable's target: no patch on klp_patches and every system state original."""
+    return all(PHASES[state[f"phase[{p.name}]"]] not in ("patching", "enabled", "unpatching") for p in m.P) \
+        and all(state[f"val[{s}]"] == ORIGINAL for s in m.state_names)
+
+
+def way_back(m: Model, state: dict) -> list[Op] | None:
+    """A shortest operation sequence from state to a clean one (None: there is none).
+    Breadth-first over every outcome, so "None" means no sequence of any length exists."""
+    if clean(m, state):
+        return []
+    key = tuple(state[v] for v in m.vars)
+    parent = {key: None}
+    frontier = [(key, state)]
+    while frontier:
+        nxt = []
+        for k, st in frontier:
+            for op in interp.possible(m, st):
+                for out in interp.outcomes(m, st, op, record=False):
+                    kk = tuple(out.state[v] for v in m.vars)
+                    if kk in parent:
+                        continue
+                    parent[kk] = (k, op)
+                    if clean(m, out.state):
+                        path = []
+                        while parent[kk] is not None:
+                            kk, o = parent[kk]
+                            path.append(o)
+                        return path[::-1]
+                    nxt.append((kk, out.state))
+        frontier = nxt
+    return None
+
+
 class ExplicitEngine:
     name = "explicit"
 
@@ -213,11 +247,7 @@ class ExplicitEngine:
             preds.setdefault(b, set()).add(a)
             succs.setdefault(a, set()).add(b)
 
-        def clean(state):
-            return all(PHASES[state[f"phase[{p.name}]"]] not in ("patching", "enabled", "unpatching") for p in m.P) \
-                and all(state[f"val[{s}]"] == ORIGINAL for s in m.state_names)
-
-        back = {k for k, st in eng.values.items() if clean(st)}
+        back = {k for k, st in eng.values.items() if clean(m, st)}
         todo = list(back)
         while todo:
             for a in preds.get(todo.pop(), ()):

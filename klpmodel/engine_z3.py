@@ -104,6 +104,86 @@ class Z3Engine:
             return {v: self._value(v, self.m.init[v]) for v in self.names}
         return {v: self._const(v, f"@{t}") for v in self.names}
 
+    def _unroll(self, solver, t: int, states: list, ops: list, chs: list) -> list:
+        """Add step t (its constants appended to states/ops/chs) to the solver; return the
+        substitution of the template's pre/post/op/choice constants for that step."""
+        z3 = self.z3
+        states.append(self._step_consts(t))
+        ops.append(z3.BitVec(f"op@{t}", self.opbits))
+        chs.append({k: z3.Bool(f"choice@{t}:" + "/".join(map(str, k))) for k in self.choice_consts})
+        sub = [(self.pre[v], states[t - 1][v]) for v in self.names]
+        sub += [(self.post[v], states[t][v]) for v in self.names]
+        sub += [(self.opv, ops[-1])]
+        sub += [(self.choice_consts[k], chs[-1][k]) for k in self.choice_consts]
+        solver.add(z3.substitute(self.trans, *sub))
+        # Only loop-free paths: a shortest counterexample never visits a state twice
+        # before its last step (cut the loop: same last transition, shorter path), and
+        # a violation is decided by (state, operation, choices) alone.
+        for i in range(t - 1):
+            solver.add(z3.Or(*[states[i][v] != states[t - 1][v] for v in self.names]))
+        # Interchangeable patches (Model.interchangeable): rename them so that they are
+        # first loaded in spec order. Any counterexample has such a renamed twin of the
+        # same length, so verdicts and shortest depths are unchanged.
+        for group in self.symmetric:
+            for a, b in itertools.pairwise(group):
+                solver.add(z3.Implies(ops[-1] == b, z3.Or(*[o == a for o in ops[:-1]])))
+        return sub
+
+    def canonical(self, ops: list[Op]) -> tuple[Op, ...]:
+        """The op sequence with interchangeable patches renamed to be first loaded in spec
+        order: the one twin of a trace that the symmetry breaking lets the solver find."""
+        m, names = self.m, {}
+        for group in self.m.interchangeable():
+            members = [m.P[i].name for i in group]
+            first = {}
+            for n, op in enumerate(ops):
+                if op.word == "load" and op.arg in members:
+                    first.setdefault(op.arg, n)
+            order = sorted(members, key=lambda name: (first.get(name, len(ops)), members.index(name)))
+            names.update(zip(order, members, strict=True))
+        return tuple(Op(op.word, names.get(op.arg, op.arg), op.params) for op in ops)
+
+    def more(self, prop: str, depth: int, known: list[list[Op]], n: int,
+             timeout: float | None = None) -> tuple[list[RawTrace], str | None]:
+        """Up to n further traces of exactly `depth` operations that break prop at their last
+        step, each with an operation sequence different from every known one and from each
+        other (and from their interchangeable-patch twins). `depth` must be prop's shortest
+        depth: then no trace found here breaks it earlier. Returns (traces, unknown reason)."""
+        z3 = self.z3
+        start = time.perf_counter()
+        solver = z3.SolverFor("QF_BV")
+        states, ops, chs = [self._step_consts(0)], [], []
+        sub = []
+        for t in range(1, depth + 1):
+            sub = self._unroll(solver, t, states, ops, chs)
+        if prop not in self.viol:
+            return [], None
+        solver.add(z3.substitute(self.viol[prop], *sub))
+        index = {op: k for k, op in enumerate(self.m.ops)}
+        seen = {self.canonical(seq) for seq in known}
+
+        def block(seq):
+            solver.add(z3.Or(*[o != index[Op(op.word, op.arg)] for o, op in zip(ops, seq, strict=True)]))
+
+        for seq in seen:
+            block(seq)
+        found = []
+        while len(found) < n:
+            if timeout is not None:
+                left = timeout - (time.perf_counter() - start)
+                if left <= 0:
+                    return found, "timeout"
+                solver.set("timeout", max(1, int(left * 1000)))
+            r = solver.check()
+            if r == z3.unsat:
+                break
+            if r == z3.unknown:
+                return found, solver.reason_unknown() or "solver returned unknown"
+            trace = self._extract(solver.model(), depth, ops, chs, states)
+            found.append(trace)
+            block(self.canonical(trace.ops))
+        return found, None
+
     def run(self, depth: int, props: list[str], timeout: float | None = None) -> Search:
         z3 = self.z3
         start = time.perf_counter()
@@ -117,25 +197,7 @@ class Z3Engine:
             if not open_props:
                 res.depth_done = depth
                 break
-            states.append(self._step_consts(t))
-            ops.append(z3.BitVec(f"op@{t}", self.opbits))
-            chs.append({k: z3.Bool(f"choice@{t}:" + "/".join(map(str, k))) for k in self.choice_consts})
-            sub = [(self.pre[v], states[t - 1][v]) for v in self.names]
-            sub += [(self.post[v], states[t][v]) for v in self.names]
-            sub += [(self.opv, ops[-1])]
-            sub += [(self.choice_consts[k], chs[-1][k]) for k in self.choice_consts]
-            solver.add(z3.substitute(self.trans, *sub))
-            # Only loop-free paths: a shortest counterexample never visits a state twice
-            # before its last step (cut the loop: same last transition, shorter path), and
-            # a violation is decided by (state, operation, choices) alone.
-            for i in range(t - 1):
-                solver.add(z3.Or(*[states[i][v] != states[t - 1][v] for v in self.names]))
-            # Interchangeable patches (Model.interchangeable): rename them so that they are
-            # first loaded in spec order. Any counterexample has such a renamed twin of the
-            # same length, so verdicts and shortest depths are unchanged.
-            for group in self.symmetric:
-                for a, b in itertools.pairwise(group):
-                    solver.add(z3.Implies(ops[-1] == b, z3.Or(*[o == a for o in ops[:-1]])))
+            sub = self._unroll(solver, t, states, ops, chs)
             viol_t = {p: z3.substitute(self.viol[p], *sub) for p in open_props}
             while open_props:
                 if deadline is not None:

@@ -52,6 +52,12 @@ def command_line(op: Op, before: dict, args: str = "", era: str = "insmod") -> s
     return None                                           # complete: the kernel's own work
 
 
+def op_lines(m: Model, op: Op, before: dict, events, args: str = "", era: str = "insmod") -> list[str]:
+    """The whole log of one operation that ran: the script's command line, then the kernel's."""
+    line = command_line(op, before, args, era)
+    return ([line] if line else []) + event_lines(m, op, events, era)
+
+
 def transition_patch(state: dict) -> str | None:
     for key, value in state.items():
         if key.startswith("phase[") and PHASES[value] in ("patching", "unpatching"):

@@ -58,3 +58,24 @@ EXTRA: tuple[Property, ...] = (
 NAMES = tuple(p.name for p in PROPERTIES)            # the default set (the contract's eight)
 ALL_NAMES = NAMES + tuple(p.name for p in EXTRA)
 BY_NAME = {p.name: p for p in PROPERTIES + EXTRA}
+
+
+# The seed's "Expected usage" (system-state.rst section 4), per callback: quoted by
+# `explain` next to the statement that caused a violation.
+EXPECTED_USAGE: dict[str, tuple[str, ...]] = {
+    "pre_patch": ("Allocate *state->data* when necessary. [...] The allocation is not needed when the data are "
+                  "already provided by previously installed livepatches.",
+                  "Clean up its own mess in case of error."),
+    "post_patch": ("Copy *state->data* from the previous livepatch when they are compatible.",
+                   "Do the actual system state modification.",
+                   "Free *state->data* from replaces livepatches when they are not longer needed."),
+    "pre_unpatch": ("Prevent the code, added by the livepatch, relying on the system state change.",
+                    "Revert the system state modification.",
+                    "(note) pre_unpatch() typically does symmetric operations to post_patch(). [...] it is called "
+                    "only when the livepatch is being disabled."),
+    "post_unpatch": ("Distinguish transition reverse and livepatch disabling by checking klp_get_prev_state().",
+                     "In case of transition reverse, restore the previous system state.",
+                     "Remove any not longer needed setting or data.",
+                     "(note) post_unpatch() typically does symmetric operations to pre_patch(). It might be called "
+                     "also during the transition reverse."),
+}

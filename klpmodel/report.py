@@ -197,9 +197,42 @@ def summary(r: Result) -> list[str]:
     return out
 
 
-def trace_lines(m: Model, v: Violation) -> list[str]:
-    """A violation's trace, step by step: the operation, what ran, what changed."""
-    out = []
+def _files(written) -> dict:
+    return {(v.property, v.index): (pj, pi) for v, pj, pi in written}
+
+
+def text(r: Result, stats: bool = False, written=()) -> str:
+    m, spec = r.model, r.spec
+    out = [f"klpmodel verify {spec.path}: {spec.name}", *summary(r),
+           f"kernel {spec.kernel}, depth {r.depth}, engine {r.engine}"
+           + ((f" ({r.states} states, diameter {r.diameter})" if r.complete_at is not None
+               else f" ({r.states} states within the depth)") if r.states is not None else "")
+           + (f"; auto chose {r.why_engine}" if r.why_engine else "")]
+    files = _files(written)
+    refused = m.refused_loads()
+    if refused:
+        out.append("the compatibility rule (klp_is_patch_compatible) refuses these loads:")
+        out += [f"  - {why}" for why in refused]
+    for first in r.violations:
+        for v in r.traces(first.property):
+            out += ["", *violation_text(m, v, len(r.traces(first.property)))]
+            if (v.property, v.index) in files:
+                pj, pi = files[(v.property, v.index)]
+                out.append(f"  trace file: {pj} (ITF: {pi}); 'klpmodel explain {pj}' walks through it")
+    if r.violations:
+        out += ["", summary(r)[0]]
+    if stats:
+        out.append(f"time: {r.seconds:.3f} s; per depth: " + ", ".join(f"{d}:{t:.3f}" for d, t in r.per_depth))
+    return "\n".join(out) + "\n"
+
+
+def violation_text(m: Model, v: Violation, of: int = 1) -> list[str]:
+    """One counterexample: the property, its seed sentence, each step, what broke it."""
+    prop = BY_NAME[v.property]
+    ops = f"{v.depth} operation{'s' if v.depth > 1 else ''}"
+    head = (f"VIOLATED {v.property}: shortest trace has {ops}" if of == 1
+            else f"VIOLATED {v.property}: shortest trace {v.index} of {of}, {ops}")
+    out = [head, f"  seed: {prop.seed}", f"  violated when: {prop.violated_when}", ""]
     for n, step in enumerate(v.trace, 1):
         out.append(f"  {n}. {step.op}")
         for line in event_lines(m, step):
@@ -210,32 +243,8 @@ def trace_lines(m: Model, v: Violation) -> list[str]:
         others = sorted({p for p, _ in step.violations} - {v.property})
         if others:
             out.append("       also breaks here: " + ", ".join(others))
+    out.append(f"  => {v.property} broken: {broke(m, v)}")
     return out
-
-
-def text(r: Result, stats: bool = False) -> str:
-    m, spec = r.model, r.spec
-    out = [f"klpmodel verify {spec.path}: {spec.name}", *summary(r),
-           f"kernel {spec.kernel}, depth {r.depth}, engine {r.engine}"
-           + ((f" ({r.states} states, diameter {r.diameter})" if r.complete_at is not None
-               else f" ({r.states} states within the depth)") if r.states is not None else "")
-           + (f"; auto chose {r.why_engine}" if r.why_engine else "")]
-    refused = m.refused_loads()
-    if refused:
-        out.append("the compatibility rule (klp_is_patch_compatible) refuses these loads:")
-        out += [f"  - {why}" for why in refused]
-    for v in r.violations:
-        prop = BY_NAME[v.property]
-        out += ["", f"VIOLATED {v.property}: shortest trace has {v.depth} operation{'s' if v.depth > 1 else ''}",
-                f"  seed: {prop.seed}",
-                f"  violated when: {prop.violated_when}", ""]
-        out += trace_lines(m, v)
-        out.append(f"  => {v.property} broken: {broke(m, v)}")
-    if r.violations:
-        out += ["", summary(r)[0]]
-    if stats:
-        out.append(f"time: {r.seconds:.3f} s; per depth: " + ", ".join(f"{d}:{t:.3f}" for d, t in r.per_depth))
-    return "\n".join(out) + "\n"
 
 
 # ------------------------------------------------------------------ json
@@ -264,17 +273,34 @@ def _step_json(m: Model, step: Step) -> dict:
     }
 
 
-def to_json(r: Result, stats: bool = False) -> dict:
+def violation_json(m: Model, v: Violation) -> dict:
+    entry = {"property": v.property, "depth": v.depth, "seed": BY_NAME[v.property].seed,
+             "broken_by": broke(m, v),
+             "trace": [_step_json(m, s) for s in v.trace]}
+    w = v.where
+    if isinstance(w, Where):
+        entry["statement"] = {"file": m.spec.path, "line": w.stmt.line, "text": w.stmt.text,
+                              "patch": w.patch, "object": w.obj, "callback": w.callback}
+    return entry
+
+
+def to_json(r: Result, stats: bool = False, written=()) -> dict:
     m = r.model
+    files = _files(written)
+
+    def entry_of(v: Violation) -> dict:
+        entry = violation_json(m, v)
+        if (v.property, v.index) in files:
+            pj, pi = files[(v.property, v.index)]
+            entry["files"] = {"trace": str(pj), "itf": str(pi)}
+        return entry
+
     viols = []
     for v in r.violations:
-        w = v.where
-        entry = {"property": v.property, "depth": v.depth, "seed": BY_NAME[v.property].seed,
-                 "broken_by": broke(m, v),
-                 "trace": [_step_json(m, s) for s in v.trace]}
-        if isinstance(w, Where):
-            entry["statement"] = {"file": r.spec.path, "line": w.stmt.line, "text": w.stmt.text,
-                                  "patch": w.patch, "object": w.obj, "callback": w.callback}
+        entry = entry_of(v)
+        others = r.traces(v.property)[1:]
+        if others:
+            entry["more"] = [entry_of(o) for o in others]
         viols.append(entry)
     bad = {v.property for v in r.violations}
     out = {"format": 1, "verdict": r.verdict, "depth": r.depth,
@@ -294,6 +320,6 @@ def to_json(r: Result, stats: bool = False) -> dict:
     return out
 
 
-def json_text(r: Result, stats: bool = False) -> str:
-    return json.dumps(to_json(r, stats), indent=2) + "\n"
+def json_text(r: Result, stats: bool = False, written=()) -> str:
+    return json.dumps(to_json(r, stats, written), indent=2) + "\n"
 

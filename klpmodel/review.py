@@ -377,8 +377,7 @@ def _violation_block(rv: Review, m: Model, v: Violation, level: int = 0) -> list
     path = trace_file_for(v)
     if path:
         out += ["", f"{pad}Trace file: `{path}`"]
-    out += ["", f"{pad}```text", *[pad + line.removeprefix("  ") for line in report.trace_lines(m, v)],
-            f"{pad}```", ""]
+    out += ["", f"{pad}```text", *[pad + line for line in report.violation_text(m, v)], f"{pad}```", ""]
     return out
 
 

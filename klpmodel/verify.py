@@ -28,6 +28,7 @@ class Violation:
     depth: int
     trace: tuple[Step, ...]
     reason: str | None = None           # recoverable: why no way back exists
+    index: int = 1                      # the n-th shortest trace reported for this property
 
     @property
     def where(self):
@@ -56,6 +57,11 @@ class Result:
     states: int | None = None             # explicit engine: distinct states reached
     diameter: int | None = None           # explicit engine: deepest level with a new state
     why_engine: str = ""                  # how --engine auto chose
+    more: tuple[Violation, ...] = ()      # --max-counterexamples: further shortest traces, by property
+
+    def traces(self, prop: str) -> tuple[Violation, ...]:
+        """Every reported trace of prop: the shortest first, then the others of that length."""
+        return tuple(v for v in self.violations + self.more if v.property == prop)
 
     @property
     def verdict(self) -> str:
@@ -107,13 +113,15 @@ AUTO_STATE_BUDGET = 200_000      # docs/performance.md: explicit wins far below 
 
 
 def verify(spec: Spec, *, depth: int | None = None, properties: list[str] | None = None,
-           timeout: float | None = None, engine: str = "auto") -> Result:
+           timeout: float | None = None, engine: str = "auto", max_counterexamples: int = 1) -> Result:
     from .engine_explicit import ExplicitEngine
 
     props = check_properties(properties)
     depth = spec.depth if depth is None else depth
     if depth < 1:
         raise UserError(f"--depth must be at least 1, not {depth}")
+    if max_counterexamples < 1:
+        raise UserError(f"--max-counterexamples must be at least 1, not {max_counterexamples}")
     if engine not in ENGINES:
         raise UserError(f"unknown engine '{engine}'; use one of: {', '.join(ENGINES)}")
     if "recoverable" in props and engine == "z3":
@@ -157,6 +165,32 @@ def verify(spec: Spec, *, depth: int | None = None, properties: list[str] | None
             d, raw = search.found[p]
             found.append(Violation(p, d, replay(model, raw.ops, raw.choices, raw.states, p)))
     found.sort(key=lambda v: (v.depth, props.index(v.property)))
+    more: list[Violation] = []
+    if max_counterexamples > 1 and any(v.property != "recoverable" for v in found):
+        extra, why_not = _more(model, found, max_counterexamples, eng if engine == "z3" else None, left())
+        more += extra
+        unknown = unknown or why_not
     return Result(spec, model, engine, depth, props, tuple(found), unknown,
                   search.depth_done, search.complete_at, time.perf_counter() - start, tuple(search.per_depth),
-                  states, diameter, why)
+                  states, diameter, why, tuple(more))
+
+
+def _more(model: Model, found: list[Violation], n: int, z3engine, timeout: float | None):
+    """Further shortest traces per violated property (bounded model checking at exactly the
+    shortest depth, each new operation sequence blocked), replayed like the first ones."""
+    from .engine_z3 import Z3Engine
+
+    eng = z3engine or Z3Engine(model)
+    start = time.perf_counter()
+    out = []
+    for v in found:
+        if v.property == "recoverable":
+            continue
+        left = None if timeout is None else max(0.0, timeout - (time.perf_counter() - start))
+        raws, unknown = eng.more(v.property, v.depth, [[s.op for s in v.trace]], n - 1, left)
+        for k, raw in enumerate(raws, 2):
+            out.append(Violation(v.property, v.depth, replay(model, raw.ops, raw.choices, raw.states, v.property),
+                                 index=k))
+        if unknown:
+            return out, f"--max-counterexamples: {unknown}"
+    return out, None

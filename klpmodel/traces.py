@@ -1,0 +1,300 @@
+"""Trace files: a counterexample saved as JSON (docs/trace-format.md) and as ITF, read back,
+and run again through the kernel rules (for `explain`, `replay` and `kselftest`).
+
+A trace file keeps what is needed to run the counterexample again: the operations and the
+statements that failed (the explored choices). The state after each step is kept too, so
+that a reader or a trace viewer needs no klpmodel; `explain` checks it against a fresh run.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from . import __version__, interp
+from .errors import UserError
+from .kernel import PHASES, Model, Op
+from .properties import BY_NAME
+from .spec import Spec, load_spec
+from .verify import Result, Step, Violation
+
+FORMAT = "klpmodel-trace"
+VERSION = 1
+OP_WORDS = ("load", "complete", "reverse", "disable", "rmmod", "modload", "modunload", "force")
+ITF_DESCRIPTION = "https://apalache-mc.org/docs/adr/015adr-trace.html"
+
+
+# ------------------------------------------------------------------ writing
+
+def choice_json(key: tuple) -> dict:
+    patch, obj, callback, line, text = key
+    return {"patch": patch, "object": obj, "callback": callback, "line": line, "statement": text}
+
+
+def choice_text(key: tuple) -> str:
+    patch, obj, callback, line, text = key
+    return f"{patch}/{obj} {callback} line {line}: '{text}' fails"
+
+
+def summary(m: Model, state: dict) -> dict:
+    """The state in the words of the abstract system: what a reader looks at first."""
+    data = {}
+    for p in m.P:
+        for s, _ in p.states:
+            ptr = state[f"ptr[{p.name}.{s}]"]
+            if ptr:
+                live = state[f"live[{s}#{ptr - 1}]"]
+                data[f"{p.name}.{s}"] = (f"block {s}#{ptr} ({'live' if live else 'freed'}, holds "
+                                         f"{m.describe_value(s, state[f'cont[{s}#{ptr - 1}]'])})")
+            else:
+                data[f"{p.name}.{s}"] = "NULL"
+    return {"patches": {p.name: PHASES[state[f"phase[{p.name}]"]] for p in m.P},
+            "system": {s: m.describe_value(s, state[f"val[{s}]"]) for s in m.state_names},
+            "modules": {name: bool(state[f"mod[{name}]"]) for name in m.module_names},
+            "data": data}
+
+
+def _raw(state: dict) -> dict:
+    return {k: (bool(v) if isinstance(v, bool) else int(v)) for k, v in state.items()}
+
+
+def document(r: Result, v: Violation) -> dict:
+    """The JSON trace file of one counterexample (schema: docs/trace-format.md)."""
+    from .report import broke, violation_json
+
+    m, spec = r.model, r.spec
+    detail = violation_json(m, v)
+    doc = {
+        "format": FORMAT, "version": VERSION, "generator": f"klpmodel {__version__}",
+        "spec": {"path": spec.path, "name": spec.name, "kernel": spec.kernel, "sha256": spec.digest},
+        "property": v.property, "seed": BY_NAME[v.property].seed,
+        "violated_when": BY_NAME[v.property].violated_when,
+        "depth": v.depth, "index": v.index, "engine": r.engine, "verify_depth": r.depth,
+        "broken_by": broke(m, v),
+        "initial": {"summary": summary(m, v.trace[0].before), "state": _raw(v.trace[0].before)},
+        "steps": [{"operation": str(step.op),
+                   "choices": [choice_json(k) for k in step.failed],
+                   "summary": summary(m, step.after),
+                   "state": _raw(step.after)} for step in v.trace],
+    }
+    if "statement" in detail:
+        doc["statement"] = detail["statement"]
+    if v.reason:
+        doc["reason"] = v.reason
+    return doc
+
+
+def _itf_value(v):
+    """ITF values: integers as {"#bigint": "N"}, records as objects, lists as arrays."""
+    if isinstance(v, (bool, str)):
+        return v
+    if isinstance(v, int):
+        return {"#bigint": str(v)}
+    if isinstance(v, dict):
+        return {str(k): _itf_value(x) for k, x in v.items()}
+    if isinstance(v, (list, tuple)):
+        return [_itf_value(x) for x in v]
+    raise TypeError(f"no ITF form for {v!r}")
+
+
+ITF_VARS = ("mbt::actionTaken", "mbt::nondetPicks", "patches", "system", "modules", "data", "model")
+
+
+def itf(r: Result, v: Violation) -> dict:
+    """The same counterexample in the Informal Trace Format (Apalache ADR-015, Quint's
+    `mbt::actionTaken` / `mbt::nondetPicks` for the operation and the failed statements)."""
+    m = r.model
+
+    def state(n: int, action: str, picks: list[str], st: dict) -> dict:
+        s = summary(m, st)
+        return {"#meta": {"index": n}, "mbt::actionTaken": action,
+                "mbt::nondetPicks": {"failing": picks},
+                "patches": s["patches"], "system": s["system"], "modules": s["modules"], "data": s["data"],
+                "model": _itf_value(_raw(st))}
+
+    states = [state(0, "init", [], v.trace[0].before)]
+    states += [state(n, str(step.op), [choice_text(k) for k in step.failed], step.after)
+               for n, step in enumerate(v.trace, 1)]
+    return {"#meta": {"format": "ITF", "format-description": ITF_DESCRIPTION, "source": r.spec.path,
+                      "description": f"klpmodel {__version__}: {v.property} counterexample "
+                                     f"{v.index} ({v.depth} operations) of {r.spec.name}",
+                      "status": "violation"},
+            "vars": list(ITF_VARS),
+            "states": states}
+
+
+def file_stem(v: Violation) -> str:
+    return v.property if v.index == 1 else f"{v.property}-{v.index}"
+
+
+def check_out_dir(out: Path) -> None:
+    """Before a run: DIR must be a directory or creatable (nothing is written yet)."""
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out {out}: exists and is not a directory; give a directory for the trace files")
+
+
+def write_all(r: Result, out: Path) -> list[tuple[Violation, Path, Path]]:
+    """Write every reported counterexample. Only files klpmodel wrote before (a trace file
+    of the same name) are replaced; any other file in the way is an error, nothing is lost."""
+    check_out_dir(out)
+    todo = []
+    for v in r.violations + r.more:
+        stem = file_stem(v)
+        paths = out / f"{stem}.trace.json", out / f"{stem}.itf.json"
+        for p in paths:
+            if p.exists() and not _ours(p):
+                raise UserError(f"{p}: exists and is not a klpmodel trace file; move it away or choose "
+                                f"another --out directory (nothing was written)")
+        todo.append((v, *paths))
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for v, pj, pi in todo:
+            pj.write_text(json.dumps(document(r, v), indent=2) + "\n")
+            pi.write_text(json.dumps(itf(r, v), indent=2) + "\n")
+    except OSError as e:
+        raise UserError(f"--out {out}: cannot write the trace files: {e.strerror}") from None
+    return todo
+
+
+def _ours(p: Path) -> bool:
+    try:
+        doc = json.loads(p.read_text())
+    except (OSError, ValueError):
+        return False
+    return isinstance(doc, dict) and (doc.get("format") == FORMAT or (
+        isinstance(doc.get("#meta"), dict) and str(doc["#meta"].get("description", "")).startswith("klpmodel")))
+
+
+# ------------------------------------------------------------------ reading
+
+@dataclass(frozen=True)
+class TraceFile:
+    path: str
+    doc: dict
+    ops: tuple[Op, ...]
+    choices: tuple[tuple[tuple, ...], ...]     # per step: the statements that failed
+
+    @property
+    def property(self) -> str:
+        return self.doc["property"]
+
+
+def load_trace(path: Path) -> TraceFile:
+    """Read and check a JSON trace file; every problem is a one-line error naming the file."""
+    where = str(path)
+    try:
+        text = path.read_text()
+    except OSError as e:
+        raise UserError(f"cannot read the trace file: {e.strerror}", path=where) from None
+    try:
+        doc = json.loads(text)
+    except ValueError as e:
+        raise UserError(f"not JSON ({e.msg}); give a .trace.json file written by 'klpmodel verify --out DIR'",
+                        path=where, line=getattr(e, "lineno", None)) from None
+    if isinstance(doc, dict) and "#meta" in doc and "states" in doc:
+        raise UserError("this is the ITF form of a trace (for trace viewers); give the .trace.json file "
+                        "written beside it", path=where)
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise UserError(f"not a klpmodel trace file (no \"format\": \"{FORMAT}\"); give a .trace.json file "
+                        f"written by 'klpmodel verify --out DIR'", path=where)
+    if doc.get("version") != VERSION:
+        raise UserError(f"trace format version {doc.get('version')!r} is not supported (this klpmodel reads "
+                        f"version {VERSION}); write the trace again with this klpmodel's verify --out", path=where)
+    try:
+        if doc["property"] not in BY_NAME:
+            raise UserError(f"unknown property '{doc['property']}'", path=where)
+        ops, choices = [], []
+        for n, step in enumerate(doc["steps"], 1):
+            word, _, arg = str(step["operation"]).partition(" ")
+            if word not in OP_WORDS:
+                raise UserError(f"step {n}: unknown operation '{step['operation']}'; a trace step is one of: "
+                                f"{', '.join(OP_WORDS)}", path=where)
+            ops.append(Op(word, arg or None))
+            choices.append(tuple((c["patch"], c["object"], c["callback"], int(c["line"]), c["statement"])
+                                 for c in step["choices"]))
+        if not ops:
+            raise UserError("the trace has no steps", path=where)
+        if not isinstance(doc["spec"]["path"], str) or not isinstance(doc["spec"]["sha256"], str):
+            raise TypeError("spec")
+    except (KeyError, TypeError, ValueError) as e:
+        raise UserError(f"malformed trace file (missing or wrong field {e}); write it again with "
+                        f"'klpmodel verify --out DIR'", path=where) from None
+    return TraceFile(where, doc, tuple(ops), tuple(choices))
+
+
+def spec_for(t: TraceFile, given: Path | None) -> Spec:
+    """The spec a trace runs against: --spec if given, else the path recorded in the trace
+    (as given to verify, relative to the working directory, else to the trace's folder)."""
+    if given is not None:
+        return load_spec(given)
+    recorded = Path(t.doc["spec"]["path"])
+    for candidate in (recorded, Path(t.path).parent / recorded.name):
+        if candidate.is_file():
+            return load_spec(candidate)
+    raise UserError(f"the spec '{recorded}' recorded in the trace is not found; give it with --spec FILE",
+                    path=t.path)
+
+
+# ------------------------------------------------------------------ running again
+
+@dataclass(frozen=True)
+class Rerun:
+    """A trace run again against a spec."""
+    steps: tuple[Step, ...]          # the steps that ran
+    stopped: str | None              # why step len(steps)+1 could not run as recorded (None: all ran)
+    broken_at: int | None            # first step (1-based) where the trace's property breaks
+
+
+def _match(m: Model, key: tuple) -> tuple | None:
+    """The recorded failing statement in the current spec: same patch, object, callback and
+    statement text; the recorded line if it still holds that text, else the same occurrence."""
+    patch, obj, callback, line, text = key
+    try:
+        src = next(o for o in m.spec.patch(patch).objects if o.name == obj).cb(callback)
+    except StopIteration:
+        return None
+    same = [st for st in src if st.text == text]
+    exact = [st for st in same if st.line == line]
+    pick = exact[0] if exact else (same[0] if len(same) == 1 else None)
+    return None if pick is None else (patch, obj, callback, pick.line, pick.text)
+
+
+def rerun(m: Model, t: TraceFile) -> Rerun:
+    state = interp.initial(m)
+    steps: list[Step] = []
+    broken_at = None
+    names = {"patch": {p.name for p in m.P}, "target module": set(m.module_names)}
+    for n, (op, failed) in enumerate(zip(t.ops, t.choices, strict=True), 1):
+        kind = {"load": "patch", "disable": "patch", "rmmod": "patch",
+                "modload": "target module", "modunload": "target module"}.get(op.word)
+        if kind and op.arg not in names[kind]:
+            return Rerun(tuple(steps), f"step {n} '{op}': the spec has no {kind} '{op.arg}' any more", broken_at)
+        why = interp.refusal(m, state, op)
+        if why is not None:
+            return Rerun(tuple(steps), f"step {n} '{op}': the kernel refuses it now ({why})", broken_at)
+        wanted = {}
+        for key in failed:
+            now = _match(m, key)
+            if now is None:
+                return Rerun(tuple(steps), f"step {n} '{op}': the statement that failed there, "
+                                           f"'{key[4]}' in {key[0]}/{key[1]} {key[2]} (line {key[3]}), "
+                                           f"is not in the spec any more", broken_at)
+            wanted[now] = True
+        out = interp.apply(m, state, op, wanted)
+        unused = [k for k in wanted if k not in out.choices]
+        if unused:
+            k = unused[0]
+            return Rerun(tuple(steps), f"step {n} '{op}': the statement that failed there, '{k[4]}' "
+                                       f"(line {k[3]}), no longer runs in this step", broken_at)
+        steps.append(Step(op, tuple(out.failed_choices), tuple(out.events), state, out.state,
+                          tuple(out.violations)))
+        state = out.state
+        if broken_at is None and any(p == t.property for p, _ in out.violations):
+            broken_at = n
+    return Rerun(tuple(steps), None, broken_at)
+
+
+def violation_of(t: TraceFile, run: Rerun) -> Violation:
+    """The rerun as a Violation (up to the step where the property broke), for the reports."""
+    upto = run.broken_at or len(run.steps)
+    return Violation(t.property, upto, run.steps[:upto], t.doc.get("reason"), int(t.doc.get("index", 1)))

@@ -56,7 +56,7 @@ def main(version: bool = typer.Option(False, "--version", callback=_version, is_
 @app.command()
 def verify(
     spec: Path = typer.Argument(..., metavar="SPEC", help="The spec (.toml) of a livepatch series."),
-    depth: int | None = typer.Option(None, "--depth", "-d", help="Longest operation sequence explored (default: [check] depth, else 8)."),
+    depth: int | None = typer.Option(None, "--depth", "-d", help="Longest operation sequence explored (default: the spec's check.depth, else 8)."),
     property: list[str] | None = typer.Option(None, "--property", "-p", help="Check only this property (repeatable)."),
     timeout: float | None = typer.Option(None, "--timeout", help="Give up after this many seconds (exit 3 with what was found)."),
     format: Format = typer.Option(Format.text, "--format", "-f", help="Output format."),
@@ -322,6 +322,8 @@ def review(
     depth: int | None = typer.Option(None, "--depth", "-d", help="Longest operation sequence explored (default: the spec's check.depth, else 8)."),
     engine: Engine = typer.Option(Engine.auto, "--engine", "-e", help="Engine for the property verdicts (pairs and coverage always use explicit)."),
     stats: bool = typer.Option(False, "--stats", help="Add timings (output is then not byte-for-byte reproducible)."),
+    traces: Path | None = typer.Option(None, "--traces", metavar="DIR",
+                                       help="Also write the trace file (JSON and ITF) of every violation shown into DIR."),
 ):
     """A design review of the series in Markdown: patches, compatibility matrix, upgrade and
     downgrade paths, property verdicts, coverage, lifecycle."""
@@ -337,7 +339,14 @@ def review(
         s = load_spec(spec)
         command = "klpmodel review " + str(spec) + (f" --depth {depth}" if depth is not None else "") \
             + (f" --engine {engine.value}" if engine is not Engine.auto else "")
-        text = rv.markdown(rv.review(s, depth=depth, engine=engine.value), stats=stats, command=command)
+        if traces is not None:
+            from .traces import check_out_dir
+            check_out_dir(traces)
+            command += f" --traces {traces}"
+        result = rv.review(s, depth=depth, engine=engine.value)
+        if traces is not None:
+            rv.write_traces(result, traces)
+        text = rv.markdown(result, stats=stats, command=command)
         if output is None:
             sys.stdout.write(text)
         else:

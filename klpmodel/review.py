@@ -21,6 +21,7 @@ import textwrap
 import time
 from collections import Counter
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 from . import graph, interp, kernel, klog, report
 from .backend import Concrete
@@ -31,13 +32,24 @@ from .simulate import format_run, parse_run, simulate
 from .spec import Spec
 from .verify import AUTO_STATE_BUDGET, Result, Step, Violation, replay, verify
 
-# --------------------------------------------------------------------------- hooks
+# --------------------------------------------------------------------------- trace files
 
 
-def trace_file_for(violation: Violation) -> str | None:
-    """The file holding this violation's trace, when one was written (`verify --out DIR`);
-    None: the review then shows only the `simulate --run` line that replays it."""
-    return None
+def write_traces(rv: Review, out: Path) -> None:
+    """Write the trace file of every violation the review shows (`review --traces DIR`), each
+    run on the whole series so that explain/replay/kselftest read it against the spec itself:
+    verify's as PROPERTY.trace.json, a pair's as pair-P-Q-PROPERTY.trace.json."""
+    from .traces import file_stem, write_files
+
+    items = [(v, file_stem(v), v) for v in rv.result.violations]
+    for x in rv.pairs:
+        for v in x.violations:
+            ops = [s.op for s in v.trace]
+            whole = replay(rv.model, ops, [dict.fromkeys(s.failed, True) for s in v.trace], None, v.property)
+            items.append((Violation(v.property, len(whole), whole), f"pair-{x.installed}-{x.loaded}-{v.property}", v))
+    written = write_files(rv.model, [(w, stem) for w, stem, _ in items], out, rv.result.engine, rv.depth)
+    for (_, _, shown), (_, pj, _) in zip(items, written, strict=True):
+        rv.files[id(shown)] = str(pj)
 
 
 # --------------------------------------------------------------------------- running the model
@@ -308,6 +320,7 @@ class Review:
     moves: list[Move]
     coverage: Coverage
     seconds: dict = field(default_factory=dict)
+    files: dict = field(default_factory=dict)      # id(violation shown) -> its trace file (write_traces)
 
 
 def review(spec: Spec, *, depth: int | None = None, engine: str = "auto") -> Review:
@@ -374,7 +387,7 @@ def _violation_block(rv: Review, m: Model, v: Violation, level: int = 0) -> list
         out += [""] + _wrap("This line does not reproduce it: its fail= cannot single out the failing "
                             "statement (two fallible statements on one spec line); the trace below can.",
                             pad, pad)
-    path = trace_file_for(v)
+    path = rv.files.get(id(v))
     if path:
         out += ["", f"{pad}Trace file: `{path}`"]
     out += ["", f"{pad}```text", *[pad + line for line in report.violation_text(m, v)], f"{pad}```", ""]

@@ -58,18 +58,18 @@ def _raw(state: dict) -> dict:
     return {k: (bool(v) if isinstance(v, bool) else int(v)) for k, v in state.items()}
 
 
-def document(r: Result, v: Violation) -> dict:
+def document(m: Model, v: Violation, engine: str, verify_depth: int) -> dict:
     """The JSON trace file of one counterexample (schema: docs/trace-format.md)."""
     from .report import broke, violation_json
 
-    m, spec = r.model, r.spec
+    spec = m.spec
     detail = violation_json(m, v)
     doc = {
         "format": FORMAT, "version": VERSION, "generator": f"klpmodel {__version__}",
         "spec": {"path": spec.path, "name": spec.name, "kernel": spec.kernel, "sha256": spec.digest},
         "property": v.property, "seed": BY_NAME[v.property].seed,
         "violated_when": BY_NAME[v.property].violated_when,
-        "depth": v.depth, "index": v.index, "engine": r.engine, "verify_depth": r.depth,
+        "depth": v.depth, "index": v.index, "engine": engine, "verify_depth": verify_depth,
         "broken_by": broke(m, v),
         "initial": {"summary": summary(m, v.trace[0].before), "state": _raw(v.trace[0].before)},
         "steps": [{"operation": str(step.op),
@@ -100,10 +100,9 @@ def _itf_value(v):
 ITF_VARS = ("mbt::actionTaken", "mbt::nondetPicks", "patches", "system", "modules", "data", "model")
 
 
-def itf(r: Result, v: Violation) -> dict:
+def itf(m: Model, v: Violation) -> dict:
     """The same counterexample in the Informal Trace Format (Apalache ADR-015, Quint's
     `mbt::actionTaken` / `mbt::nondetPicks` for the operation and the failed statements)."""
-    m = r.model
 
     def state(n: int, action: str, picks: list[str], st: dict) -> dict:
         s = summary(m, st)
@@ -115,9 +114,9 @@ def itf(r: Result, v: Violation) -> dict:
     states = [state(0, "init", [], v.trace[0].before)]
     states += [state(n, str(step.op), [choice_text(k) for k in step.failed], step.after)
                for n, step in enumerate(v.trace, 1)]
-    return {"#meta": {"format": "ITF", "format-description": ITF_DESCRIPTION, "source": r.spec.path,
+    return {"#meta": {"format": "ITF", "format-description": ITF_DESCRIPTION, "source": m.spec.path,
                       "description": f"klpmodel {__version__}: {v.property} counterexample "
-                                     f"{v.index} ({v.depth} operations) of {r.spec.name}",
+                                     f"{v.index} ({v.depth} operations) of {m.spec.name}",
                       "status": "violation"},
             "vars": list(ITF_VARS),
             "states": states}
@@ -134,12 +133,17 @@ def check_out_dir(out: Path) -> None:
 
 
 def write_all(r: Result, out: Path) -> list[tuple[Violation, Path, Path]]:
-    """Write every reported counterexample. Only files klpmodel wrote before (a trace file
-    of the same name) are replaced; any other file in the way is an error, nothing is lost."""
+    """Write every counterexample of a verify run (PROPERTY[-N].trace.json / .itf.json)."""
+    return write_files(r.model, [(v, file_stem(v)) for v in r.violations + r.more], out, r.engine, r.depth)
+
+
+def write_files(m: Model, items: list[tuple[Violation, str]], out: Path, engine: str,
+                verify_depth: int) -> list[tuple[Violation, Path, Path]]:
+    """Write STEM.trace.json and STEM.itf.json per (violation, stem). Only files klpmodel wrote
+    before are replaced; any other file in the way is an error, and then nothing is written."""
     check_out_dir(out)
     todo = []
-    for v in r.violations + r.more:
-        stem = file_stem(v)
+    for v, stem in items:
         paths = out / f"{stem}.trace.json", out / f"{stem}.itf.json"
         for p in paths:
             if p.exists() and not _ours(p):
@@ -149,8 +153,8 @@ def write_all(r: Result, out: Path) -> list[tuple[Violation, Path, Path]]:
     try:
         out.mkdir(parents=True, exist_ok=True)
         for v, pj, pi in todo:
-            pj.write_text(json.dumps(document(r, v), indent=2) + "\n")
-            pi.write_text(json.dumps(itf(r, v), indent=2) + "\n")
+            pj.write_text(json.dumps(document(m, v, engine, verify_depth), indent=2) + "\n")
+            pi.write_text(json.dumps(itf(m, v), indent=2) + "\n")
     except OSError as e:
         raise UserError(f"--out {out}: cannot write the trace files: {e.strerror}") from None
     return todo

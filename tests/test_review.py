@@ -153,9 +153,18 @@ def test_matrix_cells_and_counts_in_the_markdown():
     assert "The series has one patch: there is no pair to load." in one
 
 
-def test_hook_for_trace_files_is_there_and_unwired():
-    bad = pairs(SPECS / "no-leak-bad.toml")[("lp_v1", "lp_v2")]
-    assert rv.trace_file_for(bad.violations[0]) is None
+def test_traces_writes_a_trace_file_per_violation_shown_and_explain_reads_it(tmp_path):
+    d = tmp_path / "t"
+    p = cli("review", "specs/no-leak-bad.toml", "--traces", str(d))
+    assert p.returncode == 0, p.stderr
+    assert sorted(x.name for x in d.iterdir()) == ["no-leak.itf.json", "no-leak.trace.json",
+                                                   "pair-lp_v1-lp_v2-no-leak.itf.json",
+                                                   "pair-lp_v1-lp_v2-no-leak.trace.json"]
+    assert f"Trace file: `{d / 'pair-lp_v1-lp_v2-no-leak.trace.json'}`" in p.stdout
+    assert f"Trace file: `{d / 'no-leak.trace.json'}`" in p.stdout
+    e = cli("explain", str(d / "pair-lp_v1-lp_v2-no-leak.trace.json"))
+    assert e.returncode == 0 and "violated: no-leak after step 4" in e.stdout
+    assert "Trace file:" not in cli("review", "specs/no-leak-bad.toml").stdout      # only when asked
 
 
 # ---------------------------------------------------------------- the engine options the matrix uses

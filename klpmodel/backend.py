@@ -78,6 +78,27 @@ class Concrete:
             self.events.append(ev)
 
 
+class Tracking(Concrete):
+    """A concrete run (no events) that notes what it depends on: the variables of the state
+    it started from that it read, with their values, in the order first read (`reads`,
+    which several runs may share), and the variables it wrote. The rules are deterministic,
+    so any state with those values gives the same run (interp.Memo relies on it)."""
+
+    def __init__(self, state: dict, choose, reads: dict):
+        super().__init__(state, choose, record=False)
+        self.reads = reads
+        self.written: set[str] = set()
+
+    def get(self, name: str):
+        if name not in self.reads and name not in self.written:
+            self.reads[name] = self.st[name]
+        return self.st[name]
+
+    def set(self, name: str, value):
+        self.written.add(name)
+        self.st[name] = value
+
+
 class Symbolic:
     """Symbolic run: builds Z3 terms over the pre-state constants it was given."""
 

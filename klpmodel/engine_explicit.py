@@ -9,6 +9,7 @@ exhausted: what was not violated holds for sequences of any length.
 from __future__ import annotations
 
 import time
+from operator import itemgetter
 
 from . import interp
 from .engine_z3 import RawTrace, Search
@@ -20,69 +21,96 @@ class Symmetry:
     (Model.interchangeable: the rules never read a name) and renumbering block slots (a
     slot's number only matters through pointer equality) are one state. Renaming maps runs
     to runs with the same violations at the same steps, so verdicts and shortest depths are
-    unchanged (tests/test_engine.py compares with the unreduced search and with Z3)."""
+    unchanged (tests/test_engine.py compares with the unreduced search and with Z3).
+
+    Works on state tuples (the values of Model.vars in order, as the search stores them);
+    every variable name is resolved to its index once, here."""
 
     def __init__(self, m: Model):
         self.m = m
+        ix = {v: k for k, v in enumerate(m.vars)}
         self.groups = [[m.P[i].name for i in g] for g in m.interchangeable()]
-        self.local = {}
+        self.local: dict[str, list[int]] = {}
+        self.getters = {}                   # patch -> its local variables' values, as a tuple
+        self.pointers = {}                  # patch -> [(place in that tuple, its slots' (live, cont))]
         for p in m.P:                       # a patch's own variables, aligned across a group
             names = [f"phase[{p.name}]", f"pos[{p.name}]", f"forced[{p.name}]"]
             names += [f"pue[{p.name}.{o.name}]" for o in p.objects]
+            keyvars = [(ix[v], None) for v in names]
             for st in sorted(dict(p.states)):
-                names += [f"ptr[{p.name}.{st}]", f"snap_kind[{p.name}.{st}]", f"snap_cont[{p.name}.{st}]"]
-            names += [f"param[{p.name}.{n}]" for n, _ in p.params]
-            self.local[p.name] = names
-        # for sorting: each local variable, and for a pointer its state's slot variables
-        self.keyvars = {p: [(v, [(f"live[{v[v.index('.') + 1:-1]}#{j}]", f"cont[{v[v.index('.') + 1:-1]}#{j}]")
-                                 for j in range(m.slots[v[v.index('.') + 1:-1]])] if v.startswith("ptr[") else None)
-                            for v in names] for p, names in self.local.items()}
-        self.ptrs = {s: [f"ptr[{p.name}.{s}]" for p in m.P if p.version(s) is not None] for s in m.state_names}
+                # for sorting: a pointer is compared by what it points at (live or freed, content)
+                slots = [(ix[f"live[{st}#{j}]"], ix[f"cont[{st}#{j}]"]) for j in range(m.slots[st])]
+                group = [f"ptr[{p.name}.{st}]", f"snap_kind[{p.name}.{st}]", f"snap_cont[{p.name}.{st}]"]
+                names += group
+                keyvars += [(ix[group[0]], slots), (ix[group[1]], None), (ix[group[2]], None)]
+            params = [f"param[{p.name}.{n}]" for n, _ in p.params]
+            names += params
+            keyvars += [(ix[v], None) for v in params]
+            self.local[p.name] = [ix[v] for v in names]
+            self.getters[p.name] = itemgetter(*self.local[p.name])      # 3+ variables: a tuple
+            self.pointers[p.name] = [(at, slots) for at, (_, slots) in reversed(list(enumerate(keyvars)))
+                                     if slots is not None]
+        # per state with 2+ slots: its slots' (live, cont) indices, and its pointers in spec order
+        self.slotvars = [([(ix[f"live[{s}#{j}]"], ix[f"cont[{s}#{j}]"]) for j in range(m.slots[s])],
+                          [ix[f"ptr[{p.name}.{s}]"] for p in m.P if p.version(s) is not None])
+                         for s in m.state_names if m.slots[s] >= 2]
 
-    def _sortkey(self, state: dict, name: str) -> tuple:
-        out = []
-        for v, slots in self.keyvars[name]:
-            value = state[v]
-            if slots is None:
-                out.append(int(value))
-            elif value == 0:
-                out.append((0, 0))
+    def _sortkey(self, state: tuple, name: str) -> tuple:
+        """How the members of a group are ordered: their own variables in `local` order,
+        a pointer as (0, 0) when NULL, else (1 live / 2 freed, content) of its block (the
+        pair is spliced in flat: every member has it at the same place)."""
+        key = self.getters[name](state)
+        for at, slots in self.pointers[name]:             # from the last one: `at` stays valid
+            value = key[at]
+            if value == 0:
+                key = key[:at] + (0, 0) + key[at + 1:]
             else:
                 live, cont = slots[value - 1]
-                out.append((1 + (not state[live]), state[cont]))
-        return tuple(out)
+                key = key[:at] + (1 + (not state[live]), state[cont]) + key[at + 1:]
+        return key
 
-    def canon(self, state: dict) -> tuple[dict, dict]:
-        """(the canonical state, renaming: patch name in `state` -> name in the result)."""
-        m, st, ren = self.m, dict(state), {}
+    def canon(self, state: tuple) -> tuple[tuple, tuple]:
+        """(the canonical state, how it was renamed: per group, its members in the order
+        they were mapped onto the group; `renaming` turns that into names)."""
+        st, perm = None, []
         for g in self.groups:
-            order = sorted(g, key=lambda n: self._sortkey(state, n))
-            for target, source in zip(g, order, strict=True):
-                for v, w in zip(self.local[target], self.local[source], strict=True):
-                    st[v] = state[w]
-                ren[source] = target
-        for s in m.state_names:
-            slots = m.slots[s]
-            if slots < 2:
+            keys = [self._sortkey(state, n) for n in g]
+            if all(keys[i] <= keys[i + 1] for i in range(len(g) - 1)):
+                perm.append(g)                  # already in order (a stable sort keeps it)
                 continue
+            order = [g[i] for i in sorted(range(len(g)), key=keys.__getitem__)]
+            perm.append(order)
+            if st is None:
+                st = list(state)
+            for target, source in zip(g, order, strict=True):
+                if target != source:
+                    for v, w in zip(self.local[target], self.local[source], strict=True):
+                        st[v] = state[w]
+        for lc, ptrs in self.slotvars:
+            cur = st if st is not None else state
             seen: list[int] = []
-            for v in self.ptrs[s]:
-                ptr = st[v]
+            for v in ptrs:
+                ptr = cur[v]
                 if ptr and ptr - 1 not in seen:
                     seen.append(ptr - 1)
             if all(j == i for i, j in enumerate(seen)):
                 continue                        # referenced slots already come first, in order
-            order = seen + [j for j in range(slots) if j not in seen]
+            if st is None:
+                st = list(state)
+            order = seen + [j for j in range(len(lc)) if j not in seen]
             new = {old: i for i, old in enumerate(order)}
-            lives = [st[f"live[{s}#{j}]"] for j in order]
-            conts = [st[f"cont[{s}#{j}]"] for j in order]
-            for i in range(slots):
-                st[f"live[{s}#{i}]"], st[f"cont[{s}#{i}]"] = lives[i], conts[i]
-            for p in m.P:
-                ptr = st.get(f"ptr[{p.name}.{s}]", 0)
-                if ptr:
-                    st[f"ptr[{p.name}.{s}]"] = new[ptr - 1] + 1
-        return st, ren
+            moved = [(st[lc[j][0]], st[lc[j][1]]) for j in order]
+            for (live, cont), (lv, cv) in zip(lc, moved, strict=True):
+                st[live], st[cont] = lv, cv
+            for v in ptrs:
+                if st[v]:
+                    st[v] = new[st[v] - 1] + 1
+        return (state if st is None else tuple(st)), tuple(perm)
+
+    def renaming(self, perm: tuple) -> dict:
+        """Patch name in the state given to `canon` -> name in its result."""
+        return {source: target for g, order in zip(self.groups, perm, strict=True)
+                for target, source in zip(g, order, strict=True)}
 
 
 def _rename_op(op: Op, names: dict) -> Op:
@@ -113,6 +141,7 @@ class ExplicitEngine:
         self.sym = Symmetry(model) if symmetry and not keep_graph else None
         self.max_states = max_states
         self.names = list(model.vars)
+        self.memo = interp.Memo(model)
         self.states = 0
         self.diameter = 0
         self.keep_graph = keep_graph
@@ -121,42 +150,42 @@ class ExplicitEngine:
         self.values: dict[tuple, dict] = {}   # key -> state
 
     def key(self, state: dict) -> tuple:
+        """A state as the search stores it: the values of Model.vars, in order."""
         return tuple(state[v] for v in self.names)
 
     def run(self, depth: int, props: list[str], timeout: float | None = None) -> Search:
-        m = self.m
+        m, sym, names = self.m, self.sym, self.names
+        memo = self.memo
         start = time.perf_counter()
         res = Search()
         open_props = set(props)
-        s0 = interp.initial(m)
-        if self.sym:
-            s0, _ = self.sym.canon(s0)
-        k0 = self.key(s0)
+        k0 = self.key(interp.initial(m))
+        if sym:
+            k0, _ = sym.canon(k0)
         parent: dict[tuple, tuple | None] = {k0: None}   # key -> (parent key, op, choices, renaming)
-        frontier = [(k0, s0)]
+        frontier = [k0]
         if self.keep_graph:
-            self.level[k0], self.values[k0] = 0, s0
+            self.level[k0], self.values[k0] = 0, dict(zip(names, k0, strict=True))
         for d in range(1, depth + 1):
             nxt = []
-            for k, state in frontier:
+            for k in frontier:
                 if timeout is not None and time.perf_counter() - start > timeout:
                     res.unknown = "timeout"
                     return self._done(res, parent, d - 1)
-                for op in interp.possible(m, state):
-                    for out in interp.outcomes(m, state, op, record=False):
-                        for p, _ in out.violations:
+                for op in memo.possible(k):
+                    for after, choices, violations in memo.outcomes(k, op):
+                        for p, _ in violations:
                             if p in open_props and p not in res.found:
-                                res.found[p] = (d, self._trace(parent, k, op, out.choices))
-                        after, ren = self.sym.canon(out.state) if self.sym else (out.state, {})
-                        kk = self.key(after)
+                                res.found[p] = (d, self._trace(parent, k, op, choices))
+                        kk, perm = sym.canon(after) if sym else (after, None)
                         if kk not in parent:
-                            parent[kk] = (k, op, out.choices, ren)
-                            nxt.append((kk, after))
+                            parent[kk] = (k, op, choices, sym.renaming(perm) if sym else {})
+                            nxt.append(kk)
                             if self.keep_graph:
-                                self.level[kk], self.values[kk] = d, out.state
+                                self.level[kk], self.values[kk] = d, dict(zip(names, after, strict=True))
                         if self.keep_graph:
-                            self.edges.append((k, kk, op, tuple(out.failed_choices),
-                                               tuple(sorted({p for p, _ in out.violations}))))
+                            self.edges.append((k, kk, op, tuple(c for c, v in choices.items() if v),
+                                               tuple(sorted({p for p, _ in violations}))))
                 if self.max_states is not None and len(parent) > self.max_states:
                     res.unknown = f"more than {self.max_states} states"
                     return self._done(res, parent, d - 1)

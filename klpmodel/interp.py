@@ -8,7 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from . import kernel
-from .backend import Concrete
+from .backend import Concrete, Tracking
+from .errors import InternalError
 from .kernel import Model, Op
 
 
@@ -40,9 +41,10 @@ def refusal(model: Model, state: dict, op: Op) -> str | None:
     return kernel.refusal(model, Concrete(state), op)
 
 
-def apply(model: Model, state: dict, op: Op, choices=None, record: bool = True) -> Outcome:
+def apply(model: Model, state: dict, op: Op, choices=None, record: bool = True, backend=None) -> Outcome:
     """Run op with the given choices: a dict (missing keys: the statement does not fail)
-    or a function of the key. `record=False` skips the events (for searches)."""
+    or a function of the key. `record=False` skips the events (for searches); `backend`
+    makes the context of the run (default Concrete)."""
     pick = choices if callable(choices) else (lambda key, d=dict(choices or {}): d.get(key, False))
     seen: dict[tuple, bool] = {}
 
@@ -50,18 +52,18 @@ def apply(model: Model, state: dict, op: Op, choices=None, record: bool = True) 
         seen[key] = bool(pick(key))
         return seen[key]
 
-    c = Concrete(dict(state), choose, record)
+    c = Concrete(dict(state), choose, record) if backend is None else backend(dict(state), choose)
     kernel.step(model, c, op)
     return Outcome(op, c.st, seen, c.violations, c.events)
 
 
-def outcomes(model: Model, state: dict, op: Op, record: bool = True) -> list[Outcome]:
+def outcomes(model: Model, state: dict, op: Op, record: bool = True, backend=None) -> list[Outcome]:
     """Every outcome of op: a depth-first walk over the choices it consults, in the order
     it consults them (a run's fixed choices are always a prefix of that order)."""
     out, todo = [], [{}]
     while todo:
         fixed = todo.pop()
-        o = apply(model, state, op, fixed, record)
+        o = apply(model, state, op, fixed, record, backend)
         out.append(o)
         keys = list(o.choices)
         for n, k in enumerate(keys):
@@ -70,3 +72,85 @@ def outcomes(model: Model, state: dict, op: Op, record: bool = True) -> list[Out
                 alt[k] = True
                 todo.append(alt)
     return out
+
+
+class Memo:
+    """`possible` and `outcomes` for the explicit search, on state tuples (the values of
+    Model.vars in order), memoized exactly.
+
+    Both are deterministic functions of the state variables the rules read (through the
+    backend's `get`; choices are enumerated from the state alone). A run with
+    `backend.Tracking` notes those variables and their values in the order first read;
+    the answer is stored in a trie keyed by those values in that order. A later state
+    walks the trie reading its own values: where it reaches the answer, a run of the rules
+    on it would read exactly the same values, so it would give the same answer. States
+    that differ only in variables the rules do not read for that operation (the list
+    order for `rmmod`, the data of other patches for `reverse`, ...) share one run. An
+    outcome is stored as the variables the run wrote, applied to the state it is used on."""
+
+    _MISS = ()
+
+    def __init__(self, model: Model):
+        self.m = model
+        self.names = tuple(model.vars)
+        self.index = {v: i for i, v in enumerate(self.names)}
+        self.tries: dict = {}       # None (possible) or an op -> trie: [index, {value: subtrie}] or (answer,)
+        self.hits = self.misses = 0
+
+    def _find(self, key, k: tuple):
+        node = self.tries.get(key)
+        while node.__class__ is list:
+            node = node[1].get(k[node[0]])
+        return node
+
+    def _store(self, key, reads: dict, answer) -> None:
+        holder, slot = self.tries, key
+        for name, value in reads.items():
+            node = holder.get(slot)
+            if node is None:
+                node = holder[slot] = [self.index[name], {}]
+            elif node.__class__ is not list or node[0] != self.index[name]:
+                raise InternalError(f"memo: two runs that read the same values went on to read "
+                                    f"different variables ({name}): the rules are not deterministic")
+            holder, slot = node[1], value
+        if slot in holder:
+            raise InternalError("memo: a run was repeated for values already stored")
+        holder[slot] = (answer,)
+
+    def possible(self, k: tuple) -> tuple[Op, ...]:
+        hit = self._find(None, k)
+        if hit is not None:
+            self.hits += 1
+            return hit[0]
+        self.misses += 1
+        reads: dict = {}
+        answer = tuple(kernel.possible(self.m, Tracking(dict(zip(self.names, k, strict=True)), None, reads), self.m.ops))
+        self._store(None, reads, answer)
+        return answer
+
+    def outcomes(self, k: tuple, op: Op) -> list[tuple[tuple, dict, list]]:
+        """[(state after, choices consulted with their values, violations)] of op from k."""
+        hit = self._find(op, k)
+        if hit is not None:
+            self.hits += 1
+            answer = hit[0]
+        else:
+            self.misses += 1
+            reads: dict = {}
+            runs: list[Tracking] = []
+
+            def backend(state, choose):
+                runs.append(Tracking(state, choose, reads))
+                return runs[-1]
+
+            outs = outcomes(self.m, dict(zip(self.names, k, strict=True)), op, record=False, backend=backend)
+            answer = tuple((tuple((self.index[v], c.st[v]) for v in sorted(c.written, key=self.index.__getitem__)),
+                            o.choices, o.violations) for c, o in zip(runs, outs, strict=True))
+            self._store(op, reads, answer)
+        out = []
+        for writes, choices, violations in answer:
+            st = list(k)
+            for i, v in writes:
+                st[i] = v
+            out.append((tuple(st), choices, violations))
+        return out

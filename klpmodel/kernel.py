@@ -122,6 +122,7 @@ class VarNames:
         P = m.P
         self.phase = tuple(f"phase[{p.name}]" for p in P)
         self.pos = tuple(f"pos[{p.name}]" for p in P)
+        self.list_vars = tuple(name for i in range(m.n) for name in (self.phase[i], self.pos[i]))
         self.forced = tuple(f"forced[{p.name}]" for p in P)
         self.pue = tuple(tuple(f"pue[{p.name}.{o.name}]" for o in p.objects) for p in P)
         self.ptr = tuple({s: f"ptr[{p.name}.{s}]" for s, _ in p.states} for p in P)
@@ -265,7 +266,6 @@ class _Rules:
         self.m, self.c, self.v = m, c, m.v
         self.frozen = frozen            # the state will not change: memoized values stay valid
         self._memo: dict = {}
-        self._list_vars = [name for i in range(m.n) for name in (m.v.phase[i], m.v.pos[i])]
 
     def memo(self, key, fn):
         """Reuse a value derived from the list (phases and positions) while those variables
@@ -276,7 +276,7 @@ class _Rules:
             return self._memo[key][1]
         if not self.c.symbolic:                 # cheaper to recompute than to compare
             return fn()
-        deps = tuple(self.c.get(v) for v in self._list_vars)
+        deps = tuple(self.c.get(v) for v in self.v.list_vars)
         hit = self._memo.get(key)
         if hit is not None and (hit[0] == deps if not self.c.symbolic
                                 else all(a is b for a, b in zip(hit[0], deps, strict=True))):
@@ -366,12 +366,16 @@ class _Rules:
     def kind(self, p, s):
         """0 NULL, 1 live, 2 freed."""
         c, k = self.c, 0
+        if not c.symbolic:                  # the same, reading only the slot p points at
+            return 0 if p == 0 else (1 if c.get(self.v.live[s][p - 1]) else 2)
         for j, live in enumerate(self.v.live[s]):
             k = c.ite(self.slot_is(p, j), c.ite(c.get(live), 1, 2), k)
         return k
 
     def content(self, p, s):
         c, v = self.c, ZERO
+        if not c.symbolic:                  # the same, reading only the slot p points at
+            return v if p == 0 else c.get(self.v.cont[s][p - 1])
         for j, cont in enumerate(self.v.cont[s]):
             v = c.ite(self.slot_is(p, j), c.get(cont), v)
         return v

@@ -31,6 +31,7 @@ class Symmetry:
         ix = {v: k for k, v in enumerate(m.vars)}
         self.groups = [[m.P[i].name for i in g] for g in m.interchangeable()]
         self.local: dict[str, list[int]] = {}
+        self.keyvars: dict[str, list] = {}
         self.getters = {}                   # patch -> its local variables' values, as a tuple
         self.pointers = {}                  # patch -> [(place in that tuple, its slots' (live, cont))]
         for p in m.P:                       # a patch's own variables, aligned across a group
@@ -47,13 +48,26 @@ class Symmetry:
             names += params
             keyvars += [(ix[v], None) for v in params]
             self.local[p.name] = [ix[v] for v in names]
+            self.keyvars[p.name] = keyvars
             self.getters[p.name] = itemgetter(*self.local[p.name])      # 3+ variables: a tuple
             self.pointers[p.name] = [(at, slots) for at, (_, slots) in reversed(list(enumerate(keyvars)))
                                      if slots is not None]
         # per state with 2+ slots: its slots' (live, cont) indices, and its pointers in spec order
-        self.slotvars = [([(ix[f"live[{s}#{j}]"], ix[f"cont[{s}#{j}]"]) for j in range(m.slots[s])],
-                          [ix[f"ptr[{p.name}.{s}]"] for p in m.P if p.version(s) is not None])
-                         for s in m.state_names if m.slots[s] >= 2]
+        self.slotvars = []
+        for s in m.state_names:
+            if m.slots[s] >= 2:
+                ptrs = [ix[f"ptr[{p.name}.{s}]"] for p in m.P if p.version(s) is not None]
+                self.slotvars.append(([(ix[f"live[{s}#{j}]"], ix[f"cont[{s}#{j}]"]) for j in range(m.slots[s])],
+                                      ptrs, frozenset(ptrs)))
+        # per group: every variable its order depends on (the members' own, their states' slots)
+        self.keyed = []
+        for g in self.groups:
+            keyed: set[int] = set()
+            for n in g:
+                for v, slots in self.keyvars[n]:
+                    keyed.add(v)
+                    keyed.update(x for pair in slots or () for x in pair)
+            self.keyed.append(frozenset(keyed))
 
     def _sortkey(self, state: tuple, name: str) -> tuple:
         """How the members of a group are ordered: their own variables in `local` order,
@@ -69,24 +83,36 @@ class Symmetry:
                 key = key[:at] + (1 + (not state[live]), state[cont]) + key[at + 1:]
         return key
 
-    def canon(self, state: tuple) -> tuple[tuple, tuple]:
+    def canon(self, state: tuple, changed: frozenset | None = None) -> tuple[tuple, tuple]:
         """(the canonical state, how it was renamed: per group, its members in the order
-        they were mapped onto the group; `renaming` turns that into names)."""
+        they were mapped onto the group; `renaming` turns that into names).
+
+        `changed`: when `state` is a canonical state with only these variables (indices)
+        assigned, a group none of whose sort-key variables changed is still in order, and a
+        state's slots whose pointers neither changed nor were renamed are still numbered in
+        order: they are not looked at again (the result is the same)."""
         st, perm = None, []
-        for g in self.groups:
+        moved_groups = False
+        for g, keyed in zip(self.groups, self.keyed, strict=True):
+            if changed is not None and keyed.isdisjoint(changed):
+                perm.append(g)
+                continue
             keys = [self._sortkey(state, n) for n in g]
             if all(keys[i] <= keys[i + 1] for i in range(len(g) - 1)):
                 perm.append(g)                  # already in order (a stable sort keeps it)
                 continue
             order = [g[i] for i in sorted(range(len(g)), key=keys.__getitem__)]
             perm.append(order)
+            moved_groups = True
             if st is None:
                 st = list(state)
             for target, source in zip(g, order, strict=True):
                 if target != source:
                     for v, w in zip(self.local[target], self.local[source], strict=True):
                         st[v] = state[w]
-        for lc, ptrs in self.slotvars:
+        for lc, ptrs, ptrset in self.slotvars:
+            if changed is not None and not moved_groups and ptrset.isdisjoint(changed):
+                continue
             cur = st if st is not None else state
             seen: list[int] = []
             for v in ptrs:
@@ -173,11 +199,11 @@ class ExplicitEngine:
                     res.unknown = "timeout"
                     return self._done(res, parent, d - 1)
                 for op in memo.possible(k):
-                    for after, choices, violations in memo.outcomes(k, op):
+                    for after, choices, violations, written in memo.outcomes(k, op):
                         for p, _ in violations:
                             if p in open_props and p not in res.found:
                                 res.found[p] = (d, self._trace(parent, k, op, choices))
-                        kk, perm = sym.canon(after) if sym else (after, None)
+                        kk, perm = sym.canon(after, written) if sym else (after, None)
                         if kk not in parent:
                             parent[kk] = (k, op, choices, sym.renaming(perm) if sym else {})
                             nxt.append(kk)

@@ -128,8 +128,9 @@ class Memo:
         self._store(None, reads, answer)
         return answer
 
-    def outcomes(self, k: tuple, op: Op) -> list[tuple[tuple, dict, list]]:
-        """[(state after, choices consulted with their values, violations)] of op from k."""
+    def outcomes(self, k: tuple, op: Op) -> list[tuple[tuple, dict, list, frozenset]]:
+        """[(state after, choices consulted with their values, violations, indices of the
+        variables the run wrote)] of op from k."""
         hit = self._find(op, k)
         if hit is not None:
             self.hits += 1
@@ -144,13 +145,16 @@ class Memo:
                 return runs[-1]
 
             outs = outcomes(self.m, dict(zip(self.names, k, strict=True)), op, record=False, backend=backend)
-            answer = tuple((tuple((self.index[v], c.st[v]) for v in sorted(c.written, key=self.index.__getitem__)),
-                            o.choices, o.violations) for c, o in zip(runs, outs, strict=True))
+            answer = []
+            for c, o in zip(runs, outs, strict=True):
+                written = sorted(self.index[v] for v in c.written)
+                answer.append((tuple((i, c.st[self.names[i]]) for i in written), o.choices, o.violations,
+                               frozenset(written)))
             self._store(op, reads, answer)
         out = []
-        for writes, choices, violations in answer:
+        for writes, choices, violations, written in answer:
             st = list(k)
             for i, v in writes:
                 st[i] = v
-            out.append((tuple(st), choices, violations))
+            out.append((tuple(st), choices, violations, written))
         return out

@@ -394,6 +394,8 @@ class _Rules:
         for s in dict.fromkeys(s for _, s in pairs):
             for j, (live, cont) in enumerate(zip(self.v.live[s], self.v.cont[s], strict=True)):
                 dropped = c.or_(*(self.slot_is(old[(i, t)], j) for i, t in pairs if t == s))
+                if dropped is False:        # (a constant: no pointer to this slot was dropped)
+                    continue
                 for _ in c.when(c.and_(dropped, c.not_(self.referenced(s, j)))):
                     self.leaks.append(c.and_(c.pc, c.get(live)) if c.symbolic else c.get(live))
                     if c.recording and c.get(live):
@@ -410,6 +412,8 @@ class _Rules:
         self.release([(i, s)])
         taken = False
         for j in range(self.m.slots[s]):
+            if taken is True:               # (a constant: an earlier slot was free)
+                break
             free = c.not_(self.referenced(s, j))
             for _ in c.when(c.and_(free, c.not_(taken))):
                 c.set(self.v.ptr[i][s], j + 1)
@@ -611,9 +615,10 @@ class _Rules:
             eqs.append(c.or_(c.ne(ka, 1), c.eq(ca, cb_)))
         return c.and_(c.not_(leaked), *eqs)
 
-    def snapshot(self):
+    def snapshot(self, now):
+        """Remember `now` (the abstract system, just taken) for revert-restores."""
         c, m = self.c, self.m
-        vals, data = self.abstract()
+        vals, data = now
         for s in m.state_names:
             c.set(self.v.snap_val[s], vals[s])
         for (i, s), (k, v) in data.items():
@@ -755,7 +760,7 @@ class _Rules:
         i = self._index(op.arg)
         p = m.P[i]
         before = self.abstract()
-        self.snapshot()
+        self.snapshot(before)
         c.set("tload", True)
         c.set("exempt", False)
         c.set(self.v.pos[i], c.count(self.listed(j) for j in range(m.n)))   # appended to the tail

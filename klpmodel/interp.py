@@ -6,6 +6,7 @@ Used to replay every counterexample the solver returns, to render traces, and by
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from operator import itemgetter
 
 from . import kernel
 from .backend import Concrete, Tracking
@@ -74,6 +75,75 @@ def outcomes(model: Model, state: dict, op: Op, record: bool = True, backend=Non
     return out
 
 
+class _Trie:
+    """Answers keyed by the values a run read, in the order it read them: [(index, value)].
+
+    Nodes: (answer,) a leaf; [index, {value: node}] a branch; [indices, values, getter,
+    node] a chain of reads that have not branched yet (most reads never branch: one node
+    per run of them saves memory and walking). Lookups compare values with ==, as dict
+    keys do."""
+
+    def __init__(self):
+        self.root = None
+
+    def find(self, k: tuple):
+        node = self.root
+        while node.__class__ is list:
+            if len(node) == 2:
+                node = node[1].get(k[node[0]])
+            elif node[2](k) == node[1]:
+                node = node[3]
+            else:
+                return None
+        return node
+
+    @staticmethod
+    def _chain(idxs: tuple, vals: tuple, nxt):
+        if not idxs:
+            return nxt
+        if len(idxs) == 1:
+            return [idxs[0], {vals[0]: nxt}]
+        return [idxs, vals, itemgetter(*idxs), nxt]
+
+    def insert(self, path: list[tuple[int, object]], answer) -> None:
+        def fresh(rest):
+            return self._chain(tuple(i for i, _ in rest), tuple(v for _, v in rest), (answer,))
+
+        def clash():
+            return InternalError("memo: two runs that read the same values went on to read different "
+                                 "variables or to different answers: the rules are not deterministic")
+
+        if self.root is None:
+            self.root = fresh(path)
+            return
+        node, at = self.root, 0
+        while True:
+            if node.__class__ is not list or at == len(path):
+                raise clash()
+            if len(node) == 2:                          # branch
+                idx, value = path[at]
+                if idx != node[0]:
+                    raise clash()
+                if value not in node[1]:
+                    node[1][value] = fresh(path[at + 1:])
+                    return
+                node, at = node[1][value], at + 1
+                continue
+            idxs, vals = node[0], node[1]               # chain: how far does the path follow it?
+            j = 0
+            while j < len(idxs) and at + j < len(path) and path[at + j] == (idxs[j], vals[j]):
+                j += 1
+            if j == len(idxs):
+                node, at = node[3], at + j
+                continue
+            if at + j == len(path) or path[at + j][0] != idxs[j]:
+                raise clash()
+            branch = [idxs[j], {vals[j]: self._chain(idxs[j + 1:], vals[j + 1:], node[3]),
+                                path[at + j][1]: fresh(path[at + j + 1:])}]
+            node[:] = self._chain(idxs[:j], vals[:j], branch)   # in place: the parent keeps pointing here
+            return
+
+
 class Memo:
     """`possible` and `outcomes` for the explicit search, on state tuples (the values of
     Model.vars in order), memoized exactly.
@@ -88,37 +158,22 @@ class Memo:
     order for `rmmod`, the data of other patches for `reverse`, ...) share one run. An
     outcome is stored as the variables the run wrote, applied to the state it is used on."""
 
-    _MISS = ()
-
     def __init__(self, model: Model):
         self.m = model
         self.names = tuple(model.vars)
         self.index = {v: i for i, v in enumerate(self.names)}
-        self.tries: dict = {}       # None (possible) or an op -> trie: [index, {value: subtrie}] or (answer,)
+        self.tries: dict = {None: _Trie(), **{op: _Trie() for op in model.ops}}   # None: possible()
+        self.shared: dict = {}      # equal tuples of written variables, stored once
         self.hits = self.misses = 0
 
-    def _find(self, key, k: tuple):
-        node = self.tries.get(key)
-        while node.__class__ is list:
-            node = node[1].get(k[node[0]])
-        return node
-
     def _store(self, key, reads: dict, answer) -> None:
-        holder, slot = self.tries, key
-        for name, value in reads.items():
-            node = holder.get(slot)
-            if node is None:
-                node = holder[slot] = [self.index[name], {}]
-            elif node.__class__ is not list or node[0] != self.index[name]:
-                raise InternalError(f"memo: two runs that read the same values went on to read "
-                                    f"different variables ({name}): the rules are not deterministic")
-            holder, slot = node[1], value
-        if slot in holder:
-            raise InternalError("memo: a run was repeated for values already stored")
-        holder[slot] = (answer,)
+        self.tries[key].insert([(self.index[name], value) for name, value in reads.items()], answer)
+
+    def _share(self, t):
+        return self.shared.setdefault(t, t)
 
     def possible(self, k: tuple) -> tuple[Op, ...]:
-        hit = self._find(None, k)
+        hit = self.tries[None].find(k)
         if hit is not None:
             self.hits += 1
             return hit[0]
@@ -131,7 +186,7 @@ class Memo:
     def outcomes(self, k: tuple, op: Op) -> list[tuple[tuple, dict, list, frozenset]]:
         """[(state after, choices consulted with their values, violations, indices of the
         variables the run wrote)] of op from k."""
-        hit = self._find(op, k)
+        hit = self.tries[op].find(k)
         if hit is not None:
             self.hits += 1
             answer = hit[0]
@@ -147,14 +202,14 @@ class Memo:
             outs = outcomes(self.m, dict(zip(self.names, k, strict=True)), op, record=False, backend=backend)
             answer = []
             for c, o in zip(runs, outs, strict=True):
-                written = sorted(self.index[v] for v in c.written)
-                answer.append((tuple((i, c.st[self.names[i]]) for i in written), o.choices, o.violations,
-                               frozenset(written)))
+                idxs = self._share(tuple(sorted(self.index[v] for v in c.written)))
+                vals = tuple(c.st[self.names[i]] for i in idxs)     # (not shared: 1 == True)
+                answer.append((idxs, vals, o.choices, o.violations, self._share(frozenset(idxs))))
             self._store(op, reads, answer)
         out = []
-        for writes, choices, violations, written in answer:
+        for idxs, vals, choices, violations, written in answer:
             st = list(k)
-            for i, v in writes:
+            for i, v in zip(idxs, vals, strict=True):
                 st[i] = v
             out.append((tuple(st), choices, violations, written))
         return out

@@ -58,7 +58,7 @@ class Symmetry:
             if m.slots[s] >= 2:
                 ptrs = [ix[f"ptr[{p.name}.{s}]"] for p in m.P if p.version(s) is not None]
                 self.slotvars.append(([(ix[f"live[{s}#{j}]"], ix[f"cont[{s}#{j}]"]) for j in range(m.slots[s])],
-                                      ptrs, frozenset(ptrs)))
+                                      ptrs, frozenset(ptrs), itemgetter(*ptrs)))    # 2+ pointers: a tuple
         # per group: every variable its order depends on (the members' own, their states' slots)
         self.keyed = []
         for g in self.groups:
@@ -68,13 +68,19 @@ class Symmetry:
                     keyed.add(v)
                     keyed.update(x for pair in slots or () for x in pair)
             self.keyed.append(frozenset(keyed))
+        self.members = [[(self.getters[n], self.pointers[n]) for n in g] for g in self.groups]
+        self._movers: dict = {}
 
     def _sortkey(self, state: tuple, name: str) -> tuple:
         """How the members of a group are ordered: their own variables in `local` order,
         a pointer as (0, 0) when NULL, else (1 live / 2 freed, content) of its block (the
         pair is spliced in flat: every member has it at the same place)."""
-        key = self.getters[name](state)
-        for at, slots in self.pointers[name]:             # from the last one: `at` stays valid
+        return self._key(state, self.getters[name], self.pointers[name])
+
+    @staticmethod
+    def _key(state: tuple, getter, pointers) -> tuple:
+        key = getter(state)
+        for at, slots in pointers:             # from the last one: `at` stays valid
             value = key[at]
             if value == 0:
                 key = key[:at] + (0, 0) + key[at + 1:]
@@ -83,44 +89,52 @@ class Symmetry:
                 key = key[:at] + (1 + (not state[live]), state[cont]) + key[at + 1:]
         return key
 
-    def canon(self, state: tuple, changed: frozenset | None = None) -> tuple[tuple, tuple]:
-        """(the canonical state, how it was renamed: per group, its members in the order
-        they were mapped onto the group; `renaming` turns that into names).
+    def canon(self, state: tuple, changed: frozenset | None = None) -> tuple[tuple, tuple | None]:
+        """(the canonical state, how it was renamed: per group, None or the positions of its
+        members in the order they were mapped onto the group; `renaming` names it).
 
         `changed`: when `state` is a canonical state with only these variables (indices)
         assigned, a group none of whose sort-key variables changed is still in order, and a
         state's slots whose pointers neither changed nor were renamed are still numbered in
         order: they are not looked at again (the result is the same)."""
-        st, perm = None, []
-        moved_groups = False
-        for g, keyed in zip(self.groups, self.keyed, strict=True):
+        key, orders = self._key, None
+        for gi, (keyed, members) in enumerate(zip(self.keyed, self.members, strict=True)):
             if changed is not None and keyed.isdisjoint(changed):
-                perm.append(g)
                 continue
-            keys = [self._sortkey(state, n) for n in g]
-            if all(keys[i] <= keys[i + 1] for i in range(len(g) - 1)):
-                perm.append(g)                  # already in order (a stable sort keeps it)
+            keys = [key(state, getter, pointers) for getter, pointers in members]
+            prev = keys[0]
+            for k in keys:
+                if k < prev:
+                    break
+                prev = k
+            else:
+                continue                        # already in order (a stable sort keeps it)
+            if orders is None:
+                orders = [None] * len(self.groups)
+            orders[gi] = tuple(sorted(range(len(members)), key=keys.__getitem__))
+        if orders is not None:
+            orders = tuple(orders)
+            move = self._movers.get(orders)
+            if move is None:
+                move = self._movers[orders] = self._mover(orders)
+            state = move(state)
+        st = None
+        for lc, ptrs, ptrset, getptrs in self.slotvars:
+            if changed is not None and orders is None and ptrset.isdisjoint(changed):
                 continue
-            order = [g[i] for i in sorted(range(len(g)), key=keys.__getitem__)]
-            perm.append(order)
-            moved_groups = True
-            if st is None:
-                st = list(state)
-            for target, source in zip(g, order, strict=True):
-                if target != source:
-                    for v, w in zip(self.local[target], self.local[source], strict=True):
-                        st[v] = state[w]
-        for lc, ptrs, ptrset in self.slotvars:
-            if changed is not None and not moved_groups and ptrset.isdisjoint(changed):
-                continue
-            cur = st if st is not None else state
+            values = getptrs(state if st is None else st)
+            top = 0                             # slots 1..top seen so far, in order
+            for ptr in values:
+                if ptr > top:
+                    if ptr != top + 1:
+                        break
+                    top = ptr
+            else:
+                continue                        # referenced slots already come first, in order
             seen: list[int] = []
-            for v in ptrs:
-                ptr = cur[v]
+            for ptr in values:
                 if ptr and ptr - 1 not in seen:
                     seen.append(ptr - 1)
-            if all(j == i for i, j in enumerate(seen)):
-                continue                        # referenced slots already come first, in order
             if st is None:
                 st = list(state)
             order = seen + [j for j in range(len(lc)) if j not in seen]
@@ -131,12 +145,24 @@ class Symmetry:
             for v in ptrs:
                 if st[v]:
                     st[v] = new[st[v] - 1] + 1
-        return (state if st is None else tuple(st)), tuple(perm)
+        return (state if st is None else tuple(st)), orders
 
-    def renaming(self, perm: tuple) -> dict:
+    def _mover(self, orders: tuple):
+        """The state with each group's members' variables moved as `orders` says, as one
+        itemgetter (made once per combination of orders)."""
+        idx = list(range(len(self.m.vars)))
+        for g, order in zip(self.groups, orders, strict=True):
+            if order is not None:
+                for target, source in zip(g, (g[i] for i in order), strict=True):
+                    for v, w in zip(self.local[target], self.local[source], strict=True):
+                        idx[v] = w
+        return itemgetter(*idx)
+
+    def renaming(self, orders: tuple | None) -> dict:
         """Patch name in the state given to `canon` -> name in its result."""
-        return {source: target for g, order in zip(self.groups, perm, strict=True)
-                for target, source in zip(g, order, strict=True)}
+        return {(g if order is None else [g[i] for i in order])[t]: target
+                for g, order in zip(self.groups, orders or [None] * len(self.groups), strict=True)
+                for t, target in enumerate(g)}
 
 
 def _rename_op(op: Op, names: dict) -> Op:

@@ -266,6 +266,7 @@ class _Rules:
         self.m, self.c, self.v = m, c, m.v
         self.frozen = frozen            # the state will not change: memoized values stay valid
         self._memo: dict = {}
+        self.recompute = not frozen and not c.symbolic      # memo() would only call fn()
 
     def memo(self, key, fn):
         """Reuse a value derived from the list (phases and positions) while those variables
@@ -296,13 +297,20 @@ class _Rules:
         return self.c.or_(*(self.c.eq(ph, x) for x in phases))
 
     def listed(self, i):
+        if self.recompute:
+            return self.is_phase(i, LISTED)
         return self.memo(("listed", i), lambda: self.is_phase(i, LISTED))
 
     def pos(self, i):
         return self.c.get(self.v.pos[i])
 
     def transition(self):
-        return self.memo("transition", lambda: self.c.or_(*(self.is_phase(i, IN_TRANSITION) for i in range(self.m.n))))
+        if self.recompute:
+            return self._transition()
+        return self.memo("transition", self._transition)
+
+    def _transition(self):
+        return self.c.or_(*(self.is_phase(i, IN_TRANSITION) for i in range(self.m.n)))
 
     def trans_pos(self):
         c, t = self.c, 0

@@ -261,14 +261,15 @@ class ExplicitEngine:
         self.parent = parent
         return res
 
-    def recoverable(self):
+    def recoverable(self, timeout: float | None = None):
         """AG EF clean, over the whole reachable state space.
 
         Returns None when every reachable state can get back to a clean state (no patch on
         klp_patches, every system state original); else (trace to the nearest dead end,
-        reason); or the string reason the space could not be explored."""
+        reason); or the string reason the space could not be explored ("timeout" when
+        exploring it took more than `timeout` seconds)."""
         eng = ExplicitEngine(self.m, max_states=self.max_states, keep_graph=True)
-        res = eng.run(1 << 30, [])
+        res = eng.run(1 << 30, [], timeout=timeout)
         if res.unknown:
             return res.unknown
         m = self.m

@@ -71,14 +71,11 @@ class Symmetry:
         self.members = [[(self.getters[n], self.pointers[n]) for n in g] for g in self.groups]
         self._movers: dict = {}
 
-    def _sortkey(self, state: tuple, name: str) -> tuple:
+    @staticmethod
+    def _key(state: tuple, getter, pointers) -> tuple:
         """How the members of a group are ordered: their own variables in `local` order,
         a pointer as (0, 0) when NULL, else (1 live / 2 freed, content) of its block (the
         pair is spliced in flat: every member has it at the same place)."""
-        return self._key(state, self.getters[name], self.pointers[name])
-
-    @staticmethod
-    def _key(state: tuple, getter, pointers) -> tuple:
         key = getter(state)
         for at, slots in pointers:             # from the last one: `at` stays valid
             value = key[at]

@@ -581,9 +581,10 @@ class _Rules:
         Leaving klp_patches closes the gap in the list and releases the data pointers."""
         c = self.c
         if src in LISTED and dst not in LISTED:
+            at = self.pos(i)                # (the loop changes only the others' positions)
             for q in range(self.m.n):
                 if q != i:
-                    for _ in c.when(c.and_(self.listed(q), c.lt(self.pos(i), self.pos(q)))):
+                    for _ in c.when(c.and_(self.listed(q), c.lt(at, self.pos(q)))):
                         c.set(self.v.pos[q], c.add(self.pos(q), -1))
             self.leave_list([i])
         c.set(self.v.phase[i], dst)
@@ -803,7 +804,8 @@ class _Rules:
 
     def op_complete(self, op):
         c = self.c
-        c.cases([(c.eq(self.phase(i), src), (lambda i=i, e=(src, dst, cbs): self.complete(i, *e)))
+        phases = [self.phase(i) for i in range(self.m.n)]
+        c.cases([(c.eq(phases[i], src), (lambda i=i, e=(src, dst, cbs): self.complete(i, *e)))
                  for src, dst, cbs in edges("complete") for i in range(self.m.n)])
 
     def complete(self, i, src, dst, cbs):
@@ -853,7 +855,8 @@ class _Rules:
         def reverse(i, src, dst):
             c.event("reverse", self.m.P[i].name, src)
             self.move(i, src, dst)
-        c.cases([(c.eq(self.phase(i), src), (lambda i=i, e=(src, dst): reverse(i, *e)))
+        phases = [self.phase(i) for i in range(self.m.n)]
+        c.cases([(c.eq(phases[i], src), (lambda i=i, e=(src, dst): reverse(i, *e)))
                  for src, dst, _ in edges("reverse") for i in range(self.m.n)])
 
     def op_disable(self, op):

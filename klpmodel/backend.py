@@ -14,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from typing import Any
 
+_ONCE = (None,)
+
 
 class Concrete:
     """Concrete run: conditions are Python bools, `when` runs its body 0 or 1 times."""
@@ -55,9 +57,10 @@ class Concrete:
     def set(self, name: str, value): self.st[name] = value
 
     # control
-    def when(self, cond) -> Iterator[None]:
-        if cond:
-            yield
+    def when(self, cond) -> tuple:
+        """`for _ in c.when(cond):` runs its body once if cond holds (a tuple: cheaper
+        than a generator, and the interpreter needs no clean-up after the body)."""
+        return _ONCE if cond else ()
 
     def cases(self, branches) -> None:
         """Mutually exclusive branches [(cond, thunk)]: run the one whose cond holds."""
@@ -76,6 +79,30 @@ class Concrete:
     def event(self, *ev):
         if self.recording:
             self.events.append(ev)
+
+
+class Tracking(Concrete):
+    """A concrete run (no events) that notes what it depends on: the variables of the state
+    it started from that it read, with their values, in the order first read (`reads`,
+    which several runs may share), and the variables it wrote. The rules are deterministic,
+    so any state with those values gives the same run (interp.Memo relies on it)."""
+
+    def __init__(self, state: dict, choose, reads: dict):
+        super().__init__(state, choose, record=False)
+        self.reads = reads
+        self.written: set[str] = set()
+        self._known = set(reads)            # read before, or written by this run
+
+    def get(self, name: str):
+        if name not in self._known:
+            self._known.add(name)
+            self.reads[name] = self.st[name]
+        return self.st[name]
+
+    def set(self, name: str, value):
+        self.written.add(name)
+        self._known.add(name)
+        self.st[name] = value
 
 
 class Symbolic:

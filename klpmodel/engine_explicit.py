@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from operator import itemgetter
 
 from . import interp
 from .engine_z3 import RawTrace, Search
@@ -21,69 +22,145 @@ class Symmetry:
     (Model.interchangeable: the rules never read a name) and renumbering block slots (a
     slot's number only matters through pointer equality) are one state. Renaming maps runs
     to runs with the same violations at the same steps, so verdicts and shortest depths are
-    unchanged (tests/test_engine.py compares with the unreduced search and with Z3)."""
+    unchanged (tests/test_engine.py compares with the unreduced search and with Z3).
+
+    Works on state tuples (the values of Model.vars in order, as the search stores them);
+    every variable name is resolved to its index once, here."""
 
     def __init__(self, m: Model):
         self.m = m
+        ix = {v: k for k, v in enumerate(m.vars)}
         self.groups = [[m.P[i].name for i in g] for g in m.interchangeable()]
-        self.local = {}
+        self.local: dict[str, list[int]] = {}
+        self.keyvars: dict[str, list] = {}
+        self.getters = {}                   # patch -> its local variables' values, as a tuple
+        self.pointers = {}                  # patch -> [(place in that tuple, its slots' (live, cont))]
         for p in m.P:                       # a patch's own variables, aligned across a group
             names = [f"phase[{p.name}]", f"pos[{p.name}]", f"forced[{p.name}]"]
             names += [f"pue[{p.name}.{o.name}]" for o in p.objects]
+            keyvars = [(ix[v], None) for v in names]
             for st in sorted(dict(p.states)):
-                names += [f"ptr[{p.name}.{st}]", f"snap_kind[{p.name}.{st}]", f"snap_cont[{p.name}.{st}]"]
-            names += [f"param[{p.name}.{n}]" for n, _ in p.params]
-            self.local[p.name] = names
-        # for sorting: each local variable, and for a pointer its state's slot variables
-        self.keyvars = {p: [(v, [(f"live[{v[v.index('.') + 1:-1]}#{j}]", f"cont[{v[v.index('.') + 1:-1]}#{j}]")
-                                 for j in range(m.slots[v[v.index('.') + 1:-1]])] if v.startswith("ptr[") else None)
-                            for v in names] for p, names in self.local.items()}
-        self.ptrs = {s: [f"ptr[{p.name}.{s}]" for p in m.P if p.version(s) is not None] for s in m.state_names}
+                # for sorting: a pointer is compared by what it points at (live or freed, content)
+                slots = [(ix[f"live[{st}#{j}]"], ix[f"cont[{st}#{j}]"]) for j in range(m.slots[st])]
+                group = [f"ptr[{p.name}.{st}]", f"snap_kind[{p.name}.{st}]", f"snap_cont[{p.name}.{st}]"]
+                names += group
+                keyvars += [(ix[group[0]], slots), (ix[group[1]], None), (ix[group[2]], None)]
+            params = [f"param[{p.name}.{n}]" for n, _ in p.params]
+            names += params
+            keyvars += [(ix[v], None) for v in params]
+            self.local[p.name] = [ix[v] for v in names]
+            self.keyvars[p.name] = keyvars
+            self.getters[p.name] = itemgetter(*self.local[p.name])      # 3+ variables: a tuple
+            self.pointers[p.name] = [(at, slots) for at, (_, slots) in reversed(list(enumerate(keyvars)))
+                                     if slots is not None]
+        # per state with 2+ slots: its slots' (live, cont) indices, and its pointers in spec order
+        self.slotvars = []
+        for s in m.state_names:
+            if m.slots[s] >= 2:
+                ptrs = [ix[f"ptr[{p.name}.{s}]"] for p in m.P if p.version(s) is not None]
+                self.slotvars.append(([(ix[f"live[{s}#{j}]"], ix[f"cont[{s}#{j}]"]) for j in range(m.slots[s])],
+                                      ptrs, frozenset(ptrs), itemgetter(*ptrs)))    # 2+ pointers: a tuple
+        # per group: every variable its order depends on (the members' own, their states' slots)
+        self.keyed = []
+        for g in self.groups:
+            keyed: set[int] = set()
+            for n in g:
+                for v, slots in self.keyvars[n]:
+                    keyed.add(v)
+                    keyed.update(x for pair in slots or () for x in pair)
+            self.keyed.append(frozenset(keyed))
+        self.members = [[(self.getters[n], self.pointers[n]) for n in g] for g in self.groups]
+        self._movers: dict = {}
 
-    def _sortkey(self, state: dict, name: str) -> tuple:
-        out = []
-        for v, slots in self.keyvars[name]:
-            value = state[v]
-            if slots is None:
-                out.append(int(value))
-            elif value == 0:
-                out.append((0, 0))
+    @staticmethod
+    def _key(state: tuple, getter, pointers) -> tuple:
+        """How the members of a group are ordered: their own variables in `local` order,
+        a pointer as (0, 0) when NULL, else (1 live / 2 freed, content) of its block (the
+        pair is spliced in flat: every member has it at the same place)."""
+        key = getter(state)
+        for at, slots in pointers:             # from the last one: `at` stays valid
+            value = key[at]
+            if value == 0:
+                key = key[:at] + (0, 0) + key[at + 1:]
             else:
                 live, cont = slots[value - 1]
-                out.append((1 + (not state[live]), state[cont]))
-        return tuple(out)
+                key = key[:at] + (1 + (not state[live]), state[cont]) + key[at + 1:]
+        return key
 
-    def canon(self, state: dict) -> tuple[dict, dict]:
-        """(the canonical state, renaming: patch name in `state` -> name in the result)."""
-        m, st, ren = self.m, dict(state), {}
-        for g in self.groups:
-            order = sorted(g, key=lambda n: self._sortkey(state, n))
-            for target, source in zip(g, order, strict=True):
-                for v, w in zip(self.local[target], self.local[source], strict=True):
-                    st[v] = state[w]
-                ren[source] = target
-        for s in m.state_names:
-            slots = m.slots[s]
-            if slots < 2:
+    def canon(self, state: tuple, changed: frozenset | None = None) -> tuple[tuple, tuple | None]:
+        """(the canonical state, how it was renamed: per group, None or the positions of its
+        members in the order they were mapped onto the group; `renaming` names it).
+
+        `changed`: when `state` is a canonical state with only these variables (indices)
+        assigned, a group none of whose sort-key variables changed is still in order, and a
+        state's slots whose pointers neither changed nor were renamed are still numbered in
+        order: they are not looked at again (the result is the same)."""
+        key, orders = self._key, None
+        for gi, (keyed, members) in enumerate(zip(self.keyed, self.members, strict=True)):
+            if changed is not None and keyed.isdisjoint(changed):
                 continue
+            keys = [key(state, getter, pointers) for getter, pointers in members]
+            prev = keys[0]
+            for k in keys:
+                if k < prev:
+                    break
+                prev = k
+            else:
+                continue                        # already in order (a stable sort keeps it)
+            if orders is None:
+                orders = [None] * len(self.groups)
+            orders[gi] = tuple(sorted(range(len(members)), key=keys.__getitem__))
+        if orders is not None:
+            orders = tuple(orders)
+            move = self._movers.get(orders)
+            if move is None:
+                move = self._movers[orders] = self._mover(orders)
+            state = move(state)
+        st = None
+        for lc, ptrs, ptrset, getptrs in self.slotvars:
+            if changed is not None and orders is None and ptrset.isdisjoint(changed):
+                continue
+            values = getptrs(state if st is None else st)
+            top = 0                             # slots 1..top seen so far, in order
+            for ptr in values:
+                if ptr > top:
+                    if ptr != top + 1:
+                        break
+                    top = ptr
+            else:
+                continue                        # referenced slots already come first, in order
             seen: list[int] = []
-            for v in self.ptrs[s]:
-                ptr = st[v]
+            for ptr in values:
                 if ptr and ptr - 1 not in seen:
                     seen.append(ptr - 1)
-            if all(j == i for i, j in enumerate(seen)):
-                continue                        # referenced slots already come first, in order
-            order = seen + [j for j in range(slots) if j not in seen]
+            if st is None:
+                st = list(state)
+            order = seen + [j for j in range(len(lc)) if j not in seen]
             new = {old: i for i, old in enumerate(order)}
-            lives = [st[f"live[{s}#{j}]"] for j in order]
-            conts = [st[f"cont[{s}#{j}]"] for j in order]
-            for i in range(slots):
-                st[f"live[{s}#{i}]"], st[f"cont[{s}#{i}]"] = lives[i], conts[i]
-            for p in m.P:
-                ptr = st.get(f"ptr[{p.name}.{s}]", 0)
-                if ptr:
-                    st[f"ptr[{p.name}.{s}]"] = new[ptr - 1] + 1
-        return st, ren
+            moved = [(st[lc[j][0]], st[lc[j][1]]) for j in order]
+            for (live, cont), (lv, cv) in zip(lc, moved, strict=True):
+                st[live], st[cont] = lv, cv
+            for v in ptrs:
+                if st[v]:
+                    st[v] = new[st[v] - 1] + 1
+        return (state if st is None else tuple(st)), orders
+
+    def _mover(self, orders: tuple):
+        """The state with each group's members' variables moved as `orders` says, as one
+        itemgetter (made once per combination of orders)."""
+        idx = list(range(len(self.m.vars)))
+        for g, order in zip(self.groups, orders, strict=True):
+            if order is not None:
+                for target, source in zip(g, (g[i] for i in order), strict=True):
+                    for v, w in zip(self.local[target], self.local[source], strict=True):
+                        idx[v] = w
+        return itemgetter(*idx)
+
+    def renaming(self, orders: tuple | None) -> dict:
+        """Patch name in the state given to `canon` -> name in its result."""
+        return {(g if order is None else [g[i] for i in order])[t]: target
+                for g, order in zip(self.groups, orders or [None] * len(self.groups), strict=True)
+                for t, target in enumerate(g)}
 
 
 def _rename_op(op: Op, names: dict) -> Op:
@@ -148,19 +225,21 @@ class ExplicitEngine:
         with its events recorded (coverage); the search then goes on to the full depth even
         once every property is violated."""
         self.m = model
-        self.observe = observe
-        self._root: dict = {}                 # canonical -> real patch names in the start state
         self.sym = Symmetry(model) if symmetry and not keep_graph else None
         self.max_states = max_states
         self.names = list(model.vars)
+        self.memo = interp.Memo(model)
         self.states = 0
         self.diameter = 0
         self.keep_graph = keep_graph
         self.edges: list[tuple] = []          # (from key, to key, op, failed choices, violated properties)
         self.level: dict[tuple, int] = {}     # key -> BFS level (first reached after that many operations)
         self.values: dict[tuple, dict] = {}   # key -> state
+        self.observe = observe
+        self._root: dict = {}                 # canonical -> real patch names in the start state
 
     def key(self, state: dict) -> tuple:
+        """A state as the search stores it: the values of Model.vars, in order."""
         return tuple(state[v] for v in self.names)
 
     def run(self, depth: int, props: list[str], timeout: float | None = None,
@@ -168,45 +247,47 @@ class ExplicitEngine:
         """Breadth-first search to `depth` operations. `start`: explore from this state
         instead of the initial one (traces then start there too: the caller prepends how
         it got there); `first`: the only operations allowed as the first step."""
-        m = self.m
+        m, sym, names = self.m, self.sym, self.names
+        memo = self.memo
         t0 = time.perf_counter()
         res = Search()
         open_props = set(props)
-        s0, ren0 = (dict(start) if start is not None else interp.initial(m)), {}
-        if self.sym:
-            s0, ren0 = self.sym.canon(s0)
+        k0, ren0 = self.key(start if start is not None else interp.initial(m)), {}
+        if sym:
+            k0, perm = sym.canon(k0)
+            ren0 = sym.renaming(perm)
         self._root = {canon: orig for orig, canon in ren0.items()}     # canonical -> real names at the root
         first_ops = None if first is None else {_rename_op(op, ren0) for op in first}
-        k0 = self.key(s0)
         parent: dict[tuple, tuple | None] = {k0: None}   # key -> (parent key, op, choices, renaming)
-        frontier = [(k0, s0)]
+        frontier = [k0]
         if self.keep_graph:
-            self.level[k0], self.values[k0] = 0, s0
+            self.level[k0], self.values[k0] = 0, dict(zip(names, k0, strict=True))
         for d in range(1, depth + 1):
             nxt = []
-            for k, state in frontier:
+            for k in frontier:
                 if timeout is not None and time.perf_counter() - t0 > timeout:
                     res.unknown = "timeout"
                     return self._done(res, parent, d - 1)
-                for op in interp.possible(m, state):
+                for op in memo.possible(k):
                     if d == 1 and first_ops is not None and op not in first_ops:
                         continue
-                    for out in interp.outcomes(m, state, op, record=self.observe is not None):
-                        if self.observe is not None:
-                            self.observe(state, out)
-                        for p, _ in out.violations:
+                    if self.observe is not None:          # coverage: the same outcomes, with their events
+                        before = dict(zip(names, k, strict=True))
+                        for out in interp.outcomes(m, before, op, record=True):
+                            self.observe(before, out)
+                    for after, choices, violations, written in memo.outcomes(k, op):
+                        for p, _ in violations:
                             if p in open_props and p not in res.found:
-                                res.found[p] = (d, self._trace(parent, k, op, out.choices))
-                        after, ren = self.sym.canon(out.state) if self.sym else (out.state, {})
-                        kk = self.key(after)
+                                res.found[p] = (d, self._trace(parent, k, op, choices))
+                        kk, perm = sym.canon(after, written) if sym else (after, None)
                         if kk not in parent:
-                            parent[kk] = (k, op, out.choices, ren)
-                            nxt.append((kk, after))
+                            parent[kk] = (k, op, choices, sym.renaming(perm) if sym else {})
+                            nxt.append(kk)
                             if self.keep_graph:
-                                self.level[kk], self.values[kk] = d, out.state
+                                self.level[kk], self.values[kk] = d, dict(zip(names, after, strict=True))
                         if self.keep_graph:
-                            self.edges.append((k, kk, op, tuple(out.failed_choices),
-                                               tuple(sorted({p for p, _ in out.violations}))))
+                            self.edges.append((k, kk, op, tuple(c for c, v in choices.items() if v),
+                                               tuple(sorted({p for p, _ in violations}))))
                 if self.max_states is not None and len(parent) > self.max_states:
                     res.unknown = f"more than {self.max_states} states"
                     return self._done(res, parent, d - 1)
@@ -230,14 +311,15 @@ class ExplicitEngine:
         self.parent = parent
         return res
 
-    def recoverable(self):
+    def recoverable(self, timeout: float | None = None):
         """AG EF clean, over the whole reachable state space.
 
         Returns None when every reachable state can get back to a clean state (no patch on
         klp_patches, every system state original); else (trace to the nearest dead end,
-        reason); or the string reason the space could not be explored."""
+        reason); or the string reason the space could not be explored ("timeout" when
+        exploring it took more than `timeout` seconds)."""
         eng = ExplicitEngine(self.m, max_states=self.max_states, keep_graph=True)
-        res = eng.run(1 << 30, [])
+        res = eng.run(1 << 30, [], timeout=timeout)
         if res.unknown:
             return res.unknown
         m = self.m
@@ -246,7 +328,6 @@ class ExplicitEngine:
         for a, b, *_ in eng.edges:
             preds.setdefault(b, set()).add(a)
             succs.setdefault(a, set()).add(b)
-
         back = {k for k, st in eng.values.items() if clean(m, st)}
         todo = list(back)
         while todo:

@@ -6,9 +6,11 @@ Used to replay every counterexample the solver returns, to render traces, and by
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from operator import itemgetter
 
 from . import kernel
-from .backend import Concrete
+from .backend import Concrete, Tracking
+from .errors import InternalError
 from .kernel import Model, Op
 
 
@@ -40,9 +42,10 @@ def refusal(model: Model, state: dict, op: Op) -> str | None:
     return kernel.refusal(model, Concrete(state), op)
 
 
-def apply(model: Model, state: dict, op: Op, choices=None, record: bool = True) -> Outcome:
+def apply(model: Model, state: dict, op: Op, choices=None, record: bool = True, backend=None) -> Outcome:
     """Run op with the given choices: a dict (missing keys: the statement does not fail)
-    or a function of the key. `record=False` skips the events (for searches)."""
+    or a function of the key. `record=False` skips the events (for searches); `backend`
+    makes the context of the run (default Concrete)."""
     pick = choices if callable(choices) else (lambda key, d=dict(choices or {}): d.get(key, False))
     seen: dict[tuple, bool] = {}
 
@@ -50,18 +53,18 @@ def apply(model: Model, state: dict, op: Op, choices=None, record: bool = True) 
         seen[key] = bool(pick(key))
         return seen[key]
 
-    c = Concrete(dict(state), choose, record)
+    c = Concrete(dict(state), choose, record) if backend is None else backend(dict(state), choose)
     kernel.step(model, c, op)
     return Outcome(op, c.st, seen, c.violations, c.events)
 
 
-def outcomes(model: Model, state: dict, op: Op, record: bool = True) -> list[Outcome]:
+def outcomes(model: Model, state: dict, op: Op, record: bool = True, backend=None) -> list[Outcome]:
     """Every outcome of op: a depth-first walk over the choices it consults, in the order
     it consults them (a run's fixed choices are always a prefix of that order)."""
     out, todo = [], [{}]
     while todo:
         fixed = todo.pop()
-        o = apply(model, state, op, fixed, record)
+        o = apply(model, state, op, fixed, record, backend)
         out.append(o)
         keys = list(o.choices)
         for n, k in enumerate(keys):
@@ -70,3 +73,143 @@ def outcomes(model: Model, state: dict, op: Op, record: bool = True) -> list[Out
                 alt[k] = True
                 todo.append(alt)
     return out
+
+
+class _Trie:
+    """Answers keyed by the values a run read, in the order it read them: [(index, value)].
+
+    Nodes: (answer,) a leaf; [index, {value: node}] a branch; [indices, values, getter,
+    node] a chain of reads that have not branched yet (most reads never branch: one node
+    per run of them saves memory and walking). Lookups compare values with ==, as dict
+    keys do."""
+
+    def __init__(self):
+        self.root = None
+
+    def find(self, k: tuple):
+        node = self.root
+        while node.__class__ is list:
+            if len(node) == 2:
+                node = node[1].get(k[node[0]])
+            elif node[2](k) == node[1]:
+                node = node[3]
+            else:
+                return None
+        return node
+
+    @staticmethod
+    def _chain(idxs: tuple, vals: tuple, nxt):
+        if not idxs:
+            return nxt
+        if len(idxs) == 1:
+            return [idxs[0], {vals[0]: nxt}]
+        return [idxs, vals, itemgetter(*idxs), nxt]
+
+    def insert(self, path: list[tuple[int, object]], answer) -> None:
+        def fresh(rest):
+            return self._chain(tuple(i for i, _ in rest), tuple(v for _, v in rest), (answer,))
+
+        def clash():
+            return InternalError("memo: two runs that read the same values went on to read different "
+                                 "variables or to different answers: the rules are not deterministic")
+
+        if self.root is None:
+            self.root = fresh(path)
+            return
+        node, at = self.root, 0
+        while True:
+            if node.__class__ is not list or at == len(path):
+                raise clash()
+            if len(node) == 2:                          # branch
+                idx, value = path[at]
+                if idx != node[0]:
+                    raise clash()
+                if value not in node[1]:
+                    node[1][value] = fresh(path[at + 1:])
+                    return
+                node, at = node[1][value], at + 1
+                continue
+            idxs, vals = node[0], node[1]               # chain: how far does the path follow it?
+            j = 0
+            while j < len(idxs) and at + j < len(path) and path[at + j] == (idxs[j], vals[j]):
+                j += 1
+            if j == len(idxs):
+                node, at = node[3], at + j
+                continue
+            if at + j == len(path) or path[at + j][0] != idxs[j]:
+                raise clash()
+            branch = [idxs[j], {vals[j]: self._chain(idxs[j + 1:], vals[j + 1:], node[3]),
+                                path[at + j][1]: fresh(path[at + j + 1:])}]
+            node[:] = self._chain(idxs[:j], vals[:j], branch)   # in place: the parent keeps pointing here
+            return
+
+
+class Memo:
+    """`possible` and `outcomes` for the explicit search, on state tuples (the values of
+    Model.vars in order), memoized exactly.
+
+    Both are deterministic functions of the state variables the rules read (through the
+    backend's `get`; choices are enumerated from the state alone). A run with
+    `backend.Tracking` notes those variables and their values in the order first read;
+    the answer is stored in a trie keyed by those values in that order. A later state
+    walks the trie reading its own values: where it reaches the answer, a run of the rules
+    on it would read exactly the same values, so it would give the same answer. States
+    that differ only in variables the rules do not read for that operation (the list
+    order for `rmmod`, the data of other patches for `reverse`, ...) share one run. An
+    outcome is stored as the variables the run wrote, applied to the state it is used on."""
+
+    def __init__(self, model: Model):
+        self.m = model
+        self.names = tuple(model.vars)
+        self.index = {v: i for i, v in enumerate(self.names)}
+        self.tries: dict = {None: _Trie(), **{op: _Trie() for op in model.ops}}   # None: possible()
+        self.shared: dict = {}      # equal tuples of written variables, stored once
+        self.hits = self.misses = 0
+
+    def _store(self, key, reads: dict, answer) -> None:
+        self.tries[key].insert([(self.index[name], value) for name, value in reads.items()], answer)
+
+    def _share(self, t):
+        return self.shared.setdefault(t, t)
+
+    def possible(self, k: tuple) -> tuple[Op, ...]:
+        hit = self.tries[None].find(k)
+        if hit is not None:
+            self.hits += 1
+            return hit[0]
+        self.misses += 1
+        reads: dict = {}
+        answer = tuple(kernel.possible(self.m, Tracking(dict(zip(self.names, k, strict=True)), None, reads), self.m.ops))
+        self._store(None, reads, answer)
+        return answer
+
+    def outcomes(self, k: tuple, op: Op) -> list[tuple[tuple, dict, list, frozenset]]:
+        """[(state after, choices consulted with their values, violations, indices of the
+        variables the run wrote)] of op from k."""
+        hit = self.tries[op].find(k)
+        if hit is not None:
+            self.hits += 1
+            answer = hit[0]
+        else:
+            self.misses += 1
+            reads: dict = {}
+            runs: list[Tracking] = []
+
+            def backend(state, choose):
+                runs.append(Tracking(state, choose, reads))
+                return runs[-1]
+
+            outs = outcomes(self.m, dict(zip(self.names, k, strict=True)), op, record=False, backend=backend)
+            answer = []
+            for c, o in zip(runs, outs, strict=True):
+                idxs = self._share(tuple(sorted(self.index[v] for v in c.written)))
+                vals = tuple(c.st[self.names[i]] for i in idxs)     # (not shared: 1 == True)
+                answer.append((idxs, vals, o.choices, o.violations, self._share(frozenset(idxs))))
+            self._store(op, reads, answer)
+        out = []
+        for idxs, vals, choices, violations, written in answer:
+            st = list(k)
+            for i, v in zip(idxs, vals, strict=True):
+                st[i] = v
+            out.append((tuple(st), choices, violations, written))
+        return out

@@ -114,6 +114,28 @@ def compatible(new: Patch, old: Patch) -> tuple[bool, str]:
     return True, ""
 
 
+class VarNames:
+    """The names of the state variables (Model._vars), formatted once: the rules look them
+    up on every step. Indexed like the rules index: patch number, state name, slot."""
+
+    def __init__(self, m: Model):
+        P = m.P
+        self.phase = tuple(f"phase[{p.name}]" for p in P)
+        self.pos = tuple(f"pos[{p.name}]" for p in P)
+        self.list_vars = tuple(name for i in range(m.n) for name in (self.phase[i], self.pos[i]))
+        self.forced = tuple(f"forced[{p.name}]" for p in P)
+        self.pue = tuple(tuple(f"pue[{p.name}.{o.name}]" for o in p.objects) for p in P)
+        self.ptr = tuple({s: f"ptr[{p.name}.{s}]" for s, _ in p.states} for p in P)
+        self.snap_kind = tuple({s: f"snap_kind[{p.name}.{s}]" for s, _ in p.states} for p in P)
+        self.snap_cont = tuple({s: f"snap_cont[{p.name}.{s}]" for s, _ in p.states} for p in P)
+        self.mod = {name: f"mod[{name}]" for name in m.module_names}
+        self.val = {s: f"val[{s}]" for s in m.state_names}
+        self.hi = {s: f"hi[{s}]" for s in m.state_names}
+        self.snap_val = {s: f"snap_val[{s}]" for s in m.state_names}
+        self.live = {s: tuple(f"live[{s}#{j}]" for j in range(m.slots[s])) for s in m.state_names}
+        self.cont = {s: tuple(f"cont[{s}#{j}]" for j in range(m.slots[s])) for s in m.state_names}
+
+
 class Model:
     """A spec compiled for the rules: variables, initial state, operations, static facts."""
 
@@ -133,6 +155,7 @@ class Model:
         self.compat = {(i, j, r): compatible(replace(self.P[i], replace=r), self.P[j])
                        for i in range(self.n) for j in range(self.n) if i != j for r in (False, True)}
         self.ops = self._ops()
+        self.v = VarNames(self)
         self.vars, self.init = self._vars()
         self.bits = {v: max(1, top.bit_length()) for v, (kind, top) in self.vars.items() if kind == "i"}
 
@@ -168,30 +191,31 @@ class Model:
             v[name] = (kind, top)
             init[name] = start
 
-        for p in self.P:
-            add(f"phase[{p.name}]", "i", len(PHASES) - 1, UNLOADED)
-            add(f"pos[{p.name}]", "i", max(self.n - 1, 1), 0)
-            add(f"forced[{p.name}]", "b", 1, False)
-            for o in p.objects:
-                add(f"pue[{p.name}.{o.name}]", "b", 1, False)
+        n = self.v
+        for i, p in enumerate(self.P):
+            add(n.phase[i], "i", len(PHASES) - 1, UNLOADED)
+            add(n.pos[i], "i", max(self.n - 1, 1), 0)
+            add(n.forced[i], "b", 1, False)
+            for flag in n.pue[i]:
+                add(flag, "b", 1, False)
             for s, _ in p.states:
-                add(f"ptr[{p.name}.{s}]", "i", self.slots[s], 0)
-                add(f"snap_kind[{p.name}.{s}]", "i", 2, 0)
-                add(f"snap_cont[{p.name}.{s}]", "i", nvals[s] - 1, 0)
+                add(n.ptr[i][s], "i", self.slots[s], 0)
+                add(n.snap_kind[i][s], "i", 2, 0)
+                add(n.snap_cont[i][s], "i", nvals[s] - 1, 0)
         for p in self.P:
             for name, default in p.params:                # two's complement in 8 bits for Z3
                 add(f"param[{p.name}.{name}]", "i", 255, default)
         for m in self.spec.modules:
-            add(f"mod[{m.name}]", "b", 1, m.loaded)
+            add(n.mod[m.name], "b", 1, m.loaded)
             for name, default in m.params:
                 add(f"param[{m.name}.{name}]", "i", 255, default)
         for s in self.state_names:
-            add(f"val[{s}]", "i", nvals[s] - 1, ORIGINAL)
-            add(f"hi[{s}]", "i", nvals[s] - 1, NO_VARIANT)
-            add(f"snap_val[{s}]", "i", nvals[s] - 1, ORIGINAL)
+            add(n.val[s], "i", nvals[s] - 1, ORIGINAL)
+            add(n.hi[s], "i", nvals[s] - 1, NO_VARIANT)
+            add(n.snap_val[s], "i", nvals[s] - 1, ORIGINAL)
             for j in range(self.slots[s]):
-                add(f"live[{s}#{j}]", "b", 1, False)
-                add(f"cont[{s}#{j}]", "i", nvals[s] - 1, ZERO)
+                add(n.live[s][j], "b", 1, False)
+                add(n.cont[s][j], "i", nvals[s] - 1, ZERO)
         add("leaked", "b", 1, False)             # some live block became unreachable (never undone)
         add("tload", "b", 1, False)              # the transition in progress was started by `load`
         add("exempt", "b", 1, False)             # a module event happened during it
@@ -239,10 +263,10 @@ class _Rules:
     """`step` split into helpers; `c` is a backend (Concrete or Symbolic) holding the state."""
 
     def __init__(self, m: Model, c, frozen: bool = False):
-        self.m, self.c = m, c
+        self.m, self.c, self.v = m, c, m.v
         self.frozen = frozen            # the state will not change: memoized values stay valid
         self._memo: dict = {}
-        self._list_vars = [f"{k}[{p.name}]" for p in m.P for k in ("phase", "pos")]
+        self.recompute = not frozen and not c.symbolic      # memo() would only call fn()
 
     def memo(self, key, fn):
         """Reuse a value derived from the list (phases and positions) while those variables
@@ -253,7 +277,7 @@ class _Rules:
             return self._memo[key][1]
         if not self.c.symbolic:                 # cheaper to recompute than to compare
             return fn()
-        deps = tuple(self.c.get(v) for v in self._list_vars)
+        deps = tuple(self.c.get(v) for v in self.v.list_vars)
         hit = self._memo.get(key)
         if hit is not None and (hit[0] == deps if not self.c.symbolic
                                 else all(a is b for a, b in zip(hit[0], deps, strict=True))):
@@ -264,7 +288,7 @@ class _Rules:
 
     # ---- reading the state
     def phase(self, i):
-        return self.c.get(f"phase[{self.m.P[i].name}]")
+        return self.c.get(self.v.phase[i])
 
     def is_phase(self, i, phases):
         ph = self.phase(i)
@@ -273,13 +297,20 @@ class _Rules:
         return self.c.or_(*(self.c.eq(ph, x) for x in phases))
 
     def listed(self, i):
+        if self.recompute:
+            return self.is_phase(i, LISTED)
         return self.memo(("listed", i), lambda: self.is_phase(i, LISTED))
 
     def pos(self, i):
-        return self.c.get(f"pos[{self.m.P[i].name}]")
+        return self.c.get(self.v.pos[i])
 
     def transition(self):
-        return self.memo("transition", lambda: self.c.or_(*(self.is_phase(i, IN_TRANSITION) for i in range(self.m.n))))
+        if self.recompute:
+            return self._transition()
+        return self.memo("transition", self._transition)
+
+    def _transition(self):
+        return self.c.or_(*(self.is_phase(i, IN_TRANSITION) for i in range(self.m.n)))
 
     def trans_pos(self):
         c, t = self.c, 0
@@ -288,10 +319,10 @@ class _Rules:
         return t
 
     def loaded(self, obj: str):
-        return True if obj == "vmlinux" else self.c.get(f"mod[{obj}]")
+        return True if obj == "vmlinux" else self.c.get(self.v.mod[obj])
 
     def ptr(self, i, s):
-        return self.c.get(f"ptr[{self.m.P[i].name}.{s}]")
+        return self.c.get(self.v.ptr[i][s])
 
     def prev(self, s):
         return self.memo(("prev", s), lambda: self._prev(s))
@@ -343,14 +374,18 @@ class _Rules:
     def kind(self, p, s):
         """0 NULL, 1 live, 2 freed."""
         c, k = self.c, 0
-        for j in range(self.m.slots[s]):
-            k = c.ite(self.slot_is(p, j), c.ite(c.get(f"live[{s}#{j}]"), 1, 2), k)
+        if not c.symbolic:                  # the same, reading only the slot p points at
+            return 0 if p == 0 else (1 if c.get(self.v.live[s][p - 1]) else 2)
+        for j, live in enumerate(self.v.live[s]):
+            k = c.ite(self.slot_is(p, j), c.ite(c.get(live), 1, 2), k)
         return k
 
     def content(self, p, s):
         c, v = self.c, ZERO
-        for j in range(self.m.slots[s]):
-            v = c.ite(self.slot_is(p, j), c.get(f"cont[{s}#{j}]"), v)
+        if not c.symbolic:                  # the same, reading only the slot p points at
+            return v if p == 0 else c.get(self.v.cont[s][p - 1])
+        for j, cont in enumerate(self.v.cont[s]):
+            v = c.ite(self.slot_is(p, j), c.get(cont), v)
         return v
 
     def referenced(self, s, j):
@@ -363,16 +398,18 @@ class _Rules:
         c = self.c
         old = {(i, s): self.ptr(i, s) for i, s in pairs}
         for i, s in pairs:
-            c.set(f"ptr[{self.m.P[i].name}.{s}]", 0)
+            c.set(self.v.ptr[i][s], 0)
         for s in dict.fromkeys(s for _, s in pairs):
-            for j in range(self.m.slots[s]):
+            for j, (live, cont) in enumerate(zip(self.v.live[s], self.v.cont[s], strict=True)):
                 dropped = c.or_(*(self.slot_is(old[(i, t)], j) for i, t in pairs if t == s))
+                if dropped is False:        # (a constant: no pointer to this slot was dropped)
+                    continue
                 for _ in c.when(c.and_(dropped, c.not_(self.referenced(s, j)))):
-                    self.leaks.append(c.and_(c.pc, c.get(f"live[{s}#{j}]")) if c.symbolic else c.get(f"live[{s}#{j}]"))
-                    if c.recording and c.get(f"live[{s}#{j}]"):
+                    self.leaks.append(c.and_(c.pc, c.get(live)) if c.symbolic else c.get(live))
+                    if c.recording and c.get(live):
                         c.event("leaked", s, j)
-                    c.set(f"live[{s}#{j}]", False)     # the slot is garbage: canonical contents
-                    c.set(f"cont[{s}#{j}]", ZERO)
+                    c.set(live, False)     # the slot is garbage: canonical contents
+                    c.set(cont, ZERO)
 
     def leaked_now(self):
         """Some block leaked during this operation (so far)."""
@@ -383,11 +420,13 @@ class _Rules:
         self.release([(i, s)])
         taken = False
         for j in range(self.m.slots[s]):
+            if taken is True:               # (a constant: an earlier slot was free)
+                break
             free = c.not_(self.referenced(s, j))
             for _ in c.when(c.and_(free, c.not_(taken))):
-                c.set(f"ptr[{self.m.P[i].name}.{s}]", j + 1)
-                c.set(f"live[{s}#{j}]", True)
-                c.set(f"cont[{s}#{j}]", ZERO)
+                c.set(self.v.ptr[i][s], j + 1)
+                c.set(self.v.live[s][j], True)
+                c.set(self.v.cont[s][j], ZERO)
             taken = c.or_(taken, free)
 
     def deref(self, p, s, where):
@@ -399,26 +438,26 @@ class _Rules:
 
     def write_block(self, p, s, value):
         c = self.c
-        for j in range(self.m.slots[s]):
+        for j, cont in enumerate(self.v.cont[s]):
             for _ in c.when(self.slot_is(p, j)):
-                c.set(f"cont[{s}#{j}]", value)
+                c.set(cont, value)
 
     def free_block(self, p, s, where):
         c = self.c
         c.violate("no-double-free", c.eq(self.kind(p, s), 2), where)
-        for j in range(self.m.slots[s]):
+        for j, live in enumerate(self.v.live[s]):
             for _ in c.when(self.slot_is(p, j)):
-                c.set(f"live[{s}#{j}]", False)
+                c.set(live, False)
 
     def set_value(self, s, value, where):
         """The system value of s changes; version-order is judged at every write."""
         c = self.c
-        hi = c.get(f"hi[{s}]")
+        hi = c.get(self.v.hi[s])
         is_variant = c.le(2, value)
         c.violate("version-order", c.and_(is_variant, c.lt(value, hi)), where)
-        c.set(f"hi[{s}]", c.ite(c.eq(value, ORIGINAL), NO_VARIANT,
+        c.set(self.v.hi[s], c.ite(c.eq(value, ORIGINAL), NO_VARIANT,
                                 c.ite(c.and_(is_variant, c.lt(hi, value)), value, hi)))
-        c.set(f"val[{s}]", value)
+        c.set(self.v.val[s], value)
 
     # ---- statements and callbacks
     def statement(self, i, st: Stmt, where, in_pre_patch: bool, fallible: bool):
@@ -460,7 +499,7 @@ class _Rules:
             self.free_block(own, s, where)
         elif a == "save":
             for _ in c.when(self.deref(own, s, where)):
-                self.write_block(own, s, c.get(f"val[{s}]"))
+                self.write_block(own, s, c.get(self.v.val[s]))
         elif a == "restore":
             for _ in c.when(self.deref(own, s, where)):
                 self.set_value(s, self.content(own, s), where)
@@ -478,7 +517,7 @@ class _Rules:
             for _ in c.when(exists):
                 if a == "take":
                     self.release([(i, s)])
-                    c.set(f"ptr[{p.name}.{s}]", pp)
+                    c.set(self.v.ptr[i][s], pp)
                 elif a == "copy":
                     ok_src = self.deref(pp, s, where)
                     ok_dst = self.deref(own, s, where)
@@ -510,7 +549,7 @@ class _Rules:
         """One callback of patch i's object oi, with the §8 flag rules. Returns 'ok'."""
         c, p = self.c, self.m.P[i]
         obj = p.objects[oi]
-        flag = f"pue[{p.name}.{obj.name}]"
+        flag = self.v.pue[i][oi]
         if cb == "post_unpatch":
             for _ in c.when(c.get(flag)):
                 c.event("callback", p.name, obj.name, cb)
@@ -540,22 +579,22 @@ class _Rules:
     def move(self, i, src, dst):
         """Phase change of patch i along a lifecycle edge (src is static: the edge's source).
         Leaving klp_patches closes the gap in the list and releases the data pointers."""
-        c, p = self.c, self.m.P[i]
+        c = self.c
         if src in LISTED and dst not in LISTED:
+            at = self.pos(i)                # (the loop changes only the others' positions)
             for q in range(self.m.n):
                 if q != i:
-                    for _ in c.when(c.and_(self.listed(q), c.lt(self.pos(i), self.pos(q)))):
-                        c.set(f"pos[{self.m.P[q].name}]", c.add(self.pos(q), -1))
+                    for _ in c.when(c.and_(self.listed(q), c.lt(at, self.pos(q)))):
+                        c.set(self.v.pos[q], c.add(self.pos(q), -1))
             self.leave_list([i])
-        c.set(f"phase[{p.name}]", dst)
+        c.set(self.v.phase[i], dst)
 
     def leave_list(self, which):
         c = self.c
         for i in which:
-            p = self.m.P[i]
-            c.set(f"pos[{p.name}]", 0)
-            for o in p.objects:
-                c.set(f"pue[{p.name}.{o.name}]", False)
+            c.set(self.v.pos[i], 0)
+            for flag in self.v.pue[i]:
+                c.set(flag, False)
         self.release([(i, s) for i in which for s, _ in self.m.P[i].states])
 
     # ---- abstract system (properties.md): values, installed patches' data, live blocks
@@ -567,12 +606,12 @@ class _Rules:
     # contents, the live count can then differ only by blocks that became unreachable.
     def abstract(self):
         c, m = self.c, self.m
-        vals = {s: c.get(f"val[{s}]") for s in m.state_names}
+        vals = {s: c.get(self.v.val[s]) for s in m.state_names}
         data = {}
         for i, p in enumerate(m.P):
             for s, _ in p.states:
                 ptr = self.ptr(i, s)
-                data[(p.name, s)] = (self.kind(ptr, s), self.content(ptr, s))
+                data[(i, s)] = (self.kind(ptr, s), self.content(ptr, s))
         return vals, data
 
     def same_abstract(self, a, b, leaked):
@@ -585,31 +624,32 @@ class _Rules:
             eqs.append(c.or_(c.ne(ka, 1), c.eq(ca, cb_)))
         return c.and_(c.not_(leaked), *eqs)
 
-    def snapshot(self):
+    def snapshot(self, now):
+        """Remember `now` (the abstract system, just taken) for revert-restores."""
         c, m = self.c, self.m
-        vals, data = self.abstract()
+        vals, data = now
         for s in m.state_names:
-            c.set(f"snap_val[{s}]", vals[s])
-        for (p, s), (k, v) in data.items():
-            c.set(f"snap_kind[{p}.{s}]", k)
-            c.set(f"snap_cont[{p}.{s}]", c.ite(c.eq(k, 1), v, 0))
+            c.set(self.v.snap_val[s], vals[s])
+        for (i, s), (k, v) in data.items():
+            c.set(self.v.snap_kind[i][s], k)
+            c.set(self.v.snap_cont[i][s], c.ite(c.eq(k, 1), v, 0))
         c.set("leak_since", False)
 
     def snapshotted(self):
         c, m = self.c, self.m
-        vals = {s: c.get(f"snap_val[{s}]") for s in m.state_names}
-        data = {(p.name, s): (c.get(f"snap_kind[{p.name}.{s}]"), c.get(f"snap_cont[{p.name}.{s}]"))
-                for p in m.P for s, _ in p.states}
+        vals = {s: c.get(self.v.snap_val[s]) for s in m.state_names}
+        data = {(i, s): (c.get(self.v.snap_kind[i][s]), c.get(self.v.snap_cont[i][s]))
+                for i, p in enumerate(m.P) for s, _ in p.states}
         return vals, data
 
     def clear_snapshot(self):
         c, m = self.c, self.m
         for s in m.state_names:
-            c.set(f"snap_val[{s}]", ORIGINAL)
-        for p in m.P:
+            c.set(self.v.snap_val[s], ORIGINAL)
+        for i, p in enumerate(m.P):
             for s, _ in p.states:
-                c.set(f"snap_kind[{p.name}.{s}]", 0)
-                c.set(f"snap_cont[{p.name}.{s}]", 0)
+                c.set(self.v.snap_kind[i][s], 0)
+                c.set(self.v.snap_cont[i][s], 0)
         c.set("leak_since", False)
         c.set("tload", False)
         c.set("exempt", False)
@@ -649,13 +689,13 @@ class _Rules:
             i = self._index(op.arg)
             return [(f"module {op.arg} is not loaded", c.ne(self.phase(i), UNLOADED)),
                     (f"module {op.arg} is in use: its patch is on klp_patches", c.not_(self.listed(i))),
-                    (f"module {op.arg} is in use for ever: its patch was forced", c.not_(c.get(f"forced[{op.arg}]")))]
+                    (f"module {op.arg} is in use for ever: its patch was forced", c.not_(c.get(self.v.forced[i])))]
         if op.word == "modload":
-            return [(f"module {op.arg} is already loaded", c.not_(c.get(f"mod[{op.arg}]")))]
+            return [(f"module {op.arg} is already loaded", c.not_(c.get(self.v.mod[op.arg])))]
         if op.word == "modunload":
-            return [(f"module {op.arg} is not loaded", c.get(f"mod[{op.arg}]"))]
+            return [(f"module {op.arg} is not loaded", c.get(self.v.mod[op.arg]))]
         if op.word == "force":                                  # §6.4
-            unforced = [c.and_(self.listed(i), c.not_(c.get(f"forced[{p.name}]"))) for i, p in enumerate(m.P)]
+            unforced = [c.and_(self.listed(i), c.not_(c.get(self.v.forced[i]))) for i in range(m.n)]
             return [("-EINVAL: no transition is in progress", self.transition()),
                     ("every patch on klp_patches is already forced", c.or_(*unforced))]
         raise ValueError(op)
@@ -668,7 +708,7 @@ class _Rules:
             if mod.sleeps is None:
                 continue
             func, param = mod.sleeps
-            asleep = c.and_(c.get(f"mod[{mod.name}]"), c.ne(c.get(f"param[{mod.name}.{param}]"), 0))
+            asleep = c.and_(c.get(self.v.mod[mod.name]), c.ne(c.get(f"param[{mod.name}.{param}]"), 0))
             patching = [c.eq(self.phase(i), PATCHING) for i, p in enumerate(m.P)
                         if any(o.name == mod.name and func in o.funcs for o in p.objects)]
             if patching:
@@ -729,17 +769,17 @@ class _Rules:
         i = self._index(op.arg)
         p = m.P[i]
         before = self.abstract()
-        self.snapshot()
+        self.snapshot(before)
         c.set("tload", True)
         c.set("exempt", False)
-        c.set(f"pos[{p.name}]", c.count(self.listed(j) for j in range(m.n)))   # appended to the tail
-        c.set(f"forced[{p.name}]", False)
-        for o in p.objects:
-            c.set(f"pue[{p.name}.{o.name}]", False)
+        c.set(self.v.pos[i], c.count(self.listed(j) for j in range(m.n)))   # appended to the tail
+        c.set(self.v.forced[i], False)
+        for flag in self.v.pue[i]:
+            c.set(flag, False)
         if op.params is not None:
             self.set_params(p.name, p.params, op.params)
         (_, entered, cbs), = edges("load")
-        c.set(f"phase[{p.name}]", entered)
+        c.set(self.v.phase[i], entered)
         c.event("load-start", p.name)
         failed = False
         for oi, o in enumerate(p.objects):           # interleaved per object, stop at failure (§3)
@@ -764,7 +804,8 @@ class _Rules:
 
     def op_complete(self, op):
         c = self.c
-        c.cases([(c.eq(self.phase(i), src), (lambda i=i, e=(src, dst, cbs): self.complete(i, *e)))
+        phases = [self.phase(i) for i in range(self.m.n)]
+        c.cases([(c.eq(phases[i], src), (lambda i=i, e=(src, dst, cbs): self.complete(i, *e)))
                  for src, dst, cbs in edges("complete") for i in range(self.m.n)])
 
     def complete(self, i, src, dst, cbs):
@@ -783,9 +824,9 @@ class _Rules:
                 for q in older:
                     for _ in c.when(c.eq(self.phase(q), r_src)):
                         c.event("replaced", m.P[q].name)
-                        c.set(f"phase[{m.P[q].name}]", r_dst)
+                        c.set(self.v.phase[q], r_dst)
                 self.leave_list(older)      # every other listed patch was older
-                c.set(f"pos[{p.name}]", 0)
+                c.set(self.v.pos[i], 0)
             self.move(i, src, dst)
             self.clear_snapshot()
         else:
@@ -805,7 +846,7 @@ class _Rules:
         for _ in c.when(c.not_(c.get("tload"))):
             for s in m.state_names:
                 undeclared = c.not_(c.or_(*(self.listed(q) for q in m.decl[s])))
-                c.violate("disable-restores", c.and_(undeclared, c.ne(c.get(f"val[{s}]"), ORIGINAL)),
+                c.violate("disable-restores", c.and_(undeclared, c.ne(c.get(self.v.val[s]), ORIGINAL)),
                           ("state", s))
 
     def op_reverse(self, op):
@@ -814,7 +855,8 @@ class _Rules:
         def reverse(i, src, dst):
             c.event("reverse", self.m.P[i].name, src)
             self.move(i, src, dst)
-        c.cases([(c.eq(self.phase(i), src), (lambda i=i, e=(src, dst): reverse(i, *e)))
+        phases = [self.phase(i) for i in range(self.m.n)]
+        c.cases([(c.eq(phases[i], src), (lambda i=i, e=(src, dst): reverse(i, *e)))
                  for src, dst, _ in edges("reverse") for i in range(self.m.n)])
 
     def op_disable(self, op):
@@ -837,9 +879,9 @@ class _Rules:
         c = self.c
         c.event("force")
         for src, _, _ in edges("force"):
-            for i, p in enumerate(self.m.P):
+            for i in range(self.m.n):
                 for _ in c.when(c.eq(self.phase(i), src)):
-                    c.set(f"forced[{p.name}]", True)
+                    c.set(self.v.forced[i], True)
 
     def _module_objects(self, name):
         return [(i, oi) for i, p in enumerate(self.m.P) for oi, o in enumerate(p.objects) if o.name == name]
@@ -854,7 +896,7 @@ class _Rules:
     def op_modload(self, op):
         c = self.c
         c.set("exempt", c.or_(c.get("exempt"), self.transition()))
-        c.set(f"mod[{op.arg}]", True)
+        c.set(self.v.mod[op.arg], True)
         module = next(mod for mod in self.m.spec.modules if mod.name == op.arg)
         if op.params is not None:
             self.set_params(op.arg, module.params, op.params)
@@ -878,7 +920,7 @@ class _Rules:
             failed = c.or_(failed, bad)
         for _ in c.when(failed):                              # refuse the module, roll back earlier patches
             self._unapply(targets, lambda i: c.lt(self.pos(i), fail_pos), op.arg)
-            c.set(f"mod[{op.arg}]", False)
+            c.set(self.v.mod[op.arg], False)
             c.event("modload-failed", op.arg)
         for _ in c.when(c.not_(failed)):                      # then the module's own init runs
             self.module_logs(module, module.init)
@@ -890,7 +932,7 @@ class _Rules:
         module = next(mod for mod in self.m.spec.modules if mod.name == op.arg)
         self.module_logs(module, module.exit)                 # exit runs before klp_module_going
         self._unapply(self._module_objects(op.arg), lambda i: True, op.arg)
-        c.set(f"mod[{op.arg}]", False)
+        c.set(self.v.mod[op.arg], False)
 
     def module_logs(self, module, stmts):
         c = self.c

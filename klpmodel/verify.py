@@ -153,7 +153,7 @@ def verify(spec: Spec, *, depth: int | None = None, properties: list[str] | None
     found = []
     unknown = search.unknown
     if "recoverable" in props:
-        rec = ExplicitEngine(model, max_states=AUTO_STATE_BUDGET if why else None).recoverable()
+        rec = ExplicitEngine(model, max_states=AUTO_STATE_BUDGET if why else None).recoverable(timeout=left())
         if isinstance(rec, str):
             unknown = unknown or f"recoverable: {rec}"
         elif rec is not None:

@@ -97,3 +97,38 @@ def test_a_renamed_twin_fails_with_its_own_statement():
     (v,) = r.violations
     assert [str(s.op) for s in v.trace] == ["load a", "complete", "load b"]
     assert v.trace[-1].failed == (("b", "vmlinux", "pre_patch", 16, "maybe-fail if prev s"),)
+
+
+# three compatible non-cumulative patches (bench/bench.py stress(3)): the list order matters
+STRESS_3 = '[check]\ndepth = 1000\n[states.a]\nid = 1\n[states.b]\nid = 2\n' + "".join(
+    f'[[patch]]\nname = "lp{i}"\nstates = {{ {s} = 1 }}\n[patch.objects.vmlinux]\n'
+    f'pre_patch = ["alloc {s}"]\npost_unpatch = ["free {s}"]\n' for i, s in enumerate("aba"))
+
+
+@pytest.mark.parametrize("name", ["module-state.toml", "selftest-state.toml", "no-double-free-bad.toml",
+                                  "no-null-deref-bad.toml", "stress-3"])
+def test_the_search_memo_answers_as_the_rules_do(name, write_spec):
+    """interp.Memo answers possible() and outcomes() with runs made on other states that
+    read the same values: on every reachable state it agrees with running the rules there
+    (states, value types, choices and violations). stress-3 catches a read the memo would
+    not see (a position, a phase)."""
+    from klpmodel import interp
+    from klpmodel.engine_explicit import ExplicitEngine
+    from klpmodel.properties import NAMES
+
+    m = Model(load_spec(write_spec(STRESS_3) if name == "stress-3" else SPECS / name))
+    eng = ExplicitEngine(m, symmetry=False)
+    eng.run(m.spec.depth, list(NAMES))
+    memo = interp.Memo(m)
+    for k in eng.parent:
+        state = dict(zip(eng.names, k, strict=True))
+        ops = interp.possible(m, state)
+        assert list(memo.possible(k)) == ops
+        for op in ops:
+            want = [(tuple(o.state.values()), o.choices, [(p, repr(w)) for p, w in o.violations])
+                    for o in interp.outcomes(m, state, op, record=False)]
+            got = [(after, choices, [(p, repr(w)) for p, w in violations])
+                   for after, choices, violations, _ in memo.outcomes(k, op)]
+            assert got == want
+            assert [tuple(map(type, s)) for s, _, _ in got] == [tuple(map(type, s)) for s, _, _ in want]
+    assert memo.hits > 0                 # some answers did come from runs on other states

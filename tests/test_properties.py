@@ -62,3 +62,14 @@ def test_recoverable_is_not_for_bounded_checking():
 
     with pytest.raises(UserError, match="recoverable needs the explicit engine"):
         verify(load_spec(SPECS / "selftest-state.toml"), properties=["recoverable"], engine="z3")
+
+
+def test_recoverable_honours_the_timeout():
+    """recoverable explores the whole state space; it stops at the timeout like the search
+    does (nothing is timed: no exploration fits in a microsecond)."""
+    from klpmodel.engine_explicit import ExplicitEngine
+    from klpmodel.kernel import Model
+
+    assert ExplicitEngine(Model(load_spec(SPECS / "module-state.toml"))).recoverable(timeout=1e-6) == "timeout"
+    r = verify(load_spec(SPECS / "disable-restores-bad.toml"), properties=["recoverable"], timeout=1e-6)
+    assert r.verdict == "unknown" and r.unknown.endswith("timeout") and r.violations == ()

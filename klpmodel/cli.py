@@ -83,9 +83,11 @@ def verify(
         from .term import progress, write
 
         loaded = load_spec(spec)
-        with progress(f"verifying {spec} up to depth {depth or loaded.depth}"):
+        with progress(f"verifying {spec} up to depth {depth or loaded.depth}") as show:
+            def done(eng, d, states):
+                show(f"{eng}: depth {d} done" + (f", {states:,} states" if states is not None else ""))
             result = run(loaded, depth=depth, properties=property, timeout=timeout, engine=engine.value,
-                         max_counterexamples=max_counterexamples)
+                         max_counterexamples=max_counterexamples, progress=done)
         written = []
         if out is not None:
             from .traces import write_all

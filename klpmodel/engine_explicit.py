@@ -236,6 +236,7 @@ class ExplicitEngine:
         self.level: dict[tuple, int] = {}     # key -> BFS level (first reached after that many operations)
         self.values: dict[tuple, dict] = {}   # key -> state
         self.observe = observe
+        self.on_depth: Callable[[int, int | None], None] | None = None   # progress: (depth done, states)
         self._root: dict = {}                 # canonical -> real patch names in the start state
 
     def key(self, state: dict) -> tuple:
@@ -293,6 +294,8 @@ class ExplicitEngine:
                     return self._done(res, parent, d - 1)
             open_props -= res.found.keys()
             res.per_depth.append((d, time.perf_counter() - t0))
+            if self.on_depth is not None:
+                self.on_depth(d, len(parent))
             res.depth_done = d
             if not nxt:                          # nothing new: the reachable states are all known
                 res.complete_at = d - 1

@@ -45,6 +45,7 @@ class Z3Engine:
 
         self.z3 = z3
         self.m = model
+        self.on_depth = None             # progress: called with (depth done, None) after each depth
         z3.set_param("smt.random_seed", seed)
         z3.set_param("sat.random_seed", seed)
         self._build()
@@ -222,6 +223,8 @@ class Z3Engine:
                 open_props = [p for p in open_props if p not in hit]
             res.depth_done = t
             res.per_depth.append((t, time.perf_counter() - start))
+            if self.on_depth is not None:
+                self.on_depth(t, None)
             if open_props and solver.check() == z3.unsat:
                 # no loop-free path of t operations exists: every reachable state is reachable
                 # in fewer, so nothing longer can break a property either

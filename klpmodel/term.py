@@ -58,8 +58,13 @@ def progress(label: str, delay: float | None = None):
     disappears when the work is done."""
     if delay is None:
         delay = float(os.environ.get("KLPMODEL_PROGRESS_DELAY", "1"))
+    detail = {"text": ""}
+
+    def update(text: str) -> None:
+        detail["text"] = text
+
     if not sys.stderr.isatty() or os.environ.get("TERM") == "dumb":
-        yield
+        yield update
         return
     from rich.status import Status
 
@@ -74,13 +79,14 @@ def progress(label: str, delay: float | None = None):
                     state["status"] = Status(label, console=_console(sys.stderr))
                     state["status"].start()
                 if "status" in state:
-                    state["status"].update(f"{label} ({time.monotonic() - start:.0f} s)")
+                    extra = f", {detail['text']}" if detail["text"] else ""
+                    state["status"].update(f"{label} ({time.monotonic() - start:.0f} s{extra})")
 
     stop = threading.Event()
     thread = threading.Thread(target=tick, daemon=True)
     thread.start()
     try:
-        yield
+        yield update
     finally:
         stop.set()
         thread.join()

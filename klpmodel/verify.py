@@ -113,7 +113,9 @@ AUTO_STATE_BUDGET = 1_000_000    # docs/performance.md: explicit wins on every m
 
 
 def verify(spec: Spec, *, depth: int | None = None, properties: list[str] | None = None,
-           timeout: float | None = None, engine: str = "auto", max_counterexamples: int = 1) -> Result:
+           timeout: float | None = None, engine: str = "auto", max_counterexamples: int = 1,
+           progress=None) -> Result:
+    """`progress(engine, depth done, states or None)`, if given, is called after each depth."""
     from .engine_explicit import ExplicitEngine
 
     props = check_properties(properties)
@@ -137,6 +139,8 @@ def verify(spec: Spec, *, depth: int | None = None, properties: list[str] | None
     states = diameter = None
     if engine in ("auto", "explicit"):
         eng = ExplicitEngine(model, max_states=AUTO_STATE_BUDGET if engine == "auto" else None)
+        if progress is not None:
+            eng.on_depth = lambda d, n: progress("explicit", d, n)
         search = eng.run(depth, list(props), timeout=left())
         states, diameter = eng.states, eng.diameter
         why = "explicit: the reachable states fit the budget" if engine == "auto" else ""
@@ -148,6 +152,8 @@ def verify(spec: Spec, *, depth: int | None = None, properties: list[str] | None
     if engine == "z3":
         from .engine_z3 import Z3Engine
         eng = Z3Engine(model)
+        if progress is not None:
+            eng.on_depth = lambda d, n: progress("z3", d, n)
         search = eng.run(depth, list(props), timeout=left())
         states = diameter = None
     found = []

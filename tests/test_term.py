@@ -58,4 +58,5 @@ def test_progress_shows_on_a_terminal_and_disappears():
     assert out == cli("verify", "specs/selftest-state.toml", "--engine", "z3").stdout
     text = err.decode(errors="replace")
     assert "verifying specs/selftest-state.toml up to depth 8" in text
+    assert "z3: depth " in text                                          # the depth reached
     assert "\x1b[2K" in text or "\x1b[1A" in text                      # the status line is erased when done

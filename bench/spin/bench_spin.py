@@ -73,7 +73,6 @@ def klp_counts(P: int) -> tuple[int, int, float, float]:
     sys.path.insert(0, str(ROOT))
     sys.path.insert(0, str(ROOT / "bench"))
     from bench import stress
-
     from klpmodel.engine_explicit import ExplicitEngine
     from klpmodel.kernel import Model
     from klpmodel.properties import NAMES

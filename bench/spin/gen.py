@@ -28,7 +28,6 @@ ORIGINAL, ZERO = 0, 1
 
 def generate(P: int) -> str:
     st = ["a" if i % 2 == 0 else "b" for i in range(P)]          # the state lp_i declares
-    sid = {"a": 0, "b": 1}
     decl = {s: [i for i in range(P) if st[i] == s] for s in "ab"}
     slots = {s: len(decl[s]) for s in "ab"}
     used = [s for s in "ab" if slots[s]]

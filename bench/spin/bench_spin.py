@@ -56,11 +56,12 @@ def spin_run(P: int, mode: str, workdir: Path, memlim: int = 16000, cflags: list
     p = subprocess.run(["./pan", f"-m{depth}", f"-w{w}"], cwd=d, capture_output=True, text=True)
     t3 = time.perf_counter()
     out = p.stdout
+    (d / "pan.out").write_text(out)
 
     def grab(pat: str, conv=float):
         m = re.search(pat, out)
         return conv(m.group(1)) if m else None
-    return {"states": grab(r"(\d+) states, stored", int), "transitions": grab(r"(\d+) transitions", int),
+    return {"states": grab(r"(\d+) states, stored", int), "transitions": grab(r"([\d.e+]+) transitions", lambda x: int(float(x))),
             "errors": grab(r"errors: (\d+)", int), "depth": grab(r"depth reached (\d+)", int),
             "vector": grab(r"State-vector (\d+) byte", int), "memory": grab(r"([\d.]+)\s+total actual memory usage"),
             "pan_time": grab(r"elapsed time ([\d.e+]+) seconds"), "spin_a": t1 - t0, "gcc": t2 - t1, "pan": t3 - t2,

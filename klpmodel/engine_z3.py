@@ -104,6 +104,36 @@ class Z3Engine:
             return {v: self._value(v, self.m.init[v]) for v in self.names}
         return {v: self._const(v, f"@{t}") for v in self.names}
 
+    def state_consts(self, tag: str) -> dict:
+        """Fresh constants for one state (the variables some operation changes)."""
+        return {v: self._const(v, tag) for v in self.names}
+
+    def instance(self, pre: dict, post: dict, tag: str):
+        """One copy of the template on the given state constants: (T, violation flags, the
+        operation selector, the choice constants). `tag` names the step's own constants."""
+        z3 = self.z3
+        op = z3.BitVec(f"op{tag}", self.opbits)
+        chs = {k: z3.Bool(f"choice{tag}:" + "/".join(map(str, k))) for k in self.choice_consts}
+        sub = [(self.pre[v], pre[v]) for v in self.names]
+        sub += [(self.post[v], post[v]) for v in self.names]
+        sub += [(self.opv, op)]
+        sub += [(self.choice_consts[k], chs[k]) for k in self.choice_consts]
+        return (z3.substitute(self.trans, *sub), {p: z3.substitute(f, *sub) for p, f in self.viol.items()},
+                op, chs)
+
+    def distinct(self, a: dict, b: dict):
+        """The two states differ in some variable."""
+        return self.z3.Or(*[a[v] != b[v] for v in self.names])
+
+    def state_value(self, model, consts: dict) -> dict:
+        """A full state (the unchanged variables at their initial value) from a solver model."""
+        z3, m = self.z3, self.m
+        st = dict(m.init)
+        for v, const in consts.items():
+            val = model.eval(const, model_completion=True)
+            st[v] = z3.is_true(val) if m.vars[v][0] == "b" else val.as_long()
+        return st
+
     def run(self, depth: int, props: list[str], timeout: float | None = None) -> Search:
         z3 = self.z3
         start = time.perf_counter()
@@ -118,25 +148,22 @@ class Z3Engine:
                 res.depth_done = depth
                 break
             states.append(self._step_consts(t))
-            ops.append(z3.BitVec(f"op@{t}", self.opbits))
-            chs.append({k: z3.Bool(f"choice@{t}:" + "/".join(map(str, k))) for k in self.choice_consts})
-            sub = [(self.pre[v], states[t - 1][v]) for v in self.names]
-            sub += [(self.post[v], states[t][v]) for v in self.names]
-            sub += [(self.opv, ops[-1])]
-            sub += [(self.choice_consts[k], chs[-1][k]) for k in self.choice_consts]
-            solver.add(z3.substitute(self.trans, *sub))
+            trans, viol, op, ch = self.instance(states[t - 1], states[t], f"@{t}")
+            ops.append(op)
+            chs.append(ch)
+            solver.add(trans)
             # Only loop-free paths: a shortest counterexample never visits a state twice
             # before its last step (cut the loop: same last transition, shorter path), and
             # a violation is decided by (state, operation, choices) alone.
             for i in range(t - 1):
-                solver.add(z3.Or(*[states[i][v] != states[t - 1][v] for v in self.names]))
+                solver.add(self.distinct(states[i], states[t - 1]))
             # Interchangeable patches (Model.interchangeable): rename them so that they are
             # first loaded in spec order. Any counterexample has such a renamed twin of the
             # same length, so verdicts and shortest depths are unchanged.
             for group in self.symmetric:
                 for a, b in itertools.pairwise(group):
                     solver.add(z3.Implies(ops[-1] == b, z3.Or(*[o == a for o in ops[:-1]])))
-            viol_t = {p: z3.substitute(self.viol[p], *sub) for p in open_props}
+            viol_t = {p: viol[p] for p in open_props}
             while open_props:
                 if deadline is not None:
                     left = deadline - time.perf_counter()
@@ -176,9 +203,5 @@ class Z3Engine:
         for i in range(t):
             out.ops.append(m.ops[model.eval(ops[i], model_completion=True).as_long()])
             out.choices.append({k: z3.is_true(model.eval(c, model_completion=True)) for k, c in chs[i].items()})
-            st = dict(m.init)
-            for v, const in states[i + 1].items():
-                val = model.eval(const, model_completion=True)
-                st[v] = z3.is_true(val) if m.vars[v][0] == "b" else val.as_long()
-            out.states.append(st)
+            out.states.append(self.state_value(model, states[i + 1]))
         return out

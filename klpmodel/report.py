@@ -197,6 +197,26 @@ def summary(r: Result) -> list[str]:
     return out
 
 
+def violation_lines(m: Model, v: Violation) -> list[str]:
+    """One violated property: the seed sentence, the numbered trace, what broke it."""
+    prop = BY_NAME[v.property]
+    out = [f"VIOLATED {v.property}: shortest trace has {v.depth} operation{'s' if v.depth > 1 else ''}",
+           f"  seed: {prop.seed}",
+           f"  violated when: {prop.violated_when}", ""]
+    for n, step in enumerate(v.trace, 1):
+        out.append(f"  {n}. {step.op}")
+        for line in event_lines(m, step):
+            out.append(f"       {line}")
+        ch = changes(m, step.before, step.after, step.events)
+        if ch:
+            out.append("       changed: " + "; ".join(ch))
+        others = sorted({p for p, _ in step.violations} - {v.property})
+        if others:
+            out.append("       also breaks here: " + ", ".join(others))
+    out.append(f"  => {v.property} broken: {broke(m, v)}")
+    return out
+
+
 def text(r: Result, stats: bool = False) -> str:
     m, spec = r.model, r.spec
     out = [f"klpmodel verify {spec.path}: {spec.name}", *summary(r),
@@ -209,21 +229,7 @@ def text(r: Result, stats: bool = False) -> str:
         out.append("the compatibility rule (klp_is_patch_compatible) refuses these loads:")
         out += [f"  - {why}" for why in refused]
     for v in r.violations:
-        prop = BY_NAME[v.property]
-        out += ["", f"VIOLATED {v.property}: shortest trace has {v.depth} operation{'s' if v.depth > 1 else ''}",
-                f"  seed: {prop.seed}",
-                f"  violated when: {prop.violated_when}", ""]
-        for n, step in enumerate(v.trace, 1):
-            out.append(f"  {n}. {step.op}")
-            for line in event_lines(m, step):
-                out.append(f"       {line}")
-            ch = changes(m, step.before, step.after, step.events)
-            if ch:
-                out.append("       changed: " + "; ".join(ch))
-            others = sorted({p for p, _ in step.violations} - {v.property})
-            if others:
-                out.append("       also breaks here: " + ", ".join(others))
-        out.append(f"  => {v.property} broken: {broke(m, v)}")
+        out += ["", *violation_lines(m, v)]
     if r.violations:
         out += ["", summary(r)[0]]
     if stats:
@@ -257,18 +263,20 @@ def _step_json(m: Model, step: Step) -> dict:
     }
 
 
+def violation_json(m: Model, v: Violation) -> dict:
+    w = v.where
+    entry = {"property": v.property, "depth": v.depth, "seed": BY_NAME[v.property].seed,
+             "broken_by": broke(m, v),
+             "trace": [_step_json(m, s) for s in v.trace]}
+    if isinstance(w, Where):
+        entry["statement"] = {"file": m.spec.path, "line": w.stmt.line, "text": w.stmt.text,
+                              "patch": w.patch, "object": w.obj, "callback": w.callback}
+    return entry
+
+
 def to_json(r: Result, stats: bool = False) -> dict:
     m = r.model
-    viols = []
-    for v in r.violations:
-        w = v.where
-        entry = {"property": v.property, "depth": v.depth, "seed": BY_NAME[v.property].seed,
-                 "broken_by": broke(m, v),
-                 "trace": [_step_json(m, s) for s in v.trace]}
-        if isinstance(w, Where):
-            entry["statement"] = {"file": r.spec.path, "line": w.stmt.line, "text": w.stmt.text,
-                                  "patch": w.patch, "object": w.obj, "callback": w.callback}
-        viols.append(entry)
+    viols = [violation_json(m, v) for v in r.violations]
     bad = {v.property for v in r.violations}
     out = {"format": 1, "verdict": r.verdict, "depth": r.depth,
            "violations": viols,

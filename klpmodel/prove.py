@@ -1,0 +1,594 @@
+"""`klpmodel prove`: unbounded verdicts for a spec, per property.
+
+Two routes, both over kernel.step (nothing here restates a kernel rule):
+
+* **k-induction** on the Z3 transition template of engine_z3 (docs/proofs.md):
+  - auxiliary invariants: candidate facts about single variables and pairs of variables,
+    read off states the explicit engine reaches (a sample, never trusted), kept only if
+    Z3 proves the conjunction inductive over the template (Houdini); they hold in the
+    initial state because the initial state is in the sample;
+  - step case for property p and k: k transitions from an arbitrary state satisfying the
+    invariants, their pre-states pairwise distinct (loop-free), p not violated on the first
+    k-1 transitions and violated on the k-th: unsatisfiable means "p can only first break
+    within k-1 operations";
+  - base case: bounded model checking (Z3Engine.run) to depth k finds no violation.
+  A violation the base case finds is replayed through the interpreter (verify.replay) and
+  shown like `verify` shows it. A step case still satisfiable at --max-k is a
+  counterexample to induction: a pair of states that may be unreachable.
+  If the bounded search runs out of loop-free paths from the initial state first, every
+  reachable state was seen (recurrence diameter): that proves the rest too.
+* **exhaustion**: the explicit engine explores the whole reachable state space (it is
+  finite); a property no transition breaks holds for sequences of any length.
+
+`auto` runs k-induction and lets exhaustion settle what it left open.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+from . import interp
+from .errors import InternalError, UserError
+from .kernel import PHASES, Model, Op
+from .spec import Spec
+from .verify import Violation, check_properties, replay
+
+METHODS = ("auto", "induction", "exhaustion")
+EXHAUSTION_BUDGET = 200_000         # states; as verify's auto engine
+SAMPLE_STATES = 4000                # reachable states read for invariant candidates
+
+
+@dataclass(frozen=True)
+class Invariant:
+    """A fact about one variable, or about a second one when the first has a given value."""
+    text: str
+    var: str
+    values: tuple[int, ...]                   # var is one of these (when the guard holds)
+    guard: tuple[str, int] | None = None      # (variable, value)
+
+    def holds(self, state: dict) -> bool:
+        if self.guard is not None and int(state[self.guard[0]]) != self.guard[1]:
+            return True
+        return int(state[self.var]) in self.values
+
+
+@dataclass(frozen=True)
+class Cti:
+    """A counterexample to induction: k transitions that keep the property, then one that
+    breaks it, from a state that satisfies every proved invariant."""
+    k: int
+    op: Op
+    before: dict
+    after: dict
+    failed: tuple[tuple, ...]
+    path: tuple[Op, ...]                      # the k operations
+    excluded_by: tuple[str, ...]              # facts true in every sampled reachable state, false before
+
+
+@dataclass(frozen=True)
+class PropertyProof:
+    property: str
+    verdict: str                              # proved | violated | not proved | unknown
+    method: str | None = None                 # k-induction | diameter | exhaustion | bmc
+    k: int | None = None
+    states: int | None = None                 # exhaustion: reachable states
+    violation: Violation | None = None
+    cti: Cti | None = None
+    used: tuple[str, ...] = ()                # invariants the step case needed (an unsat core)
+    note: str = ""
+
+
+@dataclass(frozen=True)
+class ProofResult:
+    spec: Spec
+    model: Model
+    method: str
+    max_k: int
+    proofs: tuple[PropertyProof, ...]
+    invariants: tuple[str, ...] = ()
+    candidates: int = 0
+    sample: int = 0
+    states: int | None = None
+    diameter: int | None = None
+    seconds: float = 0.0
+    notes: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def verdict(self) -> str:
+        vs = [p.verdict for p in self.proofs]
+        if "violated" in vs:
+            return "violated"
+        if all(v == "proved" for v in vs):
+            return "proved"
+        return "unknown" if "unknown" in vs else "not proved"
+
+    @property
+    def exit_code(self) -> int:
+        return {"proved": 0, "violated": 1, "not proved": 3, "unknown": 3}[self.verdict]
+
+
+# ------------------------------------------------------------------ the user's words
+
+def describe(m: Model, var: str, value) -> str:
+    """One variable's value in the words of the spec (patch phases, state values, blocks)."""
+    v = int(value)
+    kind, name = var[:var.index("[")], var[var.index("[") + 1:-1]
+    bad = f"{var} = {v} (a value no reachable state has)"
+    if kind == "phase":
+        return f"{name} is {PHASES[v]}" if v < len(PHASES) else bad
+    if kind == "pos":
+        return f"{name} has klp_patches position {v}"
+    if kind == "forced":
+        return f"{name} is {'forced' if v else 'not forced'}"
+    if kind == "pue":
+        patch, obj = name.split(".", 1)
+        return f"{patch}'s post_unpatch_enabled flag for {obj} is {'set' if v else 'clear'}"
+    if kind in ("val", "hi", "snap_val", "cont", "snap_cont"):
+        s = name.split("#")[0].split(".")[-1]
+        if v >= 2 + len(m.versions[s]):
+            return bad
+        what = m.describe_value(s, v)
+        if kind == "val":
+            return f"{s} is {what}"
+        if kind == "hi":
+            return f"{s} held no variant since it was last original" if v == 0 else \
+                f"the newest variant {s} held since it was last original is {what}"
+        if kind == "snap_val":
+            return f"before the load in transition, {s} was {what}"
+        if kind == "cont":
+            return f"block {s}#{int(name.split('#')[1]) + 1} holds {what}"
+        return f"before the load in transition, {name}'s data held {what}"
+    if kind == "ptr":
+        patch, s = name.split(".", 1)
+        return f"{patch}'s {s} data is NULL" if v == 0 else f"{patch}'s {s} data points to block {s}#{v}"
+    if kind == "snap_kind":
+        return f"before the load in transition, {name}'s data was {('NULL', 'live', 'freed')[v] if v < 3 else v}"
+    if kind == "live":
+        s, j = name.split("#")
+        return f"block {s}#{int(j) + 1} is {'live' if v else 'not live'}"
+    if kind == "mod":
+        return f"module {name} is {'loaded' if v else 'not loaded'}"
+    if kind == "param":
+        return f"parameter {name} is {v}"
+    return bad
+
+
+def _describe_flag(var: str, value) -> str:
+    return {"leaked": ("no block has leaked", "a live block became unreachable (leaked)"),
+            "tload": ("no load-started transition is being watched", "the transition in progress was started by load"),
+            "exempt": ("no target module came or went during it", "a target module came or went during the transition"),
+            "leak_since": ("no block leaked since that load", "a block leaked since that load"),
+            }[var][int(bool(value))]
+
+
+def say(m: Model, var: str, value) -> str:
+    return _describe_flag(var, value) if "[" not in var else describe(m, var, value)
+
+
+def _values_text(m: Model, var: str, values) -> str:
+    opts = [say(m, var, x) for x in values]
+    return opts[0] if len(opts) == 1 else "either " + " or ".join(opts)
+
+
+def state_lines(m: Model, st: dict) -> list[str]:
+    """The meaningful part of a state: phases, values, the listed patches' data, blocks."""
+    out = []
+    for p in m.P:
+        ph = int(st[f"phase[{p.name}]"])
+        line = say(m, f"phase[{p.name}]", ph)
+        if 0 < ph < 4:
+            line += f" (position {int(st[f'pos[{p.name}]'])} on klp_patches)"
+        if st[f"forced[{p.name}]"]:
+            line += ", forced"
+        out.append(line)
+        if 0 < ph < 4:
+            for s, _ in p.states:
+                out.append("  " + say(m, f"ptr[{p.name}.{s}]", st[f"ptr[{p.name}.{s}]"]))
+    for name in m.module_names:
+        out.append(say(m, f"mod[{name}]", st[f"mod[{name}]"]))
+    for s in m.state_names:
+        out.append(say(m, f"val[{s}]", st[f"val[{s}]"]))
+        for j in range(m.slots[s]):
+            if st[f"live[{s}#{j}]"]:
+                out.append(f"block {s}#{j + 1} is live and " + say(m, f"cont[{s}#{j}]", st[f"cont[{s}#{j}]"])[len(f"block {s}#{j + 1} "):])
+    for flag in ("leaked", "tload"):
+        if st[flag]:
+            out.append(_describe_flag(flag, True))
+    return out
+
+
+def diff_lines(m: Model, a: dict, b: dict) -> list[str]:
+    """What changed between two states, variable by variable, in the user's words."""
+    from . import report
+
+    try:
+        return report.changes(m, a, b)
+    except (IndexError, KeyError):          # a state outside the model's ranges
+        return [f"{say(m, v, a[v])} -> {say(m, v, b[v])}" for v in m.vars if a[v] != b[v]]
+
+
+# ------------------------------------------------------------------ auxiliary invariants
+
+def candidates(m: Model, names: list[str], sample: list[dict]) -> list[Invariant]:
+    """Facts true in every sampled reachable state: each variable's values, and for each
+    value of one variable, the values a second one takes alongside. Deterministic order."""
+    dom = {v: sorted({int(s[v]) for s in sample}) for v in names}
+    full = {v: (2 if m.vars[v][0] == "b" else 1 << m.bits[v]) for v in names}
+    out = []
+    for v in names:
+        if len(dom[v]) < full[v]:
+            out.append(Invariant(f"{_values_text(m, v, dom[v])}", v, tuple(dom[v])))
+    for a in names:
+        for x in dom[a]:
+            rows = [s for s in sample if int(s[a]) == x]
+            for b in names:
+                if b == a:
+                    continue
+                vals = sorted({int(s[b]) for s in rows})
+                if len(vals) < len(dom[b]):
+                    out.append(Invariant(f"when {say(m, a, x)}: {_values_text(m, b, vals)}", b, tuple(vals), (a, x)))
+    return out
+
+
+class _Inductor:
+    """k-induction for one spec over the Z3 template."""
+
+    def __init__(self, model: Model, deadline: float | None):
+        from .engine_z3 import Z3Engine
+
+        self.m = model
+        self.eng = Z3Engine(model)
+        self.z3 = self.eng.z3
+        self.deadline = deadline
+
+    def _left(self, solver) -> bool:
+        if self.deadline is None:
+            return True
+        left = self.deadline - time.perf_counter()
+        if left <= 0:
+            return False
+        solver.set("timeout", max(1, int(left * 1000)))
+        return True
+
+    def term(self, inv: Invariant, st: dict):
+        z3, eng = self.z3, self.eng
+
+        def is_(var, x):
+            c = st[var]
+            return c if (eng.m.vars[var][0] == "b" and x) else (z3.Not(c) if eng.m.vars[var][0] == "b"
+                                                                  else c == x)
+        body = z3.Or(*[is_(inv.var, x) for x in inv.values])
+        return body if inv.guard is None else z3.Implies(is_(*inv.guard), body)
+
+    def sample(self) -> list[dict]:
+        from .engine_explicit import ExplicitEngine
+
+        eng = ExplicitEngine(self.m, max_states=SAMPLE_STATES, keep_graph=True)
+        eng.run(1 << 30, [])
+        return [eng.values[k] for k in sorted(eng.values, key=lambda k: (eng.level[k], k))]
+
+    def houdini(self, cands: list[Invariant]) -> list[Invariant] | None:
+        """The largest subset of cands whose conjunction is inductive (None: out of time)."""
+        z3, eng = self.z3, self.eng
+        pre, post = eng.state_consts("#h0"), eng.state_consts("#h1")
+        trans, _, _, _ = eng.instance(pre, post, "#h")
+        solver = z3.SolverFor("QF_BV")
+        solver.add(trans)
+        lits = [z3.Bool(f"inv#{i}") for i in range(len(cands))]
+        post_terms = [self.term(c, post) for c in cands]
+        for lit, c in zip(lits, cands, strict=True):
+            solver.add(z3.Implies(lit, self.term(c, pre)))
+        active = list(range(len(cands)))
+        rounds = 0
+        while active:
+            if not self._left(solver):
+                return None
+            rounds += 1
+            q = z3.Bool(f"houdini#{rounds}")
+            solver.add(z3.Implies(q, z3.Or(*[z3.Not(post_terms[i]) for i in active])))
+            r = solver.check(*[lits[i] for i in active], q)
+            if r == z3.unsat:
+                break
+            if r == z3.unknown:
+                return None
+            model = solver.model()
+            active = [i for i in active if z3.is_true(model.eval(post_terms[i], model_completion=True))]
+        return [cands[i] for i in active]
+
+    def step_case(self, goal: list[str], premise: list[str], invs: list[Invariant], max_k: int):
+        """Smallest k <= max_k whose step case is unsatisfiable: k transitions from a state
+        satisfying the invariants, pre-states pairwise distinct, no property of `premise`
+        broken on the first k-1, some property of `goal` broken on the k-th.
+        Returns ('proved', k, invariants used) or ('cti', k, (path, before, after)) or
+        ('unknown', k, reason)."""
+        z3, eng = self.z3, self.eng
+        goal = [p for p in goal if p in eng.viol]
+        if not goal:
+            return "proved", 1, ()              # nothing in the template can break them
+        premise = [p for p in premise if p in eng.viol]
+        solver = z3.SolverFor("QF_BV")
+        lits = [z3.Bool(f"use#{i}") for i in range(len(invs))]
+        # states from the end: ends[0] is after the violating transition, ends[j] before it
+        ends = [eng.state_consts("#e0"), eng.state_consts("#e1")]
+        steps = []
+        trans, viol, op, chs = eng.instance(ends[1], ends[0], "#t1")
+        solver.add(trans)
+        steps.append((op, chs))
+        bad = z3.Bool("bad")
+        solver.add(z3.Implies(bad, z3.Or(*[viol[p] for p in goal])))
+        for lit, inv in zip(lits, invs, strict=True):
+            solver.add(z3.Implies(lit, self.term(inv, ends[1])))
+        for k in range(1, max_k + 1):
+            if k > 1:           # one more transition in front, keeping the premise
+                ends.append(eng.state_consts(f"#e{k}"))
+                trans, viol, op, chs = eng.instance(ends[k], ends[k - 1], f"#t{k}")
+                solver.add(trans)
+                solver.add(*[z3.Not(viol[p]) for p in premise])
+                steps.append((op, chs))
+                for j in range(1, k):
+                    solver.add(eng.distinct(ends[k], ends[j]))
+                for lit, inv in zip(lits, invs, strict=True):
+                    solver.add(z3.Implies(lit, self.term(inv, ends[k])))
+            if not self._left(solver):
+                return "unknown", k, "timeout"
+            r = solver.check(*lits, bad)
+            if r == z3.unsat:
+                core = {str(c) for c in solver.unsat_core()}
+                return "proved", k, tuple(inv.text for lit, inv in zip(lits, invs, strict=True) if str(lit) in core)
+            if r == z3.unknown:
+                return "unknown", k, solver.reason_unknown() or "solver returned unknown"
+        model = solver.model()
+        k = max_k
+        path = []
+        for j in range(k, 0, -1):              # transition j goes from ends[j] to ends[j - 1]
+            op, chs = steps[j - 1]
+            path.append((self.m.ops[model.eval(op, model_completion=True).as_long()],
+                         {key: z3.is_true(model.eval(c, model_completion=True)) for key, c in chs.items()}))
+        before = eng.state_value(model, ends[1])
+        after = eng.state_value(model, ends[0])
+        return "cti", k, (path, before, after)
+
+
+def _violation(model: Model, prop: str, depth: int, raw) -> Violation:
+    return Violation(prop, depth, replay(model, raw.ops, raw.choices, raw.states, prop))
+
+
+def induction(model: Model, props: tuple[str, ...], max_k: int, deadline: float | None):
+    """The k-induction route: (proofs by property, invariants, candidate count, sample size).
+
+    1. Auxiliary invariants (Houdini over sampled candidates).
+    2. Base case: bounded model checking to max_k; what it breaks is violated (replayed).
+    3. Step case, all remaining properties jointly (premise: none of them broken); then
+       one by one, with the properties already proved as extra premises (they hold on
+       every reachable transition), until nothing more closes."""
+    ind = _Inductor(model, deadline)
+    sample = ind.sample()
+    cands = candidates(model, ind.eng.names, sample)
+    invs = ind.houdini(cands)
+    out: dict[str, PropertyProof] = {}
+    if invs is None:
+        return {p: PropertyProof(p, "unknown", note="timeout while proving the auxiliary invariants")
+                for p in props}, (), len(cands), len(sample)
+    left = None if deadline is None else max(0.001, deadline - time.perf_counter())
+    search = ind.eng.run(max_k, list(props), timeout=left)
+    for p in props:
+        if p in search.found:
+            d, raw = search.found[p]
+            out[p] = PropertyProof(p, "violated", "bmc", violation=_violation(model, p, d, raw))
+    if search.unknown:
+        for p in props:
+            out.setdefault(p, PropertyProof(p, "unknown", note=f"base case: {search.unknown} after depth "
+                                                              f"{search.depth_done}"))
+        return out, tuple(i.text for i in invs), len(cands), len(sample)
+    rest = [p for p in props if p not in out]
+    proved: dict[str, tuple[int, tuple[str, ...]]] = {}
+    last: dict[str, tuple] = {}
+    joint = False
+    if rest:
+        kind, k, data = ind.step_case(rest, rest, invs, max_k)
+        if kind == "proved":
+            proved = {p: (k, data) for p in rest}
+            joint = len(rest) > 1
+        elif kind == "unknown":
+            last = {p: (kind, k, data) for p in rest}
+    changed = not proved and not last
+    while changed:
+        changed = False
+        for p in rest:
+            if p in proved:
+                continue
+            kind, k, data = ind.step_case([p], [p, *proved], invs, max_k)
+            last[p] = (kind, k, data)
+            if kind == "proved":
+                proved[p] = (k, data)
+                changed = True
+    dropped = [c for c in cands if c not in invs]
+    for p in rest:
+        if p in proved:
+            k, used = proved[p]
+            if k > max_k:
+                raise InternalError("step case beyond the base case")
+            out[p] = PropertyProof(p, "proved", "k-induction", k=k, used=used,
+                                   note=f"jointly with the other {len(rest) - 1} properties that hold" if joint else "")
+            continue
+        if search.complete_at is not None:
+            out[p] = PropertyProof(p, "proved", "diameter", k=search.complete_at,
+                                   note=f"no loop-free path of {search.complete_at + 1} operations exists "
+                                        f"from the initial state")
+            continue
+        kind, k, data = last[p]
+        if kind == "unknown":
+            out[p] = PropertyProof(p, "unknown", note=f"step case at k = {k}: {data}")
+            continue
+        path, before, after = data
+        op, chs = path[-1]
+        # the last transition, run by the interpreter: it must agree with the solver
+        ran = interp.apply(model, before, op, chs, record=False)
+        if interp.refusal(model, before, op) is not None or any(ran.state[v] != after[v] for v in after) \
+                or p not in {q for q, _ in ran.violations}:
+            raise InternalError(f"the counterexample to induction for {p} ('{op}') does not replay in the interpreter")
+        excluded = tuple(c.text for c in dropped if not c.holds(before))[:3]
+        out[p] = PropertyProof(p, "not proved", cti=Cti(k, op, before, after, tuple(ran.failed_choices),
+                                                      tuple(o for o, _ in path), excluded))
+    return out, tuple(i.text for i in invs), len(cands), len(sample)
+
+
+def exhaustion(model: Model, props: tuple[str, ...], deadline: float | None):
+    """The explicit route: (proofs by property, states, diameter)."""
+    from .engine_explicit import ExplicitEngine
+
+    eng = ExplicitEngine(model, max_states=EXHAUSTION_BUDGET)
+    left = None if deadline is None else max(0.001, deadline - time.perf_counter())
+    search = eng.run(1 << 30, list(props), timeout=left)
+    out = {}
+    for p in props:
+        if p in search.found:
+            d, raw = search.found[p]
+            out[p] = PropertyProof(p, "violated", "exhaustion", states=eng.states, violation=_violation(model, p, d, raw))
+        elif search.complete_at is not None:
+            out[p] = PropertyProof(p, "proved", "exhaustion", states=eng.states)
+        else:
+            out[p] = PropertyProof(p, "unknown", note=f"exhaustion: {search.unknown}")
+    return out, (eng.states if search.complete_at is not None else None), (eng.diameter if search.complete_at is not None else None)
+
+
+def prove(spec: Spec, *, properties: list[str] | None = None, max_k: int = 12, timeout: float | None = None,
+          method: str = "auto") -> ProofResult:
+    props = check_properties(properties)
+    if "recoverable" in props:
+        raise UserError("recoverable is not a safety property, prove cannot induct on it; "
+                        "use `klpmodel verify --property recoverable` (it explores the whole state space)")
+    if max_k < 1:
+        raise UserError(f"--max-k must be at least 1, not {max_k}")
+    if method not in METHODS:
+        raise UserError(f"unknown method '{method}'; use one of: {', '.join(METHODS)}")
+    start = time.perf_counter()
+    deadline = None if timeout is None else start + timeout
+    model = Model(spec)
+    proofs: dict[str, PropertyProof] = {}
+    invs: tuple[str, ...] = ()
+    ncand = nsample = 0
+    states = diameter = None
+    if method in ("auto", "induction"):
+        proofs, invs, ncand, nsample = induction(model, props, max_k, deadline)
+    if method == "exhaustion" or (method == "auto" and any(pp.verdict in ("not proved", "unknown") for pp in proofs.values())):
+        open_props = props if method == "exhaustion" else tuple(p for p in props if proofs[p].verdict
+                                                               in ("not proved", "unknown"))
+        more, states, diameter = exhaustion(model, open_props, deadline)
+        for p, pp in more.items():
+            if p in proofs and pp.verdict == "unknown":
+                continue                        # keep k-induction's counterexample to induction
+            if p in proofs and proofs[p].cti is not None and pp.verdict != "unknown":
+                pp = PropertyProof(pp.property, pp.verdict, pp.method, pp.k, pp.states, pp.violation,
+                                   proofs[p].cti, note=f"k-induction up to k = {max_k} did not close; its "
+                                        f"counterexample to induction is unreachable")
+            proofs[p] = pp
+    return ProofResult(spec, model, method, max_k, tuple(proofs[p] for p in props), invs, ncand, nsample,
+                       states, diameter, time.perf_counter() - start)
+
+
+# ------------------------------------------------------------------ rendering
+
+_METHOD_TEXT = {
+    "k-induction": "k-induction",
+    "diameter": "bounded model checking to the recurrence diameter",
+    "exhaustion": "exhaustion",
+    "bmc": "bounded model checking",
+}
+
+
+def _headline(r: ProofResult, pp: PropertyProof) -> str:
+    if pp.verdict == "proved":
+        if pp.method == "k-induction":
+            how = f"by k-induction, k = {pp.k}"
+            if pp.used:
+                how += f", with {len(pp.used)} auxiliary invariant{'s' if len(pp.used) > 1 else ''}"
+        elif pp.method == "diameter":
+            how = f"by bounded model checking: {pp.note}"
+        else:
+            how = f"by exhaustion of {pp.states} reachable states"
+        return f"PROVED {pp.property} {how}" + (f" ({pp.note})" if pp.note and pp.method != "diameter" else "")
+    if pp.verdict == "violated":
+        return f"{pp.property}: violated, found by {_METHOD_TEXT[pp.method]} (trace replayed by the interpreter):"
+    if pp.verdict == "not proved":
+        return f"NOT PROVED {pp.property}: the step case still fails at k = {pp.cti.k}"
+    return f"UNKNOWN {pp.property}: {pp.note}"
+
+
+def cti_lines(m: Model, pp: PropertyProof, ninv: int) -> list[str]:
+    c = pp.cti
+    out = [f"  counterexample to induction: {c.k - 1} operation{'s' if c.k != 2 else ''} that keep "
+           f"{pp.property}, then one that breaks it, from a state that satisfies the {ninv} auxiliary invariants",
+           "  state before:"]
+    out += [f"    {line}" for line in state_lines(m, c.before)]
+    out.append(f"  operation: {c.op}" + (" (" + "; ".join(f"'{k[4]}' fails, line {k[3]}" for k in c.failed) + ")"
+                                         if c.failed else ""))
+    out.append("  changed: " + "; ".join(diff_lines(m, c.before, c.after)))
+    out.append(f"  operations leading to it: {'; '.join(str(o) for o in c.path[:-1]) or '(none)'}")
+    out.append("  This pair of states need not be reachable from the initial state: the induction only knows "
+               "the invariants above, and the state before may break a fact that holds in every reachable state.")
+    if c.excluded_by:
+        out.append("  Facts true in every sampled reachable state that the state before breaks (not proved "
+                   "inductive; an invariant like one of them would rule it out):")
+        out += [f"    - {t}" for t in c.excluded_by]
+    return out
+
+
+def text(r: ProofResult) -> str:
+    from . import report
+
+    m, spec = r.model, r.spec
+    out = [f"klpmodel prove {spec.path}: {spec.name}"]
+    counts = {v: sum(1 for p in r.proofs if p.verdict == v) for v in ("proved", "violated", "not proved", "unknown")}
+    out.append(f"verdict: {r.verdict}: " + ", ".join(f"{n} {v}" for v, n in counts.items() if n))
+    out.append(f"kernel {spec.kernel}, method {r.method}, --max-k {r.max_k}"
+               + (f"; {len(r.invariants)} auxiliary invariants proved inductive (Houdini) out of {r.candidates} "
+                  f"candidate facts read off {r.sample} reachable states" if r.method != "exhaustion" else "")
+               + (f"; exhaustion: {r.states} reachable states, diameter {r.diameter}" if r.states is not None else ""))
+    for pp in r.proofs:
+        out.append("")
+        out.append(_headline(r, pp))
+        if pp.violation is not None:
+            out += ["  " + line if line else "" for line in report.violation_lines(m, pp.violation)]
+        if pp.verdict == "not proved":
+            out += cti_lines(m, pp, len(r.invariants))
+    out += ["", f"verdict: {r.verdict}"]
+    return "\n".join(out) + "\n"
+
+
+def to_json(r: ProofResult) -> dict:
+    from . import report
+
+    m = r.model
+    props = []
+    for pp in r.proofs:
+        entry: dict = {"property": pp.property, "verdict": pp.verdict, "method": pp.method}
+        if pp.k is not None:
+            entry["k"] = pp.k
+        if pp.states is not None:
+            entry["states"] = pp.states
+        if pp.used:
+            entry["invariants_used"] = list(pp.used)
+        if pp.note:
+            entry["note"] = pp.note
+        if pp.violation is not None:
+            entry["violation"] = report.violation_json(m, pp.violation)
+        if pp.cti is not None:
+            c = pp.cti
+            entry["counterexample_to_induction"] = {
+                "k": c.k, "operations": [str(o) for o in c.path],
+                "before": state_lines(m, c.before), "operation": str(c.op),
+                "changes": diff_lines(m, c.before, c.after),
+                "excluded_by": list(c.excluded_by)}
+        props.append(entry)
+    return {"format": 1, "command": "prove", "verdict": r.verdict, "method": r.method, "max_k": r.max_k,
+            "properties": props,
+            "invariants": list(r.invariants), "candidates": r.candidates, "sample": r.sample,
+            "states": r.states, "diameter": r.diameter,
+            "spec": {"path": r.spec.path, "name": r.spec.name, "kernel": r.spec.kernel, "sha256": r.spec.digest}}
+
+
+def json_text(r: ProofResult) -> str:
+    import json
+
+    return json.dumps(to_json(r), indent=2) + "\n"

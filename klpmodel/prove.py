@@ -295,29 +295,74 @@ class _Inductor:
             active = [i for i in active if z3.is_true(model.eval(post_terms[i], model_completion=True))]
         return [cands[i] for i in active]
 
-    def step_case(self, goal: list[str], premise: list[str], invs: list[Invariant], max_k: int):
+    def facts_base(self, facts: list[Invariant], depth: int) -> list[Invariant] | None:
+        """The facts no state reachable within `depth` operations breaks (bounded model
+        checking from the initial state, loop-free paths; None: out of time)."""
+        z3, eng = self.z3, self.eng
+        solver = z3.SolverFor("QF_BV")
+        states = [{v: eng._value(v, self.m.init[v]) for v in eng.names}]
+        active = [i for i, f in enumerate(facts) if f.holds(self.m.init)]
+        for t in range(depth + 1):
+            if t > 0:
+                states.append(eng.state_consts(f"#b{t}"))
+                trans, _, _, _ = eng.instance(states[t - 1], states[t], f"#bt{t}")
+                solver.add(trans)
+                for i in range(t - 1):
+                    solver.add(eng.distinct(states[i], states[t - 1]))
+                terms = {i: self.term(facts[i], states[t]) for i in active}
+                rnd = 0
+                while active:
+                    if not self._left(solver):
+                        return None
+                    rnd += 1
+                    q = z3.Bool(f"base#{t}#{rnd}")
+                    solver.add(z3.Implies(q, z3.Or(*[z3.Not(terms[i]) for i in active])))
+                    r = solver.check(q)
+                    if r == z3.unsat:
+                        break
+                    if r == z3.unknown:
+                        return None
+                    model = solver.model()
+                    active = [i for i in active if z3.is_true(model.eval(terms[i], model_completion=True))]
+                if solver.check() == z3.unsat:      # no loop-free path this long: all states seen
+                    break
+        return [facts[i] for i in active]
+
+    def step_case(self, goal: list[str], premise: list[str], invs: list[Invariant], max_k: int,
+                  facts: list[Invariant] = ()):
         """Smallest k <= max_k whose step case is unsatisfiable: k transitions from a state
         satisfying the invariants, pre-states pairwise distinct, no property of `premise`
-        broken on the first k-1, some property of `goal` broken on the k-th.
-        Returns ('proved', k, invariants used) or ('cti', k, (path, before, after)) or
-        ('unknown', k, reason)."""
+        broken on the first k-1 and every fact of `facts` true on their pre-states; then
+        some property of `goal` broken on the k-th, or some fact false after it. A fact
+        false there is dropped and the same k is tried again (k-inductive Houdini).
+        Returns ('proved', k, (invariants used, facts kept)), ('cti', k, (path, before,
+        after)) or ('unknown', k, reason)."""
         z3, eng = self.z3, self.eng
         goal = [p for p in goal if p in eng.viol]
-        if not goal:
-            return "proved", 1, ()              # nothing in the template can break them
         premise = [p for p in premise if p in eng.viol]
+        facts = list(facts)
+        if not goal and not facts:
+            return "proved", 1, ((), ())          # nothing in the template can break them
         solver = z3.SolverFor("QF_BV")
         lits = [z3.Bool(f"use#{i}") for i in range(len(invs))]
-        # states from the end: ends[0] is after the violating transition, ends[j] before it
+        flits = [z3.Bool(f"fact#{i}") for i in range(len(facts))]
+        active = list(range(len(facts)))
+        # states from the end: ends[0] is after the last transition, ends[j] before it
         ends = [eng.state_consts("#e0"), eng.state_consts("#e1")]
         steps = []
         trans, viol, op, chs = eng.instance(ends[1], ends[0], "#t1")
         solver.add(trans)
         steps.append((op, chs))
-        bad = z3.Bool("bad")
-        solver.add(z3.Implies(bad, z3.Or(*[viol[p] for p in goal])))
-        for lit, inv in zip(lits, invs, strict=True):
-            solver.add(z3.Implies(lit, self.term(inv, ends[1])))
+        goal_bad = z3.Or(*[viol[p] for p in goal]) if goal else z3.BoolVal(False)
+        last = {i: self.term(f, ends[0]) for i, f in enumerate(facts)}
+
+        def assume(st):
+            for lit, inv in zip(lits, invs, strict=True):
+                solver.add(z3.Implies(lit, self.term(inv, st)))
+            for lit, f in zip(flits, facts, strict=True):
+                solver.add(z3.Implies(lit, self.term(f, st)))
+        assume(ends[1])
+        rnd = 0
         for k in range(1, max_k + 1):
             if k > 1:           # one more transition in front, keeping the premise
                 ends.append(eng.state_consts(f"#e{k}"))
@@ -327,17 +372,25 @@ class _Inductor:
                 steps.append((op, chs))
                 for j in range(1, k):
                     solver.add(eng.distinct(ends[k], ends[j]))
-                for lit, inv in zip(lits, invs, strict=True):
-                    solver.add(z3.Implies(lit, self.term(inv, ends[k])))
-            if not self._left(solver):
-                return "unknown", k, "timeout"
-            r = solver.check(*lits, bad)
-            if r == z3.unsat:
-                core = {str(c) for c in solver.unsat_core()}
-                return "proved", k, tuple(inv.text for lit, inv in zip(lits, invs, strict=True) if str(lit) in core)
-            if r == z3.unknown:
-                return "unknown", k, solver.reason_unknown() or "solver returned unknown"
-        model = solver.model()
+                assume(ends[k])
+            while True:
+                if not self._left(solver):
+                    return "unknown", k, "timeout"
+                rnd += 1
+                bad = z3.Bool(f"bad#{rnd}")
+                solver.add(z3.Implies(bad, z3.Or(goal_bad, *[z3.Not(last[i]) for i in active])))
+                r = solver.check(*lits, *[flits[i] for i in active], bad)
+                if r == z3.unsat:
+                    core = {str(c) for c in solver.unsat_core()}
+                    used = tuple(inv.text for lit, inv in zip(lits, invs, strict=True) if str(lit) in core)
+                    return "proved", k, (used, tuple(facts[i] for i in active))
+                if r == z3.unknown:
+                    return "unknown", k, solver.reason_unknown() or "solver returned unknown"
+                model = solver.model()
+                broken = [i for i in active if not z3.is_true(model.eval(last[i], model_completion=True))]
+                if not broken:
+                    break                       # a goal property breaks: try a longer k
+                active = [i for i in active if i not in broken]
         k = max_k
         path = []
         for j in range(k, 0, -1):              # transition j goes from ends[j] to ends[j - 1]
@@ -384,10 +437,14 @@ def induction(model: Model, props: tuple[str, ...], max_k: int, deadline: float 
     proved: dict[str, tuple[int, tuple[str, ...]]] = {}
     last: dict[str, tuple] = {}
     joint = False
+    facts: tuple[Invariant, ...] = ()
     if rest:
-        kind, k, data = ind.step_case(rest, rest, invs, max_k)
+        # jointly, with the sampled facts that are not 1-inductive as droppable extra goals
+        base = ind.facts_base([c for c in cands if c not in invs], max_k - 1)
+        kind, k, data = ind.step_case(rest, rest, invs, max_k, base or ())
         if kind == "proved":
-            proved = {p: (k, data) for p in rest}
+            used, facts = data
+            proved = {p: (k, used) for p in rest}
             joint = len(rest) > 1
         elif kind == "unknown":
             last = {p: (kind, k, data) for p in rest}
@@ -400,7 +457,7 @@ def induction(model: Model, props: tuple[str, ...], max_k: int, deadline: float 
             kind, k, data = ind.step_case([p], [p, *proved], invs, max_k)
             last[p] = (kind, k, data)
             if kind == "proved":
-                proved[p] = (k, data)
+                proved[p] = (k, data[0])
                 changed = True
     dropped = [c for c in cands if c not in invs]
     for p in rest:
@@ -430,7 +487,7 @@ def induction(model: Model, props: tuple[str, ...], max_k: int, deadline: float 
         excluded = tuple(c.text for c in dropped if not c.holds(before))[:3]
         out[p] = PropertyProof(p, "not proved", cti=Cti(k, op, before, after, tuple(ran.failed_choices),
                                                       tuple(o for o, _ in path), excluded))
-    return out, tuple(i.text for i in invs), len(cands), len(sample)
+    return out, tuple(i.text for i in invs) + tuple(f.text for f in facts), len(cands), len(sample)
 
 
 def exhaustion(model: Model, props: tuple[str, ...], deadline: float | None):

@@ -85,7 +85,9 @@ class ProofResult:
     method: str
     max_k: int
     proofs: tuple[PropertyProof, ...]
-    invariants: tuple[str, ...] = ()
+    invariants: tuple[str, ...] = ()          # 1-inductive (Houdini)
+    k_facts: tuple[str, ...] = ()             # k-inductive jointly with the properties, at k = facts_k
+    facts_k: int | None = None
     candidates: int = 0
     sample: int = 0
     states: int | None = None
@@ -334,7 +336,8 @@ class _Inductor:
         satisfying the invariants, pre-states pairwise distinct, no property of `premise`
         broken on the first k-1 and every fact of `facts` true on their pre-states; then
         some property of `goal` broken on the k-th, or some fact false after it. A fact
-        false there is dropped and the same k is tried again (k-inductive Houdini).
+        false there is dropped and the same k is tried again (k-inductive Houdini); each
+        k starts again from every fact.
         Returns ('proved', k, (invariants used, facts kept)), ('cti', k, (path, before,
         after)) or ('unknown', k, reason)."""
         z3, eng = self.z3, self.eng
@@ -373,6 +376,7 @@ class _Inductor:
                 for j in range(1, k):
                     solver.add(eng.distinct(ends[k], ends[j]))
                 assume(ends[k])
+            active = list(range(len(facts)))    # a longer k may keep facts a shorter one lost
             while True:
                 if not self._left(solver):
                     return "unknown", k, "timeout"
@@ -383,6 +387,7 @@ class _Inductor:
                 if r == z3.unsat:
                     core = {str(c) for c in solver.unsat_core()}
                     used = tuple(inv.text for lit, inv in zip(lits, invs, strict=True) if str(lit) in core)
+                    used += tuple(facts[i].text for i in active if str(flits[i]) in core)
                     return "proved", k, (used, tuple(facts[i] for i in active))
                 if r == z3.unknown:
                     return "unknown", k, solver.reason_unknown() or "solver returned unknown"
@@ -421,9 +426,9 @@ def induction(model: Model, props: tuple[str, ...], max_k: int, deadline: float 
     out: dict[str, PropertyProof] = {}
     if invs is None:
         return {p: PropertyProof(p, "unknown", note="timeout while proving the auxiliary invariants")
-                for p in props}, (), len(cands), len(sample)
+                for p in props}, ((), (), None), len(cands), len(sample)
     left = None if deadline is None else max(0.001, deadline - time.perf_counter())
-    search = ind.eng.run(max_k, list(props), timeout=left)
+    search = ind.eng.run(max(max_k, model.spec.depth), list(props), timeout=left)
     for p in props:
         if p in search.found:
             d, raw = search.found[p]
@@ -432,11 +437,12 @@ def induction(model: Model, props: tuple[str, ...], max_k: int, deadline: float 
         for p in props:
             out.setdefault(p, PropertyProof(p, "unknown", note=f"base case: {search.unknown} after depth "
                                                               f"{search.depth_done}"))
-        return out, tuple(i.text for i in invs), len(cands), len(sample)
+        return out, (tuple(i.text for i in invs), (), None), len(cands), len(sample)
     rest = [p for p in props if p not in out]
     proved: dict[str, tuple[int, tuple[str, ...]]] = {}
     last: dict[str, tuple] = {}
     joint = False
+    joint_k = None
     facts: tuple[Invariant, ...] = ()
     if rest:
         # jointly, with the sampled facts that are not 1-inductive as droppable extra goals
@@ -445,7 +451,7 @@ def induction(model: Model, props: tuple[str, ...], max_k: int, deadline: float 
         if kind == "proved":
             used, facts = data
             proved = {p: (k, used) for p in rest}
-            joint = len(rest) > 1
+            joint, joint_k = len(rest) > 1, k
         elif kind == "unknown":
             last = {p: (kind, k, data) for p in rest}
     changed = not proved and not last
@@ -487,7 +493,7 @@ def induction(model: Model, props: tuple[str, ...], max_k: int, deadline: float 
         excluded = tuple(c.text for c in dropped if not c.holds(before))[:3]
         out[p] = PropertyProof(p, "not proved", cti=Cti(k, op, before, after, tuple(ran.failed_choices),
                                                       tuple(o for o, _ in path), excluded))
-    return out, tuple(i.text for i in invs) + tuple(f.text for f in facts), len(cands), len(sample)
+    return out, (tuple(i.text for i in invs), tuple(f.text for f in facts), joint_k), len(cands), len(sample)
 
 
 def exhaustion(model: Model, props: tuple[str, ...], deadline: float | None):
@@ -523,7 +529,7 @@ def prove(spec: Spec, *, properties: list[str] | None = None, max_k: int = 12, t
     deadline = None if timeout is None else start + timeout
     model = Model(spec)
     proofs: dict[str, PropertyProof] = {}
-    invs: tuple[str, ...] = ()
+    invs: tuple = ((), (), None)
     ncand = nsample = 0
     states = diameter = None
     if method in ("auto", "induction"):
@@ -540,7 +546,8 @@ def prove(spec: Spec, *, properties: list[str] | None = None, max_k: int = 12, t
                                    proofs[p].cti, note=f"k-induction up to k = {max_k} did not close; its "
                                         f"counterexample to induction is unreachable")
             proofs[p] = pp
-    return ProofResult(spec, model, method, max_k, tuple(proofs[p] for p in props), invs, ncand, nsample,
+    return ProofResult(spec, model, method, max_k, tuple(proofs[p] for p in props), invs[0], invs[1], invs[2],
+                       ncand, nsample,
                        states, diameter, time.perf_counter() - start)
 
 
@@ -599,8 +606,10 @@ def text(r: ProofResult) -> str:
     counts = {v: sum(1 for p in r.proofs if p.verdict == v) for v in ("proved", "violated", "not proved", "unknown")}
     out.append(f"verdict: {r.verdict}: " + ", ".join(f"{n} {v}" for v, n in counts.items() if n))
     out.append(f"kernel {spec.kernel}, method {r.method}, --max-k {r.max_k}"
-               + (f"; {len(r.invariants)} auxiliary invariants proved inductive (Houdini) out of {r.candidates} "
-                  f"candidate facts read off {r.sample} reachable states" if r.method != "exhaustion" else "")
+               + (f"; auxiliary invariants: {r.candidates} candidate facts read off {r.sample} reachable states, "
+                  f"{len(r.invariants)} proved inductive (Houdini)"
+                  + (f", {len(r.k_facts)} more proved {r.facts_k}-inductive with the properties" if r.k_facts else "")
+                  if r.method != "exhaustion" else "")
                + (f"; exhaustion: {r.states} reachable states, diameter {r.diameter}" if r.states is not None else ""))
     for pp in r.proofs:
         out.append("")
@@ -609,6 +618,10 @@ def text(r: ProofResult) -> str:
             out += ["  " + line if line else "" for line in report.violation_lines(m, pp.violation)]
         if pp.verdict == "not proved":
             out += cti_lines(m, pp, len(r.invariants))
+    if r.invariants or r.k_facts:
+        out += ["", "auxiliary invariants (true in the initial state, proved inductive over the transition relation; "
+                    "--format json lists them all):",
+                f"  e.g. {r.invariants[0]}" if r.invariants else f"  e.g. {r.k_facts[0]}"]
     out += ["", f"verdict: {r.verdict}"]
     return "\n".join(out) + "\n"
 
@@ -640,7 +653,8 @@ def to_json(r: ProofResult) -> dict:
         props.append(entry)
     return {"format": 1, "command": "prove", "verdict": r.verdict, "method": r.method, "max_k": r.max_k,
             "properties": props,
-            "invariants": list(r.invariants), "candidates": r.candidates, "sample": r.sample,
+            "invariants": list(r.invariants), "k_inductive_facts": list(r.k_facts), "facts_k": r.facts_k,
+            "candidates": r.candidates, "sample": r.sample,
             "states": r.states, "diameter": r.diameter,
             "spec": {"path": r.spec.path, "name": r.spec.name, "kernel": r.spec.kernel, "sha256": r.spec.digest}}
 

@@ -621,7 +621,7 @@ def text(r: ProofResult) -> str:
     if r.invariants or r.k_facts:
         out += ["", "auxiliary invariants (true in the initial state, proved inductive over the transition relation; "
                     "--format json lists them all):",
-                f"  e.g. {r.invariants[0]}" if r.invariants else f"  e.g. {r.k_facts[0]}"]
+                f"  e.g. {next((t for t in r.invariants + r.k_facts if t.startswith('when ')), (r.invariants + r.k_facts)[0])}"]
     out += ["", f"verdict: {r.verdict}"]
     return "\n".join(out) + "\n"
 

@@ -29,7 +29,7 @@ def check() -> Outcome:
     new, st = z3.Const("new", Patch), z3.Const("s", State)
     P = z3.Const("P", Patch)
     s = z3.Solver()
-    s.add(z3.ForAll([P], on(P) == (P == new)))
+    s.add(z3.ForAll([P], on(P) == (new == P)))
     s.add(decl(new, st), decl(old, st), ver(old, st) < ver(new, st), ver(old, st) >= 0)
     s.add(z3.Not(klp.compatible(Patch, State, decl, ver, on, old, True)))
     s.add(klp.compatible(Patch, State, decl, ver, empty, old, True))

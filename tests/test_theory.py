@@ -169,14 +169,19 @@ def _matches(y: dict, a: dict):
     return z3.And(*plain, *ptrs)
 
 
-@pytest.mark.parametrize("series", RECIPE_SERIES, ids=str)
-def test_per_state_system_simulates_kernel_py_on_recipe_specs(write_spec, series):
-    m = Model(load_spec(write_spec(klp.recipe_spec(series))))
+@pytest.mark.parametrize("series, mutant", [(s, None) for s in RECIPE_SERIES] + [([{"s": 1}, {"s": 2}], "alloc-always")],
+                         ids=str)
+def test_per_state_system_simulates_kernel_py_on_recipe_specs(write_spec, series, mutant):
+    text = klp.recipe_spec(series)
+    if mutant:          # the same mutation on both sides: kernel.py must report the leaks the encoding has
+        text = text.replace('pre_patch = ["alloc s unless prev s"]', 'pre_patch = ["alloc s"]')
+    m = Model(load_spec(write_spec(text)))
     eng = ExplicitEngine(m, keep_graph=True)
     eng.run(1 << 30, [])
     assert eng.edges
+    assert any(e[4] for e in eng.edges) == bool(mutant)
     x, y = klp.state(""), klp.state("'")
-    trans, viol, _ = klp.step(x, y)
+    trans, viol, _ = klp.step(x, y, mutant=mutant)
     solver = z3.Solver()
     solver.add(trans)
     checked = 0

@@ -190,6 +190,7 @@ class ProveMethod(str, Enum):
     auto = "auto"
     induction = "induction"
     exhaustion = "exhaustion"
+    both = "both"
 
 
 @app.command()
@@ -200,8 +201,8 @@ def prove(
     timeout: float | None = typer.Option(None, "--timeout", help="Give up after this many seconds (exit 3)."),
     format: Format = typer.Option(Format.text, "--format", "-f", help="Output format."),
     method: ProveMethod = typer.Option(ProveMethod.auto, "--method",
-                                       help="induction (k-induction only), exhaustion (explicit state space only) "
-                                            "or auto (k-induction, then exhaustion for what it left open)."),
+                                       help="auto (exhaustion while the state space is small, else k-induction), "
+                                            "induction, exhaustion, or both (each property both ways, cross-checked)."),
 ):
     """Prove the properties for operation sequences of ANY length: exit 0 proved, 1 violated, 3 not proved/unknown."""
     try:

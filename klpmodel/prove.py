@@ -33,8 +33,9 @@ from .kernel import PHASES, Model, Op
 from .spec import Spec
 from .verify import Violation, check_properties, replay
 
-METHODS = ("auto", "induction", "exhaustion")
+METHODS = ("auto", "induction", "exhaustion", "both")
 EXHAUSTION_BUDGET = 200_000         # states; as verify's auto engine
+SMALL_SPACE = 20_000                # auto: exhaustion first up to this many states (about 3 s)
 SAMPLE_STATES = 4000                # reachable states read for invariant candidates
 
 
@@ -496,11 +497,11 @@ def induction(model: Model, props: tuple[str, ...], max_k: int, deadline: float 
     return out, (tuple(i.text for i in invs), tuple(f.text for f in facts), joint_k), len(cands), len(sample)
 
 
-def exhaustion(model: Model, props: tuple[str, ...], deadline: float | None):
+def exhaustion(model: Model, props: tuple[str, ...], deadline: float | None, budget: int = 0):
     """The explicit route: (proofs by property, states, diameter)."""
     from .engine_explicit import ExplicitEngine
 
-    eng = ExplicitEngine(model, max_states=EXHAUSTION_BUDGET)
+    eng = ExplicitEngine(model, max_states=budget or EXHAUSTION_BUDGET)
     left = None if deadline is None else max(0.001, deadline - time.perf_counter())
     search = eng.run(1 << 30, list(props), timeout=left)
     out = {}
@@ -517,6 +518,9 @@ def exhaustion(model: Model, props: tuple[str, ...], deadline: float | None):
 
 def prove(spec: Spec, *, properties: list[str] | None = None, max_k: int = 12, timeout: float | None = None,
           method: str = "auto") -> ProofResult:
+    """auto: exhaustion first while the reachable space is small (SMALL_SPACE states), then
+    k-induction for what it could not settle; induction / exhaustion: one route only; both:
+    both routes on every property, and a disagreement (proved vs violated) is a loud error."""
     props = check_properties(properties)
     if "recoverable" in props:
         raise UserError("recoverable is not a safety property, prove cannot induct on it; "
@@ -528,27 +532,40 @@ def prove(spec: Spec, *, properties: list[str] | None = None, max_k: int = 12, t
     start = time.perf_counter()
     deadline = None if timeout is None else start + timeout
     model = Model(spec)
-    proofs: dict[str, PropertyProof] = {}
+    ex: dict[str, PropertyProof] = {}
+    ind: dict[str, PropertyProof] = {}
     invs: tuple = ((), (), None)
     ncand = nsample = 0
     states = diameter = None
-    if method in ("auto", "induction"):
-        proofs, invs, ncand, nsample = induction(model, props, max_k, deadline)
-    if method == "exhaustion" or (method == "auto" and any(pp.verdict in ("not proved", "unknown") for pp in proofs.values())):
-        open_props = props if method == "exhaustion" else tuple(p for p in props if proofs[p].verdict
-                                                               in ("not proved", "unknown"))
-        more, states, diameter = exhaustion(model, open_props, deadline)
-        for p, pp in more.items():
-            if p in proofs and pp.verdict == "unknown":
-                continue                        # keep k-induction's counterexample to induction
-            if p in proofs and proofs[p].cti is not None and pp.verdict != "unknown":
-                pp = PropertyProof(pp.property, pp.verdict, pp.method, pp.k, pp.states, pp.violation,
-                                   proofs[p].cti, note=f"k-induction up to k = {max_k} did not close; its "
-                                        f"counterexample to induction is unreachable")
-            proofs[p] = pp
+    if method in ("auto", "exhaustion", "both"):
+        budget = SMALL_SPACE if method == "auto" else EXHAUSTION_BUDGET
+        ex, states, diameter = exhaustion(model, props, deadline, budget)
+    todo = props if method in ("induction", "both") else \
+        tuple(p for p in props if method == "auto" and ex[p].verdict == "unknown")
+    if todo:
+        ind, invs, ncand, nsample = induction(model, todo, max_k, deadline)
+    proofs = {}
+    for p in props:
+        e, i = ex.get(p), ind.get(p)
+        if i is None:
+            proofs[p] = e
+        elif e is None or e.verdict == "unknown":
+            proofs[p] = i
+        elif {e.verdict, i.verdict} == {"proved", "violated"}:
+            raise InternalError(f"{p}: exhaustion says {e.verdict}, k-induction says {i.verdict}")
+        elif i.verdict == "violated":
+            if i.violation.depth != e.violation.depth:
+                raise InternalError(f"{p}: shortest violations differ: {i.violation.depth} (bounded model checking) "
+                                    f"and {e.violation.depth} (exhaustion)")
+            proofs[p] = i
+        elif i.verdict == "proved":          # both proved: keep k and the state count
+            proofs[p] = PropertyProof(p, "proved", i.method, i.k, e.states, used=i.used, note=i.note)
+        else:                                # k-induction did not close; exhaustion settles it
+            proofs[p] = PropertyProof(p, e.verdict, e.method, e.k, e.states, e.violation, i.cti,
+                                      note=f"k-induction up to k = {max_k} did not close" +
+                                      ("; its counterexample to induction is unreachable" if e.verdict == "proved" else ""))
     return ProofResult(spec, model, method, max_k, tuple(proofs[p] for p in props), invs[0], invs[1], invs[2],
-                       ncand, nsample,
-                       states, diameter, time.perf_counter() - start)
+                       ncand, nsample, states, diameter, time.perf_counter() - start)
 
 
 # ------------------------------------------------------------------ rendering
@@ -571,6 +588,8 @@ def _headline(r: ProofResult, pp: PropertyProof) -> str:
             how = f"by bounded model checking: {pp.note}"
         else:
             how = f"by exhaustion of {pp.states} reachable states"
+        if pp.method != "exhaustion" and pp.states is not None:
+            how += f"; and by exhaustion of {pp.states} reachable states"
         return f"PROVED {pp.property} {how}" + (f" ({pp.note})" if pp.note and pp.method != "diameter" else "")
     if pp.verdict == "violated":
         return f"{pp.property}: violated, found by {_METHOD_TEXT[pp.method]} (trace replayed by the interpreter):"
@@ -609,7 +628,7 @@ def text(r: ProofResult) -> str:
                + (f"; auxiliary invariants: {r.candidates} candidate facts read off {r.sample} reachable states, "
                   f"{len(r.invariants)} proved inductive (Houdini)"
                   + (f", {len(r.k_facts)} more proved {r.facts_k}-inductive with the properties" if r.k_facts else "")
-                  if r.method != "exhaustion" else "")
+                  if r.sample else "")
                + (f"; exhaustion: {r.states} reachable states, diameter {r.diameter}" if r.states is not None else ""))
     for pp in r.proofs:
         out.append("")

@@ -87,17 +87,33 @@ def test_exhaustion_says_so_with_the_state_count():
     assert all(p.states == r.states == 7 for p in r.proofs)
 
 
+def test_auto_falls_back_to_k_induction_past_the_small_space(monkeypatch):
+    import klpmodel.prove as pr
+
+    spec = load_spec(SPECS / "no-leak-good.toml")
+    assert {p.method for p in prove(spec).proofs} == {"exhaustion"}
+    monkeypatch.setattr(pr, "SMALL_SPACE", 10)
+    r = prove(spec, max_k=4)
+    assert r.verdict == "proved" and {p.method for p in r.proofs} == {"k-induction"} and r.states is None
+
+
 # ---- the command line
 
 def test_cli_proved_exit_0():
-    p = cli("prove", "specs/version-order-good.toml", "--max-k", "6")
+    p = cli("prove", "specs/version-order-good.toml", "--max-k", "6", "--method", "both")
     assert p.returncode == 0, p.stdout + p.stderr
     assert "verdict: proved: 8 proved" in p.stdout
-    assert "PROVED version-order by k-induction, k = 5" in p.stdout
+    assert "PROVED version-order by k-induction, k = 5, with " in p.stdout
+    assert "; and by exhaustion of 26 reachable states" in p.stdout
+    p = cli("prove", "specs/version-order-good.toml")           # auto: the space is small, exhaustion
+    assert p.returncode == 0 and "PROVED version-order by exhaustion of 26 reachable states\n" in p.stdout
 
 
 def test_cli_violated_exit_1_prints_the_replayed_trace_like_verify():
-    p = cli("prove", "specs/no-leak-bad.toml", "-p", "no-leak", "--max-k", "4")
+    p = cli("prove", "specs/no-leak-bad.toml", "-p", "no-leak")
+    assert p.returncode == 1
+    assert "no-leak: violated, found by exhaustion (trace replayed by the interpreter):" in p.stdout
+    p = cli("prove", "specs/no-leak-bad.toml", "-p", "no-leak", "--max-k", "4", "--method", "induction")
     assert p.returncode == 1
     assert "no-leak: violated, found by bounded model checking (trace replayed by the interpreter):" in p.stdout
     assert "VIOLATED no-leak: shortest trace has 4 operations" in p.stdout
@@ -111,14 +127,14 @@ def test_cli_not_proved_exit_3_shows_the_counterexample_to_induction():
     assert "NOT PROVED version-order: the step case still fails at k = 2" in out
     assert "state before:" in out and "operation:" in out and "changed:" in out
     assert "need not be reachable" in out
-    # auto settles it by exhaustion, and says which
-    p = cli("prove", "specs/version-order-good.toml", "--max-k", "2", "-p", "version-order")
+    # exhaustion settles it, and says which
+    p = cli("prove", "specs/version-order-good.toml", "--max-k", "2", "-p", "version-order", "--method", "both")
     assert p.returncode == 0
     assert "PROVED version-order by exhaustion of 26 reachable states (k-induction up to k = 2 did not close" in p.stdout
 
 
 def test_cli_json():
-    p = cli("prove", "specs/error-cleanup-bad.toml", "--format", "json", "--max-k", "2")
+    p = cli("prove", "specs/error-cleanup-bad.toml", "--format", "json", "--max-k", "2", "--method", "both")
     assert p.returncode == 1
     r = json.loads(p.stdout)
     assert r["command"] == "prove" and r["verdict"] == "violated"
@@ -126,6 +142,7 @@ def test_cli_json():
     assert by["error-cleanup"]["verdict"] == "violated"
     assert by["error-cleanup"]["violation"]["trace"][0]["operation"] == "load lp_feature"
     assert by["no-double-free"]["verdict"] == "proved" and by["no-double-free"]["method"] == "k-induction"
+    assert by["no-double-free"]["states"] == 14
     assert r["invariants"] and r["spec"]["sha256"]
 
 

@@ -584,13 +584,15 @@ def _headline(r: ProofResult, pp: PropertyProof) -> str:
             how = f"by k-induction, k = {pp.k}"
             if pp.used:
                 how += f", with {len(pp.used)} auxiliary invariant{'s' if len(pp.used) > 1 else ''}"
+            if pp.note:
+                how += f" ({pp.note})"
         elif pp.method == "diameter":
             how = f"by bounded model checking: {pp.note}"
         else:
-            how = f"by exhaustion of {pp.states} reachable states"
+            how = f"by exhaustion of {pp.states} reachable states" + (f" ({pp.note})" if pp.note else "")
         if pp.method != "exhaustion" and pp.states is not None:
             how += f"; and by exhaustion of {pp.states} reachable states"
-        return f"PROVED {pp.property} {how}" + (f" ({pp.note})" if pp.note and pp.method != "diameter" else "")
+        return f"PROVED {pp.property} {how}"
     if pp.verdict == "violated":
         return f"{pp.property}: violated, found by {_METHOD_TEXT[pp.method]} (trace replayed by the interpreter):"
     if pp.verdict == "not proved":

@@ -278,9 +278,9 @@ class _Inductor:
         solver = z3.SolverFor("QF_BV")
         solver.add(trans)
         lits = [z3.Bool(f"inv#{i}") for i in range(len(cands))]
-        post_terms = [self.term(c, post) for c in cands]
-        for lit, c in zip(lits, cands, strict=True):
-            solver.add(z3.Implies(lit, self.term(c, pre)))
+        broken = [z3.Bool(f"broken#{i}") for i in range(len(cands))]     # candidate i is false after T
+        for lit, brk, c in zip(lits, broken, cands, strict=True):
+            solver.add(z3.Implies(lit, self.term(c, pre)), brk == z3.Not(self.term(c, post)))
         active = list(range(len(cands)))
         rounds = 0
         while active:
@@ -288,14 +288,14 @@ class _Inductor:
                 return None
             rounds += 1
             q = z3.Bool(f"houdini#{rounds}")
-            solver.add(z3.Implies(q, z3.Or(*[z3.Not(post_terms[i]) for i in active])))
+            solver.add(z3.Implies(q, z3.Or(*[broken[i] for i in active])))
             r = solver.check(*[lits[i] for i in active], q)
             if r == z3.unsat:
                 break
             if r == z3.unknown:
                 return None
             model = solver.model()
-            active = [i for i in active if z3.is_true(model.eval(post_terms[i], model_completion=True))]
+            active = [i for i in active if not z3.is_true(model.eval(broken[i], model_completion=True))]
         return [cands[i] for i in active]
 
     def facts_base(self, facts: list[Invariant], depth: int) -> list[Invariant] | None:

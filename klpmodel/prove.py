@@ -191,6 +191,10 @@ def state_lines(m: Model, st: dict) -> list[str]:
         out.append(say(m, f"mod[{name}]", st[f"mod[{name}]"]))
     for s in m.state_names:
         out.append(say(m, f"val[{s}]", st[f"val[{s}]"]))
+        if int(st[f"hi[{s}]"]) != 0:             # what version-order compares a new value with
+            out.append("  " + say(m, f"hi[{s}]", st[f"hi[{s}]"]))
+        if st["tload"]:                           # what revert-restores compares with
+            out.append("  " + say(m, f"snap_val[{s}]", st[f"snap_val[{s}]"]))
         for j in range(m.slots[s]):
             if st[f"live[{s}#{j}]"]:
                 out.append(f"block {s}#{j + 1} is live and " + say(m, f"cont[{s}#{j}]", st[f"cont[{s}#{j}]"])[len(f"block {s}#{j + 1} "):])
@@ -602,7 +606,7 @@ def _headline(r: ProofResult, pp: PropertyProof) -> str:
 
 def cti_lines(m: Model, pp: PropertyProof, ninv: int) -> list[str]:
     c = pp.cti
-    out = [f"  counterexample to induction: {c.k - 1} operation{'s' if c.k != 2 else ''} that keep "
+    out = [f"  counterexample to induction: {c.k - 1} operation{'s' if c.k != 2 else ''} that keep"
            f"{pp.property}, then one that breaks it, from a state that satisfies the {ninv} auxiliary invariants",
            "  state before:"]
     out += [f"    {line}" for line in state_lines(m, c.before)]

@@ -606,7 +606,8 @@ def _headline(r: ProofResult, pp: PropertyProof) -> str:
 
 def cti_lines(m: Model, pp: PropertyProof, ninv: int) -> list[str]:
     c = pp.cti
-    out = [f"  counterexample to induction: {c.k - 1} operation{'s' if c.k != 2 else ''} that keep"
+    out = [f"  counterexample to induction: {c.k - 1} operation{'s' if c.k != 2 else ''} "
+           f"that keep{'s' if c.k == 2 else ''} "
            f"{pp.property}, then one that breaks it, from a state that satisfies the {ninv} auxiliary invariants",
            "  state before:"]
     out += [f"    {line}" for line in state_lines(m, c.before)]

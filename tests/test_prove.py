@@ -125,6 +125,8 @@ def test_cli_not_proved_exit_3_shows_the_counterexample_to_induction():
     assert p.returncode == 3
     out = p.stdout
     assert "NOT PROVED version-order: the step case still fails at k = 2" in out
+    assert "counterexample to induction: 1 operation that keeps version-order, then one that breaks it" in out
+    assert "the newest variant loglevel held since it was last original is v2" in out   # what it compares with
     assert "state before:" in out and "operation:" in out and "changed:" in out
     assert "need not be reachable" in out
     # exhaustion settles it, and says which

@@ -54,6 +54,18 @@ RECIPE = {   # the spec statements of a recipe patch, for a state S it declares
     "post_unpatch": ["free {S} unless prev {S}"],
 }
 
+# A candidate rule for non-cumulative patches sharing a state (theorem d): never share the
+# previous patch's block; each patch allocates its own, copies the previous data into it,
+# and frees its own block when it leaves. Checked on instances (up to 4 patches), not
+# proved for any number of patches.
+OWN_BLOCK = {
+    "pre_patch": ["alloc {S}"],
+    "pre_patch_error": ["free {S}"],
+    "post_patch": ["copy {S} if prev {S}", "save {S} unless prev {S}", "modify {S} unless prev {S}"],
+    "pre_unpatch": ["restore {S} unless prev {S}"],
+    "post_unpatch": ["free {S}"],
+}
+
 INT_VARS = ("mode", "eD", "eV", "tD", "tV", "val", "hi", "eP", "tP", "cA", "cB", "sV", "sK", "sC")
 BOOL_VARS = ("lA", "lB", "lk", "ls")
 # eD/tD: the role declares s (0/1); eV/tV its version; eP/tP its data: 0 NULL, 1 block A,
@@ -282,9 +294,10 @@ def step(x: dict, y: dict, tag: str = "", mutant: str | None = None):
                          "loadfails": loadfails}
 
 
-def recipe_spec(patches, replace: bool = True, uses: bool = True) -> str:
+def recipe_spec(patches, replace: bool = True, uses: bool = True, recipe: dict | None = None) -> str:
     """A spec (TOML) of recipe patches: `patches` is a list of {state: version} dicts, one per
-    patch, in load-order names p1, p2, ...; every patch follows RECIPE for its states."""
+    patch, in load-order names p1, p2, ...; every patch follows `recipe` (default RECIPE)
+    for its states."""
     states = sorted({s for p in patches for s in p})
     out = ['name = "recipe series"', "", "[check]", "depth = 8", ""]
     for n, s in enumerate(states, 1):
@@ -296,7 +309,7 @@ def recipe_spec(patches, replace: bool = True, uses: bool = True) -> str:
         if uses:
             out.append("uses = [" + ", ".join(f'"{s}"' for s in sorted(p)) + "]")
         out += ["", "[patch.objects.vmlinux]"]
-        for cb, stmts in RECIPE.items():
+        for cb, stmts in (recipe or RECIPE).items():
             body = [st.format(S=s) for s in sorted(p) for st in stmts]
             out.append(f"{cb} = [" + ", ".join(f'"{b}"' for b in body) + "]")
         out.append("")

@@ -56,12 +56,22 @@ def load(path: Path) -> Theorem:
         spec.loader.exec_module(mod)
     except SyntaxError as e:
         raise UserError(f"{e.msg}; fix the Python syntax", path=str(path), line=e.lineno) from None
+    except Exception as e:          # a theorem file is user input: one line, not a traceback
+        raise _file_error(path, e, "loading it") from None
     th = getattr(mod, "THEOREM", None)
     if not isinstance(th, Theorem):
         raise UserError("no THEOREM = klpmodel.theory.Theorem(...) at module level; define one", path=str(path))
     if th.kind not in ("valid", "witness"):
         raise UserError(f"THEOREM.kind is '{th.kind}'; use 'valid' or 'witness'", path=str(path))
     return th
+
+
+def _file_error(path: Path, e: Exception, doing: str) -> UserError:
+    import traceback
+
+    line = next((f.lineno for f in reversed(traceback.extract_tb(e.__traceback__))
+                 if Path(f.filename).resolve() == path.resolve()), None)
+    return UserError(f"{type(e).__name__} while {doing}: {e}; fix the theorem file", path=str(path), line=line)
 
 
 def files(where: Path) -> list[Path]:
@@ -80,7 +90,12 @@ def run(where: Path) -> list[Checked]:
     for path in files(where):
         th = load(path)
         start = time.perf_counter()
-        outcome = th.check()
+        try:
+            outcome = th.check()
+        except Exception as e:
+            raise _file_error(path, e, "checking the theorem") from None
+        if not isinstance(outcome, Outcome) or outcome.verdict not in ("proved", "refuted", "unknown"):
+            raise UserError("check() must return Outcome('proved' | 'refuted' | 'unknown', ...)", path=str(path))
         out.append(Checked(str(path), th, outcome, time.perf_counter() - start))
     return out
 

@@ -47,6 +47,10 @@ def test_prove_theory_fails_on_a_refuted_theorem_and_rejects_bad_input(tmp_path)
     assert p.returncode == 2 and p.stderr.count("\n") == 1 and "define one" in p.stderr
     p = cli("prove-theory", str(tmp_path / "nothing"))
     assert p.returncode == 2 and "Traceback" not in p.stderr
+    (tmp_path / "crash.py").write_text("from klpmodel.theory import Theorem\n\ndef check():\n    return 1 / 0\n\n"
+                                       "THEOREM = Theorem('c', 'valid', 's', 'f', check)\n")
+    p = cli("prove-theory", str(tmp_path / "crash.py"))
+    assert p.returncode == 2 and p.stderr.count("\n") == 1 and "crash.py:4: ZeroDivisionError" in p.stderr
 
 
 def test_a_has_teeth_without_the_version_check():

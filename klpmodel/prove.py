@@ -1,31 +1,34 @@
-"""`klpmodel prove`: unbounded verdicts for a spec, per property.
+"""`klpmodel prove`: unbounded verdicts for a spec, per property (docs/proofs.md).
 
 Two routes, both over kernel.step (nothing here restates a kernel rule):
 
-* **k-induction** on the Z3 transition template of engine_z3 (docs/proofs.md):
-  - auxiliary invariants: candidate facts about single variables and pairs of variables,
-    read off states the explicit engine reaches (a sample, never trusted), kept only if
-    Z3 proves the conjunction inductive over the template (Houdini); they hold in the
-    initial state because the initial state is in the sample;
-  - step case for property p and k: k transitions from an arbitrary state satisfying the
-    invariants, their pre-states pairwise distinct (loop-free), p not violated on the first
-    k-1 transitions and violated on the k-th: unsatisfiable means "p can only first break
-    within k-1 operations";
-  - base case: bounded model checking (Z3Engine.run) to depth k finds no violation.
-  A violation the base case finds is replayed through the interpreter (verify.replay) and
-  shown like `verify` shows it. A step case still satisfiable at --max-k is a
-  counterexample to induction: a pair of states that may be unreachable.
-  If the bounded search runs out of loop-free paths from the initial state first, every
-  reachable state was seen (recurrence diameter): that proves the rest too.
 * **exhaustion**: the explicit engine explores the whole reachable state space (it is
   finite); a property no transition breaks holds for sequences of any length.
+* **k-induction** on the Z3 transition template of engine_z3:
+  - auxiliary invariants: candidate facts about one variable, or about a second one when
+    the first has a given value, read off states the explicit engine reaches (a sample,
+    never trusted); those whose conjunction Z3 proves inductive over the template are
+    kept (Houdini; the initial state is in the sample, so they hold there);
+  - base case: bounded model checking (Z3Engine.run) from the initial state to depth
+    max(--max-k, the spec's depth); what it finds is violated, replayed by the
+    interpreter (verify.replay) and printed like `verify` prints it;
+  - step case at k: k transitions from an arbitrary state satisfying the invariants, the
+    pre-states pairwise distinct (loop-free), no property of the set broken on the first
+    k-1, one broken on the k-th. Tried for all properties jointly, with the facts Houdini
+    dropped as extra goals that may still be k-inductive (their own base case is bounded
+    model checking); then property by property with the proved ones as premises;
+  - a step case still satisfiable at --max-k is a counterexample to induction: a pair of
+    states, possibly unreachable, shown in the user's words;
+  - if the base case runs out of loop-free paths first, every reachable state was seen
+    (the recurrence diameter), which proves the rest.
 
-`auto` runs k-induction and lets exhaustion settle what it left open.
+`auto` runs exhaustion while the reachable space is small and k-induction past it; `both`
+runs both and cross-checks them.
 """
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from . import interp
 from .errors import InternalError, UserError
@@ -94,7 +97,6 @@ class ProofResult:
     states: int | None = None
     diameter: int | None = None
     seconds: float = 0.0
-    notes: tuple[str, ...] = field(default_factory=tuple)
 
     @property
     def verdict(self) -> str:

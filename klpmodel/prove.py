@@ -239,6 +239,49 @@ def candidates(m: Model, names: list[str], sample: list[dict]) -> list[Invariant
     return out
 
 
+class _FactsBase:
+    """The base case of the k-inductive facts, deepened on demand: which facts no state
+    reachable within `depth` operations breaks (bounded model checking from the initial
+    state on loop-free paths; a fact broken at some depth is dropped for good)."""
+
+    def __init__(self, ind: _Inductor, facts: list[Invariant]):
+        self.ind, self.facts = ind, facts
+        z3, eng = ind.z3, ind.eng
+        self.solver = z3.SolverFor("QF_BV")
+        self.states = [{v: eng._value(v, ind.m.init[v]) for v in eng.names}]
+        self.active = [i for i, f in enumerate(facts) if f.holds(ind.m.init)]
+        self.depth = 0
+        self.exhausted = False              # no longer loop-free path: every reachable state seen
+
+    def upto(self, depth: int) -> set[int] | None:
+        z3, eng, solver = self.ind.z3, self.ind.eng, self.solver
+        while self.depth < depth and not self.exhausted:
+            t = self.depth = self.depth + 1
+            self.states.append(eng.state_consts(f"#b{t}"))
+            trans, _, _, _ = eng.instance(self.states[t - 1], self.states[t], f"#bt{t}")
+            solver.add(trans)
+            for i in range(t - 1):
+                solver.add(eng.distinct(self.states[i], self.states[t - 1]))
+            terms = {i: self.ind.term(self.facts[i], self.states[t]) for i in self.active}
+            rnd = 0
+            while self.active:
+                if not self.ind._left(solver):
+                    return None
+                rnd += 1
+                q = z3.Bool(f"base#{t}#{rnd}")
+                solver.add(z3.Implies(q, z3.Or(*[z3.Not(terms[i]) for i in self.active])))
+                r = solver.check(q)
+                if r == z3.unsat:
+                    break
+                if r == z3.unknown:
+                    return None
+                model = solver.model()
+                self.active = [i for i in self.active if z3.is_true(model.eval(terms[i], model_completion=True))]
+            if solver.check() == z3.unsat:
+                self.exhausted = True
+        return set(self.active)
+
+
 class _Inductor:
     """k-induction for one spec over the Z3 template."""
 
@@ -304,47 +347,14 @@ class _Inductor:
             active = [i for i in active if not z3.is_true(model.eval(broken[i], model_completion=True))]
         return [cands[i] for i in active]
 
-    def facts_base(self, facts: list[Invariant], depth: int) -> list[Invariant] | None:
-        """The facts no state reachable within `depth` operations breaks (bounded model
-        checking from the initial state, loop-free paths; None: out of time)."""
-        z3, eng = self.z3, self.eng
-        solver = z3.SolverFor("QF_BV")
-        states = [{v: eng._value(v, self.m.init[v]) for v in eng.names}]
-        active = [i for i, f in enumerate(facts) if f.holds(self.m.init)]
-        for t in range(depth + 1):
-            if t > 0:
-                states.append(eng.state_consts(f"#b{t}"))
-                trans, _, _, _ = eng.instance(states[t - 1], states[t], f"#bt{t}")
-                solver.add(trans)
-                for i in range(t - 1):
-                    solver.add(eng.distinct(states[i], states[t - 1]))
-                terms = {i: self.term(facts[i], states[t]) for i in active}
-                rnd = 0
-                while active:
-                    if not self._left(solver):
-                        return None
-                    rnd += 1
-                    q = z3.Bool(f"base#{t}#{rnd}")
-                    solver.add(z3.Implies(q, z3.Or(*[z3.Not(terms[i]) for i in active])))
-                    r = solver.check(q)
-                    if r == z3.unsat:
-                        break
-                    if r == z3.unknown:
-                        return None
-                    model = solver.model()
-                    active = [i for i in active if z3.is_true(model.eval(terms[i], model_completion=True))]
-                if solver.check() == z3.unsat:      # no loop-free path this long: all states seen
-                    break
-        return [facts[i] for i in active]
-
     def step_case(self, goal: list[str], premise: list[str], invs: list[Invariant], max_k: int,
-                  facts: list[Invariant] = ()):
+                  facts: list[Invariant] = (), base: _FactsBase | None = None):
         """Smallest k <= max_k whose step case is unsatisfiable: k transitions from a state
         satisfying the invariants, pre-states pairwise distinct, no property of `premise`
         broken on the first k-1 and every fact of `facts` true on their pre-states; then
         some property of `goal` broken on the k-th, or some fact false after it. A fact
         false there is dropped and the same k is tried again (k-inductive Houdini); each
-        k starts again from every fact.
+        k starts again from every fact that `base` (their base case) keeps to depth k-1.
         Returns ('proved', k, (invariants used, facts kept)), ('cti', k, (path, before,
         after)) or ('unknown', k, reason)."""
         z3, eng = self.z3, self.eng
@@ -383,7 +393,10 @@ class _Inductor:
                 for j in range(1, k):
                     solver.add(eng.distinct(ends[k], ends[j]))
                 assume(ends[k])
-            active = list(range(len(facts)))    # a longer k may keep facts a shorter one lost
+            kept = base.upto(k - 1) if base is not None else set(range(len(facts)))
+            if kept is None:
+                return "unknown", k, "timeout"
+            active = sorted(kept)               # a longer k may keep facts a shorter one lost
             while True:
                 if not self._left(solver):
                     return "unknown", k, "timeout"
@@ -418,43 +431,13 @@ def _violation(model: Model, prop: str, depth: int, raw) -> Violation:
     return Violation(prop, depth, replay(model, raw.ops, raw.choices, raw.states, prop))
 
 
-def induction(model: Model, props: tuple[str, ...], max_k: int, deadline: float | None):
-    """The k-induction route: (proofs by property, invariants, candidate count, sample size).
-
-    1. Auxiliary invariants (Houdini over sampled candidates).
-    2. Base case: bounded model checking to max_k; what it breaks is violated (replayed).
-    3. Step case, all remaining properties jointly (premise: none of them broken); then
-       one by one, with the properties already proved as extra premises (they hold on
-       every reachable transition), until nothing more closes."""
-    ind = _Inductor(model, deadline)
-    sample = ind.sample()
-    cands = candidates(model, ind.eng.names, sample)
-    invs = ind.houdini(cands)
-    out: dict[str, PropertyProof] = {}
-    if invs is None:
-        return {p: PropertyProof(p, "unknown", note="timeout while proving the auxiliary invariants")
-                for p in props}, ((), (), None), len(cands), len(sample)
-    left = None if deadline is None else max(0.001, deadline - time.perf_counter())
-    search = ind.eng.run(max(max_k, model.spec.depth), list(props), timeout=left)
-    for p in props:
-        if p in search.found:
-            d, raw = search.found[p]
-            out[p] = PropertyProof(p, "violated", "bmc", violation=_violation(model, p, d, raw))
-    if search.unknown:
-        for p in props:
-            out.setdefault(p, PropertyProof(p, "unknown", note=f"base case: {search.unknown} after depth "
-                                                              f"{search.depth_done}"))
-        return out, (tuple(i.text for i in invs), (), None), len(cands), len(sample)
-    rest = [p for p in props if p not in out]
+def _step_cases(ind: _Inductor, rest: list[str], invs: list[Invariant], max_k: int, base: _FactsBase):
+    """Joint step case (with the droppable facts), then property by property."""
     proved: dict[str, tuple[int, tuple[str, ...]]] = {}
     last: dict[str, tuple] = {}
-    joint = False
-    joint_k = None
-    facts: tuple[Invariant, ...] = ()
+    joint, joint_k, facts = False, None, ()
     if rest:
-        # jointly, with the sampled facts that are not 1-inductive as droppable extra goals
-        base = ind.facts_base([c for c in cands if c not in invs], max_k - 1)
-        kind, k, data = ind.step_case(rest, rest, invs, max_k, base or ())
+        kind, k, data = ind.step_case(rest, rest, invs, max_k, base.facts, base)
         if kind == "proved":
             used, facts = data
             proved = {p: (k, used) for p in rest}
@@ -472,6 +455,71 @@ def induction(model: Model, props: tuple[str, ...], max_k: int, deadline: float 
             if kind == "proved":
                 proved[p] = (k, data[0])
                 changed = True
+    return proved, last, joint, joint_k, facts
+
+
+def induction(model: Model, props: tuple[str, ...], max_k: int, deadline: float | None):
+    """The k-induction route: (proofs by property, invariants, candidate count, sample size).
+
+    1. Auxiliary invariants (Houdini over sampled candidates).
+    2. Base case: bounded model checking to the spec's depth; what it breaks is violated
+       (replayed).
+    3. Step case, all remaining properties jointly, with the facts Houdini dropped as
+       droppable extra goals; then one by one, with the properties already proved as
+       extra premises, until nothing more closes.
+    4. The base case is deepened to the largest k used (a violation found there voids the
+       step proofs: they are redone without that property) and, for what is still not
+       proved, to --max-k."""
+    ind = _Inductor(model, deadline)
+    sample = ind.sample()
+    cands = candidates(model, ind.eng.names, sample)
+    invs = ind.houdini(cands)
+    out: dict[str, PropertyProof] = {}
+    if invs is None:
+        return {p: PropertyProof(p, "unknown", note="timeout while proving the auxiliary invariants")
+                for p in props}, ((), (), None), len(cands), len(sample)
+    base = _FactsBase(ind, [c for c in cands if c not in invs])
+    depth = model.spec.depth
+    while True:
+        left = None if deadline is None else max(0.001, deadline - time.perf_counter())
+        search = ind.eng.run(depth, list(props), timeout=left)
+        for p in props:
+            if p in search.found:
+                d, raw = search.found[p]
+                out[p] = PropertyProof(p, "violated", "bmc", violation=_violation(model, p, d, raw))
+        if search.unknown:
+            for p in props:
+                out.setdefault(p, PropertyProof(p, "unknown", note=f"base case: {search.unknown} after depth "
+                                                                  f"{search.depth_done}"))
+            return out, (tuple(i.text for i in invs), (), None), len(cands), len(sample)
+        rest = [p for p in props if p not in out]
+        proved, last, joint, joint_k, facts = _step_cases(ind, rest, invs, max_k, base)
+        need = max([k for k, _ in proved.values()], default=0)
+        if need <= depth or search.complete_at is not None:
+            break
+        # deepen the base case to the largest k used; a violation there voids the step proofs
+        left = None if deadline is None else max(0.001, deadline - time.perf_counter())
+        deeper = ind.eng.run(need, rest, timeout=left)
+        if deeper.unknown:
+            for p in rest:
+                out[p] = PropertyProof(p, "unknown", note=f"base case: {deeper.unknown} after depth "
+                                                          f"{deeper.depth_done}")
+            return out, (tuple(i.text for i in invs), (), None), len(cands), len(sample)
+        if not deeper.found:
+            depth = need
+            break
+        depth = need                      # redo with the violations the deeper base case found
+    unproved = [p for p in rest if p not in proved]
+    if unproved and max_k > depth and search.complete_at is None:
+        left = None if deadline is None else max(0.001, deadline - time.perf_counter())
+        deeper = ind.eng.run(max_k, unproved, timeout=left)
+        for p in unproved:
+            if p in deeper.found:
+                d, raw = deeper.found[p]
+                out[p] = PropertyProof(p, "violated", "bmc", violation=_violation(model, p, d, raw))
+        if deeper.complete_at is not None:
+            search = deeper
+    rest = [p for p in rest if p not in out]
     dropped = [c for c in cands if c not in invs]
     for p in rest:
         if p in proved:

@@ -9,9 +9,10 @@ Two routes, both over kernel.step (nothing here restates a kernel rule):
     the first has a given value, read off states the explicit engine reaches (a sample,
     never trusted); those whose conjunction Z3 proves inductive over the template are
     kept (Houdini; the initial state is in the sample, so they hold there);
-  - base case: bounded model checking (Z3Engine.run) from the initial state to depth
-    max(--max-k, the spec's depth); what it finds is violated, replayed by the
-    interpreter (verify.replay) and printed like `verify` prints it;
+  - base case: bounded model checking (Z3Engine.run) from the initial state to the
+    spec's depth, deepened to the largest k a step case used and, for what stays
+    unproved, to --max-k; what it finds is violated, replayed by the interpreter
+    (verify.replay) and printed like `verify` prints it;
   - step case at k: k transitions from an arbitrary state satisfying the invariants, the
     pre-states pairwise distinct (loop-free), no property of the set broken on the first
     k-1, one broken on the k-th. Tried for all properties jointly, with the facts Houdini

@@ -65,6 +65,10 @@ def test_a_has_teeth_without_the_version_check():
     s = z3.Solver()
     s.add(mod.claim())
     assert s.check() == z3.unsat
+    _, step = mod.sequence_obligations(no_versions)
+    s = z3.Solver()
+    s.add(step)
+    assert s.check() == z3.sat            # the induction step fails without the version check too
 
 
 def test_c_has_teeth_a_recipe_that_always_allocates_is_refuted(write_spec):

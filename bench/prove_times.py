@@ -35,7 +35,7 @@ def main() -> None:
         ks = sorted({pp.k for pp in r.proofs if pp.verdict == "proved"})
         nots = [pp.property for pp in r.proofs if pp.verdict == "not proved"]
         viol = [f"{pp.property} {pp.violation.depth}" for pp in r.proofs if pp.verdict == "violated"]
-        name = path.relative_to(ROOT.parent) if ROOT.parent in path.parents else path
+        name = path.relative_to(ROOT) if ROOT in path.parents else Path("..") / path.relative_to(ROOT.parent)
         print(f"| `{name}` | {r.verdict} | {', '.join(map(str, ks))}"
               + (f" (not proved: {', '.join(nots)})" if nots else "")
               + f" | {'; '.join(viol) or '-'} | {ti:.1f} | {e.verdict}, {e.states} states | {te:.2f} |", flush=True)

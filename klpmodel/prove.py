@@ -445,7 +445,11 @@ def _step_cases(ind: _Inductor, rest: list[str], invs: list[Invariant], max_k: i
             joint, joint_k = len(rest) > 1, k
         elif kind == "unknown":
             last = {p: (kind, k, data) for p in rest}
-    changed = not proved and not last
+    # one by one, unless the joint case was about one property already (same premises; the
+    # facts only ever help: a fact that blocks the goal's closure is dropped)
+    changed = not proved and not last and len(rest) > 1
+    if len(rest) == 1 and not proved and not last:
+        last = {rest[0]: (kind, k, data)}
     while changed:
         changed = False
         for p in rest:

@@ -196,7 +196,7 @@ class ProveMethod(str, Enum):
 @app.command()
 def prove(
     spec: Path = typer.Argument(..., metavar="SPEC", help="The spec (.toml) of a livepatch series."),
-    max_k: int = typer.Option(12, "--max-k", "-k", help="Longest induction step tried (and depth of the base case)."),
+    max_k: int = typer.Option(12, "--max-k", "-k", help="Longest induction step tried; violations are searched at least this deep."),
     property: list[str] | None = typer.Option(None, "--property", "-p", help="Prove only this property (repeatable)."),
     timeout: float | None = typer.Option(None, "--timeout", help="Give up after this many seconds (exit 3)."),
     format: Format = typer.Option(Format.text, "--format", "-f", help="Output format."),

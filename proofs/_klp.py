@@ -54,10 +54,9 @@ RECIPE = {   # the spec statements of a recipe patch, for a state S it declares
     "post_unpatch": ["free {S} unless prev {S}"],
 }
 
-# A candidate rule for non-cumulative patches sharing a state (theorem d): never share the
+# The rule for non-cumulative patches sharing a state (theorems d and e): never share the
 # previous patch's block; each patch allocates its own, copies the previous data into it,
-# and frees its own block when it leaves. Checked on instances (up to 4 patches), not
-# proved for any number of patches.
+# and frees its own block when it leaves.
 OWN_BLOCK = {
     "pre_patch": ["alloc {S}"],
     "pre_patch_error": ["free {S}"],
@@ -314,3 +313,186 @@ def recipe_spec(patches, replace: bool = True, uses: bool = True, recipe: dict |
             out.append(f"{cb} = [" + ", ".join(f'"{b}"' for b in body) + "]")
         out.append("")
     return "\n".join(out)
+
+
+# ------------------------------------------------------------------ the own-block rule, per state
+#
+# Non-cumulative patches following OWN_BLOCK for one arbitrary state s, any number of them
+# on klp_patches at once. Blocks are never shared, so a patch's block is its own. Roles:
+# O, the oldest listed patch declaring s (it has no previous state: it saved the original
+# and made the change); T, the patch in transition (a new load, or a disabled listed
+# patch: O itself, another declaring patch, or one that does not declare s); the n other
+# declaring listed patches, summarised by their number and okN: "their blocks are live
+# and hold the original" (when okN is false nothing is assumed about them: any content,
+# possibly freed, which over-approximates).
+NC_INT = ("mode", "n", "oV", "oC", "tD", "tIsO", "tC", "val", "hi", "sV")
+NC_BOOL = ("oE", "oL", "tL", "okN", "lk", "ls", "tload")
+# mode: 0 no transition, 1 T patching, 2 T unpatching
+
+
+def nc_state(tag: str) -> dict:
+    st = {v: z3.Int(f"{v}{tag}") for v in NC_INT}
+    st.update({v: z3.Bool(f"{v}{tag}") for v in NC_BOOL})
+    return st
+
+
+def nc_init(x: dict):
+    return z3.And(x["mode"] == 0, x["n"] == 0, z3.Not(x["oE"]), z3.Not(x["oL"]), x["oC"] == ZERO, x["oV"] == 0,
+                  x["tD"] == 0, x["tIsO"] == 0, z3.Not(x["tL"]), x["tC"] == ZERO, x["okN"],
+                  x["val"] == ORIG, x["hi"] == NOHI, x["sV"] == ORIG, z3.Not(x["lk"]), z3.Not(x["ls"]),
+                  z3.Not(x["tload"]))
+
+
+def nc_step(x: dict, y: dict, tag: str = "", prev_in_pre_unpatch: bool = True, mutant: str | None = None):
+    """One operation on state s under OWN_BLOCK: (T(x, y), {property: violated}, params).
+
+    prev_in_pre_unpatch: klp_get_prev_state during a disable's pre_unpatch sees the older
+    installed patches (the kernel: klp_init_transition sets the transition patch before
+    pre_unpatch runs, semantics.md §6.3, §12). kernel.py at the time of writing runs
+    pre_unpatch before the patch enters its transition, so there it returns NULL; False
+    restates that reading (tests/test_theory.py checks it against kernel.py). `mutant`
+    (tests only): "free-unless-prev" frees the own block in post_unpatch only without a
+    previous state, as the shared-block recipe does."""
+    P = {k: z3.Int(f"{k}{tag}") for k in ("op", "who", "nV", "anyC", "anyV")}
+    P.update({k: z3.Bool(f"{k}{tag}") for k in ("nD", "reached", "allocfails", "loadfails", "anyL")})
+    r = _Run(x)
+    op, mode = P["op"], x["mode"]
+    cases = []
+    oth_live = z3.Or(x["okN"], P["anyL"])                     # an 'other' block: live / content
+    oth_cont = z3.If(x["okN"], ORIG, P["anyC"])
+
+    def own(g, name, value):
+        r.set(g, name, value)
+
+    # load T (newest; its prev exists iff O exists)
+    g = z3.And(op == 0, mode == 0, P["nV"] >= 0, z3.Implies(z3.And(P["reached"], P["allocfails"]), P["loadfails"]),
+               z3.Implies(z3.And(P["nD"], z3.Not(P["reached"])), P["loadfails"]))
+    cases.append(g)
+    r.set(g, "sV", x["val"])
+    r.set(g, "ls", False)
+    r.set(g, "tload", True)
+    becomes_o = z3.And(g, P["nD"], z3.Not(x["oE"]))
+    newer = z3.And(g, P["nD"], x["oE"])
+    allocated = z3.And(P["reached"], z3.Not(P["allocfails"]))
+    r.set(becomes_o, "oE", True)
+    r.set(becomes_o, "oV", P["nV"])
+    r.set(becomes_o, "oL", allocated)
+    r.set(becomes_o, "oC", ZERO)
+    r.set(g, "tD", z3.If(P["nD"], 1, 0))
+    r.set(g, "tIsO", z3.If(becomes_o, 1, 0))
+    r.set(newer, "tL", allocated)
+    r.set(newer, "tC", ZERO)
+    failed = z3.And(g, P["loadfails"])                        # pre_patch_error: free own; T leaves
+    r.set(z3.And(failed, becomes_o), "oL", False)
+    r.set(z3.And(failed, becomes_o), "oE", False)
+    r.set(z3.And(failed, newer), "tL", False)
+    r.set(failed, "tD", 0)
+    r.set(failed, "tIsO", 0)
+    r.set(failed, "tload", False)
+    r.set(failed, "sV", ORIG)                                 # kernel.clear_snapshot
+    r.set(g, "mode", z3.If(P["loadfails"], 0, 1))
+
+    def post_patch(g):
+        """OWN_BLOCK post_patch of T: copy from prev (newest older declaring) or save+modify."""
+        g = z3.And(g, x["tD"] == 1)
+        isO = x["tIsO"] == 1
+        prev_live = z3.If(x["n"] > 0, oth_live, x["oL"])
+        prev_cont = z3.If(x["n"] > 0, oth_cont, x["oC"])
+        cp = z3.And(g, z3.Not(isO))
+        # a disabled 'other' patch reversed back: its prev is older, so O or an other
+        r.bad("no-null-deref", cp, False)
+        r.bad("no-use-after-free", cp, z3.Or(z3.Not(prev_live), z3.Not(x["tL"])))
+        r.set(z3.And(cp, prev_live, x["tL"]), "tC", prev_cont)
+        fresh = z3.And(g, isO)
+        r.bad("no-use-after-free", fresh, z3.Not(x["oL"]))
+        r.set(z3.And(fresh, x["oL"]), "oC", x["val"])
+        r.set_value(fresh, x["oV"])
+
+    def leave(g):
+        """T leaves klp_patches (its block must have been freed: else leaked)."""
+        isO = x["tIsO"] == 1
+        lostO = z3.And(g, isO, r.x["oL"])
+        lostT = z3.And(g, x["tD"] == 1, z3.Not(isO), r.x["tL"])
+        lost = z3.Or(lostO, lostT)
+        r.set(g, "lk", z3.Or(r.x["lk"], lost))
+        r.set(g, "ls", z3.Or(r.x["ls"], lost))
+        promote = z3.And(g, isO, x["n"] > 0)
+        r.set(promote, "n", x["n"] - 1)
+        r.set(promote, "oL", oth_live)
+        r.set(promote, "oC", oth_cont)
+        r.set(promote, "oV", P["anyV"])
+        r.set(z3.And(g, isO, x["n"] == 0), "oE", False)
+        r.set(z3.And(g, isO, x["n"] == 0), "oL", False)
+        r.set(g, "tD", 0)
+        r.set(g, "tIsO", 0)
+        r.set(g, "tL", False)
+
+    # complete a patching transition (a load, or a reversed disable)
+    g = z3.And(op == 1, mode == 1)
+    cases.append(g)
+    post_patch(g)
+    join = z3.And(g, x["tD"] == 1, x["tIsO"] == 0)
+    r.set(join, "n", x["n"] + 1)
+    r.set(join, "okN", z3.And(x["okN"], r.x["tL"], r.x["tC"] == ORIG))
+    r.set(g, "tD", 0)
+    r.set(g, "tIsO", 0)
+    r.set(g, "tL", False)
+    r.set(g, "tload", False)
+    r.set(g, "sV", ORIG)
+    r.set(g, "ls", False)
+    r.set(g, "mode", 0)
+    # complete an unpatching transition (a reversed load, or a disable): post_unpatch frees own
+    g = z3.And(op == 1, mode == 2)
+    cases.append(g)
+    isO = x["tIsO"] == 1
+    fo = z3.And(g, x["tD"] == 1, isO)
+    ft = z3.And(g, x["tD"] == 1, z3.Not(isO), mutant != "free-unless-prev")
+    r.bad("no-double-free", fo, z3.Not(x["oL"]))
+    r.bad("no-double-free", ft, z3.Not(x["tL"]))
+    r.set(fo, "oL", False)
+    r.set(ft, "tL", False)
+    leave(g)
+    r.bad("revert-restores", z3.And(g, x["tload"]), z3.Or(r.x["val"] != x["sV"], r.x["ls"]))
+    r.bad("disable-restores", z3.And(g, z3.Not(x["tload"])), z3.And(z3.Not(r.x["oE"]), r.x["val"] != ORIG))
+    r.set(g, "tload", False)
+    r.set(g, "sV", ORIG)
+    r.set(g, "ls", False)
+    r.set(g, "mode", 0)
+    # disable a listed patch: O (no prev: restore), another declaring one (prev: nothing), or one not declaring s
+    g = z3.And(op == 3, mode == 0)
+    cases.append(g)
+    dO = z3.And(g, P["who"] == 0, x["oE"])
+    dX = z3.And(g, P["who"] == 1, x["n"] > 0)
+    dN = z3.And(g, P["who"] == 2)
+    cases[-1] = z3.Or(dO, dX, dN)
+    r.set(dO, "tD", 1)
+    r.set(dO, "tIsO", 1)
+    r.bad("no-use-after-free", dO, z3.Not(x["oL"]))
+    r.set_value(z3.And(dO, x["oL"]), x["oC"])
+    r.set(dX, "n", x["n"] - 1)
+    r.set(dX, "tD", 1)
+    r.set(dX, "tIsO", 0)
+    r.set(dX, "tL", oth_live)
+    r.set(dX, "tC", oth_cont)
+    if not prev_in_pre_unpatch:                               # restore s unless prev s: prev is NULL
+        r.bad("no-use-after-free", dX, z3.Not(oth_live))
+        r.set_value(z3.And(dX, oth_live), oth_cont)
+    r.set(dN, "tD", 0)
+    r.set(g, "mode", 2)
+    r.set(g, "tload", False)
+    r.set(g, "sV", ORIG)
+    r.set(g, "ls", False)
+    # reversals
+    for a, b in ((1, 2), (2, 1)):
+        g = z3.And(op == 2, mode == a)
+        cases.append(g)
+        r.set(g, "mode", b)
+    quiet = r.x["mode"] == 0
+    r.bad("no-leak", z3.BoolVal(True), z3.And(quiet, r.x["lk"]))
+    r.bad("no-use-after-free", z3.And(quiet, r.x["oE"]), z3.Not(r.x["oL"]))
+    r.bad("no-use-after-free", z3.And(quiet, r.x["n"] > 0), z3.Not(r.x["okN"]))
+    trans = z3.And(z3.Or(*cases), *[y[v] == r.x[v] for v in x], x["n"] >= 0)
+    viol: dict[str, object] = {}
+    for prop, c in r.viol:
+        viol[prop] = z3.Or(viol.get(prop, z3.BoolVal(False)), c)
+    return trans, viol, P

@@ -11,9 +11,9 @@ The witness is a model of the Z3 transition relation that kernel.py itself build
 The rule that avoids it (klp_get_prev_state only sees OLDER patches, so p1 cannot tell that
 a newer patch took its block over; so do not share blocks): each non-cumulative patch
 allocates its own block, copies the previous patch's data instead of taking its pointer,
-and frees its own block when it leaves (_klp.OWN_BLOCK). This file checks it on instances
-through kernel.py (exhaustion of every reachable state, 2 and 3 patches); that is evidence,
-not a theorem for any number of patches (tests/test_theory.py checks up to 4).
+and frees its own block when it leaves (_klp.OWN_BLOCK). Theorem (e) proves it for any
+number of patches; this file also checks it on two instances through kernel.py
+(exhaustion of every reachable state).
 """
 from __future__ import annotations
 
@@ -46,8 +46,8 @@ def check() -> Outcome:
         checked.append(f"{len(series)} patches, versions {[p['s'] for p in series]}: {_verify_own_block(series)}")
     return Outcome("proved", witness="\n".join(lines) + f"\n=> no-use-after-free broken at step {depth} "
                                                         "(Z3 model of kernel.py's transition relation, replayed)",
-                   detail="The own-block rule (alloc own, copy instead of take, free own; _klp.OWN_BLOCK) on "
-                          "instances, by exhaustion through kernel.py (evidence, not a theorem for any number):\n"
+                   detail="The own-block rule (alloc own, copy instead of take, free own; _klp.OWN_BLOCK; "
+                          "theorem e) on instances, by exhaustion through kernel.py:\n"
                           + "\n".join(checked))
 
 

@@ -31,8 +31,8 @@ def theorem_module(name):
 def test_prove_theory_proves_every_theorem():
     p = cli("prove-theory", "proofs/")
     assert p.returncode == 0, p.stdout + p.stderr
-    assert p.stdout.count("\nPROVED ") + p.stdout.startswith("PROVED ") == 4
-    assert "4 of 4 theorems proved" in p.stdout
+    assert p.stdout.count("\nPROVED ") + p.stdout.startswith("PROVED ") == 5
+    assert "5 of 5 theorems proved" in p.stdout
     assert "witness:" in p.stdout and "disable p1" in p.stdout           # (d)'s witness names the disable
 
 
@@ -235,3 +235,74 @@ def test_own_block_rule_makes_noncumulative_series_safe_on_instances(write_spec,
     # and the rule is not vacuous: the shared-block recipe breaks on the same series
     shared = verify(load_spec(write_spec(klp.recipe_spec(series, replace=False), "shared.toml")), engine="explicit")
     assert shared.verdict == "violation"
+
+
+# ---- the own-block system of (e) against kernel.py
+
+def _alpha_nc(m: Model, st: dict, s: str) -> dict:
+    """kernel.py's state projected on state s, in the variables of _klp.nc_state."""
+    vers = m.versions[s]
+
+    def value(v):
+        return -1 if v == 0 else -2 if v == 1 else vers[v - 2]
+    listed = sorted((st[f"pos[{p.name}]"], i) for i, p in enumerate(m.P)
+                    if st[f"phase[{p.name}]"] in (PATCHING, ENABLED, UNPATCHING))
+    trans = [i for _, i in listed if st[f"phase[{m.P[i].name}]"] in (PATCHING, UNPATCHING)]
+    t = trans[0] if trans else None
+    decl = [i for _, i in listed if m.P[i].version(s) is not None]
+    o = decl[0] if decl else None
+
+    def block(i):
+        ptr = st[f"ptr[{m.P[i].name}.{s}]"]
+        if not ptr:
+            return False, -2
+        return st[f"live[{s}#{ptr - 1}]"], value(st[f"cont[{s}#{ptr - 1}]"])
+    others = [i for i in decl if i not in (o, t)]
+    out = {"mode": 0 if t is None else (1 if st[f"phase[{m.P[t].name}]"] == PATCHING else 2),
+           "n": len(others), "oE": o is not None, "okN": all(block(i) == (True, -1) for i in others),
+           "val": value(st[f"val[{s}]"]), "hi": -1 if st[f"hi[{s}]"] == 0 else vers[st[f"hi[{s}]"] - 2],
+           "sV": value(st[f"snap_val[{s}]"]), "lk": st["leaked"], "ls": st["leak_since"], "tload": st["tload"],
+           "tD": int(t is not None and m.P[t].version(s) is not None), "tIsO": int(t is not None and t == o)}
+    if o is not None:
+        out["oV"] = m.P[o].version(s)
+        out["oL"], out["oC"] = block(o)
+    if out["tD"] and not out["tIsO"]:
+        out["tL"], out["tC"] = block(t)
+    return out
+
+
+def _matches_nc(y: dict, a: dict):
+    return z3.And(*[y[v] == (z3.BoolVal(val) if isinstance(val, bool) else val) for v, val in a.items()])
+
+
+@pytest.mark.parametrize("series", [[{"s": 1}] * 3, [{"s": 1}, {"s": 2}, {"s": 2}], [{"s": 1}, {"s": 1, "t": 1}, {"t": 2}]],
+                         ids=str)
+def test_own_block_system_simulates_kernel_py(write_spec, series):
+    m = Model(load_spec(write_spec(klp.recipe_spec(series, replace=False, recipe=klp.OWN_BLOCK))))
+    eng = ExplicitEngine(m, keep_graph=True)
+    eng.run(1 << 30, [])
+    x, y = klp.nc_state(""), klp.nc_state("'")
+    trans, viol, _ = klp.nc_step(x, y, prev_in_pre_unpatch=False)      # kernel.py's reading, see nc_step
+    solver = z3.Solver()
+    solver.add(trans)
+    checked = 0
+    for a, b, op, _, props in eng.edges:
+        if op.word == "rmmod":
+            continue
+        for s in m.state_names:
+            pre, post = _alpha_nc(m, eng.values[a], s), _alpha_nc(m, eng.values[b], s)
+            agree = [z3.Not(c) if p not in props else z3.BoolVal(True) for p, c in viol.items()]
+            ok = solver.check(_matches_nc(x, pre), _matches_nc(y, post), *agree)
+            assert ok == z3.sat, f"{op}: {sorted(pre.items())} -> {sorted(post.items())}"
+            checked += 1
+    assert checked > 50
+
+
+def test_e_has_teeth_freeing_only_without_prev_is_refuted(write_spec):
+    mod = theorem_module("e_noncumulative_own_block")
+    for reading in (True, False):
+        assert mod.horn(reading, mutant="free-unless-prev")[0] == z3.unsat
+    # and kernel.py agrees: the newer patch's own block leaks when it is disabled
+    rule = dict(klp.OWN_BLOCK, post_unpatch=["free {S} unless prev {S}"])
+    r = verify(load_spec(write_spec(klp.recipe_spec([{"s": 1}] * 2, replace=False, recipe=rule))), engine="explicit")
+    assert "no-leak" in {v.property for v in r.violations}

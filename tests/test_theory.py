@@ -285,17 +285,21 @@ def test_own_block_system_simulates_kernel_py(write_spec, series):
     trans, viol, _ = klp.nc_step(x, y, prev_in_pre_unpatch=False)      # kernel.py's reading, see nc_step
     solver = z3.Solver()
     solver.add(trans)
-    checked = 0
+    checked, seen = 0, set()
     for a, b, op, _, props in eng.edges:
         if op.word == "rmmod":
             continue
         for s in m.state_names:
             pre, post = _alpha_nc(m, eng.values[a], s), _alpha_nc(m, eng.values[b], s)
+            key = (tuple(sorted(pre.items())), tuple(sorted(post.items())), frozenset(props))
+            if key in seen:
+                continue                    # the same abstract transition, already checked
+            seen.add(key)
             agree = [z3.Not(c) if p not in props else z3.BoolVal(True) for p, c in viol.items()]
             ok = solver.check(_matches_nc(x, pre), _matches_nc(y, post), *agree)
             assert ok == z3.sat, f"{op}: {sorted(pre.items())} -> {sorted(post.items())}"
             checked += 1
-    assert checked > 50
+    assert checked > 30
 
 
 def test_e_has_teeth_freeing_only_without_prev_is_refuted(write_spec):

@@ -290,6 +290,54 @@ def check(spec: Path = typer.Argument(..., metavar="SPEC", help="The spec (.toml
     typer.echo(f"{spec}: ok ({len(s.patches)} patches, {len(s.states)} states, {len(s.modules)} target modules)")
 
 
+class ProveMethod(str, Enum):
+    auto = "auto"
+    induction = "induction"
+    exhaustion = "exhaustion"
+    both = "both"
+
+
+@app.command()
+def prove(
+    spec: Path = typer.Argument(..., metavar="SPEC", help="The spec (.toml) of a livepatch series."),
+    max_k: int = typer.Option(12, "--max-k", "-k", help="Longest induction step tried; violations are searched at least this deep."),
+    property: list[str] | None = typer.Option(None, "--property", "-p", help="Prove only this property (repeatable)."),
+    timeout: float | None = typer.Option(None, "--timeout", help="Give up after this many seconds (exit 3)."),
+    format: Format = typer.Option(Format.text, "--format", "-f", help="Output format."),
+    method: ProveMethod = typer.Option(ProveMethod.auto, "--method",
+                                       help="auto (exhaustion while the state space is small, else k-induction), "
+                                            "induction, exhaustion, or both (each property both ways, cross-checked)."),
+):
+    """Prove the properties for operation sequences of ANY length: exit 0 proved, 1 violated, 3 not proved/unknown."""
+    try:
+        from . import prove as pr
+        from .spec import load_spec
+
+        if timeout is not None and timeout <= 0:
+            raise UserError(f"--timeout must be a positive number of seconds, not {timeout}")
+        result = pr.prove(load_spec(spec), properties=property, max_k=max_k, timeout=timeout, method=method.value)
+        sys.stdout.write(pr.json_text(result) if format is Format.json else pr.text(result))
+    except (UserError, InternalError) as e:
+        _fail(e)
+    raise typer.Exit(result.exit_code)
+
+
+@app.command("prove-theory")
+def prove_theory(
+    where: Path = typer.Argument(Path("proofs"), metavar="DIR", help="A folder of theorem files, or one file."),
+    stats: bool = typer.Option(False, "--stats", help="Add timings."),
+):
+    """Check the theorems about the kernel's rules in proofs/: exit 0 all proved, 1 if one is not."""
+    try:
+        from . import theory
+
+        results = theory.run(where)
+        sys.stdout.write(theory.text(results, stats))
+    except UserError as e:
+        _fail(e)
+    raise typer.Exit(0 if all(r.outcome.verdict == "proved" for r in results) else 1)
+
+
 def run() -> None:
     """Entry point. Exits with os._exit once the output is flushed: tearing down tens of
     thousands of Z3 terms one finalizer at a time would add ~0.15 s to every run."""

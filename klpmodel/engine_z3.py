@@ -105,30 +105,57 @@ class Z3Engine:
             return {v: self._value(v, self.m.init[v]) for v in self.names}
         return {v: self._const(v, f"@{t}") for v in self.names}
 
-    def _unroll(self, solver, t: int, states: list, ops: list, chs: list) -> list:
+    def state_consts(self, tag: str) -> dict:
+        """Fresh constants for one state (the variables some operation changes)."""
+        return {v: self._const(v, tag) for v in self.names}
+
+    def instance(self, pre: dict, post: dict, tag: str):
+        """One copy of the template on the given state constants: (T, violation flags, the
+        operation selector, the choice constants). `tag` names the step's own constants."""
+        z3 = self.z3
+        op = z3.BitVec(f"op{tag}", self.opbits)
+        chs = {k: z3.Bool(f"choice{tag}:" + "/".join(map(str, k))) for k in self.choice_consts}
+        sub = [(self.pre[v], pre[v]) for v in self.names]
+        sub += [(self.post[v], post[v]) for v in self.names]
+        sub += [(self.opv, op)]
+        sub += [(self.choice_consts[k], chs[k]) for k in self.choice_consts]
+        return (z3.substitute(self.trans, *sub), {p: z3.substitute(f, *sub) for p, f in self.viol.items()},
+                op, chs)
+
+    def distinct(self, a: dict, b: dict):
+        """The two states differ in some variable."""
+        return self.z3.Or(*[a[v] != b[v] for v in self.names])
+
+    def state_value(self, model, consts: dict) -> dict:
+        """A full state (the unchanged variables at their initial value) from a solver model."""
+        z3, m = self.z3, self.m
+        st = dict(m.init)
+        for v, const in consts.items():
+            val = model.eval(const, model_completion=True)
+            st[v] = z3.is_true(val) if m.vars[v][0] == "b" else val.as_long()
+        return st
+
+    def _unroll(self, solver, t: int, states: list, ops: list, chs: list) -> dict:
         """Add step t (its constants appended to states/ops/chs) to the solver; return the
-        substitution of the template's pre/post/op/choice constants for that step."""
+        step's violation flags."""
         z3 = self.z3
         states.append(self._step_consts(t))
-        ops.append(z3.BitVec(f"op@{t}", self.opbits))
-        chs.append({k: z3.Bool(f"choice@{t}:" + "/".join(map(str, k))) for k in self.choice_consts})
-        sub = [(self.pre[v], states[t - 1][v]) for v in self.names]
-        sub += [(self.post[v], states[t][v]) for v in self.names]
-        sub += [(self.opv, ops[-1])]
-        sub += [(self.choice_consts[k], chs[-1][k]) for k in self.choice_consts]
-        solver.add(z3.substitute(self.trans, *sub))
+        trans, viol, op, ch = self.instance(states[t - 1], states[t], f"@{t}")
+        ops.append(op)
+        chs.append(ch)
+        solver.add(trans)
         # Only loop-free paths: a shortest counterexample never visits a state twice
         # before its last step (cut the loop: same last transition, shorter path), and
         # a violation is decided by (state, operation, choices) alone.
         for i in range(t - 1):
-            solver.add(z3.Or(*[states[i][v] != states[t - 1][v] for v in self.names]))
+            solver.add(self.distinct(states[i], states[t - 1]))
         # Interchangeable patches (Model.interchangeable): rename them so that they are
         # first loaded in spec order. Any counterexample has such a renamed twin of the
         # same length, so verdicts and shortest depths are unchanged.
         for group in self.symmetric:
             for a, b in itertools.pairwise(group):
                 solver.add(z3.Implies(ops[-1] == b, z3.Or(*[o == a for o in ops[:-1]])))
-        return sub
+        return viol
 
     def canonical(self, ops: list[Op]) -> tuple[Op, ...]:
         """The op sequence with interchangeable patches renamed to be first loaded in spec
@@ -154,12 +181,12 @@ class Z3Engine:
         start = time.perf_counter()
         solver = z3.SolverFor("QF_BV")
         states, ops, chs = [self._step_consts(0)], [], []
-        sub = []
-        for t in range(1, depth + 1):
-            sub = self._unroll(solver, t, states, ops, chs)
         if prop not in self.viol:
             return [], None
-        solver.add(z3.substitute(self.viol[prop], *sub))
+        viol = {}
+        for t in range(1, depth + 1):
+            viol = self._unroll(solver, t, states, ops, chs)
+        solver.add(viol[prop])
         index = {op: k for k, op in enumerate(self.m.ops)}
         seen = {self.canonical(seq) for seq in known}
 
@@ -198,8 +225,8 @@ class Z3Engine:
             if not open_props:
                 res.depth_done = depth
                 break
-            sub = self._unroll(solver, t, states, ops, chs)
-            viol_t = {p: z3.substitute(self.viol[p], *sub) for p in open_props}
+            viol = self._unroll(solver, t, states, ops, chs)
+            viol_t = {p: viol[p] for p in open_props}
             while open_props:
                 if deadline is not None:
                     left = deadline - time.perf_counter()
@@ -241,9 +268,5 @@ class Z3Engine:
         for i in range(t):
             out.ops.append(m.ops[model.eval(ops[i], model_completion=True).as_long()])
             out.choices.append({k: z3.is_true(model.eval(c, model_completion=True)) for k, c in chs[i].items()})
-            st = dict(m.init)
-            for v, const in states[i + 1].items():
-                val = model.eval(const, model_completion=True)
-                st[v] = z3.is_true(val) if m.vars[v][0] == "b" else val.as_long()
-            out.states.append(st)
+            out.states.append(self.state_value(model, states[i + 1]))
         return out

@@ -1,0 +1,91 @@
+"""(e) The rule that makes non-cumulative patches safe: never share a block.
+
+Non-cumulative patches that share a state and follow _klp.OWN_BLOCK for it:
+  pre_patch:       alloc S                         (always their own block)
+  pre_patch_error: free S
+  post_patch:      copy S if prev S; save S unless prev S; modify S unless prev S
+  pre_unpatch:     restore S unless prev S
+  post_unpatch:    free S                          (always their own block)
+satisfy every built-in property, for any number of patches on klp_patches at once, any
+versions and any sequence of load, complete, reverse, disable, rmmod (vmlinux objects).
+
+The abstraction (proofs/_klp.py nc_step), argued against kernel.py:
+* One state at a time, as in (c): the statements for S touch only S's value, the patch's
+  own pointer and block for S, and klp_get_prev_state(S); properties are per state or
+  conjunctions over states; other states' failing allocations are a free choice at load.
+* Blocks are never shared (nothing takes a pointer), so every block belongs to one
+  listed patch and only its owner writes or frees it; `copy` only reads the previous
+  patch's block.
+* Roles: O, the oldest listed patch declaring S (it has no previous state: it alone saves
+  and modifies); T, the patch in transition; the n other declaring listed patches are
+  summarised by their number and one flag "all their blocks are live and hold the
+  original" (when the flag is false nothing is assumed about them, which
+  over-approximates). When O leaves, one of them becomes O with any version.
+* Each load draws a fresh patch (declares S or not, any version), so any number of patches
+  is covered; versions are unbounded integers.
+tests/test_theory.py checks the abstraction against kernel.py: every transition the
+explicit engine takes on OWN_BLOCK specs (2-3 patches, one and two states), projected on
+each state, is a transition of nc_step with the same violations.
+
+Both readings of klp_get_prev_state inside a disable's pre_unpatch are proved: the
+kernel's (it sees older installed patches: the transition patch is set before pre_unpatch
+runs) and kernel.py's current one (NULL there; see docs/proofs.md, which reports the
+difference).
+"""
+from __future__ import annotations
+
+import z3
+
+from klpmodel.theory import Outcome, Theorem, sibling
+
+klp = sibling(__file__, "_klp")
+
+
+def horn(prev_in_pre_unpatch: bool = True, mutant: str | None = None, timeout_ms: int = 300_000):
+    x, y = klp.nc_state(""), klp.nc_state("'")
+    trans, viol, params = klp.nc_step(x, y, prev_in_pre_unpatch=prev_in_pre_unpatch, mutant=mutant)
+    sorts = [z3.IntSort() if v in klp.NC_INT else z3.BoolSort() for v in x]
+    inv = z3.Function("Inv", *sorts, z3.BoolSort())
+    xs, ys, ps = list(x.values()), list(y.values()), list(params.values())
+    s = z3.SolverFor("HORN")
+    s.set("timeout", timeout_ms)
+    s.add(z3.ForAll(xs, z3.Implies(klp.nc_init(x), inv(*xs))))
+    s.add(z3.ForAll(xs + ys + ps, z3.Implies(z3.And(inv(*xs), trans), inv(*ys))))
+    s.add(z3.ForAll(xs + ys + ps, z3.Implies(z3.And(inv(*xs), trans, z3.Or(*viol.values())), False)))
+    r = s.check()
+    return r, (s.model()[inv] if r == z3.sat else None), list(x)
+
+
+def check() -> Outcome:
+    details = []
+    for reading, flag in (("the kernel's klp_get_prev_state in pre_unpatch", True),
+                          ("kernel.py's (NULL in pre_unpatch)", False)):
+        r, inv, names = horn(flag)
+        if r == z3.unsat:
+            return Outcome("refuted", witness=f"{reading}: a run of the per-state system breaks a property")
+        if r != z3.sat:
+            return Outcome("unknown", detail=f"{reading}: Horn solver unknown (timeout?)")
+        text = str(inv)
+        for i in reversed(range(len(names))):
+            text = text.replace(f"Var({i})", names[i])
+        details.append(f"{reading}: inductive invariant found by Spacer ({text.count('Not(') + 1} conjuncts):\n{text}")
+    return Outcome("proved", detail="\n".join(details))
+
+
+THEOREM = Theorem(
+    name="noncumulative-own-block-rule-is-safe",
+    kind="valid",
+    statement="""
+Non-cumulative (replace = false) patches that share a state are safe if none shares a
+block: each allocates its own in pre_patch (and frees it when pre_patch fails), copies the
+previous patch's data in post_patch instead of taking its pointer (saves and modifies
+only without a previous state), restores in pre_unpatch only without a previous state, and
+frees its own block in post_unpatch. Then every built-in property holds, for any number of
+such patches installed at once, any versions, and any sequence of load, complete,
+reverse, disable and rmmod (vmlinux objects, no force).""",
+    formal="""
+For the per-state transition system nc_step of proofs/_klp.py (O, T, n others with one
+summary flag, values, versions in Int), for both readings of klp_get_prev_state in
+pre_unpatch: exists Inv. init => Inv;  Inv & T => Inv';  Inv & T => !bad""",
+    check=check,
+)

@@ -864,11 +864,13 @@ class _Rules:
         i = self._index(op.arg)
         (src, dst, cbs), = edges("disable")
         c.event("disable-start", op.arg)
+        # klp_init_transition makes p the transition patch before pre_unpatch runs (§6.3), so
+        # klp_get_prev_state there sees the older listed patches (§12: a non-cumulative patch)
+        self.move(i, src, dst)
         for oi, o in enumerate(self.m.P[i].objects):
             for _ in c.when(self.loaded(o.name)):
                 self.run_edge(i, oi, cbs)
         c.event("disable-started", op.arg)
-        self.move(i, src, dst)
         self.clear_snapshot()                           # tload = False: started by disable
 
     def op_rmmod(self, op):

@@ -343,14 +343,12 @@ def nc_init(x: dict):
                   z3.Not(x["tload"]))
 
 
-def nc_step(x: dict, y: dict, tag: str = "", prev_in_pre_unpatch: bool = True, mutant: str | None = None):
+def nc_step(x: dict, y: dict, tag: str = "", mutant: str | None = None):
     """One operation on state s under OWN_BLOCK: (T(x, y), {property: violated}, params).
 
-    prev_in_pre_unpatch: klp_get_prev_state during a disable's pre_unpatch sees the older
-    installed patches (the kernel: klp_init_transition sets the transition patch before
-    pre_unpatch runs, semantics.md §6.3, §12). kernel.py at the time of writing runs
-    pre_unpatch before the patch enters its transition, so there it returns NULL; False
-    restates that reading (tests/test_theory.py checks it against kernel.py). `mutant`
+    klp_get_prev_state during a disable's pre_unpatch sees the older installed patches (the
+    kernel: klp_init_transition sets the transition patch before pre_unpatch runs,
+    semantics.md §6.3, §12; kernel.py's op_disable does the same). `mutant`
     (tests only): "free-unless-prev" frees the own block in post_unpatch only without a
     previous state, as the shared-block recipe does."""
     P = {k: z3.Int(f"{k}{tag}") for k in ("op", "who", "nV", "anyC", "anyV")}
@@ -474,9 +472,6 @@ def nc_step(x: dict, y: dict, tag: str = "", prev_in_pre_unpatch: bool = True, m
     r.set(dX, "tIsO", 0)
     r.set(dX, "tL", oth_live)
     r.set(dX, "tC", oth_cont)
-    if not prev_in_pre_unpatch:                               # restore s unless prev s: prev is NULL
-        r.bad("no-use-after-free", dX, z3.Not(oth_live))
-        r.set_value(z3.And(dX, oth_live), oth_cont)
     r.set(dN, "tD", 0)
     r.set(g, "mode", 2)
     r.set(g, "tload", False)

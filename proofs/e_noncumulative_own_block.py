@@ -27,10 +27,9 @@ tests/test_theory.py checks the abstraction against kernel.py: every transition 
 explicit engine takes on OWN_BLOCK specs (2-3 patches, one and two states), projected on
 each state, is a transition of nc_step with the same violations.
 
-Both readings of klp_get_prev_state inside a disable's pre_unpatch are proved: the
-kernel's (it sees older installed patches: the transition patch is set before pre_unpatch
-runs) and kernel.py's current one (NULL there; see docs/proofs.md, which reports the
-difference).
+Inside a disable's pre_unpatch, klp_get_prev_state sees the older installed patches (the
+transition patch is set before pre_unpatch runs, semantics.md §6.3; see docs/proofs.md for
+how kernel.py got this wrong at first and was fixed).
 """
 from __future__ import annotations
 
@@ -41,9 +40,9 @@ from klpmodel.theory import Outcome, Theorem, sibling
 klp = sibling(__file__, "_klp")
 
 
-def horn(prev_in_pre_unpatch: bool = True, mutant: str | None = None, timeout_ms: int = 300_000):
+def horn(mutant: str | None = None, timeout_ms: int = 300_000):
     x, y = klp.nc_state(""), klp.nc_state("'")
-    trans, viol, params = klp.nc_step(x, y, prev_in_pre_unpatch=prev_in_pre_unpatch, mutant=mutant)
+    trans, viol, params = klp.nc_step(x, y, mutant=mutant)
     sorts = [z3.IntSort() if v in klp.NC_INT else z3.BoolSort() for v in x]
     inv = z3.Function("Inv", *sorts, z3.BoolSort())
     xs, ys, ps = list(x.values()), list(y.values()), list(params.values())
@@ -57,19 +56,15 @@ def horn(prev_in_pre_unpatch: bool = True, mutant: str | None = None, timeout_ms
 
 
 def check() -> Outcome:
-    details = []
-    for reading, flag in (("the kernel's klp_get_prev_state in pre_unpatch", True),
-                          ("kernel.py's (NULL in pre_unpatch)", False)):
-        r, inv, names = horn(flag)
-        if r == z3.unsat:
-            return Outcome("refuted", witness=f"{reading}: a run of the per-state system breaks a property")
-        if r != z3.sat:
-            return Outcome("unknown", detail=f"{reading}: Horn solver unknown (timeout?)")
-        text = str(inv)
-        for i in reversed(range(len(names))):
-            text = text.replace(f"Var({i})", names[i])
-        details.append(f"{reading}: inductive invariant found by Spacer ({text.count('Not(') + 1} conjuncts):\n{text}")
-    return Outcome("proved", detail="\n".join(details))
+    r, inv, names = horn()
+    if r == z3.unsat:
+        return Outcome("refuted", witness="a run of the per-state system breaks a property")
+    if r != z3.sat:
+        return Outcome("unknown", detail="Horn solver unknown (timeout?)")
+    text = str(inv)
+    for i in reversed(range(len(names))):
+        text = text.replace(f"Var({i})", names[i])
+    return Outcome("proved", detail=f"inductive invariant found by Spacer ({text.count('Not(') + 1} conjuncts):\n{text}")
 
 
 THEOREM = Theorem(
@@ -85,7 +80,6 @@ such patches installed at once, any versions, and any sequence of load, complete
 reverse, disable and rmmod (vmlinux objects, no force).""",
     formal="""
 For the per-state transition system nc_step of proofs/_klp.py (O, T, n others with one
-summary flag, values, versions in Int), for both readings of klp_get_prev_state in
-pre_unpatch: exists Inv. init => Inv;  Inv & T => Inv';  Inv & T => !bad""",
+summary flag, values, versions in Int): exists Inv. init => Inv;  Inv & T => Inv';  Inv & T => !bad""",
     check=check,
 )

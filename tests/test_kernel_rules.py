@@ -153,6 +153,40 @@ def test_prev_is_null_while_disabling_a_cumulative_patch_12(sim):
     assert Sim.prev_seen(out) == [('log "x" if prev s', ("s", None))]
 
 
+NONCUMULATIVE = """
+[states.s]
+id = 1
+[[patch]]
+name = "p1"
+states = { s = 1 }
+[patch.objects.vmlinux]
+pre_patch   = ["alloc s"]
+post_patch  = ["save s", "modify s"]
+pre_unpatch = ["restore s unless prev s"]
+[[patch]]
+name = "p2"
+states = { s = 1 }
+[patch.objects.vmlinux]
+pre_patch   = ["alloc s"]
+post_patch  = ["save s", "modify s"]
+pre_unpatch = ["restore s unless prev s"]
+"""
+
+
+def test_prev_sees_older_patches_in_pre_unpatch_of_a_non_cumulative_disable_6_3_12(sim):
+    """klp_init_transition sets the transition patch before pre_unpatch runs (§6.3 steps 2-3),
+    so a non-cumulative patch being disabled sees the older listed patch (§12)."""
+    s = sim(NONCUMULATIVE)
+    for op in ("load p1", "complete", "load p2", "complete"):
+        s.do(op)
+    out = s.do("disable p2")
+    assert Sim.prev_seen(out) == [("restore s unless prev s", ("s", "p1"))]
+    assert s.model.describe_value("s", s.state["val[s]"]) == "v1"      # not restored: p1 still holds it
+    s.do("complete")
+    out = s.do("disable p1")                                            # nothing older: NULL, restore
+    assert Sim.prev_seen(out) == [("restore s unless prev s", ("s", None))]
+
+
 def test_failed_replace_leaves_old_patches_enabled_3_1(sim, write_spec):
     s = Sim(write_spec(REPLACE.replace('post_patch = ["take s if prev s"]',
                                        'pre_patch = ["maybe-fail"]\npost_patch = ["take s if prev s"]')))

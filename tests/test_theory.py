@@ -282,7 +282,7 @@ def test_own_block_system_simulates_kernel_py(write_spec, series):
     eng = ExplicitEngine(m, keep_graph=True)
     eng.run(1 << 30, [])
     x, y = klp.nc_state(""), klp.nc_state("'")
-    trans, viol, _ = klp.nc_step(x, y, prev_in_pre_unpatch=False)      # kernel.py's reading, see nc_step
+    trans, viol, _ = klp.nc_step(x, y)
     solver = z3.Solver()
     solver.add(trans)
     checked, seen = 0, set()
@@ -304,8 +304,7 @@ def test_own_block_system_simulates_kernel_py(write_spec, series):
 
 def test_e_has_teeth_freeing_only_without_prev_is_refuted(write_spec):
     mod = theorem_module("e_noncumulative_own_block")
-    for reading in (True, False):
-        assert mod.horn(reading, mutant="free-unless-prev")[0] == z3.unsat
+    assert mod.horn(mutant="free-unless-prev")[0] == z3.unsat
     # and kernel.py agrees: the newer patch's own block leaks when it is disabled
     rule = dict(klp.OWN_BLOCK, post_unpatch=["free {S} unless prev {S}"])
     r = verify(load_spec(write_spec(klp.recipe_spec([{"s": 1}] * 2, replace=False, recipe=rule))), engine="explicit")

@@ -307,6 +307,7 @@ def prove(
     method: ProveMethod = typer.Option(ProveMethod.auto, "--method",
                                        help="auto (exhaustion while the state space is small, else k-induction), "
                                             "induction, exhaustion, or both (each property both ways, cross-checked)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the verdict line (text format)."),
 ):
     """Prove the properties for operation sequences of ANY length: exit 0 proved, 1 violated, 3 not proved/unknown."""
     try:
@@ -315,8 +316,15 @@ def prove(
 
         if timeout is not None and timeout <= 0:
             raise UserError(f"--timeout must be a positive number of seconds, not {timeout}")
-        result = pr.prove(load_spec(spec), properties=property, max_k=max_k, timeout=timeout, method=method.value)
-        sys.stdout.write(pr.json_text(result) if format is Format.json else pr.text(result))
+        from .term import progress, write
+
+        with progress(f"proving {spec}"):
+            result = pr.prove(load_spec(spec), properties=property, max_k=max_k, timeout=timeout, method=method.value)
+        if format is Format.json:
+            sys.stdout.write(pr.json_text(result))
+        else:
+            text = pr.text(result)
+            write(text.splitlines()[1] + "\n" if quiet else text)
     except (UserError, InternalError) as e:
         _fail(e)
     raise typer.Exit(result.exit_code)

@@ -12,9 +12,9 @@ from contextlib import contextmanager
 
 # (pattern at the start of a line, rich style): the report's own structure, nothing parsed deeper
 STYLES = (
-    (r"verdict: holds|result: fixed|ok\b|.*: ok \(", "bold green"),
-    (r"verdict: violation|VIOLATED |violated: |result: still violated", "bold red"),
-    (r"verdict: unknown|result: the trace is no longer possible", "bold yellow"),
+    (r"verdict: holds|verdict: proved|PROVED |result: fixed|ok\b|.*: ok \(", "bold green"),
+    (r"verdict: violat|VIOLATED |violated: |result: still violated|[\w-]+: violated, ", "bold red"),
+    (r"verdict: unknown|verdict: not proved|[\w-]+: not proved|result: the trace is no longer possible", "bold yellow"),
     (r"  => |  where it shows: |  caused by: ", "red"),
     (r"  seed: |  seed rule: |  the seed rule it breaks: |  the seed's expected usage", "cyan"),
     (r"  \d+\. |step \d+: ", "bold"),

@@ -60,3 +60,8 @@ def test_progress_shows_on_a_terminal_and_disappears():
     assert "verifying specs/selftest-state.toml up to depth 8" in text
     assert "z3: depth " in text                                          # the depth reached
     assert "\x1b[2K" in text or "\x1b[1A" in text                      # the status line is erased when done
+
+
+def test_prove_quiet_prints_the_verdict_line_only():
+    p = cli("prove", "specs/no-leak-bad.toml", "--quiet")
+    assert p.returncode == 1 and p.stdout == "verdict: violated: 7 proved, 1 violated\n"

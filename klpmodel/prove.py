@@ -35,10 +35,10 @@ from . import interp
 from .errors import InternalError, UserError
 from .kernel import PHASES, Model, Op
 from .spec import Spec
-from .verify import Violation, check_properties, replay
+from .verify import AUTO_STATE_BUDGET, Violation, check_properties, replay
 
 METHODS = ("auto", "induction", "exhaustion", "both")
-EXHAUSTION_BUDGET = 200_000         # states; as verify's auto engine
+EXHAUSTION_BUDGET = AUTO_STATE_BUDGET  # states; as verify's auto engine
 SMALL_SPACE = 20_000                # auto: exhaustion first up to this many states (about 3 s)
 SAMPLE_STATES = 4000                # reachable states read for invariant candidates
 

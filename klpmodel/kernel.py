@@ -375,7 +375,8 @@ class _Rules:
         """0 NULL, 1 live, 2 freed."""
         c, k = self.c, 0
         if not c.symbolic:                  # the same, reading only the slot p points at
-            return 0 if p == 0 else (1 if c.get(self.v.live[s][p - 1]) else 2)
+            slots = self.v.live[s]          # (a pointer past the slots, only in states prove
+            return 0 if not 0 < p <= len(slots) else (1 if c.get(slots[p - 1]) else 2)   # invents: NULL)
         for j, live in enumerate(self.v.live[s]):
             k = c.ite(self.slot_is(p, j), c.ite(c.get(live), 1, 2), k)
         return k
@@ -383,7 +384,7 @@ class _Rules:
     def content(self, p, s):
         c, v = self.c, ZERO
         if not c.symbolic:                  # the same, reading only the slot p points at
-            return v if p == 0 else c.get(self.v.cont[s][p - 1])
+            return v if not 0 < p <= len(self.v.cont[s]) else c.get(self.v.cont[s][p - 1])
         for j, cont in enumerate(self.v.cont[s]):
             v = c.ite(self.slot_is(p, j), c.get(cont), v)
         return v

@@ -491,3 +491,24 @@ def nc_step(x: dict, y: dict, tag: str = "", mutant: str | None = None):
     for prop, c in r.viol:
         viol[prop] = z3.Or(viol.get(prop, z3.BoolVal(False)), c)
     return trans, viol, P
+
+
+def horn_invariant(x: dict, y: dict, trans, viol: dict, params: dict, init, int_vars, timeout_ms: int):
+    """Ask Spacer for an inductive invariant Inv over x: init => Inv, Inv & T => Inv',
+    Inv & T => no violation. Returns (result, the invariant as text or None): sat = proved."""
+    sorts = [z3.IntSort() if v in int_vars else z3.BoolSort() for v in x]
+    inv = z3.Function("Inv", *sorts, z3.BoolSort())
+    xs, ys, ps = list(x.values()), list(y.values()), list(params.values())
+    s = z3.SolverFor("HORN")
+    s.set("timeout", timeout_ms)
+    s.add(z3.ForAll(xs, z3.Implies(init, inv(*xs))))
+    s.add(z3.ForAll(xs + ys + ps, z3.Implies(z3.And(inv(*xs), trans), inv(*ys))))
+    s.add(z3.ForAll(xs + ys + ps, z3.Implies(z3.And(inv(*xs), trans, z3.Or(*viol.values())), False)))
+    r = s.check()
+    if r != z3.sat:
+        return r, None
+    text = str(s.model()[inv])
+    names = list(x)
+    for i in reversed(range(len(names))):
+        text = text.replace(f"Var({i})", names[i])
+    return r, text

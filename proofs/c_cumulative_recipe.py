@@ -47,24 +47,12 @@ def horn(step=None, timeout_ms: int = 300_000):
     """(result, invariant or None). `step` replaces the per-state rules (tests: mutants)."""
     x, y = klp.state(""), klp.state("'")
     trans, viol, params = (step or klp.step)(x, y)
-    sorts = [z3.IntSort() if v in klp.INT_VARS else z3.BoolSort() for v in x]
-    inv = z3.Function("Inv", *sorts, z3.BoolSort())
-    xs, ys, ps = list(x.values()), list(y.values()), list(params.values())
-    s = z3.SolverFor("HORN")
-    s.set("timeout", timeout_ms)
-    s.add(z3.ForAll(xs, z3.Implies(klp.init(x), inv(*xs))))
-    s.add(z3.ForAll(xs + ys + ps, z3.Implies(z3.And(inv(*xs), trans), inv(*ys))))
-    s.add(z3.ForAll(xs + ys + ps, z3.Implies(z3.And(inv(*xs), trans, z3.Or(*viol.values())), False)))
-    r = s.check()
-    return r, (s.model()[inv] if r == z3.sat else None), list(x)
+    return klp.horn_invariant(x, y, trans, viol, params, klp.init(x), klp.INT_VARS, timeout_ms)
 
 
 def check() -> Outcome:
-    r, inv, names = horn()
+    r, text = horn()
     if r == z3.sat:
-        text = str(inv)
-        for i in reversed(range(len(names))):
-            text = text.replace(f"Var({i})", names[i])
         return Outcome("proved", detail="inductive invariant found by Spacer (over the per-state summary, "
                                         f"{text.count('Not(') + 1} conjuncts):\n" + text)
     if r == z3.unsat:

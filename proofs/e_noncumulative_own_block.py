@@ -43,27 +43,15 @@ klp = sibling(__file__, "_klp")
 def horn(mutant: str | None = None, timeout_ms: int = 300_000):
     x, y = klp.nc_state(""), klp.nc_state("'")
     trans, viol, params = klp.nc_step(x, y, mutant=mutant)
-    sorts = [z3.IntSort() if v in klp.NC_INT else z3.BoolSort() for v in x]
-    inv = z3.Function("Inv", *sorts, z3.BoolSort())
-    xs, ys, ps = list(x.values()), list(y.values()), list(params.values())
-    s = z3.SolverFor("HORN")
-    s.set("timeout", timeout_ms)
-    s.add(z3.ForAll(xs, z3.Implies(klp.nc_init(x), inv(*xs))))
-    s.add(z3.ForAll(xs + ys + ps, z3.Implies(z3.And(inv(*xs), trans), inv(*ys))))
-    s.add(z3.ForAll(xs + ys + ps, z3.Implies(z3.And(inv(*xs), trans, z3.Or(*viol.values())), False)))
-    r = s.check()
-    return r, (s.model()[inv] if r == z3.sat else None), list(x)
+    return klp.horn_invariant(x, y, trans, viol, params, klp.nc_init(x), klp.NC_INT, timeout_ms)
 
 
 def check() -> Outcome:
-    r, inv, names = horn()
+    r, text = horn()
     if r == z3.unsat:
         return Outcome("refuted", witness="a run of the per-state system breaks a property")
     if r != z3.sat:
         return Outcome("unknown", detail="Horn solver unknown (timeout?)")
-    text = str(inv)
-    for i in reversed(range(len(names))):
-        text = text.replace(f"Var({i})", names[i])
     return Outcome("proved", detail=f"inductive invariant found by Spacer ({text.count('Not(') + 1} conjuncts):\n{text}")
 
 

@@ -14,7 +14,7 @@ from contextlib import contextmanager
 STYLES = (
     (r"verdict: holds|verdict: proved|PROVED |result: fixed|ok\b|.*: ok \(", "bold green"),
     (r"verdict: violat|VIOLATED |violated: |result: still violated|[\w-]+: violated, ", "bold red"),
-    (r"verdict: unknown|verdict: not proved|[\w-]+: not proved|result: the trace is no longer possible", "bold yellow"),
+    (r"verdict: unknown|verdict: not proved|NOT PROVED |UNKNOWN |result: the trace is no longer possible", "bold yellow"),
     (r"  => |  where it shows: |  caused by: ", "red"),
     (r"  seed: |  seed rule: |  the seed rule it breaks: |  the seed's expected usage", "cyan"),
     (r"  \d+\. |step \d+: ", "bold"),

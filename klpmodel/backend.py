@@ -72,9 +72,18 @@ class Concrete:
     def choice(self, key: tuple) -> bool:
         return bool(self.choose(key))
 
-    def violate(self, prop: str, cond, where=None):
-        if cond:
-            self.violations.append((prop, where))
+    def violate(self, prop: str, cond, where=None, reached=True):
+        """prop is judged here when `reached` holds, and broken when `cond` holds too."""
+        if reached:
+            if self.recording:
+                self.events.append(("judged", prop))     # coverage: the review's vacuity check
+            if cond:
+                self.violations.append((prop, where))
+
+    def judged(self, prop: str, reached) -> None:
+        """The code prop judges was reached, though the verdict is given later (no-leak)."""
+        if reached and self.recording:
+            self.events.append(("judged", prop))
 
     def event(self, *ev):
         if self.recording:
@@ -280,10 +289,13 @@ class Symbolic:
             self.choices[key] = self.z3.Bool("choice:" + "/".join(map(str, key)))
         return self.choices[key]
 
-    def violate(self, prop: str, cond, where=None):
-        c = self.and_(self.pc, cond)
+    def violate(self, prop: str, cond, where=None, reached=True):
+        c = self.and_(self.pc, self.and_(reached, cond))
         if c is not False:
             self.viol[prop] = self.or_(self.viol.get(prop, False), c)
+
+    def judged(self, prop: str, reached) -> None:
+        pass
 
     def event(self, *ev):
         pass

@@ -10,7 +10,7 @@ from .errors import UserError
 from .kernel import Model, Where
 from .properties import BY_NAME, EXPECTED_USAGE
 from .report import _prev_text, broke, changes, errno_name
-from .traces import TraceFile, rerun, summary, violation_of
+from .traces import TraceFile, raw_state, rerun, summary, violation_of
 from .verify import Step
 
 
@@ -55,8 +55,7 @@ def _state_line(m: Model, state: dict) -> str:
 def _check_recorded(t: TraceFile, steps) -> None:
     """explain shows a trace of the unchanged spec: the run must reproduce every recorded state."""
     for n, (step, rec) in enumerate(zip(steps, t.doc["steps"], strict=False), 1):
-        if rec.get("state") is not None and rec["state"] != {k: (bool(v) if isinstance(v, bool) else int(v))
-                                                             for k, v in step.after.items()}:
+        if rec.get("state") is not None and rec["state"] != raw_state(step.after):
             raise UserError(f"step {n}: the recorded state differs from a run of the spec; the trace file was "
                             f"edited or comes from another spec version (write it again with verify --out)",
                             path=t.path)

@@ -405,6 +405,8 @@ class _Rules:
                 dropped = c.or_(*(self.slot_is(old[(i, t)], j) for i, t in pairs if t == s))
                 if dropped is False:        # (a constant: no pointer to this slot was dropped)
                     continue
+                if c.recording:             # coverage only: a live block lost a pointer (no-leak judges it)
+                    c.judged("no-leak", c.and_(dropped, c.get(live)))
                 for _ in c.when(c.and_(dropped, c.not_(self.referenced(s, j)))):
                     self.leaks.append(c.and_(c.pc, c.get(live)) if c.symbolic else c.get(live))
                     if c.recording and c.get(live):
@@ -847,8 +849,7 @@ class _Rules:
         for _ in c.when(c.not_(c.get("tload"))):
             for s in m.state_names:
                 undeclared = c.not_(c.or_(*(self.listed(q) for q in m.decl[s])))
-                c.violate("disable-restores", c.and_(undeclared, c.ne(c.get(self.v.val[s]), ORIGINAL)),
-                          ("state", s))
+                c.violate("disable-restores", c.ne(c.get(self.v.val[s]), ORIGINAL), ("state", s), reached=undeclared)
 
     def op_reverse(self, op):
         c = self.c
@@ -963,13 +964,13 @@ class _Rules:
         """no-leak, and `uses` of enabled patches, at quiescent points (properties.md)."""
         c, m = self.c, self.m
         quiet = c.not_(self.transition())
-        c.violate("no-leak", c.and_(quiet, c.get("leaked")), ("quiescent", None))
+        c.violate("no-leak", quiet, ("quiescent", None), reached=c.get("leaked"))
         for i, p in enumerate(m.P):
             for s in p.uses:
                 on = c.and_(quiet, c.eq(self.phase(i), ENABLED))
                 k = self.kind(self.ptr(i, s), s)
-                c.violate("no-null-deref", c.and_(on, c.eq(k, 0)), ("uses", p.name, s))
-                c.violate("no-use-after-free", c.and_(on, c.eq(k, 2)), ("uses", p.name, s))
+                c.violate("no-null-deref", c.eq(k, 0), ("uses", p.name, s), reached=on)
+                c.violate("no-use-after-free", c.eq(k, 2), ("uses", p.name, s), reached=on)
 
 
 def enabled(model: Model, ctx, op: Op):

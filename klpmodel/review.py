@@ -207,10 +207,8 @@ class Coverage:
     complete: bool = False                                 # every reachable state was explored
 
     def __call__(self, before: dict, out: interp.Outcome) -> None:
-        m, after = self.model, out.state
         self.transitions += 1
-        judged: set[str] = set()
-        phase = {p.name: before[f"phase[{p.name}]"] for p in m.P}
+        phase = {p.name: before[f"phase[{p.name}]"] for p in self.model.P}
 
         def edge(event, name, src):
             for s, d, _ in kernel.edges(event):
@@ -218,44 +216,25 @@ class Coverage:
                     self.edges.setdefault((s, d, event), set()).add(name)
         if out.op.word == "rmmod":
             edge("rmmod", out.op.arg, phase[out.op.arg])
+        judged: set[str] = set()
         for ev in out.events:
             kind = ev[0]
-            if kind == "callback":
+            if kind == "judged":                # kernel.py says where each property is judged
+                judged.add(ev[1])
+            elif kind == "callback":
                 self.callbacks[(ev[1], ev[2], ev[3])] += 1
             elif kind in ("stmt", "skip"):
                 w = ev[1]
                 key = (w.patch, w.obj, w.callback, w.stmt.line, w.stmt.text)
-                if kind == "skip":
-                    self.skipped[key] += 1
-                    continue
-                self.ran[key] += 1
-                if w.callback == "pre_patch_error":
+                (self.ran if kind == "stmt" else self.skipped)[key] += 1
+                if kind == "stmt" and w.callback == "pre_patch_error":
                     self.callbacks[(w.patch, w.obj, w.callback)] += 1
-                a = w.stmt.action
-                if a in ("modify", "restore", "reset"):
-                    judged.add("version-order")
-                if a in ("save", "restore", "copy"):
-                    judged |= {"no-use-after-free", "no-null-deref"}
-                if a in ("take", "free-prev"):
-                    judged.add("no-null-deref")
-                if a == "free" or (a == "free-prev" and ev[2] and ev[2][1]):
-                    judged.add("no-double-free")
             elif kind == "load-start":
                 edge("load", ev[1], phase[ev[1]])
             elif kind == "load-cancel":
                 edge("load-failed", ev[1], kernel.UNLOADED)
-                judged.add("error-cleanup")
-            elif kind == "complete":
-                edge("complete", ev[1], ev[2])
-                if PHASES[ev[2]] == "unpatching":
-                    if before["tload"] and not before["exempt"]:
-                        judged.add("revert-restores")
-                    elif not before["tload"] and any(
-                            not any(after[f"phase[{m.P[q].name}]"] in LISTED for q in m.decl[s])
-                            for s in m.state_names):
-                        judged.add("disable-restores")
-            elif kind == "reverse":
-                edge("reverse", ev[1], ev[2])
+            elif kind in ("complete", "reverse"):
+                edge(kind, ev[1], ev[2])
             elif kind == "disable-start":
                 edge("disable", ev[1], phase[ev[1]])
             elif kind == "replaced":
@@ -268,26 +247,15 @@ class Coverage:
                 edge("modload", ev[1], phase[ev[1]])
             elif kind == "reverting":
                 edge("modunload", ev[1], phase[ev[1]])
-            elif kind == "leaked":
-                judged.add("no-leak")
-        # `uses` is checked at every quiescent point for enabled patches (no-null-deref, use after free)
-        quiet = not any(PHASES[after[f"phase[{p.name}]"]] in ("patching", "unpatching") for p in m.P)
-        if quiet and any(p.uses and PHASES[after[f"phase[{p.name}]"]] == "enabled" for p in m.P):
-            judged |= {"no-use-after-free", "no-null-deref"}
-        # no-leak: a pointer to a live block was dropped or replaced and the block stayed live
-        for p in m.P:
-            for s, _ in p.states:
-                a, b = before[f"ptr[{p.name}.{s}]"], after[f"ptr[{p.name}.{s}]"]
-                if a and a != b and before[f"live[{s}#{a - 1}]"] and after[f"live[{s}#{a - 1}]"]:
-                    judged.add("no-leak")
         for prop in judged:
             self.judged[prop] += 1
 
 
-# What each property judges: the antecedent that must be reached for its verdict to mean
-# something (docs/review.md). Kept next to Coverage.__call__, which detects them.
+# What each property judges, in words: the antecedent that must be reached for its verdict to
+# mean something (docs/review.md). Where it is reached is kernel.py's business: c.violate's
+# `reached` and c.judged emit the "judged" events Coverage counts.
 JUDGES = {
-    "version-order": "a write of a state's value (`modify`, `restore`, `reset` ran)",
+    "version-order": "a write of a state's value (`modify`, `reset`, or `restore` through data)",
     "revert-restores": "a reversed load completes unpatched with no module event in between",
     "disable-restores": "a disable completes and leaves a state no installed patch declares",
     "error-cleanup": "a load fails in `pre_patch` (the cancel path)",

@@ -54,7 +54,8 @@ def summary(m: Model, state: dict) -> dict:
             "data": data}
 
 
-def _raw(state: dict) -> dict:
+def raw_state(state: dict) -> dict:
+    """The model variables as the trace file stores them (JSON booleans and integers)."""
     return {k: (bool(v) if isinstance(v, bool) else int(v)) for k, v in state.items()}
 
 
@@ -71,11 +72,11 @@ def document(m: Model, v: Violation, engine: str, verify_depth: int) -> dict:
         "violated_when": BY_NAME[v.property].violated_when,
         "depth": v.depth, "index": v.index, "engine": engine, "verify_depth": verify_depth,
         "broken_by": broke(m, v),
-        "initial": {"summary": summary(m, v.trace[0].before), "state": _raw(v.trace[0].before)},
+        "initial": {"summary": summary(m, v.trace[0].before), "state": raw_state(v.trace[0].before)},
         "steps": [{"operation": str(step.op),
                    "choices": [choice_json(k) for k in step.failed],
                    "summary": summary(m, step.after),
-                   "state": _raw(step.after)} for step in v.trace],
+                   "state": raw_state(step.after)} for step in v.trace],
     }
     if "statement" in detail:
         doc["statement"] = detail["statement"]
@@ -109,7 +110,7 @@ def itf(m: Model, v: Violation) -> dict:
         return {"#meta": {"index": n}, "mbt::actionTaken": action,
                 "mbt::nondetPicks": {"failing": picks},
                 "patches": s["patches"], "system": s["system"], "modules": s["modules"], "data": s["data"],
-                "model": _itf_value(_raw(st))}
+                "model": _itf_value(raw_state(st))}
 
     states = [state(0, "init", [], v.trace[0].before)]
     states += [state(n, str(step.op), [choice_text(k) for k in step.failed], step.after)

@@ -406,6 +406,13 @@ def nc_step(x: dict, y: dict, tag: str = "", mutant: str | None = None):
         r.set(z3.And(fresh, x["oL"]), "oC", x["val"])
         r.set_value(fresh, x["oV"])
 
+    def fresh_snapshot(g, mode):
+        """The transition ended (mode 0) or a disable started (mode 2): no load snapshot, no leak since."""
+        r.set(g, "tload", False)
+        r.set(g, "sV", ORIG)
+        r.set(g, "ls", False)
+        r.set(g, "mode", mode)
+
     def leave(g):
         """T leaves klp_patches (its block must have been freed: else leaked)."""
         isO = x["tIsO"] == 1
@@ -435,10 +442,7 @@ def nc_step(x: dict, y: dict, tag: str = "", mutant: str | None = None):
     r.set(g, "tD", 0)
     r.set(g, "tIsO", 0)
     r.set(g, "tL", False)
-    r.set(g, "tload", False)
-    r.set(g, "sV", ORIG)
-    r.set(g, "ls", False)
-    r.set(g, "mode", 0)
+    fresh_snapshot(g, 0)
     # complete an unpatching transition (a reversed load, or a disable): post_unpatch frees own
     g = z3.And(op == 1, mode == 2)
     cases.append(g)
@@ -452,10 +456,7 @@ def nc_step(x: dict, y: dict, tag: str = "", mutant: str | None = None):
     leave(g)
     r.bad("revert-restores", z3.And(g, x["tload"]), z3.Or(r.x["val"] != x["sV"], r.x["ls"]))
     r.bad("disable-restores", z3.And(g, z3.Not(x["tload"])), z3.And(z3.Not(r.x["oE"]), r.x["val"] != ORIG))
-    r.set(g, "tload", False)
-    r.set(g, "sV", ORIG)
-    r.set(g, "ls", False)
-    r.set(g, "mode", 0)
+    fresh_snapshot(g, 0)
     # disable a listed patch: O (no prev: restore), another declaring one (prev: nothing), or one not declaring s
     g = z3.And(op == 3, mode == 0)
     cases.append(g)
@@ -473,10 +474,7 @@ def nc_step(x: dict, y: dict, tag: str = "", mutant: str | None = None):
     r.set(dX, "tL", oth_live)
     r.set(dX, "tC", oth_cont)
     r.set(dN, "tD", 0)
-    r.set(g, "mode", 2)
-    r.set(g, "tload", False)
-    r.set(g, "sV", ORIG)
-    r.set(g, "ls", False)
+    fresh_snapshot(g, 2)
     # reversals
     for a, b in ((1, 2), (2, 1)):
         g = z3.And(op == 2, mode == a)

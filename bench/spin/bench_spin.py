@@ -28,7 +28,10 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent.parent
 sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent))
 from gen import generate  # noqa: E402
+
+from bench import parse_range  # noqa: E402
 
 CFLAGS = ["-O2", "-fno-tree-slp-vectorize"]
 MODES = {"noreduce": ["-DSAFETY", "-DNOREDUCE"], "por": ["-DSAFETY"],
@@ -89,13 +92,6 @@ def klp_counts(P: int) -> tuple[int, int, float, float]:
         e.run(1 << 30, list(NAMES))
         out.append((e.states, time.perf_counter() - t))
     return out[0][0], out[1][0], out[0][1], out[1][1]
-
-
-def parse_range(text: str) -> list[int]:
-    if "," in text:
-        return [int(x) for x in text.split(",")]
-    lo, _, hi = text.partition("-")
-    return list(range(int(lo), int(hi or lo) + 1))
 
 
 def main(argv: list[str]) -> int:

@@ -132,7 +132,12 @@ class Z3Engine:
         st = dict(m.init)
         for v, const in consts.items():
             val = model.eval(const, model_completion=True)
-            st[v] = z3.is_true(val) if m.vars[v][0] == "b" else val.as_long()
+            if m.vars[v][0] == "b":
+                st[v] = z3.is_true(val)
+            elif v.startswith("param["):                  # two's complement (kernel.param_top)
+                st[v] = val.as_signed_long()
+            else:
+                st[v] = val.as_long()
         return st
 
     def _unroll(self, solver, t: int, states: list, ops: list, chs: list) -> dict:

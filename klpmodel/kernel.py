@@ -158,6 +158,13 @@ class VarNames:
 FORCE_MARKS = ("5.18", "5.5")     # which patches `force` marks: since 5.18 / in 5.5-5.17 (§6.4)
 
 
+def param_top(value: int) -> int:
+    """The largest value of a module parameter's variable: Z3 holds the parameter in two's
+    complement, in at least 8 bits and enough for `value` and its sign, so that the
+    encoding is 0 exactly when the value is (the rules only test a parameter against 0)."""
+    return (1 << max(8, abs(value).bit_length() + 1)) - 1
+
+
 class Model:
     """A spec compiled for the rules: variables, initial state, operations, static facts.
 
@@ -257,12 +264,12 @@ class Model:
                 add(n.snap_kind[i][s], "i", 2, 0)
                 add(n.snap_cont[i][s], "i", nvals[s] - 1, 0)
         for p in self.P:
-            for name, default in p.params:                # two's complement in 8 bits for Z3
-                add(f"param[{p.name}.{name}]", "i", 255, default)
+            for name, default in p.params:
+                add(f"param[{p.name}.{name}]", "i", param_top(default), default)
         for m in self.spec.modules:
             add(n.mod[m.name], "b", 1, m.loaded)
             for name, default in m.params:
-                add(f"param[{m.name}.{name}]", "i", 255, default)
+                add(f"param[{m.name}.{name}]", "i", param_top(default), default)
         for s in self.state_names:
             add(n.val[s], "i", nvals[s] - 1, ORIGINAL)
             add(n.hi[s], "i", nvals[s] - 1, NO_VARIANT)

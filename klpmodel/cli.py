@@ -97,7 +97,7 @@ def verify(
             raise UserError(f"--timeout must be a positive number of seconds, not {timeout}")
         if out is not None:
             from .traces import check_out_dir
-            check_out_dir(out)
+            check_out_dir(out)               # before the search: a write failure must not lose the verdict
         from .term import progress, write
 
         loaded = _load(spec, faults)
@@ -106,14 +106,19 @@ def verify(
                 show(f"{eng}: depth {d} done" + (f", {states:,} states" if states is not None else ""))
             result = run(loaded, depth=depth, properties=property, timeout=timeout, engine=engine.value,
                          max_counterexamples=max_counterexamples, progress=done)
-        written = []
+        written, failed = [], None
         if out is not None:
             from .traces import write_all
-            written = write_all(result, out)
+            try:
+                written = write_all(result, out)
+            except UserError as e:
+                failed = e                       # the verdict first, then why the files are missing
         if format is Format.json:
             sys.stdout.write(report.json_text(result, stats, written))
         else:
             write(report.summary(result)[0] + "\n" if quiet else report.text(result, stats, written))
+        if failed is not None:
+            _fail(failed)
     except (UserError, InternalError) as e:
         _fail(e)
     raise typer.Exit(result.exit_code)
@@ -138,10 +143,14 @@ def simulate(
             raise UserError("give the operations with exactly one of --run \"OP; OP\" or --run-file FILE")
         model = Model(load_spec(spec))
         if run_file is not None:
+            from .files import read_regular
+
+            raw = read_regular(run_file, "run file", 1 << 20, "give a file with one operation per line")
             try:
-                text = run_file.read_text()
-            except OSError as e:
-                raise UserError(f"cannot read: {e.strerror}", path=str(run_file)) from None
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise UserError("not UTF-8 text; give a file with one operation per line, in UTF-8",
+                                path=str(run_file), line=raw[:e.start].count(b"\n") + 1) from None
             ops = parse_run(text, model, str(run_file), lines=True)
         else:
             ops = parse_run(run, model, "--run")
@@ -280,20 +289,12 @@ def kselftest(
         if output is None:
             sys.stdout.write(text)
         else:
-            _write_new(output, text, protect=[trace, Path(model.spec.path)])
+            from .files import write_new
+
+            write_new(output, text, "-o", protect=[trace, Path(model.spec.path)])
             typer.echo(f"wrote {output}", err=True)
     except UserError as e:
         _fail(e)
-
-
-def _write_new(path: Path, text: str, protect: list[Path]) -> None:
-    """Write an output file; never over one of the user's inputs."""
-    try:
-        if any(path.resolve() == p.resolve() for p in protect):
-            raise UserError(f"-o {path}: that is an input of this command; write the output to another file")
-        path.write_text(text)
-    except OSError as e:
-        raise UserError(f"-o {path}: cannot write: {e.strerror}") from None
 
 
 @app.command()
@@ -407,9 +408,10 @@ def review(
     try:
         from . import review as rv
 
-        if output is not None and output.resolve() == spec.resolve():
-            raise UserError("-o names the spec itself; write the review to another file, e.g. -o review.md",
-                            path=str(output))
+        if output is not None:
+            from .files import check_writable
+
+            check_writable(output, "-o", protect=[spec])      # before the work, and never over the spec
         if depth is not None and depth < 1:
             raise UserError(f"--depth must be at least 1, not {depth}")
         s = _load(spec, faults)
@@ -427,9 +429,8 @@ def review(
         if output is None:
             sys.stdout.write(text)
         else:
-            try:
-                output.write_text(text)
-            except OSError as e:
-                raise UserError(f"cannot write: {e.strerror}; give a writable file for -o", path=str(output)) from None
+            from .files import write_new
+
+            write_new(output, text, "-o", protect=[spec])
     except (UserError, InternalError) as e:
         _fail(e)

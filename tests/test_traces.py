@@ -227,7 +227,10 @@ def test_replay_not_possible_when_the_failing_statement_is_gone(tmp_path):
     lines = text.splitlines()
     lines[choice["line"] - 1] = lines[choice["line"] - 1].replace(choice["statement"], "return")
     spec.write_text("\n".join(lines) + "\n")
-    p = cli("replay", str(out / "error-cleanup.trace.json"))
+    p = cli("replay", str(out / "error-cleanup.trace.json"))       # edited in place: only with --spec
+    assert p.returncode == 2 and p.stderr.count("\n") == 1 and "changed since this trace was written" in p.stderr
+    assert f"--spec {spec}" in p.stderr and "return" not in p.stderr
+    p = cli("replay", str(out / "error-cleanup.trace.json"), "--spec", str(spec))
     assert p.returncode == 3, p.stdout
     assert f"the statement that failed there, '{choice['statement']}'" in p.stdout
 

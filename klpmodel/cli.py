@@ -3,13 +3,17 @@ contract: 0 holds, 1 violation, 2 bad spec or usage, 3 unknown (and internal err
 from __future__ import annotations
 
 import sys
+import time
 from enum import Enum
 from pathlib import Path
 
 import typer
 
 from . import __version__
-from .errors import InternalError, UserError
+from .deadline import INTERRUPTED
+from .errors import InternalError, Stopped, UserError, printable
+
+STARTED = time.monotonic()          # --timeout counts from here (close to the start of the process)
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Model checker for Linux kernel livepatch state transitions (klp_state).")
@@ -36,7 +40,8 @@ def _fail(e: Exception) -> None:
         typer.echo(f"klpmodel: error: {e}", err=True)
         raise typer.Exit(2)
     if isinstance(e, InternalError):
-        typer.echo(f"klpmodel: INTERNAL ERROR (a bug in klpmodel, please report it): {e}", err=True)
+        typer.echo(f"klpmodel: INTERNAL ERROR (a bug in klpmodel; please report it with the command and its "
+                   f"input): {printable(str(e))}", err=True)
         raise typer.Exit(3)
     raise e
 
@@ -57,6 +62,27 @@ def _load(spec: Path, faults: list[str] | None = None):
 
 
 FAULTS_HELP = "Also explore this optional fault (repeatable): patching (klp_patch_object fails)."
+TIMEOUT_HELP = ("Give up after this many seconds, loading the spec included (exit 3 with what was found); "
+                "Ctrl-C stops the same way.")
+MAX_STATES_HELP = ("The explicit engine's budget of distinct states (default 1,000,000, about 3 GB of memory): "
+                   "past it --engine auto goes on with Z3 and --engine explicit stops (exit 3, unknown).")
+
+
+def _deadline(timeout: float | None):
+    """The command's one Deadline (docs/design.md): --timeout, and Ctrl-C."""
+    import math
+
+    from .deadline import Deadline
+
+    if timeout is not None and not (math.isfinite(timeout) and timeout > 0):
+        raise UserError(f"--timeout must be a positive number of seconds, not {timeout}; e.g. --timeout 60")
+    return Deadline(timeout, start=STARTED)
+
+
+def _stopped(e: Stopped, what: str) -> None:
+    """Stopped before there was anything to report (loading the spec, building the model)."""
+    typer.echo(f"klpmodel: unknown: {e.reason} while {what}; nothing was checked", err=True)
+    raise typer.Exit(3)
 
 
 def _version(value: bool):
@@ -76,10 +102,11 @@ def verify(
     spec: Path = typer.Argument(..., metavar="SPEC", help="The spec (.toml) of a livepatch series."),
     depth: int | None = typer.Option(None, "--depth", "-d", help="Longest operation sequence explored (default: the spec's check.depth, else 8)."),
     property: list[str] | None = typer.Option(None, "--property", "-p", help="Check only this property (repeatable)."),
-    timeout: float | None = typer.Option(None, "--timeout", help="Give up after this many seconds (exit 3 with what was found)."),
+    timeout: float | None = typer.Option(None, "--timeout", help=TIMEOUT_HELP),
     format: Format = typer.Option(Format.text, "--format", "-f", help="Output format."),
     engine: Engine = typer.Option(Engine.auto, "--engine", "-e",
                                   help="explicit (breadth-first), z3 (bounded model checking) or auto."),
+    max_states: int = typer.Option(1_000_000, "--max-states", metavar="N", help=MAX_STATES_HELP),
     stats: bool = typer.Option(False, "--stats", help="Add timings (output is then not byte-for-byte reproducible)."),
     max_counterexamples: int = typer.Option(1, "--max-counterexamples", "-n", metavar="N",
                                             help="Report up to N shortest traces per violated property, each a different operation sequence."),
@@ -91,21 +118,27 @@ def verify(
     """Explore every operation sequence up to the depth; report the shortest counterexample per violated property."""
     try:
         from . import report
+        from .deadline import watch
         from .verify import verify as run
 
-        if timeout is not None and timeout <= 0:
-            raise UserError(f"--timeout must be a positive number of seconds, not {timeout}")
+        deadline = _deadline(timeout)
         if out is not None:
             from .traces import check_out_dir
             check_out_dir(out)               # before the search: a write failure must not lose the verdict
         from .term import progress, write
 
-        loaded = _load(spec, faults)
-        with progress(f"verifying {spec} up to depth {depth or loaded.depth}") as show:
-            def done(eng, d, states):
-                show(f"{eng}: depth {d} done" + (f", {states:,} states" if states is not None else ""))
-            result = run(loaded, depth=depth, properties=property, timeout=timeout, engine=engine.value,
-                         max_counterexamples=max_counterexamples, progress=done)
+        result = None
+        try:
+            with watch(deadline):
+                loaded = _load(spec, faults)
+                with progress(f"verifying {spec} up to depth {depth or loaded.depth}") as show:
+                    def done(eng, d, states):
+                        show(f"{eng}: depth {d} done" + (f", {states:,} states" if states is not None else ""))
+                    result = run(loaded, depth=depth, properties=property, timeout=deadline, engine=engine.value,
+                                 max_counterexamples=max_counterexamples, progress=done, max_states=max_states)
+        except Stopped as e:
+            if result is None:
+                _stopped(e, "loading the spec")
         written, failed = [], None
         if out is not None:
             from .traces import write_all
@@ -321,7 +354,7 @@ def prove(
     spec: Path = typer.Argument(..., metavar="SPEC", help="The spec (.toml) of a livepatch series."),
     max_k: int = typer.Option(12, "--max-k", "-k", help="Longest induction step tried; violations are searched at least this deep."),
     property: list[str] | None = typer.Option(None, "--property", "-p", help="Prove only this property (repeatable)."),
-    timeout: float | None = typer.Option(None, "--timeout", help="Give up after this many seconds (exit 3)."),
+    timeout: float | None = typer.Option(None, "--timeout", help=TIMEOUT_HELP),
     format: Format = typer.Option(Format.text, "--format", "-f", help="Output format."),
     method: ProveMethod = typer.Option(ProveMethod.auto, "--method",
                                        help="auto (exhaustion while the state space is small, else k-induction), "
@@ -332,13 +365,19 @@ def prove(
     """Prove the properties for operation sequences of ANY length: exit 0 proved, 1 violated, 3 not proved/unknown."""
     try:
         from . import prove as pr
+        from .deadline import watch
 
-        if timeout is not None and timeout <= 0:
-            raise UserError(f"--timeout must be a positive number of seconds, not {timeout}")
+        deadline = _deadline(timeout)
         from .term import progress, write
 
-        with progress(f"proving {spec}"):
-            result = pr.prove(_load(spec, faults), properties=property, max_k=max_k, timeout=timeout, method=method.value)
+        result = None
+        try:
+            with watch(deadline), progress(f"proving {spec}"):
+                result = pr.prove(_load(spec, faults), properties=property, max_k=max_k, timeout=deadline,
+                                  method=method.value)
+        except Stopped as e:
+            if result is None:
+                _stopped(e, "loading the spec")
         if format is Format.json:
             sys.stdout.write(pr.json_text(result))
         else:
@@ -373,23 +412,56 @@ def run() -> None:
     try:
         rv = app(prog_name="klpmodel", standalone_mode=False)
         code = rv if isinstance(rv, int) else 0
+        if code == 130:                             # typer's answer to Ctrl-C outside a search
+            print(f"klpmodel: stopped: {INTERRUPTED}", file=sys.stderr)
+            code = 3
     except SystemExit as e:
         code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
         if not isinstance(e.code, (int, type(None))):
             print(e.code, file=sys.stderr)
+    except (Stopped, KeyboardInterrupt) as e:       # Ctrl-C outside a search: nothing partial to print
+        code = 3
+        print(f"klpmodel: stopped: {e.reason if isinstance(e, Stopped) else INTERRUPTED}", file=sys.stderr)
     except Exception as e:
-        if not hasattr(e, "format_message") or not hasattr(e, "exit_code"):
-            raise                                   # not a usage error: a bug, show it
-        code = e.exit_code
+        code = _top_level(e)
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BrokenPipeError:                         # the reader went away (| head): not an error of ours
+        pass
+    os._exit(code)
+
+
+def _top_level(e: Exception) -> int:
+    """An exception no command handled: click's usage errors (exit 2), Ctrl-C as click
+    reports it (Abort, exit 3), anything else a bug of klpmodel (exit 3, never 1: 1 means
+    a violation). KLPMODEL_DEBUG=1 shows the traceback."""
+    import os
+
+    if type(e).__name__ == "Abort":
+        print(f"klpmodel: stopped: {INTERRUPTED}", file=sys.stderr)
+        return 3
+    if isinstance(e, UserError):
+        print(f"klpmodel: error: {e}", file=sys.stderr)
+        return 2
+    if hasattr(e, "format_message") and hasattr(e, "exit_code"):
         if type(e).__name__ == "NoArgsIsHelpError":
             print(e.format_message())
         else:                                       # click's usage errors, as one line
             ctx = getattr(e, "ctx", None)
             where = ctx.command_path if ctx is not None else "klpmodel"
-            print(f"klpmodel: error: {e.format_message().rstrip('.')}; see '{where} --help'", file=sys.stderr)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+            message = printable(e.format_message().rstrip("."))
+            print(f"klpmodel: error: {message}; see '{where} --help'", file=sys.stderr)
+        return e.exit_code
+    if isinstance(e, BrokenPipeError):
+        return 0
+    if os.environ.get("KLPMODEL_DEBUG"):
+        import traceback
+        traceback.print_exception(e)
+    text = printable(f"{type(e).__name__}: {e}")
+    print(f"klpmodel: INTERNAL ERROR (a bug in klpmodel; please report it with the command and its input): "
+          f"{text[:300]}", file=sys.stderr)
+    return 3
 
 
 @app.command()

@@ -217,7 +217,7 @@ class Locator:
         start = self.i
         while True:
             self._ws()
-            c = src[self.i] if self.i < n else ""
+            c = src[self.i] if self.i < n else "\0"
             if c in "\"'":
                 s = self._string(key=True)
                 if s is None:
@@ -369,7 +369,7 @@ class Locator:
         while True:
             # one value at `cur`
             self._ws()
-            c = src[self.i] if self.i < n else ""
+            c = src[self.i] if self.i < n else "\0"
             if c in "[{":
                 if len(stack) >= MAX_NESTING:
                     self._limit(f"arrays and inline tables nested more than {MAX_NESTING} deep; write a flatter "
@@ -407,7 +407,7 @@ class Locator:
                 top = stack[-1]
                 if top[0] == "a":
                     self._blank()
-                    c = src[self.i] if self.i < n else ""
+                    c = src[self.i] if self.i < n else "\0"
                     if c == ",":
                         self.i += 1
                         self._blank()
@@ -425,7 +425,7 @@ class Locator:
                         continue
                     return
                 self._ws()
-                c = src[self.i] if self.i < n else ""
+                c = src[self.i] if self.i < n else "\0"
                 if c == ",":
                     self.i += 1
                     cur = self._inline_key(top[1])

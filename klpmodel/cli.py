@@ -485,7 +485,7 @@ def review(
 
             check_writable(output, "-o", protect=[spec])      # before the work, and never over the spec
         if depth is not None and depth < 1:
-            raise UserError(f"--depth must be at least 1, not {depth}")
+            raise UserError(f"--depth must be at least 1, not {depth}; e.g. --depth 8")
         s = _load(spec, faults)
         command = "klpmodel review " + str(spec) + (f" --depth {depth}" if depth is not None else "") \
             + (f" --engine {engine.value}" if engine is not Engine.auto else "") \

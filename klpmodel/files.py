@@ -93,8 +93,8 @@ def check_writable(path: Path, option: str, protect: list[Path] = ()) -> None:
     file), is not a link, and is none of the inputs."""
     for p in protect:
         if p is not None and (same_file(path, p) or Path(os.path.abspath(path)) == Path(os.path.abspath(p))):
-            raise UserError(f"{option} {path}: that is an input of this command ({p}); write the output "
-                            f"to another file")
+            raise UserError(f"{option} names a file that is an input of this command ({p}); write the output "
+                            f"to another file", path=str(path))
     refuse_link(path, option)
     probe_dir(path.parent if str(path.parent) else Path("."), option, f"{path}")
 
@@ -104,8 +104,8 @@ def probe_dir(folder: Path, option: str, shown: str) -> None:
     try:
         fd, tmp = tempfile.mkstemp(prefix=".klpmodel-probe-", dir=folder)
     except OSError as e:
-        raise UserError(f"{option} {shown}: cannot write there: {e.strerror}; give a writable "
-                        f"{'directory' if option == '--out' else 'path'}") from None
+        raise UserError(f"cannot write: {e.strerror}; give a writable "
+                        f"{'directory' if option == '--out' else 'path'} for {option}", path=shown) from None
     os.close(fd)
     os.unlink(tmp)
 
@@ -125,7 +125,7 @@ def write_new(path: Path, text: str, option: str, protect: list[Path] = ()) -> N
         os.replace(tmp, path)
         tmp = None
     except OSError as e:
-        raise UserError(f"{option} {path}: cannot write: {e.strerror}; give a writable path") from None
+        raise UserError(f"cannot write: {e.strerror}; give a writable path for {option}", path=str(path)) from None
     finally:
         if tmp is not None:
             try:

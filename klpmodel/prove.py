@@ -609,7 +609,7 @@ def prove(spec: Spec, *, properties: list[str] | None = None, max_k: int = 12,
         raise UserError("recoverable is not a safety property, prove cannot induct on it; "
                         "use `klpmodel verify --property recoverable` (it explores the whole state space)")
     if max_k < 1:
-        raise UserError(f"--max-k must be at least 1, not {max_k}")
+        raise UserError(f"--max-k must be at least 1, not {max_k}; e.g. --max-k 12")
     if method not in METHODS:
         raise UserError(f"unknown method '{method}'; use one of: {', '.join(METHODS)}")
     start = time.perf_counter()

@@ -70,7 +70,7 @@ def test_out_in_a_read_only_directory_is_refused_before_the_search(tmp_path):
     ro.chmod(0o500)
     try:
         p = cli("verify", str(SPEC), "--out", str(ro / "traces"))
-        assert p.returncode == 2 and p.stdout == "" and "cannot write there" in p.stderr
+        assert p.returncode == 2 and p.stdout == "" and "cannot write: Permission denied" in p.stderr
     finally:
         ro.chmod(0o700)
 

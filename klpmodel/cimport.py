@@ -126,7 +126,10 @@ def _unescape(seq: str) -> str:
 
 
 def _c_int(text: str) -> int | None:
-    t = text.rstrip("uUlL").replace("'", "")
+    t = text.strip().rstrip("uUlL").replace("'", "")
+    if t[:1] in "-+":                                   # the grammar keeps a literal's sign in it
+        n = _c_int(t[1:])
+        return None if n is None else (-n if t[0] == "-" else n)
     try:
         if re.fullmatch(r"0[xX][0-9a-fA-F]+", t):
             return int(t, 16)
@@ -338,11 +341,12 @@ class F:
     const: bool | None = None
     key: tuple | None = None
     allowed: frozenset = frozenset()
+    hints: tuple = ()               # comparisons as the C wrote them ("prev S < 2"), tried first
 
     def neg(self) -> F:
         if self.key is None:
             return F(const=not self.const)
-        return F(key=self.key, allowed=_domain(self.key) - self.allowed)
+        return F(key=self.key, allowed=_domain(self.key) - self.allowed, hints=self.hints)
 
 
 def _combine(a: F | None, b: F | None, op: str) -> F | None:
@@ -355,15 +359,17 @@ def _combine(a: F | None, b: F | None, op: str) -> F | None:
             return F(const=True) if x.const else y
     if a.key != b.key:
         return None
-    return F(key=a.key, allowed=(a.allowed & b.allowed) if op == "&&" else (a.allowed | b.allowed))
+    return F(key=a.key, allowed=(a.allowed & b.allowed) if op == "&&" else (a.allowed | b.allowed),
+             hints=a.hints + b.hints)
 
 
 class PC:
     """The path condition: key -> allowed values (a conjunction); `broken` when it is not one."""
 
-    def __init__(self, sets: dict | None = None, broken: bool = False):
+    def __init__(self, sets: dict | None = None, broken: bool = False, hints: tuple = ()):
         self.sets = dict(sets or {})
         self.broken = broken
+        self.hints = hints
 
     def and_(self, f: F) -> PC | None:
         """None when the conjunction is unsatisfiable (the branch is dead)."""
@@ -373,7 +379,7 @@ class PC:
         sets[f.key] = sets.get(f.key, _domain(f.key)) & f.allowed
         if not sets[f.key]:
             return None
-        return PC(sets, self.broken)
+        return PC(sets, self.broken, self.hints + f.hints)
 
     def union(self, other: PC) -> PC:
         keys = set(self.sets) | set(other.sets)
@@ -385,7 +391,7 @@ class PC:
         sets = dict(self.sets)
         for k in diff:
             sets[k] = self.sets.get(k, _domain(k)) | other.sets.get(k, _domain(k))
-        return PC(sets)
+        return PC(sets, hints=self.hints + other.hints)
 
     def condition(self) -> str | None:
         """The spec's condition text ('' for none), or None when one condition cannot say it."""
@@ -407,6 +413,7 @@ class PC:
             for op in CMP_OPS:
                 s = frozenset(v for v in some if _cmp(v, op, n))
                 candidates += [("if", f"prev {name} {op} {n}", s), ("unless", f"prev {name} {op} {n}", full - s)]
+        candidates.sort(key=lambda c: c[1] not in self.hints)            # as the C wrote it, if it can
         for word, lit, s in candidates:
             if s == allowed:
                 return f"{word} {lit}"
@@ -577,7 +584,7 @@ class Importer:
 
     def _state_name_for(self, u: Unit, src: Src, idnode, sid: int) -> str:
         n = _strip(idnode)
-        if n is not None and n.type == "identifier" and _text(n) in u.macros:
+        if n is not None and n.type == "identifier" and (_text(n) in u.macros or _text(n) in u.enums):
             base = _text(n).lower()
             for suffix in ("_state_id", "_state", "_id"):
                 if base.endswith(suffix) and len(base) > len(suffix):
@@ -640,7 +647,9 @@ class Importer:
                     name = f"{name}_{sid}"
                 used[name] = sid
                 n = _strip(idnode)
-                mac = u.macros.get(_text(n)) if n is not None and n.type == "identifier" else None
+                mac = (u.macros.get(_text(n)) or u.enums.get(_text(n))) if n is not None and n.type == "identifier" else None
+                if isinstance(mac, tuple):
+                    mac = Macro(mac[0], mac[1], None, "")                 # an enumerator
                 where, ctext = (mac.src.where(mac.node), _one_line(_text(mac.node))) if mac else (item.where, item.ctext)
                 self.state_names[sid] = Item(name, where, ctext)
 
@@ -1298,7 +1307,8 @@ class _Fn:
                     a, b, op = b, a, flip[op]
                 if a.kind == "version" and b.kind == "int" and 0 <= b.value < VERSIONS - 1:
                     key = ("prev", a.name)
-                    return F(key=key, allowed=frozenset(v for v in _domain(key) - {None} if _cmp(v, op, b.value)))
+                    return F(key=key, allowed=frozenset(v for v in _domain(key) - {None} if _cmp(v, op, b.value)),
+                             hints=(f"prev {a.name} {op} {b.value}",))
                 if a.kind == b.kind == "int":
                     return F(const=_cmp(a.value, op, b.value))
                 return None
@@ -1669,10 +1679,8 @@ class _Fn:
                 ok = r.kind == "int" and r.value == -ERRNOS["ENOMEM"]
             else:
                 ok = self.cb != "pre_patch" and self.tail
-            if ok:
-                self.pending_alloc = None                        # the alloc statement means this check
-                return True
-            return False
+            self.pending_alloc = None                            # checked, if maybe not as the spec's alloc
+            return ok                                            # ... means it
         if not negated and len(body) == 1 and body[0].type == "expression_statement":
             e = _strip(_kids(body[0])[0]) if _kids(body[0]) else None
             if e is not None and e.type == "call_expression" and _text(e.child_by_field_name("function")) in FREES:

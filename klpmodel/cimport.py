@@ -38,6 +38,7 @@ VERSIONS = 64                    # versions compared in conditions are below thi
 BANNER_FORMATS = frozenset({"%s: %s -> %s\n", "%s: vmlinux\n"})
 PR_FMT = 'KBUILD_MODNAME ": " fmt'
 CMP_OPS = (">=", "==", "<", ">", "<=", "!=")
+NEGATED = {">=": "<", "<": ">=", "==": "!=", "!=": "==", ">": "<=", "<=": ">"}
 
 
 # --------------------------------------------------------------------------- parsing
@@ -1308,7 +1309,7 @@ class _Fn:
                 if a.kind == "version" and b.kind == "int" and 0 <= b.value < VERSIONS - 1:
                     key = ("prev", a.name)
                     return F(key=key, allowed=frozenset(v for v in _domain(key) - {None} if _cmp(v, op, b.value)),
-                             hints=(f"prev {a.name} {op} {b.value}",))
+                             hints=(f"prev {a.name} {op} {b.value}", f"prev {a.name} {NEGATED[op]} {b.value}"))
                 if a.kind == b.kind == "int":
                     return F(const=_cmp(a.value, op, b.value))
                 return None

@@ -175,7 +175,7 @@ def test_four_callbacks_per_object_and_objects_from_names(tmp_path):
     objs = ("\t{ .callbacks = { .pre_patch = pre_patch_cb, .post_unpatch = post_unpatch_cb } },\n"
             "\t{ .name = \"target\", .callbacks.post_patch = post_patch_cb, .callbacks.pre_unpatch = pre_unpatch_cb },\n"
             "\t{ }\n")
-    spec, text, notes = imported(module(tmp_path, body, objs=objs))
+    spec, _, notes = imported(module(tmp_path, body, objs=objs))
     assert notes == []
     assert [m.name for m in spec.modules] == ["target"]
     assert callbacks(spec, 0, 0) == {"pre_patch": ['log "pre_patch"'], "post_unpatch": ['log "post_unpatch"']}
@@ -273,6 +273,17 @@ def test_failure_returns_in_pre_patch(tmp_path):
     assert spec.patches[0].params == (("ret_param", -19),)
     assert callbacks(spec)["pre_patch"] == ["fail -EINVAL if prev state_1 < 2", "fail -ENODEV unless prev state_1",
                                             "fail -ENOMEM if prev state_1 == 7", "fail ret_param"]
+
+
+def test_version_comparisons_read_as_the_c_wrote_them(tmp_path):
+    body = (f"static void post_patch_cb(struct klp_object *obj)\n{{\n\tstruct klp_state *p = {P};\n\n"
+            "\tif (!p || p->version < 2)\n\t\tpr_info(\"old\\n\");\n"
+            "\tif (p != NULL && 3 <= p->version)\n\t\tpr_info(\"new\\n\");\n"
+            "\tif (p == NULL)\n\t\tpr_info(\"none\\n\");\n}\n")
+    spec, _, notes = imported(module(tmp_path, body, states=STATE))
+    assert notes == []
+    assert callbacks(spec)["post_patch"] == ['log "old" unless prev state_1 >= 2', 'log "new" if prev state_1 >= 3',
+                                             'log "none" unless prev state_1']
 
 
 def test_pr_info_lines_become_log_statements(tmp_path):
@@ -375,7 +386,7 @@ def test_c_text_cannot_break_or_inject_toml(tmp_path):
     body = (f'static void post_patch_cb(struct klp_object *obj)\n{{\n\tpr_info("{tricky}\\n");\n'
             '\tpr_info("tab\\there \\"ok\\" \\\\ end");\n\tpr_info("bell\\a");\n}\n')
     p = module(tmp_path, body)
-    spec, text, notes = imported(p)
+    spec, _, notes = imported(p)
     assert len(spec.patches) == 1 and spec.patches[0].name == "lp"
     logs = callbacks(spec)["post_patch"]
     # the newline in the middle cannot be one log line: a placeholder; the others are exact
@@ -411,6 +422,26 @@ def test_includes_and_conditional_compilation(tmp_path):
                      "so its definitions are not imported: give it there",
                      f"{at(p, '#ifdef')}: not understood: #ifdef CONFIG_FOO; conditional compilation is not evaluated: every "
                      "branch is read, check the spec"]
+
+
+def test_the_round_trip_of_docs_import(tmp_path):
+    """docs/import.md: a v2 that forgets to take over; verify finds it at the statement whose comment
+    names the C line; with the C fixed, import again and it holds."""
+    v2 = (C / "test_klp_state2.c").read_text()
+    take_over = v2[v2.index("\tprev_loglevel_state = klp_get_prev_state(CONSOLE_LOGLEVEL_STATE);\n\tif (prev_loglevel_state) {\n"
+                            "\t\tpr_info(\"%s: taking over"):]
+    take_over = take_over[:take_over.index("\t}\n\n") + 4]
+    bad = tmp_path / "lp_v2.c"
+    bad.write_text(v2.replace(take_over, ""))
+    spec, text, _ = imported(C / "test_klp_state.c", bad)
+    result = verify(spec)
+    (v,) = [v for v in result.violations if v.property == "no-null-deref"]
+    assert v.depth == 4
+    line = text.splitlines()[v.where.stmt.line - 1]
+    assert line.startswith('    "save console_loglevel",') and f"# {at(bad, '*(int *)loglevel_state->data = console_loglevel')}: " in line
+    bad.write_text(v2)
+    spec, _, _ = imported(C / "test_klp_state.c", bad)
+    assert verify(spec).verdict == "holds"
 
 
 # --------------------------------------------------------------------------- the command

@@ -280,7 +280,7 @@ def _write_new(path: Path, text: str, protect: list[Path]) -> None:
 
 @app.command("import")
 def import_c(
-    files: list[Path] = typer.Argument(..., metavar="FILE.c...", help="Livepatch modules' C source in the series' order (target modules' too, optionally)."),
+    files: list[Path] = typer.Argument(..., metavar="FILE.c", help="Livepatch modules' C source in the series' order (target modules' too, optionally)."),
     output: Path | None = typer.Option(None, "-o", "--output", metavar="SPEC.toml", help="Write the spec here (default: print it)."),
 ):
     """Write a spec from livepatch modules' C source: exit 0 all understood, 1 with warnings (FILE:LINE: not understood: ...), 2 unreadable."""

@@ -296,6 +296,32 @@ def _write_new(path: Path, text: str, protect: list[Path]) -> None:
         raise UserError(f"-o {path}: cannot write: {e.strerror}") from None
 
 
+@app.command("import")
+def import_c(
+    files: list[Path] = typer.Argument(..., metavar="FILE.c", help="Livepatch modules' C source in the series' order (target modules' too, optionally)."),
+    output: Path | None = typer.Option(None, "-o", "--output", metavar="SPEC.toml", help="Write the spec here (default: print it)."),
+):
+    """Write a spec from livepatch modules' C source: exit 0 all understood, 1 with warnings (FILE:LINE: not understood: ...), 2 unreadable."""
+    try:
+        from .cimport import import_files, write_spec
+
+        text, warnings, inputs = import_files(files)
+        if output is None:
+            sys.stdout.write(text)
+        else:
+            write_spec(output, text, inputs)
+        for w in warnings:
+            typer.echo(w, err=True)
+        if warnings:
+            typer.echo(f"klpmodel import: {len(warnings)} warning(s): the spec has 'log \"TODO ...\"' placeholders "
+                       "or guesses to finish by hand (docs/import.md)", err=True)
+        elif output is not None:
+            typer.echo(f"wrote {output}", err=True)
+    except (UserError, InternalError) as e:
+        _fail(e)
+    raise typer.Exit(1 if warnings else 0)
+
+
 @app.command()
 def check(spec: Path = typer.Argument(..., metavar="SPEC", help="The spec (.toml) to validate.")):
     """Only validate the spec: exit 0 if it is well-formed, 2 with FILE:LINE: message if not."""

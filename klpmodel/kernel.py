@@ -831,7 +831,8 @@ class _Rules:
         return self.c.get(self.v.repl[i])
 
     def set_params(self, owner: str, defaults, given) -> None:
-        """insmod OWNER name=value...: every parameter takes the given value or its default."""
+        """insmod OWNER name=value...: every parameter takes the given value or its default
+        (a module loaded again is a new instance: load_module() parses only the insmod line)."""
         given = dict(given)
         for name, default in defaults:
             self.c.set(f"param[{owner}.{name}]", given.get(name, default))
@@ -947,8 +948,7 @@ class _Rules:
         c.set(self.v.forced[i], False)
         for flag in self.v.pue[i]:
             c.set(flag, False)
-        if op.params is not None:
-            self.set_params(p.name, p.params, op.params)
+        self.set_params(p.name, p.params, op.params or ())   # a new instance: insmod's values or defaults
         replace = self.load_replace(i, op)
         if p.replace_param is not None:              # klp_patch.replace is read once, at init
             c.set(self.v.repl[i], replace)
@@ -1128,8 +1128,7 @@ class _Rules:
         c.set("exempt", c.or_(c.get("exempt"), self.transition()))
         c.set(self.v.mod[op.arg], True)
         module = next(mod for mod in self.m.spec.modules if mod.name == op.arg)
-        if op.params is not None:
-            self.set_params(op.arg, module.params, op.params)
+        self.set_params(op.arg, module.params, op.params or ())
         c.event("modload", op.arg)
         targets = self._module_objects(op.arg)
         failed, fail_pos = False, 0

@@ -679,3 +679,25 @@ def test_replace_is_read_once_at_init_7(sim):
     s.state = interp.apply(s.model, s.state, Op("param", "r replace 0")).state   # written later: no effect
     s.do("complete")
     assert s.order() == ["r"]
+
+
+PARAMS = """
+[[patch]]
+name = "p"
+params = { ret = 0 }
+[patch.objects.vmlinux]
+pre_patch = ["fail ret"]
+"""
+
+
+def test_a_module_loaded_again_starts_from_its_parameters_defaults_10(sim):
+    """rmmod frees the module; insmod makes a new instance whose parameters are the ones on
+    the insmod line or their defaults (load_module() parses only mod->args)."""
+    from klpmodel import interp
+    from klpmodel.kernel import Op
+    s = sim(PARAMS)
+    s.do("load p"); s.do("reverse"); s.do("complete")
+    s.state = interp.apply(s.model, s.state, Op("param", "p ret -19")).state
+    s.do("rmmod p")
+    out = s.do("load p")
+    assert s.phase("p") == "patching" and not any(e[0] == "failed" for e in out.events)

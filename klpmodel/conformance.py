@@ -24,10 +24,10 @@ def load_scenario(path: Path) -> dict:
     return data
 
 
-def run_scenario(path: Path) -> tuple[bool, str, list[str]]:
+def run_scenario(path: Path, kernel: str | None = None) -> tuple[bool, str, list[str]]:
     """(passed, name, unified diff lines)."""
     sc = load_scenario(path)
-    model = Model(load_spec(path.parent / sc["spec"]))
+    model = Model(load_spec(path.parent / sc["spec"]), profile=kernel)
     era = sc.get("era", "insmod")
     if era not in ERAS:
         raise UserError(f"unknown era '{era}'; use one of: {', '.join(ERAS)}", path=str(path))
@@ -39,7 +39,7 @@ def run_scenario(path: Path) -> tuple[bool, str, list[str]]:
     return False, sc["name"], diff
 
 
-def run_all(folder: Path, echo) -> int:
+def run_all(folder: Path, echo, kernel: str | None = None) -> int:
     files = sorted(folder.glob("**/*.toml"))
     scenarios = [f for f in files if f.parent != folder]           # modules' specs sit at the top
     if not scenarios:
@@ -47,7 +47,7 @@ def run_all(folder: Path, echo) -> int:
                         f"(specs/selftests)")
     passed = failed = 0
     for path in scenarios:
-        ok, name, diff = run_scenario(path)
+        ok, name, diff = run_scenario(path, kernel)
         rel = path.relative_to(folder)
         if ok:
             passed += 1

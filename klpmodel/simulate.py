@@ -155,7 +155,7 @@ def simulate(m: Model, ops: list[RunOp], show_state: bool = False,
              era: str = "insmod") -> tuple[list[str], list[tuple[str, object]]]:
     """The log lines of the run, and the property violations met on the way."""
     if PATCHING_SITE not in m.faults and any(f.endswith(":" + PATCHING_SITE) for r in ops for f in r.fails):
-        m = Model(m.spec, faults=m.faults + (PATCHING_SITE,), force_marks=m.force_marks)   # the run names it
+        m = Model(m.spec, faults=m.faults + (PATCHING_SITE,), profile=m.profile.name)   # the run names it
     state = interp.initial(m)
     log: list[str] = []
     violations = []

@@ -24,12 +24,12 @@ def load_scenario(path: Path) -> dict:
     return data
 
 
-def run_scenario(path: Path) -> tuple[bool, str, list[str]]:
+def run_scenario(path: Path, kernel: str | None = None) -> tuple[bool, str, list[str]]:
     """(passed, name, report lines: why the script stopped early, if it did, then the unified
     diff). A failed check (`sysfs`, `sysfs-rights`, `runs`) makes the scenario fail, as the
     kernel script dies there and never reaches check_result."""
     sc = load_scenario(path)
-    model = Model(load_spec(path.parent / sc["spec"]))
+    model = Model(load_spec(path.parent / sc["spec"]), profile=kernel)
     era = sc.get("era", "insmod")
     if era not in ERAS:
         raise UserError(f"unknown era '{era}'; use one of: {', '.join(ERAS)}", path=str(path))
@@ -41,7 +41,7 @@ def run_scenario(path: Path) -> tuple[bool, str, list[str]]:
     return False, sc["name"], ([f"the script dies at {out.died}"] if out.died else []) + diff
 
 
-def run_all(folder: Path, echo) -> int:
+def run_all(folder: Path, echo, kernel: str | None = None) -> int:
     files = sorted(folder.glob("**/*.toml"))
     scenarios = [f for f in files if f.parent != folder]           # modules' specs sit at the top
     if not scenarios:
@@ -49,7 +49,7 @@ def run_all(folder: Path, echo) -> int:
                         f"(specs/selftests)")
     passed = failed = 0
     for path in scenarios:
-        ok, name, diff = run_scenario(path)
+        ok, name, diff = run_scenario(path, kernel)
         rel = path.relative_to(folder)
         if ok:
             passed += 1

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import operator
 from dataclasses import dataclass, replace
-from functools import lru_cache
+from functools import cache
 from typing import NamedTuple
 
 from .spec import Patch, Spec, Stmt
@@ -31,7 +31,7 @@ IN_TRANSITION = (PATCHING, UNPATCHING)              # == klp_transition_patch (�
 ORIGINAL, ZERO = 0, 1        # variants are 2 + rank of the version among the state's versions
 NO_VARIANT = 0               # `hi`: no variant held since the value was last original
 
-# (source, target, event, callbacks, note). Callbacks run on the patch's loaded objects
+# (source, target, event, callbacks, note[, attributes]). Callbacks run on the patch's loaded objects
 # (or, for module events, on the object of that module) in list order, with two rules of
 # §8 applied by `_run_callback`: `pre_patch` sets the hidden post_unpatch_enabled flag to
 # (ret == 0) and a failing `pre_patch` stops the edge; `post_unpatch` runs only when that
@@ -51,9 +51,12 @@ _EDGES = (
     (ENABLED, UNPATCHING, "disable", ("pre_unpatch",), "§6.3: pre_unpatch for patched objects"),
     (ENABLED, OFFLIST, "replaced", (), "§7: a cumulative patch completed; no callback of the replaced patch runs"),
     (OFFLIST, UNLOADED, "rmmod", (), "§10: only when not forced"),
-    (PATCHING, PATCHING, "force", (), "§6.4: every task switched; not marked forced since 5.18"),
-    (UNPATCHING, UNPATCHING, "force", (), "§6.4: the transition patch is marked forced"),
-    (ENABLED, ENABLED, "force", (), "§6.4: marked forced when a replace patch is patching (since 5.18)"),
+    # force: every task switched (§6.4); `marks`: is the patch in this phase marked forced
+    # ("if-replacing": when the transition patch is a replace patch that is patching)
+    (PATCHING, PATCHING, "force", (), "§6.4 (5.18+): the patch being patched is not marked forced", (("marks", "no"),)),
+    (UNPATCHING, UNPATCHING, "force", (), "§6.4 (5.18+): the transition patch is marked forced", (("marks", "yes"),)),
+    (ENABLED, ENABLED, "force", (), "§6.4 (5.18+): marked forced when a replace patch is patching",
+     (("marks", "if-replacing"),)),
     (ENABLED, ENABLED, "modload", ("pre_patch", "post_patch"), "§9.1: not the transition patch"),
     (PATCHING, PATCHING, "modload", ("pre_patch",), "§9.1: post_patch deferred to completion"),
     (UNPATCHING, UNPATCHING, "modload", ("pre_patch",), "§9.1: post_patch deferred to completion"),
@@ -63,29 +66,34 @@ _EDGES = (
 )
 
 
-@lru_cache(maxsize=1)
-def lifecycle():
-    """The per-patch lifecycle as a networkx MultiDiGraph (nodes: phases; edges: actions)."""
+@cache
+def _graph(title: str, table: tuple):
+    """A lifecycle edge table as a networkx MultiDiGraph (nodes: phases; edges: actions)."""
     import networkx as nx
 
-    g = nx.MultiDiGraph(name="klp per-patch lifecycle (mainline 5.5+)")
+    g = nx.MultiDiGraph(name=title)
     for i, name in enumerate(PHASES):
         g.add_node(i, name=name, listed=i in LISTED, transition=i in IN_TRANSITION)
-    for src, dst, event, cbs, note in _EDGES:
-        g.add_edge(src, dst, key=event, event=event, callbacks=cbs, note=note)
+    for src, dst, event, cbs, note, *attrs in table:
+        g.add_edge(src, dst, key=event, event=event, callbacks=cbs, note=note, **dict(attrs[0] if attrs else ()))
     return g
 
 
-@lru_cache(maxsize=1)
-def _edges_by_event() -> dict[str, tuple[tuple[int, int, tuple[str, ...]], ...]]:
+@cache
+def _edges_by_event(title: str, table: tuple) -> dict[str, tuple[tuple[int, int, tuple[str, ...]], ...]]:
     out: dict[str, list] = {}
-    for src, dst, data in lifecycle().edges(data=True):
+    for src, dst, data in _graph(title, table).edges(data=True):
         out.setdefault(data["event"], []).append((src, dst, data["callbacks"]))
     return {k: tuple(v) for k, v in out.items()}
 
 
-def edges(event: str) -> tuple[tuple[int, int, tuple[str, ...]], ...]:
-    return _edges_by_event()[event]
+def lifecycle(profile: str = "mainline"):
+    """The per-patch lifecycle of a kernel profile, as the networkx graph its rules read."""
+    return PROFILES[profile].lifecycle()
+
+
+def edges(event: str, profile: str = "mainline") -> tuple[tuple[int, int, tuple[str, ...]], ...]:
+    return PROFILES[profile].edges(event)
 
 
 _CMP = {"<": operator.lt, "<=": operator.le, "==": operator.eq, "!=": operator.ne, ">=": operator.ge, ">": operator.gt}
@@ -163,22 +171,17 @@ class VarNames:
         self.cont = {s: tuple(f"cont[{s}#{j}]" for j in range(m.slots[s])) for s in m.state_names}
 
 
-FORCE_MARKS = ("5.18", "5.5")     # which patches `force` marks: since 5.18 / in 5.5-5.17 (§6.4)
-
-
 class Model:
-    """A spec compiled for the rules: variables, initial state, operations, static facts.
+    """A spec compiled for the rules of a kernel profile: variables, initial state,
+    operations, static facts.
 
     `faults`: the optional faults explored (default: the spec's [check] faults).
-    `force_marks`: an internal switch until kernel profiles exist: "5.18" (mainline, the
-    default) or "5.5" (5.5-5.17: force marks every listed patch)."""
+    `profile`: the kernel profile's name (default: the spec's `kernel`)."""
 
-    def __init__(self, spec: Spec, faults: tuple[str, ...] | None = None, force_marks: str = "5.18"):
-        if force_marks not in FORCE_MARKS:
-            raise ValueError(force_marks)
+    def __init__(self, spec: Spec, faults: tuple[str, ...] | None = None, profile: str | None = None):
         self.spec = spec
         self.faults = spec.faults if faults is None else tuple(faults)
-        self.force_marks = force_marks
+        self.profile: type[Mainline] = PROFILES[profile or spec.kernel]
         self.P = spec.patches
         self.n = len(self.P)
         self.index = {p.name: i for i, p in enumerate(self.P)}
@@ -328,8 +331,26 @@ class Where:
         return f"{self.patch}/{self.obj}/{self.callback}: '{self.stmt.text}' (line {self.stmt.line})"
 
 
-class _Rules:
-    """`step` split into helpers; `c` is a backend (Concrete or Symbolic) holding the state."""
+class Mainline:
+    """The rules of the `mainline` profile (Linux 5.18 through 7.1), `step` split into
+    helpers; `c` is a backend (Concrete or Symbolic) holding the state.
+
+    A kernel profile is a subclass: it overrides the operations (or their parts) that
+    differ and its lifecycle edge table, and inherits the rest; the property monitors
+    (`watch_before`/`watch_after`) stay out of the operations, so an override does not
+    repeat them."""
+
+    name = "mainline"
+    summary = "Linux 5.18 to 7.1 (the default): force marks only the patches it makes unsafe to remove"
+    EDGES = _EDGES
+
+    @classmethod
+    def lifecycle(cls):
+        return _graph(f"klp per-patch lifecycle ({cls.name})", cls.EDGES)
+
+    @classmethod
+    def edges(cls, event: str) -> tuple[tuple[int, int, tuple[str, ...]], ...]:
+        return _edges_by_event(f"klp per-patch lifecycle ({cls.name})", cls.EDGES)[event]
 
     def __init__(self, m: Model, c, frozen: bool = False):
         self.m, self.c, self.v = m, c, m.v
@@ -916,7 +937,9 @@ class _Rules:
     def run(self, op: Op):
         c = self.c
         self.leaks = []
+        seen = self.watch_before(op)
         getattr(self, "op_" + op.word.replace("-", "_"))(op)
+        self.watch_after(op, seen)
         if self.leaks:
             c.set("leaked", c.or_(c.get("leaked"), *self.leaks))
             c.set("leak_since", c.and_(c.get("tload"), c.or_(c.get("leak_since"), *self.leaks)))
@@ -940,10 +963,6 @@ class _Rules:
         c, m = self.c, self.m
         i = self._index(op.arg)
         p = m.P[i]
-        before = self.abstract()
-        self.snapshot(before)
-        c.set("tload", True)
-        c.set("exempt", False)
         c.set(self.v.pos[i], c.count(self.listed(j) for j in range(m.n)))   # appended to the tail
         c.set(self.v.forced[i], False)
         for flag in self.v.pue[i]:
@@ -954,7 +973,7 @@ class _Rules:
             c.set(self.v.repl[i], replace)
         c.set("nops", replace)                       # klp_add_nops at init (§7)
         c.set("switched", False)                     # klp_init_transition: every task to switch
-        (_, entered, cbs), = edges("load")
+        (_, entered, cbs), = self.edges("load")
         c.set(self.v.phase[i], entered)
         c.event("load-start", p.name)
         failed = False
@@ -969,7 +988,7 @@ class _Rules:
                 go = c.and_(self.nop_exists(i, name), self.loaded(name), c.not_(failed))
                 failed = c.or_(failed, c.not_(self.patch_object(i, None, go, nop=name)))
         for _ in c.when(failed):                     # §3.1: cancel, going to unpatch
-            (_, back, cancel), = edges("load-failed")
+            (_, back, cancel), = self.edges("load-failed")
             c.event("load-cancel", p.name)
             for oi, o in enumerate(p.objects):
                 for _ in c.when(self.loaded(o.name)):
@@ -977,9 +996,6 @@ class _Rules:
             c.event("load-cancelled", p.name)
             self.move(i, entered, back)
             c.set("nops", False)
-            self.clear_snapshot()
-            c.violate("error-cleanup", c.not_(self.same_abstract(before, self.abstract(), self.leaked_now())),
-                      ("load", p.name))
         for _ in c.when(c.not_(failed)):
             c.event("load-started", p.name)
 
@@ -987,7 +1003,7 @@ class _Rules:
         c = self.c
         phases = [self.phase(i) for i in range(self.m.n)]
         c.cases([(c.eq(phases[i], src), (lambda i=i, e=(src, dst, cbs): self.complete(i, *e)))
-                 for src, dst, cbs in edges("complete") for i in range(self.m.n)])
+                 for src, dst, cbs in self.edges("complete") for i in range(self.m.n)])
 
     def complete(self, i, src, dst, cbs):
         """klp_complete_transition for transition patch i (§4.2)."""
@@ -1002,7 +1018,7 @@ class _Rules:
         c.set("switched", False)
         if dst in LISTED:
             for _ in c.when(self.replace_of(i)):     # §4.1/§7: drop the replaced patches now:
-                (r_src, r_dst, _), = edges("replaced")   # only those BEFORE i on klp_patches
+                (r_src, r_dst, _), = self.edges("replaced")   # only those BEFORE i on klp_patches
                 at = self.pos(i)                     # (the walk stops at the transition patch;
                 for q in range(m.n):                 # newer ones stay, §17 item 13)
                     if q == i:
@@ -1015,12 +1031,43 @@ class _Rules:
                     for _ in c.when(c.and_(listed, c.lt(at, pq))):
                         c.set(self.v.pos[q], c.sub(pq, at))
                 c.set(self.v.pos[i], 0)
-            self.move(i, src, dst)
+        self.move(i, src, dst)
+
+    # ---- the property monitors' bookkeeping, kept out of the operations: what a profile
+    # overrides is kernel behaviour only. Before an operation a monitor notes what it needs;
+    # after it, it judges from the operation and the phases it changed.
+    def watch_before(self, op: Op):
+        if op.word == "load":
+            return self.abstract()                  # the abstract system just before the load
+        if op.word in ("complete", "disable"):
+            return [self.phase(i) for i in range(self.m.n)]
+        if op.word in ("modload", "modunload"):
+            return self.transition()
+        return None
+
+    def watch_after(self, op: Op, seen) -> None:
+        c, m = self.c, self.m
+        if op.word == "load":                       # error-cleanup judges a failed load; a started
+            i = self._index(op.arg)                 # transition is watched for revert-restores
+            failed = c.eq(self.phase(i), UNLOADED)
+            for _ in c.when(failed):
+                self.clear_snapshot()
+                c.violate("error-cleanup", c.not_(self.same_abstract(seen, self.abstract(), self.leaked_now())),
+                          ("load", m.P[i].name))
+            for _ in c.when(c.not_(failed)):
+                self.snapshot(seen)
+                c.set("tload", True)
+                c.set("exempt", False)
+        elif op.word == "complete":                 # a transition ended: judged if unpatched
+            unpatched = c.or_(*(c.eq(ph, UNPATCHING) for ph in seen))
+            for _ in c.when(unpatched):
+                self.judge_unpatched()
             self.clear_snapshot()
-        else:
-            self.move(i, src, dst)
-            self.judge_unpatched()
-            self.clear_snapshot()
+        elif op.word == "disable":                  # a disable (not a reversal) starts a transition
+            for _ in c.when(c.eq(seen[self._index(op.arg)], ENABLED)):
+                self.clear_snapshot()               # tload = False: started by disable
+        elif op.word in ("modload", "modunload"):   # a module event exempts the transition
+            c.set("exempt", c.or_(c.get("exempt"), seen))
 
     def judge_unpatched(self):
         """A transition completed unpatched: revert-restores or disable-restores."""
@@ -1040,7 +1087,7 @@ class _Rules:
         c = self.c
         phases = [self.phase(i) for i in range(self.m.n)]
         c.cases([(c.eq(phases[i], src), (lambda i=i, e=(src, dst): self.reverse(i, *e)))
-                 for src, dst, _ in edges("reverse") for i in range(self.m.n)])
+                 for src, dst, _ in self.edges("reverse") for i in range(self.m.n)])
 
     def reverse(self, i, src, dst):
         """klp_reverse_transition (§6.2): no callbacks; klp_start_transition marks the tasks
@@ -1055,14 +1102,14 @@ class _Rules:
         c = self.c
         i = self._index(op.arg)
         ph = self.phase(i)
-        (r_src, r_dst, _), = (e for e in edges("reverse") if e[0] == PATCHING)
+        (r_src, r_dst, _), = (e for e in self.edges("reverse") if e[0] == PATCHING)
         c.cases([(c.eq(ph, r_src), lambda: self.reverse(i, r_src, r_dst)),
                  (c.ne(ph, r_src), lambda: self.disable(i))])
 
     def disable(self, i):
         c = self.c
         name = self.m.P[i].name
-        (src, dst, cbs), = edges("disable")
+        (src, dst, cbs), = self.edges("disable")
         c.event("disable-start", name)
         # klp_init_transition makes p the transition patch before pre_unpatch runs (§6.3), so
         # klp_get_prev_state there sees the older listed patches (§12: a non-cumulative patch)
@@ -1072,37 +1119,33 @@ class _Rules:
             for _ in c.when(self.loaded(o.name)):
                 self.run_edge(i, oi, cbs)
         c.event("disable-started", name)
-        self.clear_snapshot()                           # tload = False: started by disable
 
     def op_rmmod(self, op):
-        (src, dst, _), = edges("rmmod")
+        (src, dst, _), = self.edges("rmmod")
         self.move(self._index(op.arg), src, dst)
 
     def op_force(self, op):
         """klp_force_transition (§6.4): every task is switched now, so the next completion
         attempt succeeds even while a task sleeps in a patched function (§11); which
-        patches it marks forced is the kernel version's rule (`Model.force_marks`)."""
+        patches it marks forced is the kernel version's rule (`force_marks`)."""
         c, m = self.c, self.m
         c.event("force")
         c.set("switched", True)
-        for src, _, _ in edges("force"):
+        g = self.lifecycle()
+        for src, dst, _ in self.edges("force"):
+            marks = g.edges[src, dst, "force"]["marks"]
             for i in range(m.n):
-                for _ in c.when(c.and_(c.eq(self.phase(i), src), self.force_marks(i, src))):
+                for _ in c.when(c.and_(c.eq(self.phase(i), src), self.force_marks(i, marks))):
                     c.set(self.v.forced[i], True)
 
-    def force_marks(self, i, phase):
-        """Does force mark listed patch i, in `phase`? 5.5-5.17: every listed patch. 5.18+
-        (commit 2957308343fa): unpatching, only the transition patch; patching, with
-        replace, every other listed patch (the ones it replaces); without replace, none."""
+    def force_marks(self, i, marks: str):
+        """Does force mark patch i, by its force edge's `marks`? Since 5.18 (commit
+        2957308343fa): unpatching, only the transition patch; patching with replace, every
+        other listed patch (the ones it replaces); patching without replace, none."""
         c, m = self.c, self.m
-        if m.force_marks == "5.5":
-            return True
-        if phase == UNPATCHING:
-            return True
-        if phase == PATCHING:
-            return False
-        target = [(q, c.eq(self.phase(q), PATCHING)) for q in range(m.n) if q != i]
-        return c.or_(*(c.and_(patching, self.replace_of(q)) for q, patching in target))
+        if marks != "if-replacing":
+            return marks == "yes"
+        return c.or_(*(c.and_(c.eq(self.phase(q), PATCHING), self.replace_of(q)) for q in range(m.n) if q != i))
 
     def _module_objects(self, name):
         """(patch, object index) of every object for module `name`; (patch, None) for the
@@ -1125,7 +1168,6 @@ class _Rules:
 
     def op_modload(self, op):
         c = self.c
-        c.set("exempt", c.or_(c.get("exempt"), self.transition()))
         c.set(self.v.mod[op.arg], True)
         module = next(mod for mod in self.m.spec.modules if mod.name == op.arg)
         self.set_params(op.arg, module.params, op.params or ())
@@ -1140,7 +1182,7 @@ class _Rules:
                 if oi is None:                                  # a nop object: patched, no callbacks
                     ok = self.patch_object(i, None, True, module=op.arg, nop=op.arg)
                     continue
-                for src, _, cbs in edges("modload"):
+                for src, _, cbs in self.edges("modload"):
                     r = True
                     for _ in c.when(c.eq(self.phase(i), src)):
                         r = self.run_edge(i, oi, cbs, module=op.arg)
@@ -1159,7 +1201,6 @@ class _Rules:
 
     def op_modunload(self, op):
         c = self.c
-        c.set("exempt", c.or_(c.get("exempt"), self.transition()))
         c.event("modunload", op.arg)
         module = next(mod for mod in self.m.spec.modules if mod.name == op.arg)
         self.module_logs(module, module.exit)                 # exit runs before klp_module_going
@@ -1184,7 +1225,7 @@ class _Rules:
                 if oi is None:                                  # a nop object: no callbacks
                     c.event("reverting", self.m.P[i].name, module)
                     continue
-                for src, _, cbs in edges("modunload"):
+                for src, _, cbs in self.edges("modunload"):
                     for _ in c.when(c.eq(self.phase(i), src)):
                         for cb in cbs:              # the log line comes between the two
                             if cb == "post_unpatch":
@@ -1205,39 +1246,52 @@ class _Rules:
 
 
 def enabled(model: Model, ctx, op: Op):
-    return _Rules(model, ctx).enabled(op)
+    return model.profile(model, ctx).enabled(op)
 
 
 def refusal(model: Model, ctx, op: Op) -> str | None:
-    return _Rules(model, ctx).refusal(op)
+    return model.profile(model, ctx).refusal(op)
 
 
 def possible(model: Model, ctx, ops) -> list[Op]:
     """Concrete only: the operations of `ops` the kernel does not refuse here."""
-    rules = _Rules(model, ctx, frozen=True)
+    rules = model.profile(model, ctx, frozen=True)
     return [op for op in ops if rules.refusal(op) is None]
 
 
 def effective(model: Model, ctx, func: str) -> str | None:
-    return _Rules(model, ctx).effective(func)
+    return model.profile(model, ctx).effective(func)
 
 
 def sysfs_read(model: Model, ctx, patch: str, rel: str) -> str | None:
-    return _Rules(model, ctx).sysfs_read(patch, rel)
+    return model.profile(model, ctx).sysfs_read(patch, rel)
 
 
 def sysfs_mode(model: Model, ctx, patch: str, rel: str) -> str | None:
-    return _Rules(model, ctx).sysfs_mode(patch, rel)
+    return model.profile(model, ctx).sysfs_mode(patch, rel)
 
 
 def ftrace_ops_registered(model: Model, ctx) -> bool:
-    return _Rules(model, ctx).ftrace_ops_registered()
+    return model.profile(model, ctx).ftrace_ops_registered()
 
 
 def function_loaded(model: Model, ctx, func: str) -> bool:
-    return _Rules(model, ctx).function_loaded(func)
+    return model.profile(model, ctx).function_loaded(func)
 
 
 def step(model: Model, ctx, op: Op) -> None:
     """Apply `op` (assumed enabled) to the state held by `ctx`, judging properties."""
-    _Rules(model, ctx).run(op)
+    model.profile(model, ctx).run(op)
+
+
+class Linux55(Mainline):
+    """Linux 5.5 to 5.17: the same rules, but force marks every patch on klp_patches (§6.4:
+    the rule before commit 2957308343fa), so their modules can never be removed."""
+
+    name = "5.5"
+    summary = "Linux 5.5 to 5.17: force marks every patch on klp_patches (their modules stay pinned)"
+    EDGES = tuple((e[0], e[1], e[2], e[3], "§6.4 (5.5-5.17): every listed patch is marked forced", (("marks", "yes"),))
+                  if e[2] == "force" else e for e in _EDGES)
+
+
+PROFILES: dict[str, type[Mainline]] = {p.name: p for p in (Mainline, Linux55)}

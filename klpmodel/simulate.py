@@ -228,7 +228,7 @@ def run(m: Model, ops: list[RunOp], show_state: bool = False, era: str = "insmod
     """Run the operations through the kernel rules and the script words; stop where the
     kernel script would stop."""
     if PATCHING_SITE not in m.faults and any(f.endswith(":" + PATCHING_SITE) for r in ops for f in r.fails):
-        m = Model(m.spec, faults=m.faults + (PATCHING_SITE,), force_marks=m.force_marks)   # the run names it
+        m = Model(m.spec, faults=m.faults + (PATCHING_SITE,), profile=m.profile.name)   # the run names it
     if era == "modprobe":
         for r in ops:
             attr = r.words[1].rpartition("/")[2] if r.op.word in ("sysfs", "sysfs-rights") else None

@@ -325,7 +325,7 @@ def test_module_events_exempt_the_transition_from_revert_restores(sim):
 # ------------------------------------------------------------ §6.4 force
 
 def test_force_before_5_18_marks_every_listed_patch_and_pins_its_module_6_4(write_spec):
-    s = Sim(write_spec(TWO), force_marks="5.5")
+    s = Sim(write_spec(TWO), profile="5.5")
     assert s.refusal("force") == "-EINVAL: no transition is in progress"
     s.do("load a"); s.do("complete"); s.do("load b")
     assert Sim.callbacks(s.do("force")) == []               # completes nothing by itself

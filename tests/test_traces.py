@@ -381,3 +381,23 @@ def test_recoverable_trace_explain_and_replay(tmp_path):
     p = cli("replay", trace, "--spec", str(fixed), "--format", "json")
     r = json.loads(p.stdout)
     assert p.returncode == 0 and r["outcome"] == "fixed" and r["way_back"] == ["disable lp_forgetful", "complete"]
+
+
+def test_a_trace_records_its_kernel_profile_and_runs_only_under_it(tmp_path):
+    """verify --kernel 5.5 records the profile in the trace; explain and replay use it, and
+    refuse another one (--kernel, or a spec whose kernel key changed)."""
+    spec = tmp_path / "s.toml"
+    spec.write_text((SPECS / "no-leak-bad.toml").read_text())
+    out = tmp_path / "o"
+    assert cli("verify", str(spec), "--kernel", "5.5", "--out", str(out), "-q").returncode == 1
+    doc = json.loads((out / "no-leak.trace.json").read_text())
+    assert (doc["spec"]["kernel"], doc["spec"]["kernel_in_spec"]) == ("5.5", "mainline")
+    trace = str(out / "no-leak.trace.json")
+    assert "kernel 5.5" in cli("explain", trace).stdout
+    assert cli("replay", trace, "-q").returncode == 1
+    other = cli("replay", trace, "--kernel", "mainline")
+    assert other.returncode == 2
+    assert "this trace was found under kernel profile '5.5', not 'mainline'" in other.stderr
+    spec.write_text('kernel = "5.5"\n' + spec.read_text())
+    edited = cli("replay", trace)
+    assert edited.returncode == 2 and "the spec now says kernel = '5.5'" in edited.stderr

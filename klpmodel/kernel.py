@@ -222,6 +222,10 @@ class Model:
             out.append(c)
         return out
 
+    def view(self, state) -> View:
+        """The read side of a state (a dict of the variables)."""
+        return View(self, state)
+
     def variant(self, s: str, version: int) -> int:
         return 2 + self.versions[s].index(version)
 
@@ -310,6 +314,98 @@ class Model:
         """What the compatibility rule refuses, as sentences (for reports)."""
         return [why for (i, j, r), (ok, why) in sorted(self.compat.items())
                 if not ok and r == self.P[i].replace]
+
+
+# ------------------------------------------------------------------ the read side
+
+@dataclass(frozen=True)
+class Block:
+    """A block of state data (`kzalloc`'d `state->data`): block `state`#`slot`."""
+    state: str
+    slot: int            # 1-based: the report's "block S#slot"
+    live: bool           # allocated and not freed
+    content: int         # what it holds: a value code (Model.describe_value)
+
+
+class View:
+    """A state read in the kernel's words: what every consumer outside kernel.py asks of a
+    state (reports, traces, review, simulate, prove). Built on the state dict the
+    interpreter keeps; no consumer builds or parses a variable name."""
+
+    __slots__ = ("m", "st")
+
+    def __init__(self, m: Model, st):
+        self.m, self.st = m, st
+
+    # the patches
+    def phase(self, patch: str) -> str:
+        """unloaded, patching, enabled, unpatching or off-list (PHASES)."""
+        return PHASES[self.st[self.m.v.phase[self.m.index[patch]]]]
+
+    def listed(self, patch: str) -> bool:
+        """On klp_patches (enabled or in transition)."""
+        return self.st[self.m.v.phase[self.m.index[patch]]] in LISTED
+
+    def loaded(self, patch: str) -> bool:
+        """The livepatch module is loaded (on the list, or off it and not yet removed)."""
+        return self.st[self.m.v.phase[self.m.index[patch]]] != UNLOADED
+
+    def transition_patch(self) -> str | None:
+        """klp_transition_patch (§1)."""
+        return next((p.name for i, p in enumerate(self.m.P) if self.st[self.m.v.phase[i]] in IN_TRANSITION), None)
+
+    def order(self) -> list[str]:
+        """klp_patches, oldest first."""
+        listed = [(self.st[self.m.v.pos[i]], p.name) for i, p in enumerate(self.m.P) if self.st[self.m.v.phase[i]] in LISTED]
+        return [name for _, name in sorted(listed)]
+
+    def forced(self, patch: str) -> bool:
+        return bool(self.st[self.m.v.forced[self.m.index[patch]]])
+
+    def post_unpatch_enabled(self, patch: str, obj: str) -> bool:
+        i = self.m.index[patch]
+        return bool(self.st[self.m.v.pue[i][[o.name for o in self.m.P[i].objects].index(obj)]])
+
+    # the data
+    def pointer(self, patch: str, state: str) -> int:
+        """The patch's `state->data` as a block slot (0: NULL)."""
+        return self.st[self.m.v.ptr[self.m.index[patch]][state]]
+
+    def data(self, patch: str, state: str) -> Block | None:
+        """The block the patch's `state->data` points to (None: NULL)."""
+        ptr = self.pointer(patch, state)
+        return self.block(state, ptr) if 0 < ptr <= self.m.slots[state] else None
+
+    def block(self, state: str, slot: int) -> Block:
+        v = self.m.v
+        return Block(state, slot, bool(self.st[v.live[state][slot - 1]]), self.st[v.cont[state][slot - 1]])
+
+    def blocks(self, state: str) -> list[Block]:
+        """Every block slot of the state (live, freed, or never used)."""
+        return [self.block(state, j) for j in range(1, self.m.slots[state] + 1)]
+
+    # the system
+    def value(self, state: str) -> int:
+        return self.st[self.m.v.val[state]]
+
+    def describe(self, state: str, value: int | None = None) -> str:
+        """A value code in words: original, zero, vN (default: the state's value)."""
+        return self.m.describe_value(state, self.value(state) if value is None else value)
+
+    def module_loaded(self, module: str) -> bool:
+        return bool(self.st[self.m.v.mod[module]])
+
+    def param(self, owner: str, name: str) -> int:
+        return self.st[f"param[{owner}.{name}]"]
+
+    def leaked(self) -> bool:
+        """Some live block became unreachable (no-leak's monitor; never undone)."""
+        return bool(self.st["leaked"])
+
+    def clean(self) -> bool:
+        """No patch on klp_patches and every system state original (recoverable's target)."""
+        return not any(self.st[v] in LISTED for v in self.m.v.phase) and \
+            all(self.st[self.m.v.val[s]] == ORIGINAL for s in self.m.state_names)
 
 
 # ------------------------------------------------------------------ one operation

@@ -28,7 +28,7 @@ from .backend import Concrete
 from .engine_explicit import ExplicitEngine
 from .errors import InternalError
 from .kernel import LISTED, PHASES, Model, Op
-from .properties import NAMES
+from .properties import NAMES, PROPERTIES
 from .simulate import format_run, parse_run, simulate
 from .spec import Spec
 from .verify import AUTO_STATE_BUDGET, Result, Step, Violation, replay, verify
@@ -255,16 +255,8 @@ class Coverage:
 # What each property judges, in words: the antecedent that must be reached for its verdict to
 # mean something (docs/review.md). Where it is reached is kernel.py's business: c.violate's
 # `reached` and c.judged emit the "judged" events Coverage counts.
-JUDGES = {
-    "version-order": "a write of a state's value (`modify`, `reset`, or `restore` through data)",
-    "revert-restores": "a reversed load completes unpatched with no module event in between",
-    "disable-restores": "a disable completes and leaves a state no installed patch declares",
-    "error-cleanup": "a load fails in `pre_patch` (the cancel path)",
-    "no-use-after-free": "an access to state data (`save`, `restore`, `copy`, or `uses` of an enabled patch)",
-    "no-double-free": "a `free` (also of NULL), or a `free-prev` with a previous state",
-    "no-null-deref": "an access through data or prev (`save`, `restore`, `copy`, `take`, `free-prev`, `uses`)",
-    "no-leak": "a live block loses a pointer (replaced, disabled or overwritten) and stays live, or leaks",
-}
+# what each property judges, in words: its record's `judged_at` (properties.py)
+JUDGES = {p.name: p.judged_at for p in PROPERTIES if p.judged_at}
 
 
 def coverage(model: Model, depth: int) -> Coverage:

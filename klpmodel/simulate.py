@@ -282,10 +282,10 @@ def _script(m: Model, state: dict, r: RunOp) -> tuple[list[str], str | None]:
                 f"{func} runs {ran}; the script expects {'the original' if want is None else want + chr(39) + 's version'}"
         # pending: loop_until npids reads 0 (every process calling FUNC ran PATCH's version
         # once), then log the count: 0 once PATCH's version runs for every task
-        patch = w[0]
-        if PHASES[state[f"phase[{patch}]"]] == "unloaded":                # no /sys/kernel/PATCH: cat fails
+        patch, view = w[0], m.view(state)
+        if not view.loaded(patch):                                        # no /sys/kernel/PATCH: cat fails
             return [f"{patch}: Remaining not livepatched processes:"], None
-        quiet = klog.transition_patch(state) is None
+        quiet = view.transition_patch() is None
         n = "0" if quiet and owner == patch else "$pending_pids"          # a runtime count
         return [f"{patch}: Remaining not livepatched processes: {n}"], None
     if word == "sysfs":                         # check_sysfs_value

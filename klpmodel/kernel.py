@@ -126,6 +126,14 @@ class Choice(NamedTuple):
 
 PATCHING_SITE = "patching"      # Choice.callback of the patching fault
 
+# /sys/kernel/livepatch/<patch>/...: the attributes and their modes (§6.1, §6.4, §6.5; the
+# patch's and its objects' kobject directories are 0755), and the release that added each
+# attribute the model reads (mainline is the newest: all exist)
+SYSFS_MODES = {"": "drwxr-xr-x", "enabled": "-rw-r--r--", "force": "--w-------",
+               "transition": "-r--r--r--", "replace": "-r--r--r--", "stack_order": "-r--r--r--"}
+OBJECT_SYSFS_MODES = {"": "drwxr-xr-x", "patched": "-r--r--r--"}
+SYSFS_SINCE = {"patched": "6.1", "replace": "6.11", "stack_order": "6.14"}
+
 
 def compatible(new: Patch, old: Patch) -> tuple[bool, str]:
     """klp_is_patch_compatible for one installed patch (§2.2, kernel/livepatch/state.c)."""
@@ -954,6 +962,63 @@ class Mainline:
         owners = [p.name for i, p in enumerate(m.P) if self.listed(i) and any(func in o.funcs for o in p.objects)]
         return max(owners, key=lambda n: c.get(f"pos[{n}]"), default=None)
 
+    # ---- what the selftest scripts read (simulate): concrete only, nothing here changes a rule
+    def sysfs_read(self, patch: str, rel: str) -> str | None:
+        """What `cat /sys/kernel/livepatch/PATCH/REL` prints (§5, §6.5), or None when the file does
+        not exist. The directory exists while the patch is on klp_patches: it is created by
+        klp_init_patch and removed by the free that follows leaving the list (§4.1, §10; the
+        model does that free at once, as the scripts wait for it).
+        enabled: patch->enabled, the requested direction (§5); transition: patch ==
+        klp_transition_patch; replace: patch->replace (6.11+); stack_order: the 1-based
+        position on klp_patches (stack_order_show walks the list, 6.14+); OBJ/patched:
+        obj->patched, set by klp_patch_object and cleared by klp_unpatch_object, so 1 exactly
+        while the object is loaded (a listed patch's loaded objects are patched, §3, §9)."""
+        i = self._index(patch)
+        if not self.listed(i):
+            return None
+        ph = self.phase(i)
+        if rel == "enabled":
+            return "1" if ph in (PATCHING, ENABLED) else "0"
+        if rel == "transition":
+            return "1" if ph in IN_TRANSITION else "0"
+        if rel == "replace":
+            return "1" if self.replace_of(i) else "0"
+        if rel == "stack_order":
+            return str(self.pos(i) + 1)
+        obj, _, leaf = rel.partition("/")
+        if leaf == "patched" and any(o.name == obj for o in self.m.P[i].objects):
+            return "1" if self.loaded(obj) else "0"
+        return None
+
+    def sysfs_mode(self, patch: str, rel: str) -> str | None:
+        """`stat --format %A` of /sys/kernel/livepatch/PATCH/REL (the documented modes: enabled
+        0644 §6.1, force 0200 §6.4, transition, replace, stack_order and OBJ/patched 0444 §6.5;
+        kobject directories 0755), or None when it does not exist (see sysfs_read)."""
+        i = self._index(patch)
+        if not self.listed(i):
+            return None
+        obj, _, leaf = rel.partition("/")
+        if obj in SYSFS_MODES and not leaf:
+            return SYSFS_MODES[obj]
+        if any(o.name == obj for o in self.m.P[i].objects) and leaf in OBJECT_SYSFS_MODES:
+            return OBJECT_SYSFS_MODES[leaf]
+        return None
+
+    def ftrace_ops_registered(self) -> bool:
+        """Some livepatch function has its ftrace handler registered: a patch on klp_patches has
+        a loaded object with functions (klp_patch_func registers the handler with
+        FTRACE_OPS_FL_PERMANENT, and ftrace_enable_sysctl refuses kernel.ftrace_enabled=0 with
+        -EBUSY while such ops are registered; a replace patch's nop functions sit on functions
+        that the listed patches it replaces already hold). Only `funcs` listed in the spec count."""
+        return any(self.listed(i) and self.loaded(o.name) and o.funcs
+                   for i, p in enumerate(self.m.P) for o in p.objects)
+
+    def function_loaded(self, func: str) -> bool:
+        """The code of `func` is in memory: it is in vmlinux, or in the target module of the
+        objects that list it in `funcs`, and that module is loaded."""
+        homes = {o.name for p in self.m.P for o in p.objects if func in o.funcs}
+        return all(self.loaded(name) for name in homes)
+
     def enabled(self, op: Op):
         """Is `op` possible here? (every check passes)"""
         return self.c.and_(*(ok for _, ok in self.checks(op)))
@@ -1292,6 +1357,22 @@ def possible(model: Model, ctx, ops) -> list[Op]:
 
 def effective(model: Model, ctx, func: str) -> str | None:
     return model.profile(model, ctx).effective(func)
+
+
+def sysfs_read(model: Model, ctx, patch: str, rel: str) -> str | None:
+    return model.profile(model, ctx).sysfs_read(patch, rel)
+
+
+def sysfs_mode(model: Model, ctx, patch: str, rel: str) -> str | None:
+    return model.profile(model, ctx).sysfs_mode(patch, rel)
+
+
+def ftrace_ops_registered(model: Model, ctx) -> bool:
+    return model.profile(model, ctx).ftrace_ops_registered()
+
+
+def function_loaded(model: Model, ctx, func: str) -> bool:
+    return model.profile(model, ctx).function_loaded(func)
 
 
 def step(model: Model, ctx, op: Op) -> None:

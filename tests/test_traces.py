@@ -11,6 +11,7 @@ from conftest import ROOT, SPECS, cli, expectations
 
 from klpmodel import interp, kselftest
 from klpmodel.kernel import Model, Op
+from klpmodel.simulate import SCRIPT_WORDS
 from klpmodel.spec import load_spec
 from klpmodel.verify import verify
 
@@ -290,8 +291,9 @@ def _scenarios():
         import tomllib
         doc = tomllib.loads(f.read_text())
         if any(w in doc["run"] for w in ("fail=", "param", "probe", "=")) or doc.get("era") == "modprobe" \
-                or "not compatible" in doc["expected"]:
-            continue                                    # needs parameters or injected failures, or a refused load
+                or "not compatible" in doc["expected"] \
+                or any(line.split()[0] in SCRIPT_WORDS for line in doc["run"].splitlines() if line.strip()):
+            continue                    # needs parameters or injected failures, a refused load, or script words
         yield pytest.param(f, doc, id=f"{f.parent.name}/{f.stem}")
 
 

@@ -439,6 +439,7 @@ class Mainline:
     name = "mainline"
     summary = "Linux 5.18 to 7.1 (the default): force marks only the patches it makes unsafe to remove"
     EDGES = _EDGES
+    SYSFS = frozenset(SYSFS_MODES) | {"patched"}     # the attributes of /sys/kernel/livepatch/<patch>/ (7.1)
 
     @classmethod
     def lifecycle(cls):
@@ -974,7 +975,7 @@ class Mainline:
         obj->patched, set by klp_patch_object and cleared by klp_unpatch_object, so 1 exactly
         while the object is loaded (a listed patch's loaded objects are patched, §3, §9)."""
         i = self._index(patch)
-        if not self.listed(i):
+        if not self.listed(i) or rel.rpartition("/")[2] not in self.SYSFS:
             return None
         ph = self.phase(i)
         if rel == "enabled":
@@ -995,7 +996,8 @@ class Mainline:
         0644 §6.1, force 0200 §6.4, transition, replace, stack_order and OBJ/patched 0444 §6.5;
         kobject directories 0755), or None when it does not exist (see sysfs_read)."""
         i = self._index(patch)
-        if not self.listed(i):
+        if not self.listed(i) or (rel and rel.rpartition("/")[2] not in self.SYSFS and rel not in self.m.module_names
+                                  and rel != "vmlinux"):
             return None
         obj, _, leaf = rel.partition("/")
         if obj in SYSFS_MODES and not leaf:
@@ -1388,6 +1390,7 @@ class Linux55(Mainline):
     summary = "Linux 5.5 to 5.17: force marks every patch on klp_patches (their modules stay pinned)"
     EDGES = tuple((e[0], e[1], e[2], e[3], "§6.4 (5.5-5.17): every listed patch is marked forced", (("marks", "yes"),))
                   if e[2] == "force" else e for e in _EDGES)
+    SYSFS = frozenset({"", "enabled", "force", "transition"})   # patched (6.1), replace (6.11), stack_order (6.14): later
 
 
 PROFILES: dict[str, type[Mainline]] = {p.name: p for p in (Mainline, Linux55)}

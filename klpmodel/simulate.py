@@ -261,6 +261,12 @@ def run(m: Model, ops: list[RunOp], show_state: bool = False, era: str = "insmod
     return out
 
 
+
+def _why_absent(m: Model, c, patch: str) -> str:
+    if m.view(c.st).listed(patch):
+        return f"kernel profile {m.profile.name} has no such attribute"
+    return f"{patch} is not on klp_patches"
+
 def _script(m: Model, state: dict, r: RunOp) -> tuple[list[str], str | None]:
     """A script word: the lines the script writes into the kernel log, and why it stops
     (None: it goes on). What it reads comes from kernel.py's read helpers."""
@@ -296,7 +302,7 @@ def _script(m: Model, state: dict, r: RunOp) -> tuple[list[str], str | None]:
         path = f"{SYSFS_KLP_DIR}/{patch}/{rel}"
         return [f"ERROR: Unexpected value in {path}: {want} vs. {got or ''}".rstrip()], \
             f"{path} reads {got}, the script expects {want}" if got is not None else \
-            f"{path} does not exist ({patch} is not on klp_patches), the script expects {want}"
+            f"{path} does not exist ({_why_absent(m, c, patch)}), the script expects {want}"
     if word == "sysfs-rights":                  # check_sysfs_rights
         patch, rel, want = w
         got = kernel.sysfs_mode(m, c, patch, rel)
@@ -305,7 +311,7 @@ def _script(m: Model, state: dict, r: RunOp) -> tuple[list[str], str | None]:
         path = f"{SYSFS_KLP_DIR}/{patch}/{rel}"
         return [f"ERROR: Unexpected access rights of {path}: {want} vs. {got or ''}".rstrip()], \
             f"{path} has mode {got}, the script expects {want}" if got is not None else \
-            f"{path} does not exist ({patch} is not on klp_patches), the script expects mode {want}"
+            f"{path} does not exist ({_why_absent(m, c, patch)}), the script expects mode {want}"
     # sysctl: set_ftrace_enabled [--fail] V. Only the refusal of 0 while a livepatch's ftrace
     # handlers are registered is modelled; the value itself is not (a load that fails because
     # ftrace is off is the scenario's fail=OBJECT:patching)

@@ -355,3 +355,12 @@ def test_modprobe_era_has_no_replace_or_stack_order_and_renders_the_rest_alike()
     text = "\n".join(out.log).replace("% modprobe test_klp_callbacks_mod", "% insmod test_modules/test_klp_callbacks_mod.ko") \
         .replace("% modprobe test_klp_callbacks_demo", "% insmod test_modules/test_klp_callbacks_demo.ko")
     assert text.splitlines() == sc["expected"].strip("\n").splitlines()
+
+
+def test_the_5_5_profile_has_no_later_sysfs_attributes():
+    """patched (6.1), replace (6.11), stack_order (6.14) do not exist in 5.5-5.17: the
+    scenarios that read them fail under --kernel 5.5 and every other one passes."""
+    p = cli("conformance", "--kernel", "5.5")
+    failed = sorted(line.split(" ", 1)[1] for line in p.stdout.splitlines() if line.startswith("FAIL "))
+    assert p.returncode == 1 and failed and all(f.startswith("test-sysfs/") for f in failed)
+    assert "kernel profile 5.5 has no such attribute" in p.stdout

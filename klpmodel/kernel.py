@@ -14,11 +14,18 @@ Section numbers (§) refer to ../shared/kernel/semantics.md.
 from __future__ import annotations
 
 import operator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
-from functools import cache
-from typing import NamedTuple
+from functools import cache, partial
+from typing import Any, NamedTuple
 
-from .spec import Patch, Spec, Stmt
+from .backend import Backend, Val
+from .spec import Cond, Module, Obj, Patch, Spec, Stmt
+
+EdgeInfo = tuple[int, int, tuple[str, ...]]          # (source phase, target phase, callbacks)
+EdgeTable = tuple[tuple[Any, ...], ...]              # (source, target, event, callbacks, note[, attributes])
+# the abstract system: each state's value; each (patch, state)'s data as (kind, content)
+Abstract = tuple[dict[str, Val], dict[tuple[int, str], tuple[Val, Val]]]
 
 # ------------------------------------------------------------------ the lifecycle graph
 
@@ -67,7 +74,7 @@ _EDGES = (
 
 
 @cache
-def _graph(title: str, table: tuple):
+def _graph(title: str, table: EdgeTable) -> Any:
     """A lifecycle edge table as a networkx MultiDiGraph (nodes: phases; edges: actions)."""
     import networkx as nx
 
@@ -80,19 +87,19 @@ def _graph(title: str, table: tuple):
 
 
 @cache
-def _edges_by_event(title: str, table: tuple) -> dict[str, tuple[tuple[int, int, tuple[str, ...]], ...]]:
-    out: dict[str, list] = {}
+def _edges_by_event(title: str, table: EdgeTable) -> dict[str, tuple[EdgeInfo, ...]]:
+    out: dict[str, list[EdgeInfo]] = {}
     for src, dst, data in _graph(title, table).edges(data=True):
         out.setdefault(data["event"], []).append((src, dst, data["callbacks"]))
     return {k: tuple(v) for k, v in out.items()}
 
 
-def lifecycle(profile: str = "mainline"):
+def lifecycle(profile: str = "mainline") -> Any:
     """The per-patch lifecycle of a kernel profile, as the networkx graph its rules read."""
     return PROFILES[profile].lifecycle()
 
 
-def edges(event: str, profile: str = "mainline") -> tuple[tuple[int, int, tuple[str, ...]], ...]:
+def edges(event: str, profile: str = "mainline") -> tuple[EdgeInfo, ...]:
     return PROFILES[profile].edges(event)
 
 
@@ -109,6 +116,13 @@ class Op:
     def __str__(self) -> str:
         return f"{self.word} {self.arg}" if self.arg else self.word
 
+    @property
+    def target(self) -> str:
+        """The patch or module the operation names (load, disable, rmmod, modload, ...)."""
+        if self.arg is None:
+            raise ValueError(f"'{self.word}' names no patch or module")
+        return self.arg
+
 
 class Choice(NamedTuple):
     """One fallible site of an operation, identified by its position: statement `index`
@@ -119,7 +133,7 @@ class Choice(NamedTuple):
     patch: str
     obj: str
     callback: str
-    index: int
+    index: int      # type: ignore[assignment]   # (the field shadows tuple.index, which nothing here uses)
     line: int
     text: str
 
@@ -222,7 +236,7 @@ class Model:
             out.append(c)
         return out
 
-    def view(self, state) -> View:
+    def view(self, state: dict[str, Val]) -> View:
         """The read side of a state (a dict of the variables)."""
         return View(self, state)
 
@@ -248,13 +262,13 @@ class Model:
                 ops.append(Op(word))
         return tuple(ops)
 
-    def _vars(self):
+    def _vars(self) -> tuple[dict[str, tuple[str, int]], dict[str, Val]]:
         """name -> (kind, largest value); kind 'b' bool, 'i' small unsigned int."""
         v: dict[str, tuple[str, int]] = {}
-        init: dict[str, int | bool] = {}
+        init: dict[str, Val] = {}
         nvals = {s: 2 + len(self.versions[s]) for s in self.state_names}
 
-        def add(name, kind, top, start):
+        def add(name: str, kind: str, top: int, start: Val) -> None:
             v[name] = (kind, top)
             init[name] = start
 
@@ -300,12 +314,13 @@ class Model:
         spec, and every rule reads replace, the declared states and versions, `uses` and
         the objects' statements. Renaming patches within a group maps every run to a run
         with the same violations at the same steps."""
-        def shape(p: Patch):
-            objs = tuple((o.name, tuple((cb, tuple((st.action, st.arg if st.action != "log" else None, st.errno, st.cond)
-                                                   for st in stmts)) for cb, stmts in o.callbacks)) for o in p.objects)
+        def shape(p: Patch) -> tuple[Any, ...]:
+            objs: tuple[Any, ...] = tuple((o.name, tuple((cb, tuple((st.action, st.arg if st.action != "log" else None,
+                                                                    st.errno, st.cond) for st in stmts))
+                                                    for cb, stmts in o.callbacks)) for o in p.objects)
             objs += tuple(o.funcs for o in p.objects)
             return (p.replace, tuple(sorted(p.states)), tuple(sorted(p.uses)), objs, p.params, p.replace_param)
-        groups: dict = {}
+        groups: dict[tuple[Any, ...], list[int]] = {}
         for i, p in enumerate(self.P):
             groups.setdefault(shape(p), []).append(i)
         return [g for g in groups.values() if len(g) > 1]
@@ -334,7 +349,7 @@ class View:
 
     __slots__ = ("m", "st")
 
-    def __init__(self, m: Model, st):
+    def __init__(self, m: Model, st: dict[str, Val]):
         self.m, self.st = m, st
 
     # the patches
@@ -348,7 +363,7 @@ class View:
 
     def loaded(self, patch: str) -> bool:
         """The livepatch module is loaded (on the list, or off it and not yet removed)."""
-        return self.st[self.m.v.phase[self.m.index[patch]]] != UNLOADED
+        return bool(self.st[self.m.v.phase[self.m.index[patch]]] != UNLOADED)
 
     def transition_patch(self) -> str | None:
         """klp_transition_patch (§1)."""
@@ -369,7 +384,7 @@ class View:
     # the data
     def pointer(self, patch: str, state: str) -> int:
         """The patch's `state->data` as a block slot (0: NULL)."""
-        return self.st[self.m.v.ptr[self.m.index[patch]][state]]
+        return int(self.st[self.m.v.ptr[self.m.index[patch]][state]])
 
     def data(self, patch: str, state: str) -> Block | None:
         """The block the patch's `state->data` points to (None: NULL)."""
@@ -386,7 +401,7 @@ class View:
 
     # the system
     def value(self, state: str) -> int:
-        return self.st[self.m.v.val[state]]
+        return int(self.st[self.m.v.val[state]])
 
     def describe(self, state: str, value: int | None = None) -> str:
         """A value code in words: original, zero, vN (default: the state's value)."""
@@ -396,7 +411,7 @@ class View:
         return bool(self.st[self.m.v.mod[module]])
 
     def param(self, owner: str, name: str) -> int:
-        return self.st[f"param[{owner}.{name}]"]
+        return int(self.st[f"param[{owner}.{name}]"])
 
     def leaked(self) -> bool:
         """Some live block became unreachable (no-leak's monitor; never undone)."""
@@ -438,24 +453,24 @@ class Mainline:
 
     name = "mainline"
     summary = "Linux 5.18 to 7.1 (the default): force marks only the patches it makes unsafe to remove"
-    EDGES = _EDGES
+    EDGES: EdgeTable = _EDGES
     SYSFS = frozenset(SYSFS_MODES) | {"patched"}     # the attributes of /sys/kernel/livepatch/<patch>/ (7.1)
 
     @classmethod
-    def lifecycle(cls):
+    def lifecycle(cls) -> Any:
         return _graph(f"klp per-patch lifecycle ({cls.name})", cls.EDGES)
 
     @classmethod
-    def edges(cls, event: str) -> tuple[tuple[int, int, tuple[str, ...]], ...]:
+    def edges(cls, event: str) -> tuple[EdgeInfo, ...]:
         return _edges_by_event(f"klp per-patch lifecycle ({cls.name})", cls.EDGES)[event]
 
-    def __init__(self, m: Model, c, frozen: bool = False):
+    def __init__(self, m: Model, c: Backend, frozen: bool = False):
         self.m, self.c, self.v = m, c, m.v
         self.frozen = frozen            # the state will not change: memoized values stay valid
-        self._memo: dict = {}
+        self._memo: dict[object, tuple[Any, Any]] = {}
         self.recompute = not frozen and not c.symbolic      # memo() would only call fn()
 
-    def memo(self, key, fn):
+    def memo(self, key: object, fn: Callable[[], Any]) -> Any:
         """Reuse a value derived from the list (phases and positions) while those variables
         are unchanged: the very same terms (symbolic), equal values (concrete). Speed only."""
         if self.frozen:
@@ -474,47 +489,48 @@ class Mainline:
         return out
 
     # ---- reading the state
-    def phase(self, i):
+    def phase(self, i: int) -> Val:
         return self.c.get(self.v.phase[i])
 
-    def is_phase(self, i, phases):
+    def is_phase(self, i: int, phases: tuple[int, ...]) -> Val:
         ph = self.phase(i)
         if not self.c.symbolic:
             return ph in phases
         return self.c.or_(*(self.c.eq(ph, x) for x in phases))
 
-    def listed(self, i):
+    def listed(self, i: int) -> Val:
         if self.recompute:
             return self.is_phase(i, LISTED)
         return self.memo(("listed", i), lambda: self.is_phase(i, LISTED))
 
-    def pos(self, i):
+    def pos(self, i: int) -> Val:
         return self.c.get(self.v.pos[i])
 
-    def transition(self):
+    def transition(self) -> Val:
         if self.recompute:
             return self._transition()
         return self.memo("transition", self._transition)
 
-    def _transition(self):
+    def _transition(self) -> Val:
         return self.c.or_(*(self.is_phase(i, IN_TRANSITION) for i in range(self.m.n)))
 
-    def trans_pos(self):
+    def trans_pos(self) -> Val:
         c, t = self.c, 0
         for i in range(self.m.n):
             t = c.ite(self.is_phase(i, IN_TRANSITION), self.pos(i), t)
         return t
 
-    def loaded(self, obj: str):
+    def loaded(self, obj: str) -> Val:
         return True if obj == "vmlinux" else self.c.get(self.v.mod[obj])
 
-    def ptr(self, i, s):
+    def ptr(self, i: int, s: str) -> Val:
         return self.c.get(self.v.ptr[i][s])
 
-    def prev(self, s):
-        return self.memo(("prev", s), lambda: self._prev(s))
+    def prev(self, s: str) -> list[tuple[int, Val]]:
+        out: list[tuple[int, Val]] = self.memo(("prev", s), lambda: self._prev(s))
+        return out
 
-    def _prev(self, s):
+    def _prev(self, s: str) -> list[tuple[int, Val]]:
         """klp_get_prev_state(id) (§12): for each patch declaring s, 'it is the one'.
 
         NULL outside a transition; else the newest listed patch before the transition
@@ -529,7 +545,7 @@ class Mainline:
             out.append((q, c.and_(before, c.not_(c.or_(*newer)))))
         return out
 
-    def prev_info(self, st: Stmt):
+    def prev_info(self, st: Stmt) -> tuple[str, str | None] | None:
         """(state, patch or None): what klp_get_prev_state returned for the statement (concrete)."""
         s = st.cond.state if st.cond and not st.cond.param else (
             st.arg if st.action in ("take", "copy", "free-prev") else None)
@@ -538,7 +554,7 @@ class Mainline:
         hit = [self.m.P[q].name for q, is_prev in self.prev(s) if is_prev]
         return (s, hit[0] if hit else None)
 
-    def cond(self, cond, owner: str | None = None) -> object:
+    def cond(self, cond: Cond | None, owner: str | None = None) -> Val:
         if cond is None:
             return True
         c = self.c
@@ -548,17 +564,17 @@ class Mainline:
         hits = []
         for q, is_prev in self.prev(cond.state):
             v = self.m.P[q].version(cond.state)
-            if cond.cmp is None or _CMP[cond.cmp](v, cond.value):   # versions are static
+            if cond.cmp is None or _CMP[cond.cmp](v or 0, cond.value or 0):   # versions are static
                 hits.append(is_prev)
         holds = c.or_(*hits)
         return c.not_(holds) if cond.negate else holds
 
     # ---- blocks
-    def slot_is(self, p, j):
+    def slot_is(self, p: Val, j: int) -> Val:
         """Pointer p points at block slot j (0 is NULL)."""
         return self.c.eq(p, j + 1)
 
-    def kind(self, p, s):
+    def kind(self, p: Val, s: str) -> Val:
         """0 NULL, 1 live, 2 freed."""
         c, k = self.c, 0
         if not c.symbolic:                  # the same, reading only the slot p points at
@@ -568,7 +584,7 @@ class Mainline:
             k = c.ite(self.slot_is(p, j), c.ite(c.get(live), 1, 2), k)
         return k
 
-    def content(self, p, s):
+    def content(self, p: Val, s: str) -> Val:
         c, v = self.c, ZERO
         if not c.symbolic:                  # the same, reading only the slot p points at
             return v if not 0 < p <= len(self.v.cont[s]) else c.get(self.v.cont[s][p - 1])
@@ -576,11 +592,11 @@ class Mainline:
             v = c.ite(self.slot_is(p, j), c.get(cont), v)
         return v
 
-    def referenced(self, s, j):
+    def referenced(self, s: str, j: int) -> Val:
         """Some patch's pointer for s points at slot j (patches off the list hold none)."""
         return self.c.or_(*(self.slot_is(self.ptr(q, s), j) for q in self.m.decl[s]))
 
-    def release(self, pairs):
+    def release(self, pairs: list[tuple[int, str]]) -> None:
         """Drop the data pointers [(patch, state)]; a live block nobody points at any more
         is leaked (nothing can reach it again: only listed patches' pointers are read)."""
         c = self.c
@@ -601,11 +617,11 @@ class Mainline:
                     c.set(live, False)     # the slot is garbage: canonical contents
                     c.set(cont, ZERO)
 
-    def leaked_now(self):
+    def leaked_now(self) -> Val:
         """Some block leaked during this operation (so far)."""
         return self.c.or_(*self.leaks)
 
-    def alloc(self, i, s):
+    def alloc(self, i: int, s: str) -> None:
         c = self.c
         self.release([(i, s)])
         taken = False
@@ -619,27 +635,27 @@ class Mainline:
                 c.set(self.v.cont[s][j], ZERO)
             taken = c.or_(taken, free)
 
-    def deref(self, p, s, where):
+    def deref(self, p: Val, s: str, where: Where) -> Val:
         """Checks for reading/writing through p; returns 'p is not NULL'."""
         c = self.c
         c.violate("no-null-deref", c.eq(p, 0), where)
         c.violate("no-use-after-free", c.eq(self.kind(p, s), 2), where)
         return c.ne(p, 0)
 
-    def write_block(self, p, s, value):
+    def write_block(self, p: Val, s: str, value: Val) -> None:
         c = self.c
         for j, cont in enumerate(self.v.cont[s]):
             for _ in c.when(self.slot_is(p, j)):
                 c.set(cont, value)
 
-    def free_block(self, p, s, where):
+    def free_block(self, p: Val, s: str, where: Where) -> None:
         c = self.c
         c.violate("no-double-free", c.eq(self.kind(p, s), 2), where)
         for j, live in enumerate(self.v.live[s]):
             for _ in c.when(self.slot_is(p, j)):
                 c.set(live, False)
 
-    def set_value(self, s, value, where):
+    def set_value(self, s: str, value: Val, where: Where) -> None:
         """The system value of s changes; version-order is judged at every write."""
         c = self.c
         hi = c.get(self.v.hi[s])
@@ -650,11 +666,11 @@ class Mainline:
         c.set(self.v.val[s], value)
 
     # ---- statements and callbacks
-    def statement(self, i, st: Stmt, where, in_pre_patch: bool, fallible: bool):
+    def statement(self, i: int, st: Stmt, where: Where, in_pre_patch: bool, fallible: bool) -> Val:
         """Run one statement (its condition already holds). Returns 'the callback fails here'."""
         c, m = self.c, self.m
         p = m.P[i]
-        s = st.arg
+        s = st.arg or ""             # the state, for state actions (spec.py checks it names one)
         a = st.action
         key = where.choice()
         if a == "alloc":
@@ -694,7 +710,7 @@ class Mainline:
             for _ in c.when(self.deref(own, s, where)):
                 self.set_value(s, self.content(own, s), where)
         elif a == "modify":
-            self.set_value(s, m.variant(s, p.version(s)), where)
+            self.set_value(s, m.variant(s, p.version(s) or 0), where)
         elif a == "reset":
             self.set_value(s, ORIGINAL, where)
         else:   # take, copy, free-prev: through klp_get_prev_state(id)
@@ -718,7 +734,7 @@ class Mainline:
                     self.free_block(pp, s, where)
         return False
 
-    def body(self, i, obj, cb: str, stmts, fallible: bool):
+    def body(self, i: int, obj: Obj, cb: str, stmts: tuple[Stmt, ...], fallible: bool) -> Val:
         """Run a statement list; returns 'it failed' (pre_patch only)."""
         c = self.c
         running, failed = True, False
@@ -736,7 +752,7 @@ class Mainline:
             running = c.and_(running, c.not_(stop))
         return failed
 
-    def callback(self, i, oi: int, cb: str):
+    def callback(self, i: int, oi: int, cb: str) -> Val:
         """One callback of patch i's object oi, with the §8 flag rules. Returns 'ok'."""
         c, p = self.c, self.m.P[i]
         obj = p.objects[oi]
@@ -756,7 +772,7 @@ class Mainline:
             c.set(flag, c.not_(failed))
         return c.not_(failed)
 
-    def run_edge(self, i, oi, cbs, module: str | None = None):
+    def run_edge(self, i: int, oi: int, cbs: tuple[str, ...], module: str | None = None) -> Val:
         """The callbacks of one lifecycle edge on one object. After a successful pre_patch
         the object is patched (klp_patch_object, which may fail: §16); a failing pre_patch
         or patching stops the edge. `module`: the edge is klp_module_coming for it."""
@@ -770,7 +786,8 @@ class Mainline:
             ok = self.c.and_(ok, r) if cb == "pre_patch" else ok
         return ok
 
-    def patch_object(self, i, oi, reached, module: str | None = None, nop: str | None = None):
+    def patch_object(self, i: int, oi: int | None, reached: Val, module: str | None = None,
+                     nop: str | None = None) -> Val:
         """klp_patch_object() of patch i's object oi (or of its nop object for `nop`), run
         when `reached`; returns 'it did not fail'. Fails only as the optional patching fault
         (§16: ftrace refuses the handler, e.g. a kprobe with a post handler). In
@@ -779,8 +796,8 @@ class Mainline:
         c, p = self.c, self.m.P[i]
         if PATCHING_SITE not in self.m.faults:
             return True
-        obj = p.objects[oi] if nop is None else None
-        name = nop if obj is None else obj.name
+        obj = p.objects[oi] if oi is not None else None
+        name = obj.name if obj is not None else (nop or "")
         fails = False
         for _ in c.when(reached):
             fails = c.choice(self.m.choice_at(p.name, name, PATCHING_SITE, 0))
@@ -790,12 +807,12 @@ class Mainline:
                     c.event("patch-failed", p.name, name, func)
                 else:
                     c.event("apply-failed", p.name, name, func)
-                    if obj is not None:
+                    if oi is not None:
                         self.callback(i, oi, "post_unpatch")
         return c.not_(c.and_(reached, fails))
 
     # ---- the list
-    def move(self, i, src, dst):
+    def move(self, i: int, src: int, dst: int) -> None:
         """Phase change of patch i along a lifecycle edge (src is static: the edge's source).
         Leaving klp_patches closes the gap in the list and releases the data pointers."""
         c = self.c
@@ -808,7 +825,7 @@ class Mainline:
             self.leave_list([i])
         c.set(self.v.phase[i], dst)
 
-    def leave_list(self, which):
+    def leave_list(self, which: list[int]) -> None:
         c = self.c
         for i in which:
             c.set(self.v.pos[i], 0)
@@ -823,7 +840,7 @@ class Mainline:
     # module events) only the transition patch's callbacks run, and they write only its
     # own pointers, so the installed patches keep their pointers; with equal kinds and
     # contents, the live count can then differ only by blocks that became unreachable.
-    def abstract(self):
+    def abstract(self) -> Abstract:
         c, m = self.c, self.m
         vals = {s: c.get(self.v.val[s]) for s in m.state_names}
         data = {}
@@ -833,7 +850,7 @@ class Mainline:
                 data[(i, s)] = (self.kind(ptr, s), self.content(ptr, s))
         return vals, data
 
-    def same_abstract(self, a, b, leaked):
+    def same_abstract(self, a: Abstract, b: Abstract, leaked: Val) -> Val:
         c = self.c
         (va, da), (vb, db) = a, b
         eqs = [c.eq(va[s], vb[s]) for s in va]
@@ -843,7 +860,7 @@ class Mainline:
             eqs.append(c.or_(c.ne(ka, 1), c.eq(ca, cb_)))
         return c.and_(c.not_(leaked), *eqs)
 
-    def snapshot(self, now):
+    def snapshot(self, now: Abstract) -> None:
         """Remember `now` (the abstract system, just taken) for revert-restores."""
         c, m = self.c, self.m
         vals, data = now
@@ -854,14 +871,14 @@ class Mainline:
             c.set(self.v.snap_cont[i][s], c.ite(c.eq(k, 1), v, 0))
         c.set("leak_since", False)
 
-    def snapshotted(self):
+    def snapshotted(self) -> Abstract:
         c, m = self.c, self.m
         vals = {s: c.get(self.v.snap_val[s]) for s in m.state_names}
         data = {(i, s): (c.get(self.v.snap_kind[i][s]), c.get(self.v.snap_cont[i][s]))
                 for i, p in enumerate(m.P) for s, _ in p.states}
         return vals, data
 
-    def clear_snapshot(self):
+    def clear_snapshot(self) -> None:
         c, m = self.c, self.m
         for s in m.state_names:
             c.set(self.v.snap_val[s], ORIGINAL)
@@ -874,15 +891,15 @@ class Mainline:
         c.set("exempt", False)
 
     # ---- operations
-    def checks(self, op: Op) -> list[tuple[str, object]]:
+    def checks(self, op: Op) -> list[tuple[str, Val]]:
         """The kernel's checks for `op`, in the kernel's order: [(refusal, passes)].
 
         A refused operation changes nothing; `verify` leaves it out of the search."""
         c, m = self.c, self.m
         if op.word == "load":                                   # §2.1: module loader, then 6, then 10
-            i = self._index(op.arg)
+            i = self._index(op.target)
             r = self.load_replace(i, op)
-            out = [(f"module {op.arg} is already loaded (insmod: File exists)", c.eq(self.phase(i), UNLOADED))]
+            out = [(f"module {op.target} is already loaded (insmod: File exists)", c.eq(self.phase(i), UNLOADED))]
             for j in range(m.n):
                 if j != i and not m.compat[(i, j, r)][0]:
                     out.append((f"-EINVAL: not compatible with the already installed livepatches "
@@ -896,28 +913,28 @@ class Mainline:
                     *[(f"the transition cannot complete: a task of {mod} sleeps in {func}", c.not_(stuck))
                       for mod, func, stuck in self.stuck()]]
         if op.word == "param":
-            owner = op.arg.split(" ")[0]
+            owner = op.target.split(" ")[0]
             loaded = c.get(f"mod[{owner}]") if owner in m.module_names else c.ne(self.phase(self._index(owner)), UNLOADED)
             return [(f"module {owner} is not loaded (no /sys/module/{owner})", loaded)]
         if op.word == "disable":                                # §6.1, §6.3
-            ph = self.phase(self._index(op.arg))               # (during its own patching
-            return [(f"-EINVAL: {op.arg} is not enabled", c.or_(c.eq(ph, PATCHING), c.eq(ph, ENABLED))),
+            ph = self.phase(self._index(op.target))               # (during its own patching
+            return [(f"-EINVAL: {op.target} is not enabled", c.or_(c.eq(ph, PATCHING), c.eq(ph, ENABLED))),
                     ("-EBUSY: another transition is in progress",       # transition: a reversal)
                      c.or_(c.eq(ph, PATCHING), c.not_(self.transition())))]
         if op.word == "rmmod":                                  # §10
-            i = self._index(op.arg)
-            return [(f"module {op.arg} is not loaded", c.ne(self.phase(i), UNLOADED)),
-                    (f"module {op.arg} is in use: its patch is on klp_patches", c.not_(self.listed(i))),
-                    (f"module {op.arg} is in use for ever: its patch was forced", c.not_(c.get(self.v.forced[i])))]
+            i = self._index(op.target)
+            return [(f"module {op.target} is not loaded", c.ne(self.phase(i), UNLOADED)),
+                    (f"module {op.target} is in use: its patch is on klp_patches", c.not_(self.listed(i))),
+                    (f"module {op.target} is in use for ever: its patch was forced", c.not_(c.get(self.v.forced[i])))]
         if op.word == "modload":
-            return [(f"module {op.arg} is already loaded", c.not_(c.get(self.v.mod[op.arg])))]
+            return [(f"module {op.target} is already loaded", c.not_(c.get(self.v.mod[op.target])))]
         if op.word == "modunload":
-            return [(f"module {op.arg} is not loaded", c.get(self.v.mod[op.arg]))]
+            return [(f"module {op.target} is not loaded", c.get(self.v.mod[op.target]))]
         if op.word == "force":                                  # §6.4: also a repeated force
             return [("-EINVAL: no transition is in progress", self.transition())]
         raise ValueError(op)
 
-    def stuck(self):
+    def stuck(self) -> list[tuple[str, str, Val]]:
         """(module, function, condition): a task sleeps in function while a patching
         transition of a patch that patches it is in progress (the busy test module)."""
         c, m, out = self.c, self.m, []
@@ -933,7 +950,7 @@ class Mainline:
                 out.append((mod.name, func, c.and_(asleep, c.or_(*patching))))
         return out
 
-    def load_replace(self, i, op: Op) -> bool:
+    def load_replace(self, i: int, op: Op) -> bool:
         """klp_patch.replace of the instance `op` loads (a module parameter may set it)."""
         p = self.m.P[i]
         if p.replace_param is None:
@@ -941,19 +958,20 @@ class Mainline:
         given = dict(op.params or ())
         return bool(given.get(p.replace_param, dict(p.params)[p.replace_param]))
 
-    def replace_of(self, i):
+    def replace_of(self, i: int) -> Val:
         """klp_patch.replace of the loaded instance of patch i (read once, at its init)."""
         p = self.m.P[i]
         if p.replace_param is None:
             return p.replace
         return self.c.get(self.v.repl[i])
 
-    def set_params(self, owner: str, defaults, given) -> None:
+    def set_params(self, owner: str, defaults: tuple[tuple[str, int], ...],
+                   given: tuple[tuple[str, int], ...]) -> None:
         """insmod OWNER name=value...: every parameter takes the given value or its default
         (a module loaded again is a new instance: load_module() parses only the insmod line)."""
-        given = dict(given)
+        values = dict(given)
         for name, default in defaults:
-            self.c.set(f"param[{owner}.{name}]", given.get(name, default))
+            self.c.set(f"param[{owner}.{name}]", values.get(name, default))
 
     def effective(self, func: str) -> str | None:
         """Concrete only: whose version of `func` runs at a quiescent point — the newest
@@ -1021,7 +1039,7 @@ class Mainline:
         homes = {o.name for p in self.m.P for o in p.objects if func in o.funcs}
         return all(self.loaded(name) for name in homes)
 
-    def enabled(self, op: Op):
+    def enabled(self, op: Op) -> Val:
         """Is `op` possible here? (every check passes)"""
         return self.c.and_(*(ok for _, ok in self.checks(op)))
 
@@ -1029,12 +1047,12 @@ class Mainline:
         """Concrete only: why the kernel refuses `op` here (the first failing check), or None."""
         return next((why for why, ok in self.checks(op) if not ok), None)
 
-    def _index(self, name):
+    def _index(self, name: str) -> int:
         return self.m.index[name]
 
-    def run(self, op: Op):
+    def run(self, op: Op) -> None:
         c = self.c
-        self.leaks = []
+        self.leaks: list[Val] = []
         seen = self.watch_before(op)
         getattr(self, "op_" + op.word.replace("-", "_"))(op)
         self.watch_after(op, seen)
@@ -1043,23 +1061,23 @@ class Mainline:
             c.set("leak_since", c.and_(c.get("tload"), c.or_(c.get("leak_since"), *self.leaks)))
         self.judge_quiescent()
 
-    def nop_names(self, i) -> list[str]:
+    def nop_names(self, i: int) -> list[str]:
         """The objects patch i can get as dynamic nop objects: those of other patches that
         it does not have itself (klp_add_nops, §7), in spec order."""
         own = {o.name for o in self.m.P[i].objects}
         return list(dict.fromkeys(o.name for q, p in enumerate(self.m.P) if q != i
                                   for o in p.objects if o.name not in own))
 
-    def nop_exists(self, i, name):
+    def nop_exists(self, i: int, name: str) -> Val:
         """Replace patch i, while it is loading or in its first transition, has a nop object
         for `name`: some other listed patch (all of them older) has an object `name`."""
         c = self.c
         return c.or_(*(self.listed(q) for q, p in enumerate(self.m.P)
                        if q != i and any(o.name == name for o in p.objects)))
 
-    def op_load(self, op):
+    def op_load(self, op: Op) -> None:
         c, m = self.c, self.m
-        i = self._index(op.arg)
+        i = self._index(op.target)
         p = m.P[i]
         c.set(self.v.pos[i], c.count(self.listed(j) for j in range(m.n)))   # appended to the tail
         c.set(self.v.forced[i], False)
@@ -1097,13 +1115,13 @@ class Mainline:
         for _ in c.when(c.not_(failed)):
             c.event("load-started", p.name)
 
-    def op_complete(self, op):
+    def op_complete(self, op: Op) -> None:
         c = self.c
         phases = [self.phase(i) for i in range(self.m.n)]
-        c.cases([(c.eq(phases[i], src), (lambda i=i, e=(src, dst, cbs): self.complete(i, *e)))
+        c.cases([(c.eq(phases[i], src), partial(self.complete, i, src, dst, cbs))
                  for src, dst, cbs in self.edges("complete") for i in range(self.m.n)])
 
-    def complete(self, i, src, dst, cbs):
+    def complete(self, i: int, src: int, dst: int, cbs: tuple[str, ...]) -> None:
         """klp_complete_transition for transition patch i (§4.2)."""
         c, m = self.c, self.m
         p = m.P[i]
@@ -1134,7 +1152,7 @@ class Mainline:
     # ---- the property monitors' bookkeeping, kept out of the operations: what a profile
     # overrides is kernel behaviour only. Before an operation a monitor notes what it needs;
     # after it, it judges from the operation and the phases it changed.
-    def watch_before(self, op: Op):
+    def watch_before(self, op: Op) -> Any:
         if op.word == "load":
             return self.abstract()                  # the abstract system just before the load
         if op.word in ("complete", "disable"):
@@ -1143,10 +1161,10 @@ class Mainline:
             return self.transition()
         return None
 
-    def watch_after(self, op: Op, seen) -> None:
+    def watch_after(self, op: Op, seen: Any) -> None:
         c, m = self.c, self.m
         if op.word == "load":                       # error-cleanup judges a failed load; a started
-            i = self._index(op.arg)                 # transition is watched for revert-restores
+            i = self._index(op.target)                 # transition is watched for revert-restores
             failed = c.eq(self.phase(i), UNLOADED)
             for _ in c.when(failed):
                 self.clear_snapshot()
@@ -1162,12 +1180,12 @@ class Mainline:
                 self.judge_unpatched()
             self.clear_snapshot()
         elif op.word == "disable":                  # a disable (not a reversal) starts a transition
-            for _ in c.when(c.eq(seen[self._index(op.arg)], ENABLED)):
+            for _ in c.when(c.eq(seen[self._index(op.target)], ENABLED)):
                 self.clear_snapshot()               # tload = False: started by disable
         elif op.word in ("modload", "modunload"):   # a module event exempts the transition
             c.set("exempt", c.or_(c.get("exempt"), seen))
 
-    def judge_unpatched(self):
+    def judge_unpatched(self) -> None:
         """A transition completed unpatched: revert-restores or disable-restores."""
         c, m = self.c, self.m
         reverted = c.and_(c.get("tload"), c.not_(c.get("exempt")))
@@ -1181,30 +1199,30 @@ class Mainline:
                 undeclared = c.not_(c.or_(*(self.listed(q) for q in m.decl[s])))
                 c.violate("disable-restores", c.ne(c.get(self.v.val[s]), ORIGINAL), ("state", s), reached=undeclared)
 
-    def op_reverse(self, op):
+    def op_reverse(self, op: Op) -> None:
         c = self.c
         phases = [self.phase(i) for i in range(self.m.n)]
-        c.cases([(c.eq(phases[i], src), (lambda i=i, e=(src, dst): self.reverse(i, *e)))
+        c.cases([(c.eq(phases[i], src), partial(self.reverse, i, src, dst))
                  for src, dst, _ in self.edges("reverse") for i in range(self.m.n)])
 
-    def reverse(self, i, src, dst):
+    def reverse(self, i: int, src: int, dst: int) -> None:
         """klp_reverse_transition (§6.2): no callbacks; klp_start_transition marks the tasks
         pending again, so a task that force switched can hold the transition again."""
         self.c.event("reverse", self.m.P[i].name, src)
         self.c.set("switched", False)
         self.move(i, src, dst)
 
-    def op_disable(self, op):
+    def op_disable(self, op: Op) -> None:
         """echo 0 > enabled (§6.1): during P's own patching transition a reversal, else
         __klp_disable_patch (§6.3)."""
         c = self.c
-        i = self._index(op.arg)
+        i = self._index(op.target)
         ph = self.phase(i)
         (r_src, r_dst, _), = (e for e in self.edges("reverse") if e[0] == PATCHING)
         c.cases([(c.eq(ph, r_src), lambda: self.reverse(i, r_src, r_dst)),
                  (c.ne(ph, r_src), lambda: self.disable(i))])
 
-    def disable(self, i):
+    def disable(self, i: int) -> None:
         c = self.c
         name = self.m.P[i].name
         (src, dst, cbs), = self.edges("disable")
@@ -1218,11 +1236,11 @@ class Mainline:
                 self.run_edge(i, oi, cbs)
         c.event("disable-started", name)
 
-    def op_rmmod(self, op):
+    def op_rmmod(self, op: Op) -> None:
         (src, dst, _), = self.edges("rmmod")
-        self.move(self._index(op.arg), src, dst)
+        self.move(self._index(op.target), src, dst)
 
-    def op_force(self, op):
+    def op_force(self, op: Op) -> None:
         """klp_force_transition (§6.4): every task is switched now, so the next completion
         attempt succeeds even while a task sleeps in a patched function (§11); which
         patches it marks forced is the kernel version's rule (`force_marks`)."""
@@ -1236,7 +1254,7 @@ class Mainline:
                 for _ in c.when(c.and_(c.eq(self.phase(i), src), self.force_marks(i, marks))):
                     c.set(self.v.forced[i], True)
 
-    def force_marks(self, i, marks: str):
+    def force_marks(self, i: int, marks: str) -> Val:
         """Does force mark patch i, by its force edge's `marks`? Since 5.18 (commit
         2957308343fa): unpatching, only the transition patch; patching with replace, every
         other listed patch (the ones it replaces); patching without replace, none."""
@@ -1245,16 +1263,17 @@ class Mainline:
             return marks == "yes"
         return c.or_(*(c.and_(c.eq(self.phase(q), PATCHING), self.replace_of(q)) for q in range(m.n) if q != i))
 
-    def _module_objects(self, name):
+    def _module_objects(self, name: str) -> list[tuple[int, int | None]]:
         """(patch, object index) of every object for module `name`; (patch, None) for the
         nop object a replace patch may have for it (klp_module_coming/going walk dynamic
         objects too)."""
-        static = [(i, oi) for i, p in enumerate(self.m.P) for oi, o in enumerate(p.objects) if o.name == name]
-        nops = [(i, None) for i, p in enumerate(self.m.P)
+        static: list[tuple[int, int | None]] = [(i, oi) for i, p in enumerate(self.m.P)
+                                                for oi, o in enumerate(p.objects) if o.name == name]
+        nops: list[tuple[int, int | None]] = [(i, None) for i, p in enumerate(self.m.P)
                 if (p.replace or p.replace_param is not None) and name in self.nop_names(i)]
         return static + nops
 
-    def _in_list_order(self, targets, name):
+    def _in_list_order(self, targets: list[tuple[int, int | None]], name: str) -> Iterator[tuple[int, int | None, Val]]:
         """(i, oi, guard) for listed patches with an object for the module, oldest first."""
         c = self.c
         for k in range(self.m.n):
@@ -1264,59 +1283,59 @@ class Mainline:
                     g = c.and_(g, c.get("nops"), self.is_phase(i, IN_TRANSITION), self.nop_exists(i, name))
                 yield i, oi, g
 
-    def op_modload(self, op):
+    def op_modload(self, op: Op) -> None:
         c = self.c
-        c.set(self.v.mod[op.arg], True)
-        module = next(mod for mod in self.m.spec.modules if mod.name == op.arg)
-        self.set_params(op.arg, module.params, op.params or ())
-        c.event("modload", op.arg)
-        targets = self._module_objects(op.arg)
+        c.set(self.v.mod[op.target], True)
+        module = next(mod for mod in self.m.spec.modules if mod.name == op.target)
+        self.set_params(op.target, module.params, op.params or ())
+        c.event("modload", op.target)
+        targets = self._module_objects(op.target)
         failed, fail_pos = False, 0
-        for i, oi, g in self._in_list_order(targets, op.arg):      # §9.1
+        for i, oi, g in self._in_list_order(targets, op.target):      # §9.1
             go = c.and_(g, c.not_(failed))
             ok = True
             for _ in c.when(go):
-                c.event("applying", self.m.P[i].name, op.arg)
+                c.event("applying", self.m.P[i].name, op.target)
                 if oi is None:                                  # a nop object: patched, no callbacks
-                    ok = self.patch_object(i, None, True, module=op.arg, nop=op.arg)
+                    ok = self.patch_object(i, None, True, module=op.target, nop=op.target)
                     continue
                 for src, _, cbs in self.edges("modload"):
                     r = True
                     for _ in c.when(c.eq(self.phase(i), src)):
-                        r = self.run_edge(i, oi, cbs, module=op.arg)
+                        r = self.run_edge(i, oi, cbs, module=op.target)
                     ok = c.and_(ok, c.or_(c.ne(self.phase(i), src), r))
             bad = c.and_(go, c.not_(ok))
             for _ in c.when(bad):
-                c.event("refused", self.m.P[i].name, op.arg)
+                c.event("refused", self.m.P[i].name, op.target)
             fail_pos = c.ite(bad, self.pos(i), fail_pos)
             failed = c.or_(failed, bad)
         for _ in c.when(failed):                              # refuse the module, roll back earlier patches
-            self._unapply(targets, lambda i: c.lt(self.pos(i), fail_pos), op.arg)
-            c.set(self.v.mod[op.arg], False)
-            c.event("modload-failed", op.arg)
+            self._unapply(targets, lambda i: c.lt(self.pos(i), fail_pos), op.target)
+            c.set(self.v.mod[op.target], False)
+            c.event("modload-failed", op.target)
         for _ in c.when(c.not_(failed)):                      # then the module's own init runs
             self.module_logs(module, module.init)
 
-    def op_modunload(self, op):
+    def op_modunload(self, op: Op) -> None:
         c = self.c
-        c.event("modunload", op.arg)
-        module = next(mod for mod in self.m.spec.modules if mod.name == op.arg)
+        c.event("modunload", op.target)
+        module = next(mod for mod in self.m.spec.modules if mod.name == op.target)
         self.module_logs(module, module.exit)                 # exit runs before klp_module_going
-        self._unapply(self._module_objects(op.arg), lambda i: True, op.arg)
-        c.set(self.v.mod[op.arg], False)
+        self._unapply(self._module_objects(op.target), lambda i: True, op.target)
+        c.set(self.v.mod[op.target], False)
 
-    def module_logs(self, module, stmts):
+    def module_logs(self, module: Module, stmts: tuple[Stmt, ...]) -> None:
         c = self.c
         for st in stmts:
             for _ in c.when(self.cond(st.cond, module.name)):
                 c.event("modlog", module.name, st.arg)
 
-    def op_param(self, op):
+    def op_param(self, op: Op) -> None:
         """echo VALUE > /sys/module/OWNER/parameters/NAME"""
-        owner, name, value = op.arg.split(" ")
+        owner, name, value = op.target.split(" ")
         self.c.set(f"param[{owner}.{name}]", int(value))
 
-    def _unapply(self, targets, which, module):
+    def _unapply(self, targets: list[tuple[int, int | None]], which: Callable[[int], Val], module: str) -> None:
         c = self.c
         for i, oi, g in self._in_list_order(targets, module):     # §9.2
             for _ in c.when(c.and_(g, which(i))):
@@ -1330,7 +1349,7 @@ class Mainline:
                                 c.event("reverting", self.m.P[i].name, module)
                             self.callback(i, oi, cb)
 
-    def judge_quiescent(self):
+    def judge_quiescent(self) -> None:
         """no-leak, and `uses` of enabled patches, at quiescent points (properties.md)."""
         c, m = self.c, self.m
         quiet = c.not_(self.transition())
@@ -1343,41 +1362,41 @@ class Mainline:
                 c.violate("no-use-after-free", c.eq(k, 2), ("uses", p.name, s), reached=on)
 
 
-def enabled(model: Model, ctx, op: Op):
+def enabled(model: Model, ctx: Backend, op: Op) -> Val:
     return model.profile(model, ctx).enabled(op)
 
 
-def refusal(model: Model, ctx, op: Op) -> str | None:
+def refusal(model: Model, ctx: Backend, op: Op) -> str | None:
     return model.profile(model, ctx).refusal(op)
 
 
-def possible(model: Model, ctx, ops) -> list[Op]:
+def possible(model: Model, ctx: Backend, ops: Iterable[Op]) -> list[Op]:
     """Concrete only: the operations of `ops` the kernel does not refuse here."""
     rules = model.profile(model, ctx, frozen=True)
     return [op for op in ops if rules.refusal(op) is None]
 
 
-def effective(model: Model, ctx, func: str) -> str | None:
+def effective(model: Model, ctx: Backend, func: str) -> str | None:
     return model.profile(model, ctx).effective(func)
 
 
-def sysfs_read(model: Model, ctx, patch: str, rel: str) -> str | None:
+def sysfs_read(model: Model, ctx: Backend, patch: str, rel: str) -> str | None:
     return model.profile(model, ctx).sysfs_read(patch, rel)
 
 
-def sysfs_mode(model: Model, ctx, patch: str, rel: str) -> str | None:
+def sysfs_mode(model: Model, ctx: Backend, patch: str, rel: str) -> str | None:
     return model.profile(model, ctx).sysfs_mode(patch, rel)
 
 
-def ftrace_ops_registered(model: Model, ctx) -> bool:
+def ftrace_ops_registered(model: Model, ctx: Backend) -> bool:
     return model.profile(model, ctx).ftrace_ops_registered()
 
 
-def function_loaded(model: Model, ctx, func: str) -> bool:
+def function_loaded(model: Model, ctx: Backend, func: str) -> bool:
     return model.profile(model, ctx).function_loaded(func)
 
 
-def step(model: Model, ctx, op: Op) -> None:
+def step(model: Model, ctx: Backend, op: Op) -> None:
     """Apply `op` (assumed enabled) to the state held by `ctx`, judging properties."""
     model.profile(model, ctx).run(op)
 

@@ -70,8 +70,8 @@ def document(m: Model, v: Violation, engine: str, verify_depth: int) -> dict:
     detail = violation_json(m, v)
     doc = {
         "format": FORMAT, "version": VERSION, "generator": f"klpmodel {__version__}",
-        "spec": {"path": spec.path, "name": spec.name, "kernel": spec.kernel, "sha256": spec.digest,
-                 "faults": list(m.faults)},
+        "spec": {"path": spec.path, "name": spec.name, "kernel": m.profile.name, "sha256": spec.digest,
+                 "faults": list(m.faults), "kernel_in_spec": spec.file_kernel or spec.kernel},
         "property": v.property, "seed": BY_NAME[v.property].seed,
         "violated_when": BY_NAME[v.property].violated_when,
         "depth": v.depth, "index": v.index, "engine": engine, "verify_depth": verify_depth,
@@ -349,6 +349,12 @@ def load_trace(path: Path) -> TraceFile:
     spec = r.field(doc, ("spec",), dict, "an object")
     r.field(spec, ("spec", "path"), str, "a file name")
     r.field(spec, ("spec", "sha256"), str, "a sha256 digest")
+    from .kernel import PROFILES
+
+    for key in ("kernel", "kernel_in_spec"):
+        if key in spec and (not isinstance(spec[key], str) or spec[key] not in PROFILES):
+            r.err(("spec", key), f"malformed trace file: spec.{key} must be a kernel profile ({', '.join(PROFILES)}), "
+                                 f"not {_shown(spec[key])}; {REWRITE}")
     faults = spec.get("faults", [])
     if not isinstance(faults, list) or any(not isinstance(f, str) or f not in FAULTS for f in faults):
         r.err(("spec", "faults"), f"malformed trace file: spec.faults must be a list of fault names "
@@ -387,36 +393,55 @@ def load_trace(path: Path) -> TraceFile:
     return TraceFile(where, doc, tuple(ops), tuple(choices))
 
 
-def spec_for(t: TraceFile, given: Path | None, command: str = "replay") -> Spec:
+def spec_for(t: TraceFile, given: Path | None, kernel: str | None = None, command: str = "replay") -> Spec:
     """The spec a trace runs against: --spec if given, else the path recorded in the trace
     (as given to verify, relative to the working directory, else to the trace's folder),
-    read only when its sha256 is the recorded one: a trace may name any file, and an
-    edited spec is run only when the user gives it with --spec."""
+    with the faults and the kernel profile the trace was found under. A trace found under
+    one profile is not run under another (`kernel`: the profile the user asks for).
+
+    The recorded file is read only when its sha256 is the recorded one: a trace may name any
+    file, and nothing of one that does not match is parsed or shown; an edited spec runs
+    only when the user gives it with --spec (`command` names the command in the message)."""
     import hashlib
 
     from .files import read_regular
     from .spec import MAX_SPEC_BYTES, SPEC_INSTEAD, parse_spec
 
-    faults = tuple(t.doc["spec"].get("faults", ()))       # also those given by --faults to verify
-    if given is not None:
-        return replace(load_spec(given), faults=faults)
     recorded = Path(t.doc["spec"]["path"])
     digest = t.doc["spec"]["sha256"]
-    changed = None
-    for candidate in (recorded, Path(t.path).parent / recorded.name):
-        if not candidate.is_file():
-            continue
-        raw = read_regular(candidate, "spec", MAX_SPEC_BYTES, SPEC_INSTEAD)
-        if hashlib.sha256(raw).hexdigest() == digest:
-            return replace(parse_spec(str(candidate), raw, digest), faults=faults)
-        changed = changed or candidate
-    if changed is not None:
-        how = (f"'klpmodel replay {t.path} --spec {changed}' checks the trace against the edited spec"
-               if command == "explain" else
-               f"to run the trace against the spec as it is now, give it: klpmodel {command} {t.path} --spec {changed}")
-        raise UserError(f"the spec {changed} changed since this trace was written (sha256 differs); {how}", path=t.path)
-    raise UserError(f"the spec '{recorded}' recorded in the trace is not found; give it with --spec FILE",
-                    path=t.path)
+    if given is not None:
+        spec, path = load_spec(given), given
+    else:
+        spec = path = changed = None
+        for candidate in (recorded, Path(t.path).parent / recorded.name):
+            if not candidate.is_file():
+                continue
+            raw = read_regular(candidate, "spec", MAX_SPEC_BYTES, SPEC_INSTEAD)
+            if hashlib.sha256(raw).hexdigest() == digest:
+                spec, path = parse_spec(str(candidate), raw, digest), candidate
+                break
+            changed = changed or candidate
+        if spec is None and changed is not None:
+            how = (f"'klpmodel replay {t.path} --spec {changed}' checks the trace against the edited spec"
+                   if command == "explain" else
+                   f"to run the trace against the spec as it is now, give it: klpmodel {command} {t.path} --spec {changed}")
+            raise UserError(f"the spec {changed} changed since this trace was written (sha256 differs); {how}",
+                            path=t.path)
+        if spec is None:
+            raise UserError(f"the spec '{recorded}' recorded in the trace is not found; give it with --spec FILE",
+                            path=t.path)
+    profile = t.doc["spec"].get("kernel", "mainline")
+    in_file = t.doc["spec"].get("kernel_in_spec", profile)
+    if kernel is not None and kernel != profile:
+        raise UserError(f"this trace was found under kernel profile '{profile}', not '{kernel}'; a trace runs "
+                        f"only under its own profile: run 'klpmodel verify {path} --kernel {kernel}' for that one",
+                        path=t.path)
+    if spec.kernel != in_file:
+        raise UserError(f"this trace was found under kernel profile '{profile}', and the spec now says kernel = "
+                        f"'{spec.kernel}'; a trace runs only under its own profile: verify the spec again",
+                        path=t.path)
+    faults = tuple(t.doc["spec"].get("faults", ()))       # also those given by --faults to verify
+    return replace(spec, faults=faults, kernel=profile, file_kernel=None if profile == spec.kernel else spec.kernel)
 
 
 # ------------------------------------------------------------------ running again

@@ -115,11 +115,12 @@ AUTO_STATE_BUDGET = 1_000_000    # docs/performance.md: explicit wins on every m
 
 def verify(spec: Spec, *, depth: int | None = None, properties: list[str] | None = None,
            timeout: Deadline | float | None = None, engine: str = "auto", max_counterexamples: int = 1,
-           progress=None, max_states: int | None = AUTO_STATE_BUDGET) -> Result:
+           progress=None, max_states: int | None = None) -> Result:
     """`progress(engine, depth done, states or None)`, if given, is called after each depth.
     `timeout`: seconds or the command's Deadline (Ctrl-C too): the result is then unknown
-    with what was found. `max_states`: the explicit engine's state budget (None: none);
-    past it `auto` goes on with Z3 and `explicit` stops with an unknown verdict."""
+    with what was found. `max_states`: the explicit engine's state budget (default
+    AUTO_STATE_BUDGET); past it `auto` goes on with Z3 and `explicit` stops with an unknown
+    verdict."""
     from .engine_explicit import BUDGET_REASON, ExplicitEngine
     from .engine_z3 import Search
 
@@ -129,7 +130,8 @@ def verify(spec: Spec, *, depth: int | None = None, properties: list[str] | None
         raise UserError(f"--depth must be at least 1, not {depth}; e.g. --depth 8")
     if max_counterexamples < 1:
         raise UserError(f"--max-counterexamples must be at least 1, not {max_counterexamples}; e.g. -n 3")
-    if max_states is not None and max_states < 1:
+    max_states = AUTO_STATE_BUDGET if max_states is None else max_states
+    if max_states < 1:
         raise UserError(f"--max-states must be at least 1, not {max_states}; e.g. --max-states 1000000")
     if engine not in ENGINES:
         raise UserError(f"unknown engine '{engine}'; use one of: {', '.join(ENGINES)}")

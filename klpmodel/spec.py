@@ -11,7 +11,7 @@ import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .errors import UserError, printable
+from .errors import UserError
 
 CALLBACKS = ("pre_patch", "post_patch", "pre_unpatch", "post_unpatch")
 OBJECT_KEYS = CALLBACKS + ("pre_patch_error",)
@@ -22,7 +22,7 @@ STATE_ACTIONS = ("alloc", "free", "save", "restore", "modify", "reset", "take", 
 ERRNOS = {"EPERM": 1, "ENOENT": 2, "EIO": 5, "ENXIO": 6, "E2BIG": 7, "EAGAIN": 11, "ENOMEM": 12,
           "EFAULT": 14, "EBUSY": 16, "EEXIST": 17, "ENODEV": 19, "EINVAL": 22, "ENOSPC": 28,
           "ENOSYS": 38, "ENOTSUPP": 524}
-NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")       # use with fullmatch (a "$" would allow a trailing newline)
+NAME_RE = re.compile(r"\A[A-Za-z_][A-Za-z0-9_]*\Z")  # \A...\Z: "^...$" let a name end in a newline
 DEFAULT_DEPTH = 8
 
 
@@ -469,6 +469,17 @@ def _show(value, limit: int = 60) -> str:
     return r if len(r) <= limit else r[:limit - 5] + "...'" if r[:1] in "'\"" else r[:limit - 3] + "..."
 
 
+_BREAKS = frozenset("\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029\x00")
+
+
+def _plain(text: str) -> bool:
+    """Text that stays one line wherever it goes (a statement, a kernel log line, a shell
+    string): no line break of any kind (those str.splitlines() splits at) and no NUL. Other
+    control characters may stand in a log text (a module may print them); messages escape
+    them (errors.printable)."""
+    return _BREAKS.isdisjoint(text)
+
+
 def _header(where: tuple) -> str:
     return ".".join(str(p) for p in where if isinstance(p, str))
 
@@ -509,8 +520,8 @@ class _Loader:
         return value
 
     def text(self, where: tuple, value: str, what: str) -> str:
-        if printable(value) != value:
-            self.err(where, f"{what} {_show(value)} holds a control character; write plain printable text")
+        if not _plain(value):
+            self.err(where, f"{what} {_show(value)} holds a line break or a NUL character; write it on one line")
         return value
 
     def integer(self, where: tuple, value, what: str, lo: int, hi: int, example: str) -> int:
@@ -703,8 +714,8 @@ class _Loader:
         def bad(msg: str):
             raise UserError(msg, path=self.path, line=line)
 
-        if printable(text) != text:
-            bad(f"statement {_show(text)} holds a control character; write it on one line in plain text, "
+        if not _plain(text):
+            bad(f"statement {_show(text)} holds a line break or a NUL character; write it on one line, "
                 f"e.g. 'log \"fixing console_loglevel\"'")
         shown = _show(text)
         src = text.strip()

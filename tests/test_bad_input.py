@@ -48,8 +48,9 @@ def _cli_error(*args) -> re.Match:
     ("[check]\noperations = [[\"load\"]]\n" + BASE, 2, "unknown operation [\"load\"]".replace('"', "'")),
     ("[check]\nfaults = [{}]\n" + BASE, 2, "unknown fault {}"),
     ("[[patch]]\nname = \"a\"\nreplace_param = [1]\n", 3, "replace_param names [1]"),
-    ("name = \"series\\u0007\"\n" + BASE, 1, "holds a control character"),
-    (BASE + "[patch.objects.vmlinux]\npre_patch = [\"log \\\"bell\\u0007\\\"\"]\n", 8, "holds a control character"),
+    ("name = \"series\\u2028\"\n" + BASE, 1, "holds a line break or a NUL character"),
+    (BASE + "[patch.objects.vmlinux]\npre_patch = [\"log \\\"two\\nlines\\\"\"]\n", 8, "holds a line break"),
+    (BASE + "[patch.objects.vmlinux]\npre_patch = [\"log \\\"nul\\u0000\\\"\"]\n", 8, "holds a line break or a NUL"),
 ])
 def test_bad_values_are_one_line_errors(write_spec, text, line, words):
     path = write_spec(text)

@@ -17,6 +17,8 @@ CASES = [
      "1: unknown key 'nmae' in the top level; did you mean 'name'? allowed keys: name, kernel, check, states, modules, patch"),
     ("unknown patch key", BASE + "replcae = true\n",
      "7: unknown key 'replcae' in [[patch]]; did you mean 'replace'? allowed keys: name, replace, states, uses, objects, params, replace_param"),
+    ("did you mean: the closest key, not the first with the same prefix", OBJ + 'pre_unptach = []\n',
+     "9: unknown key 'pre_unptach' in [patch.objects.vmlinux]; did you mean 'pre_unpatch'? allowed keys: pre_patch, post_patch, pre_unpatch, post_unpatch, pre_patch_error, funcs"),
     ("unknown object key", OBJ + 'post_pach = []\n',
      "9: unknown key 'post_pach' in [patch.objects.vmlinux]; did you mean 'post_patch'? allowed keys: pre_patch, post_patch, pre_unpatch, post_unpatch, pre_patch_error, funcs"),
     ("unknown state name", '[states.s]\nid = 1\n\n[[patch]]\nname = "a"\nstates = { t = 1 }\n',

@@ -145,7 +145,7 @@ def verify(
         try:
             with watch(deadline):
                 loaded = _load(spec, faults, kernel)
-                with progress(f"verifying {spec} up to depth {depth or loaded.depth}") as show:
+                with progress(f"verifying {printable(str(spec))} up to depth {depth or loaded.depth}") as show:
                     def done(eng, d, states):
                         show(f"{eng}: depth {d} done" + (f", {states:,} states" if states is not None else ""))
                     result = run(loaded, depth=depth, properties=property, timeout=deadline, engine=engine.value,
@@ -430,7 +430,7 @@ def prove(
 
         result = None
         try:
-            with watch(deadline), progress(f"proving {spec}"):
+            with watch(deadline), progress(f"proving {printable(str(spec))}"):
                 result = pr.prove(_load(spec, faults, kernel), properties=property, max_k=max_k, timeout=deadline,
                                   method=method.value)
         except Stopped as e:

@@ -156,14 +156,16 @@ def simulate(
 
 @app.command()
 def conformance(
-    folder: Path = typer.Argument(Path("specs/selftests"), metavar="DIR", help="Where the scenario files are."),
+    folder: Path | None = typer.Argument(None, metavar="DIR",
+                                         help="Where the scenario files are (default: the selftest scenarios shipped with klpmodel)."),
 ):
     """Run every selftest scenario and compare the simulated log with the kernel's expected one."""
     try:
         from .conformance import run_all
+        from .examples import selftests_dir
 
-        code = run_all(folder, typer.echo)
-    except UserError as e:
+        code = run_all(selftests_dir() if folder is None else folder, typer.echo)
+    except (UserError, InternalError) as e:
         _fail(e)
     raise typer.Exit(code)
 
@@ -350,18 +352,40 @@ def prove(
 
 @app.command("prove-theory")
 def prove_theory(
-    where: Path = typer.Argument(Path("proofs"), metavar="DIR", help="A folder of theorem files, or one file."),
+    where: Path | None = typer.Argument(None, metavar="DIR",
+                                        help="A folder of theorem files, or one file (default: the theorems shipped with klpmodel)."),
     stats: bool = typer.Option(False, "--stats", help="Add timings."),
 ):
     """Check the theorems about the kernel's rules in proofs/: exit 0 all proved, 1 if one is not."""
     try:
         from . import theory
+        from .examples import data_dir
 
-        results = theory.run(where)
+        results = theory.run(data_dir("proofs") if where is None else where)
         sys.stdout.write(theory.text(results, stats))
-    except UserError as e:
+    except (UserError, InternalError) as e:
         _fail(e)
     raise typer.Exit(0 if all(r.outcome.verdict == "proved" for r in results) else 1)
+
+
+@app.command()
+def examples(
+    copy: Path | None = typer.Option(None, "--copy", metavar="DIR",
+                                     help="Copy the example specs (DIR/specs) and theorems (DIR/proofs) into DIR; "
+                                          "never overwrites a file."),
+):
+    """List the example specs, selftest scenarios and theorems shipped with klpmodel, or copy them out."""
+    try:
+        from . import examples as ex
+
+        if copy is None:
+            sys.stdout.write(ex.listing())
+        else:
+            written = ex.copy(copy)
+            typer.echo(f"copied {len(written)} file{'s' if len(written) != 1 else ''} into {copy} "
+                       f"(specs/, proofs/); try: cd {copy} && klpmodel verify specs/selftest-state.toml")
+    except (UserError, InternalError) as e:
+        _fail(e)
 
 
 def run() -> None:

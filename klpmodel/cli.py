@@ -20,6 +20,12 @@ class Format(str, Enum):
     json = "json"
 
 
+class VerifyFormat(str, Enum):
+    text = "text"
+    json = "json"
+    sarif = "sarif"
+
+
 class Engine(str, Enum):
     auto = "auto"
     explicit = "explicit"
@@ -77,7 +83,9 @@ def verify(
     depth: int | None = typer.Option(None, "--depth", "-d", help="Longest operation sequence explored (default: the spec's check.depth, else 8)."),
     property: list[str] | None = typer.Option(None, "--property", "-p", help="Check only this property (repeatable)."),
     timeout: float | None = typer.Option(None, "--timeout", help="Give up after this many seconds (exit 3 with what was found)."),
-    format: Format = typer.Option(Format.text, "--format", "-f", help="Output format."),
+    format: VerifyFormat = typer.Option(VerifyFormat.text, "--format", "-f",
+                                        help="text, json (docs/schemas/verify-report.schema.json) or sarif "
+                                             "(SARIF 2.1.0, for code-scanning tools: docs/ci.md)."),
     engine: Engine = typer.Option(Engine.auto, "--engine", "-e",
                                   help="explicit (breadth-first), z3 (bounded model checking) or auto."),
     stats: bool = typer.Option(False, "--stats", help="Add timings (output is then not byte-for-byte reproducible)."),
@@ -110,8 +118,11 @@ def verify(
         if out is not None:
             from .traces import write_all
             written = write_all(result, out)
-        if format is Format.json:
+        if format is VerifyFormat.json:
             sys.stdout.write(report.json_text(result, stats, written))
+        elif format is VerifyFormat.sarif:
+            from .sarif import sarif_text
+            sys.stdout.write(sarif_text(result))
         else:
             write(report.summary(result)[0] + "\n" if quiet else report.text(result, stats, written))
     except (UserError, InternalError) as e:

@@ -36,6 +36,7 @@ from .errors import InternalError, UserError
 from .kernel import PHASES, Model, Op
 from .spec import Spec
 from .verify import AUTO_STATE_BUDGET, Violation, check_properties, replay
+from .words import plural
 
 METHODS = ("auto", "induction", "exhaustion", "both")
 EXHAUSTION_BUDGET = AUTO_STATE_BUDGET  # states; as verify's auto engine
@@ -537,11 +538,12 @@ def induction(model: Model, props: tuple[str, ...], max_k: int, deadline: float 
             if k > max_k:
                 raise InternalError("step case beyond the base case")
             out[p] = PropertyProof(p, "proved", "k-induction", k=k, used=used,
-                                   note=f"jointly with the other {len(rest) - 1} properties that hold" if joint else "")
+                                   note=f"jointly with the other {plural(len(rest) - 1, 'property')} that "
+                                        f"hold{'s' if len(rest) == 2 else ''}" if joint else "")
             continue
         if search.complete_at is not None:
             out[p] = PropertyProof(p, "proved", "diameter", k=search.complete_at,
-                                   note=f"no loop-free path of {search.complete_at + 1} operations exists "
+                                   note=f"no loop-free path of {plural(search.complete_at + 1, 'operation')} exists "
                                         f"from the initial state")
             continue
         kind, k, data = last[p]

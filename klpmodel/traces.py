@@ -132,7 +132,7 @@ def itf(m: Model, v: Violation) -> dict:
                for n, step in enumerate(v.trace, 1)]
     return {"#meta": {"format": "ITF", "format-description": ITF_DESCRIPTION, "source": m.spec.path,
                       "description": f"klpmodel {__version__}: {v.property} counterexample "
-                                     f"{v.index} ({v.depth} operations) of {m.spec.name}",
+                                     f"{v.index} ({v.depth} operation{'s' if v.depth != 1 else ''}) of {m.spec.name}",
                       "status": "violation"},
             "vars": list(ITF_VARS),
             "states": states}

@@ -110,3 +110,18 @@ def test_traces_find_their_spec_from_any_directory_and_after_a_move(tmp_path):
     proj.rename(moved)                                                 # the absolute path is gone now
     r = run(elsewhere, "replay", str(moved / "traces" / "no-leak.trace.json"), "--quiet")
     assert r.returncode == 1, r.stderr
+
+
+# ------------------------------------------------------------------ user pages stand alone
+
+def test_user_documentation_never_points_at_the_developers_shared_folder():
+    """A user has no ../shared: README, docs/ (kernel-notes.md, for developers, may name the
+    source of a finding) and the shipped READMEs say what users need themselves."""
+    pages = [ROOT / "README.md", ROOT / "specs" / "README.md", ROOT / "proofs" / "README.md",
+             *sorted((ROOT / "docs").rglob("*.md")), *sorted((ROOT / "docs" / "schemas").glob("*.json"))]
+    for page in pages:
+        if page.name == "kernel-notes.md":
+            continue
+        text = page.read_text()
+        for ref in ("../shared", "shared/kernel", "shared/design", "semantics.md", "bin/acceptance"):
+            assert ref not in text, f"{page.relative_to(ROOT)} points at {ref}"

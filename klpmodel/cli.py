@@ -511,10 +511,12 @@ def examples(
 
 
 def _plain(e: Exception) -> str:
-    """A usage error in plain words, whichever typer runs: typer 0.29 validates values with
-    pydantic and words its errors so ("Value error, 'xml' is not one of ...", "Input should be
-    a valid integer, unable to parse string as an integer")."""
+    """A usage error in plain words, the same whichever typer runs: typer 0.29 validates values
+    with pydantic and words its errors so ("Value error, 'xml' is not one of ...", "Input
+    should be a valid integer, unable to parse string as an integer"); click said "'abc' is
+    not a valid integer"."""
     msg = e.format_message().rstrip(".").replace("Value error, ", "")
+    msg = msg.replace("is not a valid integer", "is not a whole number").replace("is not a valid float", "is not a number")
     cause = getattr(e, "__cause__", None)
     try:
         err = cause.errors()[0] if cause is not None and callable(getattr(cause, "errors", None)) else None

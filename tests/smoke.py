@@ -40,6 +40,38 @@ def readme_commands(text: str) -> list[str]:
     return list(dict.fromkeys(out))
 
 
+DEMO_C = """\
+#include <linux/livepatch.h>
+#define DEMO_STATE 1
+static struct klp_patch patch;
+static int pre_patch_cb(struct klp_object *obj)
+{
+\tstruct klp_state *state = klp_get_state(&patch, DEMO_STATE);
+
+\tstate->data = kzalloc(sizeof(int), GFP_KERNEL);
+\tif (!state->data)
+\t\treturn -ENOMEM;
+\treturn 0;
+}
+static void post_unpatch_cb(struct klp_object *obj)
+{
+\tstruct klp_state *state = klp_get_state(&patch, DEMO_STATE);
+
+\tkfree(state->data);
+}
+static struct klp_object objs[] = {
+\t{ .name = NULL, .callbacks = { .pre_patch = pre_patch_cb, .post_unpatch = post_unpatch_cb, }, }, { }
+};
+static struct klp_state states[] = { { .id = DEMO_STATE, .version = 1 }, { } };
+static struct klp_patch patch = { .mod = THIS_MODULE, .objs = objs, .states = states, };
+static int lp_init(void)
+{
+\treturn klp_enable_patch(&patch);
+}
+module_init(lp_init);
+"""
+
+
 class Smoke:
     def __init__(self, exe: str, work: Path):
         self.exe, self.work = exe, work
@@ -121,6 +153,10 @@ def smoke(s: Smoke) -> None:
     s.check("kselftest wrote its script", (s.work / "test-uaf.sh").is_file(), "no test-uaf.sh")
     s.run(["review", "specs/no-leak-bad.toml", "--depth", "4", "-o", "review.md"], 0)
     s.check("review wrote its file", (s.work / "review.md").is_file(), "no review.md")
+
+    (s.work / "lp_demo.c").write_text(DEMO_C)
+    s.run(["import", "lp_demo.c", "-o", "demo.toml"], 0)
+    s.run(["verify", "demo.toml"], 0, "verdict: holds")
 
     s.run(["graph", "--lifecycle"], 0, "digraph")
     s.run(["graph", "specs/no-leak-bad.toml", "--states", "--depth", "3", "--format", "mermaid"], 0, "flowchart LR")

@@ -125,3 +125,33 @@ def test_user_documentation_never_points_at_the_developers_shared_folder():
         text = page.read_text()
         for ref in ("../shared", "shared/kernel", "shared/design", "semantics.md", "bin/acceptance"):
             assert ref not in text, f"{page.relative_to(ROOT)} points at {ref}"
+
+
+# ------------------------------------------------------------------ dependency floors (item 8)
+
+def test_every_dependency_has_a_floor_that_ci_installs():
+    """.ci/run installs exactly these pins on Python 3.11 and smoke-tests every command with
+    them; the floors stay above the releases known to break klpmodel."""
+    import tomllib
+
+    p = subprocess.run([sys.executable, str(ROOT / ".ci" / "floors.py")], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr
+    pins = dict(line.split("==") for line in p.stdout.split())
+    deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+    assert len(pins) == len(deps)
+
+    def v(s):
+        return tuple(int(x) for x in s.split(".")[:3])
+
+    assert v(pins["typer"]) >= (0, 15, 4)        # 0.12.0-0.15.3 with click 8.2+: crash, or exit 0 on a violation
+    assert v(pins["networkx"]) >= (2, 4)         # 2.3: the lifecycle lookup fails
+    assert v(pins["rich"]) >= (12, 6)            # 12.5 and older: FORCE_COLOR gives no colour
+    run = (ROOT / ".ci" / "run").read_text()
+    assert ".ci/floors.py" in run and "smoke floors" in run and "smoke newest" in run and "tests/smoke.py" in run
+    assert "SKIPPED:" in run                     # a missing interpreter is said, never silent
+
+
+def test_requires_python_stays_3_11():
+    import tomllib
+
+    assert tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["requires-python"] == ">=3.11"

@@ -8,6 +8,7 @@ that a reader or a trace viewer needs no klpmodel; `explain` checks it against a
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -62,7 +63,17 @@ def raw_state(state: dict) -> dict:
     return {k: (bool(v) if isinstance(v, bool) else int(v)) for k, v in state.items()}
 
 
-def document(m: Model, v: Violation, engine: str, verify_depth: int) -> dict:
+def spec_paths(spec_path: str, trace_dir: Path | None) -> dict:
+    """Where the spec is, for a trace file written into trace_dir: its absolute path, and its
+    path relative to trace_dir (so that the spec is found from any working directory, and
+    after the folder holding both is moved)."""
+    if trace_dir is None:
+        return {}
+    full = Path(os.path.abspath(spec_path))
+    return {"absolute": str(full), "relative": os.path.relpath(full, os.path.abspath(trace_dir))}
+
+
+def document(m: Model, v: Violation, engine: str, verify_depth: int, trace_dir: Path | None = None) -> dict:
     """The JSON trace file of one counterexample (schema: docs/trace-format.md)."""
     from .report import broke, violation_json
 
@@ -70,7 +81,8 @@ def document(m: Model, v: Violation, engine: str, verify_depth: int) -> dict:
     detail = violation_json(m, v)
     doc = {
         "format": FORMAT, "version": VERSION, "generator": f"klpmodel {__version__}",
-        "spec": {"path": spec.path, "name": spec.name, "kernel": m.profile.name, "sha256": spec.digest,
+        "spec": {"path": spec.path, **spec_paths(spec.path, trace_dir),
+                 "name": spec.name, "kernel": m.profile.name, "sha256": spec.digest,
                  "faults": list(m.faults), "kernel_in_spec": spec.file_kernel or spec.kernel},
         "property": v.property, "seed": BY_NAME[v.property].seed,
         "violated_when": BY_NAME[v.property].violated_when,
@@ -121,7 +133,7 @@ def itf(m: Model, v: Violation) -> dict:
                for n, step in enumerate(v.trace, 1)]
     return {"#meta": {"format": "ITF", "format-description": ITF_DESCRIPTION, "source": m.spec.path,
                       "description": f"klpmodel {__version__}: {v.property} counterexample "
-                                     f"{v.index} ({v.depth} operations) of {m.spec.name}",
+                                     f"{v.index} ({v.depth} operation{'s' if v.depth != 1 else ''}) of {m.spec.name}",
                       "status": "violation"},
             "vars": list(ITF_VARS),
             "states": states}
@@ -181,7 +193,7 @@ def write_files(m: Model, items: list[tuple[Violation, str]], out: Path, engine:
     except OSError as e:
         raise UserError(f"{option} {out}: cannot create it: {e.strerror}; give a writable directory") from None
     for v, pj, pi in todo:
-        write_new(pj, json.dumps(document(m, v, engine, verify_depth), indent=2) + "\n", option)
+        write_new(pj, json.dumps(document(m, v, engine, verify_depth, out), indent=2) + "\n", option)
         write_new(pi, json.dumps(itf(m, v), indent=2) + "\n", option)
     return todo
 
@@ -296,11 +308,11 @@ class _Reader:
         v = doc[path[-1]]
         if not isinstance(v, kind) or (isinstance(v, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,))):
             self.err(path, f"malformed trace file: {'.'.join(map(str, path))} must be {what}, not "
-                           f"{_shown(v)}; {REWRITE}")
+                           f"{_quoted(v)}; {REWRITE}")
         return v
 
 
-def _shown(v) -> str:
+def _quoted(v) -> str:
     """A JSON value of the file as messages quote it: strings in quotes, cut to 60 characters."""
     from .spec import _show
 
@@ -339,13 +351,13 @@ def load_trace(path: Path) -> TraceFile:
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise UserError(f"not a klpmodel trace file (no \"format\": \"{FORMAT}\"); {TRACE_INSTEAD}", path=where)
     if doc.get("version") not in READS or isinstance(doc.get("version"), bool):
-        raise UserError(f"trace format version {_shown(doc.get('version'))} is not supported (this klpmodel reads "
+        raise UserError(f"trace format version {_quoted(doc.get('version'))} is not supported (this klpmodel reads "
                         f"versions {', '.join(map(str, READS))}); write the trace again with this klpmodel's "
                         f"verify --out", path=where)
     r = _Reader(where, text)
     prop = r.field(doc, ("property",), str, "a property name")
     if prop not in BY_NAME:
-        r.err(("property",), f"unknown property {_shown(prop)}; {REWRITE}")
+        r.err(("property",), f"unknown property {_quoted(prop)}; {REWRITE}")
     spec = r.field(doc, ("spec",), dict, "an object")
     r.field(spec, ("spec", "path"), str, "a file name")
     r.field(spec, ("spec", "sha256"), str, "a sha256 digest")
@@ -354,7 +366,7 @@ def load_trace(path: Path) -> TraceFile:
     for key in ("kernel", "kernel_in_spec"):
         if key in spec and (not isinstance(spec[key], str) or spec[key] not in PROFILES):
             r.err(("spec", key), f"malformed trace file: spec.{key} must be a kernel profile ({', '.join(PROFILES)}), "
-                                 f"not {_shown(spec[key])}; {REWRITE}")
+                                 f"not {_quoted(spec[key])}; {REWRITE}")
     faults = spec.get("faults", [])
     if not isinstance(faults, list) or any(not isinstance(f, str) or f not in FAULTS for f in faults):
         r.err(("spec", "faults"), f"malformed trace file: spec.faults must be a list of fault names "
@@ -374,11 +386,11 @@ def load_trace(path: Path) -> TraceFile:
         operation = r.field(step, at + ("operation",), str, "an operation")
         word, _, arg = operation.partition(" ")
         if word not in OP_WORDS:
-            r.err(at + ("operation",), f"step {n + 1}: unknown operation {_shown(operation)}; a trace step is one of: "
+            r.err(at + ("operation",), f"step {n + 1}: unknown operation {_quoted(operation)}; a trace step is one of: "
                                        f"{', '.join(OP_WORDS)}")
         if bool(arg) != (word in ARG_WORDS):
             instead = f"'{word} NAME'" if word in ARG_WORDS else f"'{word}' alone"
-            r.err(at + ("operation",), f"step {n + 1}: malformed operation {_shown(operation)}; write {instead}")
+            r.err(at + ("operation",), f"step {n + 1}: malformed operation {_quoted(operation)}; write {instead}")
         ops.append(Op(word, arg or None))
         got = []
         for k, c in enumerate(r.field(step, at + ("choices",), list, "a list")):
@@ -393,9 +405,38 @@ def load_trace(path: Path) -> TraceFile:
     return TraceFile(where, doc, tuple(ops), tuple(choices))
 
 
+def spec_candidates(t: TraceFile) -> list[Path]:
+    """Where a trace's spec may be, first match wins: relative to the trace file (as written
+    by verify, so the pair works from any directory and can be moved together), its absolute
+    path, the path as given to verify (relative to the working directory, or absolute), and
+    the spec's file name beside the trace."""
+    rec = t.doc["spec"]
+    here = Path(t.path).parent
+    given = Path(rec["path"])
+    out = []
+    if isinstance(rec.get("relative"), str):
+        out.append(here / rec["relative"])
+    if isinstance(rec.get("absolute"), str):
+        out.append(Path(rec["absolute"]))
+    out += [given, here / given.name]
+    return out
+
+
+def _shown(found: Path, recorded: Path) -> Path:
+    """The path to name the spec by: as recorded when that is the same file (the reports then
+    read as verify's did), else the found path without `dir/..` detours when that is too."""
+    for nicer in (recorded, Path(os.path.normpath(found))):
+        try:
+            if nicer.is_file() and os.path.samefile(nicer, found):
+                return nicer
+        except OSError:
+            pass
+    return found
+
+
 def spec_for(t: TraceFile, given: Path | None, kernel: str | None = None, command: str = "replay") -> Spec:
-    """The spec a trace runs against: --spec if given, else the path recorded in the trace
-    (as given to verify, relative to the working directory, else to the trace's folder),
+    """The spec a trace runs against: --spec if given, else the first of spec_candidates
+    whose sha256 is the recorded one,
     with the faults and the kernel profile the trace was found under. A trace found under
     one profile is not run under another (`kernel`: the profile the user asks for).
 
@@ -413,14 +454,15 @@ def spec_for(t: TraceFile, given: Path | None, kernel: str | None = None, comman
         spec, path = load_spec(given), given
     else:
         spec = path = changed = None
-        for candidate in (recorded, Path(t.path).parent / recorded.name):
+        for candidate in spec_candidates(t):
             if not candidate.is_file():
                 continue
             raw = read_regular(candidate, "spec", MAX_SPEC_BYTES, SPEC_INSTEAD)
             if hashlib.sha256(raw).hexdigest() == digest:
-                spec, path = parse_spec(str(candidate), raw, digest), candidate
+                path = _shown(candidate, recorded)
+                spec = parse_spec(str(path), raw, digest)
                 break
-            changed = changed or candidate
+            changed = changed or _shown(candidate, recorded)
         if spec is None and changed is not None:
             how = (f"'klpmodel replay {t.path} --spec {changed}' checks the trace against the edited spec"
                    if command == "explain" else
@@ -428,8 +470,9 @@ def spec_for(t: TraceFile, given: Path | None, kernel: str | None = None, comman
             raise UserError(f"the spec {changed} changed since this trace was written (sha256 differs); {how}",
                             path=t.path)
         if spec is None:
-            raise UserError(f"the spec '{recorded}' recorded in the trace is not found; give it with --spec FILE",
-                            path=t.path)
+            looked = ", ".join(dict.fromkeys(str(c) for c in spec_candidates(t)))
+            raise UserError(f"the spec '{recorded}' recorded in the trace is not found (looked for {looked}); "
+                            f"give it with --spec FILE", path=t.path)
     profile = t.doc["spec"].get("kernel", "mainline")
     in_file = t.doc["spec"].get("kernel_in_spec", profile)
     if kernel is not None and kernel != profile:

@@ -144,7 +144,7 @@ def test_a_trace_naming_another_file_as_its_spec_never_shows_it(tmp_path, comman
     out = _traces(tmp_path)
     trace = out / "no-leak.trace.json"
     doc = json.loads(trace.read_text())
-    doc["spec"]["path"] = str(secret)
+    doc["spec"].update(path=str(secret), absolute=str(secret), relative=os.path.relpath(secret, trace.parent))
     trace.write_text(json.dumps(doc))
     p = cli(command, str(trace))
     assert p.returncode == 2 and p.stderr.count("\n") == 1
@@ -162,7 +162,7 @@ def test_a_trace_naming_a_fifo_as_its_spec_does_not_block(tmp_path):
     out = _traces(tmp_path)
     trace = out / "no-leak.trace.json"
     doc = json.loads(trace.read_text())
-    doc["spec"]["path"] = str(fifo)
+    doc["spec"].update(path=str(fifo), absolute=str(fifo), relative=os.path.relpath(fifo, trace.parent))
     trace.write_text(json.dumps(doc))
     p = cli("replay", str(trace), timeout=120)
     assert p.returncode == 2 and "not found" in p.stderr

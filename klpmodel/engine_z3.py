@@ -146,7 +146,7 @@ class Z3Engine:
             val = model.eval(const, model_completion=True)
             if m.vars[v][0] == "b":
                 st[v] = z3.is_true(val)
-            elif v.startswith("param["):                  # two's complement (kernel.param_top)
+            elif v in m.signed:                           # two's complement (kernel.param_top)
                 st[v] = val.as_signed_long()
             else:
                 st[v] = val.as_long()

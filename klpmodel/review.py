@@ -23,11 +23,12 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from . import events as E
 from . import graph, interp, kernel, klog, report
 from .backend import Concrete
 from .engine_explicit import ExplicitEngine
 from .errors import InternalError
-from .kernel import LISTED, PHASES, Model, Op
+from .kernel import PHASES, Model, Op
 from .properties import NAMES, PROPERTIES
 from .simulate import format_run, parse_run, simulate
 from .spec import Spec
@@ -74,8 +75,9 @@ def _installed(model: Model, name: str) -> tuple[dict | None, str | None]:
         if why is not None:
             return None, f"`{op}` is refused: {why}"
         state = st.after
-        if PHASES[state[f"phase[{name}]"]] != phase:
-            return None, f"`{op}` leaves it {PHASES[state[f'phase[{name}]']]} even when no fallible statement fails"
+        now = model.view(state).phase(name)
+        if now != phase:
+            return None, f"`{op}` leaves it {now} even when no fallible statement fails"
     return state, None
 
 
@@ -210,45 +212,20 @@ class Coverage:
 
     def __call__(self, before: dict, out: interp.Outcome) -> None:
         self.transitions += 1
-        phase = {p.name: before[f"phase[{p.name}]"] for p in self.model.P}
-
-        def edge(event, name, src):
-            for s, d, _ in self.model.profile.edges(event):
-                if s == src:
-                    self.edges.setdefault((s, d, event), set()).add(name)
-        if out.op.word == "rmmod":
-            edge("rmmod", out.op.arg, phase[out.op.arg])
         judged: set[str] = set()
         for ev in out.events:
-            kind = ev[0]
-            if kind == "judged":                # kernel.py says where each property is judged
-                judged.add(ev[1])
-            elif kind == "callback":
-                self.callbacks[(ev[1], ev[2], ev[3])] += 1
-            elif kind in ("stmt", "skip"):
-                w = ev[1]
-                key = (w.patch, w.obj, w.callback, w.index)
-                (self.ran if kind == "stmt" else self.skipped)[key] += 1
-                if kind == "stmt" and w.callback == "pre_patch_error":
+            took = [ev.edge] if ev.edge is not None else list(ev.edges) if isinstance(ev, E.Force) else []
+            for name, (src, dst, event) in took:            # the lifecycle edges the step took
+                self.edges.setdefault((src, dst, event), set()).add(name)
+            if isinstance(ev, E.Judged):                     # kernel.py says where each property is judged
+                judged.add(ev.prop)
+            elif isinstance(ev, E.Callback):
+                self.callbacks[(ev.patch, ev.obj, ev.callback)] += 1
+            elif isinstance(ev, E.Ran):
+                w = ev.where
+                (self.ran if ev.ran else self.skipped)[(w.patch, w.obj, w.callback, w.index)] += 1
+                if ev.ran and w.callback == "pre_patch_error":
                     self.callbacks[(w.patch, w.obj, w.callback)] += 1
-            elif kind == "load-start":
-                edge("load", ev[1], phase[ev[1]])
-            elif kind == "load-cancel":
-                edge("load-failed", ev[1], kernel.UNLOADED)
-            elif kind in ("complete", "reverse"):
-                edge(kind, ev[1], ev[2])
-            elif kind == "disable-start":
-                edge("disable", ev[1], phase[ev[1]])
-            elif kind == "replaced":
-                edge("replaced", ev[1], phase[ev[1]])
-            elif kind == "force":
-                for name, ph in phase.items():
-                    if ph in LISTED:
-                        edge("force", name, ph)
-            elif kind == "applying":
-                edge("modload", ev[1], phase[ev[1]])
-            elif kind == "reverting":
-                edge("modunload", ev[1], phase[ev[1]])
         for prop in judged:
             self.judged[prop] += 1
 
@@ -443,10 +420,11 @@ def _matrix(rv: Review) -> list[str]:
 
 
 def _describe(m: Model, state: dict, funcs: list[str]) -> list[str]:
-    listed = sorted((state[f"pos[{p.name}]"], p.name) for p in m.P if state[f"phase[{p.name}]"] in LISTED)
-    out = ["installed: " + (", ".join(f"`{n}`" for _, n in listed) if listed else "none (klp_patches is empty)")]
-    out += [f"{s} is {m.describe_value(s, state[f'val[{s}]'])}" for s in m.state_names]
-    live = [f"{s}#{j + 1}" for s in m.state_names for j in range(m.slots[s]) if state[f"live[{s}#{j}]"]]
+    view = m.view(state)
+    listed = view.order()
+    out = ["installed: " + (", ".join(f"`{n}`" for n in listed) if listed else "none (klp_patches is empty)")]
+    out += [f"{s} is {view.describe(s)}" for s in m.state_names]
+    live = [f"{b.state}#{b.slot}" for s in m.state_names for b in view.blocks(s) if b.live]
     out.append("live blocks: " + (", ".join(live) if live else "none"))
     if funcs:
         c = Concrete(state)
@@ -457,9 +435,9 @@ def _describe(m: Model, state: dict, funcs: list[str]) -> list[str]:
 
 def _end(m: Model, state: dict) -> dict[str, str]:
     """What a path ends with, for comparing two paths: values and installed patches."""
-    listed = sorted((state[f"pos[{p.name}]"], p.name) for p in m.P if state[f"phase[{p.name}]"] in LISTED)
-    out = {s: m.describe_value(s, state[f"val[{s}]"]) for s in m.state_names}
-    out["klp_patches"] = "[" + ", ".join(n for _, n in listed) + "]"
+    view = m.view(state)
+    out = {s: view.describe(s) for s in m.state_names}
+    out["klp_patches"] = "[" + ", ".join(view.order()) + "]"
     return out
 
 
@@ -519,14 +497,13 @@ def _moves(rv: Review) -> list[str]:
             w = mv.window
             out += _bullet("Between the two steps of the non-atomic path (after `disable "
                            f"{mv.old}; complete`): " + "; ".join(_describe(m, w, funcs)) + ".")
-            changed = [f"{s} is {m.describe_value(s, w[f'val[{s}]'])}" for s in m.state_names
-                       if w[f"val[{s}]"] != kernel.ORIGINAL]
+            wv = m.view(w)
+            changed = [f"{s} is {wv.describe(s)}" for s in m.state_names if wv.value(s) != kernel.ORIGINAL]
             out += _bullet(("Still changed in the window: " + ", ".join(changed) + ".") if changed
                            else "Every system state is back to original in the window.")
             if not funcs:
                 for o in spec.patch(mv.old).objects:
-                    still = [p.name for p in m.P if w[f"phase[{p.name}]"] in LISTED
-                             and any(x.name == o.name for x in p.objects)]
+                    still = [p.name for p in m.P if wv.listed(p.name) and any(x.name == o.name for x in p.objects)]
                     out += _bullet(f"What `{mv.old}` patches in {o.name} (the spec names no function) "
                                    + (f"runs the code of {', '.join(still)} in the window." if still
                                       else "runs its original code in the window: no installed patch "

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from . import __version__, interp
 from .errors import UserError, printable
-from .kernel import PATCHING_SITE, PHASES, Choice, Model, Op
+from .kernel import PATCHING_SITE, Choice, Model, Op
 from .properties import BY_NAME
 from .spec import FAULTS, Spec, load_spec
 from .verify import Result, Step, Violation
@@ -42,19 +42,15 @@ def choice_text(key: Choice) -> str:
 
 def summary(m: Model, state: dict) -> dict:
     """The state in the words of the abstract system: what a reader looks at first."""
-    data = {}
+    view, data = m.view(state), {}
     for p in m.P:
         for s, _ in p.states:
-            ptr = state[f"ptr[{p.name}.{s}]"]
-            if ptr:
-                live = state[f"live[{s}#{ptr - 1}]"]
-                data[f"{p.name}.{s}"] = (f"block {s}#{ptr} ({'live' if live else 'freed'}, holds "
-                                         f"{m.describe_value(s, state[f'cont[{s}#{ptr - 1}]'])})")
-            else:
-                data[f"{p.name}.{s}"] = "NULL"
-    return {"patches": {p.name: PHASES[state[f"phase[{p.name}]"]] for p in m.P},
-            "system": {s: m.describe_value(s, state[f"val[{s}]"]) for s in m.state_names},
-            "modules": {name: bool(state[f"mod[{name}]"]) for name in m.module_names},
+            b = view.data(p.name, s)
+            data[f"{p.name}.{s}"] = "NULL" if b is None else \
+                f"block {s}#{b.slot} ({'live' if b.live else 'freed'}, holds {view.describe(s, b.content)})"
+    return {"patches": {p.name: view.phase(p.name) for p in m.P},
+            "system": {s: view.describe(s) for s in m.state_names},
+            "modules": {name: view.module_loaded(name) for name in m.module_names},
             "data": data}
 
 

@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from . import interp
 from .deadline import Deadline
 from .errors import InternalError, Stopped, UserError
-from .kernel import Model, Op
+from .events import Event, NoWayBack, Site
+from .kernel import Choice, Model, Op
 from .properties import ALL_NAMES, NAMES
 from .spec import Spec
 
@@ -16,11 +17,11 @@ from .spec import Spec
 class Step:
     """One operation of a trace, as the concrete interpreter ran it."""
     op: Op
-    failed: tuple[tuple, ...]           # choices taken: (patch, object, callback, line, statement) that failed
-    events: tuple[tuple, ...]           # what the kernel and the callbacks did
+    failed: tuple[Choice, ...]          # the choices taken: the sites that failed
+    events: tuple[Event, ...]           # what the kernel and the callbacks did (events.py)
     before: dict
     after: dict
-    violations: tuple[tuple[str, object], ...]
+    violations: tuple[tuple[str, Site], ...]
 
 
 @dataclass(frozen=True)
@@ -32,10 +33,11 @@ class Violation:
     index: int = 1                      # the n-th shortest trace reported for this property
 
     @property
-    def where(self):
-        """What broke the property in the last step (a kernel.Where or a tagged tuple)."""
+    def where(self) -> Site | None:
+        """What broke the property in the last step: a statement (events.Where) or the
+        kernel event that judged it (events.FailedLoad, StateLeft, ...)."""
         if self.reason is not None:
-            return ("recoverable", self.reason)
+            return NoWayBack(self.reason)
         for prop, where in self.trace[-1].violations:
             if prop == self.property:
                 return where

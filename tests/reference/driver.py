@@ -101,12 +101,12 @@ class Reference:
     # ---- what the differential test compares
     def abstract(self, k: klp.Kernel) -> dict:
         """List order, phases, forced flags, target modules, the data of installed patches
-        (blocks numbered in order of first appearance), values, post_unpatch_enabled of
-        the installed patches' static objects."""
+        (blocks numbered in order of first appearance, patches taken by name), values,
+        post_unpatch_enabled of the installed patches' static objects."""
         canon: dict[int, int] = {}
         data = {}
         pue = {}
-        for p in k.klp_patches:
+        for p in sorted(k.klp_patches, key=lambda p: p.name):
             for st in p.states:
                 if st.data is None:
                     data[(p.name, st.name)] = None

@@ -1,0 +1,447 @@
+"""klpmodel against an independent reference of the kernel (tests/reference/, issue 10 item 7).
+
+The reference is written from ../shared/kernel/semantics.md and the kernel C, not from
+klpmodel/kernel.py. For random specs, every operation sequence up to the spec's depth is
+run through both (breadth-first, memoized on the pair of states), and for every operation
+from every reachable pair of states the test compares: whether the operation is possible
+(and the class of the refusal), the set of outcome labels (which fallible points failed),
+and per outcome the log lines, the abstract state and the violated properties.
+
+A seeded subset runs in CI; KLP_REF_EXAMPLES=5000 runs more, KLP_REF_SEED=N another
+sequence (unset: Hypothesis' derandomized fixed sequence). Each disagreement found is an
+entry of DISAGREEMENTS.md with its smallest spec and operations, decided by the kernel
+source; the ones still open in kernel.py are the xfail(strict=True) cases at the end.
+"""
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, seed, settings
+from hypothesis import strategies as st
+from reference.driver import Reference
+
+from klpmodel import interp, klog
+from klpmodel.kernel import PHASES, Model, Op
+from klpmodel.spec import load_spec
+
+EXAMPLES = int(os.environ.get("KLP_REF_EXAMPLES", "40"))
+SEED = os.environ.get("KLP_REF_SEED")
+ROOT = Path(__file__).resolve().parent.parent
+CASES = Path(__file__).parent / "reference" / "cases"
+
+
+# --------------------------------------------------------------------------- klpmodel's side
+
+
+def spec_has_faults() -> bool:
+    """Whether the spec language has `[check] faults = ["patching"]` yet."""
+    import tempfile
+
+    from klpmodel.errors import UserError
+    with tempfile.NamedTemporaryFile("w", suffix=".toml", delete=False) as f:
+        f.write('[check]\nfaults = ["patching"]\n[[patch]]\nname = "p"\n')
+    try:
+        load_spec(f.name)
+        return True
+    except UserError:
+        return False
+    finally:
+        os.unlink(f.name)
+
+
+def spec_faults(spec) -> bool:
+    return "patching" in getattr(spec, "faults", ())
+
+
+class KlpSide:
+    """klpmodel's answers through its public interpreter API (interp, klog)."""
+
+    def __init__(self, spec):
+        self.spec = spec
+        self.m = Model(spec)
+        self.names = list(self.m.vars)
+
+    def initial(self) -> dict:
+        return interp.initial(self.m)
+
+    def key(self, state: dict) -> tuple:
+        return tuple(state[v] for v in self.names)
+
+    def refusal(self, state: dict, op: Op) -> str | None:
+        why = interp.refusal(self.m, state, op)
+        return None if why is None else refusal_class(why)
+
+    def outcomes(self, state: dict, op: Op):
+        for o in interp.outcomes(self.m, state, op):
+            yield (frozenset(self.position(k) for k in o.failed_choices), o.state,
+                   klog.event_lines(self.m, op, o.events), frozenset(name for name, _ in o.violations))
+
+    def position(self, key: tuple) -> tuple:
+        """A choice key in the position form (patch, object, callback, index). klpmodel's
+        keys were (patch, object, callback, line, text) before issue 10: the index is
+        then the first statement of that callback with that line and text."""
+        if len(key) == 4:
+            return key
+        patch, obj, cb, line, text = key
+        stmts = next(o for o in self.spec.patch(patch).objects if o.name == obj).cb(cb)
+        return (patch, obj, cb, next(i for i, s in enumerate(stmts) if s.line == line and s.text == text))
+
+    def abstract(self, s: dict) -> dict:
+        m, spec = self.m, self.spec
+        on = [p.name for p in spec.patches if PHASES[s[f"phase[{p.name}]"]] in ("patching", "enabled", "unpatching")]
+        listed = sorted((s[f"pos[{name}]"], name) for name in on)
+        ordered = all(pos for pos, _ in listed)   # klpmodel keeps pos at 0 where no rule reads the order
+        canon: dict = {}
+        data, pue = {}, {}
+        for name in sorted(on):                   # blocks numbered in the order of the names
+            p = spec.patch(name)
+            for state, _v in p.states:
+                ptr = s[f"ptr[{name}.{state}]"]
+                if not ptr:
+                    data[(name, state)] = None
+                    continue
+                n = canon.setdefault((state, ptr), len(canon))
+                live = bool(s[f"live[{state}#{ptr - 1}]"])
+                data[(name, state)] = (n, live, m.describe_value(state, s[f"cont[{state}#{ptr - 1}]"]) if live else None)
+            for o in p.objects:
+                if f"pue[{name}.{o.name}]" in s:
+                    pue[(name, o.name)] = bool(s[f"pue[{name}.{o.name}]"])
+        return {
+            "list": tuple(name for _, name in listed) if ordered else ("unordered", *sorted(on)),
+            "phase": {p.name: PHASES[s[f"phase[{p.name}]"]] for p in spec.patches},
+            "forced": {p.name: bool(s[f"forced[{p.name}]"]) for p in spec.patches},
+            "modules": {mod.name: bool(s[f"mod[{mod.name}]"]) for mod in spec.modules},
+            "data": data,
+            "values": {st_.name: m.describe_value(st_.name, s[f"val[{st_.name}]"]) for st_ in spec.states},
+            "pue": pue,
+        }
+
+
+def refusal_class(why: str) -> str:
+    """klpmodel's refusal sentence, as the reference's class of the kernel's answer."""
+    w = why.lower()
+    for needle, cls in (("not compatible", "incompatible"), ("-ebusy", "EBUSY"), ("already loaded", "EEXIST"),
+                        ("in use", "in use"), ("already forced", "already forced"), ("not loaded", "ENOENT"), ("that is `reverse`", "reverse"),
+                        ("-einval", "EINVAL"), ("no transition is in progress", "idle"),
+                        ("sleep", "blocked"), ("cannot complete", "blocked"), ("block", "blocked")):
+        if needle in w:
+            return cls
+    raise AssertionError(f"unclassified klpmodel refusal: {why!r}")
+
+
+# --------------------------------------------------------------------------- the comparison
+
+
+@dataclass
+class Disagreement:
+    path: list            # the operations (with the failed points) that lead to the state
+    op: tuple
+    what: str
+    klpmodel: object
+    reference: object
+
+    def __str__(self) -> str:
+        steps = "; ".join(_op_text(o) + (f" fail={sorted(lab)}" if lab else "") for o, lab in self.path)
+        return (f"after [{steps}]\n  operation: {_op_text(self.op)}\n  differs in: {self.what}\n"
+                f"  klpmodel:  {self.klpmodel}\n  reference: {self.reference}")
+
+
+@dataclass
+class Stats:
+    pairs: int = 0          # distinct (klpmodel state, reference state) pairs reached
+    compared: int = 0       # (pair, operation) comparisons
+    disagreements: list = field(default_factory=list)
+    known: dict = field(default_factory=dict)     # open DISAGREEMENTS.md entry -> times met
+
+
+def _op_text(op) -> str:
+    word, arg = op[0], op[1]
+    return word if arg is None else f"{word} {arg}"
+
+
+def param_ops(spec) -> list[Op]:
+    """Writes of the livepatch modules' parameters (issue 10: `replace` is read once)."""
+    ops = []
+    for p in spec.patches:
+        for name, default in p.params:
+            for value in sorted({default, 1 if name == p.replace_param else -19, 0}):
+                ops.append(Op("param", f"{p.name} {name} {value}"))
+    return ops
+
+
+def _diff(a: dict, b: dict) -> str:
+    keys = [k for k in a if a[k] != b.get(k)] + [k for k in b if k not in a]
+    return ", ".join(f"{k}: {a.get(k)} != {b.get(k)}" for k in keys)
+
+
+def compare(spec, depth: int | None = None, stop_at_first: bool = True, budget: int = 50_000,
+            known=lambda d: None) -> Stats:
+    """Breadth-first over every operation sequence up to the depth; the first disagreement
+    at the smallest depth (or all of them). A disagreement that `known` names (an open
+    entry of DISAGREEMENTS.md) is counted in `stats.known` and the search does not go on
+    past that operation."""
+    klp_side = KlpSide(spec)
+    ref = Reference(spec, faults=spec_faults(spec))
+    ops = list(klp_side.m.ops) + param_ops(spec)
+    stats = Stats()
+    start = (klp_side.initial(), ref.initial(), [])
+    seen = {(klp_side.key(start[0]), ref.freeze(start[1]))}
+    stats.pairs = 1
+    level = [start]
+    for _d in range(depth or spec.depth):
+        nxt = []
+        for s, k, path in level:
+            for op in ops:
+                rop = (op.word, op.arg, op.params)
+                stats.compared += 1
+                problem = _compare_op(klp_side, ref, s, k, op, rop, path, nxt, seen, stats)
+                if problem is not None:
+                    name = known(problem)
+                    if name:
+                        stats.known[name] = stats.known.get(name, 0) + 1
+                        continue
+                    stats.disagreements.append(problem)
+                    if stop_at_first:
+                        return stats
+        level = nxt
+        if not level or stats.pairs > budget:
+            break
+    return stats
+
+
+def _compare_op(klp_side, ref, s, k, op, rop, path, nxt, seen, stats):
+    why = klp_side.refusal(s, op)
+    rwhy = ref.refusal(k, rop)
+    if (why is None) != (rwhy is None) or (why is not None and why != rwhy[0]):
+        return Disagreement(path, rop, "possible / refusal class", why or "possible", rwhy[0] if rwhy else "possible")
+    if why is not None:
+        return None
+    mine = {o[0]: o for o in klp_side.outcomes(s, op)}
+    theirs = {r.failed: r for r in ref.outcomes(k, rop)}
+    if set(mine) != set(theirs):
+        return Disagreement(path, rop, "outcome labels (failed fallible points)",
+                            sorted(map(sorted, mine)), sorted(map(sorted, theirs)))
+    for label, (_, s2, lines, viol) in mine.items():
+        r = theirs[label]
+        step = path + [(rop, label)]
+        if lines != r.log:
+            return Disagreement(path, rop, f"log lines{_fail_text(label)}", lines, r.log)
+        a, b = normalize(klp_side.abstract(s2), ref.abstract(r.kernel))
+        if a != b:
+            return Disagreement(path, rop, f"abstract state{_fail_text(label)}: {_diff(a, b)}", a, b)
+        if viol != r.violations:
+            return Disagreement(path, rop, f"violations{_fail_text(label)}", sorted(viol), sorted(r.violations))
+        key = (klp_side.key(s2), ref.freeze(r.kernel))
+        if key not in seen:
+            seen.add(key)
+            stats.pairs += 1
+            nxt.append((s2, r.kernel, step))
+    return None
+
+
+def normalize(a: dict, b: dict) -> tuple[dict, dict]:
+    """Compare only what klpmodel keeps: the list order where it tracks positions, the
+    post_unpatch_enabled flags it has a variable for."""
+    b = dict(b)
+    if a["list"][:1] == ("unordered",):
+        b["list"] = ("unordered", *sorted(b["list"]))
+    b["pue"] = {k: v for k, v in b["pue"].items() if k in a["pue"]}
+    return a, b
+
+
+def _fail_text(label) -> str:
+    return f" (failing {sorted(label)})" if label else ""
+
+
+# --------------------------------------------------------------------------- open disagreements
+
+def _same_line_twin(spec, label_sets) -> bool:
+    """A failed point (patch, object, callback, i) whose statement repeats an earlier
+    statement of the same callback on the same line."""
+    for label in label_sets:
+        for key in label:
+            patch, obj, cb, i = key
+            if cb == "patching":
+                continue
+            stmts = next(o for o in spec.patch(patch).objects if o.name == obj).cb(cb)
+            if any(s.line == stmts[i].line and s.text == stmts[i].text for s in stmts[:i]):
+                return True
+    return False
+
+
+def _open(spec):
+    """The open entries of DISAGREEMENTS.md (kernel.py bugs awaiting a fix on main), as
+    predicates over a disagreement: met in a random spec, they are counted, not failed."""
+    def wrote_replace_param(d) -> bool:
+        return any(o[0] == "param" and o[1].split()[1] == spec.patch(o[1].split()[0]).replace_param
+                   for o, _ in d.path)
+
+    def nop_lines(d) -> bool:
+        """The reference's log differs only by nop objects' applying/reverting lines."""
+        if not (d.what.startswith("log lines") and d.op[0] in ("modload", "modunload")):
+            return False
+
+        def static(line: str) -> bool:
+            for verb in ("applying patch '", "reverting patch '"):
+                if line.startswith("livepatch: " + verb):
+                    patch = line.split("'")[1]
+                    return any(o.name == d.op[1] for o in spec.patch(patch).objects)
+            return True
+        return d.reference != d.klpmodel and [x for x in d.reference if static(x)] == d.klpmodel
+
+    def own_take(d) -> bool:
+        """A module event of a patch older than the transition patch, whose callbacks for
+        that module `take` (klp_get_prev_state() is then the patch's own state)."""
+        return (d.op[0] in ("modload", "modunload") and d.what.startswith(("abstract state", "violations"))
+                and any(st_.action == "take" for p in spec.patches for o in p.objects if o.name == d.op[1]
+                        for _, stmts in o.callbacks for st_ in stmts))
+
+    def replace_reversed_disable(d) -> bool:
+        """The completion of a reversed disable of a replace patch drops patches loaded after it."""
+        disables = [i for i, (o, _) in enumerate(d.path) if o[0] == "disable" and spec.patch(o[1]).replace]
+        if d.op[0] != "complete" or not disables or not d.what.startswith("abstract state"):
+            return False
+        reverses = sum(1 for o, _ in d.path[disables[-1]:] if o[0] == "reverse")
+        return reverses % 2 == 1 and set(d.klpmodel["list"]) < set(d.reference["list"])
+
+    checks = {
+        "D1 disable during the patch's own patching transition": lambda d: (
+            d.op[0] == "disable" and d.what.startswith("possible") and d.klpmodel == "reverse"),
+        "D2 force marks every listed patch": lambda d: d.op[0] == "force" and "forced:" in d.what,
+        "D3 a repeated force is refused": lambda d: d.op[0] == "force" and d.klpmodel == "already forced",
+        "D4 replace re-read from the parameter": wrote_replace_param,
+        "D5 identical statements on one line share a choice": lambda d: (
+            d.what.startswith("outcome labels") and _same_line_twin(spec, [set(x) for x in d.reference])),
+        "D6 nop objects are not applied or reverted at module events": nop_lines,
+        "D7 take of the patch's own state is not a no-op": own_take,
+        "D8 a reversed disable of a replace patch replaces later patches": replace_reversed_disable,
+    }
+
+    def known(d):
+        return next((name for name, check in checks.items() if check(d)), None)
+    return known
+
+
+# --------------------------------------------------------------------------- random specs
+
+FAULTS = spec_has_faults()
+
+
+@st.composite
+def specs(draw) -> str:
+    """Random valid specs covering what issue 10 found: target modules coming and going
+    mid-transition, reversed disables of replace patches, force with sleeping tasks,
+    identical statements on one line, take/copy/free-prev in module callbacks, patching
+    faults (once the spec language has them), `replace` from a module parameter."""
+    deep = draw(st.integers(0, 3)) == 0          # a quarter: two patches, depth 6-7 (reversed disables of replace patches)
+    n_states = draw(st.integers(1, 2))
+    n_mods = draw(st.integers(0, 1 if deep else 2))
+    n_patches = 2 if deep else draw(st.integers(2, 4))
+    states = [f"s{i}" for i in range(n_states)]
+    mods = [f"m{i}" for i in range(n_mods)]
+    ops = ["load", "complete", "reverse", "disable", "rmmod", "modload", "modunload"]
+    check = [f"depth = {draw(st.integers(6, 7) if deep else st.integers(3, 5))}"]
+    if draw(st.booleans()):
+        check.append(f"operations = {ops + ['force']!r}".replace("'", '"'))
+    if FAULTS and draw(st.integers(0, 3)) == 0:
+        check.append('faults = ["patching"]')
+    out = ["[check]\n" + "\n".join(check) + "\n"]
+    out += [f"[states.{s}]\nid = {i + 1}\n" for i, s in enumerate(states)]
+    sleeping = set()
+    for m in mods:
+        lines = [f"[modules.{m}]", f"loaded = {_b(draw(st.booleans()))}"]
+        if draw(st.booleans()):
+            sleeping.add(m)
+            lines.append(f"params = {{ busy = {_b(draw(st.booleans()))} }}")
+            lines.append(f'sleeps = {{ function = "{m}_fn", while = "busy" }}')
+        if draw(st.booleans()):
+            lines.append(f"init = ['log \"{m} init\"']")
+            lines.append(f"exit = ['log \"{m} exit\"']")
+        out.append("\n".join(lines) + "\n")
+    for k in range(n_patches):
+        decl = draw(st.lists(st.sampled_from(states), unique=True, max_size=n_states))
+        versions = {s: draw(st.integers(0, 3)) for s in decl}
+        lines = ["[[patch]]", f'name = "p{k}"']
+        params = []
+        how = draw(st.sampled_from(["plain", "replace", "param"]))
+        if how == "replace":
+            lines.append("replace = true")
+        elif how == "param":
+            params.append(f"replace = {draw(st.integers(0, 1))}")
+            lines.append('replace_param = "replace"')
+        if draw(st.integers(0, 3)) == 0:
+            params.append("ret = 0")
+        if params:
+            lines.append(f"params = {{ {', '.join(params)} }}")
+        lines.append(f"states = {{ {', '.join(f'{s} = {v}' for s, v in versions.items())} }}")
+        if decl and draw(st.booleans()):
+            lines.append(f'uses = ["{draw(st.sampled_from(decl))}"]')
+        objs = draw(st.lists(st.sampled_from(mods), unique=True)) if mods else []
+        if not objs or draw(st.integers(0, 3)):
+            objs = ["vmlinux"] + objs
+        has_ret = any(x.startswith("ret") for x in params)
+        for obj in objs:
+            lines.append(f"[patch.objects.{obj}]")
+            if obj in sleeping and draw(st.booleans()):
+                lines.append(f'funcs = ["{obj}_fn"]')
+            for cb in ("pre_patch", "post_patch", "pre_unpatch", "post_unpatch", "pre_patch_error"):
+                stmts = draw(st.lists(statement(decl, cb, has_ret), max_size=2 if deep else 3))
+                if stmts and draw(st.integers(0, 4)) == 0:
+                    stmts.append(stmts[draw(st.integers(0, len(stmts) - 1))])   # identical, same line
+                if stmts:
+                    lines.append(f"{cb} = [{', '.join(_toml_str(x) for x in stmts)}]")
+        out.append("\n".join(lines) + "\n")
+    return "\n".join(out)
+
+
+def _b(x: bool) -> str:
+    return "true" if x else "false"
+
+
+def _toml_str(s: str) -> str:
+    return f"'{s}'" if '"' in s else f'"{s}"'
+
+
+def statement(decl: list[str], cb: str, has_ret: bool):
+    actions = ["return", 'log "hello"']
+    if cb != "pre_patch_error":
+        actions.append("banner")
+    if cb == "pre_patch":
+        actions += ["fail -ENODEV", "maybe-fail", "maybe-fail -ENODEV", "maybe-fail"]
+        if has_ret:
+            actions.append("fail ret")
+    for s in decl:
+        actions += [f"{a} {s}" for a in ("alloc", "free", "save", "restore", "modify", "reset", "take", "copy", "free-prev")]
+    guards = [""] * 3 + [f" {w} prev {s}{tail}" for s in decl for w in ("if", "unless") for tail in ("", " >= 2")]
+    if has_ret:
+        guards += [" if param ret", " unless param ret"]
+    return st.builds(lambda a, g: a + g, st.sampled_from(actions), st.sampled_from(guards))
+
+
+def _spec_from(tmp_path_factory, text: str):
+    path = tmp_path_factory.mktemp("ref") / "spec.toml"
+    path.write_text(text)
+    return load_spec(path)
+
+
+RUN = {"specs": 0, "pairs": 0, "compared": 0, "seconds": 0.0}
+
+
+@seed(int(SEED or 0))
+@settings(max_examples=EXAMPLES, derandomize=SEED is None, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
+                                 HealthCheck.data_too_large, HealthCheck.filter_too_much])
+@given(specs())
+def test_reference_agrees_on_random_specs(tmp_path_factory, text):
+    spec = _spec_from(tmp_path_factory, text)
+    t = time.perf_counter()
+    stats = compare(spec, known=_open(spec))
+    RUN["specs"] += 1
+    RUN["pairs"] += stats.pairs
+    RUN["compared"] += stats.compared
+    RUN["seconds"] += time.perf_counter() - t
+    assert not stats.disagreements, f"{text}\n{stats.disagreements[0]}"

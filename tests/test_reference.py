@@ -445,3 +445,111 @@ def test_reference_agrees_on_random_specs(tmp_path_factory, text):
     RUN["compared"] += stats.compared
     RUN["seconds"] += time.perf_counter() - t
     assert not stats.disagreements, f"{text}\n{stats.disagreements[0]}"
+
+
+# --------------------------------------------------------------------------- the reference alone, against the selftests
+
+
+def test_reference_reproduces_the_selftest_logs():
+    """The reference, run through every scenario of specs/selftests/ (the kernel
+    selftests' expected logs), prints exactly the expected log: it is checked against the
+    kernel itself, not only against klpmodel."""
+    import tomllib
+    failed = []
+    for path in sorted((ROOT / "specs" / "selftests").glob("*/*.toml")):
+        scenario = tomllib.loads(path.read_text())
+        log = scenario_log(load_spec(path.parent / scenario["spec"]), scenario["run"])
+        if log != scenario["expected"].strip().splitlines():
+            failed.append(path.name)
+    assert not failed
+
+
+def scenario_log(spec, run: str) -> list[str]:
+    """A scenario's run through the reference, with the selftest script's command lines."""
+    ref = Reference(spec)
+    k = ref.initial()
+    log: list[str] = []
+    for raw in run.splitlines():
+        words = raw.split("#")[0].split()
+        if not words:
+            continue
+        word, arg = words[0], words[1] if len(words) > 1 else None
+        if word == "probe":                  # the newest installed patch that patches the function runs
+            owner = next((p.name for p in reversed(k.klp_patches) if any(arg in o.spec.funcs for o in p.static_objs)), None)
+            if owner:
+                log.append(f"{owner}: this has been live patched")
+            continue
+        if word == "param":
+            name, _, value = words[2].partition("=")
+            log.append(f"% echo {value} > /sys/module/{arg}/parameters/{name}")
+            op = ("param", f"{arg} {name} {_value(value)}")
+        else:
+            args = words[2:]
+            tp = k.klp_transition_patch
+            if word in ("load", "modload"):
+                log.append(" ".join([f"% insmod test_modules/{arg}.ko", *args]))
+            elif word in ("rmmod", "modunload"):
+                log.append(f"% rmmod {arg}")
+            elif word == "disable":
+                log.append(f"% echo 0 > /sys/kernel/livepatch/{arg}/enabled")
+            elif word == "reverse" and tp:
+                log.append(f"% echo {0 if tp.enabled else 1} > /sys/kernel/livepatch/{tp.name}/enabled")
+            elif word == "force" and tp:
+                log.append(f"% echo 1 > /sys/kernel/livepatch/{tp.name}/force")
+            op = (word, arg, tuple((a.partition("=")[0], _value(a.partition("=")[2])) for a in args))
+        r = ref.apply(k, op, lambda key: False)
+        log += r.log
+        if r.refused and word in ("rmmod", "modunload"):
+            log.append(f"rmmod: ERROR: Module {arg} is {'in use' if r.refused == 'in use' else 'not currently loaded'}")
+        if not r.refused:
+            k = r.kernel
+    return log
+
+
+def _value(text: str) -> int:
+    return {"y": 1, "n": 0}.get(text.lower()) if text.lower() in ("y", "n") else int(text)
+
+
+# --------------------------------------------------------------------------- the open disagreements, one case each
+
+
+def replay(spec, ops: list[str]) -> Disagreement | None:
+    """Both sides along one operation sequence (no fallible point failing); the first
+    disagreement."""
+    klp_side, ref = KlpSide(spec), Reference(spec, faults=spec_faults(spec))
+    s, k, path = klp_side.initial(), ref.initial(), []
+    for text in ops:
+        word, _, arg = text.partition(" ")
+        op = Op(word, arg or None)
+        nxt: list = []
+        problem = _compare_op(klp_side, ref, s, k, op, (op.word, op.arg, op.params), path, nxt, set(), Stats())
+        if problem is not None:
+            return problem
+        if klp_side.refusal(s, op) is not None:
+            continue
+        s, k, path = next((s2, k2, p2) for s2, k2, p2 in nxt if not p2[-1][1])
+    return None
+
+
+def _cases():
+    for path in sorted(CASES.glob("*.toml")):
+        ops = next(line.split(":", 1)[1] for line in path.read_text().splitlines() if line.startswith("# ops:"))
+        yield pytest.param(path, [o.strip() for o in ops.split(";")], id=path.stem)
+
+
+OPEN = {   # DISAGREEMENTS.md entries that kernel.py on main still has: the case must disagree
+    "d1-disable-own-patching": "D1", "d2-force-marks": "D2", "d3-repeated-force": "D3",
+    "d4-replace-param": "D4", "d5-identical-statements": "D5", "d6-nop-objects": "D6",
+    "d7-own-take": "D7", "d8-reversed-disable-of-replace": "D8",
+}
+
+
+@pytest.mark.parametrize(("path", "ops"), [
+    pytest.param(*c.values, marks=pytest.mark.xfail(strict=True, reason=f"DISAGREEMENTS.md {OPEN[c.id]}"), id=c.id)
+    if c.id in OPEN else c for c in _cases()])
+def test_disagreement_cases(path, ops):
+    """Each entry of DISAGREEMENTS.md, replayed: klpmodel and the reference agree once
+    kernel.py is fixed (an open entry is xfail(strict=True): its fix makes it XPASS, and
+    the entry then leaves OPEN and the random test's known list)."""
+    problem = replay(load_spec(path), ops)
+    assert problem is None, str(problem)

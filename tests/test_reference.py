@@ -308,6 +308,18 @@ def _open(spec):
         reverses = sum(1 for o, _ in d.path[disables[-1]:] if o[0] == "reverse")
         return reverses % 2 == 1 and set(d.klpmodel["list"]) < set(d.reference["list"])
 
+    def params_survive_reload(d) -> bool:
+        """A load of a module whose parameter was written before an earlier rmmod."""
+        if d.op[0] not in ("load", "modload"):
+            return False
+        written = False
+        for o, _ in d.path:
+            if o[0] == "param" and o[1].split()[0] == d.op[1]:
+                written = True
+            elif o[0] in ("rmmod", "modunload") and o[1] == d.op[1] and written:
+                return True
+        return False
+
     checks = {
         "D1 disable during the patch's own patching transition": lambda d: (
             d.op[0] == "disable" and d.what.startswith("possible") and d.klpmodel == "reverse"),
@@ -319,6 +331,7 @@ def _open(spec):
         "D6 nop objects are not applied or reverted at module events": nop_lines,
         "D7 take of the patch's own state is not a no-op": own_take,
         "D8 a reversed disable of a replace patch replaces later patches": replace_reversed_disable,
+        "D9 module parameters survive rmmod and a new load": params_survive_reload,
     }
 
     def known(d):
@@ -540,7 +553,7 @@ def _cases():
 OPEN = {   # DISAGREEMENTS.md entries that kernel.py on main still has: the case must disagree
     "d1-disable-own-patching": "D1", "d2-force-marks": "D2", "d3-repeated-force": "D3",
     "d4-replace-param": "D4", "d5-identical-statements": "D5", "d6-nop-objects": "D6",
-    "d7-own-take": "D7", "d8-reversed-disable-of-replace": "D8",
+    "d7-own-take": "D7", "d8-reversed-disable-of-replace": "D8", "d9-params-after-reload": "D9",
 }
 
 

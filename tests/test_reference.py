@@ -441,7 +441,8 @@ def _spec_from(tmp_path_factory, text: str):
     return load_spec(path)
 
 
-RUN = {"specs": 0, "pairs": 0, "compared": 0, "seconds": 0.0}
+RUN: dict = {"specs": 0, "pairs": 0, "compared": 0, "seconds": 0.0}
+STATS_FILE = os.environ.get("KLP_REF_STATS")     # where to write the running totals (JSON)
 
 
 @seed(int(SEED or 0))
@@ -457,7 +458,23 @@ def test_reference_agrees_on_random_specs(tmp_path_factory, text):
     RUN["pairs"] += stats.pairs
     RUN["compared"] += stats.compared
     RUN["seconds"] += time.perf_counter() - t
+    for name, n in stats.known.items():
+        RUN[name] = RUN.get(name, 0) + 1
+    if STATS_FILE:
+        import json
+        Path(STATS_FILE).write_text(json.dumps(dict(RUN, seed=SEED), indent=1))
     assert not stats.disagreements, f"{text}\n{stats.disagreements[0]}"
+
+
+SHIPPED = sorted((ROOT / "specs").glob("*.toml")) + sorted((ROOT / "specs" / "selftests").glob("*.toml"))
+
+
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
+def test_reference_agrees_on_shipped_specs(path):
+    """The shipped specs, every sequence up to depth 6 (param writes included)."""
+    spec = load_spec(path)
+    stats = compare(spec, depth=min(spec.depth, 6), known=_open(spec))
+    assert not stats.disagreements, str(stats.disagreements[0])
 
 
 # --------------------------------------------------------------------------- the reference alone, against the selftests
@@ -566,3 +583,96 @@ def test_disagreement_cases(path, ops):
     the entry then leaves OPEN and the random test's known list)."""
     problem = replay(load_spec(path), ops)
     assert problem is None, str(problem)
+
+
+# --------------------------------------------------------------------------- the patching fault, on the reference alone
+# (klpmodel's spec language gets `faults = ["patching"]` with issue 10; until then these pin
+# the reference to semantics.md §3.1, §9.1 and test-kprobe.sh)
+
+FAULT_SPEC = """
+[modules.m]
+loaded = true
+[[patch]]
+name = "a"
+[patch.objects.vmlinux]
+pre_patch = ["banner"]
+post_unpatch = ["banner"]
+[patch.objects.m]
+pre_patch = ["banner"]
+post_patch = ["banner"]
+pre_unpatch = ["banner"]
+post_unpatch = ["banner"]
+[[patch]]
+name = "b"
+[patch.objects.m]
+pre_patch = ["banner"]
+post_unpatch = ["banner"]
+[[patch]]
+name = "r"
+replace = true
+"""
+
+
+def _run_faulty(tmp_path, ops, fail):
+    path = tmp_path / "fault.toml"
+    path.write_text(FAULT_SPEC)
+    ref = Reference(load_spec(path), faults=True)
+    k = ref.initial()
+    for op in ops[:-1]:
+        k = ref.apply(k, op, lambda key: False).kernel
+    return ref.apply(k, ops[-1], lambda key: key in fail)
+
+
+def test_reference_patching_fault_in_enable(tmp_path):
+    """§3.1: the object's pre_patch ran, so its post_unpatch runs on the error path
+    (test-kprobe.sh: -EBUSY, "Device or resource busy")."""
+    r = _run_faulty(tmp_path, [("load", "a")], {("a", "m", "patching", 0)})
+    assert r.log == [
+        "livepatch: enabling patch 'a'", "livepatch: 'a': initializing patching transition",
+        "a: pre_patch_callback: vmlinux", "a: pre_patch_callback: m -> [MODULE_STATE_LIVE] Normal state",
+        "livepatch: failed to patch object 'm'", "livepatch: failed to enable patch 'a'",
+        "livepatch: 'a': canceling patching transition, going to unpatch",
+        "livepatch: 'a': completing unpatching transition",
+        "a: post_unpatch_callback: vmlinux", "a: post_unpatch_callback: m -> [MODULE_STATE_LIVE] Normal state",
+        "livepatch: 'a': unpatching complete",
+        "insmod: ERROR: could not insert module test_modules/a.ko: Device or resource busy"]
+    assert r.kernel.klp_patches == []
+
+
+def test_reference_patching_fault_at_module_coming(tmp_path):
+    """§9.1: post_unpatch of the failing object, then the refusal and the rollback of the
+    patches before it only."""
+    ops = [("modunload", "m"), ("load", "a"), ("complete", None), ("load", "b"), ("complete", None), ("modload", "m")]
+    r = _run_faulty(tmp_path, ops, {("b", "m", "patching", 0)})
+    coming = "-> [MODULE_STATE_COMING] Full formed, running module_init"
+    assert r.log == [
+        "livepatch: applying patch 'a' to loading module 'm'", f"a: pre_patch_callback: m {coming}",
+        f"a: post_patch_callback: m {coming}",
+        "livepatch: applying patch 'b' to loading module 'm'", f"b: pre_patch_callback: m {coming}",
+        "livepatch: failed to apply patch 'b' to module 'm' (-16)", f"b: post_unpatch_callback: m {coming}",
+        "livepatch: patch 'b' failed for module 'm', refusing to load module 'm'",
+        f"a: pre_unpatch_callback: m {coming}", "livepatch: reverting patch 'a' on unloading module 'm'",
+        f"a: post_unpatch_callback: m {coming}",
+        "insmod: ERROR: could not insert module test_modules/m.ko: Device or resource busy"]
+    assert not r.kernel.modules["m"].loaded
+
+
+def test_reference_nop_object_fault(tmp_path):
+    """A replace patch's dynamic object is applied at module coming like any object, and
+    can fail like any object (klp_add_nops, klp_module_coming)."""
+    ops = [("modunload", "m"), ("load", "b"), ("complete", None), ("load", "r"), ("modload", "m")]
+    r = _run_faulty(tmp_path, ops, {("r", "m", "patching", 0)})
+    coming = "-> [MODULE_STATE_COMING] Full formed, running module_init"
+    assert r.log == [
+        "livepatch: applying patch 'b' to loading module 'm'", f"b: pre_patch_callback: m {coming}",
+        "livepatch: applying patch 'r' to loading module 'm'",
+        "livepatch: failed to apply patch 'r' to module 'm' (-16)",
+        "livepatch: patch 'r' failed for module 'm', refusing to load module 'm'",
+        "livepatch: reverting patch 'b' on unloading module 'm'", f"b: post_unpatch_callback: m {coming}",
+        "insmod: ERROR: could not insert module test_modules/m.ko: Device or resource busy"]
+    ref = Reference(r.kernel.spec, faults=True)
+    k = ref.initial()
+    for op in ops[:-1]:
+        k = ref.apply(k, op, lambda key: False).kernel
+    assert {o.failed for o in ref.outcomes(k, ops[-1])} == {
+        frozenset(), frozenset({("b", "m", "patching", 0)}), frozenset({("r", "m", "patching", 0)})}

@@ -50,6 +50,8 @@ class Concrete:
     @staticmethod
     def add(a, b): return a + b
     @staticmethod
+    def sub(a, b): return a - b
+    @staticmethod
     def count(xs): return sum(1 for x in xs if x)
 
     # state
@@ -232,6 +234,13 @@ class Symbolic:
         x, y = self._pair(a, b)
         w = x.size() + 1                            # room for the carry
         return self.fit(x, w) + self.fit(y, w)
+
+    def sub(self, a, b):
+        """a - b, where a >= b (a position stepping down)."""
+        if self._py(a, b):
+            return a - b
+        x, y = self._pair(a, b)
+        return x - y
 
     def count(self, xs):
         total: Any = 0

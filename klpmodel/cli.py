@@ -41,6 +41,24 @@ def _fail(e: Exception) -> None:
     raise e
 
 
+def _load(spec: Path, faults: list[str] | None = None):
+    """Load a spec; `--faults` adds optional faults to the spec's [check] faults."""
+    from dataclasses import replace
+
+    from .spec import FAULTS, load_spec
+
+    loaded = load_spec(spec)
+    for f in faults or ():
+        if f not in FAULTS:
+            raise UserError(f"unknown fault '{f}' for --faults; known faults: {', '.join(FAULTS)}")
+    if faults:
+        loaded = replace(loaded, faults=tuple(f for f in FAULTS if f in set(faults) | set(loaded.faults)))
+    return loaded
+
+
+FAULTS_HELP = "Also explore this optional fault (repeatable): patching (klp_patch_object fails)."
+
+
 def _version(value: bool):
     if value:
         typer.echo(f"klpmodel {__version__}")
@@ -68,11 +86,11 @@ def verify(
     out: Path | None = typer.Option(None, "--out", "-o", metavar="DIR",
                                     help="Write each counterexample as a trace file (JSON and ITF) into DIR."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the verdict line (text format)."),
+    faults: list[str] | None = typer.Option(None, "--faults", metavar="FAULT", help=FAULTS_HELP),
 ):
     """Explore every operation sequence up to the depth; report the shortest counterexample per violated property."""
     try:
         from . import report
-        from .spec import load_spec
         from .verify import verify as run
 
         if timeout is not None and timeout <= 0:
@@ -82,7 +100,7 @@ def verify(
             check_out_dir(out)
         from .term import progress, write
 
-        loaded = load_spec(spec)
+        loaded = _load(spec, faults)
         with progress(f"verifying {spec} up to depth {depth or loaded.depth}") as show:
             def done(eng, d, states):
                 show(f"{eng}: depth {d} done" + (f", {states:,} states" if states is not None else ""))
@@ -163,6 +181,7 @@ def graph(
     states: bool = typer.Option(False, "--states", help="The states of SPEC reachable within --depth operations."),
     depth: int | None = typer.Option(None, "--depth", "-d", help="Cut the state space at this many operations."),
     format: GraphFormat = typer.Option(GraphFormat.dot, "--format", "-f", help="dot, mermaid, or svg (needs Graphviz)."),
+    faults: list[str] | None = typer.Option(None, "--faults", metavar="FAULT", help=FAULTS_HELP),
 ):
     """Draw the lifecycle graph or a spec's reachable state space (violating transitions in red)."""
     try:
@@ -174,9 +193,8 @@ def graph(
             if spec is None:
                 raise UserError("--states needs a SPEC")
             from .kernel import Model
-            from .spec import load_spec
 
-            s = load_spec(spec)
+            s = _load(spec, faults)
             d = s.depth if depth is None else depth
             if d < 1:
                 raise UserError(f"--depth must be at least 1, not {d}")
@@ -278,6 +296,32 @@ def _write_new(path: Path, text: str, protect: list[Path]) -> None:
         raise UserError(f"-o {path}: cannot write: {e.strerror}") from None
 
 
+@app.command("import")
+def import_c(
+    files: list[Path] = typer.Argument(..., metavar="FILE.c", help="Livepatch modules' C source in the series' order (target modules' too, optionally)."),
+    output: Path | None = typer.Option(None, "-o", "--output", metavar="SPEC.toml", help="Write the spec here (default: print it)."),
+):
+    """Write a spec from livepatch modules' C source: exit 0 all understood, 1 with warnings (FILE:LINE: not understood: ...), 2 unreadable."""
+    try:
+        from .cimport import import_files, write_spec
+
+        text, warnings, inputs = import_files(files)
+        if output is None:
+            sys.stdout.write(text)
+        else:
+            write_spec(output, text, inputs)
+        for w in warnings:
+            typer.echo(w, err=True)
+        if warnings:
+            typer.echo(f"klpmodel import: {len(warnings)} warning(s): the spec has 'log \"TODO ...\"' placeholders "
+                       "or guesses to finish by hand (docs/import.md)", err=True)
+        elif output is not None:
+            typer.echo(f"wrote {output}", err=True)
+    except (UserError, InternalError) as e:
+        _fail(e)
+    raise typer.Exit(1 if warnings else 0)
+
+
 @app.command()
 def check(spec: Path = typer.Argument(..., metavar="SPEC", help="The spec (.toml) to validate.")):
     """Only validate the spec: exit 0 if it is well-formed, 2 with FILE:LINE: message if not."""
@@ -308,18 +352,18 @@ def prove(
                                        help="auto (exhaustion while the state space is small, else k-induction), "
                                             "induction, exhaustion, or both (each property both ways, cross-checked)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the verdict line (text format)."),
+    faults: list[str] | None = typer.Option(None, "--faults", metavar="FAULT", help=FAULTS_HELP),
 ):
     """Prove the properties for operation sequences of ANY length: exit 0 proved, 1 violated, 3 not proved/unknown."""
     try:
         from . import prove as pr
-        from .spec import load_spec
 
         if timeout is not None and timeout <= 0:
             raise UserError(f"--timeout must be a positive number of seconds, not {timeout}")
         from .term import progress, write
 
         with progress(f"proving {spec}"):
-            result = pr.prove(load_spec(spec), properties=property, max_k=max_k, timeout=timeout, method=method.value)
+            result = pr.prove(_load(spec, faults), properties=property, max_k=max_k, timeout=timeout, method=method.value)
         if format is Format.json:
             sys.stdout.write(pr.json_text(result))
         else:
@@ -382,21 +426,22 @@ def review(
     stats: bool = typer.Option(False, "--stats", help="Add timings (output is then not byte-for-byte reproducible)."),
     traces: Path | None = typer.Option(None, "--traces", metavar="DIR",
                                        help="Also write the trace file (JSON and ITF) of every violation shown into DIR."),
+    faults: list[str] | None = typer.Option(None, "--faults", metavar="FAULT", help=FAULTS_HELP),
 ):
     """A design review of the series in Markdown: patches, compatibility matrix, upgrade and
     downgrade paths, property verdicts, coverage, lifecycle."""
     try:
         from . import review as rv
-        from .spec import load_spec
 
         if output is not None and output.resolve() == spec.resolve():
             raise UserError("-o names the spec itself; write the review to another file, e.g. -o review.md",
                             path=str(output))
         if depth is not None and depth < 1:
             raise UserError(f"--depth must be at least 1, not {depth}")
-        s = load_spec(spec)
+        s = _load(spec, faults)
         command = "klpmodel review " + str(spec) + (f" --depth {depth}" if depth is not None else "") \
-            + (f" --engine {engine.value}" if engine is not Engine.auto else "")
+            + (f" --engine {engine.value}" if engine is not Engine.auto else "") \
+            + "".join(f" --faults {f}" for f in faults or ())
         if traces is not None:
             from .traces import check_out_dir
             check_out_dir(traces)

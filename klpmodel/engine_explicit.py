@@ -14,7 +14,7 @@ from operator import itemgetter
 
 from . import interp
 from .engine_z3 import RawTrace, Search
-from .kernel import ORIGINAL, PHASES, Model, Op
+from .kernel import ORIGINAL, PHASES, Choice, Model, Op
 
 
 class Symmetry:
@@ -169,17 +169,12 @@ def _rename_op(op: Op, names: dict) -> Op:
     return op
 
 
-def _rename_choice(m: Model, key: tuple, names: dict) -> tuple:
-    """A choice key (patch, object, callback, line, statement) of a renamed patch: the
-    statement at the same place in the other patch (interchangeable patches have the same
-    statements in the same order, on other lines)."""
-    patch, obj, cb, line, text = key
-    if names.get(patch, patch) == patch:
+def _rename_choice(m: Model, key: Choice, names: dict) -> Choice:
+    """A choice of a renamed patch: the site at the same position in the other patch
+    (interchangeable patches have the same statements in the same order, on other lines)."""
+    if names.get(key.patch, key.patch) == key.patch:
         return key
-    src = next(o for o in m.spec.patch(patch).objects if o.name == obj).cb(cb)
-    i = next(n for n, st in enumerate(src) if st.line == line and st.text == text)
-    dst = next(o for o in m.spec.patch(names[patch]).objects if o.name == obj).cb(cb)[i]
-    return (names[patch], obj, cb, dst.line, dst.text)
+    return m.choice_at(names[key.patch], key.obj, key.callback, key.index)
 
 
 def clean(m: Model, state: dict) -> bool:

@@ -32,6 +32,8 @@ def callback_lines(step: Step) -> list[str]:
         elif kind == "failed":
             out.append(f"      -> returns {errno_name(ev[2])}"
                        + (" (the explored choice)" if ev[1].stmt.action == "maybe-fail" else ""))
+        elif kind in ("patch-failed", "apply-failed"):
+            out.append(f"{ev[1]}: patching object {ev[2]} fails (the explored patching fault): -EBUSY")
         elif kind == "replaced":
             out.append(f"{ev[1]} is replaced: it leaves klp_patches and none of its callbacks run")
         elif kind == "leaked":

@@ -16,6 +16,7 @@ from __future__ import annotations
 import operator
 from dataclasses import dataclass, replace
 from functools import lru_cache
+from typing import NamedTuple
 
 from .spec import Patch, Spec, Stmt
 
@@ -41,18 +42,18 @@ _EDGES = (
     (UNLOADED, UNLOADED, "load-failed", ("post_unpatch",),
      "§3.1: a pre_patch failed; klp_cancel_transition runs post_unpatch where the flag is set; the module load fails"),
     (PATCHING, ENABLED, "complete", ("post_patch",),
-     "§4.2: post_patch for loaded objects; a replace patch then drops every older patch. "
-     "Not while a task sleeps in a function being patched (§11, the busy test module)"),
+     "§4.2: post_patch for loaded objects; a replace patch then drops the patches before it on klp_patches. "
+     "Not while a task sleeps in a function being patched (§11, the busy test module), unless force switched it"),
     (UNPATCHING, OFFLIST, "complete", ("post_unpatch",),
      "§4.2: post_unpatch for loaded objects with the flag; the patch leaves klp_patches"),
-    (PATCHING, UNPATCHING, "reverse", (), "§6.2: no callbacks at reversal"),
+    (PATCHING, UNPATCHING, "reverse", (), "§6.2: no callbacks at reversal (also `echo 0 > enabled`, §6.1)"),
     (UNPATCHING, PATCHING, "reverse", (), "§6.2: no callbacks at reversal"),
     (ENABLED, UNPATCHING, "disable", ("pre_unpatch",), "§6.3: pre_unpatch for patched objects"),
     (ENABLED, OFFLIST, "replaced", (), "§7: a cumulative patch completed; no callback of the replaced patch runs"),
     (OFFLIST, UNLOADED, "rmmod", (), "§10: only when not forced"),
-    (PATCHING, PATCHING, "force", (), "§6.4: every listed patch is marked forced"),
-    (UNPATCHING, UNPATCHING, "force", (), "§6.4"),
-    (ENABLED, ENABLED, "force", (), "§6.4"),
+    (PATCHING, PATCHING, "force", (), "§6.4: every task switched; not marked forced since 5.18"),
+    (UNPATCHING, UNPATCHING, "force", (), "§6.4: the transition patch is marked forced"),
+    (ENABLED, ENABLED, "force", (), "§6.4: marked forced when a replace patch is patching (since 5.18)"),
     (ENABLED, ENABLED, "modload", ("pre_patch", "post_patch"), "§9.1: not the transition patch"),
     (PATCHING, PATCHING, "modload", ("pre_patch",), "§9.1: post_patch deferred to completion"),
     (UNPATCHING, UNPATCHING, "modload", ("pre_patch",), "§9.1: post_patch deferred to completion"),
@@ -101,6 +102,23 @@ class Op:
         return f"{self.word} {self.arg}" if self.arg else self.word
 
 
+class Choice(NamedTuple):
+    """One fallible site of an operation, identified by its position: statement `index`
+    (from 0) of `callback` of patch `patch`'s object `obj`, or, with callback "patching",
+    klp_patch_object() of that object (the optional patching fault, §16). Two identical
+    statements on one spec line are two choices. `line` and `text` only describe the
+    site (the first four fields determine them)."""
+    patch: str
+    obj: str
+    callback: str
+    index: int
+    line: int
+    text: str
+
+
+PATCHING_SITE = "patching"      # Choice.callback of the patching fault
+
+
 def compatible(new: Patch, old: Patch) -> tuple[bool, str]:
     """klp_is_patch_compatible for one installed patch (§2.2, kernel/livepatch/state.c)."""
     for state, old_version in old.states:
@@ -124,6 +142,7 @@ class VarNames:
         self.pos = tuple(f"pos[{p.name}]" for p in P)
         self.list_vars = tuple(name for i in range(m.n) for name in (self.phase[i], self.pos[i]))
         self.forced = tuple(f"forced[{p.name}]" for p in P)
+        self.repl = tuple(f"replace[{p.name}]" for p in P)
         self.pue = tuple(tuple(f"pue[{p.name}.{o.name}]" for o in p.objects) for p in P)
         self.ptr = tuple({s: f"ptr[{p.name}.{s}]" for s, _ in p.states} for p in P)
         self.snap_kind = tuple({s: f"snap_kind[{p.name}.{s}]" for s, _ in p.states} for p in P)
@@ -136,11 +155,22 @@ class VarNames:
         self.cont = {s: tuple(f"cont[{s}#{j}]" for j in range(m.slots[s])) for s in m.state_names}
 
 
-class Model:
-    """A spec compiled for the rules: variables, initial state, operations, static facts."""
+FORCE_MARKS = ("5.18", "5.5")     # which patches `force` marks: since 5.18 / in 5.5-5.17 (§6.4)
 
-    def __init__(self, spec: Spec):
+
+class Model:
+    """A spec compiled for the rules: variables, initial state, operations, static facts.
+
+    `faults`: the optional faults explored (default: the spec's [check] faults).
+    `force_marks`: an internal switch until kernel profiles exist: "5.18" (mainline, the
+    default) or "5.5" (5.5-5.17: force marks every listed patch)."""
+
+    def __init__(self, spec: Spec, faults: tuple[str, ...] | None = None, force_marks: str = "5.18"):
+        if force_marks not in FORCE_MARKS:
+            raise ValueError(force_marks)
         self.spec = spec
+        self.faults = spec.faults if faults is None else tuple(faults)
+        self.force_marks = force_marks
         self.P = spec.patches
         self.n = len(self.P)
         self.index = {p.name: i for i, p in enumerate(self.P)}
@@ -158,6 +188,28 @@ class Model:
         self.v = VarNames(self)
         self.vars, self.init = self._vars()
         self.bits = {v: max(1, top.bit_length()) for v, (kind, top) in self.vars.items() if kind == "i"}
+
+    def choice_at(self, patch: str, obj: str, callback: str, index: int) -> Choice | None:
+        """The fallible site at this position in the spec (None: there is none)."""
+        try:
+            p = self.spec.patch(patch)
+        except StopIteration:
+            return None
+        o = next((o for o in p.objects if o.name == obj), None)
+        if callback == PATCHING_SITE:
+            return Choice(patch, obj, callback, 0, o.line if o else p.line,
+                          "klp_patch_object" + ("" if o else " (nop object)"))
+        stmts = o.cb(callback) if o else ()
+        if not 0 <= index < len(stmts):
+            return None
+        return Choice(patch, obj, callback, index, stmts[index].line, stmts[index].text)
+
+    def sites(self, patch: str, obj: str, callback: str) -> list[Choice]:
+        """Every statement of a callback as a site (fallible or not), in order."""
+        out: list[Choice] = []
+        while (c := self.choice_at(patch, obj, callback, len(out))) is not None:
+            out.append(c)
+        return out
 
     def variant(self, s: str, version: int) -> int:
         return 2 + self.versions[s].index(version)
@@ -196,6 +248,8 @@ class Model:
             add(n.phase[i], "i", len(PHASES) - 1, UNLOADED)
             add(n.pos[i], "i", max(self.n - 1, 1), 0)
             add(n.forced[i], "b", 1, False)
+            if p.replace_param is not None:
+                add(n.repl[i], "b", 1, False)
             for flag in n.pue[i]:
                 add(flag, "b", 1, False)
             for s, _ in p.states:
@@ -216,6 +270,8 @@ class Model:
             for j in range(self.slots[s]):
                 add(n.live[s][j], "b", 1, False)
                 add(n.cont[s][j], "i", nvals[s] - 1, ZERO)
+        add("switched", "b", 1, False)           # force switched every task of the transition (§6.4)
+        add("nops", "b", 1, False)               # the transition patch still has its nop objects (§7)
         add("leaked", "b", 1, False)             # some live block became unreachable (never undone)
         add("tload", "b", 1, False)              # the transition in progress was started by `load`
         add("exempt", "b", 1, False)             # a module event happened during it
@@ -247,13 +303,18 @@ class Model:
 
 # ------------------------------------------------------------------ one operation
 
+
+
 class Where:
     """Where a statement runs: for reports and for the spec line that broke a property."""
 
-    __slots__ = ("callback", "obj", "patch", "stmt")
+    __slots__ = ("callback", "index", "obj", "patch", "stmt")
 
-    def __init__(self, patch: str, obj: str, callback: str, stmt: Stmt):
-        self.patch, self.obj, self.callback, self.stmt = patch, obj, callback, stmt
+    def __init__(self, patch: str, obj: str, callback: str, stmt: Stmt, index: int = 0):
+        self.patch, self.obj, self.callback, self.stmt, self.index = patch, obj, callback, stmt, index
+
+    def choice(self) -> Choice:
+        return Choice(self.patch, self.obj, self.callback, self.index, self.stmt.line, self.stmt.text)
 
     def __repr__(self) -> str:
         return f"{self.patch}/{self.obj}/{self.callback}: '{self.stmt.text}' (line {self.stmt.line})"
@@ -469,7 +530,7 @@ class _Rules:
         p = m.P[i]
         s = st.arg
         a = st.action
-        key = (p.name, where.obj, where.callback, where.stmt.line, where.stmt.text)
+        key = where.choice()
         if a == "alloc":
             fails = c.choice(key) if (in_pre_patch and fallible) else False
             for _ in c.when(fails):
@@ -518,9 +579,10 @@ class _Rules:
             for q, is_prev in prev:
                 pp = c.ite(is_prev, self.ptr(q, s), pp)
             for _ in c.when(exists):
-                if a == "take":
-                    self.release([(i, s)])
-                    c.set(self.v.ptr[i][s], pp)
+                if a == "take":             # state->data = prev_state->data: a no-op when prev is
+                    for _ in c.when(c.ne(pp, own)):     # the caller's own state (§17 item 14)
+                        self.release([(i, s)])
+                        c.set(self.v.ptr[i][s], pp)
                 elif a == "copy":
                     ok_src = self.deref(pp, s, where)
                     ok_dst = self.deref(own, s, where)
@@ -534,8 +596,8 @@ class _Rules:
         """Run a statement list; returns 'it failed' (pre_patch only)."""
         c = self.c
         running, failed = True, False
-        for st in stmts:
-            where = Where(self.m.P[i].name, obj.name, cb, st)
+        for n, st in enumerate(stmts):
+            where = Where(self.m.P[i].name, obj.name, cb, st, n)
             g = c.and_(running, self.cond(st.cond, self.m.P[i].name))
             if c.recording and running:
                 c.event("stmt" if g else "skip", where, self.prev_info(st))
@@ -568,15 +630,43 @@ class _Rules:
             c.set(flag, c.not_(failed))
         return c.not_(failed)
 
-    def run_edge(self, i, oi, cbs):
-        """The callbacks of one lifecycle edge on one object; a failing pre_patch stops it."""
+    def run_edge(self, i, oi, cbs, module: str | None = None):
+        """The callbacks of one lifecycle edge on one object. After a successful pre_patch
+        the object is patched (klp_patch_object, which may fail: §16); a failing pre_patch
+        or patching stops the edge. `module`: the edge is klp_module_coming for it."""
         ok = True
         for cb in cbs:
             r = True
             for _ in self.c.when(ok):
                 r = self.callback(i, oi, cb)
+                if cb == "pre_patch":
+                    r = self.c.and_(r, self.patch_object(i, oi, r, module))
             ok = self.c.and_(ok, r) if cb == "pre_patch" else ok
         return ok
+
+    def patch_object(self, i, oi, reached, module: str | None = None, nop: str | None = None):
+        """klp_patch_object() of patch i's object oi (or of its nop object for `nop`), run
+        when `reached`; returns 'it did not fail'. Fails only as the optional patching fault
+        (§16: ftrace refuses the handler, e.g. a kprobe with a post handler). In
+        __klp_enable_patch the §3.1 error path follows; in klp_module_coming (`module`) the
+        object's post_unpatch runs here and the module is refused (§9.1)."""
+        c, p = self.c, self.m.P[i]
+        if PATCHING_SITE not in self.m.faults:
+            return True
+        obj = p.objects[oi] if nop is None else None
+        name = nop if obj is None else obj.name
+        fails = False
+        for _ in c.when(reached):
+            fails = c.choice(self.m.choice_at(p.name, name, PATCHING_SITE, 0))
+            for _ in c.when(fails):
+                func = obj.funcs[0] if obj is not None and obj.funcs else None
+                if module is None:
+                    c.event("patch-failed", p.name, name, func)
+                else:
+                    c.event("apply-failed", p.name, name, func)
+                    if obj is not None:
+                        self.callback(i, oi, "post_unpatch")
+        return c.not_(c.and_(reached, fails))
 
     # ---- the list
     def move(self, i, src, dst):
@@ -684,10 +774,10 @@ class _Rules:
             loaded = c.get(f"mod[{owner}]") if owner in m.module_names else c.ne(self.phase(self._index(owner)), UNLOADED)
             return [(f"module {owner} is not loaded (no /sys/module/{owner})", loaded)]
         if op.word == "disable":                                # §6.1, §6.3
-            ph = self.phase(self._index(op.arg))
+            ph = self.phase(self._index(op.arg))               # (during its own patching
             return [(f"-EINVAL: {op.arg} is not enabled", c.or_(c.eq(ph, PATCHING), c.eq(ph, ENABLED))),
-                    (f"{op.arg} is in its own patching transition: that is `reverse`", c.ne(ph, PATCHING)),
-                    ("-EBUSY: another transition is in progress", c.not_(self.transition()))]
+                    ("-EBUSY: another transition is in progress",       # transition: a reversal)
+                     c.or_(c.eq(ph, PATCHING), c.not_(self.transition())))]
         if op.word == "rmmod":                                  # §10
             i = self._index(op.arg)
             return [(f"module {op.arg} is not loaded", c.ne(self.phase(i), UNLOADED)),
@@ -697,10 +787,8 @@ class _Rules:
             return [(f"module {op.arg} is already loaded", c.not_(c.get(self.v.mod[op.arg])))]
         if op.word == "modunload":
             return [(f"module {op.arg} is not loaded", c.get(self.v.mod[op.arg]))]
-        if op.word == "force":                                  # §6.4
-            unforced = [c.and_(self.listed(i), c.not_(c.get(self.v.forced[i]))) for i in range(m.n)]
-            return [("-EINVAL: no transition is in progress", self.transition()),
-                    ("every patch on klp_patches is already forced", c.or_(*unforced))]
+        if op.word == "force":                                  # §6.4: also a repeated force
+            return [("-EINVAL: no transition is in progress", self.transition())]
         raise ValueError(op)
 
     def stuck(self):
@@ -711,7 +799,8 @@ class _Rules:
             if mod.sleeps is None:
                 continue
             func, param = mod.sleeps
-            asleep = c.and_(c.get(self.v.mod[mod.name]), c.ne(c.get(f"param[{mod.name}.{param}]"), 0))
+            asleep = c.and_(c.get(self.v.mod[mod.name]), c.ne(c.get(f"param[{mod.name}.{param}]"), 0),
+                            c.not_(c.get("switched")))       # force switched every task (§6.4)
             patching = [c.eq(self.phase(i), PATCHING) for i, p in enumerate(m.P)
                         if any(o.name == mod.name and func in o.funcs for o in p.objects)]
             if patching:
@@ -727,11 +816,11 @@ class _Rules:
         return bool(given.get(p.replace_param, dict(p.params)[p.replace_param]))
 
     def replace_of(self, i):
-        """klp_patch.replace of the loaded instance of patch i."""
+        """klp_patch.replace of the loaded instance of patch i (read once, at its init)."""
         p = self.m.P[i]
         if p.replace_param is None:
             return p.replace
-        return self.c.ne(self.c.get(f"param[{p.name}.{p.replace_param}]"), 0)
+        return self.c.get(self.v.repl[i])
 
     def set_params(self, owner: str, defaults, given) -> None:
         """insmod OWNER name=value...: every parameter takes the given value or its default."""
@@ -767,6 +856,20 @@ class _Rules:
             c.set("leak_since", c.and_(c.get("tload"), c.or_(c.get("leak_since"), *self.leaks)))
         self.judge_quiescent()
 
+    def nop_names(self, i) -> list[str]:
+        """The objects patch i can get as dynamic nop objects: those of other patches that
+        it does not have itself (klp_add_nops, §7), in spec order."""
+        own = {o.name for o in self.m.P[i].objects}
+        return list(dict.fromkeys(o.name for q, p in enumerate(self.m.P) if q != i
+                                  for o in p.objects if o.name not in own))
+
+    def nop_exists(self, i, name):
+        """Replace patch i, while it is loading or in its first transition, has a nop object
+        for `name`: some other listed patch (all of them older) has an object `name`."""
+        c = self.c
+        return c.or_(*(self.listed(q) for q, p in enumerate(self.m.P)
+                       if q != i and any(o.name == name for o in p.objects)))
+
     def op_load(self, op):
         c, m = self.c, self.m
         i = self._index(op.arg)
@@ -781,6 +884,11 @@ class _Rules:
             c.set(flag, False)
         if op.params is not None:
             self.set_params(p.name, p.params, op.params)
+        replace = self.load_replace(i, op)
+        if p.replace_param is not None:              # klp_patch.replace is read once, at init
+            c.set(self.v.repl[i], replace)
+        c.set("nops", replace)                       # klp_add_nops at init (§7)
+        c.set("switched", False)                     # klp_init_transition: every task to switch
         (_, entered, cbs), = edges("load")
         c.set(self.v.phase[i], entered)
         c.event("load-start", p.name)
@@ -791,6 +899,10 @@ class _Rules:
             for _ in c.when(go):
                 ok = self.run_edge(i, oi, cbs)
             failed = c.or_(failed, c.and_(go, c.not_(ok)))
+        if replace:                                  # then the dynamic nop objects, which have no
+            for name in self.nop_names(i):           # callbacks but are patched too (§3 step 3, §7)
+                go = c.and_(self.nop_exists(i, name), self.loaded(name), c.not_(failed))
+                failed = c.or_(failed, c.not_(self.patch_object(i, None, go, nop=name)))
         for _ in c.when(failed):                     # §3.1: cancel, going to unpatch
             (_, back, cancel), = edges("load-failed")
             c.event("load-cancel", p.name)
@@ -799,6 +911,7 @@ class _Rules:
                     self.run_edge(i, oi, cancel)
             c.event("load-cancelled", p.name)
             self.move(i, entered, back)
+            c.set("nops", False)
             self.clear_snapshot()
             c.violate("error-cleanup", c.not_(self.same_abstract(before, self.abstract(), self.leaked_now())),
                       ("load", p.name))
@@ -820,15 +933,22 @@ class _Rules:
             for _ in c.when(self.loaded(o.name)):
                 self.run_edge(i, oi, cbs)
         c.event("completed", p.name, dst)
+        c.set("nops", False)                         # the nop objects are freed (§4.2 step 2)
+        c.set("switched", False)
         if dst in LISTED:
-            for _ in c.when(self.replace_of(i)):     # §4.1/§7: drop the replaced patches now
-                (r_src, r_dst, _), = edges("replaced")
-                older = [q for q in range(m.n) if q != i]
-                for q in older:
-                    for _ in c.when(c.eq(self.phase(q), r_src)):
+            for _ in c.when(self.replace_of(i)):     # §4.1/§7: drop the replaced patches now:
+                (r_src, r_dst, _), = edges("replaced")   # only those BEFORE i on klp_patches
+                at = self.pos(i)                     # (the walk stops at the transition patch;
+                for q in range(m.n):                 # newer ones stay, §17 item 13)
+                    if q == i:
+                        continue
+                    listed, pq = self.listed(q), self.pos(q)       # (a listed patch other than
+                    for _ in c.when(c.and_(c.eq(self.phase(q), r_src), c.lt(pq, at))):   # i is enabled)
                         c.event("replaced", m.P[q].name)
                         c.set(self.v.phase[q], r_dst)
-                self.leave_list(older)      # every other listed patch was older
+                        self.leave_list([q])
+                    for _ in c.when(c.and_(listed, c.lt(at, pq))):
+                        c.set(self.v.pos[q], c.sub(pq, at))
                 c.set(self.v.pos[i], 0)
             self.move(i, src, dst)
             self.clear_snapshot()
@@ -853,26 +973,40 @@ class _Rules:
 
     def op_reverse(self, op):
         c = self.c
-
-        def reverse(i, src, dst):
-            c.event("reverse", self.m.P[i].name, src)
-            self.move(i, src, dst)
         phases = [self.phase(i) for i in range(self.m.n)]
-        c.cases([(c.eq(phases[i], src), (lambda i=i, e=(src, dst): reverse(i, *e)))
+        c.cases([(c.eq(phases[i], src), (lambda i=i, e=(src, dst): self.reverse(i, *e)))
                  for src, dst, _ in edges("reverse") for i in range(self.m.n)])
 
+    def reverse(self, i, src, dst):
+        """klp_reverse_transition (§6.2): no callbacks; klp_start_transition marks the tasks
+        pending again, so a task that force switched can hold the transition again."""
+        self.c.event("reverse", self.m.P[i].name, src)
+        self.c.set("switched", False)
+        self.move(i, src, dst)
+
     def op_disable(self, op):
+        """echo 0 > enabled (§6.1): during P's own patching transition a reversal, else
+        __klp_disable_patch (§6.3)."""
         c = self.c
         i = self._index(op.arg)
+        ph = self.phase(i)
+        (r_src, r_dst, _), = (e for e in edges("reverse") if e[0] == PATCHING)
+        c.cases([(c.eq(ph, r_src), lambda: self.reverse(i, r_src, r_dst)),
+                 (c.ne(ph, r_src), lambda: self.disable(i))])
+
+    def disable(self, i):
+        c = self.c
+        name = self.m.P[i].name
         (src, dst, cbs), = edges("disable")
-        c.event("disable-start", op.arg)
+        c.event("disable-start", name)
         # klp_init_transition makes p the transition patch before pre_unpatch runs (§6.3), so
         # klp_get_prev_state there sees the older listed patches (§12: a non-cumulative patch)
         self.move(i, src, dst)
+        c.set("switched", False)
         for oi, o in enumerate(self.m.P[i].objects):
             for _ in c.when(self.loaded(o.name)):
                 self.run_edge(i, oi, cbs)
-        c.event("disable-started", op.arg)
+        c.event("disable-started", name)
         self.clear_snapshot()                           # tload = False: started by disable
 
     def op_rmmod(self, op):
@@ -880,22 +1014,49 @@ class _Rules:
         self.move(self._index(op.arg), src, dst)
 
     def op_force(self, op):
-        c = self.c
+        """klp_force_transition (§6.4): every task is switched now, so the next completion
+        attempt succeeds even while a task sleeps in a patched function (§11); which
+        patches it marks forced is the kernel version's rule (`Model.force_marks`)."""
+        c, m = self.c, self.m
         c.event("force")
+        c.set("switched", True)
         for src, _, _ in edges("force"):
-            for i in range(self.m.n):
-                for _ in c.when(c.eq(self.phase(i), src)):
+            for i in range(m.n):
+                for _ in c.when(c.and_(c.eq(self.phase(i), src), self.force_marks(i, src))):
                     c.set(self.v.forced[i], True)
 
-    def _module_objects(self, name):
-        return [(i, oi) for i, p in enumerate(self.m.P) for oi, o in enumerate(p.objects) if o.name == name]
+    def force_marks(self, i, phase):
+        """Does force mark listed patch i, in `phase`? 5.5-5.17: every listed patch. 5.18+
+        (commit 2957308343fa): unpatching, only the transition patch; patching, with
+        replace, every other listed patch (the ones it replaces); without replace, none."""
+        c, m = self.c, self.m
+        if m.force_marks == "5.5":
+            return True
+        if phase == UNPATCHING:
+            return True
+        if phase == PATCHING:
+            return False
+        target = [(q, c.eq(self.phase(q), PATCHING)) for q in range(m.n) if q != i]
+        return c.or_(*(c.and_(patching, self.replace_of(q)) for q, patching in target))
 
-    def _in_list_order(self, targets):
+    def _module_objects(self, name):
+        """(patch, object index) of every object for module `name`; (patch, None) for the
+        nop object a replace patch may have for it (klp_module_coming/going walk dynamic
+        objects too)."""
+        static = [(i, oi) for i, p in enumerate(self.m.P) for oi, o in enumerate(p.objects) if o.name == name]
+        nops = [(i, None) for i, p in enumerate(self.m.P)
+                if (p.replace or p.replace_param is not None) and name in self.nop_names(i)]
+        return static + nops
+
+    def _in_list_order(self, targets, name):
         """(i, oi, guard) for listed patches with an object for the module, oldest first."""
         c = self.c
         for k in range(self.m.n):
             for i, oi in targets:
-                yield i, oi, c.and_(self.listed(i), c.eq(self.pos(i), k))
+                g = c.and_(self.listed(i), c.eq(self.pos(i), k))
+                if oi is None:                      # the nop object exists (see nop_exists)
+                    g = c.and_(g, c.get("nops"), self.is_phase(i, IN_TRANSITION), self.nop_exists(i, name))
+                yield i, oi, g
 
     def op_modload(self, op):
         c = self.c
@@ -907,15 +1068,18 @@ class _Rules:
         c.event("modload", op.arg)
         targets = self._module_objects(op.arg)
         failed, fail_pos = False, 0
-        for i, oi, g in self._in_list_order(targets):       # §9.1
+        for i, oi, g in self._in_list_order(targets, op.arg):      # §9.1
             go = c.and_(g, c.not_(failed))
             ok = True
             for _ in c.when(go):
                 c.event("applying", self.m.P[i].name, op.arg)
+                if oi is None:                                  # a nop object: patched, no callbacks
+                    ok = self.patch_object(i, None, True, module=op.arg, nop=op.arg)
+                    continue
                 for src, _, cbs in edges("modload"):
                     r = True
                     for _ in c.when(c.eq(self.phase(i), src)):
-                        r = self.run_edge(i, oi, cbs)
+                        r = self.run_edge(i, oi, cbs, module=op.arg)
                     ok = c.and_(ok, c.or_(c.ne(self.phase(i), src), r))
             bad = c.and_(go, c.not_(ok))
             for _ in c.when(bad):
@@ -951,8 +1115,11 @@ class _Rules:
 
     def _unapply(self, targets, which, module):
         c = self.c
-        for i, oi, g in self._in_list_order(targets):         # §9.2
+        for i, oi, g in self._in_list_order(targets, module):     # §9.2
             for _ in c.when(c.and_(g, which(i))):
+                if oi is None:                                  # a nop object: no callbacks
+                    c.event("reverting", self.m.P[i].name, module)
+                    continue
                 for src, _, cbs in edges("modunload"):
                     for _ in c.when(c.eq(self.phase(i), src)):
                         for cb in cbs:              # the log line comes between the two

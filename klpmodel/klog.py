@@ -102,6 +102,12 @@ def event_lines(m: Model, op: Op, events, era: str = "insmod") -> list[str]:
             errno = -12
         elif kind == "pre-patch-failed":
             out.append(f"livepatch: pre-patch callback failed for object '{ev[2]}'")
+        elif kind in ("patch-failed", "apply-failed"):    # klp_patch_object failed (§16): -EBUSY
+            errno = -16
+            if ev[3]:
+                out.append(f"livepatch: failed to register ftrace handler for function '{ev[3]}' (-16)")
+            out.append(f"livepatch: failed to patch object '{ev[2]}'" if kind == "patch-failed" else
+                       f"livepatch: failed to apply patch '{ev[1]}' to module '{ev[2]}' (-16)")
         elif kind == "load-cancel":
             out += [f"livepatch: failed to enable patch '{ev[1]}'",
                     f"livepatch: '{ev[1]}': canceling patching transition, going to unpatch",

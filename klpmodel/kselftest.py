@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 
 from . import __version__, klog
-from .kernel import PHASES, Model
+from .kernel import PATCHING_SITE, PHASES, Choice, Model
 from .traces import TraceFile, rerun
 from .verify import Step
 
@@ -39,7 +39,16 @@ def _subst(text: str, names: dict[str, str]) -> str:
 
 
 def _fail_arg(step: Step) -> str:
-    return ",".join(f"{obj}:{cb}:{line}" for _patch, obj, cb, line, _text in step.failed)
+    """OBJECT:CALLBACK:INDEX (statement INDEX of the callback, from 0), or OBJECT:patching."""
+    return ",".join(f"{k.obj}:{k.callback}" + ("" if k.callback == PATCHING_SITE else f":{k.index}")
+                    for k in step.failed)
+
+
+def _fail_note(k: Choice) -> str:
+    if k.callback == PATCHING_SITE:
+        return (f"patching {k.obj} (klp_patch_object: e.g. a kprobe with a post handler on one of its "
+                f"functions, or sysctl kernel.ftrace_enabled=0)")
+    return f"'{k.text}' ({k.obj} {k.callback}[{k.index}], spec line {k.line})"
 
 
 def _completes(step: Step, patch: str) -> str | None:
@@ -68,14 +77,13 @@ def commands(m: Model, steps: tuple[Step, ...], names: dict[str, str], era: str 
         failed_load = any(ev[0] in ("load-cancelled", "modload-failed") for ev in step.events)
         if step.failed:
             arg = _fail_arg(step)
-            owner = step.failed[0][0]
+            owner = step.failed[0].patch
             if op.word == "load" and owner == op.arg:
                 args = f"{FAIL_PARAM}={arg}"
             else:
                 lines.append(f"echo {arg} > /sys/module/${names[owner]}/parameters/{FAIL_PARAM}")
-            notes.append(f"step {n + 1}: {owner} must fail at " + ", ".join(
-                f"'{k[4]}' ({k[1]} {k[2]}, spec line {k[3]})" for k in step.failed)
-                + f" when its '{FAIL_PARAM}' parameter names it")
+            notes.append(f"step {n + 1}: {owner} must fail at " + ", ".join(_fail_note(k) for k in step.failed)
+                         + f" when its '{FAIL_PARAM}' parameter names it")
         entry = klog.op_lines(m, op, step.before, step.events, args, era)
         nxt = steps[n + 1] if n + 1 < len(steps) else None
         cmd_args = f" {args}" if args else ""
@@ -141,7 +149,7 @@ def script(m: Model, t: TraceFile, era: str = "insmod") -> str:
                         f"check it with 'klpmodel replay {t.path}'", path=t.path)
     v = violation_of(t, run)
     names = _variables(m)
-    used = {s.op.arg for s in v.trace if s.op.arg} | {k[0] for s in v.trace for k in s.failed}
+    used = {s.op.arg for s in v.trace if s.op.arg} | {k.patch for s in v.trace for k in s.failed}
     lines, expected, notes = commands(m, v.trace, names, era)
     raw = "\n".join(expected)
     for ch in ("\\", '"', "`", "$"):                 # literal inside "...", then the module variables

@@ -126,6 +126,8 @@ def describe(m: Model, var: str, value) -> str:
         return f"{name} has klp_patches position {v}"
     if kind == "forced":
         return f"{name} is {'forced' if v else 'not forced'}"
+    if kind == "replace":
+        return f"{name} was loaded with replace = {'true' if v else 'false'}"
     if kind == "pue":
         patch, obj = name.split(".", 1)
         return f"{patch}'s post_unpatch_enabled flag for {obj} is {'set' if v else 'clear'}"
@@ -164,6 +166,9 @@ def _describe_flag(var: str, value) -> str:
             "tload": ("no load-started transition is being watched", "the transition in progress was started by load"),
             "exempt": ("no target module came or went during it", "a target module came or went during the transition"),
             "leak_since": ("no block leaked since that load", "a block leaked since that load"),
+            "switched": ("no force switched the tasks of the transition in progress",
+                         "force switched every task of the transition in progress"),
+            "nops": ("the transition patch has no nop objects", "the transition patch (a replace patch) still has its nop objects"),
             }[var][int(bool(value))]
 
 
@@ -666,7 +671,7 @@ def cti_lines(m: Model, pp: PropertyProof, ninv: int) -> list[str]:
            f"{pp.property}, then one that breaks it, from a state that satisfies the {ninv} auxiliary invariants",
            "  state before:"]
     out += [f"    {line}" for line in state_lines(m, c.before)]
-    out.append(f"  operation: {c.op}" + (" (" + "; ".join(f"'{k[4]}' fails, line {k[3]}" for k in c.failed) + ")"
+    out.append(f"  operation: {c.op}" + (" (" + "; ".join(f"'{k.text}' fails, line {k.line}" for k in c.failed) + ")"
                                          if c.failed else ""))
     out.append("  changed: " + "; ".join(diff_lines(m, c.before, c.after)))
     out.append(f"  operations leading to it: {'; '.join(str(o) for o in c.path[:-1]) or '(none)'}")

@@ -26,8 +26,8 @@ def _prev_text(info) -> str:
 
 
 # the kernel's own log lines: rendered by klog.py, the one place that knows their text
-_KERNEL_LINES = ("pre-patch-failed", "load-started", "complete", "completed", "reverse", "disable-start",
-                 "disable-started", "applying", "refused", "reverting", "force", "modlog")
+_KERNEL_LINES = ("pre-patch-failed", "patch-failed", "apply-failed", "load-started", "complete", "completed",
+                 "reverse", "disable-start", "disable-started", "applying", "refused", "reverting", "force", "modlog")
 
 
 def event_lines(m: Model, step: Step) -> list[str]:
@@ -263,8 +263,8 @@ def _step_json(m: Model, step: Step) -> dict:
             cur["statements"].append(entry)
     return {
         "operation": str(step.op),
-        "choices": [{"patch": k[0], "object": k[1], "callback": k[2], "line": k[3], "statement": k[4], "fails": True}
-                    for k in step.failed],
+        "choices": [{"patch": k.patch, "object": k.obj, "callback": k.callback, "index": k.index, "line": k.line,
+                     "statement": k.text, "fails": True} for k in step.failed],
         "callbacks": callbacks,
         "events": event_lines(m, step),
         "changes": changes(m, step.before, step.after, step.events),

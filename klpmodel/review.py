@@ -26,6 +26,7 @@ from pathlib import Path
 from . import graph, interp, kernel, klog, report
 from .backend import Concrete
 from .engine_explicit import ExplicitEngine
+from .errors import InternalError
 from .kernel import LISTED, PHASES, Model, Op
 from .properties import NAMES
 from .simulate import format_run, parse_run, simulate
@@ -197,7 +198,7 @@ class Coverage:
     """What the exploration exercised, collected from every transition it ran (events recorded)."""
     model: Model
     transitions: int = 0
-    ran: Counter = field(default_factory=Counter)          # (patch, obj, callback, line, text) -> times run
+    ran: Counter = field(default_factory=Counter)          # (patch, obj, callback, index) -> times run
     skipped: Counter = field(default_factory=Counter)      # condition false
     callbacks: Counter = field(default_factory=Counter)    # (patch, obj, callback)
     edges: dict = field(default_factory=dict)              # (src, dst, event) -> {patch}
@@ -225,7 +226,7 @@ class Coverage:
                 self.callbacks[(ev[1], ev[2], ev[3])] += 1
             elif kind in ("stmt", "skip"):
                 w = ev[1]
-                key = (w.patch, w.obj, w.callback, w.stmt.line, w.stmt.text)
+                key = (w.patch, w.obj, w.callback, w.index)
                 (self.ran if kind == "stmt" else self.skipped)[key] += 1
                 if kind == "stmt" and w.callback == "pre_patch_error":
                     self.callbacks[(w.patch, w.obj, w.callback)] += 1
@@ -339,8 +340,8 @@ def _ops(n: int) -> str:
 
 
 def _replays(model: Model, run: str, prop: str) -> bool:
-    """Does `simulate --run RUN` on the whole series break prop? (fail=OBJECT:LINE picks the
-    first fallible statement of that line, so two of them on one line cannot be told apart.)"""
+    """Does `simulate --run RUN` on the whole series break prop? (fail= names each failing
+    site by its position, so it always should.)"""
     _, violations = simulate(model, parse_run(run, model, "--run"))
     return any(p == prop for p, _ in violations)
 
@@ -352,9 +353,7 @@ def _violation_block(rv: Review, m: Model, v: Violation, level: int = 0) -> list
     run = format_run((s.op, s.failed) for s in v.trace)
     out += ["", f"{pad}```sh", f'{pad}klpmodel simulate {rv.spec.path} --run "{run}"', f"{pad}```"]
     if not _replays(rv.model, run, v.property):
-        out += [""] + _wrap("This line does not reproduce it: its fail= cannot single out the failing "
-                            "statement (two fallible statements on one spec line); the trace below can.",
-                            pad, pad)
+        raise InternalError(f"the simulate line for {v.property} does not reproduce it: {run}")
     path = rv.files.get(id(v))
     if path:
         out += ["", f"{pad}Trace file: `{path}`"]
@@ -614,9 +613,9 @@ def _coverage(rv: Review) -> list[str]:
         for o in p.objects:
             for cb, stmts in o.callbacks:
                 cb_ran = cov.callbacks.get((p.name, o.name, cb), 0)
-                for st in stmts:
+                for n, st in enumerate(stmts):
                     total += 1
-                    key = (p.name, o.name, cb, st.line, st.text)
+                    key = (p.name, o.name, cb, n)
                     if cov.ran.get(key):
                         ran += 1
                         if st.cond is not None and not cov.skipped.get(key):
@@ -696,13 +695,13 @@ def _summary(rv: Review) -> list[str]:
         out += _bullet("Atomic and non-atomic paths end in different states: "
                        + ", ".join(f"`{mv.old}` -> `{mv.new}`" for mv in differ) + ".")
     if not cov.unknown:
-        keys = [(p.name, o.name, cb, st.line, st.text) for p in rv.spec.patches for o in p.objects
-                for cb, sts in o.callbacks for st in sts]
+        keys = [(p.name, o.name, cb, n) for p in rv.spec.patches for o in p.objects
+                for cb, sts in o.callbacks for n in range(len(sts))]
         total, ran = len(keys), sum(1 for k in keys if cov.ran.get(k))
         vac = [p for p in r.properties if p in JUDGES and not cov.judged.get(p)
                and p not in {v.property for v in r.violations}]
         missed = sorted({st.line for p in rv.spec.patches for o in p.objects for cb, sts in o.callbacks
-                         for st in sts if not cov.ran.get((p.name, o.name, cb, st.line, st.text))})
+                         for n, st in enumerate(sts) if not cov.ran.get((p.name, o.name, cb, n))})
         out += _bullet(f"Coverage ({'every reachable state' if cov.complete else f'depth {rv.depth}'}): "
                        f"{ran} of {total} statements ran"
                        + (f" (never: {rv.spec.path} line{'s' if len(missed) > 1 else ''} "

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from . import interp, kernel, klog
 from .backend import Concrete
 from .errors import UserError
-from .kernel import PHASES, Model, Op
+from .kernel import PATCHING_SITE, PHASES, Choice, Model, Op
 
 OP_WORDS = ("load", "complete", "reverse", "disable", "rmmod", "modload", "modunload", "force", "param", "probe")
 
@@ -24,7 +24,7 @@ def _value(text: str) -> int | None:
 class RunOp:
     op: Op
     args: str                     # module parameters written on the insmod line
-    fails: tuple[str, ...]        # fail=[PATCH/]OBJ[:LINE]: which fallible statements fail
+    fails: tuple[str, ...]        # fail=[PATCH/]OBJ[:SITE]: which fallible sites fail (see _chooser)
     line: int
 
 
@@ -72,6 +72,11 @@ def parse_run(text: str, model: Model, source: str, lines: bool = False) -> list
                 what = "target module" if word.startswith("mod") else "patch"
                 bad(n, f"unknown {what} '{arg}' in '{chunk}'; the spec has: {', '.join(sorted(known)) or '(none)'}")
         fails = tuple(w[len("fail="):] for w in rest if w.startswith("fail="))
+        for f in fails:
+            if not FAIL_RE.fullmatch(f):
+                bad(n, f"bad 'fail={f}' in '{chunk}'; write fail=[PATCH/]OBJECT[:LINE], "
+                       f"fail=[PATCH/]OBJECT:CALLBACK[N] (statement N of the callback, from 0) "
+                       f"or fail=[PATCH/]OBJECT:patching")
         args = " ".join(w for w in rest if not w.startswith("fail="))
         for w in args.split():
             if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*=\S+", w):
@@ -95,19 +100,34 @@ def parse_run(text: str, model: Model, source: str, lines: bool = False) -> list
     return out
 
 
-def _chooser(fails: tuple[str, ...]):
-    """Choice oracle: the first fallible statement matching each fail= spec fails."""
-    used: set[str] = set()
+FAIL_RE = re.compile(r"(?:[A-Za-z_][A-Za-z0-9_]*/)?[A-Za-z_][A-Za-z0-9_]*"
+                     r"(?::(?:[0-9]+|patching|(?:pre_patch|post_patch|pre_unpatch|post_unpatch)\[[0-9]+\]))?")
 
-    def choose(key) -> bool:
-        patch, obj, _cb, line, _text = key
-        for f in fails:
-            if f in used:
-                continue
-            who, _, at = f.partition(":")
-            p, _, o = who.rpartition("/")
-            if o == obj and (not p or p == patch) and (not at or at == str(line)):
-                used.add(f)
+
+def _matches(f: str, key: Choice) -> bool:
+    """Does fail=F name the site `key`? [PATCH/]OBJECT, then the site: LINE (a fallible
+    statement on that spec line), CALLBACK[N] (statement N of the callback, from 0, as in
+    trace files), `patching` (the patching fault of the object); none: any fallible
+    statement of the object."""
+    who, _, at = f.partition(":")
+    p, _, o = who.rpartition("/")
+    if o != key.obj or (p and p != key.patch):
+        return False
+    if at == PATCHING_SITE or key.callback == PATCHING_SITE:
+        return at == key.callback
+    if at.endswith("]"):
+        return at == f"{key.callback}[{key.index}]"
+    return not at or at == str(key.line)
+
+
+def _chooser(fails: tuple[str, ...]):
+    """Choice oracle: each fail= word makes the first site it names fail (once)."""
+    left = list(fails)
+
+    def choose(key: Choice) -> bool:
+        for n, f in enumerate(left):
+            if _matches(f, key):
+                del left[n]
                 return True
         return False
     return choose
@@ -134,6 +154,8 @@ def state_table(m: Model, state: dict) -> list[str]:
 def simulate(m: Model, ops: list[RunOp], show_state: bool = False,
              era: str = "insmod") -> tuple[list[str], list[tuple[str, object]]]:
     """The log lines of the run, and the property violations met on the way."""
+    if PATCHING_SITE not in m.faults and any(f.endswith(":" + PATCHING_SITE) for r in ops for f in r.fails):
+        m = Model(m.spec, faults=m.faults + (PATCHING_SITE,), force_marks=m.force_marks)   # the run names it
     state = interp.initial(m)
     log: list[str] = []
     violations = []
@@ -162,12 +184,13 @@ def simulate(m: Model, ops: list[RunOp], show_state: bool = False,
 def format_run(steps) -> str:
     """The `--run` text that replays a trace: the inverse of `parse_run`. `steps` are
     (Op, failed choices) pairs (a verify.Step has both as `.op` and `.failed`); a failed
-    choice (patch, object, callback, line, statement) becomes fail=PATCH/OBJECT:LINE."""
+    choice becomes fail=PATCH/OBJECT:CALLBACK[N] (or :patching)."""
     out = []
     for op, failed in steps:
         words = [str(op)]
         if op.params:
             words += [f"{name}={value}" for name, value in op.params]
-        words += [f"fail={patch}/{obj}:{line}" for patch, obj, _cb, line, _text in failed]
+        words += [f"fail={k.patch}/{k.obj}:" + (k.callback if k.callback == PATCHING_SITE else f"{k.callback}[{k.index}]")
+                  for k in failed]
         out.append(" ".join(words))
     return "; ".join(out)

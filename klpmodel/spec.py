@@ -18,6 +18,7 @@ OBJECT_KEYS = CALLBACKS + ("pre_patch_error",)
 OPERATIONS = ("load", "complete", "reverse", "disable", "rmmod", "modload", "modunload", "force")
 DEFAULT_OPERATIONS = tuple(op for op in OPERATIONS if op != "force")
 KERNELS = ("mainline",)
+FAULTS = ("patching",)      # optional environmental faults (klp_patch_object fails, semantics §16)
 STATE_ACTIONS = ("alloc", "free", "save", "restore", "modify", "reset", "take", "copy", "free-prev")
 ERRNOS = {"EPERM": 1, "ENOENT": 2, "EIO": 5, "ENXIO": 6, "E2BIG": 7, "EAGAIN": 11, "ENOMEM": 12,
           "EFAULT": 14, "EBUSY": 16, "EEXIST": 17, "ENODEV": 19, "EINVAL": 22, "ENOSPC": 28,
@@ -108,6 +109,7 @@ class Spec:
     modules: tuple[Module, ...]
     patches: tuple[Patch, ...]
     digest: str = field(default="")
+    faults: tuple[str, ...] = ()     # (klpmodel) optional faults explored: "patching"
 
     def patch(self, name: str) -> Patch:
         return next(p for p in self.patches if p.name == name)
@@ -275,16 +277,16 @@ class _Loader:
         kernel = data.get("kernel", "mainline")
         if kernel not in KERNELS:
             self.err(("kernel",), f"unknown kernel profile {kernel!r}; known profiles: {', '.join(KERNELS)}")
-        depth, operations = self.check(data.get("check", {}))
+        depth, operations, faults = self.check(data.get("check", {}))
         states = self.states(data.get("states", {}))
         modules = self.modules(data.get("modules", {}))
         patches = self.patches(data.get("patch", []), {s.name for s in states}, {m.name for m in modules})
-        return Spec(self.path, name, kernel, depth, operations, states, modules, patches)
+        return Spec(self.path, name, kernel, depth, operations, states, modules, patches, faults=faults)
 
-    def check(self, value) -> tuple[int, tuple[str, ...]]:
+    def check(self, value) -> tuple[int, tuple[str, ...], tuple[str, ...]]:
         where = ("check",)
         value = self.table(where, value, "[check]")
-        self.keys(where, value, ("depth", "operations"), "[check]")
+        self.keys(where, value, ("depth", "operations", "faults"), "[check]")
         depth = value.get("depth", DEFAULT_DEPTH)
         if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
             self.err(where + ("depth",), f"depth must be a positive integer, not {depth!r}; e.g. depth = 8")
@@ -296,7 +298,13 @@ class _Loader:
                 self.err(where + ("operations", i), f"unknown operation {op!r}; known operations: {', '.join(OPERATIONS)}")
         if len(set(ops)) != len(ops):
             self.err(where + ("operations",), "operations lists an operation twice; name each once")
-        return depth, tuple(op for op in OPERATIONS if op in ops)
+        faults = value.get("faults", [])
+        if not isinstance(faults, list):
+            self.err(where + ("faults",), f"faults must be a list of fault names, e.g. faults = [\"patching\"]; known faults: {', '.join(FAULTS)}")
+        for i, f in enumerate(faults):
+            if f not in FAULTS:
+                self.err(where + ("faults", i), f"unknown fault {f!r}; known faults: {', '.join(FAULTS)}")
+        return depth, tuple(op for op in OPERATIONS if op in ops), tuple(f for f in FAULTS if f in faults)
 
     def states(self, value) -> tuple[StateDecl, ...]:
         value = self.table(("states",), value, "[states]")

@@ -8,32 +8,34 @@ that a reader or a trace viewer needs no klpmodel; `explain` checks it against a
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from . import __version__, interp
 from .errors import UserError
-from .kernel import PHASES, Model, Op
+from .kernel import PATCHING_SITE, PHASES, Choice, Model, Op
 from .properties import BY_NAME
-from .spec import Spec, load_spec
+from .spec import FAULTS, Spec, load_spec
 from .verify import Result, Step, Violation
 
 FORMAT = "klpmodel-trace"
-VERSION = 1
+VERSION = 2            # 2: a choice names its statement by index (1: by line and text only)
+READS = (1, 2)
 OP_WORDS = ("load", "complete", "reverse", "disable", "rmmod", "modload", "modunload", "force")
 ITF_DESCRIPTION = "https://apalache-mc.org/docs/adr/015adr-trace.html"
 
 
 # ------------------------------------------------------------------ writing
 
-def choice_json(key: tuple) -> dict:
-    patch, obj, callback, line, text = key
-    return {"patch": patch, "object": obj, "callback": callback, "line": line, "statement": text}
+def choice_json(key: Choice) -> dict:
+    return {"patch": key.patch, "object": key.obj, "callback": key.callback, "index": key.index,
+            "line": key.line, "statement": key.text}
 
 
-def choice_text(key: tuple) -> str:
-    patch, obj, callback, line, text = key
-    return f"{patch}/{obj} {callback} line {line}: '{text}' fails"
+def choice_text(key: Choice) -> str:
+    if key.callback == PATCHING_SITE:
+        return f"{key.patch}/{key.obj} patching fails (klp_patch_object, line {key.line})"
+    return f"{key.patch}/{key.obj} {key.callback}[{key.index}] line {key.line}: '{key.text}' fails"
 
 
 def summary(m: Model, state: dict) -> dict:
@@ -67,7 +69,8 @@ def document(m: Model, v: Violation, engine: str, verify_depth: int) -> dict:
     detail = violation_json(m, v)
     doc = {
         "format": FORMAT, "version": VERSION, "generator": f"klpmodel {__version__}",
-        "spec": {"path": spec.path, "name": spec.name, "kernel": spec.kernel, "sha256": spec.digest},
+        "spec": {"path": spec.path, "name": spec.name, "kernel": spec.kernel, "sha256": spec.digest,
+                 "faults": list(m.faults)},
         "property": v.property, "seed": BY_NAME[v.property].seed,
         "violated_when": BY_NAME[v.property].violated_when,
         "depth": v.depth, "index": v.index, "engine": engine, "verify_depth": verify_depth,
@@ -177,7 +180,7 @@ class TraceFile:
     path: str
     doc: dict
     ops: tuple[Op, ...]
-    choices: tuple[tuple[tuple, ...], ...]     # per step: the statements that failed
+    choices: tuple[tuple[Choice, ...], ...]    # per step: the sites that failed (index -1: format 1, unknown)
 
     @property
     def property(self) -> str:
@@ -202,9 +205,10 @@ def load_trace(path: Path) -> TraceFile:
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise UserError(f"not a klpmodel trace file (no \"format\": \"{FORMAT}\"); give a .trace.json file "
                         f"written by 'klpmodel verify --out DIR'", path=where)
-    if doc.get("version") != VERSION:
+    if doc.get("version") not in READS:
         raise UserError(f"trace format version {doc.get('version')!r} is not supported (this klpmodel reads "
-                        f"version {VERSION}); write the trace again with this klpmodel's verify --out", path=where)
+                        f"versions {', '.join(map(str, READS))}); write the trace again with this klpmodel's "
+                        f"verify --out", path=where)
     try:
         if doc["property"] not in BY_NAME:
             raise UserError(f"unknown property '{doc['property']}'", path=where)
@@ -215,8 +219,12 @@ def load_trace(path: Path) -> TraceFile:
                 raise UserError(f"step {n}: unknown operation '{step['operation']}'; a trace step is one of: "
                                 f"{', '.join(OP_WORDS)}", path=where)
             ops.append(Op(word, arg or None))
-            choices.append(tuple((c["patch"], c["object"], c["callback"], int(c["line"]), c["statement"])
-                                 for c in step["choices"]))
+            choices.append(tuple(Choice(str(c["patch"]), str(c["object"]), str(c["callback"]),
+                                        int(c["index"]) if doc["version"] >= 2 else -1,
+                                        int(c["line"]), str(c["statement"])) for c in step["choices"]))
+        faults = doc["spec"].get("faults", [])
+        if not isinstance(faults, list) or any(f not in FAULTS for f in faults):
+            raise ValueError("spec.faults")
         if not ops:
             raise UserError("the trace has no steps", path=where)
         if not isinstance(doc["spec"]["path"], str) or not isinstance(doc["spec"]["sha256"], str):
@@ -230,12 +238,13 @@ def load_trace(path: Path) -> TraceFile:
 def spec_for(t: TraceFile, given: Path | None) -> Spec:
     """The spec a trace runs against: --spec if given, else the path recorded in the trace
     (as given to verify, relative to the working directory, else to the trace's folder)."""
+    faults = tuple(t.doc["spec"].get("faults", ()))       # also those given by --faults to verify
     if given is not None:
-        return load_spec(given)
+        return replace(load_spec(given), faults=faults)
     recorded = Path(t.doc["spec"]["path"])
     for candidate in (recorded, Path(t.path).parent / recorded.name):
         if candidate.is_file():
-            return load_spec(candidate)
+            return replace(load_spec(candidate), faults=faults)
     raise UserError(f"the spec '{recorded}' recorded in the trace is not found; give it with --spec FILE",
                     path=t.path)
 
@@ -250,18 +259,18 @@ class Rerun:
     broken_at: int | None            # first step (1-based) where the trace's property breaks
 
 
-def _match(m: Model, key: tuple) -> tuple | None:
-    """The recorded failing statement in the current spec: same patch, object, callback and
-    statement text; the recorded line if it still holds that text, else the same occurrence."""
-    patch, obj, callback, line, text = key
-    try:
-        src = next(o for o in m.spec.patch(patch).objects if o.name == obj).cb(callback)
-    except StopIteration:
-        return None
-    same = [st for st in src if st.text == text]
-    exact = [st for st in same if st.line == line]
-    pick = exact[0] if exact else (same[0] if len(same) == 1 else None)
-    return None if pick is None else (patch, obj, callback, pick.line, pick.text)
+def _match(m: Model, key: Choice) -> Choice | None:
+    """The recorded failing site in the current spec: same patch, object and callback; the
+    statement at the recorded index if it still has the recorded text, else the statement
+    with that text on the recorded line, else its only occurrence (format 1 records no index)."""
+    if key.callback == PATCHING_SITE:
+        return m.choice_at(key.patch, key.obj, key.callback, 0)
+    at = m.choice_at(key.patch, key.obj, key.callback, key.index) if key.index >= 0 else None
+    if at is not None and at.text == key.text:
+        return at
+    same = [c for c in m.sites(key.patch, key.obj, key.callback) if c.text == key.text]
+    exact = [c for c in same if c.line == key.line]
+    return exact[0] if len(exact) == 1 else (same[0] if len(same) == 1 else None)
 
 
 def rerun(m: Model, t: TraceFile) -> Rerun:
@@ -282,15 +291,15 @@ def rerun(m: Model, t: TraceFile) -> Rerun:
             now = _match(m, key)
             if now is None:
                 return Rerun(tuple(steps), f"step {n} '{op}': the statement that failed there, "
-                                           f"'{key[4]}' in {key[0]}/{key[1]} {key[2]} (line {key[3]}), "
+                                           f"'{key.text}' in {key.patch}/{key.obj} {key.callback} (line {key.line}), "
                                            f"is not in the spec any more", broken_at)
             wanted[now] = True
         out = interp.apply(m, state, op, wanted)
         unused = [k for k in wanted if k not in out.choices]
         if unused:
             k = unused[0]
-            return Rerun(tuple(steps), f"step {n} '{op}': the statement that failed there, '{k[4]}' "
-                                       f"(line {k[3]}), no longer runs in this step", broken_at)
+            return Rerun(tuple(steps), f"step {n} '{op}': the statement that failed there, '{k.text}' "
+                                       f"(line {k.line}), no longer runs in this step", broken_at)
         steps.append(Step(op, tuple(out.failed_choices), tuple(out.events), state, out.state,
                           tuple(out.violations)))
         state = out.state

@@ -12,8 +12,8 @@ def parse_op(text: str) -> Op:
 
 
 class Sim:
-    def __init__(self, path):
-        self.model = Model(load_spec(path))
+    def __init__(self, path, **model_options):
+        self.model = Model(load_spec(path), **model_options)
         self.state = interp.initial(self.model)
         self.history = []
 
@@ -21,14 +21,21 @@ class Sim:
         return interp.refusal(self.model, self.state, parse_op(op))
 
     def do(self, op: str, fail=()):
-        """Run op; `fail` names (patch, object) pairs whose fallible pre_patch statements fail."""
+        """Run op; `fail` names the sites that fail: (patch, object) for every fallible
+        statement of that object, or (patch, object, callback, index) for one site
+        (callback "patching", index 0: the patching fault)."""
         o = parse_op(op)
         why = interp.refusal(self.model, self.state, o)
         assert why is None, f"{op} refused: {why}"
         choices: dict = {}
+        picked = {f for f in fail if len(f) == 4}
+        objs = {f for f in fail if len(f) == 2}
+
+        def wanted(k):
+            return k[:4] in picked or ((k.patch, k.obj) in objs and k.callback != "patching")
         while True:
             out = interp.apply(self.model, self.state, o, choices)
-            more = {k: True for k in out.choices if (k[0], k[1]) in set(fail) and k not in choices}
+            more = {k: True for k in out.choices if wanted(k) and k not in choices}
             if not more:
                 break
             choices.update(more)
@@ -45,6 +52,12 @@ class Sim:
     def prev_seen(out) -> list:
         """klp_get_prev_state results seen by statements: [(statement, (state, patch|None))]."""
         return [(e[1].stmt.text, e[2]) for e in out.events if e[0] in ("stmt", "skip") and e[2]]
+
+    @staticmethod
+    def log(m, out) -> list[str]:
+        """The kernel log lines of the operation (klog renders kernel.step's events)."""
+        from klpmodel import klog
+        return klog.event_lines(m, out.op, out.events)
 
     @staticmethod
     def violations(out) -> list[str]:

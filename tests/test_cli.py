@@ -59,7 +59,7 @@ def test_property_selection_is_repeatable():
 def test_choices_taken_are_reported():
     r = json.loads(cli("verify", "specs/error-cleanup-bad.toml", "-p", "error-cleanup", "--format", "json").stdout)
     (step,) = r["violations"][0]["trace"]
-    assert step["choices"] == [{"patch": "lp_feature", "object": "vmlinux", "callback": "pre_patch", "line": 15,
+    assert step["choices"] == [{"patch": "lp_feature", "object": "vmlinux", "callback": "pre_patch", "index": 1, "line": 15,
                                 "statement": "maybe-fail -ENODEV", "fails": True}]
 
 

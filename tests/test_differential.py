@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 import pytest
+from conftest import expectations
 from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
 
@@ -27,9 +28,17 @@ def specs(draw) -> str:
     n_patches = draw(st.integers(2, 5))
     states = [f"s{i}" for i in range(n_states)]
     mods = [f"m{i}" for i in range(n_mods)]
-    out = [f"[check]\ndepth = {draw(st.integers(3, 5))}\n"]
+    check = f"[check]\ndepth = {draw(st.integers(3, 5))}\n"
+    if draw(st.integers(0, 2)) == 0:       # the optional patching fault (semantics §16)
+        check += 'faults = ["patching"]\n'
+    if draw(st.integers(0, 2)) == 0:       # force, with its 5.18 marking and stuck transitions
+        check += 'operations = ["load", "complete", "reverse", "disable", "rmmod", "modload", "modunload", "force"]\n'
+    out = [check]
     out += [f"[states.{s}]\nid = {i + 1}\n" for i, s in enumerate(states)]
-    out += [f"[modules.{m}]\nloaded = {'true' if draw(st.booleans()) else 'false'}\n" for m in mods]
+    sleepy = {m for m in mods if draw(st.integers(0, 3)) == 0}     # a task sleeps in m's function
+    out += [f"[modules.{m}]\nloaded = {'true' if draw(st.booleans()) else 'false'}\n"
+            + ('params = { block = 1 }\nsleeps = { function = "work", while = "block" }\n' if m in sleepy else "")
+            for m in mods]
     blocks = []
     for k in range(n_patches):
         start = len(out)
@@ -42,6 +51,8 @@ def specs(draw) -> str:
         objs = ["vmlinux"] + draw(st.lists(st.sampled_from(mods), unique=True)) if mods else ["vmlinux"]
         for obj in objs:
             out.append(f"[patch.objects.{obj}]\n")
+            if obj in sleepy and draw(st.booleans()):
+                out.append('funcs = ["work"]\n')
             for cb in ("pre_patch", "post_patch", "pre_unpatch", "post_unpatch", "pre_patch_error"):
                 stmts = draw(st.lists(statement(decl, cb), max_size=3))
                 if stmts:
@@ -92,4 +103,23 @@ def test_engines_agree_on_random_specs(tmp_path_factory, text):
 
 @pytest.mark.parametrize("path", sorted(REGRESSIONS.glob("*.toml")), ids=lambda p: p.name)
 def test_regressions(path):
+    """Both engines agree, and give the verdicts the spec's `# expect:` lines state."""
     agree(path)
+    spec = load_spec(path)
+    for engine in ("explicit", "z3"):
+        for exp in expectations(path):
+            if exp[0] == "holds":
+                assert verify(spec, engine=engine).verdict == "holds", (engine, path.name)
+            else:
+                prop, depth = exp[1], int(exp[2])
+                r = verify(spec, engine=engine, properties=[prop])
+                assert [(v.property, v.depth) for v in r.violations] == [(prop, depth)], (engine, path.name)
+
+
+@pytest.mark.parametrize("path", sorted((REGRESSIONS / "scenarios").glob("*.toml")), ids=lambda p: p.name)
+def test_regression_scenarios(path):
+    """Kernel logs pinned for the fidelity fixes that change no verdict (tests/regressions/scenarios)."""
+    from klpmodel.conformance import run_scenario
+
+    ok, _, diff = run_scenario(path)
+    assert ok, "\n".join(diff)

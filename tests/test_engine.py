@@ -96,7 +96,7 @@ def test_a_renamed_twin_fails_with_its_own_statement():
     r = verify(spec, engine="explicit", properties=["error-cleanup"])
     (v,) = r.violations
     assert [str(s.op) for s in v.trace] == ["load a", "complete", "load b"]
-    assert v.trace[-1].failed == (("b", "vmlinux", "pre_patch", 16, "maybe-fail if prev s"),)
+    assert v.trace[-1].failed == (("b", "vmlinux", "pre_patch", 1, 16, "maybe-fail if prev s"),)
 
 
 # three compatible non-cumulative patches (bench/bench.py stress(3)): the list order matters

@@ -3,7 +3,7 @@ Z3 engine encodes). Section numbers are those of ../shared/kernel/semantics.md."
 from __future__ import annotations
 
 import pytest
-from sim import Sim
+from sim import Sim, parse_op
 
 CB = """
 pre_patch    = ['log "pre_patch"']
@@ -245,7 +245,6 @@ def test_disable_refusals_6_1_6_3(sim):
     assert s.refusal("disable a") == "-EINVAL: a is not enabled"
     s.do("load a"); s.do("complete"); s.do("load b")
     assert s.refusal("disable a") == "-EBUSY: another transition is in progress"
-    assert s.refusal("disable b") == "b is in its own patching transition: that is `reverse`"
     s.do("complete")
     out = s.do("disable b")
     assert Sim.callbacks(out) == ["b:pre_unpatch(vmlinux)"]
@@ -325,8 +324,8 @@ def test_module_events_exempt_the_transition_from_revert_restores(sim):
 
 # ------------------------------------------------------------ §6.4 force
 
-def test_force_marks_every_listed_patch_and_pins_its_module_6_4(sim):
-    s = sim(TWO)
+def test_force_before_5_18_marks_every_listed_patch_and_pins_its_module_6_4(write_spec):
+    s = Sim(write_spec(TWO), force_marks="5.5")
     assert s.refusal("force") == "-EINVAL: no transition is in progress"
     s.do("load a"); s.do("complete"); s.do("load b")
     assert Sim.callbacks(s.do("force")) == []               # completes nothing by itself
@@ -335,6 +334,43 @@ def test_force_marks_every_listed_patch_and_pins_its_module_6_4(sim):
     assert Sim.callbacks(s.do("complete")) == ["b:post_patch(vmlinux)"]
     s.do("disable b"); s.do("complete")
     assert s.refusal("rmmod b") == "module b is in use for ever: its patch was forced"
+
+
+FORCE = """
+[[patch]]
+name = "a"
+[[patch]]
+name = "b"
+[[patch]]
+name = "r"
+replace = true
+"""
+
+
+def test_force_since_5_18_marks_only_what_it_makes_unsafe_6_4(sim):
+    """Commit 2957308343fa: unpatching marks the transition patch; patching with replace
+    marks the patches it replaces; patching without replace marks none."""
+    s = sim(FORCE)
+    s.do("load a"); s.do("complete"); s.do("load b")
+    s.do("force")                                           # patching, no replace: none
+    assert not any(s.state[f"forced[{p}]"] for p in "abr")
+    s.do("complete"); s.do("disable b"); s.do("force")      # unpatching: only b
+    assert s.state["forced[b]"] and not s.state["forced[a]"]
+    s.do("reverse")                                         # the flag survives a reversal
+    assert s.state["forced[b]"]
+    s.do("complete"); s.do("load r"); s.do("force")         # replace: every other listed patch
+    assert s.state["forced[a]"] and s.state["forced[b]"] and not s.state["forced[r]"]
+    s.do("complete")
+    assert s.refusal("rmmod a") == "module a is in use for ever: its patch was forced"
+    assert s.refusal("rmmod b") == "module b is in use for ever: its patch was forced"
+    s.do("disable r"); s.do("complete")
+    assert s.refusal("rmmod r") is None
+
+
+def test_a_repeated_force_is_accepted_6_4(sim):
+    s = sim(TWO)
+    s.do("load a"); s.do("force")
+    assert s.refusal("force") is None
 
 
 # ------------------------------------------------------------ §8 the hidden post_unpatch_enabled flag
@@ -388,3 +424,258 @@ def test_take_shares_the_block_and_a_freed_block_keeps_its_content(sim):
     assert Sim.violations(out) == ["no-use-after-free"]
     assert s.state["val[s]"] == 0                       # restored the original from the freed block
 
+
+
+# ------------------------------------------------------------ fidelity fixes (issue 10)
+
+SCOPE = """
+[states.s]
+id = 1
+[[patch]]
+name = "base"
+replace = true
+states = { s = 1 }
+[patch.objects.vmlinux]
+pre_patch = ["alloc s"]
+post_unpatch = ["free s unless prev s"]
+[[patch]]
+name = "hotfix"
+states = { s = 1 }
+[patch.objects.vmlinux]
+pre_patch = ["alloc s"]
+post_unpatch = ["free s"]
+"""
+
+
+def test_a_replace_patch_replaces_only_the_patches_before_it_4_2(sim):
+    """klp_unpatch_replaced_patches / klp_free_replaced_patches_async stop at the transition
+    patch: after a reversed disable of `base`, `hotfix` (loaded after it) stays (§17 item 13)."""
+    s = sim(SCOPE)
+    s.do("load base"); s.do("complete"); s.do("load hotfix"); s.do("complete")
+    assert s.order() == ["base", "hotfix"]
+    s.do("disable base"); s.do("reverse")
+    out = s.do("complete")
+    assert s.order() == ["base", "hotfix"] and s.phase("hotfix") == "enabled"
+    assert s.state["ptr[hotfix.s]"] != 0                     # keeps its data: nothing leaks
+    assert Sim.violations(out) == []
+    assert not any(e[0] == "replaced" for e in out.events)
+
+
+def test_a_replace_patch_drops_the_older_patches_and_keeps_the_newer_positions_4_2(sim):
+    s = sim(FORCE)
+    s.do("load a"); s.do("complete"); s.do("load r"); s.do("complete")
+    assert s.order() == ["r"]
+    s.do("load b"); s.do("complete")
+    s.do("disable r"); s.do("reverse"); s.do("complete")
+    assert s.order() == ["r", "b"] and s.state["pos[r]"] == 0 and s.state["pos[b]"] == 1
+
+
+OWN = """
+[states.s]
+id = 1
+[modules.m]
+[[patch]]
+name = "old"
+states = { s = 1 }
+[patch.objects.vmlinux]
+pre_patch = ["alloc s"]
+[patch.objects.m]
+pre_patch = ["take s if prev s"]
+[[patch]]
+name = "new"
+states = { s = 1 }
+uses = ["s"]
+[patch.objects.vmlinux]
+pre_patch = ["alloc s"]
+"""
+
+
+def test_take_of_the_callers_own_state_is_a_no_op_12(sim):
+    """klp_get_prev_state returns old's own state in old's module callback while `new` is in
+    transition; state->data = prev_state->data changes nothing (§17 item 14)."""
+    s = sim(OWN)
+    s.do("load old"); s.do("complete"); s.do("load new")
+    before = s.state["ptr[old.s]"]
+    out = s.do("modload m")
+    assert Sim.prev_seen(out) == [("take s if prev s", ("s", "old"))]
+    assert s.state["ptr[old.s]"] == before and s.state[f"live[s#{before - 1}]"]
+    assert Sim.violations(out) == []
+    assert Sim.violations(s.do("complete")) == []
+
+
+REPEATED = """
+[states.s]
+id = 1
+[[patch]]
+name = "p"
+states = { s = 1 }
+[patch.objects.vmlinux]
+pre_patch = ["alloc s", "modify s", "alloc s"]
+pre_patch_error = ["free s"]
+"""
+
+
+def test_each_fallible_statement_is_its_own_choice_even_on_one_line(sim, write_spec):
+    """Two `alloc s` in one callback are two choices (patch, object, callback, index): the
+    second failing after the first succeeded is explored, and it breaks error-cleanup."""
+    from klpmodel import interp
+    s = sim(REPEATED)
+    outs = interp.outcomes(s.model, s.state, parse_op("load p"))
+    failed = sorted(tuple(k[:4] for k in o.failed_choices) for o in outs)
+    assert failed == [(), (("p", "vmlinux", "pre_patch", 0),), (("p", "vmlinux", "pre_patch", 2),)]
+    second = next(o for o in outs if o.failed_choices and o.failed_choices[0].index == 2)
+    assert "error-cleanup" in Sim.violations(second)          # the value stays modified
+    one_line = write_spec(REPEATED.replace('pre_patch = ["alloc s", "modify s", "alloc s"]',
+                                           'pre_patch = ["maybe-fail", "save s", "maybe-fail"]'), "one.toml")
+    s1 = Sim(one_line)
+    keys = {k[:4] for o in interp.outcomes(s1.model, s1.state, parse_op("load p")) for k in o.choices}
+    assert keys == {("p", "vmlinux", "pre_patch", 0), ("p", "vmlinux", "pre_patch", 2)}
+
+
+BUSY = """
+[modules.busy]
+loaded = true
+params = { block = 1 }
+sleeps = { function = "work", while = "block" }
+[[patch]]
+name = "p"
+[patch.objects.busy]
+funcs = ["work"]
+post_patch = ['log "patched"']
+"""
+
+
+def test_force_ends_a_transition_that_a_sleeping_task_holds_6_4_11(sim):
+    s = sim(BUSY)
+    s.do("load p")
+    assert s.refusal("complete").startswith("the transition cannot complete")
+    s.do("force")
+    assert s.refusal("complete") is None                     # every task was switched
+    s.do("reverse")                                          # klp_start_transition: pending again
+    assert s.refusal("complete") is None                     # (unpatching is not held, see notes)
+    s.do("reverse")
+    assert s.refusal("complete").startswith("the transition cannot complete")
+    s.do("force"); s.do("complete")
+    assert s.phase("p") == "enabled"
+    s.do("disable p"); s.do("complete"); s.do("rmmod p"); s.do("load p")     # a new transition: held again
+    assert s.refusal("complete").startswith("the transition cannot complete")
+
+
+def test_disable_during_its_own_patching_transition_is_a_reversal_6_1(sim):
+    s = sim(TWO)
+    s.do("load b")
+    out = s.do("disable b")
+    assert s.phase("b") == "unpatching" and Sim.callbacks(out) == []
+    assert Sim.log(s.model, out) == ["livepatch: 'b': reversing transition from patching to unpatching",
+                                     "livepatch: 'b': starting unpatching transition"]
+    assert s.refusal("disable b") == "-EINVAL: b is not enabled"     # 0 during unpatching: -EINVAL
+
+
+FAULT = """
+[check]
+faults = ["patching"]
+[states.s]
+id = 1
+[modules.m]
+[[patch]]
+name = "p"
+states = { s = 1 }
+[patch.objects.vmlinux]
+funcs = ["cmdline_proc_show"]
+pre_patch = ["alloc s"]
+post_unpatch = ["free s"]
+[patch.objects.m]
+pre_patch = ['log "m pre"']
+post_patch = ['log "m post"']
+post_unpatch = ['log "m post_unpatch"']
+"""
+
+
+def test_patching_an_object_can_fail_in_klp_enable_patch_16_3_1(sim):
+    """The object's pre_patch succeeded, so its post_unpatch runs on the error path; the
+    load fails with -EBUSY (test-kprobe.sh, test-ftrace.sh)."""
+    s = sim(FAULT)
+    out = s.do("load p", fail=[("p", "vmlinux", "patching", 0)])
+    assert Sim.callbacks(out) == ["p:pre_patch(vmlinux)", "p:post_unpatch(vmlinux)"]
+    assert Sim.log(s.model, out) == [
+        "livepatch: enabling patch 'p'", "livepatch: 'p': initializing patching transition",
+        "livepatch: failed to register ftrace handler for function 'cmdline_proc_show' (-16)",
+        "livepatch: failed to patch object 'vmlinux'", "livepatch: failed to enable patch 'p'",
+        "livepatch: 'p': canceling patching transition, going to unpatch",
+        "livepatch: 'p': completing unpatching transition", "livepatch: 'p': unpatching complete",
+        "insmod: ERROR: could not insert module test_modules/p.ko: Device or resource busy"]
+    assert s.phase("p") == "unloaded" and Sim.violations(out) == []
+
+
+def test_a_failed_patching_is_judged_by_error_cleanup_16(sim):
+    s = sim(FAULT.replace('post_unpatch = ["free s"]', 'post_unpatch = []'))
+    out = s.do("load p", fail=[("p", "vmlinux", "patching", 0)])
+    assert Sim.violations(out) == ["error-cleanup", "no-leak"]     # the block allocated stays live
+
+
+def test_patching_a_coming_module_can_fail_9_1_16(sim):
+    s = sim(FAULT)
+    s.do("load p"); s.do("complete")
+    out = s.do("modload m", fail=[("p", "m", "patching", 0)])
+    assert Sim.callbacks(out) == ["p:pre_patch(m)", "p:post_unpatch(m)"]
+    assert Sim.log(s.model, out)[:2] == ["livepatch: applying patch 'p' to loading module 'm'", "p: m pre"]
+    assert Sim.log(s.model, out)[2:] == [
+        "livepatch: failed to apply patch 'p' to module 'm' (-16)", "p: m post_unpatch",
+        "livepatch: patch 'p' failed for module 'm', refusing to load module 'm'",
+        "insmod: ERROR: could not insert module test_modules/m.ko: Device or resource busy"]
+    assert not s.state["mod[m]"]
+
+
+def test_the_patching_fault_is_off_unless_asked_for_16(sim, write_spec):
+    from klpmodel import interp
+    s = sim(FAULT.replace('faults = ["patching"]', ""))
+    assert all(k.callback != "patching" for o in interp.outcomes(s.model, s.state, parse_op("load p"))
+               for k in o.choices)
+    s2 = Sim(write_spec(FAULT.replace('faults = ["patching"]', ""), "x.toml"), faults=("patching",))
+    assert len(interp.outcomes(s2.model, s2.state, parse_op("load p"))) == 3
+
+
+NOPS = """
+[modules.m]
+[[patch]]
+name = "old"
+[patch.objects.m]
+pre_patch = ['log "old m"']
+[[patch]]
+name = "cumul"
+replace = true
+"""
+
+
+def test_a_replace_patchs_nop_objects_are_applied_and_reverted_during_its_transition_7_9(sim):
+    s = sim(NOPS)
+    s.do("load old"); s.do("complete"); s.do("load cumul")
+    assert Sim.log(s.model, s.do("modload m")) == ["livepatch: applying patch 'old' to loading module 'm'",
+                                                   "old: old m",
+                                                   "livepatch: applying patch 'cumul' to loading module 'm'"]
+    assert Sim.log(s.model, s.do("modunload m")) == ["livepatch: reverting patch 'old' on unloading module 'm'",
+                                                     "livepatch: reverting patch 'cumul' on unloading module 'm'"]
+    s.do("complete")                                         # the nop objects are freed
+    assert Sim.log(s.model, s.do("modload m")) == []
+
+
+REPLACE_PARAM = """
+[[patch]]
+name = "a"
+[[patch]]
+name = "r"
+params = { replace = 0 }
+replace_param = "replace"
+"""
+
+
+def test_replace_is_read_once_at_init_7(sim):
+    from klpmodel.kernel import Op
+    s = sim(REPLACE_PARAM)
+    s.do("load a"); s.do("complete")
+    from klpmodel import interp
+    out = interp.apply(s.model, s.state, Op("load", "r", (("replace", 1),)))
+    s.state = out.state
+    s.state = interp.apply(s.model, s.state, Op("param", "r replace 0")).state   # written later: no effect
+    s.do("complete")
+    assert s.order() == ["r"]

@@ -34,7 +34,7 @@ def test_out_writes_json_and_itf_per_violated_property(tmp_path):
     doc = json.loads((out / "no-use-after-free.trace.json").read_text())
     assert set(doc) >= {"format", "version", "generator", "spec", "property", "seed", "violated_when", "depth",
                         "index", "engine", "broken_by", "initial", "steps", "statement"}
-    assert doc["format"] == "klpmodel-trace" and doc["version"] == 1
+    assert doc["format"] == "klpmodel-trace" and doc["version"] == 2
     assert doc["spec"]["sha256"] == load_spec(SPECS / "no-use-after-free-bad.toml").digest
     assert [s["operation"] for s in doc["steps"]] == ["load lp_eager", "complete", "disable lp_eager", "reverse",
                                                       "complete"]
@@ -86,7 +86,7 @@ def test_itf_records_the_failed_statements(tmp_path):
     doc = json.loads((out / "error-cleanup.trace.json").read_text())
     (choice,) = doc["steps"][0]["choices"]
     assert choice["callback"] == "pre_patch"
-    assert picks == [f"{choice['patch']}/{choice['object']} pre_patch line {choice['line']}: "
+    assert picks == [f"{choice['patch']}/{choice['object']} pre_patch[{choice['index']}] line {choice['line']}: "
                      f"'{choice['statement']}' fails"]
 
 
@@ -271,8 +271,9 @@ def test_kselftest_failing_load_uses_load_failing_mod_and_the_fail_parameter(tmp
     out = _write(tmp_path, SPECS / "error-cleanup-bad.toml")
     text = cli("kselftest", str(out / "error-cleanup.trace.json")).stdout
     (choice,) = json.loads((out / "error-cleanup.trace.json").read_text())["steps"][0]["choices"]
-    assert f"load_failing_mod $MOD_LIVEPATCH klp_fail=vmlinux:pre_patch:{choice['line']}" in text
-    assert f"lp_feature must fail at '{choice['statement']}' (vmlinux pre_patch, spec line {choice['line']})" in text
+    assert f"load_failing_mod $MOD_LIVEPATCH klp_fail=vmlinux:pre_patch:{choice['index']}" in text
+    assert (f"lp_feature must fail at '{choice['statement']}' (vmlinux pre_patch[{choice['index']}], "
+            f"spec line {choice['line']})") in text
     assert subprocess.run(["bash", "-n"], input=text, text=True).returncode == 0
 
 

@@ -82,10 +82,13 @@ class KlpSide:
 
     def position(self, key: tuple) -> tuple:
         """A choice key in the position form (patch, object, callback, index). klpmodel's
-        keys were (patch, object, callback, line, text) before issue 10: the index is
-        then the first statement of that callback with that line and text."""
+        keys were (patch, object, callback, line, text) before issue 10 (the index is then
+        the first statement of that callback with that line and text); since, a
+        kernel.Choice that carries the index."""
+        if hasattr(key, "index"):             # kernel.Choice (issue 10): (patch, obj, callback, index, line, text)
+            return (key.patch, key.obj, key.callback, key.index)
         if len(key) == 4:
-            return key
+            return tuple(key)
         patch, obj, cb, line, text = key
         stmts = next(o for o in self.spec.patch(patch).objects if o.name == obj).cb(cb)
         return (patch, obj, cb, next(i for i, s in enumerate(stmts) if s.line == line and s.text == text))
@@ -143,6 +146,7 @@ class Disagreement:
     what: str
     klpmodel: object
     reference: object
+    failed: frozenset = frozenset()    # the outcome's failed points, when it is about one outcome
 
     def __str__(self) -> str:
         steps = "; ".join(_op_text(o) + (f" fail={sorted(lab)}" if lab else "") for o, lab in self.path)
@@ -229,12 +233,12 @@ def _compare_op(klp_side, ref, s, k, op, rop, path, nxt, seen, stats):
         r = theirs[label]
         step = path + [(rop, label)]
         if lines != r.log:
-            return Disagreement(path, rop, f"log lines{_fail_text(label)}", lines, r.log)
+            return Disagreement(path, rop, f"log lines{_fail_text(label)}", lines, r.log, label)
         a, b = normalize(klp_side.abstract(s2), ref.abstract(r.kernel))
         if a != b:
-            return Disagreement(path, rop, f"abstract state{_fail_text(label)}: {_diff(a, b)}", a, b)
+            return Disagreement(path, rop, f"abstract state{_fail_text(label)}: {_diff(a, b)}", a, b, label)
         if viol != r.violations:
-            return Disagreement(path, rop, f"violations{_fail_text(label)}", sorted(viol), sorted(r.violations))
+            return Disagreement(path, rop, f"violations{_fail_text(label)}", sorted(viol), sorted(r.violations), label)
         key = (klp_side.key(s2), ref.freeze(r.kernel))
         if key not in seen:
             seen.add(key)
@@ -259,79 +263,37 @@ def _fail_text(label) -> str:
 
 # --------------------------------------------------------------------------- open disagreements
 
-def _same_line_twin(spec, label_sets) -> bool:
-    """A failed point (patch, object, callback, i) whose statement repeats an earlier
-    statement of the same callback on the same line."""
-    for label in label_sets:
-        for key in label:
-            patch, obj, cb, i = key
-            if cb == "patching":
-                continue
-            stmts = next(o for o in spec.patch(patch).objects if o.name == obj).cb(cb)
-            if any(s.line == stmts[i].line and s.text == stmts[i].text for s in stmts[:i]):
-                return True
-    return False
-
-
 def _open(spec):
     """The open entries of DISAGREEMENTS.md (kernel.py bugs awaiting a fix on main), as
     predicates over a disagreement: met in a random spec, they are counted, not failed."""
-    def wrote_replace_param(d) -> bool:
-        return any(o[0] == "param" and o[1].split()[1] == spec.patch(o[1].split()[0]).replace_param
-                   for o, _ in d.path)
-
-    def nop_lines(d) -> bool:
-        """The reference's log differs only by nop objects' applying/reverting lines."""
-        if not (d.what.startswith("log lines") and d.op[0] in ("modload", "modunload")):
-            return False
-
-        def static(line: str) -> bool:
-            for verb in ("applying patch '", "reverting patch '"):
-                if line.startswith("livepatch: " + verb):
-                    patch = line.split("'")[1]
-                    return any(o.name == d.op[1] for o in spec.patch(patch).objects)
-            return True
-        return d.reference != d.klpmodel and [x for x in d.reference if static(x)] == d.klpmodel
-
-    def own_take(d) -> bool:
-        """A module event of a patch older than the transition patch, whose callbacks for
-        that module `take` (klp_get_prev_state() is then the patch's own state)."""
-        return (d.op[0] in ("modload", "modunload") and d.what.startswith(("abstract state", "violations"))
-                and any(st_.action == "take" for p in spec.patches for o in p.objects if o.name == d.op[1]
-                        for _, stmts in o.callbacks for st_ in stmts))
-
-    def replace_reversed_disable(d) -> bool:
-        """The completion of a reversed disable of a replace patch drops patches loaded after it."""
-        disables = [i for i, (o, _) in enumerate(d.path) if o[0] == "disable" and spec.patch(o[1]).replace]
-        if d.op[0] != "complete" or not disables or not d.what.startswith("abstract state"):
-            return False
-        reverses = sum(1 for o, _ in d.path[disables[-1]:] if o[0] == "reverse")
-        return reverses % 2 == 1 and set(d.klpmodel["list"]) < set(d.reference["list"])
-
     def params_survive_reload(d) -> bool:
-        """A load of a module whose parameter was written before an earlier rmmod."""
-        if d.op[0] not in ("load", "modload"):
-            return False
-        written = False
-        for o, _ in d.path:
-            if o[0] == "param" and o[1].split()[0] == d.op[1]:
-                written = True
-            elif o[0] in ("rmmod", "modunload") and o[1] == d.op[1] and written:
+        """On a path that writes a module's parameter, removes the module and loads it again
+        (the disagreement is at that load or after it)."""
+        written, removed = set(), set()
+        for o in [o for o, _ in d.path] + [d.op]:
+            if o[0] == "param":
+                written.add(o[1].split()[0])
+            elif o[0] in ("rmmod", "modunload") and o[1] in written:
+                removed.add(o[1])
+            elif o[0] in ("load", "modload") and o[1] in removed:
                 return True
         return False
 
+    def nop_ftrace_line(d) -> bool:
+        """The only difference: the reference's "failed to register ftrace handler" line
+        for a failing object whose first function is a nop (the spec's object has no funcs)."""
+        if not d.what.startswith("log lines") or not isinstance(d.klpmodel, list):
+            return False
+        failing = [key for key in d.failed if key[2] == "patching"]
+        spec_funcs = {f for key in failing for p in spec.patches if p.name == key[0]
+                      for o in p.objects if o.name == key[1] for f in o.funcs}
+        kept = [x for x in d.reference if not (x.startswith("livepatch: failed to register ftrace handler for function '")
+                                               and x.split("'")[1] not in spec_funcs)]
+        return kept == d.klpmodel
+
     checks = {
-        "D1 disable during the patch's own patching transition": lambda d: (
-            d.op[0] == "disable" and d.what.startswith("possible") and d.klpmodel == "reverse"),
-        "D2 force marks every listed patch": lambda d: d.op[0] == "force" and "forced:" in d.what,
-        "D3 a repeated force is refused": lambda d: d.op[0] == "force" and d.klpmodel == "already forced",
-        "D4 replace re-read from the parameter": wrote_replace_param,
-        "D5 identical statements on one line share a choice": lambda d: (
-            d.what.startswith("outcome labels") and _same_line_twin(spec, [set(x) for x in d.reference])),
-        "D6 nop objects are not applied or reverted at module events": nop_lines,
-        "D7 take of the patch's own state is not a no-op": own_take,
-        "D8 a reversed disable of a replace patch replaces later patches": replace_reversed_disable,
         "D9 module parameters survive rmmod and a new load": params_survive_reload,
+        "D11 no ftrace line for a failing object whose functions are nops": nop_ftrace_line,
     }
 
     def known(d):
@@ -544,20 +506,23 @@ def _value(text: str) -> int:
 
 
 def replay(spec, ops: list[str]) -> Disagreement | None:
-    """Both sides along one operation sequence (no fallible point failing); the first
+    """Both sides along one operation sequence; `fail=PATCH/OBJECT/CALLBACK/INDEX` after an
+    operation picks the outcome where that point fails (none fails otherwise). The first
     disagreement."""
     klp_side, ref = KlpSide(spec), Reference(spec, faults=spec_faults(spec))
     s, k, path = klp_side.initial(), ref.initial(), []
     for text in ops:
-        word, _, arg = text.partition(" ")
-        op = Op(word, arg or None)
+        words = text.split()
+        fails = frozenset(tuple(int(x) if x.isdigit() else x for x in w[5:].split("/")) for w in words if w.startswith("fail="))
+        words = [w for w in words if not w.startswith("fail=")]
+        op = Op(words[0], " ".join(words[1:]) or None)
         nxt: list = []
         problem = _compare_op(klp_side, ref, s, k, op, (op.word, op.arg, op.params), path, nxt, set(), Stats())
         if problem is not None:
             return problem
         if klp_side.refusal(s, op) is not None:
             continue
-        s, k, path = next((s2, k2, p2) for s2, k2, p2 in nxt if not p2[-1][1])
+        s, k, path = next((s2, k2, p2) for s2, k2, p2 in nxt if p2[-1][1] == fails)
     return None
 
 
@@ -568,9 +533,7 @@ def _cases():
 
 
 OPEN = {   # DISAGREEMENTS.md entries that kernel.py on main still has: the case must disagree
-    "d1-disable-own-patching": "D1", "d2-force-marks": "D2", "d3-repeated-force": "D3",
-    "d4-replace-param": "D4", "d5-identical-statements": "D5", "d6-nop-objects": "D6",
-    "d7-own-take": "D7", "d8-reversed-disable-of-replace": "D8", "d9-params-after-reload": "D9",
+    "d9-params-after-reload": "D9", "d11-nop-ftrace-line": "D11",
 }
 
 

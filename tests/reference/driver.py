@@ -142,7 +142,7 @@ class Reference:
         for name, mod in sorted(k.modules.items()):
             p = mod.patch
             pf = None if p is None else (p.enabled, p.forced, p.replace, tuple(
-                (o.label, o.dynamic, o.mod, o.patched, o.post_unpatch_enabled) for o in p.obj_list))
+                (o.label, o.dynamic, o.mod, o.patched, o.post_unpatch_enabled, tuple(o.func_list)) for o in p.obj_list))
             mods.append((name, mod.loaded, mod.klp_alive, mod.refcnt, mod.state,
                          tuple(sorted(mod.params.items())), pf))
         return (tuple(p.name for p in k.klp_patches), tuple(listed), tuple(blocks), unreachable,

@@ -56,6 +56,12 @@ class KlpObject:                  # struct klp_object
     mod: bool = False             # obj->mod != NULL
     patched: bool = False
     post_unpatch_enabled: bool = False   # obj->callbacks.post_unpatch_enabled
+    funcs: list[str] = field(default_factory=list)   # the static funcs of obj->func_list ...
+    nops: list[str] = field(default_factory=list)    # ... and the nop funcs after them
+
+    @property
+    def func_list(self) -> list[str]:
+        return self.funcs + self.nops
 
     @property
     def label(self) -> str:       # what the kernel prints for the object
@@ -133,7 +139,7 @@ def klp_patch_struct(k: Kernel, p) -> KlpPatch:
     replace = bool(params[p.replace_param]) if p.replace_param else p.replace
     ids = {s.name: s.id for s in k.spec.states}
     states = [KlpState(ids[s], v, s) for s, v in p.states]
-    objs = [KlpObject(None if o.name == "vmlinux" else o.name, o) for o in p.objects]
+    objs = [KlpObject(None if o.name == "vmlinux" else o.name, o, funcs=list(o.funcs)) for o in p.objects]
     return KlpPatch(p.name, p, replace, states, objs)
 
 
@@ -223,11 +229,14 @@ def klp_is_patch_compatible(k: Kernel, patch: KlpPatch) -> bool:
 
 def klp_patch_object(k: Kernel, patch: KlpPatch, obj: KlpObject) -> int:
     """patch.c: register every function with ftrace. The optional `patching` fault is the
-    failure of that registration (another IPMODIFY user, test-kprobe.sh: -EBUSY); the
-    object is then unpatched again and stays `patched == false`."""
+    failure of that registration (another IPMODIFY user, test-kprobe.sh: -EBUSY), taken to
+    hit the object's first function (klp_patch_func's pr_err names it); the object is
+    then unpatched again and stays `patched == false`."""
     if obj.patched:                          # WARN_ON
         return EINVAL
     if k.faults and k.choose((patch.name, obj.label, "patching", 0)):
+        if obj.func_list:                    # klp_patch_func() of the first function
+            k.pr(f"livepatch: failed to register ftrace handler for function '{obj.func_list[0]}' ({EBUSY})")
         klp_unpatch_object(obj)
         return EBUSY
     obj.patched = True
@@ -272,8 +281,10 @@ def klp_alloc_object_dynamic(name: str | None, patch: KlpPatch) -> KlpObject:
 def klp_add_object_nops(patch: KlpPatch, old_obj: KlpObject) -> None:
     obj = klp_find_object(patch, old_obj)
     if obj is None:
-        klp_alloc_object_dynamic(old_obj.name, patch)
-    # the nop functions themselves change nothing the model observes
+        obj = klp_alloc_object_dynamic(old_obj.name, patch)
+    for old_func in old_obj.func_list:       # klp_find_func(), else klp_alloc_func_nop(): list_add_tail
+        if old_func not in obj.func_list:
+            obj.nops.append(old_func)
 
 
 def klp_add_nops(k: Kernel, patch: KlpPatch) -> None:
@@ -325,6 +336,9 @@ def klp_free_objects(patch: KlpPatch) -> None:
 
 
 def klp_free_objects_dynamic(patch: KlpPatch) -> None:
+    """__klp_free_objects(patch, nops_only): the nop funcs of every object, the dynamic objects."""
+    for obj in patch.obj_list:
+        obj.nops = []
     patch.obj_list = [obj for obj in patch.obj_list if not obj.dynamic]
 
 

@@ -14,7 +14,6 @@ failed insmod (insmod era, 6.8+).
 """
 from __future__ import annotations
 
-import copy
 import os
 from dataclasses import dataclass
 
@@ -45,15 +44,13 @@ class Reference:
         self.spec = spec
         self.faults = faults
 
-        # the spec's frozen dataclasses are shared by every copy of a kernel, not copied
-        self._memo = {id(x): x for x in _spec_objects(spec)}
 
     def initial(self) -> klp.Kernel:
         return klp.new_kernel(self.spec, self.faults, Monitors(self.spec))
 
     # ---- running operations
     def apply(self, k: klp.Kernel, op: tuple, choose) -> Result:
-        k = copy.deepcopy(k, dict(self._memo))
+        k = klp.clone(k)
         k.log, k.refused, k.mon.found = [], None, set()
         consulted: dict = {}
 
@@ -149,15 +146,6 @@ class Reference:
                 None if k.klp_transition_patch is None else k.klp_transition_patch.name,
                 k.klp_target_state, k.tasks_switched, tuple(mods),
                 tuple(sorted(k.values.items())), k.mon.freeze())
-
-
-def _spec_objects(spec):
-    yield spec
-    for p in spec.patches:
-        yield p
-        yield from p.objects
-    yield from spec.modules
-    yield from spec.states
 
 
 def phase(k: klp.Kernel, name: str) -> str:

@@ -36,6 +36,12 @@ class Monitors:
         self.exempt = False
         self.snapshot = None                    # the abstract system before the current load
 
+    def clone(self) -> Monitors:
+        n = Monitors.__new__(Monitors)
+        n.spec, n.found, n.hi = self.spec, set(self.found), dict(self.hi)
+        n.started_by, n.exempt, n.snapshot = self.started_by, self.exempt, self.snapshot
+        return n
+
     # ---- the state the monitors keep between operations (for the memo of the search)
     def freeze(self) -> tuple:
         return (tuple(sorted(self.hi.items())), self.started_by, self.exempt,

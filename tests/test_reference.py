@@ -28,7 +28,7 @@ from klpmodel import interp, klog
 from klpmodel.kernel import PHASES, Model, Op
 from klpmodel.spec import load_spec
 
-EXAMPLES = int(os.environ.get("KLP_REF_EXAMPLES", "40"))
+EXAMPLES = int(os.environ.get("KLP_REF_EXAMPLES", "60"))
 SEED = os.environ.get("KLP_REF_SEED")
 ROOT = Path(__file__).resolve().parent.parent
 CASES = Path(__file__).parent / "reference" / "cases"

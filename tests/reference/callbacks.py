@@ -100,11 +100,13 @@ def statement(k, patch, obj, cb: str, index: int, st) -> int | None:
         elif a == "take":
             state.data = prev.data                          # a no-op when prev is this state
         elif a == "copy":                                   # *data = *prev_state->data
-            content = read(k, prev.data)
-            if content is not None:
+            content = read(k, prev.data)                    # both accesses are judged; the copy
+            if content is not None:                         # happens when neither pointer is NULL
                 write(k, state.data, content)
             elif state.data is None:
                 mon.violate("no-null-deref", "copy into a NULL data")
+            elif not k.blocks[state.data][0]:
+                mon.violate("no-use-after-free", "copy into a freed block")
         else:
             kfree(k, prev.data)
     else:

@@ -363,14 +363,35 @@ def specs(draw) -> str:
             lines.append(f"[patch.objects.{obj}]")
             if obj in sleeping and draw(st.booleans()):
                 lines.append(f'funcs = ["{obj}_fn"]')
+            recipe = RECIPES[draw(st.integers(0, len(RECIPES) - 1))] if decl and draw(st.integers(0, 2)) == 0 else {}
+            target = draw(st.sampled_from(decl)) if decl else None
             for cb in ("pre_patch", "post_patch", "pre_unpatch", "post_unpatch", "pre_patch_error"):
-                stmts = draw(st.lists(statement(decl, cb, has_ret), max_size=2 if deep else 3))
+                if cb in recipe:          # system-state.rst's callbacks for one state, sometimes
+                    stmts = [x.format(s=target) for x in recipe[cb]]
+                else:
+                    stmts = draw(st.lists(statement(decl, cb, has_ret), max_size=2 if deep else 3))
                 if stmts and draw(st.integers(0, 4)) == 0:
                     stmts.append(stmts[draw(st.integers(0, len(stmts) - 1))])   # identical, same line
                 if stmts:
                     lines.append(f"{cb} = [{', '.join(_toml_str(x) for x in stmts)}]")
         out.append("\n".join(lines) + "\n")
     return "\n".join(out)
+
+
+# system-state.rst's expected usage for one state (test_klp_state.c, test_klp_state2.c), and
+# the versions of it that break one property each
+RECIPES = [
+    {"pre_patch": ["alloc {s}"], "post_patch": ["save {s}", "modify {s}"],
+     "pre_unpatch": ["restore {s}"], "post_unpatch": ["free {s}"]},
+    {"pre_patch": ["alloc {s} unless prev {s}"],
+     "post_patch": ["take {s} if prev {s}", "save {s} unless prev {s}", "modify {s} unless prev {s}"],
+     "pre_unpatch": ["restore {s} unless prev {s}"], "post_unpatch": ["free {s} unless prev {s}"]},
+    {"pre_patch": ["alloc {s}", "maybe-fail"], "post_patch": ["copy {s} if prev {s}", "save {s} unless prev {s}",
+                                                              "modify {s}", "free-prev {s} if prev {s}"],
+     "pre_unpatch": ["restore {s}"], "post_unpatch": ["free {s}"], "pre_patch_error": ["free {s}"]},
+    {"pre_patch": ["modify {s}"], "post_unpatch": ["reset {s}"]},
+    {"post_patch": ["save {s}", "modify {s}"], "pre_unpatch": ["restore {s}"]},
+]
 
 
 def _b(x: bool) -> str:

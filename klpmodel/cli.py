@@ -41,8 +41,9 @@ def _fail(e: Exception) -> None:
     raise e
 
 
-def _load(spec: Path, faults: list[str] | None = None):
-    """Load a spec; `--faults` adds optional faults to the spec's [check] faults."""
+def _load(spec: Path, faults: list[str] | None = None, kernel: str | None = None):
+    """Load a spec; `--faults` adds optional faults to the spec's [check] faults, `--kernel`
+    runs it under another kernel profile than its `kernel` key names."""
     from dataclasses import replace
 
     from .spec import FAULTS, load_spec
@@ -53,10 +54,22 @@ def _load(spec: Path, faults: list[str] | None = None):
             raise UserError(f"unknown fault '{f}' for --faults; known faults: {', '.join(FAULTS)}")
     if faults:
         loaded = replace(loaded, faults=tuple(f for f in FAULTS if f in set(faults) | set(loaded.faults)))
+    if kernel is not None and kernel != loaded.kernel:
+        loaded = replace(loaded, kernel=_profile(kernel), file_kernel=loaded.kernel)
     return loaded
 
 
+def _profile(name: str) -> str:
+    from .kernel import PROFILES
+
+    if name not in PROFILES:
+        raise UserError(f"unknown kernel profile '{name}' for --kernel; known profiles: {', '.join(PROFILES)} "
+                        f"('klpmodel profiles' says what each is)")
+    return name
+
+
 FAULTS_HELP = "Also explore this optional fault (repeatable): patching (klp_patch_object fails)."
+KERNEL_HELP = "Run under this kernel profile instead of the spec's `kernel` (see 'klpmodel profiles')."
 
 
 def _version(value: bool):
@@ -87,6 +100,7 @@ def verify(
                                     help="Write each counterexample as a trace file (JSON and ITF) into DIR."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the verdict line (text format)."),
     faults: list[str] | None = typer.Option(None, "--faults", metavar="FAULT", help=FAULTS_HELP),
+    kernel: str | None = typer.Option(None, "--kernel", metavar="PROFILE", help=KERNEL_HELP),
 ):
     """Explore every operation sequence up to the depth; report the shortest counterexample per violated property."""
     try:
@@ -100,7 +114,7 @@ def verify(
             check_out_dir(out)
         from .term import progress, write
 
-        loaded = _load(spec, faults)
+        loaded = _load(spec, faults, kernel)
         with progress(f"verifying {spec} up to depth {depth or loaded.depth}") as show:
             def done(eng, d, states):
                 show(f"{eng}: depth {d} done" + (f", {states:,} states" if states is not None else ""))
@@ -126,17 +140,17 @@ def simulate(
     run_file: Path | None = typer.Option(None, "--run-file", help="A file with one operation per line ('#' comments)."),
     state: bool = typer.Option(False, "--state", help="Print the model state after each operation."),
     era: Era = typer.Option(Era.insmod, "--era", help="Selftest wording: insmod (6.8+) or modprobe (5.1-6.7)."),
+    kernel: str | None = typer.Option(None, "--kernel", metavar="PROFILE", help=KERNEL_HELP),
 ):
     """Run one operation sequence and print the kernel log the selftests would capture."""
     try:
         from .kernel import Model
         from .simulate import parse_run
         from .simulate import simulate as run_ops
-        from .spec import load_spec
 
         if (run is None) == (run_file is None):
             raise UserError("give the operations with exactly one of --run \"OP; OP\" or --run-file FILE")
-        model = Model(load_spec(spec))
+        model = Model(_load(spec, kernel=kernel))
         if run_file is not None:
             try:
                 text = run_file.read_text()
@@ -157,12 +171,13 @@ def simulate(
 @app.command()
 def conformance(
     folder: Path = typer.Argument(Path("specs/selftests"), metavar="DIR", help="Where the scenario files are."),
+    kernel: str | None = typer.Option(None, "--kernel", metavar="PROFILE", help=KERNEL_HELP),
 ):
     """Run every selftest scenario and compare the simulated log with the kernel's expected one."""
     try:
         from .conformance import run_all
 
-        code = run_all(folder, typer.echo)
+        code = run_all(folder, typer.echo, _profile(kernel) if kernel else None)
     except UserError as e:
         _fail(e)
     raise typer.Exit(code)
@@ -182,6 +197,7 @@ def graph(
     depth: int | None = typer.Option(None, "--depth", "-d", help="Cut the state space at this many operations."),
     format: GraphFormat = typer.Option(GraphFormat.dot, "--format", "-f", help="dot, mermaid, or svg (needs Graphviz)."),
     faults: list[str] | None = typer.Option(None, "--faults", metavar="FAULT", help=FAULTS_HELP),
+    kernel: str | None = typer.Option(None, "--kernel", metavar="PROFILE", help=KERNEL_HELP),
 ):
     """Draw the lifecycle graph or a spec's reachable state space (violating transitions in red)."""
     try:
@@ -194,15 +210,16 @@ def graph(
                 raise UserError("--states needs a SPEC")
             from .kernel import Model
 
-            s = _load(spec, faults)
+            s = _load(spec, faults, kernel)
             d = s.depth if depth is None else depth
             if d < 1:
                 raise UserError(f"--depth must be at least 1, not {d}")
             nodes, edges = g.states_graph(Model(s), d)
             name = s.name
         else:
-            nodes, edges = g.lifecycle_graph()
-            name = "klp per-patch lifecycle"
+            profile = _profile(kernel) if kernel else "mainline"
+            nodes, edges = g.lifecycle_graph(profile)
+            name = f"klp per-patch lifecycle ({profile})"
         if format is GraphFormat.mermaid:
             text = g.mermaid(nodes, edges)
         else:
@@ -214,12 +231,12 @@ def graph(
         _fail(e)
 
 
-def _trace_and_model(trace: Path, spec: Path | None):
+def _trace_and_model(trace: Path, spec: Path | None, kernel: str | None = None):
     from .kernel import Model
     from .traces import load_trace, spec_for
 
     t = load_trace(trace)
-    return t, Model(spec_for(t, spec))
+    return t, Model(spec_for(t, spec, _profile(kernel) if kernel else None))
 
 
 @app.command()
@@ -227,13 +244,15 @@ def explain(
     trace: Path = typer.Argument(..., metavar="TRACE.json", help="A trace file written by verify --out."),
     spec: Path | None = typer.Option(None, "--spec", help="The spec (default: the path recorded in the trace)."),
     era: Era = typer.Option(Era.insmod, "--era", help="Selftest wording of the log: insmod (6.8+) or modprobe (5.1-6.7)."),
+    kernel: str | None = typer.Option(None, "--kernel", metavar="PROFILE",
+                                      help="Check that the trace was found under this kernel profile."),
 ):
     """Walk through a counterexample: each operation's kernel log, callbacks, statements and changes; what broke."""
     try:
         from .explain import explain as render
         from .term import write
 
-        t, model = _trace_and_model(trace, spec)
+        t, model = _trace_and_model(trace, spec, kernel)
         write(render(model, t, era.value))
     except UserError as e:
         _fail(e)
@@ -245,6 +264,8 @@ def replay(
     spec: Path | None = typer.Option(None, "--spec", help="Run it against this (edited) spec instead of the recorded one."),
     format: Format = typer.Option(Format.text, "--format", "-f", help="Output format."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the result line (text format)."),
+    kernel: str | None = typer.Option(None, "--kernel", metavar="PROFILE",
+                                      help="Check that the trace was found under this kernel profile."),
 ):
     """Run a saved counterexample again: still violated (exit 1), fixed (0), or no longer possible (3)."""
     try:
@@ -252,7 +273,7 @@ def replay(
         from .explain import replay_json
         from .term import write
 
-        t, model = _trace_and_model(trace, spec)
+        t, model = _trace_and_model(trace, spec, kernel)
         result = run(model, t)
         if format is Format.json:
             sys.stdout.write(replay_json(result))
@@ -323,6 +344,16 @@ def import_c(
 
 
 @app.command()
+def profiles():
+    """List the kernel profiles (`kernel = "..."` in a spec, --kernel on the commands)."""
+    from .kernel import PROFILES
+
+    width = max(map(len, PROFILES))
+    for name, rules in PROFILES.items():
+        typer.echo(f"{name:<{width}}  {rules.summary}")
+
+
+@app.command()
 def check(spec: Path = typer.Argument(..., metavar="SPEC", help="The spec (.toml) to validate.")):
     """Only validate the spec: exit 0 if it is well-formed, 2 with FILE:LINE: message if not."""
     try:
@@ -353,6 +384,7 @@ def prove(
                                             "induction, exhaustion, or both (each property both ways, cross-checked)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the verdict line (text format)."),
     faults: list[str] | None = typer.Option(None, "--faults", metavar="FAULT", help=FAULTS_HELP),
+    kernel: str | None = typer.Option(None, "--kernel", metavar="PROFILE", help=KERNEL_HELP),
 ):
     """Prove the properties for operation sequences of ANY length: exit 0 proved, 1 violated, 3 not proved/unknown."""
     try:
@@ -363,7 +395,7 @@ def prove(
         from .term import progress, write
 
         with progress(f"proving {spec}"):
-            result = pr.prove(_load(spec, faults), properties=property, max_k=max_k, timeout=timeout, method=method.value)
+            result = pr.prove(_load(spec, faults, kernel), properties=property, max_k=max_k, timeout=timeout, method=method.value)
         if format is Format.json:
             sys.stdout.write(pr.json_text(result))
         else:
@@ -427,6 +459,7 @@ def review(
     traces: Path | None = typer.Option(None, "--traces", metavar="DIR",
                                        help="Also write the trace file (JSON and ITF) of every violation shown into DIR."),
     faults: list[str] | None = typer.Option(None, "--faults", metavar="FAULT", help=FAULTS_HELP),
+    kernel: str | None = typer.Option(None, "--kernel", metavar="PROFILE", help=KERNEL_HELP),
 ):
     """A design review of the series in Markdown: patches, compatibility matrix, upgrade and
     downgrade paths, property verdicts, coverage, lifecycle."""
@@ -438,10 +471,10 @@ def review(
                             path=str(output))
         if depth is not None and depth < 1:
             raise UserError(f"--depth must be at least 1, not {depth}")
-        s = _load(spec, faults)
+        s = _load(spec, faults, kernel)
         command = "klpmodel review " + str(spec) + (f" --depth {depth}" if depth is not None else "") \
             + (f" --engine {engine.value}" if engine is not Engine.auto else "") \
-            + "".join(f" --faults {f}" for f in faults or ())
+            + "".join(f" --faults {f}" for f in faults or ()) + (f" --kernel {kernel}" if kernel else "")
         if traces is not None:
             from .traces import check_out_dir
             check_out_dir(traces)

@@ -9,7 +9,7 @@ from pathlib import Path
 from .errors import UserError
 from .kernel import Model
 from .klog import ERAS
-from .simulate import parse_run, simulate
+from .simulate import parse_run, run
 from .spec import load_spec
 
 
@@ -24,22 +24,24 @@ def load_scenario(path: Path) -> dict:
     return data
 
 
-def run_scenario(path: Path) -> tuple[bool, str, list[str]]:
-    """(passed, name, unified diff lines)."""
+def run_scenario(path: Path, kernel: str | None = None) -> tuple[bool, str, list[str]]:
+    """(passed, name, report lines: why the script stopped early, if it did, then the unified
+    diff). A failed check (`sysfs`, `sysfs-rights`, `runs`) makes the scenario fail, as the
+    kernel script dies there and never reaches check_result."""
     sc = load_scenario(path)
-    model = Model(load_spec(path.parent / sc["spec"]))
+    model = Model(load_spec(path.parent / sc["spec"]), profile=kernel)
     era = sc.get("era", "insmod")
     if era not in ERAS:
         raise UserError(f"unknown era '{era}'; use one of: {', '.join(ERAS)}", path=str(path))
-    log, _ = simulate(model, parse_run(sc["run"], model, str(path)), era=era)
+    out = run(model, parse_run(sc["run"], model, str(path)), era=era)
     expected = sc["expected"].strip("\n").splitlines()
-    if log == expected:
+    if out.log == expected and out.died is None:
         return True, sc["name"], []
-    diff = list(difflib.unified_diff(expected, log, "expected (kernel selftest)", "simulated (klpmodel)", lineterm=""))
-    return False, sc["name"], diff
+    diff = list(difflib.unified_diff(expected, out.log, "expected (kernel selftest)", "simulated (klpmodel)", lineterm=""))
+    return False, sc["name"], ([f"the script dies at {out.died}"] if out.died else []) + diff
 
 
-def run_all(folder: Path, echo) -> int:
+def run_all(folder: Path, echo, kernel: str | None = None) -> int:
     files = sorted(folder.glob("**/*.toml"))
     scenarios = [f for f in files if f.parent != folder]           # modules' specs sit at the top
     if not scenarios:
@@ -47,7 +49,7 @@ def run_all(folder: Path, echo) -> int:
                         f"(specs/selftests)")
     passed = failed = 0
     for path in scenarios:
-        ok, name, diff = run_scenario(path)
+        ok, name, diff = run_scenario(path, kernel)
         rel = path.relative_to(folder)
         if ok:
             passed += 1

@@ -37,6 +37,7 @@ class Symmetry:
         self.pointers = {}                  # patch -> [(place in that tuple, its slots' (live, cont))]
         for p in m.P:                       # a patch's own variables, aligned across a group
             names = [f"phase[{p.name}]", f"pos[{p.name}]", f"forced[{p.name}]"]
+            names += [v for v in (f"replace[{p.name}]",) if v in ix]
             names += [f"pue[{p.name}.{o.name}]" for o in p.objects]
             keyvars = [(ix[v], None) for v in names]
             for st in sorted(dict(p.states)):

@@ -117,17 +117,13 @@ def explain(m: Model, t: TraceFile, era: str = "insmod") -> str:
         out.append(f"  the seed rule it breaks: {prop.seed}")
     if cause and cause[1].stmt.action in ("free", "free-prev") and cause[1].callback != "post_unpatch":
         callbacks.append("post_unpatch")
-    callbacks += [cb for cb in FIX_IN.get(t.property, ()) if cb not in callbacks]
+    callbacks += [cb for cb in prop.fix_in if cb not in callbacks]
     for cb in callbacks:
         out.append(f"  the seed's expected usage of {cb}():")
         out += [f"    - {line}" for line in EXPECTED_USAGE.get(cb, ())]
     return "\n".join(out) + "\n"
 
 
-# where the seed puts the work a property checks (what `explain` quotes besides the culprit's callback)
-FIX_IN = {"revert-restores": ("post_unpatch",), "disable-restores": ("pre_unpatch", "post_unpatch"),
-          "error-cleanup": ("pre_patch",), "no-leak": ("post_patch", "post_unpatch"),
-          "version-order": ("post_patch",)}
 
 
 def culprit(m: Model, v) -> tuple[int, Where, str] | None:

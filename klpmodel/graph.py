@@ -13,14 +13,16 @@ def _q(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def lifecycle_graph() -> tuple[list[tuple[str, str]], list[tuple[str, str, str, bool]]]:
-    """(nodes, edges) of the lifecycle: node id and label; edge source, target, label."""
-    g = lifecycle()
+def lifecycle_graph(profile: str = "mainline") -> tuple[list[tuple[str, str]], list[tuple[str, str, str, bool]]]:
+    """(nodes, edges) of a profile's lifecycle: node id and label; edge source, target, label."""
+    g = lifecycle(profile)
     nodes = [(f"n{n}", g.nodes[n]["name"]) for n in sorted(g.nodes)]
     edges = []
     for u, v, data in sorted(g.edges(data=True), key=lambda e: (e[0], e[1], e[2]["event"])):
         cbs = ", ".join(data["callbacks"])
-        edges.append((f"n{u}", f"n{v}", data["event"] + (f" / {cbs}" if cbs else ""), False))
+        marks = {"yes": " (marks forced)", "if-replacing": " (marks forced if a replace patch patches)"}.get(
+            data.get("marks", ""), "")
+        edges.append((f"n{u}", f"n{v}", data["event"] + marks + (f" / {cbs}" if cbs else ""), False))
     return nodes, edges
 
 

@@ -14,11 +14,18 @@ Section numbers (§) refer to ../shared/kernel/semantics.md.
 from __future__ import annotations
 
 import operator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
-from functools import lru_cache
-from typing import NamedTuple
+from functools import cache, partial
+from typing import Any, NamedTuple
 
-from .spec import Patch, Spec, Stmt
+from .backend import Backend, Val
+from .spec import Cond, Module, Obj, Patch, Spec, Stmt
+
+EdgeInfo = tuple[int, int, tuple[str, ...]]          # (source phase, target phase, callbacks)
+EdgeTable = tuple[tuple[Any, ...], ...]              # (source, target, event, callbacks, note[, attributes])
+# the abstract system: each state's value; each (patch, state)'s data as (kind, content)
+Abstract = tuple[dict[str, Val], dict[tuple[int, str], tuple[Val, Val]]]
 
 # ------------------------------------------------------------------ the lifecycle graph
 
@@ -31,7 +38,7 @@ IN_TRANSITION = (PATCHING, UNPATCHING)              # == klp_transition_patch (�
 ORIGINAL, ZERO = 0, 1        # variants are 2 + rank of the version among the state's versions
 NO_VARIANT = 0               # `hi`: no variant held since the value was last original
 
-# (source, target, event, callbacks, note). Callbacks run on the patch's loaded objects
+# (source, target, event, callbacks, note[, attributes]). Callbacks run on the patch's loaded objects
 # (or, for module events, on the object of that module) in list order, with two rules of
 # §8 applied by `_run_callback`: `pre_patch` sets the hidden post_unpatch_enabled flag to
 # (ret == 0) and a failing `pre_patch` stops the edge; `post_unpatch` runs only when that
@@ -51,9 +58,12 @@ _EDGES = (
     (ENABLED, UNPATCHING, "disable", ("pre_unpatch",), "§6.3: pre_unpatch for patched objects"),
     (ENABLED, OFFLIST, "replaced", (), "§7: a cumulative patch completed; no callback of the replaced patch runs"),
     (OFFLIST, UNLOADED, "rmmod", (), "§10: only when not forced"),
-    (PATCHING, PATCHING, "force", (), "§6.4: every task switched; not marked forced since 5.18"),
-    (UNPATCHING, UNPATCHING, "force", (), "§6.4: the transition patch is marked forced"),
-    (ENABLED, ENABLED, "force", (), "§6.4: marked forced when a replace patch is patching (since 5.18)"),
+    # force: every task switched (§6.4); `marks`: is the patch in this phase marked forced
+    # ("if-replacing": when the transition patch is a replace patch that is patching)
+    (PATCHING, PATCHING, "force", (), "§6.4 (5.18+): the patch being patched is not marked forced", (("marks", "no"),)),
+    (UNPATCHING, UNPATCHING, "force", (), "§6.4 (5.18+): the transition patch is marked forced", (("marks", "yes"),)),
+    (ENABLED, ENABLED, "force", (), "§6.4 (5.18+): marked forced when a replace patch is patching",
+     (("marks", "if-replacing"),)),
     (ENABLED, ENABLED, "modload", ("pre_patch", "post_patch"), "§9.1: not the transition patch"),
     (PATCHING, PATCHING, "modload", ("pre_patch",), "§9.1: post_patch deferred to completion"),
     (UNPATCHING, UNPATCHING, "modload", ("pre_patch",), "§9.1: post_patch deferred to completion"),
@@ -63,29 +73,34 @@ _EDGES = (
 )
 
 
-@lru_cache(maxsize=1)
-def lifecycle():
-    """The per-patch lifecycle as a networkx MultiDiGraph (nodes: phases; edges: actions)."""
+@cache
+def _graph(title: str, table: EdgeTable) -> Any:
+    """A lifecycle edge table as a networkx MultiDiGraph (nodes: phases; edges: actions)."""
     import networkx as nx
 
-    g = nx.MultiDiGraph(name="klp per-patch lifecycle (mainline 5.5+)")
+    g = nx.MultiDiGraph(name=title)
     for i, name in enumerate(PHASES):
         g.add_node(i, name=name, listed=i in LISTED, transition=i in IN_TRANSITION)
-    for src, dst, event, cbs, note in _EDGES:
-        g.add_edge(src, dst, key=event, event=event, callbacks=cbs, note=note)
+    for src, dst, event, cbs, note, *attrs in table:
+        g.add_edge(src, dst, key=event, event=event, callbacks=cbs, note=note, **dict(attrs[0] if attrs else ()))
     return g
 
 
-@lru_cache(maxsize=1)
-def _edges_by_event() -> dict[str, tuple[tuple[int, int, tuple[str, ...]], ...]]:
-    out: dict[str, list] = {}
-    for src, dst, data in lifecycle().edges(data=True):
+@cache
+def _edges_by_event(title: str, table: EdgeTable) -> dict[str, tuple[EdgeInfo, ...]]:
+    out: dict[str, list[EdgeInfo]] = {}
+    for src, dst, data in _graph(title, table).edges(data=True):
         out.setdefault(data["event"], []).append((src, dst, data["callbacks"]))
     return {k: tuple(v) for k, v in out.items()}
 
 
-def edges(event: str) -> tuple[tuple[int, int, tuple[str, ...]], ...]:
-    return _edges_by_event()[event]
+def lifecycle(profile: str = "mainline") -> Any:
+    """The per-patch lifecycle of a kernel profile, as the networkx graph its rules read."""
+    return PROFILES[profile].lifecycle()
+
+
+def edges(event: str, profile: str = "mainline") -> tuple[EdgeInfo, ...]:
+    return PROFILES[profile].edges(event)
 
 
 _CMP = {"<": operator.lt, "<=": operator.le, "==": operator.eq, "!=": operator.ne, ">=": operator.ge, ">": operator.gt}
@@ -101,6 +116,13 @@ class Op:
     def __str__(self) -> str:
         return f"{self.word} {self.arg}" if self.arg else self.word
 
+    @property
+    def target(self) -> str:
+        """The patch or module the operation names (load, disable, rmmod, modload, ...)."""
+        if self.arg is None:
+            raise ValueError(f"'{self.word}' names no patch or module")
+        return self.arg
+
 
 class Choice(NamedTuple):
     """One fallible site of an operation, identified by its position: statement `index`
@@ -111,12 +133,20 @@ class Choice(NamedTuple):
     patch: str
     obj: str
     callback: str
-    index: int
+    index: int      # type: ignore[assignment]   # (the field shadows tuple.index, which nothing here uses)
     line: int
     text: str
 
 
 PATCHING_SITE = "patching"      # Choice.callback of the patching fault
+
+# /sys/kernel/livepatch/<patch>/...: the attributes and their modes (§6.1, §6.4, §6.5; the
+# patch's and its objects' kobject directories are 0755), and the release that added each
+# attribute the model reads (mainline is the newest: all exist)
+SYSFS_MODES = {"": "drwxr-xr-x", "enabled": "-rw-r--r--", "force": "--w-------",
+               "transition": "-r--r--r--", "replace": "-r--r--r--", "stack_order": "-r--r--r--"}
+OBJECT_SYSFS_MODES = {"": "drwxr-xr-x", "patched": "-r--r--r--"}
+SYSFS_SINCE = {"patched": "6.1", "replace": "6.11", "stack_order": "6.14"}
 
 
 def compatible(new: Patch, old: Patch) -> tuple[bool, str]:
@@ -155,22 +185,17 @@ class VarNames:
         self.cont = {s: tuple(f"cont[{s}#{j}]" for j in range(m.slots[s])) for s in m.state_names}
 
 
-FORCE_MARKS = ("5.18", "5.5")     # which patches `force` marks: since 5.18 / in 5.5-5.17 (§6.4)
-
-
 class Model:
-    """A spec compiled for the rules: variables, initial state, operations, static facts.
+    """A spec compiled for the rules of a kernel profile: variables, initial state,
+    operations, static facts.
 
     `faults`: the optional faults explored (default: the spec's [check] faults).
-    `force_marks`: an internal switch until kernel profiles exist: "5.18" (mainline, the
-    default) or "5.5" (5.5-5.17: force marks every listed patch)."""
+    `profile`: the kernel profile's name (default: the spec's `kernel`)."""
 
-    def __init__(self, spec: Spec, faults: tuple[str, ...] | None = None, force_marks: str = "5.18"):
-        if force_marks not in FORCE_MARKS:
-            raise ValueError(force_marks)
+    def __init__(self, spec: Spec, faults: tuple[str, ...] | None = None, profile: str | None = None):
         self.spec = spec
         self.faults = spec.faults if faults is None else tuple(faults)
-        self.force_marks = force_marks
+        self.profile: type[Mainline] = PROFILES[profile or spec.kernel]
         self.P = spec.patches
         self.n = len(self.P)
         self.index = {p.name: i for i, p in enumerate(self.P)}
@@ -211,6 +236,10 @@ class Model:
             out.append(c)
         return out
 
+    def view(self, state: dict[str, Val]) -> View:
+        """The read side of a state (a dict of the variables)."""
+        return View(self, state)
+
     def variant(self, s: str, version: int) -> int:
         return 2 + self.versions[s].index(version)
 
@@ -233,13 +262,13 @@ class Model:
                 ops.append(Op(word))
         return tuple(ops)
 
-    def _vars(self):
+    def _vars(self) -> tuple[dict[str, tuple[str, int]], dict[str, Val]]:
         """name -> (kind, largest value); kind 'b' bool, 'i' small unsigned int."""
         v: dict[str, tuple[str, int]] = {}
-        init: dict[str, int | bool] = {}
+        init: dict[str, Val] = {}
         nvals = {s: 2 + len(self.versions[s]) for s in self.state_names}
 
-        def add(name, kind, top, start):
+        def add(name: str, kind: str, top: int, start: Val) -> None:
             v[name] = (kind, top)
             init[name] = start
 
@@ -285,12 +314,13 @@ class Model:
         spec, and every rule reads replace, the declared states and versions, `uses` and
         the objects' statements. Renaming patches within a group maps every run to a run
         with the same violations at the same steps."""
-        def shape(p: Patch):
-            objs = tuple((o.name, tuple((cb, tuple((st.action, st.arg if st.action != "log" else None, st.errno, st.cond)
-                                                   for st in stmts)) for cb, stmts in o.callbacks)) for o in p.objects)
+        def shape(p: Patch) -> tuple[Any, ...]:
+            objs: tuple[Any, ...] = tuple((o.name, tuple((cb, tuple((st.action, st.arg if st.action != "log" else None,
+                                                                    st.errno, st.cond) for st in stmts))
+                                                    for cb, stmts in o.callbacks)) for o in p.objects)
             objs += tuple(o.funcs for o in p.objects)
             return (p.replace, tuple(sorted(p.states)), tuple(sorted(p.uses)), objs, p.params, p.replace_param)
-        groups: dict = {}
+        groups: dict[tuple[Any, ...], list[int]] = {}
         for i, p in enumerate(self.P):
             groups.setdefault(shape(p), []).append(i)
         return [g for g in groups.values() if len(g) > 1]
@@ -299,6 +329,98 @@ class Model:
         """What the compatibility rule refuses, as sentences (for reports)."""
         return [why for (i, j, r), (ok, why) in sorted(self.compat.items())
                 if not ok and r == self.P[i].replace]
+
+
+# ------------------------------------------------------------------ the read side
+
+@dataclass(frozen=True)
+class Block:
+    """A block of state data (`kzalloc`'d `state->data`): block `state`#`slot`."""
+    state: str
+    slot: int            # 1-based: the report's "block S#slot"
+    live: bool           # allocated and not freed
+    content: int         # what it holds: a value code (Model.describe_value)
+
+
+class View:
+    """A state read in the kernel's words: what every consumer outside kernel.py asks of a
+    state (reports, traces, review, simulate, prove). Built on the state dict the
+    interpreter keeps; no consumer builds or parses a variable name."""
+
+    __slots__ = ("m", "st")
+
+    def __init__(self, m: Model, st: dict[str, Val]):
+        self.m, self.st = m, st
+
+    # the patches
+    def phase(self, patch: str) -> str:
+        """unloaded, patching, enabled, unpatching or off-list (PHASES)."""
+        return PHASES[self.st[self.m.v.phase[self.m.index[patch]]]]
+
+    def listed(self, patch: str) -> bool:
+        """On klp_patches (enabled or in transition)."""
+        return self.st[self.m.v.phase[self.m.index[patch]]] in LISTED
+
+    def loaded(self, patch: str) -> bool:
+        """The livepatch module is loaded (on the list, or off it and not yet removed)."""
+        return bool(self.st[self.m.v.phase[self.m.index[patch]]] != UNLOADED)
+
+    def transition_patch(self) -> str | None:
+        """klp_transition_patch (§1)."""
+        return next((p.name for i, p in enumerate(self.m.P) if self.st[self.m.v.phase[i]] in IN_TRANSITION), None)
+
+    def order(self) -> list[str]:
+        """klp_patches, oldest first."""
+        listed = [(self.st[self.m.v.pos[i]], p.name) for i, p in enumerate(self.m.P) if self.st[self.m.v.phase[i]] in LISTED]
+        return [name for _, name in sorted(listed)]
+
+    def forced(self, patch: str) -> bool:
+        return bool(self.st[self.m.v.forced[self.m.index[patch]]])
+
+    def post_unpatch_enabled(self, patch: str, obj: str) -> bool:
+        i = self.m.index[patch]
+        return bool(self.st[self.m.v.pue[i][[o.name for o in self.m.P[i].objects].index(obj)]])
+
+    # the data
+    def pointer(self, patch: str, state: str) -> int:
+        """The patch's `state->data` as a block slot (0: NULL)."""
+        return int(self.st[self.m.v.ptr[self.m.index[patch]][state]])
+
+    def data(self, patch: str, state: str) -> Block | None:
+        """The block the patch's `state->data` points to (None: NULL)."""
+        ptr = self.pointer(patch, state)
+        return self.block(state, ptr) if 0 < ptr <= self.m.slots[state] else None
+
+    def block(self, state: str, slot: int) -> Block:
+        v = self.m.v
+        return Block(state, slot, bool(self.st[v.live[state][slot - 1]]), self.st[v.cont[state][slot - 1]])
+
+    def blocks(self, state: str) -> list[Block]:
+        """Every block slot of the state (live, freed, or never used)."""
+        return [self.block(state, j) for j in range(1, self.m.slots[state] + 1)]
+
+    # the system
+    def value(self, state: str) -> int:
+        return int(self.st[self.m.v.val[state]])
+
+    def describe(self, state: str, value: int | None = None) -> str:
+        """A value code in words: original, zero, vN (default: the state's value)."""
+        return self.m.describe_value(state, self.value(state) if value is None else value)
+
+    def module_loaded(self, module: str) -> bool:
+        return bool(self.st[self.m.v.mod[module]])
+
+    def param(self, owner: str, name: str) -> int:
+        return int(self.st[f"param[{owner}.{name}]"])
+
+    def leaked(self) -> bool:
+        """Some live block became unreachable (no-leak's monitor; never undone)."""
+        return bool(self.st["leaked"])
+
+    def clean(self) -> bool:
+        """No patch on klp_patches and every system state original (recoverable's target)."""
+        return not any(self.st[v] in LISTED for v in self.m.v.phase) and \
+            all(self.st[self.m.v.val[s]] == ORIGINAL for s in self.m.state_names)
 
 
 # ------------------------------------------------------------------ one operation
@@ -320,16 +442,35 @@ class Where:
         return f"{self.patch}/{self.obj}/{self.callback}: '{self.stmt.text}' (line {self.stmt.line})"
 
 
-class _Rules:
-    """`step` split into helpers; `c` is a backend (Concrete or Symbolic) holding the state."""
+class Mainline:
+    """The rules of the `mainline` profile (Linux 5.18 through 7.1), `step` split into
+    helpers; `c` is a backend (Concrete or Symbolic) holding the state.
 
-    def __init__(self, m: Model, c, frozen: bool = False):
+    A kernel profile is a subclass: it overrides the operations (or their parts) that
+    differ and its lifecycle edge table, and inherits the rest; the property monitors
+    (`watch_before`/`watch_after`) stay out of the operations, so an override does not
+    repeat them."""
+
+    name = "mainline"
+    summary = "Linux 5.18 to 7.1 (the default): force marks only the patches it makes unsafe to remove"
+    EDGES: EdgeTable = _EDGES
+    SYSFS = frozenset(SYSFS_MODES) | {"patched"}     # the attributes of /sys/kernel/livepatch/<patch>/ (7.1)
+
+    @classmethod
+    def lifecycle(cls) -> Any:
+        return _graph(f"klp per-patch lifecycle ({cls.name})", cls.EDGES)
+
+    @classmethod
+    def edges(cls, event: str) -> tuple[EdgeInfo, ...]:
+        return _edges_by_event(f"klp per-patch lifecycle ({cls.name})", cls.EDGES)[event]
+
+    def __init__(self, m: Model, c: Backend, frozen: bool = False):
         self.m, self.c, self.v = m, c, m.v
         self.frozen = frozen            # the state will not change: memoized values stay valid
-        self._memo: dict = {}
+        self._memo: dict[object, tuple[Any, Any]] = {}
         self.recompute = not frozen and not c.symbolic      # memo() would only call fn()
 
-    def memo(self, key, fn):
+    def memo(self, key: object, fn: Callable[[], Any]) -> Any:
         """Reuse a value derived from the list (phases and positions) while those variables
         are unchanged: the very same terms (symbolic), equal values (concrete). Speed only."""
         if self.frozen:
@@ -348,47 +489,48 @@ class _Rules:
         return out
 
     # ---- reading the state
-    def phase(self, i):
+    def phase(self, i: int) -> Val:
         return self.c.get(self.v.phase[i])
 
-    def is_phase(self, i, phases):
+    def is_phase(self, i: int, phases: tuple[int, ...]) -> Val:
         ph = self.phase(i)
         if not self.c.symbolic:
             return ph in phases
         return self.c.or_(*(self.c.eq(ph, x) for x in phases))
 
-    def listed(self, i):
+    def listed(self, i: int) -> Val:
         if self.recompute:
             return self.is_phase(i, LISTED)
         return self.memo(("listed", i), lambda: self.is_phase(i, LISTED))
 
-    def pos(self, i):
+    def pos(self, i: int) -> Val:
         return self.c.get(self.v.pos[i])
 
-    def transition(self):
+    def transition(self) -> Val:
         if self.recompute:
             return self._transition()
         return self.memo("transition", self._transition)
 
-    def _transition(self):
+    def _transition(self) -> Val:
         return self.c.or_(*(self.is_phase(i, IN_TRANSITION) for i in range(self.m.n)))
 
-    def trans_pos(self):
+    def trans_pos(self) -> Val:
         c, t = self.c, 0
         for i in range(self.m.n):
             t = c.ite(self.is_phase(i, IN_TRANSITION), self.pos(i), t)
         return t
 
-    def loaded(self, obj: str):
+    def loaded(self, obj: str) -> Val:
         return True if obj == "vmlinux" else self.c.get(self.v.mod[obj])
 
-    def ptr(self, i, s):
+    def ptr(self, i: int, s: str) -> Val:
         return self.c.get(self.v.ptr[i][s])
 
-    def prev(self, s):
-        return self.memo(("prev", s), lambda: self._prev(s))
+    def prev(self, s: str) -> list[tuple[int, Val]]:
+        out: list[tuple[int, Val]] = self.memo(("prev", s), lambda: self._prev(s))
+        return out
 
-    def _prev(self, s):
+    def _prev(self, s: str) -> list[tuple[int, Val]]:
         """klp_get_prev_state(id) (§12): for each patch declaring s, 'it is the one'.
 
         NULL outside a transition; else the newest listed patch before the transition
@@ -403,7 +545,7 @@ class _Rules:
             out.append((q, c.and_(before, c.not_(c.or_(*newer)))))
         return out
 
-    def prev_info(self, st: Stmt):
+    def prev_info(self, st: Stmt) -> tuple[str, str | None] | None:
         """(state, patch or None): what klp_get_prev_state returned for the statement (concrete)."""
         s = st.cond.state if st.cond and not st.cond.param else (
             st.arg if st.action in ("take", "copy", "free-prev") else None)
@@ -412,7 +554,7 @@ class _Rules:
         hit = [self.m.P[q].name for q, is_prev in self.prev(s) if is_prev]
         return (s, hit[0] if hit else None)
 
-    def cond(self, cond, owner: str | None = None) -> object:
+    def cond(self, cond: Cond | None, owner: str | None = None) -> Val:
         if cond is None:
             return True
         c = self.c
@@ -422,17 +564,17 @@ class _Rules:
         hits = []
         for q, is_prev in self.prev(cond.state):
             v = self.m.P[q].version(cond.state)
-            if cond.cmp is None or _CMP[cond.cmp](v, cond.value):   # versions are static
+            if cond.cmp is None or _CMP[cond.cmp](v or 0, cond.value or 0):   # versions are static
                 hits.append(is_prev)
         holds = c.or_(*hits)
         return c.not_(holds) if cond.negate else holds
 
     # ---- blocks
-    def slot_is(self, p, j):
+    def slot_is(self, p: Val, j: int) -> Val:
         """Pointer p points at block slot j (0 is NULL)."""
         return self.c.eq(p, j + 1)
 
-    def kind(self, p, s):
+    def kind(self, p: Val, s: str) -> Val:
         """0 NULL, 1 live, 2 freed."""
         c, k = self.c, 0
         if not c.symbolic:                  # the same, reading only the slot p points at
@@ -442,7 +584,7 @@ class _Rules:
             k = c.ite(self.slot_is(p, j), c.ite(c.get(live), 1, 2), k)
         return k
 
-    def content(self, p, s):
+    def content(self, p: Val, s: str) -> Val:
         c, v = self.c, ZERO
         if not c.symbolic:                  # the same, reading only the slot p points at
             return v if not 0 < p <= len(self.v.cont[s]) else c.get(self.v.cont[s][p - 1])
@@ -450,11 +592,11 @@ class _Rules:
             v = c.ite(self.slot_is(p, j), c.get(cont), v)
         return v
 
-    def referenced(self, s, j):
+    def referenced(self, s: str, j: int) -> Val:
         """Some patch's pointer for s points at slot j (patches off the list hold none)."""
         return self.c.or_(*(self.slot_is(self.ptr(q, s), j) for q in self.m.decl[s]))
 
-    def release(self, pairs):
+    def release(self, pairs: list[tuple[int, str]]) -> None:
         """Drop the data pointers [(patch, state)]; a live block nobody points at any more
         is leaked (nothing can reach it again: only listed patches' pointers are read)."""
         c = self.c
@@ -475,11 +617,11 @@ class _Rules:
                     c.set(live, False)     # the slot is garbage: canonical contents
                     c.set(cont, ZERO)
 
-    def leaked_now(self):
+    def leaked_now(self) -> Val:
         """Some block leaked during this operation (so far)."""
         return self.c.or_(*self.leaks)
 
-    def alloc(self, i, s):
+    def alloc(self, i: int, s: str) -> None:
         c = self.c
         self.release([(i, s)])
         taken = False
@@ -493,27 +635,27 @@ class _Rules:
                 c.set(self.v.cont[s][j], ZERO)
             taken = c.or_(taken, free)
 
-    def deref(self, p, s, where):
+    def deref(self, p: Val, s: str, where: Where) -> Val:
         """Checks for reading/writing through p; returns 'p is not NULL'."""
         c = self.c
         c.violate("no-null-deref", c.eq(p, 0), where)
         c.violate("no-use-after-free", c.eq(self.kind(p, s), 2), where)
         return c.ne(p, 0)
 
-    def write_block(self, p, s, value):
+    def write_block(self, p: Val, s: str, value: Val) -> None:
         c = self.c
         for j, cont in enumerate(self.v.cont[s]):
             for _ in c.when(self.slot_is(p, j)):
                 c.set(cont, value)
 
-    def free_block(self, p, s, where):
+    def free_block(self, p: Val, s: str, where: Where) -> None:
         c = self.c
         c.violate("no-double-free", c.eq(self.kind(p, s), 2), where)
         for j, live in enumerate(self.v.live[s]):
             for _ in c.when(self.slot_is(p, j)):
                 c.set(live, False)
 
-    def set_value(self, s, value, where):
+    def set_value(self, s: str, value: Val, where: Where) -> None:
         """The system value of s changes; version-order is judged at every write."""
         c = self.c
         hi = c.get(self.v.hi[s])
@@ -524,11 +666,11 @@ class _Rules:
         c.set(self.v.val[s], value)
 
     # ---- statements and callbacks
-    def statement(self, i, st: Stmt, where, in_pre_patch: bool, fallible: bool):
+    def statement(self, i: int, st: Stmt, where: Where, in_pre_patch: bool, fallible: bool) -> Val:
         """Run one statement (its condition already holds). Returns 'the callback fails here'."""
         c, m = self.c, self.m
         p = m.P[i]
-        s = st.arg
+        s = st.arg or ""             # the state, for state actions (spec.py checks it names one)
         a = st.action
         key = where.choice()
         if a == "alloc":
@@ -568,7 +710,7 @@ class _Rules:
             for _ in c.when(self.deref(own, s, where)):
                 self.set_value(s, self.content(own, s), where)
         elif a == "modify":
-            self.set_value(s, m.variant(s, p.version(s)), where)
+            self.set_value(s, m.variant(s, p.version(s) or 0), where)
         elif a == "reset":
             self.set_value(s, ORIGINAL, where)
         else:   # take, copy, free-prev: through klp_get_prev_state(id)
@@ -592,7 +734,7 @@ class _Rules:
                     self.free_block(pp, s, where)
         return False
 
-    def body(self, i, obj, cb: str, stmts, fallible: bool):
+    def body(self, i: int, obj: Obj, cb: str, stmts: tuple[Stmt, ...], fallible: bool) -> Val:
         """Run a statement list; returns 'it failed' (pre_patch only)."""
         c = self.c
         running, failed = True, False
@@ -610,7 +752,7 @@ class _Rules:
             running = c.and_(running, c.not_(stop))
         return failed
 
-    def callback(self, i, oi: int, cb: str):
+    def callback(self, i: int, oi: int, cb: str) -> Val:
         """One callback of patch i's object oi, with the §8 flag rules. Returns 'ok'."""
         c, p = self.c, self.m.P[i]
         obj = p.objects[oi]
@@ -630,7 +772,7 @@ class _Rules:
             c.set(flag, c.not_(failed))
         return c.not_(failed)
 
-    def run_edge(self, i, oi, cbs, module: str | None = None):
+    def run_edge(self, i: int, oi: int, cbs: tuple[str, ...], module: str | None = None) -> Val:
         """The callbacks of one lifecycle edge on one object. After a successful pre_patch
         the object is patched (klp_patch_object, which may fail: §16); a failing pre_patch
         or patching stops the edge. `module`: the edge is klp_module_coming for it."""
@@ -644,7 +786,8 @@ class _Rules:
             ok = self.c.and_(ok, r) if cb == "pre_patch" else ok
         return ok
 
-    def patch_object(self, i, oi, reached, module: str | None = None, nop: str | None = None):
+    def patch_object(self, i: int, oi: int | None, reached: Val, module: str | None = None,
+                     nop: str | None = None) -> Val:
         """klp_patch_object() of patch i's object oi (or of its nop object for `nop`), run
         when `reached`; returns 'it did not fail'. Fails only as the optional patching fault
         (§16: ftrace refuses the handler, e.g. a kprobe with a post handler). In
@@ -653,8 +796,8 @@ class _Rules:
         c, p = self.c, self.m.P[i]
         if PATCHING_SITE not in self.m.faults:
             return True
-        obj = p.objects[oi] if nop is None else None
-        name = nop if obj is None else obj.name
+        obj = p.objects[oi] if oi is not None else None
+        name = obj.name if obj is not None else (nop or "")
         fails = False
         for _ in c.when(reached):
             fails = c.choice(self.m.choice_at(p.name, name, PATCHING_SITE, 0))
@@ -664,12 +807,12 @@ class _Rules:
                     c.event("patch-failed", p.name, name, func)
                 else:
                     c.event("apply-failed", p.name, name, func)
-                    if obj is not None:
+                    if oi is not None:
                         self.callback(i, oi, "post_unpatch")
         return c.not_(c.and_(reached, fails))
 
     # ---- the list
-    def move(self, i, src, dst):
+    def move(self, i: int, src: int, dst: int) -> None:
         """Phase change of patch i along a lifecycle edge (src is static: the edge's source).
         Leaving klp_patches closes the gap in the list and releases the data pointers."""
         c = self.c
@@ -682,7 +825,7 @@ class _Rules:
             self.leave_list([i])
         c.set(self.v.phase[i], dst)
 
-    def leave_list(self, which):
+    def leave_list(self, which: list[int]) -> None:
         c = self.c
         for i in which:
             c.set(self.v.pos[i], 0)
@@ -697,7 +840,7 @@ class _Rules:
     # module events) only the transition patch's callbacks run, and they write only its
     # own pointers, so the installed patches keep their pointers; with equal kinds and
     # contents, the live count can then differ only by blocks that became unreachable.
-    def abstract(self):
+    def abstract(self) -> Abstract:
         c, m = self.c, self.m
         vals = {s: c.get(self.v.val[s]) for s in m.state_names}
         data = {}
@@ -707,7 +850,7 @@ class _Rules:
                 data[(i, s)] = (self.kind(ptr, s), self.content(ptr, s))
         return vals, data
 
-    def same_abstract(self, a, b, leaked):
+    def same_abstract(self, a: Abstract, b: Abstract, leaked: Val) -> Val:
         c = self.c
         (va, da), (vb, db) = a, b
         eqs = [c.eq(va[s], vb[s]) for s in va]
@@ -717,7 +860,7 @@ class _Rules:
             eqs.append(c.or_(c.ne(ka, 1), c.eq(ca, cb_)))
         return c.and_(c.not_(leaked), *eqs)
 
-    def snapshot(self, now):
+    def snapshot(self, now: Abstract) -> None:
         """Remember `now` (the abstract system, just taken) for revert-restores."""
         c, m = self.c, self.m
         vals, data = now
@@ -728,14 +871,14 @@ class _Rules:
             c.set(self.v.snap_cont[i][s], c.ite(c.eq(k, 1), v, 0))
         c.set("leak_since", False)
 
-    def snapshotted(self):
+    def snapshotted(self) -> Abstract:
         c, m = self.c, self.m
         vals = {s: c.get(self.v.snap_val[s]) for s in m.state_names}
         data = {(i, s): (c.get(self.v.snap_kind[i][s]), c.get(self.v.snap_cont[i][s]))
                 for i, p in enumerate(m.P) for s, _ in p.states}
         return vals, data
 
-    def clear_snapshot(self):
+    def clear_snapshot(self) -> None:
         c, m = self.c, self.m
         for s in m.state_names:
             c.set(self.v.snap_val[s], ORIGINAL)
@@ -748,15 +891,15 @@ class _Rules:
         c.set("exempt", False)
 
     # ---- operations
-    def checks(self, op: Op) -> list[tuple[str, object]]:
+    def checks(self, op: Op) -> list[tuple[str, Val]]:
         """The kernel's checks for `op`, in the kernel's order: [(refusal, passes)].
 
         A refused operation changes nothing; `verify` leaves it out of the search."""
         c, m = self.c, self.m
         if op.word == "load":                                   # §2.1: module loader, then 6, then 10
-            i = self._index(op.arg)
+            i = self._index(op.target)
             r = self.load_replace(i, op)
-            out = [(f"module {op.arg} is already loaded (insmod: File exists)", c.eq(self.phase(i), UNLOADED))]
+            out = [(f"module {op.target} is already loaded (insmod: File exists)", c.eq(self.phase(i), UNLOADED))]
             for j in range(m.n):
                 if j != i and not m.compat[(i, j, r)][0]:
                     out.append((f"-EINVAL: not compatible with the already installed livepatches "
@@ -770,28 +913,28 @@ class _Rules:
                     *[(f"the transition cannot complete: a task of {mod} sleeps in {func}", c.not_(stuck))
                       for mod, func, stuck in self.stuck()]]
         if op.word == "param":
-            owner = op.arg.split(" ")[0]
+            owner = op.target.split(" ")[0]
             loaded = c.get(f"mod[{owner}]") if owner in m.module_names else c.ne(self.phase(self._index(owner)), UNLOADED)
             return [(f"module {owner} is not loaded (no /sys/module/{owner})", loaded)]
         if op.word == "disable":                                # §6.1, §6.3
-            ph = self.phase(self._index(op.arg))               # (during its own patching
-            return [(f"-EINVAL: {op.arg} is not enabled", c.or_(c.eq(ph, PATCHING), c.eq(ph, ENABLED))),
+            ph = self.phase(self._index(op.target))               # (during its own patching
+            return [(f"-EINVAL: {op.target} is not enabled", c.or_(c.eq(ph, PATCHING), c.eq(ph, ENABLED))),
                     ("-EBUSY: another transition is in progress",       # transition: a reversal)
                      c.or_(c.eq(ph, PATCHING), c.not_(self.transition())))]
         if op.word == "rmmod":                                  # §10
-            i = self._index(op.arg)
-            return [(f"module {op.arg} is not loaded", c.ne(self.phase(i), UNLOADED)),
-                    (f"module {op.arg} is in use: its patch is on klp_patches", c.not_(self.listed(i))),
-                    (f"module {op.arg} is in use for ever: its patch was forced", c.not_(c.get(self.v.forced[i])))]
+            i = self._index(op.target)
+            return [(f"module {op.target} is not loaded", c.ne(self.phase(i), UNLOADED)),
+                    (f"module {op.target} is in use: its patch is on klp_patches", c.not_(self.listed(i))),
+                    (f"module {op.target} is in use for ever: its patch was forced", c.not_(c.get(self.v.forced[i])))]
         if op.word == "modload":
-            return [(f"module {op.arg} is already loaded", c.not_(c.get(self.v.mod[op.arg])))]
+            return [(f"module {op.target} is already loaded", c.not_(c.get(self.v.mod[op.target])))]
         if op.word == "modunload":
-            return [(f"module {op.arg} is not loaded", c.get(self.v.mod[op.arg]))]
+            return [(f"module {op.target} is not loaded", c.get(self.v.mod[op.target]))]
         if op.word == "force":                                  # §6.4: also a repeated force
             return [("-EINVAL: no transition is in progress", self.transition())]
         raise ValueError(op)
 
-    def stuck(self):
+    def stuck(self) -> list[tuple[str, str, Val]]:
         """(module, function, condition): a task sleeps in function while a patching
         transition of a patch that patches it is in progress (the busy test module)."""
         c, m, out = self.c, self.m, []
@@ -807,7 +950,7 @@ class _Rules:
                 out.append((mod.name, func, c.and_(asleep, c.or_(*patching))))
         return out
 
-    def load_replace(self, i, op: Op) -> bool:
+    def load_replace(self, i: int, op: Op) -> bool:
         """klp_patch.replace of the instance `op` loads (a module parameter may set it)."""
         p = self.m.P[i]
         if p.replace_param is None:
@@ -815,18 +958,20 @@ class _Rules:
         given = dict(op.params or ())
         return bool(given.get(p.replace_param, dict(p.params)[p.replace_param]))
 
-    def replace_of(self, i):
+    def replace_of(self, i: int) -> Val:
         """klp_patch.replace of the loaded instance of patch i (read once, at its init)."""
         p = self.m.P[i]
         if p.replace_param is None:
             return p.replace
         return self.c.get(self.v.repl[i])
 
-    def set_params(self, owner: str, defaults, given) -> None:
-        """insmod OWNER name=value...: every parameter takes the given value or its default."""
-        given = dict(given)
+    def set_params(self, owner: str, defaults: tuple[tuple[str, int], ...],
+                   given: tuple[tuple[str, int], ...]) -> None:
+        """insmod OWNER name=value...: every parameter takes the given value or its default
+        (a module loaded again is a new instance: load_module() parses only the insmod line)."""
+        values = dict(given)
         for name, default in defaults:
-            self.c.set(f"param[{owner}.{name}]", given.get(name, default))
+            self.c.set(f"param[{owner}.{name}]", values.get(name, default))
 
     def effective(self, func: str) -> str | None:
         """Concrete only: whose version of `func` runs at a quiescent point — the newest
@@ -836,7 +981,65 @@ class _Rules:
         owners = [p.name for i, p in enumerate(m.P) if self.listed(i) and any(func in o.funcs for o in p.objects)]
         return max(owners, key=lambda n: c.get(f"pos[{n}]"), default=None)
 
-    def enabled(self, op: Op):
+    # ---- what the selftest scripts read (simulate): concrete only, nothing here changes a rule
+    def sysfs_read(self, patch: str, rel: str) -> str | None:
+        """What `cat /sys/kernel/livepatch/PATCH/REL` prints (§5, §6.5), or None when the file does
+        not exist. The directory exists while the patch is on klp_patches: it is created by
+        klp_init_patch and removed by the free that follows leaving the list (§4.1, §10; the
+        model does that free at once, as the scripts wait for it).
+        enabled: patch->enabled, the requested direction (§5); transition: patch ==
+        klp_transition_patch; replace: patch->replace (6.11+); stack_order: the 1-based
+        position on klp_patches (stack_order_show walks the list, 6.14+); OBJ/patched:
+        obj->patched, set by klp_patch_object and cleared by klp_unpatch_object, so 1 exactly
+        while the object is loaded (a listed patch's loaded objects are patched, §3, §9)."""
+        i = self._index(patch)
+        if not self.listed(i) or rel.rpartition("/")[2] not in self.SYSFS:
+            return None
+        ph = self.phase(i)
+        if rel == "enabled":
+            return "1" if ph in (PATCHING, ENABLED) else "0"
+        if rel == "transition":
+            return "1" if ph in IN_TRANSITION else "0"
+        if rel == "replace":
+            return "1" if self.replace_of(i) else "0"
+        if rel == "stack_order":
+            return str(self.pos(i) + 1)
+        obj, _, leaf = rel.partition("/")
+        if leaf == "patched" and any(o.name == obj for o in self.m.P[i].objects):
+            return "1" if self.loaded(obj) else "0"
+        return None
+
+    def sysfs_mode(self, patch: str, rel: str) -> str | None:
+        """`stat --format %A` of /sys/kernel/livepatch/PATCH/REL (the documented modes: enabled
+        0644 §6.1, force 0200 §6.4, transition, replace, stack_order and OBJ/patched 0444 §6.5;
+        kobject directories 0755), or None when it does not exist (see sysfs_read)."""
+        i = self._index(patch)
+        if not self.listed(i) or (rel and rel.rpartition("/")[2] not in self.SYSFS and rel not in self.m.module_names
+                                  and rel != "vmlinux"):
+            return None
+        obj, _, leaf = rel.partition("/")
+        if obj in SYSFS_MODES and not leaf:
+            return SYSFS_MODES[obj]
+        if any(o.name == obj for o in self.m.P[i].objects) and leaf in OBJECT_SYSFS_MODES:
+            return OBJECT_SYSFS_MODES[leaf]
+        return None
+
+    def ftrace_ops_registered(self) -> bool:
+        """Some livepatch function has its ftrace handler registered: a patch on klp_patches has
+        a loaded object with functions (klp_patch_func registers the handler with
+        FTRACE_OPS_FL_PERMANENT, and ftrace_enable_sysctl refuses kernel.ftrace_enabled=0 with
+        -EBUSY while such ops are registered; a replace patch's nop functions sit on functions
+        that the listed patches it replaces already hold). Only `funcs` listed in the spec count."""
+        return any(self.listed(i) and self.loaded(o.name) and o.funcs
+                   for i, p in enumerate(self.m.P) for o in p.objects)
+
+    def function_loaded(self, func: str) -> bool:
+        """The code of `func` is in memory: it is in vmlinux, or in the target module of the
+        objects that list it in `funcs`, and that module is loaded."""
+        homes = {o.name for p in self.m.P for o in p.objects if func in o.funcs}
+        return all(self.loaded(name) for name in homes)
+
+    def enabled(self, op: Op) -> Val:
         """Is `op` possible here? (every check passes)"""
         return self.c.and_(*(ok for _, ok in self.checks(op)))
 
@@ -844,52 +1047,49 @@ class _Rules:
         """Concrete only: why the kernel refuses `op` here (the first failing check), or None."""
         return next((why for why, ok in self.checks(op) if not ok), None)
 
-    def _index(self, name):
+    def _index(self, name: str) -> int:
         return self.m.index[name]
 
-    def run(self, op: Op):
+    def run(self, op: Op) -> None:
         c = self.c
-        self.leaks = []
+        self.leaks: list[Val] = []
+        seen = self.watch_before(op)
         getattr(self, "op_" + op.word.replace("-", "_"))(op)
+        self.watch_after(op, seen)
         if self.leaks:
             c.set("leaked", c.or_(c.get("leaked"), *self.leaks))
             c.set("leak_since", c.and_(c.get("tload"), c.or_(c.get("leak_since"), *self.leaks)))
         self.judge_quiescent()
 
-    def nop_names(self, i) -> list[str]:
+    def nop_names(self, i: int) -> list[str]:
         """The objects patch i can get as dynamic nop objects: those of other patches that
         it does not have itself (klp_add_nops, §7), in spec order."""
         own = {o.name for o in self.m.P[i].objects}
         return list(dict.fromkeys(o.name for q, p in enumerate(self.m.P) if q != i
                                   for o in p.objects if o.name not in own))
 
-    def nop_exists(self, i, name):
+    def nop_exists(self, i: int, name: str) -> Val:
         """Replace patch i, while it is loading or in its first transition, has a nop object
         for `name`: some other listed patch (all of them older) has an object `name`."""
         c = self.c
         return c.or_(*(self.listed(q) for q, p in enumerate(self.m.P)
                        if q != i and any(o.name == name for o in p.objects)))
 
-    def op_load(self, op):
+    def op_load(self, op: Op) -> None:
         c, m = self.c, self.m
-        i = self._index(op.arg)
+        i = self._index(op.target)
         p = m.P[i]
-        before = self.abstract()
-        self.snapshot(before)
-        c.set("tload", True)
-        c.set("exempt", False)
         c.set(self.v.pos[i], c.count(self.listed(j) for j in range(m.n)))   # appended to the tail
         c.set(self.v.forced[i], False)
         for flag in self.v.pue[i]:
             c.set(flag, False)
-        if op.params is not None:
-            self.set_params(p.name, p.params, op.params)
+        self.set_params(p.name, p.params, op.params or ())   # a new instance: insmod's values or defaults
         replace = self.load_replace(i, op)
         if p.replace_param is not None:              # klp_patch.replace is read once, at init
             c.set(self.v.repl[i], replace)
         c.set("nops", replace)                       # klp_add_nops at init (§7)
         c.set("switched", False)                     # klp_init_transition: every task to switch
-        (_, entered, cbs), = edges("load")
+        (_, entered, cbs), = self.edges("load")
         c.set(self.v.phase[i], entered)
         c.event("load-start", p.name)
         failed = False
@@ -904,7 +1104,7 @@ class _Rules:
                 go = c.and_(self.nop_exists(i, name), self.loaded(name), c.not_(failed))
                 failed = c.or_(failed, c.not_(self.patch_object(i, None, go, nop=name)))
         for _ in c.when(failed):                     # §3.1: cancel, going to unpatch
-            (_, back, cancel), = edges("load-failed")
+            (_, back, cancel), = self.edges("load-failed")
             c.event("load-cancel", p.name)
             for oi, o in enumerate(p.objects):
                 for _ in c.when(self.loaded(o.name)):
@@ -912,19 +1112,16 @@ class _Rules:
             c.event("load-cancelled", p.name)
             self.move(i, entered, back)
             c.set("nops", False)
-            self.clear_snapshot()
-            c.violate("error-cleanup", c.not_(self.same_abstract(before, self.abstract(), self.leaked_now())),
-                      ("load", p.name))
         for _ in c.when(c.not_(failed)):
             c.event("load-started", p.name)
 
-    def op_complete(self, op):
+    def op_complete(self, op: Op) -> None:
         c = self.c
         phases = [self.phase(i) for i in range(self.m.n)]
-        c.cases([(c.eq(phases[i], src), (lambda i=i, e=(src, dst, cbs): self.complete(i, *e)))
-                 for src, dst, cbs in edges("complete") for i in range(self.m.n)])
+        c.cases([(c.eq(phases[i], src), partial(self.complete, i, src, dst, cbs))
+                 for src, dst, cbs in self.edges("complete") for i in range(self.m.n)])
 
-    def complete(self, i, src, dst, cbs):
+    def complete(self, i: int, src: int, dst: int, cbs: tuple[str, ...]) -> None:
         """klp_complete_transition for transition patch i (§4.2)."""
         c, m = self.c, self.m
         p = m.P[i]
@@ -937,7 +1134,7 @@ class _Rules:
         c.set("switched", False)
         if dst in LISTED:
             for _ in c.when(self.replace_of(i)):     # §4.1/§7: drop the replaced patches now:
-                (r_src, r_dst, _), = edges("replaced")   # only those BEFORE i on klp_patches
+                (r_src, r_dst, _), = self.edges("replaced")   # only those BEFORE i on klp_patches
                 at = self.pos(i)                     # (the walk stops at the transition patch;
                 for q in range(m.n):                 # newer ones stay, §17 item 13)
                     if q == i:
@@ -950,14 +1147,45 @@ class _Rules:
                     for _ in c.when(c.and_(listed, c.lt(at, pq))):
                         c.set(self.v.pos[q], c.sub(pq, at))
                 c.set(self.v.pos[i], 0)
-            self.move(i, src, dst)
-            self.clear_snapshot()
-        else:
-            self.move(i, src, dst)
-            self.judge_unpatched()
-            self.clear_snapshot()
+        self.move(i, src, dst)
 
-    def judge_unpatched(self):
+    # ---- the property monitors' bookkeeping, kept out of the operations: what a profile
+    # overrides is kernel behaviour only. Before an operation a monitor notes what it needs;
+    # after it, it judges from the operation and the phases it changed.
+    def watch_before(self, op: Op) -> Any:
+        if op.word == "load":
+            return self.abstract()                  # the abstract system just before the load
+        if op.word in ("complete", "disable"):
+            return [self.phase(i) for i in range(self.m.n)]
+        if op.word in ("modload", "modunload"):
+            return self.transition()
+        return None
+
+    def watch_after(self, op: Op, seen: Any) -> None:
+        c, m = self.c, self.m
+        if op.word == "load":                       # error-cleanup judges a failed load; a started
+            i = self._index(op.target)                 # transition is watched for revert-restores
+            failed = c.eq(self.phase(i), UNLOADED)
+            for _ in c.when(failed):
+                self.clear_snapshot()
+                c.violate("error-cleanup", c.not_(self.same_abstract(seen, self.abstract(), self.leaked_now())),
+                          ("load", m.P[i].name))
+            for _ in c.when(c.not_(failed)):
+                self.snapshot(seen)
+                c.set("tload", True)
+                c.set("exempt", False)
+        elif op.word == "complete":                 # a transition ended: judged if unpatched
+            unpatched = c.or_(*(c.eq(ph, UNPATCHING) for ph in seen))
+            for _ in c.when(unpatched):
+                self.judge_unpatched()
+            self.clear_snapshot()
+        elif op.word == "disable":                  # a disable (not a reversal) starts a transition
+            for _ in c.when(c.eq(seen[self._index(op.target)], ENABLED)):
+                self.clear_snapshot()               # tload = False: started by disable
+        elif op.word in ("modload", "modunload"):   # a module event exempts the transition
+            c.set("exempt", c.or_(c.get("exempt"), seen))
+
+    def judge_unpatched(self) -> None:
         """A transition completed unpatched: revert-restores or disable-restores."""
         c, m = self.c, self.m
         reverted = c.and_(c.get("tload"), c.not_(c.get("exempt")))
@@ -971,33 +1199,33 @@ class _Rules:
                 undeclared = c.not_(c.or_(*(self.listed(q) for q in m.decl[s])))
                 c.violate("disable-restores", c.ne(c.get(self.v.val[s]), ORIGINAL), ("state", s), reached=undeclared)
 
-    def op_reverse(self, op):
+    def op_reverse(self, op: Op) -> None:
         c = self.c
         phases = [self.phase(i) for i in range(self.m.n)]
-        c.cases([(c.eq(phases[i], src), (lambda i=i, e=(src, dst): self.reverse(i, *e)))
-                 for src, dst, _ in edges("reverse") for i in range(self.m.n)])
+        c.cases([(c.eq(phases[i], src), partial(self.reverse, i, src, dst))
+                 for src, dst, _ in self.edges("reverse") for i in range(self.m.n)])
 
-    def reverse(self, i, src, dst):
+    def reverse(self, i: int, src: int, dst: int) -> None:
         """klp_reverse_transition (§6.2): no callbacks; klp_start_transition marks the tasks
         pending again, so a task that force switched can hold the transition again."""
         self.c.event("reverse", self.m.P[i].name, src)
         self.c.set("switched", False)
         self.move(i, src, dst)
 
-    def op_disable(self, op):
+    def op_disable(self, op: Op) -> None:
         """echo 0 > enabled (§6.1): during P's own patching transition a reversal, else
         __klp_disable_patch (§6.3)."""
         c = self.c
-        i = self._index(op.arg)
+        i = self._index(op.target)
         ph = self.phase(i)
-        (r_src, r_dst, _), = (e for e in edges("reverse") if e[0] == PATCHING)
+        (r_src, r_dst, _), = (e for e in self.edges("reverse") if e[0] == PATCHING)
         c.cases([(c.eq(ph, r_src), lambda: self.reverse(i, r_src, r_dst)),
                  (c.ne(ph, r_src), lambda: self.disable(i))])
 
-    def disable(self, i):
+    def disable(self, i: int) -> None:
         c = self.c
         name = self.m.P[i].name
-        (src, dst, cbs), = edges("disable")
+        (src, dst, cbs), = self.edges("disable")
         c.event("disable-start", name)
         # klp_init_transition makes p the transition patch before pre_unpatch runs (§6.3), so
         # klp_get_prev_state there sees the older listed patches (§12: a non-cumulative patch)
@@ -1007,48 +1235,45 @@ class _Rules:
             for _ in c.when(self.loaded(o.name)):
                 self.run_edge(i, oi, cbs)
         c.event("disable-started", name)
-        self.clear_snapshot()                           # tload = False: started by disable
 
-    def op_rmmod(self, op):
-        (src, dst, _), = edges("rmmod")
-        self.move(self._index(op.arg), src, dst)
+    def op_rmmod(self, op: Op) -> None:
+        (src, dst, _), = self.edges("rmmod")
+        self.move(self._index(op.target), src, dst)
 
-    def op_force(self, op):
+    def op_force(self, op: Op) -> None:
         """klp_force_transition (§6.4): every task is switched now, so the next completion
         attempt succeeds even while a task sleeps in a patched function (§11); which
-        patches it marks forced is the kernel version's rule (`Model.force_marks`)."""
+        patches it marks forced is the kernel version's rule (`force_marks`)."""
         c, m = self.c, self.m
         c.event("force")
         c.set("switched", True)
-        for src, _, _ in edges("force"):
+        g = self.lifecycle()
+        for src, dst, _ in self.edges("force"):
+            marks = g.edges[src, dst, "force"]["marks"]
             for i in range(m.n):
-                for _ in c.when(c.and_(c.eq(self.phase(i), src), self.force_marks(i, src))):
+                for _ in c.when(c.and_(c.eq(self.phase(i), src), self.force_marks(i, marks))):
                     c.set(self.v.forced[i], True)
 
-    def force_marks(self, i, phase):
-        """Does force mark listed patch i, in `phase`? 5.5-5.17: every listed patch. 5.18+
-        (commit 2957308343fa): unpatching, only the transition patch; patching, with
-        replace, every other listed patch (the ones it replaces); without replace, none."""
+    def force_marks(self, i: int, marks: str) -> Val:
+        """Does force mark patch i, by its force edge's `marks`? Since 5.18 (commit
+        2957308343fa): unpatching, only the transition patch; patching with replace, every
+        other listed patch (the ones it replaces); patching without replace, none."""
         c, m = self.c, self.m
-        if m.force_marks == "5.5":
-            return True
-        if phase == UNPATCHING:
-            return True
-        if phase == PATCHING:
-            return False
-        target = [(q, c.eq(self.phase(q), PATCHING)) for q in range(m.n) if q != i]
-        return c.or_(*(c.and_(patching, self.replace_of(q)) for q, patching in target))
+        if marks != "if-replacing":
+            return marks == "yes"
+        return c.or_(*(c.and_(c.eq(self.phase(q), PATCHING), self.replace_of(q)) for q in range(m.n) if q != i))
 
-    def _module_objects(self, name):
+    def _module_objects(self, name: str) -> list[tuple[int, int | None]]:
         """(patch, object index) of every object for module `name`; (patch, None) for the
         nop object a replace patch may have for it (klp_module_coming/going walk dynamic
         objects too)."""
-        static = [(i, oi) for i, p in enumerate(self.m.P) for oi, o in enumerate(p.objects) if o.name == name]
-        nops = [(i, None) for i, p in enumerate(self.m.P)
+        static: list[tuple[int, int | None]] = [(i, oi) for i, p in enumerate(self.m.P)
+                                                for oi, o in enumerate(p.objects) if o.name == name]
+        nops: list[tuple[int, int | None]] = [(i, None) for i, p in enumerate(self.m.P)
                 if (p.replace or p.replace_param is not None) and name in self.nop_names(i)]
         return static + nops
 
-    def _in_list_order(self, targets, name):
+    def _in_list_order(self, targets: list[tuple[int, int | None]], name: str) -> Iterator[tuple[int, int | None, Val]]:
         """(i, oi, guard) for listed patches with an object for the module, oldest first."""
         c = self.c
         for k in range(self.m.n):
@@ -1058,76 +1283,73 @@ class _Rules:
                     g = c.and_(g, c.get("nops"), self.is_phase(i, IN_TRANSITION), self.nop_exists(i, name))
                 yield i, oi, g
 
-    def op_modload(self, op):
+    def op_modload(self, op: Op) -> None:
         c = self.c
-        c.set("exempt", c.or_(c.get("exempt"), self.transition()))
-        c.set(self.v.mod[op.arg], True)
-        module = next(mod for mod in self.m.spec.modules if mod.name == op.arg)
-        if op.params is not None:
-            self.set_params(op.arg, module.params, op.params)
-        c.event("modload", op.arg)
-        targets = self._module_objects(op.arg)
+        c.set(self.v.mod[op.target], True)
+        module = next(mod for mod in self.m.spec.modules if mod.name == op.target)
+        self.set_params(op.target, module.params, op.params or ())
+        c.event("modload", op.target)
+        targets = self._module_objects(op.target)
         failed, fail_pos = False, 0
-        for i, oi, g in self._in_list_order(targets, op.arg):      # §9.1
+        for i, oi, g in self._in_list_order(targets, op.target):      # §9.1
             go = c.and_(g, c.not_(failed))
             ok = True
             for _ in c.when(go):
-                c.event("applying", self.m.P[i].name, op.arg)
+                c.event("applying", self.m.P[i].name, op.target)
                 if oi is None:                                  # a nop object: patched, no callbacks
-                    ok = self.patch_object(i, None, True, module=op.arg, nop=op.arg)
+                    ok = self.patch_object(i, None, True, module=op.target, nop=op.target)
                     continue
-                for src, _, cbs in edges("modload"):
+                for src, _, cbs in self.edges("modload"):
                     r = True
                     for _ in c.when(c.eq(self.phase(i), src)):
-                        r = self.run_edge(i, oi, cbs, module=op.arg)
+                        r = self.run_edge(i, oi, cbs, module=op.target)
                     ok = c.and_(ok, c.or_(c.ne(self.phase(i), src), r))
             bad = c.and_(go, c.not_(ok))
             for _ in c.when(bad):
-                c.event("refused", self.m.P[i].name, op.arg)
+                c.event("refused", self.m.P[i].name, op.target)
             fail_pos = c.ite(bad, self.pos(i), fail_pos)
             failed = c.or_(failed, bad)
         for _ in c.when(failed):                              # refuse the module, roll back earlier patches
-            self._unapply(targets, lambda i: c.lt(self.pos(i), fail_pos), op.arg)
-            c.set(self.v.mod[op.arg], False)
-            c.event("modload-failed", op.arg)
+            self._unapply(targets, lambda i: c.lt(self.pos(i), fail_pos), op.target)
+            c.set(self.v.mod[op.target], False)
+            c.event("modload-failed", op.target)
         for _ in c.when(c.not_(failed)):                      # then the module's own init runs
             self.module_logs(module, module.init)
 
-    def op_modunload(self, op):
+    def op_modunload(self, op: Op) -> None:
         c = self.c
-        c.set("exempt", c.or_(c.get("exempt"), self.transition()))
-        c.event("modunload", op.arg)
-        module = next(mod for mod in self.m.spec.modules if mod.name == op.arg)
+        c.event("modunload", op.target)
+        module = next(mod for mod in self.m.spec.modules if mod.name == op.target)
         self.module_logs(module, module.exit)                 # exit runs before klp_module_going
-        self._unapply(self._module_objects(op.arg), lambda i: True, op.arg)
-        c.set(self.v.mod[op.arg], False)
+        self._unapply(self._module_objects(op.target), lambda i: True, op.target)
+        c.set(self.v.mod[op.target], False)
 
-    def module_logs(self, module, stmts):
+    def module_logs(self, module: Module, stmts: tuple[Stmt, ...]) -> None:
         c = self.c
         for st in stmts:
             for _ in c.when(self.cond(st.cond, module.name)):
                 c.event("modlog", module.name, st.arg)
 
-    def op_param(self, op):
+    def op_param(self, op: Op) -> None:
         """echo VALUE > /sys/module/OWNER/parameters/NAME"""
-        owner, name, value = op.arg.split(" ")
+        owner, name, value = op.target.split(" ")
         self.c.set(f"param[{owner}.{name}]", int(value))
 
-    def _unapply(self, targets, which, module):
+    def _unapply(self, targets: list[tuple[int, int | None]], which: Callable[[int], Val], module: str) -> None:
         c = self.c
         for i, oi, g in self._in_list_order(targets, module):     # §9.2
             for _ in c.when(c.and_(g, which(i))):
                 if oi is None:                                  # a nop object: no callbacks
                     c.event("reverting", self.m.P[i].name, module)
                     continue
-                for src, _, cbs in edges("modunload"):
+                for src, _, cbs in self.edges("modunload"):
                     for _ in c.when(c.eq(self.phase(i), src)):
                         for cb in cbs:              # the log line comes between the two
                             if cb == "post_unpatch":
                                 c.event("reverting", self.m.P[i].name, module)
                             self.callback(i, oi, cb)
 
-    def judge_quiescent(self):
+    def judge_quiescent(self) -> None:
         """no-leak, and `uses` of enabled patches, at quiescent points (properties.md)."""
         c, m = self.c, self.m
         quiet = c.not_(self.transition())
@@ -1140,24 +1362,54 @@ class _Rules:
                 c.violate("no-use-after-free", c.eq(k, 2), ("uses", p.name, s), reached=on)
 
 
-def enabled(model: Model, ctx, op: Op):
-    return _Rules(model, ctx).enabled(op)
+def enabled(model: Model, ctx: Backend, op: Op) -> Val:
+    return model.profile(model, ctx).enabled(op)
 
 
-def refusal(model: Model, ctx, op: Op) -> str | None:
-    return _Rules(model, ctx).refusal(op)
+def refusal(model: Model, ctx: Backend, op: Op) -> str | None:
+    return model.profile(model, ctx).refusal(op)
 
 
-def possible(model: Model, ctx, ops) -> list[Op]:
+def possible(model: Model, ctx: Backend, ops: Iterable[Op]) -> list[Op]:
     """Concrete only: the operations of `ops` the kernel does not refuse here."""
-    rules = _Rules(model, ctx, frozen=True)
+    rules = model.profile(model, ctx, frozen=True)
     return [op for op in ops if rules.refusal(op) is None]
 
 
-def effective(model: Model, ctx, func: str) -> str | None:
-    return _Rules(model, ctx).effective(func)
+def effective(model: Model, ctx: Backend, func: str) -> str | None:
+    return model.profile(model, ctx).effective(func)
 
 
-def step(model: Model, ctx, op: Op) -> None:
+def sysfs_read(model: Model, ctx: Backend, patch: str, rel: str) -> str | None:
+    return model.profile(model, ctx).sysfs_read(patch, rel)
+
+
+def sysfs_mode(model: Model, ctx: Backend, patch: str, rel: str) -> str | None:
+    return model.profile(model, ctx).sysfs_mode(patch, rel)
+
+
+def ftrace_ops_registered(model: Model, ctx: Backend) -> bool:
+    return model.profile(model, ctx).ftrace_ops_registered()
+
+
+def function_loaded(model: Model, ctx: Backend, func: str) -> bool:
+    return model.profile(model, ctx).function_loaded(func)
+
+
+def step(model: Model, ctx: Backend, op: Op) -> None:
     """Apply `op` (assumed enabled) to the state held by `ctx`, judging properties."""
-    _Rules(model, ctx).run(op)
+    model.profile(model, ctx).run(op)
+
+
+class Linux55(Mainline):
+    """Linux 5.5 to 5.17: the same rules, but force marks every patch on klp_patches (§6.4:
+    the rule before commit 2957308343fa), so their modules can never be removed."""
+
+    name = "5.5"
+    summary = "Linux 5.5 to 5.17: force marks every patch on klp_patches (their modules stay pinned)"
+    EDGES = tuple((e[0], e[1], e[2], e[3], "§6.4 (5.5-5.17): every listed patch is marked forced", (("marks", "yes"),))
+                  if e[2] == "force" else e for e in _EDGES)
+    SYSFS = frozenset({"", "enabled", "force", "transition"})   # patched (6.1), replace (6.11), stack_order (6.14): later
+
+
+PROFILES: dict[str, type[Mainline]] = {p.name: p for p in (Mainline, Linux55)}

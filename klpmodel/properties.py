@@ -10,39 +10,59 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class Property:
+    """One property: everything verify, prove, review and explain say about it. Where the
+    model judges it is one `c.violate(name, ...)` site in kernel.py."""
     name: str
     seed: str            # the sentence of system-state.rst it enforces (or the data discipline)
-    violated_when: str
+    violated_when: str   # the precise reading (docs/properties.md)
+    judged_at: str = ""  # in words: the kernel event where it is judged (the review's coverage table)
+    fix_in: tuple[str, ...] = ()    # the callbacks where the seed puts the work it checks (explain quotes them)
 
 
 PROPERTIES: tuple[Property, ...] = (
     Property("version-order",
              "System state modifications with the same or higher version are allowed for already "
              "modified system states. (no older version after a newer one)",
-             "a state's value becomes a variant older than a variant it held since it was last original"),
+             "a state's value becomes a variant older than a variant it held since it was last original",
+             judged_at="a write of a state's value (`modify`, `reset`, or `restore` through data)",
+             fix_in=("post_patch",)),
     Property("revert-restores",
              "Restore the previous state when the transition is reverted. It might be the original "
              "system state or the state modification done by livepatches that were being replaced.",
              "a patching transition started by load is reversed and completes unpatched, and the "
-             "abstract system differs from just before that load"),
+             "abstract system differs from just before that load",
+             judged_at="a reversed load completes unpatched with no module event in between",
+             fix_in=("post_unpatch",)),
     Property("disable-restores",
              "Restore the original state when the livepatch is disabled.",
              "a disable transition completes and a state that no installed patch declares any more "
-             "is not original"),
+             "is not original",
+             judged_at="a disable completes and leaves a state no installed patch declares",
+             fix_in=("pre_unpatch", "post_unpatch")),
     Property("error-cleanup",
              "Remove any already made changes when error occurs and the livepatch cannot get enabled.",
-             "a load that fails in pre_patch leaves the abstract system different from just before it"),
+             "a load that fails leaves the abstract system different from just before it",
+             judged_at="a load fails (in `pre_patch`, or patching an object with the patching fault): the cancel path",
+             fix_in=("pre_patch",)),
     Property("no-use-after-free", "(data discipline)",
              "a statement reads or writes a freed block, or an enabled, quiescent patch uses a state "
-             "whose data is freed"),
+             "whose data is freed",
+             judged_at="an access to state data (`save`, `restore`, `copy`, or `uses` of an enabled patch)",
+             fix_in=()),
     Property("no-double-free", "(data discipline)",
-             "free or free-prev on a freed block"),
+             "free or free-prev on a freed block",
+             judged_at="a `free` (also of NULL), or a `free-prev` with a previous state",
+             fix_in=()),
     Property("no-null-deref", "(data discipline)",
              "a statement reads or writes through a NULL data, or through prev when "
-             "klp_get_prev_state is NULL, or an enabled, quiescent patch uses a state whose data is NULL"),
+             "klp_get_prev_state is NULL, or an enabled, quiescent patch uses a state whose data is NULL",
+             judged_at="an access through data or prev (`save`, `restore`, `copy`, `take`, `free-prev`, `uses`)",
+             fix_in=()),
     Property("no-leak",
              "Free *state->data* from replaces livepatches when they are not longer needed.",
-             "at a quiescent point, a live block is reachable from no installed patch's data"),
+             "at a quiescent point, a live block is reachable from no installed patch's data",
+             judged_at="a live block loses a pointer (replaced, disabled or overwritten) and stays live, or leaks",
+             fix_in=("post_patch", "post_unpatch")),
 )
 
 # Beyond the contract: checked when asked for (--property recoverable), by the explicit

@@ -10,7 +10,12 @@ from .backend import Concrete
 from .errors import UserError
 from .kernel import PATCHING_SITE, PHASES, Choice, Model, Op
 
-OP_WORDS = ("load", "complete", "reverse", "disable", "rmmod", "modload", "modunload", "force", "param", "probe")
+# the kernel operations (verify's, plus `param`), then what the selftest scripts do besides:
+# read a patched function's output, check sysfs attributes, set kernel.ftrace_enabled
+SCRIPT_WORDS = ("probe", "runs", "ok", "pending", "sysfs", "sysfs-rights", "sysctl")
+OP_WORDS = ("load", "complete", "reverse", "disable", "rmmod", "modload", "modunload", "force", "param") + SCRIPT_WORDS
+SYSFS_KLP_DIR = "/sys/kernel/livepatch"
+MODE_RE = re.compile(r"[-d][-r][-w][-x][-r][-w][-x][-r][-w][-x]")
 
 
 def _value(text: str) -> int | None:
@@ -26,6 +31,7 @@ class RunOp:
     args: str                     # module parameters written on the insmod line
     fails: tuple[str, ...]        # fail=[PATCH/]OBJ[:SITE]: which fallible sites fail (see _chooser)
     line: int
+    words: tuple[str, ...] = ()   # a script word's arguments (SCRIPT_WORDS), checked by parse_run
 
 
 def parse_run(text: str, model: Model, source: str, lines: bool = False) -> list[RunOp]:
@@ -58,10 +64,9 @@ def parse_run(text: str, model: Model, source: str, lines: bool = False) -> list
                        f"declare it in the spec's params and give an integer or Y/N")
             out.append(RunOp(Op("param", f"{owner} {name} {_value(value)}"), "", (), n))
             continue
-        if word == "probe":
-            if len(rest) != 1:
-                bad(n, f"write 'probe FUNCTION' (the output of the function's patched version, if one runs), not '{chunk}'")
-            out.append(RunOp(Op("probe", rest[0]), "", (), n))
+        if word in SCRIPT_WORDS:
+            words = _script_words(word, rest, chunk, model, lambda msg, n=n: bad(n, msg))
+            out.append(RunOp(Op(word, " ".join(rest)), "", (), n, words))   # arg: as written
             continue
         if word in ("load", "disable", "rmmod", "modload", "modunload"):
             if not rest:
@@ -91,6 +96,8 @@ def parse_run(text: str, model: Model, source: str, lines: bool = False) -> list
             params = []
             for w in args.split():
                 name, _, value = w.partition("=")
+                if value.startswith("$"):           # a runtime value of the script (klp_pids=$pid_list):
+                    continue                        # written on the insmod line, not a model parameter
                 if name not in declared or _value(value) is None:
                     bad(n, f"'{w}' in '{chunk}': {arg} has no parameter '{name}' or '{value}' is not a value "
                            f"(declared: {', '.join(declared) or 'none'})")
@@ -98,6 +105,63 @@ def parse_run(text: str, model: Model, source: str, lines: bool = False) -> list
             params = tuple(params)
         out.append(RunOp(Op(word, arg, params), args, fails, n))
     return out
+
+
+def _script_words(word: str, rest: list[str], chunk: str, model: Model, bad) -> tuple[str, ...]:
+    """Check the arguments of a script word; returns them. `bad(msg)` raises."""
+    patches = {p.name: p for p in model.P}
+    funcs = {f for p in model.P for o in p.objects for f in o.funcs}
+
+    def patch_path(text: str, what: str) -> tuple[str, str]:
+        patch, _, rel = text.partition("/")
+        if patch not in patches:
+            bad(f"unknown patch '{patch}' in '{chunk}'; the spec has: {', '.join(sorted(patches))}")
+        objs = {o.name for o in patches[patch].objects}
+        obj, _, leaf = rel.partition("/")
+        if what == "value":
+            if rel == "force":
+                bad(f"'{chunk}': force is write-only (mode 0200): check_sysfs_value cannot read it")
+            ok = (rel in kernel.SYSFS_MODES and rel != "") or (obj in objs and leaf == "patched")
+        else:
+            ok = rel in kernel.SYSFS_MODES or (obj in objs and leaf in kernel.OBJECT_SYSFS_MODES)
+        if not ok:
+            names = [a for a in kernel.SYSFS_MODES if a and (a != "force" or what == "rights")]
+            bad(f"'{chunk}': {patch} has no attribute '{rel}' the model reads; use "
+                f"{', '.join(names)} or OBJECT/patched (OBJECT one of {', '.join(sorted(objs))})")
+        return patch, rel
+
+    def function(f: str) -> str:
+        if f not in funcs:
+            bad(f"'{chunk}': no object of the spec lists '{f}' in its funcs; add it where the patch patches it")
+        return f
+
+    if word == "probe":
+        if len(rest) != 1:
+            bad(f"write 'probe FUNCTION' (the output of the function's patched version, if one runs), not '{chunk}'")
+        return (rest[0],)
+    if word in ("runs", "ok", "pending"):
+        usage = {"runs": "runs FUNCTION PATCH|original", "ok": "ok FUNCTION PATCH", "pending": "pending PATCH FUNCTION"}
+        if len(rest) != 2:
+            bad(f"write '{usage[word]}', not '{chunk}'")
+        if word == "pending":
+            rest = rest[::-1]
+        func, owner = function(rest[0]), rest[1]
+        if owner not in patches and not (word == "runs" and owner == "original"):
+            bad(f"unknown patch '{owner}' in '{chunk}'; the spec has: {', '.join(sorted(patches))}"
+                + (" (or 'original')" if word == "runs" else ""))
+        return (func, owner) if word != "pending" else (owner, func)
+    if word in ("sysfs", "sysfs-rights"):
+        what = "value" if word == "sysfs" else "rights"
+        if len(rest) != 2:
+            bad(f"write '{word} PATCH/ATTRIBUTE {what.upper()}' (check_sysfs_{what} PATCH ATTRIBUTE {what.upper()}), not '{chunk}'")
+        if word == "sysfs-rights" and not MODE_RE.fullmatch(rest[1]):
+            bad(f"'{chunk}': '{rest[1]}' is not a mode as stat --format %A prints it (e.g. -r--r--r--)")
+        return (*patch_path(rest[0].rstrip("/") if word == "sysfs-rights" else rest[0], what), rest[1])
+    # sysctl [--fail] ftrace_enabled=0|1: set_ftrace_enabled [--fail] 0|1
+    fail = rest[:1] == ["--fail"]
+    if len(rest) != 1 + fail or rest[-1] not in ("ftrace_enabled=0", "ftrace_enabled=1"):
+        bad(f"write 'sysctl [--fail] ftrace_enabled=0|1' (set_ftrace_enabled [--fail] 0|1), not '{chunk}'")
+    return ("--fail",) * fail + (rest[-1][-1],)
 
 
 FAIL_RE = re.compile(r"(?:[A-Za-z_][A-Za-z0-9_]*/)?[A-Za-z_][A-Za-z0-9_]*"
@@ -151,34 +215,121 @@ def state_table(m: Model, state: dict) -> list[str]:
     return rows
 
 
-def simulate(m: Model, ops: list[RunOp], show_state: bool = False,
-             era: str = "insmod") -> tuple[list[str], list[tuple[str, object]]]:
-    """The log lines of the run, and the property violations met on the way."""
+@dataclass
+class Run:
+    """One simulated run: the log, the property violations met on the way, and, when the
+    script stops early (a failed check: `die`, or `skip`), why, naming the run line."""
+    log: list[str]
+    violations: list[tuple[str, object]]
+    died: str | None = None
+
+
+def run(m: Model, ops: list[RunOp], show_state: bool = False, era: str = "insmod") -> Run:
+    """Run the operations through the kernel rules and the script words; stop where the
+    kernel script would stop."""
     if PATCHING_SITE not in m.faults and any(f.endswith(":" + PATCHING_SITE) for r in ops for f in r.fails):
-        m = Model(m.spec, faults=m.faults + (PATCHING_SITE,), force_marks=m.force_marks)   # the run names it
+        m = Model(m.spec, faults=m.faults + (PATCHING_SITE,), profile=m.profile.name)   # the run names it
+    if era == "modprobe":
+        for r in ops:
+            attr = r.words[1].rpartition("/")[2] if r.op.word in ("sysfs", "sysfs-rights") else None
+            if attr in ("replace", "stack_order"):
+                raise UserError(f"'{r.op.word} {r.op.arg}': the {attr} attribute exists "
+                                f"since Linux {kernel.SYSFS_SINCE[attr]}, after the modprobe era (5.1-6.7); use --era insmod")
     state = interp.initial(m)
-    log: list[str] = []
-    violations = []
+    out = Run([], [])
     for r in ops:
-        if r.op.word == "probe":               # the script greps a patched function's output into the log
-            owner = kernel.effective(m, Concrete(state), r.op.arg)
-            if owner:
-                log.append(f"{owner}: this has been live patched")
+        if r.op.word in SCRIPT_WORDS:
+            lines, died = _script(m, state, r)
+            out.log += lines
+            if died:
+                out.died = f"run line {r.line} ({r.op.word} {r.op.arg}): {died}"
+                return out
             continue
         line = klog.command_line(r.op, state, r.args, era)
         if line:
-            log.append(line)
+            out.log.append(line)
         why = interp.refusal(m, state, r.op)
         if why is not None:
-            log += klog.refusal_lines(r.op, why, era)
+            out.log += klog.refusal_lines(r.op, why, era)
         else:
-            out = interp.apply(m, state, r.op, _chooser(r.fails))
-            log += klog.event_lines(m, r.op, out.events, era)
-            violations += [(p, w) for p, w in out.violations]
-            state = out.state
+            o = interp.apply(m, state, r.op, _chooser(r.fails))
+            out.log += klog.event_lines(m, r.op, o.events, era)
+            out.violations += [(p, w) for p, w in o.violations]
+            state = o.state
         if show_state:
-            log += state_table(m, state)
-    return log, violations
+            out.log += state_table(m, state)
+    return out
+
+
+
+def _why_absent(m: Model, c, patch: str) -> str:
+    if m.view(c.st).listed(patch):
+        return f"kernel profile {m.profile.name} has no such attribute"
+    return f"{patch} is not on klp_patches"
+
+def _script(m: Model, state: dict, r: RunOp) -> tuple[list[str], str | None]:
+    """A script word: the lines the script writes into the kernel log, and why it stops
+    (None: it goes on). What it reads comes from kernel.py's read helpers."""
+    c, word, w = Concrete(state), r.op.word, r.words
+    if word in ("probe", "runs", "ok", "pending"):
+        func = w[1] if word == "pending" else w[0]
+        owner = kernel.effective(m, c, func) if kernel.function_loaded(m, c, func) else ""
+        if word == "probe":                     # grep 'live patched' /proc/...  > /dev/kmsg
+            return ([f"{owner}: this has been live patched"] if owner else []), None
+        if word == "ok":                        # test-ftrace.sh: [[ "$(cat ...)" == "P: ...patched" ]] && log
+            return (["livepatch: ok"] if owner == w[1] else []), None
+        if word == "runs":                      # [[ "$(cat ...)" != "...expected" ]] && die
+            want = None if w[1] == "original" else w[1]
+            if owner == want:
+                return [], None
+            ran = ("not in memory (its module is not loaded)" if owner == "" else
+                   "the original" if owner is None else f"{owner}'s version")
+            return ["ERROR: livepatch kselftest(s) failed"], \
+                f"{func} runs {ran}; the script expects {'the original' if want is None else want + chr(39) + 's version'}"
+        # pending: loop_until npids reads 0 (every process calling FUNC ran PATCH's version
+        # once), then log the count: 0 once PATCH's version runs for every task
+        patch, view = w[0], m.view(state)
+        if not view.loaded(patch):                                        # no /sys/kernel/PATCH: cat fails
+            return [f"{patch}: Remaining not livepatched processes:"], None
+        quiet = view.transition_patch() is None
+        n = "0" if quiet and owner == patch else "$pending_pids"          # a runtime count
+        return [f"{patch}: Remaining not livepatched processes: {n}"], None
+    if word == "sysfs":                         # check_sysfs_value
+        patch, rel, want = w
+        got = kernel.sysfs_read(m, c, patch, rel)
+        if got == want:
+            return [], None
+        path = f"{SYSFS_KLP_DIR}/{patch}/{rel}"
+        return [f"ERROR: Unexpected value in {path}: {want} vs. {got or ''}".rstrip()], \
+            f"{path} reads {got}, the script expects {want}" if got is not None else \
+            f"{path} does not exist ({_why_absent(m, c, patch)}), the script expects {want}"
+    if word == "sysfs-rights":                  # check_sysfs_rights
+        patch, rel, want = w
+        got = kernel.sysfs_mode(m, c, patch, rel)
+        if got == want:
+            return [], None
+        path = f"{SYSFS_KLP_DIR}/{patch}/{rel}"
+        return [f"ERROR: Unexpected access rights of {path}: {want} vs. {got or ''}".rstrip()], \
+            f"{path} has mode {got}, the script expects {want}" if got is not None else \
+            f"{path} does not exist ({_why_absent(m, c, patch)}), the script expects mode {want}"
+    # sysctl: set_ftrace_enabled [--fail] V. Only the refusal of 0 while a livepatch's ftrace
+    # handlers are registered is modelled; the value itself is not (a load that fails because
+    # ftrace is off is the scenario's fail=OBJECT:patching)
+    value = w[-1]
+    if value == "0" and kernel.ftrace_ops_registered(m, c):
+        if w[0] == "--fail":
+            return ['livepatch: sysctl: setting key "kernel.ftrace_enabled": Device or resource busy'], None
+        return [f"SKIP: failed to set kernel.ftrace_enabled = {value}"], \
+            "kernel.ftrace_enabled=0 is refused (-EBUSY: a livepatch's ftrace handlers are registered); the script skips"
+    return [f"livepatch: kernel.ftrace_enabled = {value}"], None
+
+
+def simulate(m: Model, ops: list[RunOp], show_state: bool = False,
+             era: str = "insmod") -> tuple[list[str], list[tuple[str, object]]]:
+    """The log lines of the run (with a `#` line saying why the script stops, if it does),
+    and the property violations met on the way."""
+    out = run(m, ops, show_state, era)
+    return out.log + ([f"# the script stops here: {out.died}"] if out.died else []), out.violations
 
 
 def format_run(steps) -> str:

@@ -17,7 +17,6 @@ CALLBACKS = ("pre_patch", "post_patch", "pre_unpatch", "post_unpatch")
 OBJECT_KEYS = CALLBACKS + ("pre_patch_error",)
 OPERATIONS = ("load", "complete", "reverse", "disable", "rmmod", "modload", "modunload", "force")
 DEFAULT_OPERATIONS = tuple(op for op in OPERATIONS if op != "force")
-KERNELS = ("mainline",)
 FAULTS = ("patching",)      # optional environmental faults (klp_patch_object fails, semantics §16)
 STATE_ACTIONS = ("alloc", "free", "save", "restore", "modify", "reset", "take", "copy", "free-prev")
 ERRNOS = {"EPERM": 1, "ENOENT": 2, "EIO": 5, "ENXIO": 6, "E2BIG": 7, "EAGAIN": 11, "ENOMEM": 12,
@@ -110,6 +109,7 @@ class Spec:
     patches: tuple[Patch, ...]
     digest: str = field(default="")
     faults: tuple[str, ...] = ()     # (klpmodel) optional faults explored: "patching"
+    file_kernel: str | None = None   # the file's `kernel` when --kernel chose another profile
 
     def patch(self, name: str) -> Patch:
         return next(p for p in self.patches if p.name == name)
@@ -275,8 +275,10 @@ class _Loader:
         if not isinstance(name, str):
             self.err(("name",), f"name must be a string, not {name!r}; write name = \"my series\"")
         kernel = data.get("kernel", "mainline")
-        if kernel not in KERNELS:
-            self.err(("kernel",), f"unknown kernel profile {kernel!r}; known profiles: {', '.join(KERNELS)}")
+        from .kernel import PROFILES  # (the profiles are rules: they live with kernel.py)
+        if kernel not in PROFILES:
+            self.err(("kernel",), f"unknown kernel profile {kernel!r}; known profiles: {', '.join(PROFILES)} "
+                                  f"('klpmodel profiles' says what each is)")
         depth, operations, faults = self.check(data.get("check", {}))
         states = self.states(data.get("states", {}))
         modules = self.modules(data.get("modules", {}))

@@ -69,8 +69,8 @@ def document(m: Model, v: Violation, engine: str, verify_depth: int) -> dict:
     detail = violation_json(m, v)
     doc = {
         "format": FORMAT, "version": VERSION, "generator": f"klpmodel {__version__}",
-        "spec": {"path": spec.path, "name": spec.name, "kernel": spec.kernel, "sha256": spec.digest,
-                 "faults": list(m.faults)},
+        "spec": {"path": spec.path, "name": spec.name, "kernel": m.profile.name, "sha256": spec.digest,
+                 "faults": list(m.faults), "kernel_in_spec": spec.file_kernel or spec.kernel},
         "property": v.property, "seed": BY_NAME[v.property].seed,
         "violated_when": BY_NAME[v.property].violated_when,
         "depth": v.depth, "index": v.index, "engine": engine, "verify_depth": verify_depth,
@@ -235,18 +235,31 @@ def load_trace(path: Path) -> TraceFile:
     return TraceFile(where, doc, tuple(ops), tuple(choices))
 
 
-def spec_for(t: TraceFile, given: Path | None) -> Spec:
+def spec_for(t: TraceFile, given: Path | None, kernel: str | None = None) -> Spec:
     """The spec a trace runs against: --spec if given, else the path recorded in the trace
-    (as given to verify, relative to the working directory, else to the trace's folder)."""
-    faults = tuple(t.doc["spec"].get("faults", ()))       # also those given by --faults to verify
-    if given is not None:
-        return replace(load_spec(given), faults=faults)
+    (as given to verify, relative to the working directory, else to the trace's folder),
+    with the faults and the kernel profile the trace was found under. A trace found under
+    one profile is not run under another (`kernel`: the profile the user asks for)."""
     recorded = Path(t.doc["spec"]["path"])
-    for candidate in (recorded, Path(t.path).parent / recorded.name):
-        if candidate.is_file():
-            return replace(load_spec(candidate), faults=faults)
-    raise UserError(f"the spec '{recorded}' recorded in the trace is not found; give it with --spec FILE",
-                    path=t.path)
+    path = given
+    if path is None:
+        path = next((c for c in (recorded, Path(t.path).parent / recorded.name) if c.is_file()), None)
+    if path is None:
+        raise UserError(f"the spec '{recorded}' recorded in the trace is not found; give it with --spec FILE",
+                        path=t.path)
+    spec = load_spec(path)
+    profile = t.doc["spec"].get("kernel", "mainline")
+    in_file = t.doc["spec"].get("kernel_in_spec", profile)
+    if kernel is not None and kernel != profile:
+        raise UserError(f"this trace was found under kernel profile '{profile}', not '{kernel}'; a trace runs "
+                        f"only under its own profile: run 'klpmodel verify {path} --kernel {kernel}' for that one",
+                        path=t.path)
+    if spec.kernel != in_file:
+        raise UserError(f"this trace was found under kernel profile '{profile}', and the spec now says kernel = "
+                        f"'{spec.kernel}'; a trace runs only under its own profile: verify the spec again",
+                        path=t.path)
+    faults = tuple(t.doc["spec"].get("faults", ()))       # also those given by --faults to verify
+    return replace(spec, faults=faults, kernel=profile, file_kernel=None if profile == spec.kernel else spec.kernel)
 
 
 # ------------------------------------------------------------------ running again

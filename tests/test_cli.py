@@ -104,3 +104,14 @@ def test_verdict_comes_first_and_completeness_is_reported(write_spec):
     assert (r["verdict"], r["complete"]) == ("holds", True)
     text = cli("verify", "specs/no-leak-bad.toml").stdout.splitlines()
     assert text[1] == "verdict: violation: 1 of 8 properties broken, shortest traces: no-leak (4 operations)"
+
+
+def test_profiles_and_the_kernel_option():
+    p = cli("profiles")
+    assert p.returncode == 0
+    assert [line.split()[0] for line in p.stdout.splitlines()] == ["mainline", "5.5"]
+    r = json.loads(cli("verify", "specs/selftest-state.toml", "--kernel", "5.5", "--format", "json").stdout)
+    assert r["spec"]["kernel"] == "5.5" and r["verdict"] == "holds"
+    assert "kernel 5.5," in cli("verify", "specs/selftest-state.toml", "--kernel", "5.5").stdout
+    bad = cli("verify", "specs/selftest-state.toml", "--kernel", "5.4")
+    assert bad.returncode == 2 and bad.stderr.startswith("klpmodel: error: unknown kernel profile '5.4' for --kernel")

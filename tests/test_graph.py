@@ -13,10 +13,19 @@ def test_lifecycle_dot_has_every_edge_of_the_graph():
 
     p = cli("graph", "--lifecycle")
     assert p.returncode == 0
-    assert p.stdout.startswith('digraph "klp per-patch lifecycle" {')
+    assert p.stdout.startswith('digraph "klp per-patch lifecycle (mainline)" {')
     assert p.stdout.count(" -> ") == lifecycle().number_of_edges()
     assert 'n1 -> n2 [label="complete / post_patch"];' in p.stdout
     assert 'n2 -> n2 [label="modload / pre_patch, post_patch"];' in p.stdout
+    assert 'n1 -> n1 [label="force"];' in p.stdout                  # 5.18+: not marked
+
+
+def test_lifecycle_of_each_profile():
+    old = cli("graph", "--lifecycle", "--kernel", "5.5").stdout
+    assert old.startswith('digraph "klp per-patch lifecycle (5.5)" {')
+    assert 'n1 -> n1 [label="force (marks forced)"];' in old         # 5.5-5.17: every listed patch
+    bad = cli("graph", "--lifecycle", "--kernel", "4.19")
+    assert bad.returncode == 2 and "unknown kernel profile '4.19' for --kernel; known profiles: mainline, 5.5" in bad.stderr
 
 
 def test_states_graph_marks_violating_transitions():

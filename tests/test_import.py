@@ -12,7 +12,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from conftest import ROOT, SHARED, SPECS, cli
+from conftest import SHARED, SPECS, cli
 
 from klpmodel.cimport import import_files
 from klpmodel.conformance import load_scenario
@@ -20,6 +20,7 @@ from klpmodel.kernel import Model
 from klpmodel.simulate import parse_run, simulate
 from klpmodel.spec import _Loader, load_spec
 from klpmodel.verify import verify
+
 
 def _kernel_sources() -> Path | None:
     """The verbatim C files of ../shared/kernel/c-sources.md (one per `### N.N `name.c`` heading,

@@ -325,7 +325,7 @@ def test_module_events_exempt_the_transition_from_revert_restores(sim):
 # ------------------------------------------------------------ §6.4 force
 
 def test_force_before_5_18_marks_every_listed_patch_and_pins_its_module_6_4(write_spec):
-    s = Sim(write_spec(TWO), force_marks="5.5")
+    s = Sim(write_spec(TWO), profile="5.5")
     assert s.refusal("force") == "-EINVAL: no transition is in progress"
     s.do("load a"); s.do("complete"); s.do("load b")
     assert Sim.callbacks(s.do("force")) == []               # completes nothing by itself
@@ -679,3 +679,25 @@ def test_replace_is_read_once_at_init_7(sim):
     s.state = interp.apply(s.model, s.state, Op("param", "r replace 0")).state   # written later: no effect
     s.do("complete")
     assert s.order() == ["r"]
+
+
+PARAMS = """
+[[patch]]
+name = "p"
+params = { ret = 0 }
+[patch.objects.vmlinux]
+pre_patch = ["fail ret"]
+"""
+
+
+def test_a_module_loaded_again_starts_from_its_parameters_defaults_10(sim):
+    """rmmod frees the module; insmod makes a new instance whose parameters are the ones on
+    the insmod line or their defaults (load_module() parses only mod->args)."""
+    from klpmodel import interp
+    from klpmodel.kernel import Op
+    s = sim(PARAMS)
+    s.do("load p"); s.do("reverse"); s.do("complete")
+    s.state = interp.apply(s.model, s.state, Op("param", "p ret -19")).state
+    s.do("rmmod p")
+    out = s.do("load p")
+    assert s.phase("p") == "patching" and not any(e[0] == "failed" for e in out.events)

@@ -1,8 +1,12 @@
-"""The lifecycle graph is data the engine reads: its shape is the kernel's (§3-§10)."""
+"""The lifecycle graph is data the rules read: its shape is the kernel's (§3-§10), and a
+profile that changes an edge changes what the step does."""
 from __future__ import annotations
 
-from klpmodel import kernel
-from klpmodel.kernel import ENABLED, OFFLIST, PATCHING, UNLOADED, UNPATCHING, lifecycle
+from sim import Sim
+
+from klpmodel import interp
+from klpmodel.kernel import ENABLED, OFFLIST, PATCHING, PROFILES, UNLOADED, UNPATCHING, Mainline, Model, Op, lifecycle
+from klpmodel.spec import load_spec
 
 
 def test_lifecycle_nodes_and_main_edges():
@@ -22,13 +26,54 @@ def test_lifecycle_nodes_and_main_edges():
 
 
 def test_every_edge_cites_the_semantics():
-    for _, _, data in lifecycle().edges(data=True):
-        assert "§" in data["note"]
+    for profile in PROFILES.values():
+        for _, _, data in profile.lifecycle().edges(data=True):
+            assert "§" in data["note"]
 
 
-def test_the_engine_reads_its_edges_from_the_graph():
-    # the step function's edge lookup is the graph's edge data, event by event
-    g = lifecycle()
-    for event in {d["event"] for _, _, d in g.edges(data=True)}:
-        expected = sorted((u, v, d["callbacks"]) for u, v, d in g.edges(data=True) if d["event"] == event)
-        assert sorted(kernel.edges(event)) == expected
+MOD = """
+[modules.m]
+[[patch]]
+name = "p"
+[patch.objects.m]
+pre_patch = ['log "pre"']
+post_patch = ['log "post"']
+"""
+
+
+def test_an_edited_edge_changes_the_step(write_spec):
+    """The rules take an edge's callbacks from the graph: a profile whose module-coming edge
+    for an enabled patch runs only pre_patch makes the step run only pre_patch."""
+    class Edited(Mainline):
+        name = "edited"
+        EDGES = tuple((s, d, e, ("pre_patch",), note, *rest) if (s, e) == (ENABLED, "modload") else (s, d, e, cbs, note, *rest)
+                      for s, d, e, cbs, note, *rest in Mainline.EDGES)
+
+    spec = load_spec(write_spec(MOD))
+    runs = {}
+    for rules in (Mainline, Edited):
+        m = Model(spec)
+        m.profile = rules
+        st = interp.initial(m)
+        for op in (Op("load", "p"), Op("complete"), Op("modload", "m")):
+            out = interp.apply(m, st, op)
+            st = out.state
+        runs[rules.name] = [e[3] for e in out.events if e[0] == "callback"]
+    assert runs == {"mainline": ["pre_patch", "post_patch"], "edited": ["pre_patch"]}
+
+
+FORCE = """
+[[patch]]
+name = "a"
+[[patch]]
+name = "b"
+"""
+
+
+def test_the_5_5_profile_marks_what_its_force_edges_say(write_spec):
+    """The one difference of profile 5.5 is data: its force edges mark every listed patch."""
+    assert {d["marks"] for _, _, d in PROFILES["5.5"].lifecycle().edges(data=True) if d["event"] == "force"} == {"yes"}
+    for profile, forced in (("mainline", set()), ("5.5", {"a", "b"})):
+        s = Sim(write_spec(FORCE), profile=profile)
+        s.do("load a"); s.do("complete"); s.do("load b"); s.do("force")
+        assert {p for p in "ab" if s.state[f"forced[{p}]"]} == forced, profile

@@ -63,7 +63,7 @@ CASES = [
      "9: pre_patch must be a list of statement strings, e.g. pre_patch = [\"alloc loglevel\"]"),
     ("TOML syntax", BASE + "replace = \n",
      "7: TOML syntax error: Invalid value (a value is missing or malformed after '='); fix the TOML syntax (see docs/spec-format.md)"),
-    ("unknown kernel profile", 'kernel = "5.4"\n' + BASE, "1: unknown kernel profile '5.4'; known profiles: mainline"),
+    ("unknown kernel profile", 'kernel = "5.4"\n' + BASE, "1: unknown kernel profile '5.4'; known profiles: mainline, 5.5 ('klpmodel profiles' says what each is)"),
     ("bad depth", "[check]\ndepth = 0\n" + BASE, "2: depth must be a positive integer, not 0; e.g. depth = 8"),
     ("unknown operation", '[check]\noperations = ["load", "unload"]\n' + BASE,
      "2: unknown operation 'unload'; known operations: load, complete, reverse, disable, rmmod, modload, modunload, force"),

@@ -11,6 +11,7 @@ from conftest import ROOT, SPECS, cli, expectations
 
 from klpmodel import interp, kselftest
 from klpmodel.kernel import Model, Op
+from klpmodel.simulate import SCRIPT_WORDS
 from klpmodel.spec import load_spec
 from klpmodel.verify import verify
 
@@ -290,8 +291,9 @@ def _scenarios():
         import tomllib
         doc = tomllib.loads(f.read_text())
         if any(w in doc["run"] for w in ("fail=", "param", "probe", "=")) or doc.get("era") == "modprobe" \
-                or "not compatible" in doc["expected"]:
-            continue                                    # needs parameters or injected failures, or a refused load
+                or "not compatible" in doc["expected"] \
+                or any(line.split()[0] in SCRIPT_WORDS for line in doc["run"].splitlines() if line.strip()):
+            continue                    # needs parameters or injected failures, a refused load, or script words
         yield pytest.param(f, doc, id=f"{f.parent.name}/{f.stem}")
 
 
@@ -379,3 +381,23 @@ def test_recoverable_trace_explain_and_replay(tmp_path):
     p = cli("replay", trace, "--spec", str(fixed), "--format", "json")
     r = json.loads(p.stdout)
     assert p.returncode == 0 and r["outcome"] == "fixed" and r["way_back"] == ["disable lp_forgetful", "complete"]
+
+
+def test_a_trace_records_its_kernel_profile_and_runs_only_under_it(tmp_path):
+    """verify --kernel 5.5 records the profile in the trace; explain and replay use it, and
+    refuse another one (--kernel, or a spec whose kernel key changed)."""
+    spec = tmp_path / "s.toml"
+    spec.write_text((SPECS / "no-leak-bad.toml").read_text())
+    out = tmp_path / "o"
+    assert cli("verify", str(spec), "--kernel", "5.5", "--out", str(out), "-q").returncode == 1
+    doc = json.loads((out / "no-leak.trace.json").read_text())
+    assert (doc["spec"]["kernel"], doc["spec"]["kernel_in_spec"]) == ("5.5", "mainline")
+    trace = str(out / "no-leak.trace.json")
+    assert "kernel 5.5" in cli("explain", trace).stdout
+    assert cli("replay", trace, "-q").returncode == 1
+    other = cli("replay", trace, "--kernel", "mainline")
+    assert other.returncode == 2
+    assert "this trace was found under kernel profile '5.5', not 'mainline'" in other.stderr
+    spec.write_text('kernel = "5.5"\n' + spec.read_text())
+    edited = cli("replay", trace)
+    assert edited.returncode == 2 and "the spec now says kernel = '5.5'" in edited.stderr

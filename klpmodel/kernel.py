@@ -802,7 +802,7 @@ class Mainline:
         for _ in c.when(reached):
             fails = c.choice(self.m.choice_at(p.name, name, PATCHING_SITE, 0))
             for _ in c.when(fails):
-                func = obj.funcs[0] if obj is not None and obj.funcs else None
+                func = self.first_func(i, name) if c.recording else None
                 if module is None:
                     c.event("patch-failed", p.name, name, func)
                 else:
@@ -812,6 +812,18 @@ class Mainline:
         return c.not_(c.and_(reached, fails))
 
     # ---- the list
+    def first_func(self, i: int, name: str) -> str | None:
+        """Concrete only, for the log: the first function on patch i's object `name`'s
+        func_list (the one the patching fault fails): its own functions, then, for a
+        replace patch that still has them, the nop functions klp_add_nops appended for the
+        listed patches' functions it lacks (oldest patch first)."""
+        p = self.m.P[i]
+        own = [f for o in p.objects if o.name == name for f in o.funcs]
+        if own or not (self.replace_of(i) and self.c.get("nops")):
+            return own[0] if own else None
+        older = sorted((q for q in range(self.m.n) if q != i and self.listed(q)), key=self.pos)
+        return next((f for q in older for o in self.m.P[q].objects if o.name == name for f in o.funcs), None)
+
     def move(self, i: int, src: int, dst: int) -> None:
         """Phase change of patch i along a lifecycle edge (src is static: the edge's source).
         Leaving klp_patches closes the gap in the list and releases the data pointers."""

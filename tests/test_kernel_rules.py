@@ -701,3 +701,30 @@ def test_a_module_loaded_again_starts_from_its_parameters_defaults_10(sim):
     s.do("rmmod p")
     out = s.do("load p")
     assert s.phase("p") == "patching" and not any(e[0] == "failed" for e in out.events)
+
+
+NOP_FUNC = """
+[check]
+faults = ["patching"]
+[modules.m]
+loaded = true
+[[patch]]
+name = "a"
+[patch.objects.m]
+funcs = ["f"]
+[[patch]]
+name = "r"
+replace = true
+[patch.objects.m]
+"""
+
+
+def test_the_failing_function_of_a_replace_patch_can_be_a_nop_7_16(sim):
+    """klp_add_object_nops gives r's object m a nop function f (a has f, r does not); the
+    patching fault fails the first function on m's func_list, that nop (found by the
+    independent reference, D11)."""
+    s = sim(NOP_FUNC)
+    s.do("load a"); s.do("complete")
+    out = s.do("load r", fail=[("r", "m", "patching", 0)])
+    assert Sim.log(s.model, out)[2:4] == ["livepatch: failed to register ftrace handler for function 'f' (-16)",
+                                          "livepatch: failed to patch object 'm'"]

@@ -265,22 +265,10 @@ def _fail_text(label) -> str:
 
 def _open(spec):
     """The open entries of DISAGREEMENTS.md (kernel.py bugs awaiting a fix on main), as
-    predicates over a disagreement: met in a random spec, they are counted, not failed."""
-    def nop_ftrace_line(d) -> bool:
-        """The only difference: the reference's "failed to register ftrace handler" line
-        for a failing object whose first function is a nop (the spec's object has no funcs)."""
-        if not d.what.startswith("log lines") or not isinstance(d.klpmodel, list):
-            return False
-        failing = [key for key in d.failed if key[2] == "patching"]
-        spec_funcs = {f for key in failing for p in spec.patches if p.name == key[0]
-                      for o in p.objects if o.name == key[1] for f in o.funcs}
-        kept = [x for x in d.reference if not (x.startswith("livepatch: failed to register ftrace handler for function '")
-                                               and x.split("'")[1] not in spec_funcs)]
-        return kept == d.klpmodel
-
-    checks = {
-        "D11 no ftrace line for a failing object whose functions are nops": nop_ftrace_line,
-    }
+    predicates over a disagreement: met in a random spec, they are counted, not failed.
+    None is open now; D1-D9 and D11 had predicates here until main fixed them (see the
+    history of this file for their shape)."""
+    checks: dict = {}        # "Dn title" -> predicate(Disagreement) -> bool, using `spec`
 
     def known(d):
         return next((name for name, check in checks.items() if check(d)), None)
@@ -611,8 +599,7 @@ def _cases():
         yield pytest.param(path, [o.strip() for o in ops.split(";")], id=path.stem)
 
 
-OPEN = {   # DISAGREEMENTS.md entries that kernel.py on main still has: the case must disagree
-    "d11-nop-ftrace-line": "D11",
+OPEN: dict[str, str] = {   # DISAGREEMENTS.md entries that kernel.py on main still has (case id -> entry)
 }
 
 

@@ -340,10 +340,9 @@ def specs(draw) -> str:
             recipe = RECIPES[draw(st.integers(0, len(RECIPES) - 1))] if decl and draw(st.integers(0, 2)) == 0 else {}
             target = draw(st.sampled_from(decl)) if decl else None
             for cb in ("pre_patch", "post_patch", "pre_unpatch", "post_unpatch", "pre_patch_error"):
-                if cb in recipe:          # system-state.rst's callbacks for one state, sometimes
-                    stmts = [x.format(s=target) for x in recipe[cb]]
-                else:
-                    stmts = draw(st.lists(statement(decl, cb, has_ret), max_size=2 if deep else 3))
+                # system-state.rst's callbacks for one state, sometimes; else random statements
+                stmts = ([x.format(s=target) for x in recipe[cb]] if cb in recipe
+                         else draw(st.lists(statement(decl, cb, has_ret), max_size=2 if deep else 3)))
                 if stmts and draw(st.integers(0, 4)) == 0:
                     stmts.append(stmts[draw(st.integers(0, len(stmts) - 1))])   # identical, same line
                 if stmts:
@@ -415,7 +414,7 @@ def test_reference_agrees_on_random_specs(tmp_path_factory, text):
     RUN["pairs"] += stats.pairs
     RUN["compared"] += stats.compared
     RUN["seconds"] += time.perf_counter() - t
-    for name, n in stats.known.items():
+    for name in stats.known:
         RUN[name] = RUN.get(name, 0) + 1
     if STATS_FILE:
         import json

@@ -11,13 +11,57 @@ import typer
 from . import __version__
 from .errors import InternalError, UserError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+# what an option's value is, in --help (typer would show the Python type: <int>, <list[str]>)
+METAVARS = {"depth": "N", "timeout": "SECONDS", "max_k": "K", "property": "PROPERTY", "run": "OPS",
+            "run_file": "FILE", "spec": "FILE", "output": "FILE"}
+
+
+class _PlainHelp:
+    """Help in the user's words: a flag shows no value (typer 0.26+ shows <bool>, for --help
+    too), an option shows what to write (N, SECONDS, PROPERTY), an argument only its name."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        for p in self.params:
+            self._plain(p)
+
+    def get_help_option(self, ctx):
+        return self._plain(super().get_help_option(ctx))
+
+    @staticmethod
+    def _plain(p):
+        if isinstance(p, typer.core.TyperArgument):
+            p.display_type_rich = lambda ctx: None              # "SPEC", not "SPEC <path>"
+        elif p is not None and getattr(p, "metavar", None) is None:
+            if getattr(p, "is_flag", False) or getattr(p, "count", False):
+                p.metavar = ""
+            elif p.name in METAVARS:
+                p.metavar = METAVARS[p.name]
+        return p
+
+
+class _Command(_PlainHelp, typer.core.TyperCommand):
+    pass
+
+
+class _Group(_PlainHelp, typer.core.TyperGroup):
+    pass
+
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False, cls=_Group,
+                  context_settings={"help_option_names": ["-h", "--help"]},
                   help="Model checker for Linux kernel livepatch state transitions (klp_state).")
 
 
 class Format(str, Enum):
     text = "text"
     json = "json"
+
+
+class VerifyFormat(str, Enum):
+    text = "text"
+    json = "json"
+    sarif = "sarif"
 
 
 class Engine(str, Enum):
@@ -88,9 +132,13 @@ def main(version: bool = typer.Option(False, "--version", callback=_version, is_
 def verify(
     spec: Path = typer.Argument(..., metavar="SPEC", help="The spec (.toml) of a livepatch series."),
     depth: int | None = typer.Option(None, "--depth", "-d", help="Longest operation sequence explored (default: the spec's check.depth, else 8)."),
-    property: list[str] | None = typer.Option(None, "--property", "-p", help="Check only this property (repeatable)."),
+    property: list[str] | None = typer.Option(None, "--property", "-p", help="Check only this property (repeatable): "
+                                              "version-order, revert-restores, disable-restores, error-cleanup, "
+                                              "no-use-after-free, no-double-free, no-null-deref, no-leak, recoverable."),
     timeout: float | None = typer.Option(None, "--timeout", help="Give up after this many seconds (exit 3 with what was found)."),
-    format: Format = typer.Option(Format.text, "--format", "-f", help="Output format."),
+    format: VerifyFormat = typer.Option(VerifyFormat.text, "--format", "-f",
+                                        help="text, json (docs/schemas/verify-report.schema.json) or sarif "
+                                             "(SARIF 2.1.0, for code-scanning tools: docs/ci.md)."),
     engine: Engine = typer.Option(Engine.auto, "--engine", "-e",
                                   help="explicit (breadth-first), z3 (bounded model checking) or auto."),
     stats: bool = typer.Option(False, "--stats", help="Add timings (output is then not byte-for-byte reproducible)."),
@@ -124,8 +172,11 @@ def verify(
         if out is not None:
             from .traces import write_all
             written = write_all(result, out)
-        if format is Format.json:
+        if format is VerifyFormat.json:
             sys.stdout.write(report.json_text(result, stats, written))
+        elif format is VerifyFormat.sarif:
+            from .sarif import sarif_text
+            sys.stdout.write(sarif_text(result))
         else:
             write(report.summary(result)[0] + "\n" if quiet else report.text(result, stats, written))
     except (UserError, InternalError) as e:
@@ -170,15 +221,17 @@ def simulate(
 
 @app.command()
 def conformance(
-    folder: Path = typer.Argument(Path("specs/selftests"), metavar="DIR", help="Where the scenario files are."),
+    folder: Path | None = typer.Argument(None, metavar="DIR",
+                                         help="Where the scenario files are (default: the selftest scenarios shipped with klpmodel)."),
     kernel: str | None = typer.Option(None, "--kernel", metavar="PROFILE", help=KERNEL_HELP),
 ):
     """Run every selftest scenario and compare the simulated log with the kernel's expected one."""
     try:
         from .conformance import run_all
+        from .examples import selftests_dir
 
-        code = run_all(folder, typer.echo, _profile(kernel) if kernel else None)
-    except UserError as e:
+        code = run_all(selftests_dir() if folder is None else folder, typer.echo, _profile(kernel) if kernel else None)
+    except (UserError, InternalError) as e:
         _fail(e)
     raise typer.Exit(code)
 
@@ -191,9 +244,9 @@ class GraphFormat(str, Enum):
 
 @app.command()
 def graph(
-    spec: Path = typer.Argument(None, metavar="[SPEC]", help="The spec (needed for --states)."),
-    lifecycle_: bool = typer.Option(False, "--lifecycle", help="The kernel's per-patch lifecycle (the rules' graph)."),
-    states: bool = typer.Option(False, "--states", help="The states of SPEC reachable within --depth operations."),
+    spec: Path = typer.Argument(None, metavar="SPEC", help="The spec whose reachable states to draw (--states is then the default)."),
+    lifecycle_: bool = typer.Option(False, "--lifecycle", help="The kernel's per-patch lifecycle (the rules' graph); no SPEC."),
+    states: bool = typer.Option(False, "--states", help="The states of SPEC reachable within --depth operations (the default with a SPEC)."),
     depth: int | None = typer.Option(None, "--depth", "-d", help="Cut the state space at this many operations."),
     format: GraphFormat = typer.Option(GraphFormat.dot, "--format", "-f", help="dot, mermaid, or svg (needs Graphviz)."),
     faults: list[str] | None = typer.Option(None, "--faults", metavar="FAULT", help=FAULTS_HELP),
@@ -203,11 +256,19 @@ def graph(
     try:
         from . import graph as g
 
-        if lifecycle_ == states:
+        if lifecycle_ and states:
             raise UserError("give exactly one of --lifecycle or --states")
+        if lifecycle_ and spec is not None:
+            raise UserError(f"--lifecycle draws the kernel's lifecycle, which needs no spec; drop {spec}, "
+                            f"or drop --lifecycle to draw the spec's reachable states")
+        if not lifecycle_ and not states:
+            if spec is None:
+                raise UserError("give a SPEC to draw its reachable states (klpmodel graph SPEC), or --lifecycle "
+                                "for the kernel's per-patch lifecycle (exactly one of --lifecycle or --states)")
+            states = True                                   # `graph SPEC` means its states
         if states:
             if spec is None:
-                raise UserError("--states needs a SPEC")
+                raise UserError("--states needs a SPEC: klpmodel graph SPEC [--states]")
             from .kernel import Model
 
             s = _load(spec, faults, kernel)
@@ -362,7 +423,10 @@ def check(spec: Path = typer.Argument(..., metavar="SPEC", help="The spec (.toml
         s = load_spec(spec)
     except UserError as e:
         _fail(e)
-    typer.echo(f"{spec}: ok ({len(s.patches)} patches, {len(s.states)} states, {len(s.modules)} target modules)")
+    from .words import plural
+
+    typer.echo(f"{spec}: ok ({plural(len(s.patches), 'patch')}, {plural(len(s.states), 'state')}, "
+               f"{plural(len(s.modules), 'target module')})")
 
 
 class ProveMethod(str, Enum):
@@ -376,7 +440,9 @@ class ProveMethod(str, Enum):
 def prove(
     spec: Path = typer.Argument(..., metavar="SPEC", help="The spec (.toml) of a livepatch series."),
     max_k: int = typer.Option(12, "--max-k", "-k", help="Longest induction step tried; violations are searched at least this deep."),
-    property: list[str] | None = typer.Option(None, "--property", "-p", help="Prove only this property (repeatable)."),
+    property: list[str] | None = typer.Option(None, "--property", "-p", help="Prove only this property (repeatable): "
+                                              "version-order, revert-restores, disable-restores, error-cleanup, "
+                                              "no-use-after-free, no-double-free, no-null-deref, no-leak."),
     timeout: float | None = typer.Option(None, "--timeout", help="Give up after this many seconds (exit 3)."),
     format: Format = typer.Option(Format.text, "--format", "-f", help="Output format."),
     method: ProveMethod = typer.Option(ProveMethod.auto, "--method",
@@ -408,18 +474,62 @@ def prove(
 
 @app.command("prove-theory")
 def prove_theory(
-    where: Path = typer.Argument(Path("proofs"), metavar="DIR", help="A folder of theorem files, or one file."),
+    where: Path | None = typer.Argument(None, metavar="DIR",
+                                        help="A folder of theorem files, or one file (default: the theorems shipped with klpmodel)."),
     stats: bool = typer.Option(False, "--stats", help="Add timings."),
 ):
     """Check the theorems about the kernel's rules in proofs/: exit 0 all proved, 1 if one is not."""
     try:
         from . import theory
+        from .examples import data_dir
 
-        results = theory.run(where)
+        results = theory.run(data_dir("proofs") if where is None else where)
         sys.stdout.write(theory.text(results, stats))
-    except UserError as e:
+    except (UserError, InternalError) as e:
         _fail(e)
     raise typer.Exit(0 if all(r.outcome.verdict == "proved" for r in results) else 1)
+
+
+@app.command()
+def examples(
+    copy: Path | None = typer.Option(None, "--copy", metavar="DIR",
+                                     help="Copy the example specs (DIR/specs) and theorems (DIR/proofs) into DIR; "
+                                          "never overwrites a file."),
+):
+    """List the example specs, selftest scenarios and theorems shipped with klpmodel, or copy them out."""
+    try:
+        from . import examples as ex
+
+        if copy is None:
+            sys.stdout.write(ex.listing())
+        else:
+            written = ex.copy(copy)
+            typer.echo(f"copied {len(written)} file{'s' if len(written) != 1 else ''} into {copy} "
+                       f"(specs/, proofs/); try: cd {copy} && klpmodel verify specs/selftest-state.toml")
+    except (UserError, InternalError) as e:
+        _fail(e)
+
+
+def _plain(e: Exception) -> str:
+    """A usage error in plain words, the same whichever typer runs: typer 0.29 validates values
+    with pydantic and words its errors so ("Value error, 'xml' is not one of ...", "Input
+    should be a valid integer, unable to parse string as an integer"); click said "'abc' is
+    not a valid integer"."""
+    msg = e.format_message().rstrip(".").replace("Value error, ", "")
+    msg = msg.replace("is not a valid integer", "is not a whole number").replace("is not a valid float", "is not a number")
+    cause = getattr(e, "__cause__", None)
+    try:
+        err = cause.errors()[0] if cause is not None and callable(getattr(cause, "errors", None)) else None
+    except Exception:
+        err = None
+    if isinstance(err, dict):
+        kind = {"int_parsing": "a whole number", "int_from_float": "a whole number", "int_type": "a whole number",
+                "float_parsing": "a number", "float_type": "a number", "bool_parsing": "true or false",
+                "path_type": "a path"}.get(str(err.get("type")))
+        head, sep, _ = msg.partition(": ")
+        if kind and sep:
+            msg = f"{head}: {err.get('input')!r} is not {kind}"
+    return msg
 
 
 def run() -> None:
@@ -427,6 +537,9 @@ def run() -> None:
     thousands of Z3 terms one finalizer at a time would add ~0.15 s to every run."""
     import os
 
+    for info in app.registered_commands:                # every command gets _Command's help
+        if info.cls in (None, typer.core.TyperCommand):
+            info.cls = _Command
     try:
         rv = app(prog_name="klpmodel", standalone_mode=False)
         code = rv if isinstance(rv, int) else 0
@@ -443,7 +556,7 @@ def run() -> None:
         else:                                       # click's usage errors, as one line
             ctx = getattr(e, "ctx", None)
             where = ctx.command_path if ctx is not None else "klpmodel"
-            print(f"klpmodel: error: {e.format_message().rstrip('.')}; see '{where} --help'", file=sys.stderr)
+            print(f"klpmodel: error: {_plain(e)}; see '{where} --help'", file=sys.stderr)
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(code)

@@ -197,11 +197,13 @@ def replay(m: Model, t: TraceFile) -> ReplayResult:
         return ReplayResult("violated", "\n".join(head) + "\n", doc)
     if run.stopped:
         head += [f"result: the trace is no longer possible: {run.stopped}",
-                 f"  (it ran {len(run.steps)} of {n_ops} operations without breaking {t.property}); "
+                 f"  (it ran {len(run.steps)} of {n_ops} operation{'s' if n_ops != 1 else ''} without breaking {t.property}); "
                  f"this says nothing about other sequences: run 'klpmodel verify {m.spec.path}'"]
         doc.update(outcome="not-possible", step=len(run.steps) + 1, reason=run.stopped)
         return ReplayResult("not-possible", "\n".join(head) + "\n", doc)
-    head += [f"result: fixed for this trace: all {n_ops} operations still run and {t.property} holds at every step",
+    head += ["result: fixed for this trace: "
+             + (f"all {n_ops} operations still run" if n_ops != 1 else "its operation still runs")
+             + f" and {t.property} holds at every step",
              f"  other sequences may still break it: run 'klpmodel verify {m.spec.path}'"]
     doc.update(outcome="fixed")
     return ReplayResult("fixed", "\n".join(head) + "\n", doc)

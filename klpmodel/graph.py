@@ -9,8 +9,20 @@ from .errors import UserError
 from .kernel import PHASES, Model, lifecycle
 
 
-def _q(text: str) -> str:
-    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+def quote(text: str) -> str:
+    """A DOT quoted string whose label reads as `text`: backslashes and quotes escaped, each
+    line break written as DOT's \\n (centred line), other control characters dropped."""
+    out = []
+    for ch in text.replace("\r\n", "\n"):
+        if ch == "\\":
+            out.append("\\\\")
+        elif ch == '"':
+            out.append('\\"')
+        elif ch == "\n":
+            out.append("\\n")
+        elif ch.isprintable() or ch == " ":
+            out.append(ch)
+    return '"' + "".join(out) + '"'
 
 
 def lifecycle_graph(profile: str = "mainline") -> tuple[list[tuple[str, str]], list[tuple[str, str, str, bool]]]:
@@ -32,7 +44,7 @@ def describe(m: Model, state: dict) -> str:
     parts += [f"{mod} loaded" for mod in m.module_names if state[f"mod[{mod}]"]]
     if state["leaked"]:
         parts.append("leaked")
-    return "\\n".join(parts) or "nothing loaded"
+    return "\n".join(parts) or "nothing loaded"
 
 
 def states_graph(m: Model, depth: int):
@@ -57,26 +69,31 @@ def states_graph(m: Model, depth: int):
 
 
 def dot(name: str, nodes, edges) -> str:
-    out = [f"digraph {_q(name)} {{", "  rankdir=LR;", "  node [shape=box, fontsize=10];"]
-    out += [f"  {n} [label={_q(label)}];" for n, label in nodes]
+    out = [f"digraph {quote(name)} {{", "  rankdir=LR;", "  node [shape=box, fontsize=10];"]
+    out += [f"  {n} [label={quote(label)}];" for n, label in nodes]
     for a, b, label, bad in edges:
         style = ", color=red, fontcolor=red, penwidth=2" if bad else ""
-        out.append(f"  {a} -> {b} [label={_q(label)}{style}];")
+        out.append(f"  {a} -> {b} [label={quote(label)}{style}];")
     out.append("}")
     return "\n".join(out) + "\n"
 
 
 def mermaid(nodes, edges) -> str:
     out = ["flowchart LR"]
-    out += [f'  {n}["{label.replace(chr(92) + "n", "<br/>").replace(chr(34), "#quot;")}"]' for n, label in nodes]
+    out += [f'  {n}["{_mermaid_text(label)}"]' for n, label in nodes]
     bad = []
     for i, (a, b, label, is_bad) in enumerate(edges):
-        out.append(f'  {a} -->|"{label.replace(chr(34), "#quot;")}"| {b}')
+        out.append(f'  {a} -->|"{_mermaid_text(label)}"| {b}')
         if is_bad:
             bad.append(str(i))
     if bad:
         out.append(f"  linkStyle {','.join(bad)} stroke:red,stroke-width:2px")
     return "\n".join(out) + "\n"
+
+
+def _mermaid_text(label: str) -> str:
+    """A Mermaid quoted label: line breaks as <br/>, quotes as the #quot; entity."""
+    return label.replace('"', "#quot;").replace("\n", "<br/>")
 
 
 def svg(dot_text: str) -> str:

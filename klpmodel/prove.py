@@ -36,6 +36,7 @@ from .errors import InternalError, UserError
 from .kernel import PHASES, Model, Op
 from .spec import Spec
 from .verify import AUTO_STATE_BUDGET, Violation, check_properties, replay
+from .words import plural
 
 METHODS = ("auto", "induction", "exhaustion", "both")
 EXHAUSTION_BUDGET = AUTO_STATE_BUDGET  # states; as verify's auto engine
@@ -537,11 +538,12 @@ def induction(model: Model, props: tuple[str, ...], max_k: int, deadline: float 
             if k > max_k:
                 raise InternalError("step case beyond the base case")
             out[p] = PropertyProof(p, "proved", "k-induction", k=k, used=used,
-                                   note=f"jointly with the other {len(rest) - 1} properties that hold" if joint else "")
+                                   note=f"jointly with the other {plural(len(rest) - 1, 'property')} that "
+                                        f"hold{'s' if len(rest) == 2 else ''}" if joint else "")
             continue
         if search.complete_at is not None:
             out[p] = PropertyProof(p, "proved", "diameter", k=search.complete_at,
-                                   note=f"no loop-free path of {search.complete_at + 1} operations exists "
+                                   note=f"no loop-free path of {plural(search.complete_at + 1, 'operation')} exists "
                                         f"from the initial state")
             continue
         kind, k, data = last[p]
@@ -647,7 +649,7 @@ def _headline(r: ProofResult, pp: PropertyProof) -> str:
         if pp.method == "k-induction":
             how = f"by k-induction, k = {pp.k}"
             if pp.used:
-                how += f", with {len(pp.used)} auxiliary invariant{'s' if len(pp.used) > 1 else ''}"
+                how += ", with the auxiliary invariants"
             if pp.note:
                 how += f" ({pp.note})"
         elif pp.method == "diameter":
@@ -690,11 +692,11 @@ def text(r: ProofResult) -> str:
     m, spec = r.model, r.spec
     out = [f"klpmodel prove {spec.path}: {spec.name}"]
     counts = {v: sum(1 for p in r.proofs if p.verdict == v) for v in ("proved", "violated", "not proved", "unknown")}
-    out.append(f"verdict: {r.verdict}: " + ", ".join(f"{n} {v}" for v, n in counts.items() if n))
+    out.append(f"verdict: {verdict_word(r.verdict)}: " + ", ".join(f"{n} {v}" for v, n in counts.items() if n))
+    ninv = len(r.invariants) + len(r.k_facts)
     out.append(f"kernel {spec.kernel}, method {r.method}, --max-k {r.max_k}"
-               + (f"; auxiliary invariants: {r.candidates} candidate facts read off {r.sample} reachable states, "
-                  f"{len(r.invariants)} proved inductive (Houdini)"
-                  + (f", {len(r.k_facts)} more proved {r.facts_k}-inductive with the properties" if r.k_facts else "")
+               + (f"; {ninv} auxiliary invariant{'s' if ninv != 1 else ''} proved, of {r.candidates} candidate "
+                  f"fact{'s' if r.candidates != 1 else ''} read off {r.sample} reachable state{'s' if r.sample != 1 else ''}"
                   if r.sample else "")
                + (f"; exhaustion: {r.states} reachable states, diameter {r.diameter}" if r.states is not None else ""))
     for pp in r.proofs:
@@ -708,8 +710,14 @@ def text(r: ProofResult) -> str:
         out += ["", "auxiliary invariants (true in the initial state, proved inductive over the transition relation; "
                     "--format json lists them all):",
                 f"  e.g. {next((t for t in r.invariants + r.k_facts if t.startswith('when ')), (r.invariants + r.k_facts)[0])}"]
-    out += ["", f"verdict: {r.verdict}"]
+    out += ["", f"verdict: {verdict_word(r.verdict)}"]
     return "\n".join(out) + "\n"
+
+
+def verdict_word(v: str) -> str:
+    """A verdict as verify says it: a property broken is a `violation` (the proofs say
+    `violated` of one property)."""
+    return "violation" if v == "violated" else v
 
 
 def to_json(r: ProofResult) -> dict:
@@ -718,7 +726,7 @@ def to_json(r: ProofResult) -> dict:
     m = r.model
     props = []
     for pp in r.proofs:
-        entry: dict = {"property": pp.property, "verdict": pp.verdict, "method": pp.method}
+        entry: dict = {"property": pp.property, "verdict": verdict_word(pp.verdict), "method": pp.method}
         if pp.k is not None:
             entry["k"] = pp.k
         if pp.states is not None:
@@ -737,7 +745,9 @@ def to_json(r: ProofResult) -> dict:
                 "changes": diff_lines(m, c.before, c.after),
                 "excluded_by": list(c.excluded_by)}
         props.append(entry)
-    return {"format": 1, "command": "prove", "verdict": r.verdict, "method": r.method, "max_k": r.max_k,
+    # format 2: the verdict of a broken property is "violation", as in verify's report (format 1
+    # said "violated")
+    return {"format": 2, "command": "prove", "verdict": verdict_word(r.verdict), "method": r.method, "max_k": r.max_k,
             "properties": props,
             "invariants": list(r.invariants), "k_inductive_facts": list(r.k_facts), "facts_k": r.facts_k,
             "candidates": r.candidates, "sample": r.sample,

@@ -8,6 +8,7 @@ from .kernel import PHASES, Model, Where
 from .properties import BY_NAME
 from .spec import ERRNOS
 from .verify import Result, Step, Violation
+from .words import plural
 
 _ERRNO_NAMES = {-v: "-" + k for k, v in ERRNOS.items()}
 
@@ -180,10 +181,11 @@ def summary(r: Result) -> list[str]:
             out.append(f"no violation up to depth {r.depth_done}: {', '.join(held)}")
         return out
     if r.verdict == "violation":
-        out = [f"verdict: violation: {len(bad)} of {len(r.properties)} properties broken, shortest traces: {found}"]
+        out = [f"verdict: violation: {len(bad)} of {plural(len(r.properties), 'property')} broken, shortest traces: "
+               f"{found}"]
     else:
         bounded = [p for p in held if p != "recoverable"]
-        out = [f"verdict: holds: no sequence of up to {r.depth} operations breaks {', '.join(bounded)}"
+        out = [f"verdict: holds: no sequence of up to {plural(r.depth, 'operation')} breaks {', '.join(bounded)}"
                if bounded else "verdict: holds"]
         held = []
     if "recoverable" in r.properties and "recoverable" not in bad:
@@ -192,7 +194,7 @@ def summary(r: Result) -> list[str]:
     if held:
         out.append(f"holds up to depth {r.depth}: {', '.join(held)}")
     if r.complete_at is not None:
-        out.append(f"complete: every sequence of more than {r.complete_at} operations revisits a state before its "
+        out.append(f"complete: every sequence of more than {plural(r.complete_at, 'operation')} revisits a state before its "
                    f"last step, so this verdict holds for sequences of any length")
     return out
 
@@ -205,8 +207,8 @@ def text(r: Result, stats: bool = False, written=()) -> str:
     m, spec = r.model, r.spec
     out = [f"klpmodel verify {spec.path}: {spec.name}", *summary(r),
            f"kernel {spec.kernel}, depth {r.depth}, engine {r.engine}"
-           + ((f" ({r.states} states, diameter {r.diameter})" if r.complete_at is not None
-               else f" ({r.states} states within the depth)") if r.states is not None else "")
+           + ((f" ({plural(r.states, 'state')}, diameter {r.diameter})" if r.complete_at is not None
+               else f" ({plural(r.states, 'state')} within the depth)") if r.states is not None else "")
            + (f"; auto chose {r.why_engine}" if r.why_engine else "")]
     files = _files(written)
     refused = m.refused_loads()

@@ -32,6 +32,7 @@ from .properties import NAMES, PROPERTIES
 from .simulate import format_run, parse_run, simulate
 from .spec import Spec
 from .verify import AUTO_STATE_BUDGET, Result, Step, Violation, replay, verify
+from .words import plural
 
 # --------------------------------------------------------------------------- trace files
 
@@ -395,7 +396,7 @@ def _matrix(rv: Review) -> list[str]:
     if len(spec.patches) < 2:
         return out + ["The series has one patch: there is no pair to load.", ""]
     out += _wrap(f"Row P is installed (`load P; complete`), column Q is loaded next. Allowed "
-                 f"pairs are explored for up to {rv.depth} operations after P is installed "
+                 f"pairs are explored for up to {plural(rv.depth, 'operation')} after P is installed "
                  f"(method: see the notes at the end).")
     out.append("")
     names = [p.name for p in spec.patches]
@@ -422,10 +423,10 @@ def _matrix(rv: Review) -> list[str]:
         elif x.verdict == "unknown":
             out += _bullet(f"Not decided: {x.why}.")
         else:
-            scope = (f"{x.states} states, every reachable one" if x.complete
-                     else f"{x.states} states within the depth")
+            scope = (f"{plural(x.states, 'state')}, every reachable one" if x.complete
+                     else f"{plural(x.states, 'state')} within the depth")
             if x.verdict == "safe":
-                out += _bullet(f"Allowed. No sequence of up to {rv.depth} operations after "
+                out += _bullet(f"Allowed. No sequence of up to {plural(rv.depth, 'operation')} after "
                                f"`{x.installed}` is installed, starting with `load {x.loaded}`, "
                                f"breaks a property ({scope}).")
             else:
@@ -550,10 +551,11 @@ def _lifecycle(profile: str) -> list[str]:
 def _verdicts(rv: Review) -> list[str]:
     r, cov = rv.result, rv.coverage
     out = ["## Property verdicts", ""]
-    scope = (f"complete: the {r.states} reachable states were exhausted after {r.complete_at} operations"
+    scope = (f"complete: the {plural(r.states, 'reachable state')} were exhausted after "
+             f"{plural(r.complete_at, 'operation')}"
              if r.complete_at is not None else
-             f"bounded: every sequence of up to {r.depth} operations"
-             + (f" ({r.states} states)" if r.states is not None else ""))
+             f"bounded: every sequence of up to {plural(r.depth, 'operation')}"
+             + (f" ({plural(r.states, 'state')})" if r.states is not None else ""))
     out += _wrap(f"From `klpmodel verify` ({r.engine} engine, depth {r.depth}): {scope}.")
     out.append("")
     bad = {v.property: v for v in r.violations}
@@ -667,7 +669,7 @@ def _summary(rv: Review) -> list[str]:
         n = len(r.properties)
         out += _bullet(f"Properties: all {n} hold for sequences of any length (the {r.states} reachable states "
                        f"were exhausted)." if r.complete_at is not None else
-                       f"Properties: all {n} hold for every sequence of up to {r.depth} operations.")
+                       f"Properties: all {n} hold for every sequence of up to {plural(r.depth, 'operation')}.")
     else:
         out += _bullet("Properties: " + report.summary(r)[0].removeprefix("verdict: ") + ".")
     counts = Counter(x.verdict for x in rv.pairs)
@@ -709,7 +711,7 @@ def _notes(rv: Review, stats: bool) -> list[str]:
         "review decides no rule itself.",
         f"Matrix: the series is cut down to the two patches P and Q. The start state is the "
         f"one after `load P; complete` with no statement failing. From there an explicit "
-        f"breadth-first search explores every sequence of up to {rv.depth} operations whose "
+        f"breadth-first search explores every sequence of up to {plural(rv.depth, 'operation')} whose "
         f"first operation is `load Q` (every choice inside an operation, such as an allocation "
         f"failing in pre_patch, included). A property violated there is counted against the "
         f"pair unless the same search without Q (only P, from the same start, any first "

@@ -8,6 +8,7 @@ that a reader or a trace viewer needs no klpmodel; `explain` checks it against a
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -61,7 +62,17 @@ def raw_state(state: dict) -> dict:
     return {k: (bool(v) if isinstance(v, bool) else int(v)) for k, v in state.items()}
 
 
-def document(m: Model, v: Violation, engine: str, verify_depth: int) -> dict:
+def spec_paths(spec_path: str, trace_dir: Path | None) -> dict:
+    """Where the spec is, for a trace file written into trace_dir: its absolute path, and its
+    path relative to trace_dir (so that the spec is found from any working directory, and
+    after the folder holding both is moved)."""
+    if trace_dir is None:
+        return {}
+    full = Path(os.path.abspath(spec_path))
+    return {"absolute": str(full), "relative": os.path.relpath(full, os.path.abspath(trace_dir))}
+
+
+def document(m: Model, v: Violation, engine: str, verify_depth: int, trace_dir: Path | None = None) -> dict:
     """The JSON trace file of one counterexample (schema: docs/trace-format.md)."""
     from .report import broke, violation_json
 
@@ -69,7 +80,8 @@ def document(m: Model, v: Violation, engine: str, verify_depth: int) -> dict:
     detail = violation_json(m, v)
     doc = {
         "format": FORMAT, "version": VERSION, "generator": f"klpmodel {__version__}",
-        "spec": {"path": spec.path, "name": spec.name, "kernel": m.profile.name, "sha256": spec.digest,
+        "spec": {"path": spec.path, **spec_paths(spec.path, trace_dir),
+                 "name": spec.name, "kernel": m.profile.name, "sha256": spec.digest,
                  "faults": list(m.faults), "kernel_in_spec": spec.file_kernel or spec.kernel},
         "property": v.property, "seed": BY_NAME[v.property].seed,
         "violated_when": BY_NAME[v.property].violated_when,
@@ -120,7 +132,7 @@ def itf(m: Model, v: Violation) -> dict:
                for n, step in enumerate(v.trace, 1)]
     return {"#meta": {"format": "ITF", "format-description": ITF_DESCRIPTION, "source": m.spec.path,
                       "description": f"klpmodel {__version__}: {v.property} counterexample "
-                                     f"{v.index} ({v.depth} operations) of {m.spec.name}",
+                                     f"{v.index} ({v.depth} operation{'s' if v.depth != 1 else ''}) of {m.spec.name}",
                       "status": "violation"},
             "vars": list(ITF_VARS),
             "states": states}
@@ -157,7 +169,7 @@ def write_files(m: Model, items: list[tuple[Violation, str]], out: Path, engine:
     try:
         out.mkdir(parents=True, exist_ok=True)
         for v, pj, pi in todo:
-            pj.write_text(json.dumps(document(m, v, engine, verify_depth), indent=2) + "\n")
+            pj.write_text(json.dumps(document(m, v, engine, verify_depth, out), indent=2) + "\n")
             pi.write_text(json.dumps(itf(m, v), indent=2) + "\n")
     except OSError as e:
         raise UserError(f"--out {out}: cannot write the trace files: {e.strerror}") from None
@@ -235,18 +247,48 @@ def load_trace(path: Path) -> TraceFile:
     return TraceFile(where, doc, tuple(ops), tuple(choices))
 
 
+def spec_candidates(t: TraceFile) -> list[Path]:
+    """Where a trace's spec may be, first match wins: relative to the trace file (as written
+    by verify, so the pair works from any directory and can be moved together), its absolute
+    path, the path as given to verify (relative to the working directory, or absolute), and
+    the spec's file name beside the trace."""
+    rec = t.doc["spec"]
+    here = Path(t.path).parent
+    given = Path(rec["path"])
+    out = []
+    if isinstance(rec.get("relative"), str):
+        out.append(here / rec["relative"])
+    if isinstance(rec.get("absolute"), str):
+        out.append(Path(rec["absolute"]))
+    out += [given, here / given.name]
+    return out
+
+
+def _shown(found: Path, recorded: Path) -> Path:
+    """The path to name the spec by: as recorded when that is the same file (the reports then
+    read as verify's did), else the found path without `dir/..` detours when that is too."""
+    for nicer in (recorded, Path(os.path.normpath(found))):
+        try:
+            if nicer.is_file() and os.path.samefile(nicer, found):
+                return nicer
+        except OSError:
+            pass
+    return found
+
+
 def spec_for(t: TraceFile, given: Path | None, kernel: str | None = None) -> Spec:
-    """The spec a trace runs against: --spec if given, else the path recorded in the trace
-    (as given to verify, relative to the working directory, else to the trace's folder),
+    """The spec a trace runs against: --spec if given, else the first of spec_candidates,
     with the faults and the kernel profile the trace was found under. A trace found under
     one profile is not run under another (`kernel`: the profile the user asks for)."""
     recorded = Path(t.doc["spec"]["path"])
     path = given
     if path is None:
-        path = next((c for c in (recorded, Path(t.path).parent / recorded.name) if c.is_file()), None)
+        found = next((c for c in spec_candidates(t) if c.is_file()), None)
+        path = None if found is None else _shown(found, recorded)
     if path is None:
-        raise UserError(f"the spec '{recorded}' recorded in the trace is not found; give it with --spec FILE",
-                        path=t.path)
+        looked = ", ".join(dict.fromkeys(str(c) for c in spec_candidates(t)))
+        raise UserError(f"the spec '{recorded}' recorded in the trace is not found (looked for {looked}); "
+                        f"give it with --spec FILE", path=t.path)
     spec = load_spec(path)
     profile = t.doc["spec"].get("kernel", "mainline")
     in_file = t.doc["spec"].get("kernel_in_spec", profile)

@@ -73,6 +73,34 @@ BOOL_VARS = ("lA", "lB", "lk", "ls")
 # that load (value of s; E's data kind 0 NULL / 1 live / 2 freed, and content).
 
 
+_CONTENT = {ORIG: "original", ZERO: "zero"}
+# the variables as prove-theory names them in an invariant: (name, what it is)
+VARS = {
+    "mode": ("mode", "where s's lifecycle is: " + ", ".join(f"{i} {m}" for i, m in enumerate(MODES))),
+    "eD": ("E.declares", "E, the enabled patch, declares s"),
+    "eV": ("E.version", "the version of s that E declares"),
+    "eP": ("E.data", "E's state->data: 0 NULL, 1 block A, 2 block B"),
+    "tD": ("T.declares", "T, the patch in transition, declares s"),
+    "tV": ("T.version", "the version of s that T declares"),
+    "tP": ("T.data", "T's state->data: 0 NULL, 1 block A, 2 block B"),
+    "val": ("value", "the value of s: -1 original, v >= 0 the variant of version v"),
+    "hi": ("newest", "the newest variant s held since it was last original (-1: none)"),
+    "lA": ("A.live", "block A is allocated"),
+    "lB": ("B.live", "block B is allocated"),
+    "cA": ("A.content", "what block A holds: -2 zero, -1 the original, v >= 0 the variant of version v"),
+    "cB": ("B.content", "what block B holds (as A.content)"),
+    "sV": ("saved.value", "the value of s just before the load in transition"),
+    "sK": ("saved.E.data", "E's data just before that load: 0 NULL, 1 a live block, 2 a freed one"),
+    "sC": ("saved.E.content", "what E's block held just before that load"),
+    "lk": ("leaked", "a block of s was leaked"),
+    "ls": ("leaked.since.load", "a block of s was leaked since the load in transition"),
+}
+VALUES = {"mode": dict(enumerate(MODES)), "E.data": {0: "NULL", 1: "block A", 2: "block B"},
+          "T.data": {0: "NULL", 1: "block A", 2: "block B"}, "A.content": _CONTENT, "B.content": _CONTENT,
+          "saved.E.content": _CONTENT, "saved.E.data": {0: "NULL", 1: "live", 2: "freed"}}
+FLAGS = frozenset({"eD", "tD"})
+
+
 def state(tag: str) -> dict:
     st = {v: z3.Int(f"{v}{tag}") for v in INT_VARS}
     st.update({v: z3.Bool(f"{v}{tag}") for v in BOOL_VARS})
@@ -330,6 +358,30 @@ NC_BOOL = ("oE", "oL", "tL", "okN", "lk", "ls", "tload")
 # mode: 0 no transition, 1 T patching, 2 T unpatching
 
 
+NC_MODES = ("no transition", "T patching", "T unpatching")
+NC_VARS = {
+    "mode": ("mode", "0 no transition, 1 T patching, 2 T unpatching"),
+    "n": ("others", "how many other listed patches declare s"),
+    "okN": ("others.ok", "the others' blocks are live and hold the original"),
+    "oE": ("O.listed", "O, the oldest listed patch declaring s, exists"),
+    "oV": ("O.version", "the version of s that O declares"),
+    "oL": ("O.live", "O's block is allocated"),
+    "oC": ("O.content", "what O's block holds: -2 zero, -1 the original, v >= 0 the variant of version v"),
+    "tD": ("T.declares", "T, the patch in transition, declares s"),
+    "tIsO": ("T.is.O", "T is O"),
+    "tL": ("T.live", "T's own block is allocated"),
+    "tC": ("T.content", "what T's own block holds (as O.content)"),
+    "tload": ("T.loading", "T's transition is a load (not a disable)"),
+    "val": ("value", "the value of s: -1 original, v >= 0 the variant of version v"),
+    "hi": ("newest", "the newest variant s held since it was last original (-1: none)"),
+    "sV": ("saved.value", "the value of s just before the load in transition"),
+    "lk": ("leaked", "a block of s was leaked"),
+    "ls": ("leaked.since.load", "a block of s was leaked since the load in transition"),
+}
+NC_VALUES = {"mode": dict(enumerate(NC_MODES)), "O.content": _CONTENT, "T.content": _CONTENT}
+NC_FLAGS = frozenset({"tD", "tIsO"})
+
+
 def nc_state(tag: str) -> dict:
     st = {v: z3.Int(f"{v}{tag}") for v in NC_INT}
     st.update({v: z3.Bool(f"{v}{tag}") for v in NC_BOOL})
@@ -505,8 +557,26 @@ def horn_invariant(x: dict, y: dict, trans, viol: dict, params: dict, init, int_
     r = s.check()
     if r != z3.sat:
         return r, None
-    text = str(s.model()[inv])
-    names = list(x)
-    for i in reversed(range(len(names))):
-        text = text.replace(f"Var({i})", names[i])
-    return r, text
+    legend, values, flags = (NC_VARS, NC_VALUES, NC_FLAGS) if "okN" in x else (VARS, VALUES, FLAGS)
+    return r, invariant_text(z3.substitute_vars(s.model()[inv].else_value(), *x.values()), legend, values, flags)
+
+
+def invariant_text(formula, legend: dict, values: dict, flags: frozenset) -> str:
+    """The invariant in the variables' names, one conjunct a line, then what each name means."""
+    import re
+
+    from klpmodel.theory import invariant_lines
+
+    names = {v: name for v, (name, _) in legend.items()}
+    lines = invariant_lines(formula, names, values, frozenset(flags))
+    said = re.compile("|".join(rf"(?<![\w.]){re.escape(n)}(?![\w.])" for n in names.values()))
+    found = {m.group(0) for line in lines for m in said.finditer(line)}
+    used = [v for v in legend if names[v] in found]
+    width = max((len(names[v]) for v in used), default=0)
+    return "\n".join([f"- {line}" for line in lines] + ["where:"]
+                     + [f"  {names[v]:<{width}}  {legend[v][1]}" for v in used])
+
+
+def conjuncts(text: str) -> int:
+    """How many conjuncts invariant_text lists."""
+    return sum(1 for line in text.splitlines() if line.startswith("- "))

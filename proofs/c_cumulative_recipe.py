@@ -54,7 +54,7 @@ def check() -> Outcome:
     r, text = horn()
     if r == z3.sat:
         return Outcome("proved", detail="inductive invariant found by Spacer (over the per-state summary, "
-                                        f"{text.count('Not(') + 1} conjuncts):\n" + text)
+                                        f"{klp.conjuncts(text)} conjuncts):\n" + text)
     if r == z3.unsat:
         return Outcome("refuted", witness="a run of the per-state system breaks a property (Horn query unsat)")
     return Outcome("unknown", detail="Horn solver: unknown (timeout?)")

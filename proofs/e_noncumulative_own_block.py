@@ -52,7 +52,7 @@ def check() -> Outcome:
         return Outcome("refuted", witness="a run of the per-state system breaks a property")
     if r != z3.sat:
         return Outcome("unknown", detail="Horn solver unknown (timeout?)")
-    return Outcome("proved", detail=f"inductive invariant found by Spacer ({text.count('Not(') + 1} conjuncts):\n{text}")
+    return Outcome("proved", detail=f"inductive invariant found by Spacer ({klp.conjuncts(text)} conjuncts):\n{text}")
 
 
 THEOREM = Theorem(

@@ -77,8 +77,8 @@ def test_usage_errors_exit_2():
         p = cli("verify", "specs/selftest-state.toml", *args)
         assert p.returncode == 2 and msg in p.stderr and "Traceback" not in p.stderr
     for args, line in [(["verify", "specs/selftest-state.toml", "--format", "xml"],
-                        "klpmodel: error: Invalid value for '--format' / '-f': Value error, 'xml' is not one of "
-                        "'text', 'json'; see 'klpmodel verify --help'"),
+                        "klpmodel: error: Invalid value for '--format' / '-f': 'xml' is not one of "
+                        "'text', 'json', 'sarif'; see 'klpmodel verify --help'"),
                        (["verify"], "klpmodel: error: Missing argument 'SPEC'; see 'klpmodel verify --help'"),
                        (["frobnicate"], "klpmodel: error: No such command 'frobnicate'; see 'klpmodel --help'")]:
         p = cli(*args)

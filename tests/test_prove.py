@@ -103,7 +103,7 @@ def test_cli_proved_exit_0():
     p = cli("prove", "specs/version-order-good.toml", "--max-k", "6", "--method", "both")
     assert p.returncode == 0, p.stdout + p.stderr
     assert "verdict: proved: 8 proved" in p.stdout
-    assert "PROVED version-order by k-induction, k = 5, with " in p.stdout
+    assert "PROVED version-order by k-induction, k = 5, with the auxiliary invariants" in p.stdout
     assert "; and by exhaustion of 26 reachable states" in p.stdout
     p = cli("prove", "specs/version-order-good.toml")           # auto: the space is small, exhaustion
     assert p.returncode == 0 and "PROVED version-order by exhaustion of 26 reachable states\n" in p.stdout
@@ -139,9 +139,9 @@ def test_cli_json():
     p = cli("prove", "specs/error-cleanup-bad.toml", "--format", "json", "--max-k", "2", "--method", "both")
     assert p.returncode == 1
     r = json.loads(p.stdout)
-    assert r["command"] == "prove" and r["verdict"] == "violated"
+    assert r["command"] == "prove" and r["verdict"] == "violation" and r["format"] == 2     # verify's word
     by = {e["property"]: e for e in r["properties"]}
-    assert by["error-cleanup"]["verdict"] == "violated"
+    assert by["error-cleanup"]["verdict"] == "violation"
     assert by["error-cleanup"]["violation"]["trace"][0]["operation"] == "load lp_feature"
     assert by["no-double-free"]["verdict"] == "proved" and by["no-double-free"]["method"] == "k-induction"
     assert by["no-double-free"]["states"] == 14

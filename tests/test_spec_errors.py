@@ -121,7 +121,7 @@ def test_missing_file(tmp_path):
 def test_check_accepts_a_good_spec():
     p = cli("check", "specs/selftest-state.toml")
     assert p.returncode == 0
-    assert p.stdout.strip() == "specs/selftest-state.toml: ok (3 patches, 1 states, 0 target modules)"
+    assert p.stdout.strip() == "specs/selftest-state.toml: ok (3 patches, 1 state, 0 target modules)"
 
 
 def test_statements_keep_their_lines():

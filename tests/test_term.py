@@ -64,4 +64,4 @@ def test_progress_shows_on_a_terminal_and_disappears():
 
 def test_prove_quiet_prints_the_verdict_line_only():
     p = cli("prove", "specs/no-leak-bad.toml", "--quiet")
-    assert p.returncode == 1 and p.stdout == "verdict: violated: 7 proved, 1 violated\n"
+    assert p.returncode == 1 and p.stdout == "verdict: violation: 7 proved, 1 violated\n"

@@ -183,7 +183,7 @@ def test_bad_trace_files_are_one_line_errors(tmp_path, content, message):
 def test_missing_spec_says_use_spec(tmp_path):
     out = _write(tmp_path, SPECS / "no-leak-bad.toml")
     doc = json.loads((out / "no-leak.trace.json").read_text())
-    doc["spec"]["path"] = "gone/away.toml"
+    doc["spec"].update(path="gone/away.toml", relative="../gone/away.toml", absolute=str(tmp_path / "gone.toml"))
     (out / "no-leak.trace.json").write_text(json.dumps(doc))
     p = cli("replay", str(out / "no-leak.trace.json"))
     assert p.returncode == 2 and "give it with --spec FILE" in p.stderr

@@ -3,13 +3,17 @@ contract: 0 holds, 1 violation, 2 bad spec or usage, 3 unknown (and internal err
 from __future__ import annotations
 
 import sys
+import time
 from enum import Enum
 from pathlib import Path
 
 import typer
 
 from . import __version__
-from .errors import InternalError, UserError
+from .deadline import INTERRUPTED
+from .errors import InternalError, Stopped, UserError, printable
+
+STARTED = time.monotonic()          # --timeout counts from here (close to the start of the process)
 
 # what an option's value is, in --help (typer would show the Python type: <int>, <list[str]>)
 METAVARS = {"depth": "N", "timeout": "SECONDS", "max_k": "K", "property": "PROPERTY", "run": "OPS",
@@ -80,7 +84,8 @@ def _fail(e: Exception) -> None:
         typer.echo(f"klpmodel: error: {e}", err=True)
         raise typer.Exit(2)
     if isinstance(e, InternalError):
-        typer.echo(f"klpmodel: INTERNAL ERROR (a bug in klpmodel, please report it): {e}", err=True)
+        typer.echo(f"klpmodel: INTERNAL ERROR (a bug in klpmodel; please report it with the command and its "
+                   f"input): {printable(str(e))}", err=True)
         raise typer.Exit(3)
     raise e
 
@@ -114,6 +119,27 @@ def _profile(name: str) -> str:
 
 FAULTS_HELP = "Also explore this optional fault (repeatable): patching (klp_patch_object fails)."
 KERNEL_HELP = "Run under this kernel profile instead of the spec's `kernel` (see 'klpmodel profiles')."
+TIMEOUT_HELP = ("Give up after this many seconds, loading the spec included (exit 3 with what was found); "
+                "Ctrl-C stops the same way.")
+MAX_STATES_HELP = ("The explicit engine's budget of distinct states (default 1,000,000, about 3 GB of memory): "
+                   "past it --engine auto goes on with Z3 and --engine explicit stops (exit 3, unknown).")
+
+
+def _deadline(timeout: float | None):
+    """The command's one Deadline (docs/design.md): --timeout, and Ctrl-C."""
+    import math
+
+    from .deadline import Deadline
+
+    if timeout is not None and not (math.isfinite(timeout) and timeout > 0):
+        raise UserError(f"--timeout must be a positive number of seconds, not {timeout}; e.g. --timeout 60")
+    return Deadline(timeout, start=STARTED)
+
+
+def _stopped(e: Stopped, what: str) -> None:
+    """Stopped before there was anything to report (loading the spec, building the model)."""
+    typer.echo(f"klpmodel: unknown: {e.reason} while {what}; nothing was checked", err=True)
+    raise typer.Exit(3)
 
 
 def _version(value: bool):
@@ -135,12 +161,13 @@ def verify(
     property: list[str] | None = typer.Option(None, "--property", "-p", help="Check only this property (repeatable): "
                                               "version-order, revert-restores, disable-restores, error-cleanup, "
                                               "no-use-after-free, no-double-free, no-null-deref, no-leak, recoverable."),
-    timeout: float | None = typer.Option(None, "--timeout", help="Give up after this many seconds (exit 3 with what was found)."),
+    timeout: float | None = typer.Option(None, "--timeout", help=TIMEOUT_HELP),
     format: VerifyFormat = typer.Option(VerifyFormat.text, "--format", "-f",
                                         help="text, json (docs/schemas/verify-report.schema.json) or sarif "
                                              "(SARIF 2.1.0, for code-scanning tools: docs/ci.md)."),
     engine: Engine = typer.Option(Engine.auto, "--engine", "-e",
                                   help="explicit (breadth-first), z3 (bounded model checking) or auto."),
+    max_states: int = typer.Option(1_000_000, "--max-states", metavar="N", help=MAX_STATES_HELP),
     stats: bool = typer.Option(False, "--stats", help="Add timings (output is then not byte-for-byte reproducible)."),
     max_counterexamples: int = typer.Option(1, "--max-counterexamples", "-n", metavar="N",
                                             help="Report up to N shortest traces per violated property, each a different operation sequence."),
@@ -153,25 +180,34 @@ def verify(
     """Explore every operation sequence up to the depth; report the shortest counterexample per violated property."""
     try:
         from . import report
+        from .deadline import watch
         from .verify import verify as run
 
-        if timeout is not None and timeout <= 0:
-            raise UserError(f"--timeout must be a positive number of seconds, not {timeout}")
+        deadline = _deadline(timeout)
         if out is not None:
             from .traces import check_out_dir
-            check_out_dir(out)
+            check_out_dir(out)               # before the search: a write failure must not lose the verdict
         from .term import progress, write
 
-        loaded = _load(spec, faults, kernel)
-        with progress(f"verifying {spec} up to depth {depth or loaded.depth}") as show:
-            def done(eng, d, states):
-                show(f"{eng}: depth {d} done" + (f", {states:,} states" if states is not None else ""))
-            result = run(loaded, depth=depth, properties=property, timeout=timeout, engine=engine.value,
-                         max_counterexamples=max_counterexamples, progress=done)
-        written = []
+        result = None
+        try:
+            with watch(deadline):
+                loaded = _load(spec, faults, kernel)
+                with progress(f"verifying {printable(str(spec))} up to depth {depth or loaded.depth}") as show:
+                    def done(eng, d, states):
+                        show(f"{eng}: depth {d} done" + (f", {states:,} states" if states is not None else ""))
+                    result = run(loaded, depth=depth, properties=property, timeout=deadline, engine=engine.value,
+                                 max_counterexamples=max_counterexamples, progress=done, max_states=max_states)
+        except Stopped as e:
+            if result is None:
+                _stopped(e, "loading the spec")
+        written, failed = [], None
         if out is not None:
             from .traces import write_all
-            written = write_all(result, out)
+            try:
+                written = write_all(result, out)
+            except UserError as e:
+                failed = e                       # the verdict first, then why the files are missing
         if format is VerifyFormat.json:
             sys.stdout.write(report.json_text(result, stats, written))
         elif format is VerifyFormat.sarif:
@@ -179,6 +215,8 @@ def verify(
             sys.stdout.write(sarif_text(result))
         else:
             write(report.summary(result)[0] + "\n" if quiet else report.text(result, stats, written))
+        if failed is not None:
+            _fail(failed)
     except (UserError, InternalError) as e:
         _fail(e)
     raise typer.Exit(result.exit_code)
@@ -203,10 +241,14 @@ def simulate(
             raise UserError("give the operations with exactly one of --run \"OP; OP\" or --run-file FILE")
         model = Model(_load(spec, kernel=kernel))
         if run_file is not None:
+            from .files import read_regular
+
+            raw = read_regular(run_file, "run file", 1 << 20, "give a file with one operation per line")
             try:
-                text = run_file.read_text()
-            except OSError as e:
-                raise UserError(f"cannot read: {e.strerror}", path=str(run_file)) from None
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise UserError("not UTF-8 text; give a file with one operation per line, in UTF-8",
+                                path=str(run_file), line=raw[:e.start].count(b"\n") + 1) from None
             ops = parse_run(text, model, str(run_file), lines=True)
         else:
             ops = parse_run(run, model, "--run")
@@ -292,12 +334,12 @@ def graph(
         _fail(e)
 
 
-def _trace_and_model(trace: Path, spec: Path | None, kernel: str | None = None):
+def _trace_and_model(trace: Path, spec: Path | None, kernel: str | None, command: str):
     from .kernel import Model
     from .traces import load_trace, spec_for
 
     t = load_trace(trace)
-    return t, Model(spec_for(t, spec, _profile(kernel) if kernel else None))
+    return t, Model(spec_for(t, spec, _profile(kernel) if kernel else None, command=command))
 
 
 @app.command()
@@ -313,7 +355,7 @@ def explain(
         from .explain import explain as render
         from .term import write
 
-        t, model = _trace_and_model(trace, spec, kernel)
+        t, model = _trace_and_model(trace, spec, kernel, "explain")
         write(render(model, t, era.value))
     except UserError as e:
         _fail(e)
@@ -334,7 +376,7 @@ def replay(
         from .explain import replay_json
         from .term import write
 
-        t, model = _trace_and_model(trace, spec, kernel)
+        t, model = _trace_and_model(trace, spec, kernel, "replay")
         result = run(model, t)
         if format is Format.json:
             sys.stdout.write(replay_json(result))
@@ -357,25 +399,17 @@ def kselftest(
     try:
         from .kselftest import script
 
-        t, model = _trace_and_model(trace, spec)
+        t, model = _trace_and_model(trace, spec, None, "kselftest")
         text = script(model, t, era.value)
         if output is None:
             sys.stdout.write(text)
         else:
-            _write_new(output, text, protect=[trace, Path(model.spec.path)])
+            from .files import write_new
+
+            write_new(output, text, "-o", protect=[trace, Path(model.spec.path)])
             typer.echo(f"wrote {output}", err=True)
     except UserError as e:
         _fail(e)
-
-
-def _write_new(path: Path, text: str, protect: list[Path]) -> None:
-    """Write an output file; never over one of the user's inputs."""
-    try:
-        if any(path.resolve() == p.resolve() for p in protect):
-            raise UserError(f"-o {path}: that is an input of this command; write the output to another file")
-        path.write_text(text)
-    except OSError as e:
-        raise UserError(f"-o {path}: cannot write: {e.strerror}") from None
 
 
 @app.command("import")
@@ -443,7 +477,7 @@ def prove(
     property: list[str] | None = typer.Option(None, "--property", "-p", help="Prove only this property (repeatable): "
                                               "version-order, revert-restores, disable-restores, error-cleanup, "
                                               "no-use-after-free, no-double-free, no-null-deref, no-leak."),
-    timeout: float | None = typer.Option(None, "--timeout", help="Give up after this many seconds (exit 3)."),
+    timeout: float | None = typer.Option(None, "--timeout", help=TIMEOUT_HELP),
     format: Format = typer.Option(Format.text, "--format", "-f", help="Output format."),
     method: ProveMethod = typer.Option(ProveMethod.auto, "--method",
                                        help="auto (exhaustion while the state space is small, else k-induction), "
@@ -455,13 +489,19 @@ def prove(
     """Prove the properties for operation sequences of ANY length: exit 0 proved, 1 violated, 3 not proved/unknown."""
     try:
         from . import prove as pr
+        from .deadline import watch
 
-        if timeout is not None and timeout <= 0:
-            raise UserError(f"--timeout must be a positive number of seconds, not {timeout}")
+        deadline = _deadline(timeout)
         from .term import progress, write
 
-        with progress(f"proving {spec}"):
-            result = pr.prove(_load(spec, faults, kernel), properties=property, max_k=max_k, timeout=timeout, method=method.value)
+        result = None
+        try:
+            with watch(deadline), progress(f"proving {printable(str(spec))}"):
+                result = pr.prove(_load(spec, faults, kernel), properties=property, max_k=max_k, timeout=deadline,
+                                  method=method.value)
+        except Stopped as e:
+            if result is None:
+                _stopped(e, "loading the spec")
         if format is Format.json:
             sys.stdout.write(pr.json_text(result))
         else:
@@ -543,23 +583,55 @@ def run() -> None:
     try:
         rv = app(prog_name="klpmodel", standalone_mode=False)
         code = rv if isinstance(rv, int) else 0
+        if code == 130:                             # typer's answer to Ctrl-C outside a search
+            print(f"klpmodel: stopped: {INTERRUPTED}", file=sys.stderr)
+            code = 3
     except SystemExit as e:
         code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
         if not isinstance(e.code, (int, type(None))):
             print(e.code, file=sys.stderr)
+    except (Stopped, KeyboardInterrupt) as e:       # Ctrl-C outside a search: nothing partial to print
+        code = 3
+        print(f"klpmodel: stopped: {e.reason if isinstance(e, Stopped) else INTERRUPTED}", file=sys.stderr)
     except Exception as e:
-        if not hasattr(e, "format_message") or not hasattr(e, "exit_code"):
-            raise                                   # not a usage error: a bug, show it
-        code = e.exit_code
+        code = _top_level(e)
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BrokenPipeError:                         # the reader went away (| head): not an error of ours
+        pass
+    os._exit(code)
+
+
+def _top_level(e: Exception) -> int:
+    """An exception no command handled: click's usage errors (exit 2), Ctrl-C as click
+    reports it (Abort, exit 3), anything else a bug of klpmodel (exit 3, never 1: 1 means
+    a violation). KLPMODEL_DEBUG=1 shows the traceback."""
+    import os
+
+    if type(e).__name__ == "Abort":
+        print(f"klpmodel: stopped: {INTERRUPTED}", file=sys.stderr)
+        return 3
+    if isinstance(e, UserError):
+        print(f"klpmodel: error: {e}", file=sys.stderr)
+        return 2
+    if hasattr(e, "format_message") and hasattr(e, "exit_code"):
         if type(e).__name__ == "NoArgsIsHelpError":
             print(e.format_message())
         else:                                       # click's usage errors, as one line
             ctx = getattr(e, "ctx", None)
             where = ctx.command_path if ctx is not None else "klpmodel"
-            print(f"klpmodel: error: {_plain(e)}; see '{where} --help'", file=sys.stderr)
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
+            print(f"klpmodel: error: {printable(_plain(e))}; see '{where} --help'", file=sys.stderr)
+        return e.exit_code
+    if isinstance(e, BrokenPipeError):
+        return 0
+    if os.environ.get("KLPMODEL_DEBUG"):
+        import traceback
+        traceback.print_exception(e)
+    text = printable(f"{type(e).__name__}: {e}")
+    print(f"klpmodel: INTERNAL ERROR (a bug in klpmodel; please report it with the command and its input): "
+          f"{text[:300]}", file=sys.stderr)
+    return 3
 
 
 @app.command()
@@ -579,11 +651,12 @@ def review(
     try:
         from . import review as rv
 
-        if output is not None and output.resolve() == spec.resolve():
-            raise UserError("-o names the spec itself; write the review to another file, e.g. -o review.md",
-                            path=str(output))
+        if output is not None:
+            from .files import check_writable
+
+            check_writable(output, "-o", protect=[spec])      # before the work, and never over the spec
         if depth is not None and depth < 1:
-            raise UserError(f"--depth must be at least 1, not {depth}")
+            raise UserError(f"--depth must be at least 1, not {depth}; e.g. --depth 8")
         s = _load(spec, faults, kernel)
         command = "klpmodel review " + str(spec) + (f" --depth {depth}" if depth is not None else "") \
             + (f" --engine {engine.value}" if engine is not Engine.auto else "") \
@@ -599,9 +672,8 @@ def review(
         if output is None:
             sys.stdout.write(text)
         else:
-            try:
-                output.write_text(text)
-            except OSError as e:
-                raise UserError(f"cannot write: {e.strerror}; give a writable file for -o", path=str(output)) from None
+            from .files import write_new
+
+            write_new(output, text, "-o", protect=[spec])
     except (UserError, InternalError) as e:
         _fail(e)

@@ -13,8 +13,12 @@ from collections.abc import Callable, Sequence
 from operator import itemgetter
 
 from . import interp
+from .deadline import Deadline
 from .engine_z3 import RawTrace, Search
+from .errors import Stopped
 from .kernel import ORIGINAL, PHASES, Choice, Model, Op
+
+BUDGET_REASON = "more than"       # "more than N states": the state budget (max_states) stopped the search
 
 
 class Symmetry:
@@ -239,15 +243,33 @@ class ExplicitEngine:
         """A state as the search stores it: the values of Model.vars, in order."""
         return tuple(state[v] for v in self.names)
 
-    def run(self, depth: int, props: list[str], timeout: float | None = None,
+    def run(self, depth: int, props: list[str], timeout: Deadline | float | None = None,
             start: dict | None = None, first: Sequence[Op] | None = None) -> Search:
         """Breadth-first search to `depth` operations. `start`: explore from this state
         instead of the initial one (traces then start there too: the caller prepends how
-        it got there); `first`: the only operations allowed as the first step."""
+        it got there); `first`: the only operations allowed as the first step. Stops at the
+        deadline (`timeout`: seconds or a Deadline), past `max_states`, or out of memory,
+        with what it found and the reason in `unknown`."""
+        res = Search()
+        self.parent = {}
+        try:
+            return self._run(res, depth, props, Deadline.of(timeout), start, first)
+        except Stopped as e:
+            res.unknown = e.reason
+        except MemoryError:
+            reached = len(self.parent)
+            self.parent = {}                            # free it: the report still has to be made
+            res.unknown = "out of memory (lower --max-states or --depth)"
+            self._done(res, {}, self.diameter)
+            self.states = reached
+            return res
+        return self._done(res, self.parent, self.diameter)
+
+    def _run(self, res: Search, depth: int, props: list[str], deadline: Deadline,
+             start: dict | None, first: Sequence[Op] | None) -> Search:
         m, sym, names = self.m, self.sym, self.names
         memo = self.memo
         t0 = time.perf_counter()
-        res = Search()
         open_props = set(props)
         k0, ren0 = self.key(start if start is not None else interp.initial(m)), {}
         if sym:
@@ -256,18 +278,22 @@ class ExplicitEngine:
         self._root = {canon: orig for orig, canon in ren0.items()}     # canonical -> real names at the root
         first_ops = None if first is None else {_rename_op(op, ren0) for op in first}
         parent: dict[tuple, tuple | None] = {k0: None}   # key -> (parent key, op, choices, renaming)
+        self.parent = parent
         frontier = [k0]
         if self.keep_graph:
             self.level[k0], self.values[k0] = 0, dict(zip(names, k0, strict=True))
         for d in range(1, depth + 1):
             nxt = []
             for k in frontier:
-                if timeout is not None and time.perf_counter() - t0 > timeout:
-                    res.unknown = "timeout"
+                if deadline.expired():
+                    res.unknown = deadline.reason
                     return self._done(res, parent, d - 1)
                 for op in memo.possible(k):
                     if d == 1 and first_ops is not None and op not in first_ops:
                         continue
+                    if deadline.end is not None and deadline.expired():     # a state of a large spec is slow too
+                        res.unknown = deadline.reason
+                        return self._done(res, parent, d - 1)
                     if self.observe is not None:          # coverage: the same outcomes, with their events
                         before = dict(zip(names, k, strict=True))
                         for out in interp.outcomes(m, before, op, record=True):
@@ -286,7 +312,7 @@ class ExplicitEngine:
                             self.edges.append((k, kk, op, tuple(c for c, v in choices.items() if v),
                                                tuple(sorted({p for p, _ in violations}))))
                 if self.max_states is not None and len(parent) > self.max_states:
-                    res.unknown = f"more than {self.max_states} states"
+                    res.unknown = f"{BUDGET_REASON} {self.max_states} states"
                     return self._done(res, parent, d - 1)
             open_props -= res.found.keys()
             res.per_depth.append((d, time.perf_counter() - t0))
@@ -310,7 +336,7 @@ class ExplicitEngine:
         self.parent = parent
         return res
 
-    def recoverable(self, timeout: float | None = None):
+    def recoverable(self, timeout: Deadline | float | None = None):
         """AG EF clean, over the whole reachable state space.
 
         Returns None when every reachable state can get back to a clean state (no patch on

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 
 from . import kernel
 from .backend import Symbolic
+from .deadline import Deadline
+from .errors import Stopped
 from .kernel import Model, Op
 
 
@@ -40,7 +42,9 @@ class Search:
 class Z3Engine:
     name = "z3"
 
-    def __init__(self, model: Model, seed: int = 0):
+    def __init__(self, model: Model, seed: int = 0, deadline: Deadline | float | None = None):
+        """Builds the transition template; raises Stopped when `deadline` passes first (a
+        spec of many patches takes long: the template is one symbolic run per operation)."""
         import z3
 
         self.z3 = z3
@@ -48,7 +52,13 @@ class Z3Engine:
         self.on_depth = None             # progress: called with (depth done, None) after each depth
         z3.set_param("smt.random_seed", seed)
         z3.set_param("sat.random_seed", seed)
-        self._build()
+        self._deadline = Deadline.of(deadline)
+        try:
+            self._build()
+        except z3.Z3Exception:
+            if self._deadline.expired():     # interrupted by deadline.watch in a Z3 call
+                raise Stopped(self._deadline.reason) from None
+            raise
 
     # ---- the template
     def _const(self, var: str, suffix: str = ""):
@@ -73,6 +83,7 @@ class Z3Engine:
         nxt = {v: self.pre[v] for v in names}
         viol: dict[str, object] = {}
         for k in reversed(range(len(m.ops))):
+            self._deadline.check()
             op = m.ops[k]
             guard = kernel.enabled(m, Symbolic(z3, dict(self.pre), m.bits), op)
             if guard is False:
@@ -82,6 +93,7 @@ class Z3Engine:
             self.choice_consts.update(c.choices)
             sel = self.opv == k
             cases.append(z3.And(sel, guard) if guard is not True else sel)
+            self._deadline.check()
             for v in names:
                 val = c.fit(c.st[v], m.bits[v]) if v in m.bits else c._t(c.st[v])
                 if not val.eq(nxt[v]):
@@ -132,7 +144,12 @@ class Z3Engine:
         st = dict(m.init)
         for v, const in consts.items():
             val = model.eval(const, model_completion=True)
-            st[v] = z3.is_true(val) if m.vars[v][0] == "b" else val.as_long()
+            if m.vars[v][0] == "b":
+                st[v] = z3.is_true(val)
+            elif v.startswith("param["):                  # two's complement (kernel.param_top)
+                st[v] = val.as_signed_long()
+            else:
+                st[v] = val.as_long()
         return st
 
     def _unroll(self, solver, t: int, states: list, ops: list, chs: list) -> dict:
@@ -172,13 +189,24 @@ class Z3Engine:
         return tuple(Op(op.word, names.get(op.arg, op.arg), op.params) for op in ops)
 
     def more(self, prop: str, depth: int, known: list[list[Op]], n: int,
-             timeout: float | None = None) -> tuple[list[RawTrace], str | None]:
+             timeout: Deadline | float | None = None) -> tuple[list[RawTrace], str | None]:
         """Up to n further traces of exactly `depth` operations that break prop at their last
         step, each with an operation sequence different from every known one and from each
         other (and from their interchangeable-patch twins). `depth` must be prop's shortest
         depth: then no trace found here breaks it earlier. Returns (traces, unknown reason)."""
+        deadline = Deadline.of(timeout)
+        found: list[RawTrace] = []
+        try:
+            return self._more(prop, depth, known, n, deadline, found)
+        except Stopped as e:
+            return found, e.reason
+        except self.z3.Z3Exception:
+            if deadline.expired():
+                return found, deadline.reason
+            raise
+
+    def _more(self, prop, depth, known, n, deadline: Deadline, found: list) -> tuple[list[RawTrace], str | None]:
         z3 = self.z3
-        start = time.perf_counter()
         solver = z3.SolverFor("QF_BV")
         states, ops, chs = [self._step_consts(0)], [], []
         if prop not in self.viol:
@@ -195,29 +223,40 @@ class Z3Engine:
 
         for seq in seen:
             block(seq)
-        found = []
         while len(found) < n:
-            if timeout is not None:
-                left = timeout - (time.perf_counter() - start)
-                if left <= 0:
-                    return found, "timeout"
-                solver.set("timeout", max(1, int(left * 1000)))
+            if deadline.expired():
+                return found, deadline.reason
+            if deadline.ms() is not None:
+                solver.set("timeout", deadline.ms())
             r = solver.check()
             if r == z3.unsat:
                 break
             if r == z3.unknown:
-                return found, solver.reason_unknown() or "solver returned unknown"
+                return found, deadline.reason if deadline.expired() else (solver.reason_unknown() or "solver returned unknown")
             trace = self._extract(solver.model(), depth, ops, chs, states)
             found.append(trace)
             block(self.canonical(trace.ops))
         return found, None
 
-    def run(self, depth: int, props: list[str], timeout: float | None = None) -> Search:
+    def run(self, depth: int, props: list[str], timeout: Deadline | float | None = None) -> Search:
+        """Bounded model checking to `depth`; stops at the deadline (`timeout`: seconds or a
+        Deadline) with what it found and the reason in `unknown`."""
+        deadline = Deadline.of(timeout)
+        res = Search()
+        try:
+            return self._run(res, depth, props, deadline)
+        except Stopped as e:
+            res.unknown = e.reason
+        except self.z3.Z3Exception:
+            if not deadline.expired():
+                raise
+            res.unknown = deadline.reason
+        return res
+
+    def _run(self, res: Search, depth: int, props: list[str], deadline: Deadline) -> Search:
         z3 = self.z3
         start = time.perf_counter()
-        deadline = None if timeout is None else start + timeout
         solver = z3.SolverFor("QF_BV")
-        res = Search()
         open_props = [p for p in props if p in self.viol]
         states = [self._step_consts(0)]
         ops, chs = [], []
@@ -228,19 +267,18 @@ class Z3Engine:
             viol = self._unroll(solver, t, states, ops, chs)
             viol_t = {p: viol[p] for p in open_props}
             while open_props:
-                if deadline is not None:
-                    left = deadline - time.perf_counter()
-                    if left <= 0:
-                        res.unknown = "timeout"
-                        return res
-                    solver.set("timeout", max(1, int(left * 1000)))
+                if deadline.expired():
+                    res.unknown = deadline.reason
+                    return res
+                if deadline.ms() is not None:
+                    solver.set("timeout", deadline.ms())
                 a = z3.Bool(f"query@{t}:{len(open_props)}")
                 solver.add(z3.Implies(a, z3.Or(*[viol_t[p] for p in open_props])))
                 r = solver.check(a)
                 if r == z3.unsat:
                     break
                 if r == z3.unknown:
-                    res.unknown = solver.reason_unknown() or "solver returned unknown"
+                    res.unknown = deadline.reason if deadline.expired() else (solver.reason_unknown() or "solver returned unknown")
                     return res
                 model = solver.model()
                 hit = [p for p in open_props if z3.is_true(model.eval(viol_t[p], model_completion=True))]
@@ -252,6 +290,11 @@ class Z3Engine:
             res.per_depth.append((t, time.perf_counter() - start))
             if self.on_depth is not None:
                 self.on_depth(t, None)
+            if deadline.expired():
+                res.unknown = deadline.reason
+                return res
+            if deadline.ms() is not None:
+                solver.set("timeout", deadline.ms())
             if open_props and solver.check() == z3.unsat:
                 # no loop-free path of t operations exists: every reachable state is reachable
                 # in fewer, so nothing longer can break a property either

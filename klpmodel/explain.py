@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 
 from . import klog
-from .errors import UserError
+from .errors import UserError, printable
 from .kernel import Model, Where
 from .properties import BY_NAME, EXPECTED_USAGE
 from .report import _prev_text, broke, changes, errno_name
@@ -78,9 +78,9 @@ def explain(m: Model, t: TraceFile, era: str = "insmod") -> str:
     n_ops = len(v.trace)
     out = [f"klpmodel explain {t.path}",
            f"spec: {m.spec.path} ({m.spec.name}), kernel {m.spec.kernel}; the trace was written by "
-           f"{t.doc.get('generator', 'klpmodel')} for this exact spec (sha256 matches)",
+           f"{printable(t.doc.get('generator', 'klpmodel'))} for this exact spec (sha256 matches)",
            f"property: {t.property}, broken after {n_ops} operation{'s' if n_ops > 1 else ''} "
-           f"(shortest trace {t.doc.get('index', 1)}, found by the {t.doc.get('engine', '?')} engine)",
+           f"(shortest trace {t.doc.get('index', 1)}, found by the {printable(t.doc.get('engine', '?'))} engine)",
            f"  seed rule: {prop.seed}",
            f"  violated when: {prop.violated_when}",
            "",

@@ -185,6 +185,13 @@ class VarNames:
         self.cont = {s: tuple(f"cont[{s}#{j}]" for j in range(m.slots[s])) for s in m.state_names}
 
 
+def param_top(value: int) -> int:
+    """The largest value of a module parameter's variable: Z3 holds the parameter in two's
+    complement, in at least 8 bits and enough for `value` and its sign, so that the
+    encoding is 0 exactly when the value is (the rules only test a parameter against 0)."""
+    return (1 << max(8, abs(value).bit_length() + 1)) - 1
+
+
 class Model:
     """A spec compiled for the rules of a kernel profile: variables, initial state,
     operations, static facts.
@@ -286,12 +293,12 @@ class Model:
                 add(n.snap_kind[i][s], "i", 2, 0)
                 add(n.snap_cont[i][s], "i", nvals[s] - 1, 0)
         for p in self.P:
-            for name, default in p.params:                # two's complement in 8 bits for Z3
-                add(f"param[{p.name}.{name}]", "i", 255, default)
+            for name, default in p.params:
+                add(f"param[{p.name}.{name}]", "i", param_top(default), default)
         for m in self.spec.modules:
             add(n.mod[m.name], "b", 1, m.loaded)
             for name, default in m.params:
-                add(f"param[{m.name}.{name}]", "i", 255, default)
+                add(f"param[{m.name}.{name}]", "i", param_top(default), default)
         for s in self.state_names:
             add(n.val[s], "i", nvals[s] - 1, ORIGINAL)
             add(n.hi[s], "i", nvals[s] - 1, NO_VARIANT)

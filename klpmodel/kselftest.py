@@ -8,9 +8,12 @@ check_result filters dmesg: only lines with 'livepatch:' or 'test_klp', no taint
 from __future__ import annotations
 
 import re
+import shlex
 
 from . import __version__, klog
+from .errors import UserError, printable
 from .kernel import PATCHING_SITE, PHASES, Choice, Model
+from .spec import MAX_NAME, NAME_RE
 from .traces import TraceFile, rerun
 from .verify import Step
 
@@ -81,12 +84,12 @@ def commands(m: Model, steps: tuple[Step, ...], names: dict[str, str], era: str 
             if op.word == "load" and owner == op.arg:
                 args = f"{FAIL_PARAM}={arg}"
             else:
-                lines.append(f"echo {arg} > /sys/module/${names[owner]}/parameters/{FAIL_PARAM}")
+                lines.append(f"echo {shlex.quote(arg)} > /sys/module/${names[owner]}/parameters/{FAIL_PARAM}")
             notes.append(f"step {n + 1}: {owner} must fail at " + ", ".join(_fail_note(k) for k in step.failed)
                          + f" when its '{FAIL_PARAM}' parameter names it")
         entry = klog.op_lines(m, op, step.before, step.events, args, era)
         nxt = steps[n + 1] if n + 1 < len(steps) else None
-        cmd_args = f" {args}" if args else ""
+        cmd_args = f" {shlex.quote(args)}" if args else ""
         if op.word == "load":
             if failed_load:
                 lines.append(f"load_failing_mod {var}{cmd_args}")
@@ -138,18 +141,98 @@ def commands(m: Model, steps: tuple[Step, ...], names: dict[str, str], era: str 
     return lines, [line for line in log if kept_by_check_result(line)], notes
 
 
+def _owned(m: Model, steps: tuple[Step, ...]) -> tuple[list[str], list[str]]:
+    """(livepatch modules, target modules) the script loads itself, hence may unload: every
+    patch of the trace (none is loaded at the start), and every target module the trace
+    loads or unloads (one loaded at the start is loaded by the script's set-up, which
+    refuses to run when it is loaded already: a module the script did not load is never
+    unloaded)."""
+    patches = [p.name for p in m.P if any(s.op.arg == p.name and s.op.word in ("load", "disable", "rmmod")
+                                          for s in steps) or any(k.patch == p.name for s in steps for k in s.failed)]
+    targets = [name for name in m.module_names if any(s.op.arg == name and s.op.word in ("modload", "modunload")
+                                                      for s in steps)]
+    return patches, targets
+
+
+def _setup(m: Model, names: dict[str, str], patches: list[str], targets: list[str], era: str) -> list[str]:
+    """Checks and loads before the test, and the trap that undoes them when the script ends."""
+    loaded_at_start = {mod.name for mod in m.spec.modules if mod.loaded}
+    objects = {o.name for p in m.P if p.name in patches for o in p.objects if o.name != "vmlinux"}
+    out = ["klpmodel_skip() {", '\techo "SKIP: $1" >&2', "\texit 4\t\t# ksft_skip", "}", ""]
+    for name in patches:
+        out.append(f'[[ -e /sys/module/${names[name]} ]] && klpmodel_skip "${names[name]} is loaded already; '
+                   f'the test loads it itself"')
+    for name in m.module_names:
+        if name in targets and name in loaded_at_start:
+            out.append(f'[[ -e /sys/module/${names[name]} ]] && klpmodel_skip "${names[name]} is loaded already: '
+                       f'the test loads and unloads it itself and never unloads a module it did not load"')
+        elif name in targets:
+            out.append(f'[[ -e /sys/module/${names[name]} ]] && klpmodel_skip "${names[name]} is loaded already; '
+                       f'the test loads it itself"')
+        elif name in objects and name in loaded_at_start:
+            out.append(f'[[ -e /sys/module/{name} ]] || klpmodel_skip "target module {name} must be loaded '
+                       f'(the spec starts with it loaded)"')
+        elif name in objects:
+            out.append(f'[[ -e /sys/module/{name} ]] && klpmodel_skip "target module {name} must not be loaded '
+                       f'(the spec starts without it)"')
+    lps = " ".join(f'"${names[p]}"' for p in reversed(patches))
+    mods = " ".join(f'"${names[x]}"' for x in [*reversed(patches), *targets])
+    out += ["",
+            "# However the script ends: settle any transition, disable the livepatches and unload",
+            "# every module this script loaded (only those), then the clean-up of setup_config.",
+            "klpmodel_prev_trap=$(trap -p EXIT)",
+            "klpmodel_prev_trap=${klpmodel_prev_trap#trap -- }",
+            "klpmodel_prev_trap=${klpmodel_prev_trap% EXIT}",
+            "klpmodel_cleanup() {",
+            "\tlocal m",
+            "\ttrap - EXIT",
+            f"\tfor m in {lps}; do",
+            '\t\tif [[ "$(cat "/sys/kernel/livepatch/$m/transition" 2>/dev/null)" == 1 &&',
+            '\t\t      "$(cat "/sys/kernel/livepatch/$m/enabled" 2>/dev/null)" == 1 ]]; then',
+            '\t\t\techo 0 > "/sys/kernel/livepatch/$m/enabled"\t# reverse a patching transition',
+            "\t\tfi",
+            '\t\tloop_until "[[ \\"\\$(cat /sys/kernel/livepatch/$m/transition 2>/dev/null)\\" != 1 ]]"',
+            "\tdone",
+            f"\tfor m in {lps}; do",
+            '\t\tif [[ "$(cat "/sys/kernel/livepatch/$m/enabled" 2>/dev/null)" == 1 ]]; then',
+            '\t\t\techo 0 > "/sys/kernel/livepatch/$m/enabled"',
+            '\t\t\tloop_until "[[ ! -e /sys/kernel/livepatch/$m ]]"',
+            "\t\tfi",
+            "\tdone",
+            f"\tfor m in {mods}; do",
+            '\t\t[[ -e "/sys/module/$m" ]] && rmmod "$m" 2>/dev/null',
+            "\tdone",
+            '\teval "$klpmodel_prev_trap"',
+            "}",
+            "trap klpmodel_cleanup EXIT",
+            "trap 'exit 130' INT TERM HUP"]
+    for name in targets:
+        if name in loaded_at_start:
+            out.append(f"load_mod ${names[name]}\t\t# the spec starts with it loaded")
+    return out
+
+
+def _comment(text: str) -> str:
+    """A comment line: one line whatever the text holds (no newline ends it early)."""
+    return printable(text)
+
+
 def script(m: Model, t: TraceFile, era: str = "insmod") -> str:
     from .report import broke
     from .traces import violation_of
 
     run = rerun(m, t)
     if run.stopped:
-        from .errors import UserError
         raise UserError(f"the trace no longer runs against {m.spec.path} ({run.stopped}); "
                         f"check it with 'klpmodel replay {t.path}'", path=t.path)
     v = violation_of(t, run)
     names = _variables(m)
-    used = {s.op.arg for s in v.trace if s.op.arg} | {k.patch for s in v.trace for k in s.failed}
+    for name in names:                                # the spec's loader checked them; the shell relies on it
+        if not NAME_RE.fullmatch(name) or len(name) > MAX_NAME:
+            raise UserError(f"module name {name!r} cannot be a kernel module name; rename it in the spec "
+                            f"(letters, digits and '_')", path=m.spec.path)
+    patches, targets = _owned(m, v.trace)
+    used = set(patches) | set(targets)
     lines, expected, notes = commands(m, v.trace, names, era)
     raw = "\n".join(expected)
     for ch in ("\\", '"', "`", "$"):                 # literal inside "...", then the module variables
@@ -168,7 +251,7 @@ def script(m: Model, t: TraceFile, era: str = "insmod") -> str:
         "# Run it as root from tools/testing/selftests/livepatch/ (it sources functions.sh),",
         "# with these modules built from the spec's patches (see docs/kselftest.md):",
     ]
-    for name in sorted(used & set(names), key=lambda x: names[x]):
+    for name in sorted(used, key=lambda x: names[x]):
         kind = "target module" if name in m.module_names else "livepatch"
         where = f"test_modules/{name}.ko" if era == "insmod" else f"{name} (installed for modprobe)"
         header.append(f"#   {where:<40} {kind} '{name}'")
@@ -177,11 +260,15 @@ def script(m: Model, t: TraceFile, era: str = "insmod") -> str:
         header += [f"#   {note}" for note in notes]
     header.append("# check_result compares only lines containing 'livepatch:' or 'test_klp': name the")
     header.append("# modules test_klp_* to have the callbacks' own lines compared too.")
+    header.append("# The script unloads only modules it loaded itself, also when it fails or is interrupted.")
+    header = [_comment(x) if x.startswith("#") else x for x in header]
     body = ["", ". $(dirname $0)/functions.sh", ""]
-    body += [f"{names[name]}={name}" for name in sorted(used & set(names), key=lambda x: names[x])]
-    body += ["", "setup_config", "", "", f"# TEST: klpmodel {t.property} counterexample", "#"]
-    body += [f"# {line}" for line in (f"{n}. {s.op}" for n, s in enumerate(v.trace, 1))]
-    body += ["", f'start_test "klpmodel: {t.property} counterexample ({m.spec.name})"', ""]
+    body += [f"{names[name]}={shlex.quote(name)}" for name in sorted(used, key=lambda x: names[x])]
+    body += ["", "setup_config", ""]
+    body += _setup(m, names, patches, targets, era)
+    body += ["", "", _comment(f"# TEST: klpmodel {t.property} counterexample"), "#"]
+    body += [_comment(f"# {line}") for line in (f"{n}. {s.op}" for n, s in enumerate(v.trace, 1))]
+    body += ["", "start_test " + shlex.quote(printable(f"klpmodel: {t.property} counterexample ({m.spec.name})")), ""]
     body += lines
     body += ["", f'check_result "{expected_text}"', "", "exit 0"]
     return "\n".join(header + body) + "\n"

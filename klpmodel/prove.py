@@ -32,7 +32,8 @@ import time
 from dataclasses import dataclass
 
 from . import interp
-from .errors import InternalError, UserError
+from .deadline import Deadline
+from .errors import InternalError, Stopped, UserError
 from .kernel import PHASES, Model, Op
 from .spec import Spec
 from .verify import AUTO_STATE_BUDGET, Violation, check_properties, replay
@@ -225,9 +226,11 @@ def diff_lines(m: Model, a: dict, b: dict) -> list[str]:
 
 # ------------------------------------------------------------------ auxiliary invariants
 
-def candidates(m: Model, names: list[str], sample: list[dict]) -> list[Invariant]:
+def candidates(m: Model, names: list[str], sample: list[dict], deadline: Deadline | None = None) -> list[Invariant]:
     """Facts true in every sampled reachable state: each variable's values, and for each
-    value of one variable, the values a second one takes alongside. Deterministic order."""
+    value of one variable, the values a second one takes alongside. Deterministic order.
+    Quadratic in the variables: raises Stopped at the deadline."""
+    deadline = deadline or Deadline()
     dom = {v: sorted({int(s[v]) for s in sample}) for v in names}
     full = {v: (2 if m.vars[v][0] == "b" else 1 << m.bits[v]) for v in names}
     out = []
@@ -235,6 +238,7 @@ def candidates(m: Model, names: list[str], sample: list[dict]) -> list[Invariant
         if len(dom[v]) < full[v]:
             out.append(Invariant(f"{_values_text(m, v, dom[v])}", v, tuple(dom[v])))
     for a in names:
+        deadline.check()
         for x in dom[a]:
             rows = [s for s in sample if int(s[a]) == x]
             for b in names:
@@ -292,21 +296,20 @@ class _FactsBase:
 class _Inductor:
     """k-induction for one spec over the Z3 template."""
 
-    def __init__(self, model: Model, deadline: float | None):
+    def __init__(self, model: Model, deadline: Deadline | float | None = None):
         from .engine_z3 import Z3Engine
 
+        deadline = Deadline.of(deadline)
         self.m = model
-        self.eng = Z3Engine(model)
+        self.eng = Z3Engine(model, deadline=deadline)
         self.z3 = self.eng.z3
         self.deadline = deadline
 
     def _left(self, solver) -> bool:
-        if self.deadline is None:
-            return True
-        left = self.deadline - time.perf_counter()
-        if left <= 0:
+        if self.deadline.expired():
             return False
-        solver.set("timeout", max(1, int(left * 1000)))
+        if self.deadline.ms() is not None:
+            solver.set("timeout", self.deadline.ms())
         return True
 
     def term(self, inv: Invariant, st: dict):
@@ -323,7 +326,8 @@ class _Inductor:
         from .engine_explicit import ExplicitEngine
 
         eng = ExplicitEngine(self.m, max_states=SAMPLE_STATES, keep_graph=True)
-        eng.run(1 << 30, [])
+        eng.run(1 << 30, [], timeout=self.deadline)
+        self.deadline.check()
         return [eng.values[k] for k in sorted(eng.values, key=lambda k: (eng.level[k], k))]
 
     def houdini(self, cands: list[Invariant]) -> list[Invariant] | None:
@@ -469,7 +473,21 @@ def _step_cases(ind: _Inductor, rest: list[str], invs: list[Invariant], max_k: i
     return proved, last, joint, joint_k, facts
 
 
-def induction(model: Model, props: tuple[str, ...], max_k: int, deadline: float | None):
+def induction(model: Model, props: tuple[str, ...], max_k: int, deadline: Deadline):
+    """_induction, stopped by the deadline (or Ctrl-C) wherever it is: then every property
+    it was asked about is unknown."""
+    import z3
+
+    try:
+        return _induction(model, props, max_k, deadline)
+    except (Stopped, z3.Z3Exception) as e:
+        if isinstance(e, z3.Z3Exception) and not deadline.expired():     # not Z3 interrupted by the deadline
+            raise
+        reason = e.reason if isinstance(e, Stopped) else deadline.reason
+        return {p: PropertyProof(p, "unknown", note=f"k-induction: {reason}") for p in props}, ((), (), None), 0, 0
+
+
+def _induction(model: Model, props: tuple[str, ...], max_k: int, deadline: Deadline):
     """The k-induction route: (proofs by property, invariants, candidate count, sample size).
 
     1. Auxiliary invariants (Houdini over sampled candidates).
@@ -481,19 +499,23 @@ def induction(model: Model, props: tuple[str, ...], max_k: int, deadline: float 
     4. The base case is deepened to the largest k used (a violation found there voids the
        step proofs: they are redone without that property) and, for what is still not
        proved, to --max-k."""
-    ind = _Inductor(model, deadline)
-    sample = ind.sample()
-    cands = candidates(model, ind.eng.names, sample)
+    try:
+        ind = _Inductor(model, deadline)
+        sample = ind.sample()
+        cands = candidates(model, ind.eng.names, sample, deadline)
+    except Stopped as e:
+        return {p: PropertyProof(p, "unknown", note=f"{e.reason} while preparing k-induction (the transition "
+                                                     f"template, the auxiliary invariants' candidates)")
+                for p in props}, ((), (), None), 0, 0
     invs = ind.houdini(cands)
     out: dict[str, PropertyProof] = {}
     if invs is None:
-        return {p: PropertyProof(p, "unknown", note="timeout while proving the auxiliary invariants")
+        return {p: PropertyProof(p, "unknown", note=f"{deadline.reason} while proving the auxiliary invariants")
                 for p in props}, ((), (), None), len(cands), len(sample)
     base = _FactsBase(ind, [c for c in cands if c not in invs])
     depth = model.spec.depth
     while True:
-        left = None if deadline is None else max(0.001, deadline - time.perf_counter())
-        search = ind.eng.run(depth, list(props), timeout=left)
+        search = ind.eng.run(depth, list(props), timeout=deadline)
         for p in props:
             if p in search.found:
                 d, raw = search.found[p]
@@ -509,8 +531,7 @@ def induction(model: Model, props: tuple[str, ...], max_k: int, deadline: float 
         if need <= depth or search.complete_at is not None:
             break
         # deepen the base case to the largest k used; a violation there voids the step proofs
-        left = None if deadline is None else max(0.001, deadline - time.perf_counter())
-        deeper = ind.eng.run(need, rest, timeout=left)
+        deeper = ind.eng.run(need, rest, timeout=deadline)
         if deeper.unknown:
             for p in rest:
                 out[p] = PropertyProof(p, "unknown", note=f"base case: {deeper.unknown} after depth "
@@ -522,8 +543,7 @@ def induction(model: Model, props: tuple[str, ...], max_k: int, deadline: float 
         depth = need                      # redo with the violations the deeper base case found
     unproved = [p for p in rest if p not in proved]
     if unproved and max_k > depth and search.complete_at is None:
-        left = None if deadline is None else max(0.001, deadline - time.perf_counter())
-        deeper = ind.eng.run(max_k, unproved, timeout=left)
+        deeper = ind.eng.run(max_k, unproved, timeout=deadline)
         for p in unproved:
             if p in deeper.found:
                 d, raw = deeper.found[p]
@@ -563,13 +583,12 @@ def induction(model: Model, props: tuple[str, ...], max_k: int, deadline: float 
     return out, (tuple(i.text for i in invs), tuple(f.text for f in facts), joint_k), len(cands), len(sample)
 
 
-def exhaustion(model: Model, props: tuple[str, ...], deadline: float | None, budget: int = 0):
+def exhaustion(model: Model, props: tuple[str, ...], deadline: Deadline, budget: int = 0):
     """The explicit route: (proofs by property, states, diameter)."""
     from .engine_explicit import ExplicitEngine
 
     eng = ExplicitEngine(model, max_states=budget or EXHAUSTION_BUDGET)
-    left = None if deadline is None else max(0.001, deadline - time.perf_counter())
-    search = eng.run(1 << 30, list(props), timeout=left)
+    search = eng.run(1 << 30, list(props), timeout=deadline)
     out = {}
     for p in props:
         if p in search.found:
@@ -582,8 +601,8 @@ def exhaustion(model: Model, props: tuple[str, ...], deadline: float | None, bud
     return out, (eng.states if search.complete_at is not None else None), (eng.diameter if search.complete_at is not None else None)
 
 
-def prove(spec: Spec, *, properties: list[str] | None = None, max_k: int = 12, timeout: float | None = None,
-          method: str = "auto") -> ProofResult:
+def prove(spec: Spec, *, properties: list[str] | None = None, max_k: int = 12,
+          timeout: Deadline | float | None = None, method: str = "auto") -> ProofResult:
     """auto: exhaustion first while the reachable space is small (SMALL_SPACE states), then
     k-induction for what it could not settle; induction / exhaustion: one route only; both:
     both routes on every property, and a disagreement (proved vs violated) is a loud error."""
@@ -592,11 +611,11 @@ def prove(spec: Spec, *, properties: list[str] | None = None, max_k: int = 12, t
         raise UserError("recoverable is not a safety property, prove cannot induct on it; "
                         "use `klpmodel verify --property recoverable` (it explores the whole state space)")
     if max_k < 1:
-        raise UserError(f"--max-k must be at least 1, not {max_k}")
+        raise UserError(f"--max-k must be at least 1, not {max_k}; e.g. --max-k 12")
     if method not in METHODS:
         raise UserError(f"unknown method '{method}'; use one of: {', '.join(METHODS)}")
     start = time.perf_counter()
-    deadline = None if timeout is None else start + timeout
+    deadline = Deadline.of(timeout)
     model = Model(spec)
     ex: dict[str, PropertyProof] = {}
     ind: dict[str, PropertyProof] = {}
@@ -608,7 +627,9 @@ def prove(spec: Spec, *, properties: list[str] | None = None, max_k: int = 12, t
         ex, states, diameter = exhaustion(model, props, deadline, budget)
     todo = props if method in ("induction", "both") else \
         tuple(p for p in props if method == "auto" and ex[p].verdict == "unknown")
-    if todo:
+    if todo and deadline.expired():          # no time left for k-induction: say so, do not start it
+        ind = {p: PropertyProof(p, "unknown", note=f"k-induction not tried: {deadline.reason}") for p in todo}
+    elif todo:
         ind, invs, ncand, nsample = induction(model, todo, max_k, deadline)
     proofs = {}
     for p in props:

@@ -20,7 +20,7 @@ MODE_RE = re.compile(r"[-d][-r][-w][-x][-r][-w][-x][-r][-w][-x]")
 
 def _value(text: str) -> int | None:
     """A module parameter value as insmod/sysfs take it: an integer, or Y/N for a bool."""
-    if re.fullmatch(r"-?[0-9]+", text):
+    if re.fullmatch(r"-?[0-9]{1,20}", text):            # at most a (unsigned) long
         return int(text)
     return {"y": 1, "yes": 1, "true": 1, "1": 1, "n": 0, "no": 0, "false": 0}.get(text.lower())
 
@@ -40,7 +40,7 @@ def parse_run(text: str, model: Model, source: str, lines: bool = False) -> list
     patches = {p.name for p in model.P}
     modules = set(model.module_names)
     chunks = []
-    for n, raw in enumerate(text.splitlines(), 1):
+    for n, raw in enumerate(text.split("\n"), 1):        # lines count "\n" only
         for part in raw.split("#", 1)[0].split(";"):
             if part.strip():
                 chunks.append((n, part.strip()))

@@ -22,7 +22,7 @@ STATE_ACTIONS = ("alloc", "free", "save", "restore", "modify", "reset", "take", 
 ERRNOS = {"EPERM": 1, "ENOENT": 2, "EIO": 5, "ENXIO": 6, "E2BIG": 7, "EAGAIN": 11, "ENOMEM": 12,
           "EFAULT": 14, "EBUSY": 16, "EEXIST": 17, "ENODEV": 19, "EINVAL": 22, "ENOSPC": 28,
           "ENOSYS": 38, "ENOTSUPP": 524}
-NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+NAME_RE = re.compile(r"\A[A-Za-z_][A-Za-z0-9_]*\Z")  # \A...\Z: "^...$" let a name end in a newline
 DEFAULT_DEPTH = 8
 
 
@@ -117,115 +117,54 @@ class Spec:
 
 # --------------------------------------------------------------------------- locating lines
 
-_HEADER = re.compile(r"^\s*(\[\[?)\s*([^\]]+?)\s*\]\]?\s*(#.*)?$")
-_KEY = re.compile(r"""^\s*((?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*')(?:\s*\.\s*(?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*'))*)\s*=""")
+# Limits on a spec, checked before tomllib sees it (docs/spec-format.md, "Limits"): tomllib
+# is recursive (deep nesting ends in a RecursionError) and quadratic in the parts of a
+# dotted key, and Python refuses integers of more than 4,300 digits. A real spec is a few
+# kilobytes, nests three deep and has keys of four parts.
+MAX_SPEC_BYTES = 1 << 20
+MAX_NESTING = 32            # arrays and inline tables inside one another
+MAX_KEY_PARTS = 16          # parts of one dotted key or table header
+MAX_KEY_CHARS = 256         # characters of one key (all its parts)
+MAX_SCALAR_CHARS = 64       # characters of one number, boolean or date
+_BARE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
+_SCALAR = _BARE | frozenset("+.:")
+_ESCAPES = {"b": "\b", "t": "\t", "n": "\n", "f": "\f", "r": "\r", '"': '"', "\\": "\\", "e": "\x1b"}
 
 
-def _split_key(k: str) -> tuple[str, ...]:
-    return tuple(part.strip().strip("\"'") for part in re.findall(r"""[A-Za-z0-9_-]+|"[^"]*"|'[^']*'""", k))
+def _unescape(raw: str) -> str:
+    """The value of a basic-string key (escapes as TOML writes them)."""
+    def one(m: re.Match) -> str:
+        e = m.group(1)
+        if e[0] in "uU":
+            try:
+                return chr(int(e[1:], 16))
+            except (ValueError, OverflowError):
+                return ""
+        return _ESCAPES.get(e, e)
+    return re.sub(r"\\(u[0-9A-Fa-f]{4}|U[0-9A-Fa-f]{8}|.)", one, raw)
 
 
 class Locator:
-    """Maps TOML key paths to source lines (tomllib keeps no positions).
+    """Maps TOML key paths to source lines (tomllib keeps no positions), and refuses a text
+    past the limits above before tomllib parses it.
 
     Paths use the same shape as the parsed data: ("patch", 1, "objects", "vmlinux",
-    "post_patch", 2) is the third statement of the second [[patch]]'s vmlinux post_patch.
+    "post_patch", 2) is the third statement of the second [[patch]]'s vmlinux post_patch;
+    keys inside inline tables and the parts of dotted keys have their own lines. One pass
+    over the text, linear in its length; lines count "\\n" only, as TOML (and tomllib) do.
+    On text that is not TOML it records what it can and goes on at the next line: tomllib
+    reports the syntax error afterwards.
     """
 
-    def __init__(self, text: str):
+    def __init__(self, text: str, path: str = "<spec>"):
         self.lines: dict[tuple, int] = {}
-        arrays: dict[tuple, int] = {}
-        table: tuple = ()
-        src = text.splitlines()
-        i = 0
-        while i < len(src):
-            raw = src[i]
-            m = _HEADER.match(raw)
-            if m and not _KEY.match(raw):
-                parts = _split_key(m.group(2))
-                if m.group(1) == "[[":
-                    base = self._resolve(parts[:-1], arrays)
-                    arr = base + (parts[-1],)
-                    arrays[arr] = arrays.get(arr, -1) + 1
-                    table = arr + (arrays[arr],)
-                    self.lines.setdefault(arr, i + 1)
-                else:
-                    table = self._resolve(parts, arrays)
-                self.lines.setdefault(table, i + 1)
-                i += 1
-                continue
-            k = _KEY.match(raw)
-            if k:
-                path = table + _split_key(k.group(1))
-                self.lines.setdefault(path, i + 1)
-                i = self._scan_value(src, i, k.end(), path)
-                continue
-            i += 1
-
-    @staticmethod
-    def _resolve(parts: tuple, arrays: dict) -> tuple:
-        out: tuple = ()
-        for p in parts:
-            out = out + (p,)
-            if out in arrays:
-                out = out + (arrays[out],)
-        return out
-
-    def _scan_value(self, src: list[str], i: int, col: int, path: tuple) -> int:
-        """Record the line of each element of an array / inline table; return the next line."""
-        depth, index, stack = 0, [0], []
-        line = src[i]
-        j = col
-        while True:
-            while j < len(line):
-                c = line[j]
-                if c in "\"'":
-                    q3 = line[j:j + 3] if line[j:j + 3] in ('"""', "'''") else None
-                    if depth and stack and stack[-1] == "[":
-                        self.lines.setdefault(path + (index[-1],), i + 1)
-                    if q3:
-                        end = line.find(q3, j + 3)
-                        while end < 0 and i + 1 < len(src):
-                            i += 1
-                            line, j = src[i], 0
-                            end = line.find(q3)
-                        j = (end + 3) if end >= 0 else len(line)
-                        continue
-                    j += 1
-                    while j < len(line) and line[j] != c:
-                        j += 2 if (c == '"' and line[j] == "\\") else 1
-                    j += 1
-                    continue
-                if c == "#":
-                    break
-                if c in "[{":
-                    if depth and stack[-1] == "[":
-                        self.lines.setdefault(path + (index[-1],), i + 1)
-                    depth += 1
-                    stack.append(c)
-                    index.append(0)
-                elif c in "]}":
-                    depth -= 1
-                    stack.pop()
-                    index.pop()
-                    if depth == 0:
-                        return i + 1
-                elif c == "," and depth and stack[-1] == "[":
-                    index[-1] += 1
-                elif depth and stack[-1] == "{":
-                    k = _KEY.match(line[j:])
-                    if k and (j == 0 or line[j - 1] in "{, \t"):
-                        self.lines.setdefault(path + _split_key(k.group(1)), i + 1)
-                        j += k.end()
-                        continue
-                elif depth == 0 and not c.isspace():
-                    # a scalar value on this line
-                    pass
-                j += 1
-            if depth == 0 or i + 1 >= len(src):
-                return i + 1
-            i += 1
-            line, j = src[i], 0
+        self.src = text
+        self.n = len(text)
+        self.path = path
+        self.i = 0
+        self.ln = 1
+        self.arrays: dict[tuple, int] = {}
+        self._document()
 
     def line(self, path: tuple) -> int | None:
         while path:
@@ -234,38 +173,360 @@ class Locator:
             path = path[:-1]
         return None
 
+    # ---- limits
+    def _limit(self, message: str):
+        raise UserError(message, path=self.path, line=self.ln)
+
+    # ---- characters
+    def _ws(self) -> None:
+        src, n, i = self.src, self.n, self.i
+        while i < n and src[i] in " \t\r":
+            i += 1
+        self.i = i
+
+    def _comment(self) -> None:
+        if self.i < self.n and self.src[self.i] == "#":
+            j = self.src.find("\n", self.i)
+            self.i = self.n if j < 0 else j
+
+    def _blank(self) -> None:
+        """Spaces, comments and newlines (between the elements of an array)."""
+        while True:
+            self._ws()
+            self._comment()
+            if self.i < self.n and self.src[self.i] == "\n":
+                self.i += 1
+                self.ln += 1
+            else:
+                return
+
+    def _to_eol(self) -> None:
+        j = self.src.find("\n", self.i)
+        self.i = self.n if j < 0 else j
+
+    def _record(self, path: tuple, line: int, base: int = 0) -> None:
+        """The line of path and of each prefix longer than `base` parts (dotted keys)."""
+        for k in range(max(base, 1), len(path) + 1):
+            self.lines.setdefault(path[:k], line)
+
+    # ---- keys and strings
+    def _key(self) -> tuple | None:
+        """A (dotted) key at the cursor, or None when there is none."""
+        src, n = self.src, self.n
+        parts: list[str] = []
+        start = self.i
+        while True:
+            self._ws()
+            c = src[self.i] if self.i < n else "\0"
+            if c in "\"'":
+                s = self._string(key=True)
+                if s is None:
+                    return None
+                parts.append(s)
+            else:
+                j = self.i
+                while j < n and src[j] in _BARE:
+                    j += 1
+                    if j - start > MAX_KEY_CHARS:
+                        break
+                if j == self.i:
+                    return None
+                parts.append(src[self.i:j])
+                self.i = j
+            if self.i - start > MAX_KEY_CHARS:
+                self._limit(f"a key of more than {MAX_KEY_CHARS} characters; write a shorter key "
+                            f"(spec keys are names such as patch, objects, vmlinux, pre_patch)")
+            if len(parts) > MAX_KEY_PARTS:
+                self._limit(f"a dotted key or table header of more than {MAX_KEY_PARTS} parts; write at most "
+                            f"{MAX_KEY_PARTS} (a spec needs at most four, e.g. [patch.objects.vmlinux])")
+            self._ws()
+            if self.i < n and src[self.i] == ".":
+                self.i += 1
+                continue
+            return tuple(parts)
+
+    def _string(self, key: bool = False) -> str | None:
+        """Skip the string at the cursor; return its value for a key (None: not closed)."""
+        src, n, i = self.src, self.n, self.i
+        q = src[i]
+        if not key and src.startswith(q * 3, i):         # multi-line
+            j = i + 3
+            while j < n:
+                c = src[j]
+                if c == "\\" and q == '"':
+                    if j + 1 < n and src[j + 1] == "\n":
+                        self.ln += 1
+                    j += 2
+                    continue
+                if c == q and src.startswith(q * 3, j):
+                    j += 3
+                    k = 0
+                    while k < 2 and j < n and src[j] == q:   # up to two quotes end the content
+                        j += 1
+                        k += 1
+                    self.i = j
+                    return None
+                if c == "\n":
+                    self.ln += 1
+                j += 1
+            self.i = n
+            return None
+        j = i + 1
+        while j < n:
+            c = src[j]
+            if c == "\\" and q == '"':
+                j += 2
+                continue
+            if c == q:
+                self.i = j + 1
+                raw = src[i + 1:j]
+                return _unescape(raw) if q == '"' else raw
+            if c == "\n":
+                break
+            j += 1
+        self.i = j
+        return None
+
+    def _scalar(self) -> bool:
+        """Skip a number, boolean or date at the cursor; False when there is none."""
+        src, n, i = self.src, self.n, self.i
+        j = i
+        while j < n:
+            c = src[j]
+            if c in _SCALAR:
+                j += 1
+            elif c == " " and j - i == 10 and j + 1 < n and src[j + 1].isdigit() and src[i + 4:i + 5] == "-":
+                j += 1                                   # 1979-05-27 07:32:00: a date, a space, a time
+            else:
+                break
+            if j - i > MAX_SCALAR_CHARS:
+                self._limit(f"a number or other bare value of more than {MAX_SCALAR_CHARS} characters; klpmodel's "
+                            f"integers fit 64 bits: write one of at most 20 digits")
+        self.i = j
+        return j > i
+
+    # ---- the document
+    def _document(self) -> None:
+        src, n = self.src, self.n
+        table: tuple = ()
+        while self.i < n:
+            self._ws()
+            self._comment()
+            if self.i >= n:
+                break
+            c = src[self.i]
+            if c == "\n":
+                self.i += 1
+                self.ln += 1
+                continue
+            line = self.ln
+            if c == "[":
+                many = src.startswith("[[", self.i)
+                self.i += 2 if many else 1
+                parts = self._key()
+                if parts is not None and src.startswith("]]" if many else "]", self.i):
+                    self.i += 2 if many else 1
+                    if many:
+                        arr = self._resolve(parts[:-1]) + (parts[-1],)
+                        self.arrays[arr] = self.arrays.get(arr, -1) + 1
+                        table = arr + (self.arrays[arr],)
+                    else:
+                        table = self._resolve(parts)
+                    self._record(table, line)
+                self._rest()
+                continue
+            parts = self._key()
+            if parts is None or not src.startswith("=", self.i):
+                self._to_eol()
+                continue
+            self.i += 1
+            path = table + parts
+            self._record(path, line, len(table) + 1)
+            self._value(path)
+            self._rest()
+
+    def _rest(self) -> None:
+        """The end of a line: spaces and a comment; anything else is skipped (tomllib says why)."""
+        self._ws()
+        self._comment()
+        if self.i < self.n and self.src[self.i] != "\n":
+            self._to_eol()
+
+    def _resolve(self, parts: tuple) -> tuple:
+        out: tuple = ()
+        for p in parts:
+            out = out + (p,)
+            if out in self.arrays:
+                out = out + (self.arrays[out],)
+        return out
+
+    def _value(self, path: tuple) -> None:
+        """The value of `path` at the cursor, with the lines of every array element and
+        inline-table key inside it. Iterative (an explicit stack): no recursion limit."""
+        src, n = self.src, self.n
+        stack: list[list] = []          # ["a", path, index] or ["t", path]
+        cur = path
+        while True:
+            # one value at `cur`
+            self._ws()
+            c = src[self.i] if self.i < n else "\0"
+            if c in "[{":
+                if len(stack) >= MAX_NESTING:
+                    self._limit(f"arrays and inline tables nested more than {MAX_NESTING} deep; write a flatter "
+                                f"value (a spec nests at most three deep, e.g. objects = {{ vmlinux = {{ pre_patch = [...] }} }})")
+                self.i += 1
+                if c == "[":
+                    stack.append(["a", cur, 0])
+                    self._blank()
+                    if self.i < n and src[self.i] == "]":
+                        self.i += 1
+                        stack.pop()
+                    else:
+                        cur = cur + (0,)
+                        self._record(cur, self.ln, len(cur))
+                        continue
+                else:
+                    stack.append(["t", cur])
+                    self._ws()
+                    if self.i < n and src[self.i] == "}":
+                        self.i += 1
+                        stack.pop()
+                    else:
+                        cur = self._inline_key(stack[-1][1])
+                        if cur is None:
+                            return
+                        continue
+            elif c in "\"'":
+                self._string()
+            elif not self._scalar():
+                return
+            # after a value: the separators and closing brackets that follow it
+            while True:
+                if not stack:
+                    return
+                top = stack[-1]
+                if top[0] == "a":
+                    self._blank()
+                    c = src[self.i] if self.i < n else "\0"
+                    if c == ",":
+                        self.i += 1
+                        self._blank()
+                        if self.i < n and src[self.i] == "]":
+                            self.i += 1
+                            stack.pop()
+                            continue
+                        top[2] += 1
+                        cur = top[1] + (top[2],)
+                        self._record(cur, self.ln, len(cur))
+                        break
+                    if c == "]":
+                        self.i += 1
+                        stack.pop()
+                        continue
+                    return
+                self._ws()
+                c = src[self.i] if self.i < n else "\0"
+                if c == ",":
+                    self.i += 1
+                    cur = self._inline_key(top[1])
+                    if cur is None:
+                        return
+                    break
+                if c == "}":
+                    self.i += 1
+                    stack.pop()
+                    continue
+                return
+
+    def _inline_key(self, base: tuple) -> tuple | None:
+        """`key =` inside an inline table: the value's path (None: not TOML here)."""
+        line = self.ln
+        parts = self._key()
+        if parts is None or not self.src.startswith("=", self.i):
+            return None
+        self.i += 1
+        path = base + parts
+        self._record(path, line, len(base) + 1)
+        return path
+
 
 # --------------------------------------------------------------------------- loading
 
 
+# Ranges of the spec's numbers: the C types they stand for (klpmodel's encodings size
+# themselves from the values, within these ranges).
+MAX_ID = (1 << 64) - 1             # klp_state.id: unsigned long
+MAX_VERSION = (1 << 32) - 1        # klp_state.version: unsigned int
+PARAM_MIN, PARAM_MAX = -(1 << 63), (1 << 64) - 1     # a module parameter: at most a long / unsigned long
+MAX_ERRNO = 4095                   # include/linux/err.h
+MAX_DEPTH = 1_000_000
+MAX_NAME = 55                      # MODULE_NAME_LEN - 1 on 64-bit: the longest module name
+
+
+def _show(value, limit: int = 60) -> str:
+    """A value of the user's as messages quote it: repr, cut to `limit` characters."""
+    r = repr(value)
+    return r if len(r) <= limit else r[:limit - 5] + "...'" if r[:1] in "'\"" else r[:limit - 3] + "..."
+
+
+_BREAKS = frozenset("\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029\x00")
+
+
+def _plain(text: str) -> bool:
+    """Text that stays one line wherever it goes (a statement, a kernel log line, a shell
+    string): no line break of any kind (those str.splitlines() splits at) and no NUL. Other
+    control characters may stand in a log text (a module may print them); messages escape
+    them (errors.printable)."""
+    return _BREAKS.isdisjoint(text)
+
+
+def _header(where: tuple) -> str:
+    return ".".join(str(p) for p in where if isinstance(p, str))
+
+
 class _Loader:
-    def __init__(self, path: str, text: str):
+    def __init__(self, path: str, text: str, loc: Locator | None = None):
         self.path = path
-        self.loc = Locator(text)
+        self.loc = loc or Locator(text, path)
 
     def err(self, where: tuple, message: str):
         raise UserError(message, path=self.path, line=self.loc.line(where) or 1)
 
     def table(self, where: tuple, value, what: str) -> dict:
         if not isinstance(value, dict):
-            self.err(where, f"{what} must be a table; write it as [{'.'.join(map(str, where))}]")
+            self.err(where, f"{what} must be a table, not {_show(value)}; write it as a table, e.g. [{_header(where)}]")
         return value
 
     def keys(self, where: tuple, value: dict, allowed: tuple[str, ...], what: str):
+        import difflib
+
         for k in value:
             if k not in allowed:
-                close = [a for a in allowed if a.replace("_", "-") == k.replace("_", "-") or a.startswith(k[:3])]
+                close = difflib.get_close_matches(k, allowed, n=1, cutoff=0.6)
                 hint = f"did you mean '{close[0]}'? " if close else ""
-                self.err(where + (k,), f"unknown key '{k}' in {what}; {hint}allowed keys: {', '.join(allowed)}")
+                self.err(where + (k,), f"unknown key {_show(k)} in {what}; {hint}allowed keys: {', '.join(allowed)}")
 
     def name(self, where: tuple, value, what: str) -> str:
-        if not isinstance(value, str) or not NAME_RE.match(value):
-            self.err(where, f"{what} {value!r} is not a valid name; use letters, digits and '_' (e.g. \"lp_v1\")")
+        if not isinstance(value, str) or not NAME_RE.fullmatch(value) or len(value) > MAX_NAME:
+            long = isinstance(value, str) and NAME_RE.fullmatch(value) is not None
+            self.err(where, f"{what} {_show(value)} is not a valid name{' (too long)' if long else ''}; use at most "
+                            f"{MAX_NAME} letters, digits and '_', starting with a letter or '_', as the kernel "
+                            f"takes for a module name (e.g. \"lp_v1\")")
         return value
 
     def boolean(self, where: tuple, value, what: str) -> bool:
         if not isinstance(value, bool):
-            self.err(where, f"{what} must be true or false, not {value!r}")
+            self.err(where, f"{what} must be true or false, not {_show(value)}; write {what} = true or {what} = false")
+        return value
+
+    def text(self, where: tuple, value: str, what: str) -> str:
+        if not _plain(value):
+            self.err(where, f"{what} {_show(value)} holds a line break or a NUL character; write it on one line")
+        return value
+
+    def integer(self, where: tuple, value, what: str, lo: int, hi: int, example: str) -> int:
+        if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+            self.err(where, f"{what} must be an integer from {lo} to {hi}, not {_show(value)}; e.g. {example}")
         return value
 
     # ---- top level
@@ -273,12 +534,14 @@ class _Loader:
         self.keys((), data, ("name", "kernel", "check", "states", "modules", "patch"), "the top level")
         name = data.get("name", Path(self.path).stem)
         if not isinstance(name, str):
-            self.err(("name",), f"name must be a string, not {name!r}; write name = \"my series\"")
+            self.err(("name",), f"name must be a string, not {_show(name)}; write name = \"my series\"")
+        if "name" in data:
+            self.text(("name",), name, "name")
         kernel = data.get("kernel", "mainline")
         from .kernel import PROFILES  # (the profiles are rules: they live with kernel.py)
-        if kernel not in PROFILES:
-            self.err(("kernel",), f"unknown kernel profile {kernel!r}; known profiles: {', '.join(PROFILES)} "
-                                  f"('klpmodel profiles' says what each is)")
+        if not isinstance(kernel, str) or kernel not in PROFILES:
+            self.err(("kernel",), f"unknown kernel profile {_show(kernel)}; write one of: {', '.join(PROFILES)} "
+                                  f"('klpmodel profiles' says what each is), or leave it out for mainline")
         depth, operations, faults = self.check(data.get("check", {}))
         states = self.states(data.get("states", {}))
         modules = self.modules(data.get("modules", {}))
@@ -289,23 +552,23 @@ class _Loader:
         where = ("check",)
         value = self.table(where, value, "[check]")
         self.keys(where, value, ("depth", "operations", "faults"), "[check]")
-        depth = value.get("depth", DEFAULT_DEPTH)
-        if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
-            self.err(where + ("depth",), f"depth must be a positive integer, not {depth!r}; e.g. depth = 8")
+        depth = self.integer(where + ("depth",), value.get("depth", DEFAULT_DEPTH), "depth", 1, MAX_DEPTH, "depth = 8")
         ops = value.get("operations", list(DEFAULT_OPERATIONS))
         if not isinstance(ops, list):
-            self.err(where + ("operations",), f"operations must be a list of operation words, e.g. {list(DEFAULT_OPERATIONS)}")
+            self.err(where + ("operations",), f"operations must be a list of operation words; write e.g. "
+                                              f"operations = {list(DEFAULT_OPERATIONS)}")
         for i, op in enumerate(ops):
             if op not in OPERATIONS:
-                self.err(where + ("operations", i), f"unknown operation {op!r}; known operations: {', '.join(OPERATIONS)}")
+                self.err(where + ("operations", i), f"unknown operation {_show(op)}; write one of: {', '.join(OPERATIONS)}")
         if len(set(ops)) != len(ops):
             self.err(where + ("operations",), "operations lists an operation twice; name each once")
         faults = value.get("faults", [])
         if not isinstance(faults, list):
-            self.err(where + ("faults",), f"faults must be a list of fault names, e.g. faults = [\"patching\"]; known faults: {', '.join(FAULTS)}")
+            self.err(where + ("faults",), f"faults must be a list of fault names; write e.g. faults = [\"patching\"] "
+                                          f"(known faults: {', '.join(FAULTS)})")
         for i, f in enumerate(faults):
             if f not in FAULTS:
-                self.err(where + ("faults", i), f"unknown fault {f!r}; known faults: {', '.join(FAULTS)}")
+                self.err(where + ("faults", i), f"unknown fault {_show(f)}; write one of: {', '.join(FAULTS)}")
         return depth, tuple(op for op in OPERATIONS if op in ops), tuple(f for f in FAULTS if f in faults)
 
     def states(self, value) -> tuple[StateDecl, ...]:
@@ -319,8 +582,9 @@ class _Loader:
             if "id" not in body:
                 self.err(where, f"state '{name}' has no id; add id = N (a non-zero integer, the klp_state.id)")
             sid = body["id"]
-            if isinstance(sid, bool) or not isinstance(sid, int) or sid <= 0:
-                self.err(where + ("id",), f"state id must be a positive integer (klp_state.id is a non-zero unsigned long), not {sid!r}")
+            if isinstance(sid, bool) or not isinstance(sid, int) or not 0 < sid <= MAX_ID:
+                self.err(where + ("id",), f"state id must be an integer from 1 to {MAX_ID} (klp_state.id is a non-zero "
+                                          f"unsigned long), not {_show(sid)}; e.g. id = 1")
             if sid in ids:
                 self.err(where + ("id",), f"state id {sid} is already used by state '{ids[sid]}'; give each state its own id")
             ids[sid] = name
@@ -348,8 +612,9 @@ class _Loader:
                 self.keys(where + ("sleeps",), sl, ("function", "while"), "sleeps")
                 if not isinstance(sl.get("function"), str) or sl.get("while") not in names:
                     self.err(where + ("sleeps",), "sleeps needs function = \"FUNC\" and while = \"PARAM\" "
-                             "(a boolean parameter of this module), e.g. sleeps = { function = \"busymod_work_func\", "
+                             "(a boolean parameter of this module); write e.g. sleeps = { function = \"busymod_work_func\", "
                              "while = \"block_transition\" }")
+                self.text(where + ("sleeps", "function"), sl["function"], "function")
                 sleeps = (sl["function"], sl["while"])
             out.append(Module(name, loaded, init, exit_, self.loc.line(where) or 1, params, sleeps))
         return tuple(out)
@@ -376,38 +641,45 @@ class _Loader:
             params = self.params(where + ("params",), body.get("params", {}))
             pnames = tuple(n for n, _ in params)
             replace_param = body.get("replace_param")
-            if replace_param is not None and replace_param not in pnames:
-                self.err(where + ("replace_param",), f"replace_param names '{replace_param}', which is not in this "
-                         f"patch's params; declare it, e.g. params = {{ {replace_param} = 0 }}")
+            if replace_param is not None and (not isinstance(replace_param, str) or replace_param not in pnames):
+                shown = replace_param if isinstance(replace_param, str) and NAME_RE.fullmatch(replace_param) else "replace"
+                self.err(where + ("replace_param",), f"replace_param names {_show(replace_param)}, which is not in this "
+                         f"patch's params; declare it, e.g. params = {{ {shown} = 0 }}")
             states = self.table(where + ("states",), body.get("states", {}), "states")
             decl = []
             for s, v in states.items():
                 if s not in state_names:
                     known = ", ".join(sorted(state_names)) or "(none declared)"
-                    self.err(where + ("states", s), f"unknown state '{s}'; declare it as [states.{s}] with an id, or use one of: {known}")
-                if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-                    self.err(where + ("states", s), f"bad version {v!r} for state '{s}'; klp_state.version is an integer >= 0, e.g. {s} = 1")
+                    self.err(where + ("states", s), f"unknown state {_show(s)}; declare it as [states.{s}] with an id, "
+                                                    f"or use one of: {known}")
+                if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v <= MAX_VERSION:
+                    self.err(where + ("states", s), f"bad version {_show(v)} for state '{s}'; klp_state.version is an "
+                                                    f"integer from 0 to {MAX_VERSION} (an unsigned int), e.g. {s} = 1")
                 decl.append((s, v))
             declared = {s for s, _ in decl}
             uses = body.get("uses", [])
             if not isinstance(uses, list):
-                self.err(where + ("uses",), "uses must be a list of state names, e.g. uses = [\"loglevel\"]")
+                self.err(where + ("uses",), "uses must be a list of state names; write e.g. uses = [\"loglevel\"]")
             for j, s in enumerate(uses):
-                if s not in declared:
-                    self.err(where + ("uses", j), f"uses names '{s}', which patch '{name}' does not declare; add it to states or remove it from uses")
+                if not isinstance(s, str) or s not in declared:
+                    self.err(where + ("uses", j), f"uses names {_show(s)}, which patch '{name}' does not declare; write "
+                                                  f"the name of a state in its states, or remove it from uses")
             objs_v = self.table(where + ("objects",), body.get("objects", {}), "objects")
             objs = []
             for oname, obody in objs_v.items():
                 ow = where + ("objects", oname)
                 if oname != "vmlinux" and oname not in module_names:
-                    self.err(ow, f"unknown object '{oname}'; an object is vmlinux or a module declared as [modules.{oname}]")
+                    self.err(ow, f"unknown object {_show(oname)}; an object is vmlinux or a module declared as "
+                                 f"[modules.{oname}]: write vmlinux or declare the module")
                 obody = self.table(ow, obody, f"[patch.objects.{oname}]")
                 self.keys(ow, obody, (*OBJECT_KEYS, "funcs"), f"[patch.objects.{oname}]")
                 cbs = tuple((cb, self.stmts(ow + (cb,), obody[cb], cb, name, tuple(declared), params=pnames))
                             for cb in OBJECT_KEYS if cb in obody)
                 funcs = obody.get("funcs", [])
                 if not isinstance(funcs, list) or not all(isinstance(f, str) for f in funcs):
-                    self.err(ow + ("funcs",), "funcs must be a list of function names, e.g. funcs = [\"busymod_work_func\"]")
+                    self.err(ow + ("funcs",), "funcs must be a list of function names; write e.g. funcs = [\"busymod_work_func\"]")
+                for j, f in enumerate(funcs):
+                    self.text(ow + ("funcs", j), f, "function name")
                 objs.append(Obj(oname, cbs, self.loc.line(ow) or 1, tuple(funcs)))
             if not objs:
                 objs.append(Obj("vmlinux", (), self.loc.line(where) or 1))
@@ -420,8 +692,9 @@ class _Loader:
         out = []
         for k, v in value.items():
             self.name(where + (k,), k, "parameter name")
-            if not isinstance(v, (bool, int)):
-                self.err(where + (k,), f"parameter '{k}' must default to an integer or a boolean, not {v!r}")
+            if not isinstance(v, (bool, int)) or not PARAM_MIN <= v <= PARAM_MAX:
+                self.err(where + (k,), f"parameter '{k}' must default to a boolean or an integer from {PARAM_MIN} to "
+                                       f"{PARAM_MAX} (a long or unsigned long), not {_show(v)}; e.g. {k} = 0")
             out.append((k, int(v)))
         return tuple(out)
 
@@ -429,23 +702,27 @@ class _Loader:
     def stmts(self, where: tuple, value, callback: str, patch: str | None, declared: tuple,
               only_log: bool = False, params: tuple = ()) -> tuple[Stmt, ...]:
         if not isinstance(value, list):
-            self.err(where, f"{callback} must be a list of statement strings, e.g. {callback} = [\"alloc loglevel\"]")
+            self.err(where, f"{callback} must be a list of statement strings; write e.g. {callback} = [\"alloc loglevel\"]")
         return tuple(self.stmt(where + (i,), s, callback, patch, declared, only_log, params) for i, s in enumerate(value))
 
     def stmt(self, where: tuple, text, callback: str, patch: str | None, declared: tuple, only_log: bool,
              params: tuple = ()) -> Stmt:
         line = self.loc.line(where) or 1
         if not isinstance(text, str):
-            self.err(where, f"a statement must be a string, not {text!r}; e.g. \"free loglevel\"")
+            self.err(where, f"a statement must be a string, not {_show(text)}; write e.g. \"free loglevel\"")
 
         def bad(msg: str):
             raise UserError(msg, path=self.path, line=line)
 
+        if not _plain(text):
+            bad(f"statement {_show(text)} holds a line break or a NUL character; write it on one line, "
+                f"e.g. 'log \"fixing console_loglevel\"'")
+        shown = _show(text)
         src = text.strip()
         cond_text = ""
         arg = None
         errno = None
-        m = re.match(r'^log\s+"((?:[^"\\]|\\.)*)"\s*(.*)$', src)
+        m = re.fullmatch(r'log\s+"((?:[^"\\]|\\.)*)"\s*(.*)', src)
         if m:
             action, arg, cond_text = "log", m.group(1).replace('\\"', '"'), m.group(2)
         else:
@@ -461,32 +738,33 @@ class _Loader:
                     rest = rest[:k]
                     break
             if action == "log":
-                bad(f"malformed statement '{text}': log takes a double-quoted text; write 'log \"TEXT\"'")
+                bad(f"malformed statement {shown}: log takes a double-quoted text; write 'log \"TEXT\"'")
             if action in STATE_ACTIONS:
                 if len(rest) != 1:
-                    bad(f"malformed statement '{text}': {action} takes one state name; write \"{action} STATE\"")
+                    bad(f"malformed statement {shown}: {action} takes one state name; write \"{action} STATE\"")
                 arg = rest[0]
             elif action in ("fail", "maybe-fail"):
                 if len(rest) > 1:
-                    bad(f"malformed statement '{text}': {action} takes at most one errno; write \"{action} -ENODEV\"")
+                    bad(f"malformed statement {shown}: {action} takes at most one errno; write \"{action} -ENODEV\"")
                 errno = -ERRNOS["EINVAL"]
                 if rest:
                     e = rest[0]
                     if e.startswith("-") and e[1:] in ERRNOS:
                         errno = -ERRNOS[e[1:]]
-                    elif re.fullmatch(r"-[1-9][0-9]*", e):
+                    elif re.fullmatch(r"-[1-9][0-9]{0,3}", e) and int(e) >= -MAX_ERRNO:
                         errno = int(e)
                     elif action == "fail" and e in params:   # return the parameter's value (0: go on)
                         errno, arg = None, e
                     else:
                         hint = " or one of the patch's params" if action == "fail" else ""
-                        bad(f"bad errno '{e}' in '{text}'; write a negative errno such as -EINVAL, -ENODEV, -ENOMEM or -19{hint}")
+                        bad(f"bad errno {_show(e)} in {shown}; write a negative errno such as -EINVAL, -ENODEV, -ENOMEM "
+                            f"or a number from -1 to -{MAX_ERRNO}{hint}")
             elif action in ("return", "banner"):
                 if rest:
-                    bad(f"malformed statement '{text}': {action} takes no argument; write \"{action}\"")
+                    bad(f"malformed statement {shown}: {action} takes no argument; write \"{action}\"")
             else:
                 known = ", ".join(STATE_ACTIONS + ("fail", "maybe-fail", "return", "log", "banner"))
-                bad(f"unknown action '{action}' in '{text}'; known actions: {known}")
+                bad(f"unknown action {_show(action)} in {shown}; write one of: {known}")
         if only_log and action != "log":
             bad(f"'{action}' is not allowed in {callback}; a target module's init and exit take only 'log \"TEXT\"' statements")
         if action in ("fail", "maybe-fail") and callback != "pre_patch":
@@ -494,19 +772,22 @@ class _Loader:
                 else "pre_patch_error runs after the failure; remove it"
             bad(f"'{action}' is not allowed in {callback}; {fix}")
         if arg is not None and action not in ("log", "fail") and arg not in declared:
-            bad(f"'{text}' names state '{arg}', which patch '{patch}' does not declare; add {arg} = VERSION to the patch's states")
+            bad(f"{shown} names state {_show(arg)}, which patch '{patch}' does not declare; add {arg} = VERSION to the "
+                f"patch's states")
         cond = None
         pm = re.fullmatch(r"(if|unless)\s+param\s+(\S+)", cond_text.strip()) if cond_text else None
         if pm:
             if pm.group(2) not in params:
-                bad(f"'param {pm.group(2)}' in '{text}' names no parameter of this module; declare it in params")
+                bad(f"'param {pm.group(2)}' in {shown} names no parameter of this module; declare it in params, "
+                    f"e.g. params = {{ {pm.group(2) if NAME_RE.fullmatch(pm.group(2)) else 'p'} = 0 }}")
             cond = Cond(pm.group(1) == "unless", pm.group(2), param=True)
         elif cond_text:
-            cm = re.fullmatch(r"(if|unless)\s+prev\s+(\S+)(?:\s*(<=|>=|==|!=|<|>)\s*(-?[0-9]+))?", cond_text.strip())
+            cm = re.fullmatch(r"(if|unless)\s+prev\s+(\S+)(?:\s*(<=|>=|==|!=|<|>)\s*(-?[0-9]{1,20}))?", cond_text.strip())
             if not cm:
-                bad(f"malformed condition '{cond_text}' in '{text}'; write 'if prev STATE' or 'unless prev STATE >= 2'")
+                bad(f"malformed condition {_show(cond_text)} in {shown}; write 'if prev STATE' or 'unless prev STATE >= 2'")
             if cm.group(2) not in declared:
-                bad(f"'prev {cm.group(2)}' in '{text}' names a state that patch '{patch}' does not declare; klp_get_prev_state needs an id the patch declares")
+                bad(f"'prev {cm.group(2)}' in {shown} names a state that patch '{patch}' does not declare; "
+                    f"klp_get_prev_state needs an id the patch declares: add {cm.group(2)} = VERSION to its states")
             cond = Cond(cm.group(1) == "unless", cm.group(2), cm.group(3), int(cm.group(4)) if cm.group(4) else None)
         return Stmt(action, arg, errno, cond, text, line)
 
@@ -518,25 +799,33 @@ _TOML_HINTS = (
     ("Unclosed array", "an array is missing its closing ']'"),
     ("Illegal character", "a string is not closed or holds a raw control character"),
 )
+SPEC_INSTEAD = "give the path of a spec .toml file"
 
 
-def load_spec(path: str | Path) -> Spec:
-    """Read, parse and validate a spec file. Raises UserError on any mistake."""
+def load_spec(path: str | Path, expect_sha256: str | None = None, changed: str = "") -> Spec:
+    """Read, parse and validate a spec file. Raises UserError on any mistake.
+
+    `expect_sha256`: the file must have this digest (a spec recorded in a trace): when it
+    differs, UserError(`changed`) is raised before anything of the file is parsed or shown."""
     import hashlib
 
-    p = Path(path)
-    try:
-        raw = p.read_bytes()
-    except FileNotFoundError:
-        raise UserError("no such file; give the path of a spec .toml file", path=str(path)) from None
-    except IsADirectoryError:
-        raise UserError("is a directory; give the path of a spec .toml file", path=str(path)) from None
-    except OSError as e:
-        raise UserError(f"cannot read: {e.strerror}", path=str(path)) from None
+    from .files import read_regular
+
+    raw = read_regular(path, "spec", MAX_SPEC_BYTES, SPEC_INSTEAD)
+    digest = hashlib.sha256(raw).hexdigest()
+    if expect_sha256 is not None and digest != expect_sha256:
+        raise UserError(changed, path=str(path))
+    return parse_spec(str(path), raw, digest)
+
+
+def parse_spec(where: str, raw: bytes, digest: str = "") -> Spec:
+    """A spec from its bytes (`where` names it in messages)."""
     try:
         text = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        raise UserError("not UTF-8 text; a spec is a TOML file", path=str(path), line=1) from None
+    except UnicodeDecodeError as e:
+        raise UserError("not UTF-8 text; a spec is a TOML file in UTF-8 (re-save it as UTF-8)", path=where,
+                        line=raw[:e.start].count(b"\n") + 1) from None
+    loc = Locator(text, where)                   # also refuses what tomllib cannot take in bounded time
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
@@ -551,9 +840,15 @@ def load_spec(path: str | Path) -> Spec:
         if "end of document" in msg:
             line = max(1, text.count("\n"))
         raise UserError(f"TOML syntax error: {what}; fix the TOML syntax (see docs/spec-format.md)",
-                        path=str(path), line=line) from None
-    spec = _Loader(str(path), text).load(data)
-    return _with_digest(spec, hashlib.sha256(raw).hexdigest())
+                        path=where, line=line) from None
+    except RecursionError:
+        raise UserError(f"values nested too deeply for the TOML parser; write a flatter value (at most "
+                        f"{MAX_NESTING} levels)", path=where, line=1) from None
+    except ValueError as e:                      # e.g. an integer of more than 4,300 digits
+        raise UserError(f"TOML value out of range ({e}); write numbers of at most 20 digits", path=where,
+                        line=1) from None
+    spec = _Loader(where, text, loc).load(data)
+    return _with_digest(spec, digest)
 
 
 def _with_digest(spec: Spec, digest: str) -> Spec:

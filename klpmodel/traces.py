@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from . import __version__, interp
-from .errors import UserError
+from .errors import UserError, printable
 from .kernel import PATCHING_SITE, PHASES, Choice, Model, Op
 from .properties import BY_NAME
 from .spec import FAULTS, Spec, load_spec
@@ -23,6 +23,7 @@ FORMAT = "klpmodel-trace"
 VERSION = 2            # 2: a choice names its statement by index (1: by line and text only)
 READS = (1, 2)
 OP_WORDS = ("load", "complete", "reverse", "disable", "rmmod", "modload", "modunload", "force")
+ARG_WORDS = ("load", "disable", "rmmod", "modload", "modunload")
 ITF_DESCRIPTION = "https://apalache-mc.org/docs/adr/015adr-trace.html"
 
 
@@ -142,10 +143,26 @@ def file_stem(v: Violation) -> str:
     return v.property if v.index == 1 else f"{v.property}-{v.index}"
 
 
-def check_out_dir(out: Path) -> None:
-    """Before a run: DIR must be a directory or creatable (nothing is written yet)."""
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out {out}: exists and is not a directory; give a directory for the trace files")
+def check_out_dir(out: Path, option: str = "--out") -> None:
+    """Before a run: DIR is a directory, or can be created, and takes new files (tried), so
+    that a write failure cannot lose the verdict after the search."""
+    from .files import probe_dir
+
+    try:
+        exists, is_dir = out.exists(), out.is_dir()
+    except (OSError, ValueError) as e:
+        raise UserError(f"{option} {out}: cannot check it ({e}); give a writable directory for the trace files") from None
+    if exists and not is_dir:
+        raise UserError(f"{option} {out}: exists and is not a directory; give a directory for the trace files")
+    if exists:
+        probe_dir(out, option, str(out))
+        return
+    parent = out.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        raise UserError(f"{option} {out}: {parent} is not a directory; give a directory for the trace files")
+    probe_dir(parent, option, str(out))
 
 
 def write_all(r: Result, out: Path) -> list[tuple[Violation, Path, Path]]:
@@ -154,38 +171,50 @@ def write_all(r: Result, out: Path) -> list[tuple[Violation, Path, Path]]:
 
 
 def write_files(m: Model, items: list[tuple[Violation, str]], out: Path, engine: str,
-                verify_depth: int) -> list[tuple[Violation, Path, Path]]:
+                verify_depth: int, option: str = "--out") -> list[tuple[Violation, Path, Path]]:
     """Write STEM.trace.json and STEM.itf.json per (violation, stem). Only files klpmodel wrote
-    before are replaced; any other file in the way is an error, and then nothing is written."""
-    check_out_dir(out)
+    before are replaced; any other file in the way (a user's file, a symbolic link, a FIFO)
+    is an error, and then nothing is written. Each file is written under a temporary name
+    and renamed into place (files.write_new): nothing is written through a link."""
+    from .files import refuse_link, write_new
+
+    check_out_dir(out, option)
     todo = []
     for v, stem in items:
         paths = out / f"{stem}.trace.json", out / f"{stem}.itf.json"
         for p in paths:
+            refuse_link(p, option)
             if p.exists() and not _ours(p):
                 raise UserError(f"{p}: exists and is not a klpmodel trace file; move it away or choose "
-                                f"another --out directory (nothing was written)")
+                                f"another {option} directory (nothing was written)")
         todo.append((v, *paths))
     try:
         out.mkdir(parents=True, exist_ok=True)
-        for v, pj, pi in todo:
-            pj.write_text(json.dumps(document(m, v, engine, verify_depth, out), indent=2) + "\n")
-            pi.write_text(json.dumps(itf(m, v), indent=2) + "\n")
     except OSError as e:
-        raise UserError(f"--out {out}: cannot write the trace files: {e.strerror}") from None
+        raise UserError(f"{option} {out}: cannot create it: {e.strerror}; give a writable directory") from None
+    for v, pj, pi in todo:
+        write_new(pj, json.dumps(document(m, v, engine, verify_depth, out), indent=2) + "\n", option)
+        write_new(pi, json.dumps(itf(m, v), indent=2) + "\n", option)
     return todo
 
 
 def _ours(p: Path) -> bool:
+    from .files import read_regular
+
     try:
-        doc = json.loads(p.read_text())
-    except (OSError, ValueError):
+        doc = json.loads(read_regular(p, "file", MAX_TRACE_BYTES, "").decode("utf-8"))
+    except (UserError, ValueError, RecursionError):
         return False
     return isinstance(doc, dict) and (doc.get("format") == FORMAT or (
         isinstance(doc.get("#meta"), dict) and str(doc["#meta"].get("description", "")).startswith("klpmodel")))
 
 
 # ------------------------------------------------------------------ reading
+
+MAX_TRACE_BYTES = 64 << 20
+TRACE_INSTEAD = "give a .trace.json file written by 'klpmodel verify --out DIR'"
+REWRITE = "write it again with 'klpmodel verify --out DIR'"
+
 
 @dataclass(frozen=True)
 class TraceFile:
@@ -199,51 +228,180 @@ class TraceFile:
         return self.doc["property"]
 
 
+def json_lines(text: str) -> dict[tuple, int]:
+    """The line of each value in a JSON text, by path (keys and list indices), for messages.
+    Iterative and linear; on text that is not JSON it returns what it found."""
+    lines: dict[tuple, int] = {(): 1}
+    stack: list[list] = []                # ["o", path, key] or ["a", path, index]
+    i, n, ln = 0, len(text), 1
+    expect_key = False
+
+    def value_path():
+        top = stack[-1]
+        return top[1] + ((top[2],) if top[0] == "a" or top[2] is not None else ())
+
+    while i < n:
+        c = text[i]
+        if c == "\n":
+            ln += 1
+            i += 1
+        elif c in " \t\r:":
+            i += 1
+        elif c == '"':
+            j = i + 1
+            while j < n and text[j] != '"':
+                j += 2 if text[j] == "\\" else 1
+            raw = text[i:j + 1]
+            i = j + 1
+            if stack and stack[-1][0] == "o" and expect_key:
+                try:
+                    stack[-1][2] = json.loads(raw)
+                except ValueError:
+                    stack[-1][2] = raw
+                expect_key = False
+            elif stack:
+                lines.setdefault(value_path(), ln)
+        elif c in "[{":
+            path = value_path() if stack else ()
+            lines.setdefault(path, ln)
+            stack.append(["a", path, 0] if c == "[" else ["o", path, None])
+            expect_key = c == "{"
+            i += 1
+        elif c in "]}":
+            if stack:
+                stack.pop()
+            i += 1
+        elif c == ",":
+            if stack:
+                if stack[-1][0] == "a":
+                    stack[-1][2] += 1
+                else:
+                    expect_key = True
+            i += 1
+        else:
+            if stack:
+                lines.setdefault(value_path(), ln)
+            while i < n and text[i] not in ',]}\n \t\r':
+                i += 1
+    return lines
+
+
+class _Reader:
+    """Checks a trace document field by field; a bad field is one FILE:LINE message."""
+
+    def __init__(self, where: str, text: str):
+        self.where, self.text = where, text
+        self._lines: dict | None = None
+
+    def err(self, path: tuple, message: str):
+        if self._lines is None:
+            self._lines = json_lines(self.text)
+        p = path
+        while p and p not in self._lines:
+            p = p[:-1]
+        raise UserError(message, path=self.where, line=self._lines.get(p, 1))
+
+    def field(self, doc: dict, path: tuple, kind: type | tuple, what: str):
+        """doc[path[-1]], which must be of `kind` (bool is no int)."""
+        if not isinstance(doc, dict) or path[-1] not in doc:
+            self.err(path, f"malformed trace file: no field {'.'.join(map(str, path))}; {REWRITE}")
+        v = doc[path[-1]]
+        if not isinstance(v, kind) or (isinstance(v, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,))):
+            self.err(path, f"malformed trace file: {'.'.join(map(str, path))} must be {what}, not "
+                           f"{_quoted(v)}; {REWRITE}")
+        return v
+
+
+def _quoted(v) -> str:
+    """A JSON value of the file as messages quote it: strings in quotes, cut to 60 characters."""
+    from .spec import _show
+
+    if isinstance(v, dict):
+        return "an object"
+    if isinstance(v, list):
+        return "a list"
+    return _show(v) if isinstance(v, str) else json.dumps(v)[:60]
+
+
 def load_trace(path: Path) -> TraceFile:
     """Read and check a JSON trace file; every problem is a one-line error naming the file."""
+    from .files import read_regular
+
     where = str(path)
+    raw = read_regular(path, "trace file", MAX_TRACE_BYTES, TRACE_INSTEAD)
     try:
-        text = path.read_text()
-    except OSError as e:
-        raise UserError(f"cannot read the trace file: {e.strerror}", path=where) from None
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as e:
+        raise UserError(f"not UTF-8 text; {TRACE_INSTEAD}", path=where, line=raw[:e.start].count(b"\n") + 1) from None
+
+    def no_constant(name):
+        raise json.JSONDecodeError(f"{name} is not a JSON number", text, 0)
+
     try:
-        doc = json.loads(text)
-    except ValueError as e:
-        raise UserError(f"not JSON ({e.msg}); give a .trace.json file written by 'klpmodel verify --out DIR'",
-                        path=where, line=getattr(e, "lineno", None)) from None
+        doc = json.loads(text, parse_constant=no_constant)
+    except json.JSONDecodeError as e:
+        raise UserError(f"not JSON ({e.msg}); {TRACE_INSTEAD}", path=where,
+                        line=e.lineno if e.pos else None) from None
+    except (ValueError, RecursionError) as e:             # 4,300-digit integers; deep nesting
+        what = "nested too deeply" if isinstance(e, RecursionError) else "a number too long"
+        raise UserError(f"not a trace file ({what}); {TRACE_INSTEAD}", path=where) from None
     if isinstance(doc, dict) and "#meta" in doc and "states" in doc:
         raise UserError("this is the ITF form of a trace (for trace viewers); give the .trace.json file "
                         "written beside it", path=where)
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
-        raise UserError(f"not a klpmodel trace file (no \"format\": \"{FORMAT}\"); give a .trace.json file "
-                        f"written by 'klpmodel verify --out DIR'", path=where)
-    if doc.get("version") not in READS:
-        raise UserError(f"trace format version {doc.get('version')!r} is not supported (this klpmodel reads "
+        raise UserError(f"not a klpmodel trace file (no \"format\": \"{FORMAT}\"); {TRACE_INSTEAD}", path=where)
+    if doc.get("version") not in READS or isinstance(doc.get("version"), bool):
+        raise UserError(f"trace format version {_quoted(doc.get('version'))} is not supported (this klpmodel reads "
                         f"versions {', '.join(map(str, READS))}); write the trace again with this klpmodel's "
                         f"verify --out", path=where)
-    try:
-        if doc["property"] not in BY_NAME:
-            raise UserError(f"unknown property '{doc['property']}'", path=where)
-        ops, choices = [], []
-        for n, step in enumerate(doc["steps"], 1):
-            word, _, arg = str(step["operation"]).partition(" ")
-            if word not in OP_WORDS:
-                raise UserError(f"step {n}: unknown operation '{step['operation']}'; a trace step is one of: "
-                                f"{', '.join(OP_WORDS)}", path=where)
-            ops.append(Op(word, arg or None))
-            choices.append(tuple(Choice(str(c["patch"]), str(c["object"]), str(c["callback"]),
-                                        int(c["index"]) if doc["version"] >= 2 else -1,
-                                        int(c["line"]), str(c["statement"])) for c in step["choices"]))
-        faults = doc["spec"].get("faults", [])
-        if not isinstance(faults, list) or any(f not in FAULTS for f in faults):
-            raise ValueError("spec.faults")
-        if not ops:
-            raise UserError("the trace has no steps", path=where)
-        if not isinstance(doc["spec"]["path"], str) or not isinstance(doc["spec"]["sha256"], str):
-            raise TypeError("spec")
-    except (KeyError, TypeError, ValueError) as e:
-        raise UserError(f"malformed trace file (missing or wrong field {e}); write it again with "
-                        f"'klpmodel verify --out DIR'", path=where) from None
+    r = _Reader(where, text)
+    prop = r.field(doc, ("property",), str, "a property name")
+    if prop not in BY_NAME:
+        r.err(("property",), f"unknown property {_quoted(prop)}; {REWRITE}")
+    spec = r.field(doc, ("spec",), dict, "an object")
+    r.field(spec, ("spec", "path"), str, "a file name")
+    r.field(spec, ("spec", "sha256"), str, "a sha256 digest")
+    from .kernel import PROFILES
+
+    for key in ("kernel", "kernel_in_spec"):
+        if key in spec and (not isinstance(spec[key], str) or spec[key] not in PROFILES):
+            r.err(("spec", key), f"malformed trace file: spec.{key} must be a kernel profile ({', '.join(PROFILES)}), "
+                                 f"not {_quoted(spec[key])}; {REWRITE}")
+    faults = spec.get("faults", [])
+    if not isinstance(faults, list) or any(not isinstance(f, str) or f not in FAULTS for f in faults):
+        r.err(("spec", "faults"), f"malformed trace file: spec.faults must be a list of fault names "
+                                  f"({', '.join(FAULTS)}); {REWRITE}")
+    for key, kind, what in (("index", int, "an integer"), ("depth", int, "an integer"), ("generator", str, "a string"),
+                            ("engine", str, "a string"), ("reason", str, "a string")):
+        if key in doc:
+            r.field(doc, (key,), kind, what)
+    steps = r.field(doc, ("steps",), list, "a list of steps")
+    if not steps:
+        r.err(("steps",), f"the trace has no steps; {REWRITE}")
+    ops, choices = [], []
+    for n, step in enumerate(steps):
+        at = ("steps", n)
+        if not isinstance(step, dict):
+            r.err(at, f"malformed trace file: steps[{n}] must be an object; {REWRITE}")
+        operation = r.field(step, at + ("operation",), str, "an operation")
+        word, _, arg = operation.partition(" ")
+        if word not in OP_WORDS:
+            r.err(at + ("operation",), f"step {n + 1}: unknown operation {_quoted(operation)}; a trace step is one of: "
+                                       f"{', '.join(OP_WORDS)}")
+        if bool(arg) != (word in ARG_WORDS):
+            instead = f"'{word} NAME'" if word in ARG_WORDS else f"'{word}' alone"
+            r.err(at + ("operation",), f"step {n + 1}: malformed operation {_quoted(operation)}; write {instead}")
+        ops.append(Op(word, arg or None))
+        got = []
+        for k, c in enumerate(r.field(step, at + ("choices",), list, "a list")):
+            cat = at + ("choices", k)
+            if not isinstance(c, dict):
+                r.err(cat, f"malformed trace file: steps[{n}].choices[{k}] must be an object; {REWRITE}")
+            texts = [r.field(c, cat + (f,), str, "a string") for f in ("patch", "object", "callback", "statement")]
+            index = r.field(c, cat + ("index",), int, "an integer") if doc["version"] >= 2 else -1
+            line = r.field(c, cat + ("line",), int, "an integer")
+            got.append(Choice(texts[0], texts[1], texts[2], index, line, texts[3]))
+        choices.append(tuple(got))
     return TraceFile(where, doc, tuple(ops), tuple(choices))
 
 
@@ -276,20 +434,45 @@ def _shown(found: Path, recorded: Path) -> Path:
     return found
 
 
-def spec_for(t: TraceFile, given: Path | None, kernel: str | None = None) -> Spec:
-    """The spec a trace runs against: --spec if given, else the first of spec_candidates,
+def spec_for(t: TraceFile, given: Path | None, kernel: str | None = None, command: str = "replay") -> Spec:
+    """The spec a trace runs against: --spec if given, else the first of spec_candidates
+    whose sha256 is the recorded one,
     with the faults and the kernel profile the trace was found under. A trace found under
-    one profile is not run under another (`kernel`: the profile the user asks for)."""
+    one profile is not run under another (`kernel`: the profile the user asks for).
+
+    The recorded file is read only when its sha256 is the recorded one: a trace may name any
+    file, and nothing of one that does not match is parsed or shown; an edited spec runs
+    only when the user gives it with --spec (`command` names the command in the message)."""
+    import hashlib
+
+    from .files import read_regular
+    from .spec import MAX_SPEC_BYTES, SPEC_INSTEAD, parse_spec
+
     recorded = Path(t.doc["spec"]["path"])
-    path = given
-    if path is None:
-        found = next((c for c in spec_candidates(t) if c.is_file()), None)
-        path = None if found is None else _shown(found, recorded)
-    if path is None:
-        looked = ", ".join(dict.fromkeys(str(c) for c in spec_candidates(t)))
-        raise UserError(f"the spec '{recorded}' recorded in the trace is not found (looked for {looked}); "
-                        f"give it with --spec FILE", path=t.path)
-    spec = load_spec(path)
+    digest = t.doc["spec"]["sha256"]
+    if given is not None:
+        spec, path = load_spec(given), given
+    else:
+        spec = path = changed = None
+        for candidate in spec_candidates(t):
+            if not candidate.is_file():
+                continue
+            raw = read_regular(candidate, "spec", MAX_SPEC_BYTES, SPEC_INSTEAD)
+            if hashlib.sha256(raw).hexdigest() == digest:
+                path = _shown(candidate, recorded)
+                spec = parse_spec(str(path), raw, digest)
+                break
+            changed = changed or _shown(candidate, recorded)
+        if spec is None and changed is not None:
+            how = (f"'klpmodel replay {t.path} --spec {changed}' checks the trace against the edited spec"
+                   if command == "explain" else
+                   f"to run the trace against the spec as it is now, give it: klpmodel {command} {t.path} --spec {changed}")
+            raise UserError(f"the spec {changed} changed since this trace was written (sha256 differs); {how}",
+                            path=t.path)
+        if spec is None:
+            looked = ", ".join(dict.fromkeys(str(c) for c in spec_candidates(t)))
+            raise UserError(f"the spec '{recorded}' recorded in the trace is not found (looked for {looked}); "
+                            f"give it with --spec FILE", path=t.path)
     profile = t.doc["spec"].get("kernel", "mainline")
     in_file = t.doc["spec"].get("kernel_in_spec", profile)
     if kernel is not None and kernel != profile:
@@ -329,6 +512,11 @@ def _match(m: Model, key: Choice) -> Choice | None:
 
 
 def rerun(m: Model, t: TraceFile) -> Rerun:
+    run = _rerun(m, t)
+    return run if run.stopped is None else replace(run, stopped=printable(run.stopped))   # names from the file
+
+
+def _rerun(m: Model, t: TraceFile) -> Rerun:
     state = interp.initial(m)
     steps: list[Step] = []
     broken_at = None

@@ -5,7 +5,8 @@ import time
 from dataclasses import dataclass, field
 
 from . import interp
-from .errors import InternalError, UserError
+from .deadline import Deadline
+from .errors import InternalError, Stopped, UserError
 from .kernel import Model, Op
 from .properties import ALL_NAMES, NAMES
 from .spec import Spec
@@ -113,53 +114,67 @@ AUTO_STATE_BUDGET = 1_000_000    # docs/performance.md: explicit wins on every m
 
 
 def verify(spec: Spec, *, depth: int | None = None, properties: list[str] | None = None,
-           timeout: float | None = None, engine: str = "auto", max_counterexamples: int = 1,
-           progress=None) -> Result:
-    """`progress(engine, depth done, states or None)`, if given, is called after each depth."""
-    from .engine_explicit import ExplicitEngine
+           timeout: Deadline | float | None = None, engine: str = "auto", max_counterexamples: int = 1,
+           progress=None, max_states: int | None = None) -> Result:
+    """`progress(engine, depth done, states or None)`, if given, is called after each depth.
+    `timeout`: seconds or the command's Deadline (Ctrl-C too): the result is then unknown
+    with what was found. `max_states`: the explicit engine's state budget (default
+    AUTO_STATE_BUDGET); past it `auto` goes on with Z3 and `explicit` stops with an unknown
+    verdict."""
+    from .engine_explicit import BUDGET_REASON, ExplicitEngine
+    from .engine_z3 import Search
 
     props = check_properties(properties)
     depth = spec.depth if depth is None else depth
     if depth < 1:
-        raise UserError(f"--depth must be at least 1, not {depth}")
+        raise UserError(f"--depth must be at least 1, not {depth}; e.g. --depth 8")
     if max_counterexamples < 1:
-        raise UserError(f"--max-counterexamples must be at least 1, not {max_counterexamples}")
+        raise UserError(f"--max-counterexamples must be at least 1, not {max_counterexamples}; e.g. -n 3")
+    max_states = AUTO_STATE_BUDGET if max_states is None else max_states
+    if max_states < 1:
+        raise UserError(f"--max-states must be at least 1, not {max_states}; e.g. --max-states 1000000")
     if engine not in ENGINES:
         raise UserError(f"unknown engine '{engine}'; use one of: {', '.join(ENGINES)}")
     if "recoverable" in props and engine == "z3":
         raise UserError("recoverable needs the explicit engine (bounded checking cannot show that a way back "
                         "always exists); use --engine explicit or auto")
     start = time.perf_counter()
-
-    def left():
-        return None if timeout is None else max(0.0, timeout - (time.perf_counter() - start))
-
+    deadline = Deadline.of(timeout)
     model = Model(spec)
     why = ""
     states = diameter = None
+    eng = None
     if engine in ("auto", "explicit"):
-        eng = ExplicitEngine(model, max_states=AUTO_STATE_BUDGET if engine == "auto" else None)
+        eng = ExplicitEngine(model, max_states=max_states)
         if progress is not None:
             eng.on_depth = lambda d, n: progress("explicit", d, n)
-        search = eng.run(depth, list(props), timeout=left())
+        search = eng.run(depth, list(props), timeout=deadline)
         states, diameter = eng.states, eng.diameter
         why = "explicit: the reachable states fit the budget" if engine == "auto" else ""
-        if engine == "auto" and search.unknown and search.unknown.startswith("more than"):
+        budget = bool(search.unknown and search.unknown.startswith(BUDGET_REASON))
+        if engine == "auto" and budget:
             why = f"z3: {search.unknown} within depth {depth}"
             engine = "z3"
         else:
             engine = "explicit"
+            if budget:
+                search.unknown = (f"state budget: {search.unknown} (raise it with --max-states N, or use "
+                                  f"--engine z3)")
     if engine == "z3":
         from .engine_z3 import Z3Engine
-        eng = Z3Engine(model)
-        if progress is not None:
-            eng.on_depth = lambda d, n: progress("z3", d, n)
-        search = eng.run(depth, list(props), timeout=left())
+        try:
+            eng = Z3Engine(model, deadline=deadline)
+        except Stopped as e:                     # still building the transition template
+            search, eng = Search(unknown=e.reason), None
+        else:
+            if progress is not None:
+                eng.on_depth = lambda d, n: progress("z3", d, n)
+            search = eng.run(depth, list(props), timeout=deadline)
         states = diameter = None
     found = []
     unknown = search.unknown
     if "recoverable" in props:
-        rec = ExplicitEngine(model, max_states=AUTO_STATE_BUDGET if why else None).recoverable(timeout=left())
+        rec = ExplicitEngine(model, max_states=max_states).recoverable(timeout=deadline)
         if isinstance(rec, str):
             unknown = unknown or f"recoverable: {rec}"
         elif rec is not None:
@@ -173,7 +188,7 @@ def verify(spec: Spec, *, depth: int | None = None, properties: list[str] | None
     found.sort(key=lambda v: (v.depth, props.index(v.property)))
     more: list[Violation] = []
     if max_counterexamples > 1 and any(v.property != "recoverable" for v in found):
-        extra, why_not = _more(model, found, max_counterexamples, eng if engine == "z3" else None, left())
+        extra, why_not = _more(model, found, max_counterexamples, eng if engine == "z3" else None, deadline)
         more += extra
         unknown = unknown or why_not
     return Result(spec, model, engine, depth, props, tuple(found), unknown,
@@ -181,19 +196,20 @@ def verify(spec: Spec, *, depth: int | None = None, properties: list[str] | None
                   states, diameter, why, tuple(more))
 
 
-def _more(model: Model, found: list[Violation], n: int, z3engine, timeout: float | None):
+def _more(model: Model, found: list[Violation], n: int, z3engine, deadline: Deadline):
     """Further shortest traces per violated property (bounded model checking at exactly the
     shortest depth, each new operation sequence blocked), replayed like the first ones."""
     from .engine_z3 import Z3Engine
 
-    eng = z3engine or Z3Engine(model)
-    start = time.perf_counter()
+    try:
+        eng = z3engine or Z3Engine(model, deadline=deadline)
+    except Stopped as e:
+        return [], f"--max-counterexamples: {e.reason}"
     out = []
     for v in found:
         if v.property == "recoverable":
             continue
-        left = None if timeout is None else max(0.0, timeout - (time.perf_counter() - start))
-        raws, unknown = eng.more(v.property, v.depth, [[s.op for s in v.trace]], n - 1, left)
+        raws, unknown = eng.more(v.property, v.depth, [[s.op for s in v.trace]], n - 1, deadline)
         for k, raw in enumerate(raws, 2):
             out.append(Violation(v.property, v.depth, replay(model, raw.ops, raw.choices, raw.states, v.property),
                                  index=k))

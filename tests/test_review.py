@@ -318,8 +318,8 @@ def test_output_file_is_written_and_the_spec_is_never_overwritten(tmp_path):
     before = (SPECS / "no-leak-good.toml").read_text()
     p = cli("review", "specs/no-leak-good.toml", "-o", "specs/../specs/no-leak-good.toml")
     assert p.returncode == 2
-    assert p.stderr.splitlines() == ["klpmodel: error: specs/../specs/no-leak-good.toml: -o names the spec itself; "
-                                     "write the review to another file, e.g. -o review.md"]
+    assert p.stderr.splitlines() == ["klpmodel: error: specs/../specs/no-leak-good.toml: -o names a file that is an "
+                                     "input of this command (specs/no-leak-good.toml); write the output to another file"]
     assert (SPECS / "no-leak-good.toml").read_text() == before
 
 

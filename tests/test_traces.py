@@ -228,7 +228,10 @@ def test_replay_not_possible_when_the_failing_statement_is_gone(tmp_path):
     lines = text.splitlines()
     lines[choice["line"] - 1] = lines[choice["line"] - 1].replace(choice["statement"], "return")
     spec.write_text("\n".join(lines) + "\n")
-    p = cli("replay", str(out / "error-cleanup.trace.json"))
+    p = cli("replay", str(out / "error-cleanup.trace.json"))       # edited in place: only with --spec
+    assert p.returncode == 2 and p.stderr.count("\n") == 1 and "changed since this trace was written" in p.stderr
+    assert f"--spec {spec}" in p.stderr and "return" not in p.stderr
+    p = cli("replay", str(out / "error-cleanup.trace.json"), "--spec", str(spec))
     assert p.returncode == 3, p.stdout
     assert f"the statement that failed there, '{choice['statement']}'" in p.stdout
 
@@ -399,5 +402,5 @@ def test_a_trace_records_its_kernel_profile_and_runs_only_under_it(tmp_path):
     assert other.returncode == 2
     assert "this trace was found under kernel profile '5.5', not 'mainline'" in other.stderr
     spec.write_text('kernel = "5.5"\n' + spec.read_text())
-    edited = cli("replay", trace)
+    edited = cli("replay", trace, "--spec", str(spec))          # an edited spec runs only when given
     assert edited.returncode == 2 and "the spec now says kernel = '5.5'" in edited.stderr

@@ -25,7 +25,7 @@ from hypothesis import strategies as st
 from reference.driver import Reference
 
 from klpmodel import interp, klog
-from klpmodel.kernel import PHASES, Model, Op
+from klpmodel.kernel import Model, Op
 from klpmodel.spec import load_spec
 
 EXAMPLES = int(os.environ.get("KLP_REF_EXAMPLES", "60"))
@@ -78,7 +78,7 @@ class KlpSide:
     def outcomes(self, state: dict, op: Op):
         for o in interp.outcomes(self.m, state, op):
             yield (frozenset(self.position(k) for k in o.failed_choices), o.state,
-                   klog.event_lines(self.m, op, o.events), frozenset(name for name, _ in o.violations))
+                   klog.event_lines(op, o.events), frozenset(name for name, _ in o.violations))
 
     def position(self, key: tuple) -> tuple:
         """A choice key in the position form (patch, object, callback, index). klpmodel's
@@ -94,32 +94,29 @@ class KlpSide:
         return (patch, obj, cb, next(i for i, s in enumerate(stmts) if s.line == line and s.text == text))
 
     def abstract(self, s: dict) -> dict:
-        m, spec = self.m, self.spec
-        on = [p.name for p in spec.patches if PHASES[s[f"phase[{p.name}]"]] in ("patching", "enabled", "unpatching")]
-        listed = sorted((s[f"pos[{name}]"], name) for name in on)
-        ordered = all(pos for pos, _ in listed)   # klpmodel keeps pos at 0 where no rule reads the order
+        """klpmodel's state in the reference's terms, read through kernel.View."""
+        spec, view = self.spec, self.m.view(s)
+        on = [p.name for p in spec.patches if view.listed(p.name)]
         canon: dict = {}
         data, pue = {}, {}
         for name in sorted(on):                   # blocks numbered in the order of the names
             p = spec.patch(name)
             for state, _v in p.states:
-                ptr = s[f"ptr[{name}.{state}]"]
-                if not ptr:
+                b = view.data(name, state)
+                if b is None:
                     data[(name, state)] = None
                     continue
-                n = canon.setdefault((state, ptr), len(canon))
-                live = bool(s[f"live[{state}#{ptr - 1}]"])
-                data[(name, state)] = (n, live, m.describe_value(state, s[f"cont[{state}#{ptr - 1}]"]) if live else None)
+                n = canon.setdefault((state, b.slot), len(canon))
+                data[(name, state)] = (n, b.live, view.describe(state, b.content) if b.live else None)
             for o in p.objects:
-                if f"pue[{name}.{o.name}]" in s:
-                    pue[(name, o.name)] = bool(s[f"pue[{name}.{o.name}]"])
+                pue[(name, o.name)] = view.post_unpatch_enabled(name, o.name)
         return {
-            "list": tuple(name for _, name in listed) if ordered else ("unordered", *sorted(on)),
-            "phase": {p.name: PHASES[s[f"phase[{p.name}]"]] for p in spec.patches},
-            "forced": {p.name: bool(s[f"forced[{p.name}]"]) for p in spec.patches},
-            "modules": {mod.name: bool(s[f"mod[{mod.name}]"]) for mod in spec.modules},
+            "list": tuple(view.order()),
+            "phase": {p.name: view.phase(p.name) for p in spec.patches},
+            "forced": {p.name: view.forced(p.name) for p in spec.patches},
+            "modules": {mod.name: view.module_loaded(mod.name) for mod in spec.modules},
             "data": data,
-            "values": {st_.name: m.describe_value(st_.name, s[f"val[{st_.name}]"]) for st_ in spec.states},
+            "values": {st_.name: view.describe(st_.name) for st_ in spec.states},
             "pue": pue,
         }
 
@@ -266,19 +263,9 @@ def _fail_text(label) -> str:
 def _open(spec):
     """The open entries of DISAGREEMENTS.md (kernel.py bugs awaiting a fix on main), as
     predicates over a disagreement: met in a random spec, they are counted, not failed.
-    D1-D9 and D11 had predicates here until main fixed them (see the history of this file
-    for their shape)."""
-    def extra_ftrace_line(d) -> bool:
-        """klpmodel's log has a "failed to register ftrace handler" line the reference has
-        not, and is the same without it."""
-        if not d.what.startswith("log lines") or not isinstance(d.klpmodel, list):
-            return False
-        kept = [x for x in d.klpmodel if not x.startswith("livepatch: failed to register ftrace handler")]
-        return kept != d.klpmodel and kept == [x for x in d.reference if not x.startswith("livepatch: failed to register")]
-
-    checks: dict = {         # "Dn title" -> predicate(Disagreement) -> bool, using `spec`
-        "D13 an older replace patch's object gets nop functions": extra_ftrace_line,
-    }
+    D1-D9, D11 and D13 had predicates here until main fixed them (see the history of this
+    file for their shape). None is open."""
+    checks: dict = {}        # "Dn title" -> predicate(Disagreement) -> bool, using `spec`
 
     def known(d):
         return next((name for name, check in checks.items() if check(d)), None)
@@ -616,7 +603,6 @@ def _cases():
 
 
 OPEN: dict[str, str] = {   # DISAGREEMENTS.md entries that kernel.py on main still has (case id -> entry)
-    "d13-nops-of-an-older-patch": "D13",
 }
 
 

@@ -10,7 +10,7 @@ from . import klog
 from .errors import UserError, printable
 from .events import Where
 from .kernel import Model
-from .properties import BY_NAME, EXPECTED_USAGE
+from .properties import EXPECTED_USAGE
 from .report import broke, changes
 from .traces import TraceFile, raw_state, rerun, summary, violation_of
 from .verify import Step
@@ -59,7 +59,7 @@ def explain(m: Model, t: TraceFile, era: str = "insmod") -> str:
                         path=t.path)
     _check_recorded(t, run.steps)
     v = violation_of(t, run)
-    prop = BY_NAME[t.property]
+    prop = m.prop(t.property)
     n_ops = len(v.trace)
     out = [f"klpmodel explain {t.path}",
            f"spec: {m.spec.path} ({m.spec.name}), kernel {m.spec.kernel}; the trace was written by "

@@ -52,10 +52,9 @@ def states_graph(m: Model, depth: int):
     """(nodes, edges) of the states reachable in up to `depth` operations; edges whose
     transition breaks a property are marked."""
     from .engine_explicit import ExplicitEngine
-    from .properties import NAMES
 
     eng = ExplicitEngine(m, keep_graph=True)
-    eng.run(depth, list(NAMES))
+    eng.run(depth, [p.name for p in m.properties])
     g = eng.graph()
     ids = {k: f"s{i}" for i, k in enumerate(sorted(g.nodes, key=lambda k: (g.nodes[k]["level"], str(k))))}
     nodes = [(ids[k], describe(m, g.nodes[k]["state"])) for k in sorted(g.nodes, key=lambda k: ids[k])]

@@ -20,8 +20,10 @@ from functools import cache, partial
 from typing import Any, ClassVar, NamedTuple
 
 from . import events as E
+from . import properties
 from .backend import Backend, Val
 from .events import ENABLED, IN_TRANSITION, LISTED, OFFLIST, PATCHING, PHASES, UNLOADED, UNPATCHING, Edge, Refusal, Where
+from .properties import Property
 from .spec import Cond, Module, Obj, Patch, Spec, Stmt
 
 EdgeInfo = tuple[int, int, tuple[str, ...]]          # (source phase, target phase, callbacks)
@@ -370,6 +372,19 @@ class Model:
         out += [self._FLAGS[flag][1] for flag in ("leaked", "tload") if st[flag]]
         return out
 
+    @property
+    def properties(self) -> tuple[Property, ...]:
+        """The properties checked by default (the profile's)."""
+        return self.profile.PROPERTIES
+
+    @property
+    def all_properties(self) -> tuple[Property, ...]:
+        """Every property there is to ask for: the default ones, then the opt-in ones."""
+        return self.profile.PROPERTIES + self.profile.EXTRA
+
+    def prop(self, name: str) -> Property:
+        return next(p for p in self.all_properties if p.name == name)
+
     def view(self, state: dict[str, Val]) -> View:
         """The read side of a state (a dict of the variables)."""
         return View(self, state)
@@ -578,6 +593,9 @@ class Mainline:
     name = "mainline"
     summary = "Linux 5.18 to 7.1 (the default): force marks only the patches it makes unsafe to remove"
     EDGES: EdgeTable = _EDGES
+    # the properties this profile judges (each at its c.violate sites) and the opt-in ones
+    PROPERTIES: tuple[Property, ...] = properties.PROPERTIES
+    EXTRA: tuple[Property, ...] = properties.EXTRA
     SYSFS = frozenset(SYSFS_MODES) | {"patched"}     # the attributes of /sys/kernel/livepatch/<patch>/ (7.1)
 
     @classmethod

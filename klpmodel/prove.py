@@ -528,7 +528,8 @@ def prove(spec: Spec, *, properties: list[str] | None = None, max_k: int = 12,
     """auto: exhaustion first while the reachable space is small (SMALL_SPACE states), then
     k-induction for what it could not settle; induction / exhaustion: one route only; both:
     both routes on every property, and a disagreement (proved vs violated) is a loud error."""
-    props = check_properties(properties)
+    model = Model(spec)
+    props = check_properties(properties, model)
     if "recoverable" in props:
         raise UserError("recoverable is not a safety property, prove cannot induct on it; "
                         "use `klpmodel verify --property recoverable` (it explores the whole state space)")
@@ -538,7 +539,6 @@ def prove(spec: Spec, *, properties: list[str] | None = None, max_k: int = 12,
         raise UserError(f"unknown method '{method}'; use one of: {', '.join(METHODS)}")
     start = time.perf_counter()
     deadline = Deadline.of(timeout)
-    model = Model(spec)
     ex: dict[str, PropertyProof] = {}
     ind: dict[str, PropertyProof] = {}
     invs: tuple = ((), (), None)

@@ -6,7 +6,6 @@ import json
 from . import events as E
 from .events import Where
 from .kernel import Model
-from .properties import BY_NAME
 from .verify import Result, Step, Violation
 from .words import plural
 
@@ -172,7 +171,7 @@ def text(r: Result, stats: bool = False, written=()) -> str:
 
 def violation_text(m: Model, v: Violation, of: int = 1) -> list[str]:
     """One counterexample: the property, its seed sentence, each step, what broke it."""
-    prop = BY_NAME[v.property]
+    prop = m.prop(v.property)
     ops = f"{v.depth} operation{'s' if v.depth > 1 else ''}"
     head = (f"VIOLATED {v.property}: shortest trace has {ops}" if of == 1
             else f"VIOLATED {v.property}: shortest trace {v.index} of {of}, {ops}")
@@ -219,7 +218,7 @@ def _step_json(m: Model, step: Step) -> dict:
 
 
 def violation_json(m: Model, v: Violation) -> dict:
-    entry = {"property": v.property, "depth": v.depth, "seed": BY_NAME[v.property].seed,
+    entry = {"property": v.property, "depth": v.depth, "seed": m.prop(v.property).seed,
              "broken_by": broke(m, v),
              "trace": [_step_json(m, s) for s in v.trace]}
     w = v.where

@@ -29,7 +29,6 @@ from .backend import Concrete
 from .engine_explicit import ExplicitEngine
 from .errors import InternalError
 from .kernel import PHASES, Model, Op
-from .properties import NAMES, PROPERTIES
 from .simulate import format_run, parse_run, simulate
 from .spec import Spec
 from .verify import AUTO_STATE_BUDGET, Result, Step, Violation, replay, verify
@@ -103,7 +102,7 @@ class Pair:
 
 def _search_from(model: Model, start: dict, depth: int, first=None):
     eng = ExplicitEngine(model, max_states=AUTO_STATE_BUDGET)
-    res = eng.run(depth, list(NAMES), start=start, first=first)
+    res = eng.run(depth, _names(model), start=start, first=first)
     return eng, res
 
 
@@ -128,7 +127,7 @@ def pair_verdict(spec: Spec, p: str, q: str, depth: int, alone: dict) -> Pair:
         alone[p] = None if r1.unknown else set(r1.found)
     base = alone[p] or set()
     new, inherited = [], []
-    for prop in NAMES:
+    for prop in _names(m):
         if prop not in res.found:
             continue
         if prop in base:
@@ -233,14 +232,20 @@ class Coverage:
 # What each property judges, in words: the antecedent that must be reached for its verdict to
 # mean something (docs/review.md). Where it is reached is kernel.py's business: c.violate's
 # `reached` and c.judged emit the "judged" events Coverage counts.
-# what each property judges, in words: its record's `judged_at` (properties.py)
-JUDGES = {p.name: p.judged_at for p in PROPERTIES if p.judged_at}
+def _names(model: Model) -> list[str]:
+    """The properties the review checks: the profile's default ones."""
+    return [p.name for p in model.properties]
+
+
+def _judges(model: Model) -> dict[str, str]:
+    """What each property judges, in words: its record's `judged_at` (properties.py)."""
+    return {p.name: p.judged_at for p in model.all_properties if p.judged_at}
 
 
 def coverage(model: Model, depth: int) -> Coverage:
     cov = Coverage(model)
     eng = ExplicitEngine(model, max_states=AUTO_STATE_BUDGET, symmetry=False, observe=cov)
-    res = eng.run(depth, list(NAMES))
+    res = eng.run(depth, _names(model))
     cov.unknown, cov.states, cov.complete = res.unknown, eng.states, res.complete_at is not None
     return cov
 
@@ -628,10 +633,11 @@ def _coverage(rv: Review) -> list[str]:
     out += _table(["action", "phases", "exercised by"], rows)
     out += ["", "### What each property judges", ""]
     rows = []
+    judges = _judges(rv.model)
     for prop in rv.result.properties:
-        if prop in JUDGES:
+        if prop in judges:
             n = cov.judged.get(prop, 0)
-            rows.append([prop, JUDGES[prop], str(n) if n else "**never**"])
+            rows.append([prop, judges[prop], str(n) if n else "**never**"])
     out += _table(["property", "judges", "transitions"], rows)
     vac = [row[0] for row in rows if row[2] == "**never**" and row[0] not in {v.property for v in rv.result.violations}]
     out += [""] + (_wrap("Vacuous (holds only because nothing reaches what it judges): " + ", ".join(vac) + ".")
@@ -669,7 +675,7 @@ def _summary(rv: Review) -> list[str]:
         keys = [(p.name, o.name, cb, n) for p in rv.spec.patches for o in p.objects
                 for cb, sts in o.callbacks for n in range(len(sts))]
         total, ran = len(keys), sum(1 for k in keys if cov.ran.get(k))
-        vac = [p for p in r.properties if p in JUDGES and not cov.judged.get(p)
+        vac = [p for p in r.properties if p in _judges(rv.model) and not cov.judged.get(p)
                and p not in {v.property for v in r.violations}]
         missed = sorted({st.line for p in rv.spec.patches for o in p.objects for cb, sts in o.callbacks
                          for n, st in enumerate(sts) if not cov.ran.get((p.name, o.name, cb, n))})

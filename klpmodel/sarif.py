@@ -16,7 +16,6 @@ from pathlib import PurePath
 from . import __version__
 from .events import Ran, Where
 from .kernel import Model
-from .properties import BY_NAME
 from .report import broke, event_lines
 from .verify import Result, Step, Violation
 
@@ -104,7 +103,7 @@ def to_sarif(r: Result) -> dict:
     names = list(r.properties)
     rules = []
     for name in names:
-        prop = BY_NAME[name]
+        prop = m.prop(name)
         rules.append({"id": name, "name": name,
                       "shortDescription": {"text": f"{name}: {prop.violated_when}"},
                       "fullDescription": {"text": prop.seed},

@@ -15,7 +15,6 @@ from pathlib import Path
 from . import __version__, interp
 from .errors import UserError, printable
 from .kernel import PATCHING_SITE, Choice, Model, Op
-from .properties import BY_NAME
 from .spec import FAULTS, Spec, load_spec
 from .verify import Result, Step, Violation
 
@@ -80,8 +79,8 @@ def document(m: Model, v: Violation, engine: str, verify_depth: int, trace_dir: 
         "spec": {"path": spec.path, **spec_paths(spec.path, trace_dir),
                  "name": spec.name, "kernel": m.profile.name, "sha256": spec.digest,
                  "faults": list(m.faults), "kernel_in_spec": spec.file_kernel or spec.kernel},
-        "property": v.property, "seed": BY_NAME[v.property].seed,
-        "violated_when": BY_NAME[v.property].violated_when,
+        "property": v.property, "seed": m.prop(v.property).seed,
+        "violated_when": m.prop(v.property).violated_when,
         "depth": v.depth, "index": v.index, "engine": engine, "verify_depth": verify_depth,
         "broken_by": broke(m, v),
         "initial": {"summary": summary(m, v.trace[0].before), "state": raw_state(v.trace[0].before)},
@@ -352,13 +351,13 @@ def load_trace(path: Path) -> TraceFile:
                         f"verify --out", path=where)
     r = _Reader(where, text)
     prop = r.field(doc, ("property",), str, "a property name")
-    if prop not in BY_NAME:
+    from .kernel import PROFILES
+
+    if prop not in {p.name for rules in PROFILES.values() for p in rules.PROPERTIES + rules.EXTRA}:
         r.err(("property",), f"unknown property {_quoted(prop)}; {REWRITE}")
     spec = r.field(doc, ("spec",), dict, "an object")
     r.field(spec, ("spec", "path"), str, "a file name")
     r.field(spec, ("spec", "sha256"), str, "a sha256 digest")
-    from .kernel import PROFILES
-
     for key in ("kernel", "kernel_in_spec"):
         if key in spec and (not isinstance(spec[key], str) or spec[key] not in PROFILES):
             r.err(("spec", key), f"malformed trace file: spec.{key} must be a kernel profile ({', '.join(PROFILES)}), "

@@ -9,7 +9,6 @@ from .deadline import Deadline
 from .errors import InternalError, Stopped, UserError
 from .events import Event, NoWayBack, Site
 from .kernel import Choice, Model, Op
-from .properties import ALL_NAMES, NAMES
 from .spec import Spec
 
 
@@ -102,13 +101,15 @@ def replay(model: Model, ops: list[Op], choices: list[dict], states: list[dict] 
     return tuple(steps)
 
 
-def check_properties(names: list[str] | None) -> tuple[str, ...]:
+def check_properties(names: list[str] | None, model: Model) -> tuple[str, ...]:
+    """The properties asked for (default: the profile's), in the catalog's order."""
+    known = tuple(p.name for p in model.all_properties)
     if not names:
-        return NAMES
+        return tuple(p.name for p in model.properties)
     for n in names:
-        if n not in ALL_NAMES:
-            raise UserError(f"unknown property '{n}'; known properties: {', '.join(ALL_NAMES)}")
-    return tuple(p for p in ALL_NAMES if p in names)
+        if n not in known:
+            raise UserError(f"unknown property '{n}'; known properties: {', '.join(known)}")
+    return tuple(p for p in known if p in names)
 
 
 ENGINES = ("auto", "explicit", "z3")
@@ -126,7 +127,8 @@ def verify(spec: Spec, *, depth: int | None = None, properties: list[str] | None
     from .engine_explicit import BUDGET_REASON, ExplicitEngine
     from .engine_z3 import Search
 
-    props = check_properties(properties)
+    model = Model(spec)
+    props = check_properties(properties, model)
     depth = spec.depth if depth is None else depth
     if depth < 1:
         raise UserError(f"--depth must be at least 1, not {depth}; e.g. --depth 8")
@@ -142,7 +144,6 @@ def verify(spec: Spec, *, depth: int | None = None, properties: list[str] | None
                         "always exists); use --engine explicit or auto")
     start = time.perf_counter()
     deadline = Deadline.of(timeout)
-    model = Model(spec)
     why = ""
     states = diameter = None
     eng = None

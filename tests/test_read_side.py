@@ -52,3 +52,65 @@ states = { s = 1 }
     for var, value in m.init.items():
         text = m.say(var, value)
         assert text and "a value no reachable state has" not in text, var
+
+
+ONE_MORE = """
+[states.s]
+id = 1
+[[patch]]
+name = "p"
+states = { s = 1 }
+[patch.objects.vmlinux]
+pre_patch = ["alloc s"]
+post_patch = ["modify s"]
+pre_unpatch = ["reset s"]
+post_unpatch = ["free s"]
+"""
+
+
+def test_a_new_property_is_one_record_and_one_judging_site(tmp_path, monkeypatch):
+    """A property added by a record (properties.Property) and one `c.violate` site appears
+    in verify, prove, review (its coverage and vacuity) and explain with no other edit."""
+    from klpmodel import kernel, review
+    from klpmodel.explain import explain
+    from klpmodel.properties import PROPERTIES as BUILT_IN
+    from klpmodel.properties import Property
+    from klpmodel.prove import prove
+    from klpmodel.spec import load_spec
+    from klpmodel.traces import load_trace, spec_for, write_all
+    from klpmodel.verify import verify
+
+    record = Property("never-modified-twice", "(a test: a state is changed at most once per load)",
+                      "a patch's post_patch changes a state that is not original",
+                      judged_at="a write of a state's value", fix_in=("post_patch",))
+
+    class OneMore(kernel.Mainline):
+        name = "one-more"
+        PROPERTIES = BUILT_IN + (record,)
+
+        def set_value(self, s, value, where):          # the one judging site
+            c = self.c
+            c.violate(record.name, c.and_(c.ne(c.get(self.v.val[s]), kernel.ORIGINAL), c.ne(value, kernel.ORIGINAL)),
+                      where)
+            super().set_value(s, value, where)
+
+    monkeypatch.setitem(kernel.PROFILES, "one-more", OneMore)
+    path = tmp_path / "s.toml"
+    path.write_text('kernel = "one-more"\n' + ONE_MORE)
+    spec = load_spec(path)
+    holds = verify(spec)
+    assert record.name in holds.properties and holds.verdict == "holds"          # judged, never broken
+    path.write_text('kernel = "one-more"\n' + ONE_MORE.replace('post_patch = ["modify s"]',
+                                                                'post_patch = ["modify s", "modify s"]'))
+    spec = load_spec(path)
+    r = verify(spec, engine="explicit")
+    assert [v.property for v in r.violations] == [record.name]
+    assert verify(spec, engine="z3").violations[0].property == record.name
+    assert {p.property: p.verdict for p in prove(spec, method="exhaustion").proofs}[record.name] == "violated"
+    md = review.markdown(review.review(spec))
+    assert f"| {record.name} | a write of a state's value |" in md           # the coverage table
+    written = write_all(r, tmp_path / "traces")
+    t = load_trace(written[0][1])
+    text = explain(kernel.Model(spec_for(t, None)), t)
+    assert "(a test: a state is changed at most once per load)" in text
+    assert "the seed's expected usage of post_patch()" in text

@@ -613,18 +613,19 @@ class Mainline:
         self.recompute = not frozen and not c.symbolic      # memo() would only call fn()
 
     def memo(self, key: object, fn: Callable[[], Any]) -> Any:
-        """Reuse a value derived from the list (phases and positions) while those variables
-        are unchanged: the very same terms (symbolic), equal values (concrete). Speed only."""
+        """Reuse a value derived from the list (phases and positions): in a frozen state
+        (concrete, nothing changes), once per key; symbolically, while those variables are the
+        very same terms. A concrete run that changes the state recomputes (cheaper than
+        comparing). Speed only."""
         if self.frozen:
             if key not in self._memo:
                 self._memo[key] = (None, fn())
             return self._memo[key][1]
-        if not self.c.symbolic:                 # cheaper to recompute than to compare
+        if not self.c.symbolic:
             return fn()
         deps = tuple(self.c.get(v) for v in self.v.list_vars)
         hit = self._memo.get(key)
-        if hit is not None and (hit[0] == deps if not self.c.symbolic
-                                else all(a is b for a, b in zip(hit[0], deps, strict=True))):
+        if hit is not None and all(a is b for a, b in zip(hit[0], deps, strict=True)):
             return hit[1]
         out = fn()
         self._memo[key] = (deps, out)

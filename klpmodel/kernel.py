@@ -678,6 +678,11 @@ class Mainline:
 
         NULL outside a transition; else the newest listed patch before the transition
         patch that declares the id."""
+        return self._prev_formula(s) if self.c.symbolic else self._prev_walk(s)
+
+    def _prev_formula(self, s: str) -> list[tuple[int, Val]]:
+        """The same as a formula over the list (the symbolic path; the tests check the two
+        agree on every reachable state)."""
         c, m = self.c, self.m
         busy, tpos = self.transition(), self.trans_pos()
         out = []
@@ -687,6 +692,22 @@ class Mainline:
                      for r in m.decl[s] if r != q]
             out.append((q, c.and_(before, c.not_(c.or_(*newer)))))
         return out
+
+    def _prev_walk(self, s: str) -> list[tuple[int, Val]]:
+        """The same on plain values, as state.c does it: walk klp_patches from the oldest,
+        stop at the transition patch, keep the last patch that declares the id. (It reads
+        the phases of all patches and the positions of the listed ones that declare the id:
+        fewer variables than the formula, so the search memo hits more often.)"""
+        c, m = self.c, self.m
+        tpos = next((c.get(self.v.pos[i]) for i in range(m.n) if c.get(self.v.phase[i]) in IN_TRANSITION), None)
+        best, at = -1, -1
+        if tpos is not None:
+            for q in m.decl[s]:
+                if c.get(self.v.phase[q]) in LISTED:
+                    pq = c.get(self.v.pos[q])
+                    if at < pq < tpos:
+                        best, at = q, pq
+        return [(q, q == best) for q in m.decl[s]]
 
     def prev_info(self, st: Stmt) -> tuple[str, str | None] | None:
         """(state, patch or None): what klp_get_prev_state returned for the statement (concrete)."""

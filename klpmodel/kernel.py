@@ -1458,8 +1458,14 @@ class Mainline:
         return static + nops
 
     def _in_list_order(self, targets: list[tuple[int, int | None]], name: str) -> Iterator[tuple[int, int | None, Val]]:
-        """(i, oi, guard) for listed patches with an object for the module, oldest first."""
+        """(i, oi, guard) for listed patches with an object for the module, oldest first.
+        (Module events never move a patch on the list, so a concrete run sorts once.)"""
         c = self.c
+        if not c.symbolic:
+            for i, oi in sorted((t for t in targets if self.listed(t[0])), key=lambda t: self.pos(t[0])):
+                yield i, oi, (True if oi is not None else
+                              c.and_(c.get("nops"), self.is_phase(i, IN_TRANSITION), self.nop_exists(i, name)))
+            return
         for k in range(self.m.n):
             for i, oi in targets:
                 g = c.and_(self.listed(i), c.eq(self.pos(i), k))

@@ -16,7 +16,7 @@ from . import interp
 from .deadline import Deadline
 from .engine_z3 import RawTrace, Search
 from .errors import Stopped
-from .kernel import ORIGINAL, Choice, Model, Op
+from .kernel import OFFLIST, ORIGINAL, UNLOADED, Choice, Model, Op
 
 BUDGET_REASON = "more than"       # "more than N states": the state budget (max_states) stopped the search
 
@@ -209,11 +209,21 @@ class ExplicitEngine:
     name = "explicit"
 
     def __init__(self, model: Model, max_states: int | None = None, keep_graph: bool = False,
-                 symmetry: bool = True, observe: Callable[[dict, interp.Outcome], None] | None = None):
+                 symmetry: bool = True, observe: Callable[[dict, interp.Outcome], None] | None = None,
+                 fold_rmmod: bool = False):
         """`observe(before, outcome)`, when given, sees every transition the search runs,
         with its events recorded (coverage); the search then goes on to the full depth even
-        once every property is violated."""
+        once every property is violated.
+
+        `fold_rmmod`: a livepatch module off klp_patches and not forced is taken as removed
+        (its `rmmod` folded into its next `load`; docs/design.md, "Reductions"). Every
+        reachable violation is kept, but depths no longer count those `rmmod`s: for
+        unbounded answers (prove by exhaustion), not for shortest traces. The traces it
+        returns have the `rmmod`s put back, so they replay as they are."""
         self.m = model
+        names = list(model.vars)
+        self.fold = [(names.index(model.v.phase[i]), names.index(model.v.forced[i]))
+                     for i in range(model.n)] if fold_rmmod else []
         self.sym = Symmetry(model) if symmetry and not keep_graph else None
         self.max_states = max_states
         self.names = list(model.vars)
@@ -260,7 +270,8 @@ class ExplicitEngine:
         memo = self.memo
         t0 = time.perf_counter()
         open_props = set(props)
-        k0, ren0 = self.key(start if start is not None else interp.initial(m)), {}
+        self._start = dict(start if start is not None else interp.initial(m))
+        k0, ren0 = self.key(self._start), {}
         if sym:
             k0, perm = sym.canon(k0)
             ren0 = sym.renaming(perm)
@@ -288,6 +299,8 @@ class ExplicitEngine:
                         for out in interp.outcomes(m, before, op, record=True):
                             self.observe(before, out)
                     for after, choices, violations, written in memo.outcomes(k, op):
+                        if self.fold:
+                            after = self._folded(after)
                         for p, _ in violations:
                             if p in open_props and p not in res.found:
                                 res.found[p] = (d, self._trace(parent, k, op, choices))
@@ -318,6 +331,16 @@ class ExplicitEngine:
                 break
             frontier = nxt
         return self._done(res, parent, self.diameter)
+
+    def _folded(self, state: tuple) -> tuple:
+        """The state with every removable livepatch module removed (fold_rmmod)."""
+        off = [ph for ph, f in self.fold if state[ph] == OFFLIST and not state[f]]
+        if not off:
+            return state
+        st = list(state)
+        for ph in off:
+            st[ph] = UNLOADED
+        return tuple(st)
 
     def _done(self, res: Search, parent: dict, diameter: int) -> Search:
         self.states = len(parent)
@@ -408,4 +431,20 @@ class ExplicitEngine:
             if ren:                         # the next state was renamed: compose the inverse
                 inverse = {canon: orig for orig, canon in ren.items()}
                 real = {n: real.get(inverse.get(n, n), inverse.get(n, n)) for n in set(real) | set(inverse)}
+        return self._unfold(out) if self.fold else out
+
+    def _unfold(self, t: RawTrace) -> RawTrace:
+        """Put the folded `rmmod`s back: run the trace from the start and remove a module
+        off the list right before it is loaded again."""
+        out = RawTrace([], [], None)
+        state = dict(self._start)
+        for op, choices in zip(t.ops, t.choices, strict=True):
+            if op.word == "load" and self.m.view(state).phase(op.target) == "off-list":
+                rmmod = Op("rmmod", op.target)
+                out.ops.append(rmmod)
+                out.choices.append({})
+                state = interp.apply(self.m, state, rmmod, {}, record=False).state
+            out.ops.append(op)
+            out.choices.append(choices)
+            state = interp.apply(self.m, state, op, choices, record=False).state
         return out

@@ -1,7 +1,6 @@
 """`klpmodel verify`: run an engine, replay every counterexample concretely, build the Result."""
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
 
 from . import interp
@@ -138,8 +137,8 @@ def verify(spec: Spec, *, depth: int | None = None, properties: list[str] | None
     if "recoverable" in props and engine == "z3":
         raise UserError("recoverable needs the explicit engine (bounded checking cannot show that a way back "
                         "always exists); use --engine explicit or auto")
-    start = time.perf_counter()
     deadline = Deadline.of(timeout)
+    start = deadline.elapsed()
     model = Model(spec)
     why = ""
     states = diameter = None
@@ -169,7 +168,7 @@ def verify(spec: Spec, *, depth: int | None = None, properties: list[str] | None
         else:
             if progress is not None:
                 eng.on_depth = lambda d, n: progress("z3", d, n)
-            search = eng.run(depth, list(props), timeout=deadline)
+            search = eng.run(depth, list(props))
         states = diameter = None
     found = []
     unknown = search.unknown
@@ -192,7 +191,7 @@ def verify(spec: Spec, *, depth: int | None = None, properties: list[str] | None
         more += extra
         unknown = unknown or why_not
     return Result(spec, model, engine, depth, props, tuple(found), unknown,
-                  search.depth_done, search.complete_at, time.perf_counter() - start, tuple(search.per_depth),
+                  search.depth_done, search.complete_at, deadline.elapsed() - start, tuple(search.per_depth),
                   states, diameter, why, tuple(more))
 
 
@@ -209,7 +208,7 @@ def _more(model: Model, found: list[Violation], n: int, z3engine, deadline: Dead
     for v in found:
         if v.property == "recoverable":
             continue
-        raws, unknown = eng.more(v.property, v.depth, [[s.op for s in v.trace]], n - 1, deadline)
+        raws, unknown = eng.more(v.property, v.depth, [[s.op for s in v.trace]], n - 1)
         for k, raw in enumerate(raws, 2):
             out.append(Violation(v.property, v.depth, replay(model, raw.ops, raw.choices, raw.states, v.property),
                                  index=k))

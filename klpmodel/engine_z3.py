@@ -90,7 +90,7 @@ class Z3Engine:
         z3 = self.z3
         if prop not in self.ts.violation:
             return More([], None)
-        solver = Solver(z3, self.deadline)
+        solver = Solver(self.deadline)
         path = self._path(solver)
         for _ in range(depth):
             last = path.extend()
@@ -128,7 +128,7 @@ class Z3Engine:
     def _run(self, res: Search, depth: int, props: list[str]) -> Search:
         deadline = self.deadline
         start = deadline.elapsed()
-        solver = Solver(self.z3, deadline)
+        solver = Solver(deadline)
         path = self._path(solver)
         open_props = [p for p in props if p in self.ts.violation]
         for t in range(1, depth + 1):

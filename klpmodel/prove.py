@@ -4,11 +4,12 @@ Two routes, both over kernel.step (nothing here restates a kernel rule):
 
 * **exhaustion**: the explicit engine explores the whole reachable state space (it is
   finite); a property no transition breaks holds for sequences of any length.
-* **k-induction** on the Z3 transition template of engine_z3:
+* **k-induction** on one ts.TransitionSystem (its unrollings and weakening loop; the
+  base case is engine_z3 on the same system):
   - auxiliary invariants: candidate facts about one variable, or about a second one when
     the first has a given value, read off states the explicit engine reaches (a sample,
-    never trusted); those whose conjunction Z3 proves inductive over the template are
-    kept (Houdini; the initial state is in the sample, so they hold there);
+    never trusted); those whose conjunction Z3 proves inductive over the transition
+    relation are kept (Houdini; the initial state is in the sample, so they hold there);
   - base case: bounded model checking (Z3Engine.run) from the initial state to the
     spec's depth, deepened to the largest k a step case used and, for what stays
     unproved, to --max-k; what it finds is violated, replayed by the interpreter
@@ -263,7 +264,7 @@ class _FactsBase:
 
     def __init__(self, ind: _Inductor, facts: list[Invariant]):
         self.ind, self.facts = ind, facts
-        self.solver = Solver(ind.z3, ind.deadline)
+        self.solver = Solver(ind.deadline)
         self.path = Unrolling(ind.ts, self.solver, ind.ts.initial(), ("#b{}", "#bt{}"))
         self.active = [i for i, f in enumerate(facts) if f.holds(ind.m.init)]
         self.exhausted = False              # no longer loop-free path: every reachable state seen
@@ -309,7 +310,7 @@ class _StepPath:
                  facts: list[Invariant]):
         z3, ts = ind.z3, ind.ts
         self.ind, self.premise, self.invs, self.facts = ind, premise, invs, facts
-        self.solver = Solver(z3, ind.deadline)
+        self.solver = Solver(ind.deadline)
         self.lits = [z3.Bool(f"use#{i}") for i in range(len(invs))]
         self.flits = [z3.Bool(f"fact#{i}") for i in range(len(facts))]
         self.path = Unrolling(ts, self.solver, ts.fresh("#e0"), ("#e{}", "#t{}"))
@@ -377,7 +378,7 @@ class _Inductor:
     def houdini(self, cands: list[Invariant]) -> list[Invariant] | None:
         """The largest subset of cands whose conjunction is inductive (None: out of time)."""
         z3, ts = self.z3, self.ts
-        solver = Solver(z3, self.deadline)
+        solver = Solver(self.deadline)
         path = Unrolling(ts, solver, ts.fresh("#h0"), ("#h{}", "#h"))
         path.extend()
         pre, post = path.states

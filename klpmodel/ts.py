@@ -73,7 +73,9 @@ class Solver:
     """One incremental QF_BV solver; each check is given the time the deadline leaves, and
     none is made once it has passed (the check is then `unknown`, `why` says why)."""
 
-    def __init__(self, z3: Any, deadline: Deadline):
+    def __init__(self, deadline: Deadline):
+        import z3
+
         self.z3 = z3
         self.deadline = deadline
         self.solver = z3.SolverFor("QF_BV")

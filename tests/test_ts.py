@@ -63,7 +63,7 @@ CANDIDATES = [
 
 def _counter(deadline: Deadline):
     x, y = z3.BitVec("x", 4), z3.BitVec("y", 4)
-    solver = Solver(z3, deadline)
+    solver = Solver(deadline)
     solver.add(y == x + 2)
     lits = [z3.Bool(f"lit#{i}") for i in range(len(CANDIDATES))]
     for lit, c in zip(lits, CANDIDATES, strict=True):

@@ -14,6 +14,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any, Protocol
 
+from .events import Event, Judged
+
 Val = Any        # a value of the rules: a Python bool or int, or (symbolic runs) a Z3 term
 Key = Any        # a choice key (kernel.Choice)
 Choose = Callable[[Key], bool]
@@ -47,7 +49,7 @@ class Backend(Protocol):
     def choice(self, key: Key) -> Val: ...
     def violate(self, prop: str, cond: Val, where: Any = None, reached: Val = True) -> None: ...
     def judged(self, prop: str, reached: Val) -> None: ...
-    def event(self, *ev: Any) -> None: ...
+    def event(self, ev: Event) -> None: ...
 
 
 class Concrete:
@@ -63,7 +65,7 @@ class Concrete:
         self.recording = record     # keep the events (reports, logs); a search needs none
         self.choose: Choose = choose or (lambda key: False)
         self.violations: list[tuple[str, Any]] = []
-        self.events: list[Any] = []
+        self.events: list[Event] = []
 
     # values
     @staticmethod
@@ -113,16 +115,16 @@ class Concrete:
         """prop is judged here when `reached` holds, and broken when `cond` holds too."""
         if reached:
             if self.recording:
-                self.events.append(("judged", prop))     # coverage: the review's vacuity check
+                self.events.append(Judged(prop))         # coverage: the review's vacuity check
             if cond:
                 self.violations.append((prop, where))
 
     def judged(self, prop: str, reached: Val) -> None:
         """The code prop judges was reached, though the verdict is given later (no-leak)."""
         if reached and self.recording:
-            self.events.append(("judged", prop))
+            self.events.append(Judged(prop))
 
-    def event(self, *ev: Any) -> None:
+    def event(self, ev: Event) -> None:
         if self.recording:
             self.events.append(ev)
 
@@ -341,5 +343,5 @@ class Symbolic:
     def judged(self, prop: str, reached: Val) -> None:
         pass
 
-    def event(self, *ev: Any) -> None:
+    def event(self, ev: Event) -> None:
         pass

@@ -16,7 +16,7 @@ from . import interp
 from .deadline import Deadline
 from .engine_z3 import Search
 from .errors import Stopped
-from .kernel import ORIGINAL, PHASES, Choice, Model, Op
+from .kernel import ORIGINAL, Choice, Model, Op
 from .ts import RawTrace
 
 BUDGET_REASON = "more than"       # "more than N states": the state budget (max_states) stopped the search
@@ -41,20 +41,10 @@ class Symmetry:
         self.getters = {}                   # patch -> its local variables' values, as a tuple
         self.pointers = {}                  # patch -> [(place in that tuple, its slots' (live, cont))]
         for p in m.P:                       # a patch's own variables, aligned across a group
-            names = [f"phase[{p.name}]", f"pos[{p.name}]", f"forced[{p.name}]"]
-            names += [v for v in (f"replace[{p.name}]",) if v in ix]
-            names += [f"pue[{p.name}.{o.name}]" for o in p.objects]
-            keyvars = [(ix[v], None) for v in names]
-            for st in sorted(dict(p.states)):
-                # for sorting: a pointer is compared by what it points at (live or freed, content)
-                slots = [(ix[f"live[{st}#{j}]"], ix[f"cont[{st}#{j}]"]) for j in range(m.slots[st])]
-                group = [f"ptr[{p.name}.{st}]", f"snap_kind[{p.name}.{st}]", f"snap_cont[{p.name}.{st}]"]
-                names += group
-                keyvars += [(ix[group[0]], slots), (ix[group[1]], None), (ix[group[2]], None)]
-            params = [f"param[{p.name}.{n}]" for n, _ in p.params]
-            names += params
-            keyvars += [(ix[v], None) for v in params]
-            self.local[p.name] = [ix[v] for v in names]
+            own = m.patch_vars(m.index[p.name])
+            # for sorting: a pointer is compared by what it points at (live or freed, content)
+            keyvars = [(ix[v], None if s is None else [(ix[a], ix[b]) for a, b in m.slot_vars(s)]) for v, s in own]
+            self.local[p.name] = [ix[v] for v, _ in own]
             self.keyvars[p.name] = keyvars
             self.getters[p.name] = itemgetter(*self.local[p.name])      # 3+ variables: a tuple
             self.pointers[p.name] = [(at, slots) for at, (_, slots) in reversed(list(enumerate(keyvars)))
@@ -63,8 +53,8 @@ class Symmetry:
         self.slotvars = []
         for s in m.state_names:
             if m.slots[s] >= 2:
-                ptrs = [ix[f"ptr[{p.name}.{s}]"] for p in m.P if p.version(s) is not None]
-                self.slotvars.append(([(ix[f"live[{s}#{j}]"], ix[f"cont[{s}#{j}]"]) for j in range(m.slots[s])],
+                ptrs = [ix[v] for v in m.pointer_vars(s)]
+                self.slotvars.append(([(ix[a], ix[b]) for a, b in m.slot_vars(s)],
                                       ptrs, frozenset(ptrs), itemgetter(*ptrs)))    # 2+ pointers: a tuple
         # per group: every variable its order depends on (the members' own, their states' slots)
         self.keyed = []
@@ -185,8 +175,7 @@ def _rename_choice(m: Model, key: Choice, names: dict) -> Choice:
 
 def clean(m: Model, state: dict) -> bool:
     """recoverable's target: no patch on klp_patches and every system state original."""
-    return all(PHASES[state[f"phase[{p.name}]"]] not in ("patching", "enabled", "unpatching") for p in m.P) \
-        and all(state[f"val[{s}]"] == ORIGINAL for s in m.state_names)
+    return m.view(state).clean()
 
 
 def way_back(m: Model, state: dict) -> list[Op] | None:
@@ -371,15 +360,15 @@ class ExplicitEngine:
                 if b not in closure:
                     closure.add(b)
                     todo.append(b)
-        states = [eng.values[k] for k in closure]
+        views = [m.view(eng.values[k]) for k in closure]
         reasons = []
         for s_ in m.state_names:
-            seen = {st[f"val[{s_}]"] for st in states}
+            seen = {v.value(s_) for v in views}
             if ORIGINAL not in seen:
                 reasons.append(f"{s_} never becomes original again (it can only be "
                                f"{', '.join(m.describe_value(s_, v) for v in sorted(seen))})")
         for p in m.P:
-            if all(PHASES[st[f"phase[{p.name}]"]] in ("patching", "enabled", "unpatching") for st in states):
+            if all(v.listed(p.name) for v in views):
                 reasons.append(f"{p.name} can never leave klp_patches")
         reason = "; ".join(reasons) or (f"none of the {len(closure)} states reachable from here has no patch "
                                         f"installed and every state original")

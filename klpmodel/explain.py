@@ -5,40 +5,25 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
+from . import events as E
 from . import klog
 from .errors import UserError, printable
-from .kernel import Model, Where
-from .properties import BY_NAME, EXPECTED_USAGE
-from .report import _prev_text, broke, changes, errno_name
+from .events import Where
+from .kernel import Model
+from .properties import EXPECTED_USAGE
+from .report import broke, changes
 from .traces import TraceFile, raw_state, rerun, summary, violation_of
 from .verify import Step
+
+# what the explain's callbacks section shows: the model's side of a step (the kernel's
+# own lines are in its log section)
+_CALLBACK_EVENTS = (E.Callback, E.Ran, E.AllocFailed, E.Failed, E.PatchFailed, E.Replaced, E.Leaked)
 
 
 def callback_lines(step: Step) -> list[str]:
     """Each callback that ran, with its statements (spec line, skipped or not, what
-    klp_get_prev_state returned) and what failed."""
-    out = []
-    for ev in step.events:
-        kind = ev[0]
-        if kind == "callback":
-            out.append(f"{ev[1]}: {ev[3]}({ev[2]})")
-        elif kind in ("stmt", "skip"):
-            w: Where = ev[1]
-            prev = _prev_text(ev[2])
-            mark = "   " if kind == "stmt" else "(skipped, guard false) "
-            out.append(f"    line {w.stmt.line:<4} {mark}{w.stmt.text}" + (f"    [{prev}]" if prev else ""))
-        elif kind == "alloc-failed":
-            out.append("      -> the allocation fails (the explored choice): data stays NULL, -ENOMEM")
-        elif kind == "failed":
-            out.append(f"      -> returns {errno_name(ev[2])}"
-                       + (" (the explored choice)" if ev[1].stmt.action == "maybe-fail" else ""))
-        elif kind in ("patch-failed", "apply-failed"):
-            out.append(f"{ev[1]}: patching object {ev[2]} fails (the explored patching fault): -EBUSY")
-        elif kind == "replaced":
-            out.append(f"{ev[1]} is replaced: it leaves klp_patches and none of its callbacks run")
-        elif kind == "leaked":
-            out.append(f"    block {ev[1]}#{ev[2] + 1} is now reachable from no installed patch (leaked)")
-    return out
+    klp_get_prev_state returned) and what failed: the events' own notes."""
+    return [ev.note() or "" for ev in step.events if isinstance(ev, _CALLBACK_EVENTS)]
 
 
 def _state_line(m: Model, state: dict) -> str:
@@ -74,7 +59,7 @@ def explain(m: Model, t: TraceFile, era: str = "insmod") -> str:
                         path=t.path)
     _check_recorded(t, run.steps)
     v = violation_of(t, run)
-    prop = BY_NAME[t.property]
+    prop = m.prop(t.property)
     n_ops = len(v.trace)
     out = [f"klpmodel explain {t.path}",
            f"spec: {m.spec.path} ({m.spec.name}), kernel {m.spec.kernel}; the trace was written by "
@@ -131,8 +116,8 @@ def culprit(m: Model, v) -> tuple[int, Where, str] | None:
     the free before a use after free or a double free, the allocation of a leaked block,
     the failed allocation behind a NULL dereference."""
     w = v.where
-    state = w.stmt.arg if isinstance(w, Where) else (w[2] if isinstance(w, tuple) and w[0] == "uses" else None)
-    ran = [(n, ev[1]) for n, st in enumerate(v.trace, 1) for ev in st.events if ev[0] == "stmt"]
+    state = w.stmt.arg if isinstance(w, Where) else (w.state if isinstance(w, E.Uses) else None)
+    ran = [(n, ev.where) for n, st in enumerate(v.trace, 1) for ev in st.events if isinstance(ev, E.Ran) and ev.ran]
     if isinstance(w, Where):          # only what ran before the violating statement itself
         last = max(i for i, (n, x) in enumerate(ran) if n == len(v.trace) and x.stmt is w.stmt and x.patch == w.patch)
         ran = ran[:last]
@@ -141,24 +126,25 @@ def culprit(m: Model, v) -> tuple[int, Where, str] | None:
         if frees:
             return (*frees[-1], "freed the block")
     if v.property in ("no-leak", "revert-restores", "error-cleanup"):
-        leaked = [ev[1] for st in v.trace for ev in st.events if ev[0] == "leaked"]
+        leaked = [ev.state for st in v.trace for ev in st.events if isinstance(ev, E.Leaked)]
         allocs = [(n, x) for n, x in ran if x.stmt.action == "alloc" and x.stmt.arg in leaked]
         if allocs:
             return (*allocs[-1], "allocated the block that nothing frees")
-    changed = []
-    if isinstance(w, tuple) and w[0] == "state":
-        changed = [w[1]]
+    changed: list[str] = []
+    end = m.view(v.trace[-1].after)
+    if isinstance(w, E.StateLeft):
+        changed = [w.state]
     elif v.property in ("revert-restores", "error-cleanup"):
-        start = max(n for n, st in enumerate(v.trace) if st.op.word == "load")
-        changed = [s for s in m.state_names if v.trace[start].before[f"val[{s}]"] != v.trace[-1].after[f"val[{s}]"]]
+        start = m.view(v.trace[max(n for n, st in enumerate(v.trace) if st.op.word == "load")].before)
+        changed = [s for s in m.state_names if start.value(s) != end.value(s)]
     writes = [(n, x) for n, x in ran if x.stmt.action in ("modify", "restore", "reset") and x.stmt.arg in changed]
     if writes:
         n, x = writes[-1]
-        value = m.describe_value(x.stmt.arg, v.trace[-1].after[f"val[{x.stmt.arg}]"])
-        return n, x, f"set {x.stmt.arg} to {value}, and no statement that ran later restored it"
+        s = x.stmt.arg or ""
+        return n, x, f"set {s} to {end.describe(s)}, and no statement that ran later restored it"
     if v.property == "no-null-deref" and state:
-        failed = [(n, ev[1]) for n, st in enumerate(v.trace, 1) for ev in st.events
-                  if ev[0] == "alloc-failed" and ev[1].stmt.arg == state]
+        failed = [(n, ev.where) for n, st in enumerate(v.trace, 1) for ev in st.events
+                  if isinstance(ev, E.AllocFailed) and ev.where.stmt.arg == state]
         if failed:
             return (*failed[-1], "failed to allocate, and the data stayed NULL")
     return None

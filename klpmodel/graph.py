@@ -6,7 +6,7 @@ import shutil
 import subprocess
 
 from .errors import UserError
-from .kernel import PHASES, Model, lifecycle
+from .kernel import Model, lifecycle
 
 
 def quote(text: str) -> str:
@@ -39,10 +39,11 @@ def lifecycle_graph(profile: str = "mainline") -> tuple[list[tuple[str, str]], l
 
 
 def describe(m: Model, state: dict) -> str:
-    parts = [f"{p.name}: {PHASES[state[f'phase[{p.name}]']]}" for p in m.P if state[f"phase[{p.name}]"] != 0]
-    parts += [f"{s}={m.describe_value(s, state[f'val[{s}]'])}" for s in m.state_names]
-    parts += [f"{mod} loaded" for mod in m.module_names if state[f"mod[{mod}]"]]
-    if state["leaked"]:
+    view = m.view(state)
+    parts = [f"{p.name}: {view.phase(p.name)}" for p in m.P if view.loaded(p.name)]
+    parts += [f"{s}={view.describe(s)}" for s in m.state_names]
+    parts += [f"{mod} loaded" for mod in m.module_names if view.module_loaded(mod)]
+    if view.leaked():
         parts.append("leaked")
     return "\n".join(parts) or "nothing loaded"
 
@@ -51,10 +52,9 @@ def states_graph(m: Model, depth: int):
     """(nodes, edges) of the states reachable in up to `depth` operations; edges whose
     transition breaks a property are marked."""
     from .engine_explicit import ExplicitEngine
-    from .properties import NAMES
 
     eng = ExplicitEngine(m, keep_graph=True)
-    eng.run(depth, list(NAMES))
+    eng.run(depth, [p.name for p in m.properties])
     g = eng.graph()
     ids = {k: f"s{i}" for i, k in enumerate(sorted(g.nodes, key=lambda k: (g.nodes[k]["level"], str(k))))}
     nodes = [(ids[k], describe(m, g.nodes[k]["state"])) for k in sorted(g.nodes, key=lambda k: ids[k])]

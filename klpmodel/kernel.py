@@ -17,9 +17,13 @@ import operator
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
 from functools import cache, partial
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
+from . import events as E
+from . import properties
 from .backend import Backend, Val
+from .events import ENABLED, IN_TRANSITION, LISTED, OFFLIST, PATCHING, PHASES, UNLOADED, UNPATCHING, Edge, Refusal, Where
+from .properties import Property
 from .spec import Cond, Module, Obj, Patch, Spec, Stmt
 
 EdgeInfo = tuple[int, int, tuple[str, ...]]          # (source phase, target phase, callbacks)
@@ -29,10 +33,7 @@ Abstract = tuple[dict[str, Val], dict[tuple[int, str], tuple[Val, Val]]]
 
 # ------------------------------------------------------------------ the lifecycle graph
 
-UNLOADED, PATCHING, ENABLED, UNPATCHING, OFFLIST = range(5)
-PHASES = ("unloaded", "patching", "enabled", "unpatching", "off-list")
-LISTED = (PATCHING, ENABLED, UNPATCHING)            # on klp_patches (§1)
-IN_TRANSITION = (PATCHING, UNPATCHING)              # == klp_transition_patch (§1)
+# the phases of a patch (the lifecycle's nodes) live with the events that name them
 
 # value encoding of a system state / block content (properties.md "precise readings")
 ORIGINAL, ZERO = 0, 1        # variants are 2 + rank of the version among the state's versions
@@ -220,6 +221,8 @@ class Model:
         self.v = VarNames(self)
         self.vars, self.init = self._vars()
         self.bits = {v: max(1, top.bit_length()) for v, (kind, top) in self.vars.items() if kind == "i"}
+        # the module parameters: two's complement in their bits (param_top); the rest unsigned
+        self.signed = frozenset(v for v in self.vars if v.startswith("param["))
 
     def choice_at(self, patch: str, obj: str, callback: str, index: int) -> Choice | None:
         """The fallible site at this position in the spec (None: there is none)."""
@@ -242,6 +245,145 @@ class Model:
         while (c := self.choice_at(patch, obj, callback, len(out))) is not None:
             out.append(c)
         return out
+
+    def patch_vars(self, i: int) -> list[tuple[str, str | None]]:
+        """Patch i's own variables, in an order aligned across interchangeable patches (the
+        symmetry reduction moves them together): (name, the state whose block slot it
+        points to, for a data pointer; else None)."""
+        v, p = self.v, self.P[i]
+        out: list[tuple[str, str | None]] = [(v.phase[i], None), (v.pos[i], None), (v.forced[i], None)]
+        out += [(v.repl[i], None)] if v.repl[i] in self.vars else []
+        out += [(flag, None) for flag in v.pue[i]]
+        for s in sorted(dict(p.states)):
+            out += [(v.ptr[i][s], s), (v.snap_kind[i][s], None), (v.snap_cont[i][s], None)]
+        out += [(f"param[{p.name}.{n}]", None) for n, _ in p.params]
+        return out
+
+    def slot_vars(self, s: str) -> list[tuple[str, str]]:
+        """The block slots of state s: (its live flag, its content), slot 1 first."""
+        return list(zip(self.v.live[s], self.v.cont[s], strict=True))
+
+    def pointer_vars(self, s: str) -> list[str]:
+        """The data pointer of every patch that declares s, in spec order."""
+        return [self.v.ptr[i][s] for i in self.decl[s]]
+
+    # ---- a variable in the user's words (prove's counterexamples to induction are arbitrary
+    # states: any value of a variable may show up, so out-of-range values are said as such)
+    def _meanings(self) -> dict[str, tuple[str, ...]]:
+        v, out = self.v, dict[str, tuple[str, ...]]()
+        for i, p in enumerate(self.P):
+            out[v.phase[i]], out[v.pos[i]], out[v.forced[i]] = ("phase", p.name), ("pos", p.name), ("forced", p.name)
+            out[v.repl[i]] = ("replace", p.name)
+            for o, flag in zip(p.objects, v.pue[i], strict=True):
+                out[flag] = ("pue", p.name, o.name)
+            for st, _ in p.states:
+                out[v.ptr[i][st]] = ("ptr", p.name, st)
+                out[v.snap_kind[i][st]] = ("snap_kind", p.name, st)
+                out[v.snap_cont[i][st]] = ("snap_cont", p.name, st)
+            for n, _ in p.params:
+                out[f"param[{p.name}.{n}]"] = ("param", f"{p.name}.{n}")
+        for mod in self.spec.modules:
+            out[v.mod[mod.name]] = ("mod", mod.name)
+            for n, _ in mod.params:
+                out[f"param[{mod.name}.{n}]"] = ("param", f"{mod.name}.{n}")
+        for st in self.state_names:
+            out[v.val[st]], out[v.hi[st]], out[v.snap_val[st]] = ("val", st), ("hi", st), ("snap_val", st)
+            for j in range(self.slots[st]):
+                out[v.live[st][j]], out[v.cont[st][j]] = ("live", st, str(j + 1)), ("cont", st, str(j + 1))
+        return out
+
+    _FLAGS: ClassVar[dict[str, tuple[str, str]]] = {"leaked": ("no block has leaked", "a live block became unreachable (leaked)"),
+              "tload": ("no load-started transition is being watched", "the transition in progress was started by load"),
+              "exempt": ("no target module came or went during it", "a target module came or went during the transition"),
+              "leak_since": ("no block leaked since that load", "a block leaked since that load"),
+              "switched": ("no force switched the tasks of the transition in progress",
+                           "force switched every task of the transition in progress"),
+              "nops": ("the transition patch has no nop objects",
+                       "the transition patch (a replace patch) still has its nop objects")}
+
+    def say(self, var: str, value: Val) -> str:
+        """One variable's value in the words of the spec (patch phases, state values, blocks)."""
+        v = int(value)
+        if var in self._FLAGS:
+            return self._FLAGS[var][int(bool(v))]
+        kind, *parts = self._meanings()[var]
+        bad = f"{var} = {v} (a value no reachable state has)"
+        if kind == "phase":
+            return f"{parts[0]} is {PHASES[v]}" if v < len(PHASES) else bad
+        if kind == "pos":
+            return f"{parts[0]} has klp_patches position {v}"
+        if kind == "forced":
+            return f"{parts[0]} is {'forced' if v else 'not forced'}"
+        if kind == "replace":
+            return f"{parts[0]} was loaded with replace = {'true' if v else 'false'}"
+        if kind == "pue":
+            return f"{parts[0]}'s post_unpatch_enabled flag for {parts[1]} is {'set' if v else 'clear'}"
+        if kind == "ptr":
+            return f"{parts[0]}'s {parts[1]} data is NULL" if v == 0 else f"{parts[0]}'s {parts[1]} data points to block {parts[1]}#{v}"
+        if kind == "snap_kind":
+            return f"before the load in transition, {parts[0]}.{parts[1]}'s data was " + \
+                (("NULL", "live", "freed")[v] if v < 3 else str(v))
+        if kind == "live":
+            return f"block {parts[0]}#{parts[1]} is {'live' if v else 'not live'}"
+        if kind == "mod":
+            return f"module {parts[0]} is {'loaded' if v else 'not loaded'}"
+        if kind == "param":
+            return f"parameter {parts[0]} is {v}"
+        st = parts[-1] if kind in ("snap_cont",) else parts[0]
+        if v >= 2 + len(self.versions[st]):
+            return bad
+        what = self.describe_value(st, v)
+        if kind == "val":
+            return f"{st} is {what}"
+        if kind == "hi":
+            return f"{st} held no variant since it was last original" if v == 0 else \
+                f"the newest variant {st} held since it was last original is {what}"
+        if kind == "snap_val":
+            return f"before the load in transition, {st} was {what}"
+        if kind == "cont":
+            return f"block {st}#{parts[1]} holds {what}"
+        return f"before the load in transition, {parts[0]}.{parts[1]}'s data held {what}"
+
+    def state_lines(self, st: dict[str, Val]) -> list[str]:
+        """The meaningful part of a state in the user's words: phases, values, the listed
+        patches' data, blocks, the monitors' flags."""
+        v, out = self.v, []
+        for i, p in enumerate(self.P):
+            ph = int(st[v.phase[i]])
+            line = self.say(v.phase[i], ph)
+            if ph in LISTED:
+                line += f" (position {int(st[v.pos[i]])} on klp_patches)"
+            if st[v.forced[i]]:
+                line += ", forced"
+            out.append(line)
+            if ph in LISTED:
+                out += ["  " + self.say(v.ptr[i][s], st[v.ptr[i][s]]) for s, _ in p.states]
+        out += [self.say(v.mod[name], st[v.mod[name]]) for name in self.module_names]
+        for s in self.state_names:
+            out.append(self.say(v.val[s], st[v.val[s]]))
+            if int(st[v.hi[s]]) != 0:                  # what version-order compares a new value with
+                out.append("  " + self.say(v.hi[s], st[v.hi[s]]))
+            if st["tload"]:                            # what revert-restores compares with
+                out.append("  " + self.say(v.snap_val[s], st[v.snap_val[s]]))
+            for j in range(self.slots[s]):
+                if st[v.live[s][j]]:
+                    out.append(f"block {s}#{j + 1} is live and holds "
+                               + self.say(v.cont[s][j], st[v.cont[s][j]]).split(" holds ", 1)[-1])
+        out += [self._FLAGS[flag][1] for flag in ("leaked", "tload") if st[flag]]
+        return out
+
+    @property
+    def properties(self) -> tuple[Property, ...]:
+        """The properties checked by default (the profile's)."""
+        return self.profile.PROPERTIES
+
+    @property
+    def all_properties(self) -> tuple[Property, ...]:
+        """Every property there is to ask for: the default ones, then the opt-in ones."""
+        return self.profile.PROPERTIES + self.profile.EXTRA
+
+    def prop(self, name: str) -> Property:
+        return next(p for p in self.all_properties if p.name == name)
 
     def view(self, state: dict[str, Val]) -> View:
         """The read side of a state (a dict of the variables)."""
@@ -434,19 +576,9 @@ class View:
 
 
 
-class Where:
-    """Where a statement runs: for reports and for the spec line that broke a property."""
-
-    __slots__ = ("callback", "index", "obj", "patch", "stmt")
-
-    def __init__(self, patch: str, obj: str, callback: str, stmt: Stmt, index: int = 0):
-        self.patch, self.obj, self.callback, self.stmt, self.index = patch, obj, callback, stmt, index
-
-    def choice(self) -> Choice:
-        return Choice(self.patch, self.obj, self.callback, self.index, self.stmt.line, self.stmt.text)
-
-    def __repr__(self) -> str:
-        return f"{self.patch}/{self.obj}/{self.callback}: '{self.stmt.text}' (line {self.stmt.line})"
+def choice_of(w: Where) -> Choice:
+    """The choice of the fallible statement at `w`."""
+    return Choice(w.patch, w.obj, w.callback, w.index, w.stmt.line, w.stmt.text)
 
 
 class Mainline:
@@ -461,6 +593,9 @@ class Mainline:
     name = "mainline"
     summary = "Linux 5.18 to 7.1 (the default): force marks only the patches it makes unsafe to remove"
     EDGES: EdgeTable = _EDGES
+    # the properties this profile judges (each at its c.violate sites) and the opt-in ones
+    PROPERTIES: tuple[Property, ...] = properties.PROPERTIES
+    EXTRA: tuple[Property, ...] = properties.EXTRA
     SYSFS = frozenset(SYSFS_MODES) | {"patched"}     # the attributes of /sys/kernel/livepatch/<patch>/ (7.1)
 
     @classmethod
@@ -478,18 +613,19 @@ class Mainline:
         self.recompute = not frozen and not c.symbolic      # memo() would only call fn()
 
     def memo(self, key: object, fn: Callable[[], Any]) -> Any:
-        """Reuse a value derived from the list (phases and positions) while those variables
-        are unchanged: the very same terms (symbolic), equal values (concrete). Speed only."""
+        """Reuse a value derived from the list (phases and positions): in a frozen state
+        (concrete, nothing changes), once per key; symbolically, while those variables are the
+        very same terms. A concrete run that changes the state recomputes (cheaper than
+        comparing). Speed only."""
         if self.frozen:
             if key not in self._memo:
                 self._memo[key] = (None, fn())
             return self._memo[key][1]
-        if not self.c.symbolic:                 # cheaper to recompute than to compare
+        if not self.c.symbolic:
             return fn()
         deps = tuple(self.c.get(v) for v in self.v.list_vars)
         hit = self._memo.get(key)
-        if hit is not None and (hit[0] == deps if not self.c.symbolic
-                                else all(a is b for a, b in zip(hit[0], deps, strict=True))):
+        if hit is not None and all(a is b for a, b in zip(hit[0], deps, strict=True)):
             return hit[1]
         out = fn()
         self._memo[key] = (deps, out)
@@ -542,6 +678,11 @@ class Mainline:
 
         NULL outside a transition; else the newest listed patch before the transition
         patch that declares the id."""
+        return self._prev_formula(s) if self.c.symbolic else self._prev_walk(s)
+
+    def _prev_formula(self, s: str) -> list[tuple[int, Val]]:
+        """The same as a formula over the list (the symbolic path; the tests check the two
+        agree on every reachable state)."""
         c, m = self.c, self.m
         busy, tpos = self.transition(), self.trans_pos()
         out = []
@@ -551,6 +692,22 @@ class Mainline:
                      for r in m.decl[s] if r != q]
             out.append((q, c.and_(before, c.not_(c.or_(*newer)))))
         return out
+
+    def _prev_walk(self, s: str) -> list[tuple[int, Val]]:
+        """The same on plain values, as state.c does it: walk klp_patches from the oldest,
+        stop at the transition patch, keep the last patch that declares the id. (It reads
+        the phases of all patches and the positions of the listed ones that declare the id:
+        fewer variables than the formula, so the search memo hits more often.)"""
+        c, m = self.c, self.m
+        tpos = next((c.get(self.v.pos[i]) for i in range(m.n) if c.get(self.v.phase[i]) in IN_TRANSITION), None)
+        best, at = -1, -1
+        if tpos is not None:
+            for q in m.decl[s]:
+                if c.get(self.v.phase[q]) in LISTED:
+                    pq = c.get(self.v.pos[q])
+                    if at < pq < tpos:
+                        best, at = q, pq
+        return [(q, q == best) for q in m.decl[s]]
 
     def prev_info(self, st: Stmt) -> tuple[str, str | None] | None:
         """(state, patch or None): what klp_get_prev_state returned for the statement (concrete)."""
@@ -620,7 +777,7 @@ class Mainline:
                 for _ in c.when(c.and_(dropped, c.not_(self.referenced(s, j)))):
                     self.leaks.append(c.and_(c.pc, c.get(live)) if c.symbolic else c.get(live))
                     if c.recording and c.get(live):
-                        c.event("leaked", s, j)
+                        c.event(E.Leaked(s, j + 1))
                     c.set(live, False)     # the slot is garbage: canonical contents
                     c.set(cont, ZERO)
 
@@ -679,12 +836,12 @@ class Mainline:
         p = m.P[i]
         s = st.arg or ""             # the state, for state actions (spec.py checks it names one)
         a = st.action
-        key = where.choice()
+        key = choice_of(where)
         if a == "alloc":
             fails = c.choice(key) if (in_pre_patch and fallible) else False
             for _ in c.when(fails):
                 self.release([(i, s)])           # data = kzalloc() == NULL
-                c.event("alloc-failed", where)
+                c.event(E.AllocFailed(where))
             for _ in c.when(c.not_(fails)):
                 self.alloc(i, s)
             return fails
@@ -693,17 +850,17 @@ class Mainline:
                 value = c.get(f"param[{p.name}.{st.arg}]")
                 fails = c.ne(value, 0)
                 for _ in c.when(fails):
-                    c.event("failed", where, value)
+                    c.event(E.Failed(where, value))
                 return fails
             fails = True if a == "fail" else (c.choice(key) if fallible else False)
             for _ in c.when(fails):
-                c.event("failed", where, st.errno)
+                c.event(E.Failed(where, st.errno or -22))
             return fails
         if a == "log":
-            c.event("log", where, st.arg)
+            c.event(E.Log(where, st.arg or ""))
             return False
         if a == "banner":
-            c.event("banner", where)
+            c.event(E.Banner(where))
             return False
         if a == "return":
             return False
@@ -749,7 +906,7 @@ class Mainline:
             where = Where(self.m.P[i].name, obj.name, cb, st, n)
             g = c.and_(running, self.cond(st.cond, self.m.P[i].name))
             if c.recording and running:
-                c.event("stmt" if g else "skip", where, self.prev_info(st))
+                c.event(E.Ran(where, bool(g), self.prev_info(st)))
             f = False
             for _ in c.when(g):
                 f = self.statement(i, st, where, cb == "pre_patch", fallible)
@@ -766,16 +923,16 @@ class Mainline:
         flag = self.v.pue[i][oi]
         if cb == "post_unpatch":
             for _ in c.when(c.get(flag)):
-                c.event("callback", p.name, obj.name, cb)
+                c.event(E.Callback(p.name, obj.name, cb))
                 self.body(i, obj, cb, obj.cb(cb), False)
             c.set(flag, False)
             return True
-        c.event("callback", p.name, obj.name, cb)
+        c.event(E.Callback(p.name, obj.name, cb))
         failed = self.body(i, obj, cb, obj.cb(cb), True)
         if cb == "pre_patch":
             for _ in c.when(failed):             # the error label runs before pre_patch returns
                 self.body(i, obj, "pre_patch_error", obj.cb("pre_patch_error"), False)
-                c.event("pre-patch-failed", p.name, obj.name)
+                c.event(E.PrePatchFailed(p.name, obj.name))
             c.set(flag, c.not_(failed))
         return c.not_(failed)
 
@@ -810,23 +967,21 @@ class Mainline:
             fails = c.choice(self.m.choice_at(p.name, name, PATCHING_SITE, 0))
             for _ in c.when(fails):
                 func = self.first_func(i, name) if c.recording else None
-                if module is None:
-                    c.event("patch-failed", p.name, name, func)
-                else:
-                    c.event("apply-failed", p.name, name, func)
-                    if oi is not None:
-                        self.callback(i, oi, "post_unpatch")
+                c.event(E.PatchFailed(p.name, name, func, module))
+                if module is not None and oi is not None:   # klp_module_coming runs it here
+                    self.callback(i, oi, "post_unpatch")
         return c.not_(c.and_(reached, fails))
 
     # ---- the list
     def first_func(self, i: int, name: str) -> str | None:
         """Concrete only, for the log: the first function on patch i's object `name`'s
         func_list (the one the patching fault fails): its own functions, then, for a
-        replace patch that still has them, the nop functions klp_add_nops appended for the
-        listed patches' functions it lacks (oldest patch first)."""
+        replace patch that still has them (the transition patch, until its transition first
+        completes), the nop functions klp_add_nops appended for the listed patches'
+        functions it lacks (oldest patch first)."""
         p = self.m.P[i]
         own = [f for o in p.objects if o.name == name for f in o.funcs]
-        if own or not (self.replace_of(i) and self.c.get("nops")):
+        if own or not (self.replace_of(i) and self.c.get("nops") and self.is_phase(i, IN_TRANSITION)):
             return own[0] if own else None
         older = sorted((q for q in range(self.m.n) if q != i and self.listed(q)), key=self.pos)
         return next((f for q in older for o in self.m.P[q].objects if o.name == name for f in o.funcs), None)
@@ -910,47 +1065,52 @@ class Mainline:
         c.set("exempt", False)
 
     # ---- operations
-    def checks(self, op: Op) -> list[tuple[str, Val]]:
+    def checks(self, op: Op) -> list[tuple[Refusal, Val]]:
         """The kernel's checks for `op`, in the kernel's order: [(refusal, passes)].
 
         A refused operation changes nothing; `verify` leaves it out of the search."""
         c, m = self.c, self.m
+        EINVAL, EBUSY, EEXIST, ENOENT = -22, -16, -17, -2
         if op.word == "load":                                   # §2.1: module loader, then 6, then 10
             i = self._index(op.target)
             r = self.load_replace(i, op)
-            out = [(f"module {op.target} is already loaded (insmod: File exists)", c.eq(self.phase(i), UNLOADED))]
+            out = [(Refusal(f"module {op.target} is already loaded (insmod: File exists)", EEXIST),
+                    c.eq(self.phase(i), UNLOADED))]
             for j in range(m.n):
                 if j != i and not m.compat[(i, j, r)][0]:
-                    out.append((f"-EINVAL: not compatible with the already installed livepatches "
-                                f"({m.compat[(i, j, r)][1]})", c.not_(self.listed(j))))
-            out.append(("-EBUSY: another transition is in progress", c.not_(self.transition())))
+                    out.append((Refusal(f"-EINVAL: not compatible with the already installed livepatches "
+                                        f"({m.compat[(i, j, r)][1]})", EINVAL,
+                                        f"livepatch: Livepatch patch ({op.target}) is not compatible with the "
+                                        f"already installed livepatches."), c.not_(self.listed(j))))
+            out.append((Refusal("-EBUSY: another transition is in progress", EBUSY), c.not_(self.transition())))
             return out
         if op.word == "reverse":
-            return [("no transition is in progress", self.transition())]
+            return [(Refusal("no transition is in progress", EINVAL), self.transition())]
         if op.word == "complete":                               # §4.1, §11: a task asleep in a to-be-patched function
-            return [("no transition is in progress", self.transition()),
-                    *[(f"the transition cannot complete: a task of {mod} sleeps in {func}", c.not_(stuck))
+            return [(Refusal("no transition is in progress", EINVAL), self.transition()),
+                    *[(Refusal(f"the transition cannot complete: a task of {mod} sleeps in {func}", EBUSY), c.not_(stuck))
                       for mod, func, stuck in self.stuck()]]
         if op.word == "param":
             owner = op.target.split(" ")[0]
             loaded = c.get(f"mod[{owner}]") if owner in m.module_names else c.ne(self.phase(self._index(owner)), UNLOADED)
-            return [(f"module {owner} is not loaded (no /sys/module/{owner})", loaded)]
+            return [(Refusal(f"module {owner} is not loaded (no /sys/module/{owner})", ENOENT), loaded)]
         if op.word == "disable":                                # §6.1, §6.3
             ph = self.phase(self._index(op.target))               # (during its own patching
-            return [(f"-EINVAL: {op.target} is not enabled", c.or_(c.eq(ph, PATCHING), c.eq(ph, ENABLED))),
-                    ("-EBUSY: another transition is in progress",       # transition: a reversal)
+            return [(Refusal(f"-EINVAL: {op.target} is not enabled", EINVAL), c.or_(c.eq(ph, PATCHING), c.eq(ph, ENABLED))),
+                    (Refusal("-EBUSY: another transition is in progress", EBUSY),     # transition: a reversal)
                      c.or_(c.eq(ph, PATCHING), c.not_(self.transition())))]
         if op.word == "rmmod":                                  # §10
             i = self._index(op.target)
-            return [(f"module {op.target} is not loaded", c.ne(self.phase(i), UNLOADED)),
-                    (f"module {op.target} is in use: its patch is on klp_patches", c.not_(self.listed(i))),
-                    (f"module {op.target} is in use for ever: its patch was forced", c.not_(c.get(self.v.forced[i])))]
+            return [(Refusal(f"module {op.target} is not loaded", ENOENT), c.ne(self.phase(i), UNLOADED)),
+                    (Refusal(f"module {op.target} is in use: its patch is on klp_patches", EBUSY), c.not_(self.listed(i))),
+                    (Refusal(f"module {op.target} is in use for ever: its patch was forced", EBUSY),
+                     c.not_(c.get(self.v.forced[i])))]
         if op.word == "modload":
-            return [(f"module {op.target} is already loaded", c.not_(c.get(self.v.mod[op.target])))]
+            return [(Refusal(f"module {op.target} is already loaded", EEXIST), c.not_(c.get(self.v.mod[op.target])))]
         if op.word == "modunload":
-            return [(f"module {op.target} is not loaded", c.get(self.v.mod[op.target]))]
+            return [(Refusal(f"module {op.target} is not loaded", ENOENT), c.get(self.v.mod[op.target]))]
         if op.word == "force":                                  # §6.4: also a repeated force
-            return [("-EINVAL: no transition is in progress", self.transition())]
+            return [(Refusal("-EINVAL: no transition is in progress", EINVAL), self.transition())]
         raise ValueError(op)
 
     def stuck(self) -> list[tuple[str, str, Val]]:
@@ -1062,7 +1222,7 @@ class Mainline:
         """Is `op` possible here? (every check passes)"""
         return self.c.and_(*(ok for _, ok in self.checks(op)))
 
-    def refusal(self, op: Op) -> str | None:
+    def refusal(self, op: Op) -> Refusal | None:
         """Concrete only: why the kernel refuses `op` here (the first failing check), or None."""
         return next((why for why, ok in self.checks(op) if not ok), None)
 
@@ -1110,7 +1270,7 @@ class Mainline:
         c.set("switched", False)                     # klp_init_transition: every task to switch
         (_, entered, cbs), = self.edges("load")
         c.set(self.v.phase[i], entered)
-        c.event("load-start", p.name)
+        c.event(E.LoadStart(p.name, Edge(UNLOADED, entered, "load")))
         failed = False
         for oi, o in enumerate(p.objects):           # interleaved per object, stop at failure (§3)
             go = c.and_(self.loaded(o.name), c.not_(failed))
@@ -1123,16 +1283,16 @@ class Mainline:
                 go = c.and_(self.nop_exists(i, name), self.loaded(name), c.not_(failed))
                 failed = c.or_(failed, c.not_(self.patch_object(i, None, go, nop=name)))
         for _ in c.when(failed):                     # §3.1: cancel, going to unpatch
-            (_, back, cancel), = self.edges("load-failed")
-            c.event("load-cancel", p.name)
+            (from_, back, cancel), = self.edges("load-failed")
+            c.event(E.LoadCancel(p.name, Edge(from_, back, "load-failed")))
             for oi, o in enumerate(p.objects):
                 for _ in c.when(self.loaded(o.name)):
                     self.run_edge(i, oi, cancel)
-            c.event("load-cancelled", p.name)
+            c.event(E.LoadCancelled(p.name))
             self.move(i, entered, back)
             c.set("nops", False)
         for _ in c.when(c.not_(failed)):
-            c.event("load-started", p.name)
+            c.event(E.LoadStarted(p.name))
 
     def op_complete(self, op: Op) -> None:
         c = self.c
@@ -1144,11 +1304,11 @@ class Mainline:
         """klp_complete_transition for transition patch i (§4.2)."""
         c, m = self.c, self.m
         p = m.P[i]
-        c.event("complete", p.name, src)
+        c.event(E.Complete(p.name, Edge(src, dst, "complete")))
         for oi, o in enumerate(p.objects):
             for _ in c.when(self.loaded(o.name)):
                 self.run_edge(i, oi, cbs)
-        c.event("completed", p.name, dst)
+        c.event(E.Completed(p.name, dst))
         c.set("nops", False)                         # the nop objects are freed (§4.2 step 2)
         c.set("switched", False)
         if dst in LISTED:
@@ -1160,7 +1320,7 @@ class Mainline:
                         continue
                     listed, pq = self.listed(q), self.pos(q)       # (a listed patch other than
                     for _ in c.when(c.and_(c.eq(self.phase(q), r_src), c.lt(pq, at))):   # i is enabled)
-                        c.event("replaced", m.P[q].name)
+                        c.event(E.Replaced(m.P[q].name, Edge(r_src, r_dst, "replaced")))
                         c.set(self.v.phase[q], r_dst)
                         self.leave_list([q])
                     for _ in c.when(c.and_(listed, c.lt(at, pq))):
@@ -1188,7 +1348,7 @@ class Mainline:
             for _ in c.when(failed):
                 self.clear_snapshot()
                 c.violate("error-cleanup", c.not_(self.same_abstract(seen, self.abstract(), self.leaked_now())),
-                          ("load", m.P[i].name))
+                          E.FailedLoad(m.P[i].name))
             for _ in c.when(c.not_(failed)):
                 self.snapshot(seen)
                 c.set("tload", True)
@@ -1212,11 +1372,11 @@ class Mainline:
             c.violate("revert-restores",
                       c.not_(self.same_abstract(self.snapshotted(), self.abstract(),
                                                 c.or_(c.get("leak_since"), self.leaked_now()))),
-                      ("complete", None))
+                      E.RevertedLoad())
         for _ in c.when(c.not_(c.get("tload"))):
             for s in m.state_names:
                 undeclared = c.not_(c.or_(*(self.listed(q) for q in m.decl[s])))
-                c.violate("disable-restores", c.ne(c.get(self.v.val[s]), ORIGINAL), ("state", s), reached=undeclared)
+                c.violate("disable-restores", c.ne(c.get(self.v.val[s]), ORIGINAL), E.StateLeft(s), reached=undeclared)
 
     def op_reverse(self, op: Op) -> None:
         c = self.c
@@ -1227,7 +1387,7 @@ class Mainline:
     def reverse(self, i: int, src: int, dst: int) -> None:
         """klp_reverse_transition (§6.2): no callbacks; klp_start_transition marks the tasks
         pending again, so a task that force switched can hold the transition again."""
-        self.c.event("reverse", self.m.P[i].name, src)
+        self.c.event(E.Reverse(self.m.P[i].name, Edge(src, dst, "reverse")))
         self.c.set("switched", False)
         self.move(i, src, dst)
 
@@ -1245,7 +1405,7 @@ class Mainline:
         c = self.c
         name = self.m.P[i].name
         (src, dst, cbs), = self.edges("disable")
-        c.event("disable-start", name)
+        c.event(E.DisableStart(name, Edge(src, dst, "disable")))
         # klp_init_transition makes p the transition patch before pre_unpatch runs (§6.3), so
         # klp_get_prev_state there sees the older listed patches (§12: a non-cumulative patch)
         self.move(i, src, dst)
@@ -1253,10 +1413,11 @@ class Mainline:
         for oi, o in enumerate(self.m.P[i].objects):
             for _ in c.when(self.loaded(o.name)):
                 self.run_edge(i, oi, cbs)
-        c.event("disable-started", name)
+        c.event(E.DisableStarted(name))
 
     def op_rmmod(self, op: Op) -> None:
         (src, dst, _), = self.edges("rmmod")
+        self.c.event(E.Rmmod(op.target, Edge(src, dst, "rmmod")))
         self.move(self._index(op.target), src, dst)
 
     def op_force(self, op: Op) -> None:
@@ -1264,14 +1425,18 @@ class Mainline:
         attempt succeeds even while a task sleeps in a patched function (§11); which
         patches it marks forced is the kernel version's rule (`force_marks`)."""
         c, m = self.c, self.m
-        c.event("force")
         c.set("switched", True)
         g = self.lifecycle()
+        took, marked = [], []
         for src, dst, _ in self.edges("force"):
             marks = g.edges[src, dst, "force"]["marks"]
             for i in range(m.n):
+                if c.recording and self.phase(i) == src:
+                    took.append((m.P[i].name, Edge(src, dst, "force")))
                 for _ in c.when(c.and_(c.eq(self.phase(i), src), self.force_marks(i, marks))):
                     c.set(self.v.forced[i], True)
+                    marked.append(m.P[i].name)
+        c.event(E.Force(tuple(took), tuple(marked)))
 
     def force_marks(self, i: int, marks: str) -> Val:
         """Does force mark patch i, by its force edge's `marks`? Since 5.18 (commit
@@ -1293,8 +1458,14 @@ class Mainline:
         return static + nops
 
     def _in_list_order(self, targets: list[tuple[int, int | None]], name: str) -> Iterator[tuple[int, int | None, Val]]:
-        """(i, oi, guard) for listed patches with an object for the module, oldest first."""
+        """(i, oi, guard) for listed patches with an object for the module, oldest first.
+        (Module events never move a patch on the list, so a concrete run sorts once.)"""
         c = self.c
+        if not c.symbolic:
+            for i, oi in sorted((t for t in targets if self.listed(t[0])), key=lambda t: self.pos(t[0])):
+                yield i, oi, (True if oi is not None else
+                              c.and_(c.get("nops"), self.is_phase(i, IN_TRANSITION), self.nop_exists(i, name)))
+            return
         for k in range(self.m.n):
             for i, oi in targets:
                 g = c.and_(self.listed(i), c.eq(self.pos(i), k))
@@ -1307,37 +1478,35 @@ class Mainline:
         c.set(self.v.mod[op.target], True)
         module = next(mod for mod in self.m.spec.modules if mod.name == op.target)
         self.set_params(op.target, module.params, op.params or ())
-        c.event("modload", op.target)
+        c.event(E.ModLoad(op.target))
         targets = self._module_objects(op.target)
         failed, fail_pos = False, 0
         for i, oi, g in self._in_list_order(targets, op.target):      # §9.1
             go = c.and_(g, c.not_(failed))
             ok = True
             for _ in c.when(go):
-                c.event("applying", self.m.P[i].name, op.target)
-                if oi is None:                                  # a nop object: patched, no callbacks
-                    ok = self.patch_object(i, None, True, module=op.target, nop=op.target)
-                    continue
-                for src, _, cbs in self.edges("modload"):
+                for src, dst, cbs in self.edges("modload"):
                     r = True
                     for _ in c.when(c.eq(self.phase(i), src)):
-                        r = self.run_edge(i, oi, cbs, module=op.target)
+                        c.event(E.Applying(self.m.P[i].name, op.target, Edge(src, dst, "modload")))
+                        r = (self.patch_object(i, None, True, module=op.target, nop=op.target) if oi is None
+                             else self.run_edge(i, oi, cbs, module=op.target))      # (a nop object: no callbacks)
                     ok = c.and_(ok, c.or_(c.ne(self.phase(i), src), r))
             bad = c.and_(go, c.not_(ok))
             for _ in c.when(bad):
-                c.event("refused", self.m.P[i].name, op.target)
+                c.event(E.Refused(self.m.P[i].name, op.target))
             fail_pos = c.ite(bad, self.pos(i), fail_pos)
             failed = c.or_(failed, bad)
         for _ in c.when(failed):                              # refuse the module, roll back earlier patches
             self._unapply(targets, lambda i: c.lt(self.pos(i), fail_pos), op.target)
             c.set(self.v.mod[op.target], False)
-            c.event("modload-failed", op.target)
+            c.event(E.ModLoadFailed(op.target))
         for _ in c.when(c.not_(failed)):                      # then the module's own init runs
             self.module_logs(module, module.init)
 
     def op_modunload(self, op: Op) -> None:
         c = self.c
-        c.event("modunload", op.target)
+        c.event(E.ModUnload(op.target))
         module = next(mod for mod in self.m.spec.modules if mod.name == op.target)
         self.module_logs(module, module.exit)                 # exit runs before klp_module_going
         self._unapply(self._module_objects(op.target), lambda i: True, op.target)
@@ -1347,7 +1516,7 @@ class Mainline:
         c = self.c
         for st in stmts:
             for _ in c.when(self.cond(st.cond, module.name)):
-                c.event("modlog", module.name, st.arg)
+                c.event(E.ModLog(module.name, st.arg or ""))
 
     def op_param(self, op: Op) -> None:
         """echo VALUE > /sys/module/OWNER/parameters/NAME"""
@@ -1358,34 +1527,35 @@ class Mainline:
         c = self.c
         for i, oi, g in self._in_list_order(targets, module):     # §9.2
             for _ in c.when(c.and_(g, which(i))):
-                if oi is None:                                  # a nop object: no callbacks
-                    c.event("reverting", self.m.P[i].name, module)
-                    continue
-                for src, _, cbs in self.edges("modunload"):
+                for src, dst, cbs in self.edges("modunload"):
                     for _ in c.when(c.eq(self.phase(i), src)):
-                        for cb in cbs:              # the log line comes between the two
+                        reverting = E.Reverting(self.m.P[i].name, module, Edge(src, dst, "modunload"))
+                        if oi is None:                  # a nop object: no callbacks
+                            c.event(reverting)
+                            continue
+                        for cb in cbs:                  # the log line comes between the two
                             if cb == "post_unpatch":
-                                c.event("reverting", self.m.P[i].name, module)
+                                c.event(reverting)
                             self.callback(i, oi, cb)
 
     def judge_quiescent(self) -> None:
         """no-leak, and `uses` of enabled patches, at quiescent points (properties.md)."""
         c, m = self.c, self.m
         quiet = c.not_(self.transition())
-        c.violate("no-leak", quiet, ("quiescent", None), reached=c.get("leaked"))
+        c.violate("no-leak", quiet, E.Quiescent(), reached=c.get("leaked"))
         for i, p in enumerate(m.P):
             for s in p.uses:
                 on = c.and_(quiet, c.eq(self.phase(i), ENABLED))
                 k = self.kind(self.ptr(i, s), s)
-                c.violate("no-null-deref", c.eq(k, 0), ("uses", p.name, s), reached=on)
-                c.violate("no-use-after-free", c.eq(k, 2), ("uses", p.name, s), reached=on)
+                c.violate("no-null-deref", c.eq(k, 0), E.Uses(p.name, s), reached=on)
+                c.violate("no-use-after-free", c.eq(k, 2), E.Uses(p.name, s), reached=on)
 
 
 def enabled(model: Model, ctx: Backend, op: Op) -> Val:
     return model.profile(model, ctx).enabled(op)
 
 
-def refusal(model: Model, ctx: Backend, op: Op) -> str | None:
+def refusal(model: Model, ctx: Backend, op: Op) -> Refusal | None:
     return model.profile(model, ctx).refusal(op)
 
 

@@ -12,7 +12,8 @@ import shlex
 
 from . import __version__, klog
 from .errors import UserError, printable
-from .kernel import PATCHING_SITE, PHASES, Choice, Model
+from .events import Completed, LoadCancelled, ModLoadFailed
+from .kernel import PATCHING_SITE, Choice, Model
 from .spec import MAX_NAME, NAME_RE
 from .traces import TraceFile, rerun
 from .verify import Step
@@ -57,13 +58,13 @@ def _fail_note(k: Choice) -> str:
 def _completes(step: Step, patch: str) -> str | None:
     """'patching'/'unpatching' when this `complete` step finished patch's transition."""
     for ev in step.events:
-        if ev[0] == "completed" and ev[1] == patch:
-            return "patching" if PHASES[ev[2]] == "enabled" else "unpatching"
+        if isinstance(ev, Completed) and ev.patch == patch:
+            return "patching" if ev.patched else "unpatching"
     return None
 
 
-def _transition_patch(step: Step) -> str | None:
-    return klog.transition_patch(step.before)
+def _transition_patch(m: Model, step: Step) -> str | None:
+    return m.view(step.before).transition_patch()
 
 
 def commands(m: Model, steps: tuple[Step, ...], names: dict[str, str], era: str = "insmod") -> tuple[list[str], list[str], list[str]]:
@@ -77,7 +78,7 @@ def commands(m: Model, steps: tuple[Step, ...], names: dict[str, str], era: str 
             continue
         op, var = step.op, f"${names.get(step.op.arg, '')}"
         args = ""
-        failed_load = any(ev[0] in ("load-cancelled", "modload-failed") for ev in step.events)
+        failed_load = any(isinstance(ev, LoadCancelled | ModLoadFailed) for ev in step.events)
         if step.failed:
             arg = _fail_arg(step)
             owner = step.failed[0].patch
@@ -113,7 +114,7 @@ def commands(m: Model, steps: tuple[Step, ...], names: dict[str, str], era: str 
                 notes.append(f"step {n + 1}: the unpatching transition of {op.arg} must stay open until the script "
                              f"completes it")
         elif op.word == "complete":
-            patch = _transition_patch(step)
+            patch = _transition_patch(m, step)
             kind = _completes(step, patch) if patch else None
             pv = f"${names[patch]}" if patch else "?"
             if kind == "unpatching":
@@ -124,12 +125,12 @@ def commands(m: Model, steps: tuple[Step, ...], names: dict[str, str], era: str 
                              f"to complete the patching transition of {pv}\"")
             notes.append(f"step {n + 1}: release whatever holds the transition of {patch} open here")
         elif op.word in ("reverse", "force"):
-            patch = _transition_patch(step)
+            patch = _transition_patch(m, step)
             pv = f"${names[patch]}"
             if op.word == "force":
                 path, value = f"/sys/kernel/livepatch/{pv}/force", 1
             else:
-                path, value = f"/sys/kernel/livepatch/{pv}/enabled", int(PHASES[step.before[f"phase[{patch}]"]] != "patching")
+                path, value = f"/sys/kernel/livepatch/{pv}/enabled", int(m.view(step.before).phase(patch) != "patching")
             lines += [f'log "% echo {value} > {path}"', f"echo {value} > {path}"]
         elif op.word == "rmmod":
             lines.append(f"unload_lp {var}")

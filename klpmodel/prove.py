@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Literal, NamedTuple
 from . import interp
 from .deadline import Deadline
 from .errors import InternalError, Stopped, UserError
-from .kernel import PHASES, Model, Op
+from .kernel import Model, Op
 from .spec import Spec
 from .ts import Solver, TransitionSystem, Unrolling, Weakened, interruptible, labels, weaken
 from .verify import AUTO_STATE_BUDGET, Violation, check_properties, replay
@@ -124,64 +124,12 @@ class ProofResult:
 # ------------------------------------------------------------------ the user's words
 
 def describe(m: Model, var: str, value) -> str:
-    """One variable's value in the words of the spec (patch phases, state values, blocks)."""
-    v = int(value)
-    kind, name = var[:var.index("[")], var[var.index("[") + 1:-1]
-    bad = f"{var} = {v} (a value no reachable state has)"
-    if kind == "phase":
-        return f"{name} is {PHASES[v]}" if v < len(PHASES) else bad
-    if kind == "pos":
-        return f"{name} has klp_patches position {v}"
-    if kind == "forced":
-        return f"{name} is {'forced' if v else 'not forced'}"
-    if kind == "replace":
-        return f"{name} was loaded with replace = {'true' if v else 'false'}"
-    if kind == "pue":
-        patch, obj = name.split(".", 1)
-        return f"{patch}'s post_unpatch_enabled flag for {obj} is {'set' if v else 'clear'}"
-    if kind in ("val", "hi", "snap_val", "cont", "snap_cont"):
-        s = name.split("#")[0].split(".")[-1]
-        if v >= 2 + len(m.versions[s]):
-            return bad
-        what = m.describe_value(s, v)
-        if kind == "val":
-            return f"{s} is {what}"
-        if kind == "hi":
-            return f"{s} held no variant since it was last original" if v == 0 else \
-                f"the newest variant {s} held since it was last original is {what}"
-        if kind == "snap_val":
-            return f"before the load in transition, {s} was {what}"
-        if kind == "cont":
-            return f"block {s}#{int(name.split('#')[1]) + 1} holds {what}"
-        return f"before the load in transition, {name}'s data held {what}"
-    if kind == "ptr":
-        patch, s = name.split(".", 1)
-        return f"{patch}'s {s} data is NULL" if v == 0 else f"{patch}'s {s} data points to block {s}#{v}"
-    if kind == "snap_kind":
-        return f"before the load in transition, {name}'s data was {('NULL', 'live', 'freed')[v] if v < 3 else v}"
-    if kind == "live":
-        s, j = name.split("#")
-        return f"block {s}#{int(j) + 1} is {'live' if v else 'not live'}"
-    if kind == "mod":
-        return f"module {name} is {'loaded' if v else 'not loaded'}"
-    if kind == "param":
-        return f"parameter {name} is {v}"
-    return bad
-
-
-def _describe_flag(var: str, value) -> str:
-    return {"leaked": ("no block has leaked", "a live block became unreachable (leaked)"),
-            "tload": ("no load-started transition is being watched", "the transition in progress was started by load"),
-            "exempt": ("no target module came or went during it", "a target module came or went during the transition"),
-            "leak_since": ("no block leaked since that load", "a block leaked since that load"),
-            "switched": ("no force switched the tasks of the transition in progress",
-                         "force switched every task of the transition in progress"),
-            "nops": ("the transition patch has no nop objects", "the transition patch (a replace patch) still has its nop objects"),
-            }[var][int(bool(value))]
+    """One variable's value in the words of the spec (kernel.Model.say)."""
+    return m.say(var, value)
 
 
 def say(m: Model, var: str, value) -> str:
-    return _describe_flag(var, value) if "[" not in var else describe(m, var, value)
+    return m.say(var, value)
 
 
 def _values_text(m: Model, var: str, values) -> str:
@@ -191,33 +139,7 @@ def _values_text(m: Model, var: str, values) -> str:
 
 def state_lines(m: Model, st: dict) -> list[str]:
     """The meaningful part of a state: phases, values, the listed patches' data, blocks."""
-    out = []
-    for p in m.P:
-        ph = int(st[f"phase[{p.name}]"])
-        line = say(m, f"phase[{p.name}]", ph)
-        if 0 < ph < 4:
-            line += f" (position {int(st[f'pos[{p.name}]'])} on klp_patches)"
-        if st[f"forced[{p.name}]"]:
-            line += ", forced"
-        out.append(line)
-        if 0 < ph < 4:
-            for s, _ in p.states:
-                out.append("  " + say(m, f"ptr[{p.name}.{s}]", st[f"ptr[{p.name}.{s}]"]))
-    for name in m.module_names:
-        out.append(say(m, f"mod[{name}]", st[f"mod[{name}]"]))
-    for s in m.state_names:
-        out.append(say(m, f"val[{s}]", st[f"val[{s}]"]))
-        if int(st[f"hi[{s}]"]) != 0:             # what version-order compares a new value with
-            out.append("  " + say(m, f"hi[{s}]", st[f"hi[{s}]"]))
-        if st["tload"]:                           # what revert-restores compares with
-            out.append("  " + say(m, f"snap_val[{s}]", st[f"snap_val[{s}]"]))
-        for j in range(m.slots[s]):
-            if st[f"live[{s}#{j}]"]:
-                out.append(f"block {s}#{j + 1} is live and " + say(m, f"cont[{s}#{j}]", st[f"cont[{s}#{j}]"])[len(f"block {s}#{j + 1} "):])
-    for flag in ("leaked", "tload"):
-        if st[flag]:
-            out.append(_describe_flag(flag, True))
-    return out
+    return m.state_lines(st)
 
 
 def diff_lines(m: Model, a: dict, b: dict) -> list[str]:
@@ -638,7 +560,8 @@ def prove(spec: Spec, *, properties: list[str] | None = None, max_k: int = 12,
     """auto: exhaustion first while the reachable space is small (SMALL_SPACE states), then
     k-induction for what it could not settle; induction / exhaustion: one route only; both:
     both routes on every property, and a disagreement (proved vs violated) is a loud error."""
-    props = check_properties(properties)
+    model = Model(spec)
+    props = check_properties(properties, model)
     if "recoverable" in props:
         raise UserError("recoverable is not a safety property, prove cannot induct on it; "
                         "use `klpmodel verify --property recoverable` (it explores the whole state space)")
@@ -648,7 +571,6 @@ def prove(spec: Spec, *, properties: list[str] | None = None, max_k: int = 12,
         raise UserError(f"unknown method '{method}'; use one of: {', '.join(METHODS)}")
     deadline = Deadline.of(timeout)
     start = deadline.elapsed()
-    model = Model(spec)
     ex = Exhaustion({}, None, None)
     if method in ("auto", "exhaustion", "both"):
         ex = exhaustion(model, props, deadline, SMALL_SPACE if method == "auto" else EXHAUSTION_BUDGET)

@@ -3,70 +3,19 @@ from __future__ import annotations
 
 import json
 
-from . import klog
-from .kernel import PHASES, Model, Where
-from .properties import BY_NAME
-from .spec import ERRNOS
+from . import events as E
+from .events import Where
+from .kernel import Model
 from .verify import Result, Step, Violation
 from .words import plural
 
-_ERRNO_NAMES = {-v: "-" + k for k, v in ERRNOS.items()}
-
-
-def errno_name(e: int) -> str:
-    return _ERRNO_NAMES.get(e, str(e))
-
-
 # ------------------------------------------------------------------ events and changes
 
-def _prev_text(info) -> str:
-    if not info:
-        return ""
-    state, patch = info
-    return f"klp_get_prev_state({state}) = {patch if patch else 'NULL'}"
-
-
-# the kernel's own log lines: rendered by klog.py, the one place that knows their text
-_KERNEL_LINES = ("pre-patch-failed", "patch-failed", "apply-failed", "load-started", "complete", "completed",
-                 "reverse", "disable-start", "disable-started", "applying", "refused", "reverting", "force", "modlog")
-
-
 def event_lines(m: Model, step: Step) -> list[str]:
-    """What the kernel and the callbacks did during one operation, one line each."""
-    out = []
-    for ev in step.events:
-        kind = ev[0]
-        if kind in _KERNEL_LINES:
-            out += klog.event_lines(m, step.op, [ev])
-        elif kind == "load-start":
-            out.append(f"klp_enable_patch: '{ev[1]}' passes the compatibility check, joins klp_patches; patching transition initialized")
-        elif kind == "callback":
-            out.append(f"{ev[1]}: {ev[3]}({ev[2]})")
-        elif kind in ("stmt", "skip"):
-            w: Where = ev[1]
-            prev = _prev_text(ev[2])
-            if kind == "stmt":
-                out.append(f"    {w.stmt.text:<48} line {w.stmt.line}" + (f"   [{prev}]" if prev else ""))
-            else:
-                out.append(f"    (skipped) {w.stmt.text:<38} line {w.stmt.line}" + (f"   [{prev}]" if prev else ""))
-        elif kind == "alloc-failed":
-            out.append("    -> the allocation fails (explored choice): data = NULL, fails with -ENOMEM")
-        elif kind == "failed":
-            out.append(f"    -> fails with {errno_name(ev[2])}" + (" (explored choice)" if ev[1].stmt.action == "maybe-fail" else ""))
-        elif kind == "load-cancel":
-            out.append(f"livepatch: failed to enable patch '{ev[1]}': transition cancelled, "
-                       f"post_unpatch only where pre_patch succeeded; the load fails")
-        elif kind == "replaced":
-            out.append(f"'{ev[1]}' is replaced: it leaves klp_patches, none of its callbacks run")
-        elif kind == "modload":
-            out.append(f"target module '{ev[1]}' is loading (klp_module_coming)")
-        elif kind == "modload-failed":
-            out.append(f"the load of module '{ev[1]}' fails; its init never runs")
-        elif kind == "modunload":
-            out.append(f"target module '{ev[1]}' is going (klp_module_going)")
-        elif kind == "log":
-            out.append(f"    log: {ev[1].patch}: {ev[2]}")
-    return out
+    """What the kernel and the callbacks did during one operation, one line each: the
+    kernel's own log lines, and the model's notes for what the log does not show."""
+    op = step.op
+    return E.described(step.events, op.word, op.arg if op.word in ("modload", "modunload") else None)
 
 
 def _block(s: str, ptr: int) -> str:
@@ -75,94 +24,86 @@ def _block(s: str, ptr: int) -> str:
 
 def changes(m: Model, before: dict, after: dict, events=()) -> list[str]:
     """Only what changed, in the words of the abstract system (properties.md)."""
+    a, b = m.view(before), m.view(after)
     out = []
-    leaks = {ev for ev in events if ev[0] == "leaked"}
+    leaks = {(ev.state, ev.slot) for ev in events if isinstance(ev, E.Leaked)}
     for p in m.P:
-        a, b = before[f"phase[{p.name}]"], after[f"phase[{p.name}]"]
-        if a != b:
-            out.append(f"{p.name}: {PHASES[a]} -> {PHASES[b]}")
-        if after[f"forced[{p.name}]"] and not before[f"forced[{p.name}]"]:
+        if a.phase(p.name) != b.phase(p.name):
+            out.append(f"{p.name}: {a.phase(p.name)} -> {b.phase(p.name)}")
+        if b.forced(p.name) and not a.forced(p.name):
             out.append(f"{p.name}: forced (its module can never be removed)")
     for name in m.module_names:
-        a, b = before[f"mod[{name}]"], after[f"mod[{name}]"]
-        if a != b:
-            out.append(f"module {name}: {'loaded' if b else 'not loaded'}")
+        if a.module_loaded(name) != b.module_loaded(name):
+            out.append(f"module {name}: {'loaded' if b.module_loaded(name) else 'not loaded'}")
     for s in m.state_names:
-        a, b = before[f"val[{s}]"], after[f"val[{s}]"]
-        if a != b:
-            out.append(f"{s}: {m.describe_value(s, a)} -> {m.describe_value(s, b)}")
-    listed = ("patching", "enabled", "unpatching")
+        if a.value(s) != b.value(s):
+            out.append(f"{s}: {a.describe(s)} -> {b.describe(s)}")
     for p in m.P:
-        left = (PHASES[before[f"phase[{p.name}]"]] in listed) and PHASES[after[f"phase[{p.name}]"]] not in listed
+        left = a.listed(p.name) and not b.listed(p.name)
         for s, _ in p.states:
-            a, b = before[f"ptr[{p.name}.{s}]"], after[f"ptr[{p.name}.{s}]"]
-            if a != b and not (left and b == 0):       # a patch off the list holds nothing any more
-                out.append(f"{p.name}.{s} data: {_block(s, a)} -> {_block(s, b)}")
+            pa, pb = a.pointer(p.name, s), b.pointer(p.name, s)
+            if pa != pb and not (left and pb == 0):       # a patch off the list holds nothing any more
+                out.append(f"{p.name}.{s} data: {_block(s, pa)} -> {_block(s, pb)}")
     for s in m.state_names:
-        for j in range(m.slots[s]):
-            la, lb = before[f"live[{s}#{j}]"], after[f"live[{s}#{j}]"]
-            ca, cb = before[f"cont[{s}#{j}]"], after[f"cont[{s}#{j}]"]
-            name = f"block {s}#{j + 1}"
-            if ("leaked", s, j) in leaks and not (la and not lb):
+        for ba, bb in zip(a.blocks(s), b.blocks(s), strict=True):
+            name = f"block {s}#{bb.slot}"
+            leaked = (s, bb.slot) in leaks
+            if leaked and not (ba.live and not bb.live):
                 out.append(f"{name}: leaked (a block allocated here is live, and no installed patch points to it)")
-            if not la and lb:
-                out.append(f"{name}: allocated, holds {m.describe_value(s, cb)}")
-            elif la and not lb:
-                out.append(f"{name}: leaked (live, and no installed patch points to it)"
-                           if ("leaked", s, j) in leaks else f"{name}: freed")
-            elif lb and ca != cb:
-                out.append(f"{name}: holds {m.describe_value(s, ca)} -> {m.describe_value(s, cb)}")
-            elif not lb and ca != cb and any(after[f"ptr[{p.name}.{s}]"] == j + 1 for p in m.P if p.version(s) is not None):
-                out.append(f"{name} (freed): written, holds {m.describe_value(s, ca)} -> {m.describe_value(s, cb)}")
+            if not ba.live and bb.live:
+                out.append(f"{name}: allocated, holds {b.describe(s, bb.content)}")
+            elif ba.live and not bb.live:
+                out.append(f"{name}: leaked (live, and no installed patch points to it)" if leaked else f"{name}: freed")
+            elif bb.live and ba.content != bb.content:
+                out.append(f"{name}: holds {b.describe(s, ba.content)} -> {b.describe(s, bb.content)}")
+            elif not bb.live and ba.content != bb.content and any(
+                    b.pointer(p.name, s) == bb.slot for p in m.P if p.version(s) is not None):
+                out.append(f"{name} (freed): written, holds {b.describe(s, ba.content)} -> {b.describe(s, bb.content)}")
     return out
 
 
 def _differences(m: Model, steps) -> str:
     """How the abstract system after `steps` differs from before them (properties.md)."""
-    before, after = steps[0].before, steps[-1].after
-    out = [f"{s} is {m.describe_value(s, after[f'val[{s}]'])}, was {m.describe_value(s, before[f'val[{s}]'])}"
-           for s in m.state_names if before[f"val[{s}]"] != after[f"val[{s}]"]]
-    out += [f"block {e[1]}#{e[2] + 1} is still allocated and nothing points to it"
-            for st in steps for e in st.events if e[0] == "leaked"]
+    a, b = m.view(steps[0].before), m.view(steps[-1].after)
+    out = [f"{s} is {b.describe(s)}, was {a.describe(s)}" for s in m.state_names if a.value(s) != b.value(s)]
+    out += [f"block {ev.state}#{ev.slot} is still allocated and nothing points to it"
+            for st in steps for ev in st.events if isinstance(ev, E.Leaked)]
     for p in m.P:
         for s, _ in p.states:
-            a, b = before[f"ptr[{p.name}.{s}]"], after[f"ptr[{p.name}.{s}]"]
-            if a and a == b and before[f"live[{s}#{a - 1}]"] and not after[f"live[{s}#{a - 1}]"]:
+            da, db = a.data(p.name, s), b.data(p.name, s)
+            if da is None or db is None or da.slot != db.slot:
+                continue
+            if da.live and not db.live:
                 out.append(f"{p.name}'s {s} data was freed")
-            elif a and a == b and after[f"live[{s}#{a - 1}]"] and before[f"cont[{s}#{a - 1}]"] != after[f"cont[{s}#{a - 1}]"]:
-                out.append(f"{p.name}'s {s} data now holds {m.describe_value(s, after[f'cont[{s}#{a - 1}]'])}")
+            elif db.live and da.content != db.content:
+                out.append(f"{p.name}'s {s} data now holds {b.describe(s, db.content)}")
     return "; ".join(out) or "see the steps above"
 
 
 def broke(m: Model, v: Violation) -> str:
     """One sentence: what in the last step broke the property."""
     w = v.where
-    spec = m.spec
+    last = m.view(v.trace[-1].after)
     if isinstance(w, Where):
-        return (f"{spec.path}:{w.stmt.line}: '{w.stmt.text}' in {w.patch}'s {w.callback} "
-                f"for {w.obj}")
-    last = v.trace[-1].after
-    if isinstance(w, tuple):
-        if w[0] == "load":
-            return (f"the load of {w[1]} failed in pre_patch and the system is not as it was before the load: "
-                    + _differences(m, v.trace[-1:]))
-        if w[0] == "complete":
-            start = max(n for n, st in enumerate(v.trace) if st.op.word == "load")
-            return (f"the reversed transition of {v.trace[start].op.arg} completed unpatched, and the system is not "
-                    f"as it was before step {start + 1}: " + _differences(m, v.trace[start:]))
-        if w[0] == "state":
-            return (f"state {w[1]} is {m.describe_value(w[1], last[f'val[{w[1]}]'])}, not original, "
-                    f"and no installed patch declares it")
-        if w[0] == "quiescent":
-            lost = [f"block {e[1]}#{e[2] + 1} (step {n})" for n, st in enumerate(v.trace, 1)
-                    for e in st.events if e[0] == "leaked"]
-            return ("no transition is in progress and a live block is reachable from no installed patch: "
-                    + ", ".join(lost))
-        if w[0] == "recoverable":
-            return f"from the state after step {len(v.trace)} there is no way back to an unpatched kernel: {w[1]}"
-        if w[0] == "uses":
-            kind = "NULL" if last[f"ptr[{w[1]}.{w[2]}]"] == 0 else "freed"
-            return f"{w[1]} is enabled and its code uses {w[2]}, whose data is {kind}"
+        return f"{m.spec.path}:{w.stmt.line}: '{w.stmt.text}' in {w.patch}'s {w.callback} for {w.obj}"
+    if isinstance(w, E.FailedLoad):
+        return (f"the load of {w.patch} failed and the system is not as it was before the load: "
+                + _differences(m, v.trace[-1:]))
+    if isinstance(w, E.RevertedLoad):
+        start = max(n for n, st in enumerate(v.trace) if st.op.word == "load")
+        return (f"the reversed transition of {v.trace[start].op.arg} completed unpatched, and the system is not "
+                f"as it was before step {start + 1}: " + _differences(m, v.trace[start:]))
+    if isinstance(w, E.StateLeft):
+        return f"state {w.state} is {last.describe(w.state)}, not original, and no installed patch declares it"
+    if isinstance(w, E.Quiescent):
+        lost = [f"block {ev.state}#{ev.slot} (step {n})" for n, st in enumerate(v.trace, 1)
+                for ev in st.events if isinstance(ev, E.Leaked)]
+        return "no transition is in progress and a live block is reachable from no installed patch: " + ", ".join(lost)
+    if isinstance(w, E.NoWayBack):
+        return f"from the state after step {len(v.trace)} there is no way back to an unpatched kernel: {w.reason}"
+    if isinstance(w, E.Uses):
+        kind = "NULL" if last.data(w.patch, w.state) is None else "freed"
+        return f"{w.patch} is enabled and its code uses {w.state}, whose data is {kind}"
     return "see the last step"
 
 
@@ -230,7 +171,7 @@ def text(r: Result, stats: bool = False, written=()) -> str:
 
 def violation_text(m: Model, v: Violation, of: int = 1) -> list[str]:
     """One counterexample: the property, its seed sentence, each step, what broke it."""
-    prop = BY_NAME[v.property]
+    prop = m.prop(v.property)
     ops = f"{v.depth} operation{'s' if v.depth > 1 else ''}"
     head = (f"VIOLATED {v.property}: shortest trace has {ops}" if of == 1
             else f"VIOLATED {v.property}: shortest trace {v.index} of {of}, {ops}")
@@ -252,17 +193,18 @@ def violation_text(m: Model, v: Violation, of: int = 1) -> list[str]:
 # ------------------------------------------------------------------ json
 
 def _step_json(m: Model, step: Step) -> dict:
-    callbacks, cur = [], None
+    callbacks: list[dict] = []
+    cur: dict | None = None
     for ev in step.events:
-        if ev[0] == "callback":
-            cur = {"patch": ev[1], "object": ev[2], "callback": ev[3], "statements": []}
+        if isinstance(ev, E.Callback):
+            cur = {"patch": ev.patch, "object": ev.obj, "callback": ev.callback, "statements": []}
             callbacks.append(cur)
-        elif ev[0] in ("stmt", "skip") and cur is not None:
-            w = ev[1]
-            entry = {"statement": w.stmt.text, "line": w.stmt.line, "ran": ev[0] == "stmt"}
-            if ev[2]:
-                entry["prev_state"] = {"state": ev[2][0], "patch": ev[2][1]}
+        elif isinstance(ev, E.Ran) and cur is not None:
+            entry: dict = {"statement": ev.where.stmt.text, "line": ev.where.stmt.line, "ran": ev.ran}
+            if ev.prev:
+                entry["prev_state"] = {"state": ev.prev[0], "patch": ev.prev[1]}
             cur["statements"].append(entry)
+    after = m.view(step.after)
     return {
         "operation": str(step.op),
         "choices": [{"patch": k.patch, "object": k.obj, "callback": k.callback, "index": k.index, "line": k.line,
@@ -270,13 +212,13 @@ def _step_json(m: Model, step: Step) -> dict:
         "callbacks": callbacks,
         "events": event_lines(m, step),
         "changes": changes(m, step.before, step.after, step.events),
-        "state": {"system": {s: m.describe_value(s, step.after[f"val[{s}]"]) for s in m.state_names},
-                  "patches": {p.name: PHASES[step.after[f"phase[{p.name}]"]] for p in m.P}},
+        "state": {"system": {s: after.describe(s) for s in m.state_names},
+                  "patches": {p.name: after.phase(p.name) for p in m.P}},
     }
 
 
 def violation_json(m: Model, v: Violation) -> dict:
-    entry = {"property": v.property, "depth": v.depth, "seed": BY_NAME[v.property].seed,
+    entry = {"property": v.property, "depth": v.depth, "seed": m.prop(v.property).seed,
              "broken_by": broke(m, v),
              "trace": [_step_json(m, s) for s in v.trace]}
     w = v.where

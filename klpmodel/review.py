@@ -23,12 +23,12 @@ from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from . import events as E
 from . import graph, interp, kernel, klog, report
 from .backend import Concrete
 from .engine_explicit import ExplicitEngine
 from .errors import InternalError
-from .kernel import LISTED, PHASES, Model, Op
-from .properties import NAMES, PROPERTIES
+from .kernel import PHASES, Model, Op
 from .simulate import format_run, parse_run, simulate
 from .spec import Spec
 from .verify import AUTO_STATE_BUDGET, Result, Step, Violation, replay, verify
@@ -74,8 +74,9 @@ def _installed(model: Model, name: str) -> tuple[dict | None, str | None]:
         if why is not None:
             return None, f"`{op}` is refused: {why}"
         state = st.after
-        if PHASES[state[f"phase[{name}]"]] != phase:
-            return None, f"`{op}` leaves it {PHASES[state[f'phase[{name}]']]} even when no fallible statement fails"
+        now = model.view(state).phase(name)
+        if now != phase:
+            return None, f"`{op}` leaves it {now} even when no fallible statement fails"
     return state, None
 
 
@@ -101,7 +102,7 @@ class Pair:
 
 def _search_from(model: Model, start: dict, depth: int, first=None):
     eng = ExplicitEngine(model, max_states=AUTO_STATE_BUDGET)
-    res = eng.run(depth, list(NAMES), start=start, first=first)
+    res = eng.run(depth, _names(model), start=start, first=first)
     return eng, res
 
 
@@ -126,7 +127,7 @@ def pair_verdict(spec: Spec, p: str, q: str, depth: int, alone: dict) -> Pair:
         alone[p] = None if r1.unknown else set(r1.found)
     base = alone[p] or set()
     new, inherited = [], []
-    for prop in NAMES:
+    for prop in _names(m):
         if prop not in res.found:
             continue
         if prop in base:
@@ -210,45 +211,20 @@ class Coverage:
 
     def __call__(self, before: dict, out: interp.Outcome) -> None:
         self.transitions += 1
-        phase = {p.name: before[f"phase[{p.name}]"] for p in self.model.P}
-
-        def edge(event, name, src):
-            for s, d, _ in self.model.profile.edges(event):
-                if s == src:
-                    self.edges.setdefault((s, d, event), set()).add(name)
-        if out.op.word == "rmmod":
-            edge("rmmod", out.op.arg, phase[out.op.arg])
         judged: set[str] = set()
         for ev in out.events:
-            kind = ev[0]
-            if kind == "judged":                # kernel.py says where each property is judged
-                judged.add(ev[1])
-            elif kind == "callback":
-                self.callbacks[(ev[1], ev[2], ev[3])] += 1
-            elif kind in ("stmt", "skip"):
-                w = ev[1]
-                key = (w.patch, w.obj, w.callback, w.index)
-                (self.ran if kind == "stmt" else self.skipped)[key] += 1
-                if kind == "stmt" and w.callback == "pre_patch_error":
+            took = [ev.edge] if ev.edge is not None else list(ev.edges) if isinstance(ev, E.Force) else []
+            for name, (src, dst, event) in took:            # the lifecycle edges the step took
+                self.edges.setdefault((src, dst, event), set()).add(name)
+            if isinstance(ev, E.Judged):                     # kernel.py says where each property is judged
+                judged.add(ev.prop)
+            elif isinstance(ev, E.Callback):
+                self.callbacks[(ev.patch, ev.obj, ev.callback)] += 1
+            elif isinstance(ev, E.Ran):
+                w = ev.where
+                (self.ran if ev.ran else self.skipped)[(w.patch, w.obj, w.callback, w.index)] += 1
+                if ev.ran and w.callback == "pre_patch_error":
                     self.callbacks[(w.patch, w.obj, w.callback)] += 1
-            elif kind == "load-start":
-                edge("load", ev[1], phase[ev[1]])
-            elif kind == "load-cancel":
-                edge("load-failed", ev[1], kernel.UNLOADED)
-            elif kind in ("complete", "reverse"):
-                edge(kind, ev[1], ev[2])
-            elif kind == "disable-start":
-                edge("disable", ev[1], phase[ev[1]])
-            elif kind == "replaced":
-                edge("replaced", ev[1], phase[ev[1]])
-            elif kind == "force":
-                for name, ph in phase.items():
-                    if ph in LISTED:
-                        edge("force", name, ph)
-            elif kind == "applying":
-                edge("modload", ev[1], phase[ev[1]])
-            elif kind == "reverting":
-                edge("modunload", ev[1], phase[ev[1]])
         for prop in judged:
             self.judged[prop] += 1
 
@@ -256,14 +232,20 @@ class Coverage:
 # What each property judges, in words: the antecedent that must be reached for its verdict to
 # mean something (docs/review.md). Where it is reached is kernel.py's business: c.violate's
 # `reached` and c.judged emit the "judged" events Coverage counts.
-# what each property judges, in words: its record's `judged_at` (properties.py)
-JUDGES = {p.name: p.judged_at for p in PROPERTIES if p.judged_at}
+def _names(model: Model) -> list[str]:
+    """The properties the review checks: the profile's default ones."""
+    return [p.name for p in model.properties]
+
+
+def _judges(model: Model) -> dict[str, str]:
+    """What each property judges, in words: its record's `judged_at` (properties.py)."""
+    return {p.name: p.judged_at for p in model.all_properties if p.judged_at}
 
 
 def coverage(model: Model, depth: int) -> Coverage:
     cov = Coverage(model)
     eng = ExplicitEngine(model, max_states=AUTO_STATE_BUDGET, symmetry=False, observe=cov)
-    res = eng.run(depth, list(NAMES))
+    res = eng.run(depth, _names(model))
     cov.unknown, cov.states, cov.complete = res.unknown, eng.states, res.complete_at is not None
     return cov
 
@@ -443,10 +425,11 @@ def _matrix(rv: Review) -> list[str]:
 
 
 def _describe(m: Model, state: dict, funcs: list[str]) -> list[str]:
-    listed = sorted((state[f"pos[{p.name}]"], p.name) for p in m.P if state[f"phase[{p.name}]"] in LISTED)
-    out = ["installed: " + (", ".join(f"`{n}`" for _, n in listed) if listed else "none (klp_patches is empty)")]
-    out += [f"{s} is {m.describe_value(s, state[f'val[{s}]'])}" for s in m.state_names]
-    live = [f"{s}#{j + 1}" for s in m.state_names for j in range(m.slots[s]) if state[f"live[{s}#{j}]"]]
+    view = m.view(state)
+    listed = view.order()
+    out = ["installed: " + (", ".join(f"`{n}`" for n in listed) if listed else "none (klp_patches is empty)")]
+    out += [f"{s} is {view.describe(s)}" for s in m.state_names]
+    live = [f"{b.state}#{b.slot}" for s in m.state_names for b in view.blocks(s) if b.live]
     out.append("live blocks: " + (", ".join(live) if live else "none"))
     if funcs:
         c = Concrete(state)
@@ -457,9 +440,9 @@ def _describe(m: Model, state: dict, funcs: list[str]) -> list[str]:
 
 def _end(m: Model, state: dict) -> dict[str, str]:
     """What a path ends with, for comparing two paths: values and installed patches."""
-    listed = sorted((state[f"pos[{p.name}]"], p.name) for p in m.P if state[f"phase[{p.name}]"] in LISTED)
-    out = {s: m.describe_value(s, state[f"val[{s}]"]) for s in m.state_names}
-    out["klp_patches"] = "[" + ", ".join(n for _, n in listed) + "]"
+    view = m.view(state)
+    out = {s: view.describe(s) for s in m.state_names}
+    out["klp_patches"] = "[" + ", ".join(view.order()) + "]"
     return out
 
 
@@ -519,14 +502,13 @@ def _moves(rv: Review) -> list[str]:
             w = mv.window
             out += _bullet("Between the two steps of the non-atomic path (after `disable "
                            f"{mv.old}; complete`): " + "; ".join(_describe(m, w, funcs)) + ".")
-            changed = [f"{s} is {m.describe_value(s, w[f'val[{s}]'])}" for s in m.state_names
-                       if w[f"val[{s}]"] != kernel.ORIGINAL]
+            wv = m.view(w)
+            changed = [f"{s} is {wv.describe(s)}" for s in m.state_names if wv.value(s) != kernel.ORIGINAL]
             out += _bullet(("Still changed in the window: " + ", ".join(changed) + ".") if changed
                            else "Every system state is back to original in the window.")
             if not funcs:
                 for o in spec.patch(mv.old).objects:
-                    still = [p.name for p in m.P if w[f"phase[{p.name}]"] in LISTED
-                             and any(x.name == o.name for x in p.objects)]
+                    still = [p.name for p in m.P if wv.listed(p.name) and any(x.name == o.name for x in p.objects)]
                     out += _bullet(f"What `{mv.old}` patches in {o.name} (the spec names no function) "
                                    + (f"runs the code of {', '.join(still)} in the window." if still
                                       else "runs its original code in the window: no installed patch "
@@ -651,10 +633,11 @@ def _coverage(rv: Review) -> list[str]:
     out += _table(["action", "phases", "exercised by"], rows)
     out += ["", "### What each property judges", ""]
     rows = []
+    judges = _judges(rv.model)
     for prop in rv.result.properties:
-        if prop in JUDGES:
+        if prop in judges:
             n = cov.judged.get(prop, 0)
-            rows.append([prop, JUDGES[prop], str(n) if n else "**never**"])
+            rows.append([prop, judges[prop], str(n) if n else "**never**"])
     out += _table(["property", "judges", "transitions"], rows)
     vac = [row[0] for row in rows if row[2] == "**never**" and row[0] not in {v.property for v in rv.result.violations}]
     out += [""] + (_wrap("Vacuous (holds only because nothing reaches what it judges): " + ", ".join(vac) + ".")
@@ -692,7 +675,7 @@ def _summary(rv: Review) -> list[str]:
         keys = [(p.name, o.name, cb, n) for p in rv.spec.patches for o in p.objects
                 for cb, sts in o.callbacks for n in range(len(sts))]
         total, ran = len(keys), sum(1 for k in keys if cov.ran.get(k))
-        vac = [p for p in r.properties if p in JUDGES and not cov.judged.get(p)
+        vac = [p for p in r.properties if p in _judges(rv.model) and not cov.judged.get(p)
                and p not in {v.property for v in r.violations}]
         missed = sorted({st.line for p in rv.spec.patches for o in p.objects for cb, sts in o.callbacks
                          for n, st in enumerate(sts) if not cov.ran.get((p.name, o.name, cb, n))})

@@ -14,8 +14,8 @@ import json
 from pathlib import PurePath
 
 from . import __version__
-from .kernel import Model, Where
-from .properties import BY_NAME
+from .events import Ran, Where
+from .kernel import Model
 from .report import broke, event_lines
 from .verify import Result, Step, Violation
 
@@ -38,7 +38,7 @@ def _location(m: Model, line: int, message: str | None = None) -> dict:
 
 
 def _ran(step: Step) -> list[Where]:
-    return [ev[1] for ev in step.events if ev[0] == "stmt"]
+    return [ev.where for ev in step.events if isinstance(ev, Ran) and ev.ran]
 
 
 def _step_line(m: Model, step: Step) -> int | None:
@@ -103,7 +103,7 @@ def to_sarif(r: Result) -> dict:
     names = list(r.properties)
     rules = []
     for name in names:
-        prop = BY_NAME[name]
+        prop = m.prop(name)
         rules.append({"id": name, "name": name,
                       "shortDescription": {"text": f"{name}: {prop.violated_when}"},
                       "fullDescription": {"text": prop.seed},

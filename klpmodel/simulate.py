@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from . import interp, kernel, klog
 from .backend import Concrete
 from .errors import UserError
-from .kernel import PATCHING_SITE, PHASES, Choice, Model, Op
+from .kernel import PATCHING_SITE, Choice, Model, Op
 
 # the kernel operations (verify's, plus `param`), then what the selftest scripts do besides:
 # read a patched function's output, check sysfs attributes, set kernel.ftrace_enabled
@@ -198,20 +198,19 @@ def _chooser(fails: tuple[str, ...]):
 
 
 def state_table(m: Model, state: dict) -> list[str]:
-    rows = []
+    view, rows = m.view(state), []
     for p in m.P:
-        phase = PHASES[state[f"phase[{p.name}]"]]
-        data = ", ".join(f"{s}={'NULL' if not state[f'ptr[{p.name}.{s}]'] else f'block {s}#' + str(state[f'ptr[{p.name}.{s}]'])}"
+        data = ", ".join(f"{s}={'NULL' if not view.pointer(p.name, s) else f'block {s}#{view.pointer(p.name, s)}'}"
                          for s, _ in p.states)
-        forced = " forced" if state[f"forced[{p.name}]"] else ""
-        rows.append(f"#   {p.name:<24} {phase:<11}{forced} {data}".rstrip())
+        forced = " forced" if view.forced(p.name) else ""
+        rows.append(f"#   {p.name:<24} {view.phase(p.name):<11}{forced} {data}".rstrip())
     for s in m.state_names:
-        blocks = [f"#{j + 1}:{'live' if state[f'live[{s}#{j}]'] else 'free'}({m.describe_value(s, state[f'cont[{s}#{j}]'])})"
-                  for j in range(m.slots[s]) if state[f"live[{s}#{j}]"] or any(
-                      state[f"ptr[{p.name}.{s}]"] == j + 1 for p in m.P if p.version(s) is not None)]
-        rows.append(f"#   state {s} = {m.describe_value(s, state[f'val[{s}]'])}" + (f"; blocks {' '.join(blocks)}" if blocks else ""))
+        pointed = {view.pointer(p.name, s) for p in m.P if p.version(s) is not None}
+        blocks = [f"#{b.slot}:{'live' if b.live else 'free'}({view.describe(s, b.content)})"
+                  for b in view.blocks(s) if b.live or b.slot in pointed]
+        rows.append(f"#   state {s} = {view.describe(s)}" + (f"; blocks {' '.join(blocks)}" if blocks else ""))
     for mod in m.module_names:
-        rows.append(f"#   module {mod}: {'loaded' if state[f'mod[{mod}]'] else 'not loaded'}")
+        rows.append(f"#   module {mod}: {'loaded' if view.module_loaded(mod) else 'not loaded'}")
     return rows
 
 
@@ -245,7 +244,7 @@ def run(m: Model, ops: list[RunOp], show_state: bool = False, era: str = "insmod
                 out.died = f"run line {r.line} ({r.op.word} {r.op.arg}): {died}"
                 return out
             continue
-        line = klog.command_line(r.op, state, r.args, era)
+        line = klog.command_line(m, r.op, state, r.args, era)
         if line:
             out.log.append(line)
         why = interp.refusal(m, state, r.op)
@@ -253,7 +252,7 @@ def run(m: Model, ops: list[RunOp], show_state: bool = False, era: str = "insmod
             out.log += klog.refusal_lines(r.op, why, era)
         else:
             o = interp.apply(m, state, r.op, _chooser(r.fails))
-            out.log += klog.event_lines(m, r.op, o.events, era)
+            out.log += klog.event_lines(r.op, o.events, era)
             out.violations += [(p, w) for p, w in o.violations]
             state = o.state
         if show_state:

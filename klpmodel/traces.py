@@ -14,8 +14,7 @@ from pathlib import Path
 
 from . import __version__, interp
 from .errors import UserError, printable
-from .kernel import PATCHING_SITE, PHASES, Choice, Model, Op
-from .properties import BY_NAME
+from .kernel import PATCHING_SITE, Choice, Model, Op
 from .spec import FAULTS, Spec, load_spec
 from .verify import Result, Step, Violation
 
@@ -42,19 +41,15 @@ def choice_text(key: Choice) -> str:
 
 def summary(m: Model, state: dict) -> dict:
     """The state in the words of the abstract system: what a reader looks at first."""
-    data = {}
+    view, data = m.view(state), {}
     for p in m.P:
         for s, _ in p.states:
-            ptr = state[f"ptr[{p.name}.{s}]"]
-            if ptr:
-                live = state[f"live[{s}#{ptr - 1}]"]
-                data[f"{p.name}.{s}"] = (f"block {s}#{ptr} ({'live' if live else 'freed'}, holds "
-                                         f"{m.describe_value(s, state[f'cont[{s}#{ptr - 1}]'])})")
-            else:
-                data[f"{p.name}.{s}"] = "NULL"
-    return {"patches": {p.name: PHASES[state[f"phase[{p.name}]"]] for p in m.P},
-            "system": {s: m.describe_value(s, state[f"val[{s}]"]) for s in m.state_names},
-            "modules": {name: bool(state[f"mod[{name}]"]) for name in m.module_names},
+            b = view.data(p.name, s)
+            data[f"{p.name}.{s}"] = "NULL" if b is None else \
+                f"block {s}#{b.slot} ({'live' if b.live else 'freed'}, holds {view.describe(s, b.content)})"
+    return {"patches": {p.name: view.phase(p.name) for p in m.P},
+            "system": {s: view.describe(s) for s in m.state_names},
+            "modules": {name: view.module_loaded(name) for name in m.module_names},
             "data": data}
 
 
@@ -84,8 +79,8 @@ def document(m: Model, v: Violation, engine: str, verify_depth: int, trace_dir: 
         "spec": {"path": spec.path, **spec_paths(spec.path, trace_dir),
                  "name": spec.name, "kernel": m.profile.name, "sha256": spec.digest,
                  "faults": list(m.faults), "kernel_in_spec": spec.file_kernel or spec.kernel},
-        "property": v.property, "seed": BY_NAME[v.property].seed,
-        "violated_when": BY_NAME[v.property].violated_when,
+        "property": v.property, "seed": m.prop(v.property).seed,
+        "violated_when": m.prop(v.property).violated_when,
         "depth": v.depth, "index": v.index, "engine": engine, "verify_depth": verify_depth,
         "broken_by": broke(m, v),
         "initial": {"summary": summary(m, v.trace[0].before), "state": raw_state(v.trace[0].before)},
@@ -356,13 +351,13 @@ def load_trace(path: Path) -> TraceFile:
                         f"verify --out", path=where)
     r = _Reader(where, text)
     prop = r.field(doc, ("property",), str, "a property name")
-    if prop not in BY_NAME:
+    from .kernel import PROFILES
+
+    if prop not in {p.name for rules in PROFILES.values() for p in rules.PROPERTIES + rules.EXTRA}:
         r.err(("property",), f"unknown property {_quoted(prop)}; {REWRITE}")
     spec = r.field(doc, ("spec",), dict, "an object")
     r.field(spec, ("spec", "path"), str, "a file name")
     r.field(spec, ("spec", "sha256"), str, "a sha256 digest")
-    from .kernel import PROFILES
-
     for key in ("kernel", "kernel_in_spec"):
         if key in spec and (not isinstance(spec[key], str) or spec[key] not in PROFILES):
             r.err(("spec", key), f"malformed trace file: spec.{key} must be a kernel profile ({', '.join(PROFILES)}), "

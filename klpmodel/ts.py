@@ -213,7 +213,7 @@ class TransitionSystem:
             val = model.eval(const, model_completion=True)
             if m.vars[v][0] == "b":
                 out[v] = z3.is_true(val)
-            elif v.startswith("param["):                  # two's complement (kernel.param_top)
+            elif v in m.signed:                           # two's complement (kernel.param_top)
                 out[v] = val.as_signed_long()
             else:
                 out[v] = val.as_long()

@@ -7,8 +7,8 @@ from typing import TYPE_CHECKING
 from . import interp
 from .deadline import Deadline
 from .errors import InternalError, Stopped, UserError
-from .kernel import Model, Op
-from .properties import ALL_NAMES, NAMES
+from .events import Event, NoWayBack, Site
+from .kernel import Choice, Model, Op
 from .spec import Spec
 
 if TYPE_CHECKING:
@@ -19,11 +19,11 @@ if TYPE_CHECKING:
 class Step:
     """One operation of a trace, as the concrete interpreter ran it."""
     op: Op
-    failed: tuple[tuple, ...]           # choices taken: (patch, object, callback, line, statement) that failed
-    events: tuple[tuple, ...]           # what the kernel and the callbacks did
+    failed: tuple[Choice, ...]          # the choices taken: the sites that failed
+    events: tuple[Event, ...]           # what the kernel and the callbacks did (events.py)
     before: dict
     after: dict
-    violations: tuple[tuple[str, object], ...]
+    violations: tuple[tuple[str, Site], ...]
 
 
 @dataclass(frozen=True)
@@ -35,10 +35,11 @@ class Violation:
     index: int = 1                      # the n-th shortest trace reported for this property
 
     @property
-    def where(self):
-        """What broke the property in the last step (a kernel.Where or a tagged tuple)."""
+    def where(self) -> Site | None:
+        """What broke the property in the last step: a statement (events.Where) or the
+        kernel event that judged it (events.FailedLoad, StateLeft, ...)."""
         if self.reason is not None:
-            return ("recoverable", self.reason)
+            return NoWayBack(self.reason)
         for prop, where in self.trace[-1].violations:
             if prop == self.property:
                 return where
@@ -103,13 +104,15 @@ def replay(model: Model, ops: list[Op], choices: list[dict], states: list[dict] 
     return tuple(steps)
 
 
-def check_properties(names: list[str] | None) -> tuple[str, ...]:
+def check_properties(names: list[str] | None, model: Model) -> tuple[str, ...]:
+    """The properties asked for (default: the profile's), in the catalog's order."""
+    known = tuple(p.name for p in model.all_properties)
     if not names:
-        return NAMES
+        return tuple(p.name for p in model.properties)
     for n in names:
-        if n not in ALL_NAMES:
-            raise UserError(f"unknown property '{n}'; known properties: {', '.join(ALL_NAMES)}")
-    return tuple(p for p in ALL_NAMES if p in names)
+        if n not in known:
+            raise UserError(f"unknown property '{n}'; known properties: {', '.join(known)}")
+    return tuple(p for p in known if p in names)
 
 
 ENGINES = ("auto", "explicit", "z3")
@@ -124,13 +127,13 @@ def verify(spec: Spec, *, depth: int | None = None, properties: list[str] | None
     with what was found. `max_states`: the explicit engine's state budget (default
     AUTO_STATE_BUDGET); past it `auto` goes on with Z3 and `explicit` stops with an unknown
     verdict."""
-    props = check_properties(properties)
+    model = Model(spec)
+    props = check_properties(properties, model)
     depth = spec.depth if depth is None else depth
     max_states = AUTO_STATE_BUDGET if max_states is None else max_states
     _check_options(props, depth, engine, max_counterexamples, max_states)
     deadline = Deadline.of(timeout)
     start = deadline.elapsed()
-    model = Model(spec)
     run = _search(model, props, depth, engine, max_states, deadline, progress)
     found, unknown = _violations(model, props, run.search, max_states, deadline)
     more: list[Violation] = []

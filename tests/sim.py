@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from klpmodel import interp
+from klpmodel.events import Callback, Ran
 from klpmodel.kernel import PHASES, Model, Op
 from klpmodel.spec import load_spec
 
@@ -46,18 +47,18 @@ class Sim:
     # ---- what happened
     @staticmethod
     def callbacks(out) -> list[str]:
-        return [f"{e[1]}:{e[3]}({e[2]})" for e in out.events if e[0] == "callback"]
+        return [f"{e.patch}:{e.callback}({e.obj})" for e in out.events if isinstance(e, Callback)]
 
     @staticmethod
     def prev_seen(out) -> list:
         """klp_get_prev_state results seen by statements: [(statement, (state, patch|None))]."""
-        return [(e[1].stmt.text, e[2]) for e in out.events if e[0] in ("stmt", "skip") and e[2]]
+        return [(e.where.stmt.text, e.prev) for e in out.events if isinstance(e, Ran) and e.prev]
 
     @staticmethod
     def log(m, out) -> list[str]:
         """The kernel log lines of the operation (klog renders kernel.step's events)."""
         from klpmodel import klog
-        return klog.event_lines(m, out.op, out.events)
+        return klog.event_lines(out.op, out.events)
 
     @staticmethod
     def violations(out) -> list[str]:

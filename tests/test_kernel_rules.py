@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 from sim import Sim, parse_op
 
+from klpmodel.events import AllocFailed, Failed, Replaced
+
 CB = """
 pre_patch    = ['log "pre_patch"']
 post_patch   = ['log "post_patch"']
@@ -411,7 +413,7 @@ post_patch = ["take s if prev s", "free s", "restore s"]
 def test_failed_alloc_leaves_data_null_and_returns_enomem(sim):
     s = sim(DATA)
     out = s.do("load a", fail=[("a", "vmlinux")])
-    assert ("failed" not in [e[0] for e in out.events]) and any(e[0] == "alloc-failed" for e in out.events)
+    assert not any(isinstance(e, Failed) for e in out.events) and any(isinstance(e, AllocFailed) for e in out.events)
     assert s.state["ptr[a.s]"] == 0 and s.phase("a") == "unloaded"
 
 
@@ -458,7 +460,7 @@ def test_a_replace_patch_replaces_only_the_patches_before_it_4_2(sim):
     assert s.order() == ["base", "hotfix"] and s.phase("hotfix") == "enabled"
     assert s.state["ptr[hotfix.s]"] != 0                     # keeps its data: nothing leaks
     assert Sim.violations(out) == []
-    assert not any(e[0] == "replaced" for e in out.events)
+    assert not any(isinstance(e, Replaced) for e in out.events)
 
 
 def test_a_replace_patch_drops_the_older_patches_and_keeps_the_newer_positions_4_2(sim):
@@ -700,7 +702,7 @@ def test_a_module_loaded_again_starts_from_its_parameters_defaults_10(sim):
     s.state = interp.apply(s.model, s.state, Op("param", "p ret -19")).state
     s.do("rmmod p")
     out = s.do("load p")
-    assert s.phase("p") == "patching" and not any(e[0] == "failed" for e in out.events)
+    assert s.phase("p") == "patching" and not any(isinstance(e, Failed) for e in out.events)
 
 
 NOP_FUNC = """
@@ -728,3 +730,71 @@ def test_the_failing_function_of_a_replace_patch_can_be_a_nop_7_16(sim):
     out = s.do("load r", fail=[("r", "m", "patching", 0)])
     assert Sim.log(s.model, out)[2:4] == ["livepatch: failed to register ftrace handler for function 'f' (-16)",
                                           "livepatch: failed to patch object 'm'"]
+
+
+NOP_OLDER = """
+[check]
+faults = ["patching"]
+[modules.m]
+[[patch]]
+name = "r1"
+replace = true
+[patch.objects.m]
+[[patch]]
+name = "b"
+[patch.objects.m]
+funcs = ["f"]
+[[patch]]
+name = "r2"
+replace = true
+[patch.objects.m]
+"""
+
+
+def test_only_the_patch_being_initialized_has_nop_functions_7(sim):
+    """klp_init_patch -> klp_add_nops(patch) gives nops to the patch being loaded only, and
+    klp_discard_nops frees them when its transition completes: while r2 is in transition,
+    the older, completed r1 has no nop function for b's f (found by the independent
+    reference, D13)."""
+    s = sim(NOP_OLDER)
+    s.do("load r1"); s.do("complete"); s.do("load b"); s.do("complete"); s.do("load r2")
+    out = s.do("modload m", fail=[("r1", "m", "patching", 0)])
+    assert Sim.log(s.model, out)[:2] == ["livepatch: applying patch 'r1' to loading module 'm'",
+                                         "livepatch: failed to apply patch 'r1' to module 'm' (-16)"]
+
+
+def test_the_list_walk_of_klp_get_prev_state_is_the_formula_12(write_spec):
+    """The concrete fast path (state.c's walk of klp_patches) and the formula the Z3
+    encoding uses give the same answer on every reachable state of a mixed series."""
+    from klpmodel.backend import Concrete
+    from klpmodel.engine_explicit import ExplicitEngine
+    from klpmodel.kernel import Model
+
+    spec = write_spec("""
+[states.s]
+id = 1
+[states.t]
+id = 2
+[[patch]]
+name = "a"
+states = { s = 1 }
+[[patch]]
+name = "b"
+replace = true
+states = { s = 1, t = 1 }
+[[patch]]
+name = "c"
+states = { s = 2, t = 1 }
+[[patch]]
+name = "d"
+states = { t = 2 }
+""")
+    from klpmodel.spec import load_spec
+    m = Model(load_spec(spec))
+    eng = ExplicitEngine(m, symmetry=False, keep_graph=True)
+    eng.run(6, [])
+    assert eng.states > 50
+    for state in eng.values.values():
+        rules = m.profile(m, Concrete(dict(state)))
+        for s_ in m.state_names:
+            assert rules._prev_walk(s_) == [(q, bool(x)) for q, x in rules._prev_formula(s_)], (state, s_)

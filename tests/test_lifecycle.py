@@ -5,6 +5,7 @@ from __future__ import annotations
 from sim import Sim
 
 from klpmodel import interp
+from klpmodel.events import Callback
 from klpmodel.kernel import ENABLED, OFFLIST, PATCHING, PROFILES, UNLOADED, UNPATCHING, Mainline, Model, Op, lifecycle
 from klpmodel.spec import load_spec
 
@@ -58,7 +59,7 @@ def test_an_edited_edge_changes_the_step(write_spec):
         for op in (Op("load", "p"), Op("complete"), Op("modload", "m")):
             out = interp.apply(m, st, op)
             st = out.state
-        runs[rules.name] = [e[3] for e in out.events if e[0] == "callback"]
+        runs[rules.name] = [e.callback for e in out.events if isinstance(e, Callback)]
     assert runs == {"mainline": ["pre_patch", "post_patch"], "edited": ["pre_patch"]}
 
 

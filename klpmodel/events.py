@@ -1,0 +1,558 @@
+"""What happens during one operation, as kernel.step tells it: one dataclass per event kind,
+each with the one renderer every consumer shares.
+
+`kernel.step` emits these (concrete runs only); `klog` turns a run's events into the kernel
+log the selftests capture (`Event.log`), `report` and `explain` describe the model's side of
+the same run (`Event.note`), and the review's coverage reads the lifecycle edge an event
+took (`Event.edge`, `Force.edges`) instead of reconstructing it. Nothing here decides a
+kernel rule.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, ClassVar, NamedTuple
+
+if TYPE_CHECKING:
+    from .spec import Stmt
+
+# the phases of one patch (the nodes of the lifecycle graph, kernel.lifecycle)
+UNLOADED, PATCHING, ENABLED, UNPATCHING, OFFLIST = range(5)
+PHASES = ("unloaded", "patching", "enabled", "unpatching", "off-list")
+LISTED = (PATCHING, ENABLED, UNPATCHING)            # on klp_patches (§1)
+IN_TRANSITION = (PATCHING, UNPATCHING)              # == klp_transition_patch (§1)
+
+MODULE_STATE = {
+    "COMING": "[MODULE_STATE_COMING] Full formed, running module_init",
+    "LIVE": "[MODULE_STATE_LIVE] Normal state",
+    "GOING": "[MODULE_STATE_GOING] Going away",
+}
+# what insmod prints for an errno (kmod's mod_strerror; -EINVAL is special-cased there)
+INSMOD_ERROR = {-22: "Invalid parameters", -19: "No such device", -16: "Device or resource busy",
+                -12: "Cannot allocate memory", -17: "File exists", -1: "Operation not permitted"}
+STRERROR = {-22: "Invalid argument", -19: "No such device", -16: "Device or resource busy",
+            -12: "Cannot allocate memory", -17: "File exists", -1: "Operation not permitted"}
+ERRNO_NAMES = {-1: "-EPERM", -2: "-ENOENT", -5: "-EIO", -6: "-ENXIO", -7: "-E2BIG", -11: "-EAGAIN", -12: "-ENOMEM",
+               -14: "-EFAULT", -16: "-EBUSY", -17: "-EEXIST", -19: "-ENODEV", -22: "-EINVAL", -28: "-ENOSPC",
+               -38: "-ENOSYS", -524: "-ENOTSUPP"}
+
+
+def errno_name(errno: int) -> str:
+    return ERRNO_NAMES.get(errno, str(errno))
+
+
+def insmod_error(name: str, errno: int, era: str = "insmod") -> str:
+    """The loader's error line that load_failing_mod writes into the log (selftests.md §0.2)."""
+    if era == "modprobe":
+        return f"modprobe: ERROR: could not insert '{name}': {STRERROR.get(errno, f'errno {errno}')}"
+    return f"insmod: ERROR: could not insert module test_modules/{name}.ko: {INSMOD_ERROR.get(errno, f'errno {errno}')}"
+
+
+class Refusal(str):
+    """Why the kernel (or the module loader, or rmmod) refuses an operation: the sentence
+    (it is one), the errno the user sees, and the kernel's own log line when it prints one."""
+
+    errno: int
+    kernel: str | None
+
+    def __new__(cls, why: str, errno: int, kernel: str | None = None) -> Refusal:
+        self = super().__new__(cls, why)
+        self.errno, self.kernel = errno, kernel
+        return self
+
+    def lines(self, word: str, name: str | None, era: str = "insmod") -> list[str]:
+        """What the kernel and the user-space tool print when `word NAME` is refused."""
+        if word in ("load", "modload"):
+            return ([self.kernel] if self.kernel else []) + [insmod_error(name or "", self.errno, era)]
+        if word in ("disable", "reverse", "force"):
+            return [f"echo: write error: {STRERROR.get(self.errno, STRERROR[-22])}"]
+        if word in ("rmmod", "modunload"):
+            return [f"rmmod: ERROR: Module {name} is {'not currently loaded' if self.errno == -2 else 'in use'}"]
+        return []
+
+
+class Edge(NamedTuple):
+    """A lifecycle edge (kernel.lifecycle): source phase, target phase, kernel action."""
+    src: int
+    dst: int
+    event: str
+
+
+@dataclass(frozen=True)
+class Where:
+    """Where a statement runs: for reports and for the spec line that broke a property."""
+    patch: str
+    obj: str
+    callback: str
+    stmt: Stmt
+    index: int = 0                 # the statement's place in the callback's list (from 0)
+
+    def __repr__(self) -> str:
+        return f"{self.patch}/{self.obj}/{self.callback}: '{self.stmt.text}' (line {self.stmt.line})"
+
+
+# where a property broke when it is not a statement (a `Where`): the kernel event that judged it
+@dataclass(frozen=True)
+class FailedLoad:
+    """error-cleanup: the failed load of `patch`."""
+    patch: str
+
+
+@dataclass(frozen=True)
+class RevertedLoad:
+    """revert-restores: a reversed load's transition completed unpatched."""
+
+
+@dataclass(frozen=True)
+class StateLeft:
+    """disable-restores: `state`, declared by no installed patch any more, is not original."""
+    state: str
+
+
+@dataclass(frozen=True)
+class Quiescent:
+    """no-leak: a quiescent point with a live block nobody points at."""
+
+
+@dataclass(frozen=True)
+class Uses:
+    """no-null-deref / no-use-after-free: enabled `patch`'s code uses `state`'s data."""
+    patch: str
+    state: str
+
+
+@dataclass(frozen=True)
+class NoWayBack:
+    """recoverable: no sequence of operations gets back to a clean kernel, because `reason`."""
+    reason: str
+
+
+Site = Where | FailedLoad | RevertedLoad | StateLeft | Quiescent | Uses | NoWayBack
+
+
+@dataclass
+class LogContext:
+    """What rendering one operation's log needs besides its events: the operation word and
+    the module it names (module events show the module's state in callback banners), the
+    selftest era, and the errno the loader prints when the load fails (the last failure)."""
+    word: str
+    module: str | None = None
+    era: str = "insmod"
+    errno: int | None = None
+
+
+@dataclass(frozen=True)
+class Event:
+    """Something kernel.step did. `log` is its kernel log lines, `note` its description in
+    the model's words (reports), `edge` the lifecycle edge it took (coverage)."""
+    kind: ClassVar[str] = ""
+
+    def log(self, ctx: LogContext) -> list[str]:
+        return []
+
+    def note(self) -> str | None:
+        return None
+
+    @property
+    def edge(self) -> tuple[str, Edge] | None:
+        """(patch, the lifecycle edge it took), for an event that moves one patch."""
+        return None
+
+    def describe(self, ctx: LogContext) -> list[str]:
+        """The kernel's lines, else the model's note: what a report shows for the event."""
+        lines = self.log(ctx)
+        if lines:
+            return lines
+        text = self.note()
+        return [text] if text else []
+
+
+# ------------------------------------------------------------------ the patch's lifecycle
+
+@dataclass(frozen=True)
+class LoadStart(Event):
+    """klp_enable_patch: compatible and not busy; the patch joins klp_patches (§2-3)."""
+    kind: ClassVar[str] = "load-start"
+    patch: str
+    taken: Edge
+
+    def log(self, ctx: LogContext) -> list[str]:
+        return [f"livepatch: enabling patch '{self.patch}'", f"livepatch: '{self.patch}': initializing patching transition"]
+
+    @property
+    def edge(self) -> tuple[str, Edge]:
+        return self.patch, self.taken
+
+
+@dataclass(frozen=True)
+class LoadStarted(Event):
+    kind: ClassVar[str] = "load-started"
+    patch: str
+
+    def log(self, ctx: LogContext) -> list[str]:
+        return [f"livepatch: '{self.patch}': starting patching transition"]
+
+
+@dataclass(frozen=True)
+class LoadCancel(Event):
+    """§3.1: a pre_patch or the patching of an object failed; cancel, going to unpatch."""
+    kind: ClassVar[str] = "load-cancel"
+    patch: str
+    taken: Edge
+
+    def log(self, ctx: LogContext) -> list[str]:
+        return [f"livepatch: failed to enable patch '{self.patch}'",
+                f"livepatch: '{self.patch}': canceling patching transition, going to unpatch",
+                f"livepatch: '{self.patch}': completing unpatching transition"]
+
+    @property
+    def edge(self) -> tuple[str, Edge]:
+        return self.patch, self.taken
+
+
+@dataclass(frozen=True)
+class LoadCancelled(Event):
+    kind: ClassVar[str] = "load-cancelled"
+    patch: str
+
+    def log(self, ctx: LogContext) -> list[str]:
+        return [f"livepatch: '{self.patch}': unpatching complete", insmod_error(self.patch, ctx.errno or -22, ctx.era)]
+
+
+@dataclass(frozen=True)
+class Complete(Event):
+    """klp_complete_transition begins (§4.2)."""
+    kind: ClassVar[str] = "complete"
+    patch: str
+    taken: Edge
+
+    def log(self, ctx: LogContext) -> list[str]:
+        return [f"livepatch: '{self.patch}': completing {PHASES[self.taken.src]} transition"]
+
+    @property
+    def edge(self) -> tuple[str, Edge]:
+        return self.patch, self.taken
+
+
+@dataclass(frozen=True)
+class Completed(Event):
+    kind: ClassVar[str] = "completed"
+    patch: str
+    phase: int                      # the phase the patch completed into
+
+    @property
+    def patched(self) -> bool:
+        return self.phase == ENABLED
+
+    def log(self, ctx: LogContext) -> list[str]:
+        return [f"livepatch: '{self.patch}': {'patching' if self.patched else 'unpatching'} complete"]
+
+
+@dataclass(frozen=True)
+class Replaced(Event):
+    """A completing cumulative patch drops this one (§4.2, §7)."""
+    kind: ClassVar[str] = "replaced"
+    patch: str
+    taken: Edge
+
+    def note(self) -> str:
+        return f"'{self.patch}' is replaced: it leaves klp_patches, none of its callbacks run"
+
+    @property
+    def edge(self) -> tuple[str, Edge]:
+        return self.patch, self.taken
+
+
+@dataclass(frozen=True)
+class Reverse(Event):
+    """klp_reverse_transition (§6.2)."""
+    kind: ClassVar[str] = "reverse"
+    patch: str
+    taken: Edge
+
+    def log(self, ctx: LogContext) -> list[str]:
+        frm, to = ("patching", "unpatching") if self.taken.src == PATCHING else ("unpatching", "patching")
+        return [f"livepatch: '{self.patch}': reversing transition from {frm} to {to}",
+                f"livepatch: '{self.patch}': starting {to} transition"]
+
+    @property
+    def edge(self) -> tuple[str, Edge]:
+        return self.patch, self.taken
+
+
+@dataclass(frozen=True)
+class DisableStart(Event):
+    kind: ClassVar[str] = "disable-start"
+    patch: str
+    taken: Edge
+
+    def log(self, ctx: LogContext) -> list[str]:
+        return [f"livepatch: '{self.patch}': initializing unpatching transition"]
+
+    @property
+    def edge(self) -> tuple[str, Edge]:
+        return self.patch, self.taken
+
+
+@dataclass(frozen=True)
+class DisableStarted(Event):
+    kind: ClassVar[str] = "disable-started"
+    patch: str
+
+    def log(self, ctx: LogContext) -> list[str]:
+        return [f"livepatch: '{self.patch}': starting unpatching transition"]
+
+
+@dataclass(frozen=True)
+class Rmmod(Event):
+    """The livepatch module is removed (§10): no livepatch line."""
+    kind: ClassVar[str] = "rmmod"
+    patch: str
+    taken: Edge
+
+    def note(self) -> str:
+        return f"module {self.patch} is removed"
+
+    @property
+    def edge(self) -> tuple[str, Edge]:
+        return self.patch, self.taken
+
+
+@dataclass(frozen=True)
+class Force(Event):
+    """klp_force_transition (§6.4): every task switched; `edges`: the force edge of every
+    listed patch, `marked` the patches it marked forced."""
+    kind: ClassVar[str] = "force"
+    edges: tuple[tuple[str, Edge], ...] = ()
+    marked: tuple[str, ...] = ()
+
+    def log(self, ctx: LogContext) -> list[str]:
+        return ["livepatch: forcing remaining tasks to the patched state"]
+
+    def note(self) -> str:
+        return "force: every task switched" + (f"; marked forced: {', '.join(self.marked)}" if self.marked else "")
+
+
+# ------------------------------------------------------------------ callbacks and statements
+
+@dataclass(frozen=True)
+class Callback(Event):
+    kind: ClassVar[str] = "callback"
+    patch: str
+    obj: str
+    callback: str
+
+    def note(self) -> str:
+        return f"{self.patch}: {self.callback}({self.obj})"
+
+
+@dataclass(frozen=True)
+class Ran(Event):
+    """A statement whose condition held (`ran`) or not; `prev`: what klp_get_prev_state
+    returned for it, (state, patch or None), when it asked."""
+    kind: ClassVar[str] = "stmt"
+    where: Where
+    ran: bool
+    prev: tuple[str, str | None] | None = None
+
+    def note(self) -> str:
+        st = self.where.stmt
+        prev = f"   [klp_get_prev_state({self.prev[0]}) = {self.prev[1] or 'NULL'}]" if self.prev else ""
+        return (f"    {st.text:<48} line {st.line}" if self.ran else f"    (skipped) {st.text:<38} line {st.line}") + prev
+
+
+@dataclass(frozen=True)
+class AllocFailed(Event):
+    """An `alloc` in pre_patch failed (the explored choice): data = NULL, -ENOMEM."""
+    kind: ClassVar[str] = "alloc-failed"
+    where: Where
+
+    def log(self, ctx: LogContext) -> list[str]:
+        ctx.errno = -12
+        return []
+
+    def note(self) -> str:
+        return "    -> the allocation fails (explored choice): data = NULL, fails with -ENOMEM"
+
+
+@dataclass(frozen=True)
+class Failed(Event):
+    """`fail`/`maybe-fail`: the callback returns errno."""
+    kind: ClassVar[str] = "failed"
+    where: Where
+    errno: int
+
+    def log(self, ctx: LogContext) -> list[str]:
+        ctx.errno = self.errno
+        return []
+
+    def note(self) -> str:
+        chosen = " (explored choice)" if self.where.stmt.action == "maybe-fail" else ""
+        return f"    -> fails with {errno_name(self.errno)}{chosen}"
+
+
+@dataclass(frozen=True)
+class PrePatchFailed(Event):
+    kind: ClassVar[str] = "pre-patch-failed"
+    patch: str
+    obj: str
+
+    def log(self, ctx: LogContext) -> list[str]:
+        return [f"livepatch: pre-patch callback failed for object '{self.obj}'"]
+
+
+@dataclass(frozen=True)
+class PatchFailed(Event):
+    """klp_patch_object failed (the optional patching fault, §16): -EBUSY from ftrace. In
+    __klp_enable_patch (`module` None) or in klp_module_coming for `module`."""
+    kind: ClassVar[str] = "patch-failed"
+    patch: str
+    obj: str
+    func: str | None                # the function whose ftrace handler was refused
+    module: str | None = None
+
+    def log(self, ctx: LogContext) -> list[str]:
+        ctx.errno = -16
+        out = [f"livepatch: failed to register ftrace handler for function '{self.func}' (-16)"] if self.func else []
+        return out + [f"livepatch: failed to patch object '{self.obj}'" if self.module is None else
+                      f"livepatch: failed to apply patch '{self.patch}' to module '{self.obj}' (-16)"]
+
+    def note(self) -> str:
+        return f"{self.patch}: patching object {self.obj} fails (the explored patching fault): -EBUSY"
+
+
+@dataclass(frozen=True)
+class Log(Event):
+    """`log "TEXT"`: the callback's pr_info line."""
+    kind: ClassVar[str] = "log"
+    where: Where
+    text: str
+
+    def log(self, ctx: LogContext) -> list[str]:
+        return [f"{self.where.patch}: {self.text}"]
+
+
+@dataclass(frozen=True)
+class Banner(Event):
+    """`banner`: the test modules' callback_info() line."""
+    kind: ClassVar[str] = "banner"
+    where: Where
+
+    def log(self, ctx: LogContext) -> list[str]:
+        w = self.where
+        if w.obj == "vmlinux":
+            return [f"{w.patch}: {w.callback}_callback: {w.obj}"]
+        state = {"modload": "COMING", "modunload": "GOING"}.get(ctx.word) if w.obj == ctx.module else None
+        return [f"{w.patch}: {w.callback}_callback: {w.obj} -> {MODULE_STATE[state or 'LIVE']}"]
+
+
+@dataclass(frozen=True)
+class Leaked(Event):
+    """A live block became reachable from no installed patch."""
+    kind: ClassVar[str] = "leaked"
+    state: str
+    slot: int                       # 1-based: block state#slot
+
+    def note(self) -> str:
+        return f"    block {self.state}#{self.slot} is now reachable from no installed patch (leaked)"
+
+
+@dataclass(frozen=True)
+class Judged(Event):
+    """The code a property judges was reached (the review's vacuity check)."""
+    kind: ClassVar[str] = "judged"
+    prop: str
+
+
+# ------------------------------------------------------------------ target modules
+
+@dataclass(frozen=True)
+class ModLoad(Event):
+    kind: ClassVar[str] = "modload"
+    module: str
+
+    def note(self) -> str:
+        return f"target module '{self.module}' is loading (klp_module_coming)"
+
+
+@dataclass(frozen=True)
+class ModUnload(Event):
+    kind: ClassVar[str] = "modunload"
+    module: str
+
+    def note(self) -> str:
+        return f"target module '{self.module}' is going (klp_module_going)"
+
+
+@dataclass(frozen=True)
+class Applying(Event):
+    kind: ClassVar[str] = "applying"
+    patch: str
+    module: str
+    taken: Edge
+
+    def log(self, ctx: LogContext) -> list[str]:
+        return [f"livepatch: applying patch '{self.patch}' to loading module '{self.module}'"]
+
+    @property
+    def edge(self) -> tuple[str, Edge]:
+        return self.patch, self.taken
+
+
+@dataclass(frozen=True)
+class Refused(Event):
+    kind: ClassVar[str] = "refused"
+    patch: str
+    module: str
+
+    def log(self, ctx: LogContext) -> list[str]:
+        return [f"livepatch: patch '{self.patch}' failed for module '{self.module}', refusing to load module '{self.module}'"]
+
+
+@dataclass(frozen=True)
+class ModLoadFailed(Event):
+    kind: ClassVar[str] = "modload-failed"
+    module: str
+
+    def log(self, ctx: LogContext) -> list[str]:
+        return [insmod_error(self.module, ctx.errno or -22, ctx.era)]
+
+    def note(self) -> str:
+        return f"the load of module '{self.module}' fails; its init never runs"
+
+
+@dataclass(frozen=True)
+class Reverting(Event):
+    kind: ClassVar[str] = "reverting"
+    patch: str
+    module: str
+    taken: Edge | None = field(default=None)     # None: the rollback of a refused module
+
+    def log(self, ctx: LogContext) -> list[str]:
+        return [f"livepatch: reverting patch '{self.patch}' on unloading module '{self.module}'"]
+
+    @property
+    def edge(self) -> tuple[str, Edge] | None:
+        return None if self.taken is None else (self.patch, self.taken)
+
+
+@dataclass(frozen=True)
+class ModLog(Event):
+    """A target module's own init/exit line."""
+    kind: ClassVar[str] = "modlog"
+    module: str
+    text: str
+
+    def log(self, ctx: LogContext) -> list[str]:
+        return [f"{self.module}: {self.text}"]
+
+
+def lines(events, word: str, module: str | None, era: str = "insmod") -> list[str]:
+    """The kernel log of one operation's events, in the kernel's order."""
+    ctx = LogContext(word, module, era)
+    return [line for ev in events for line in ev.log(ctx)]
+
+
+def described(events, word: str, module: str | None) -> list[str]:
+    """Each event as a report shows it: the kernel's lines, else the model's note."""
+    ctx = LogContext(word, module)
+    return [line for ev in events for line in ev.describe(ctx)]

@@ -1,0 +1,15 @@
+"""An independent reference of the kernel's livepatch rules, for the differential test.
+
+Written from ../shared/kernel/semantics.md and the kernel C it describes
+(kernel/livepatch/core.c, transition.c, state.c, patch.c, core.h), and from the user
+documentation of the spec language and the properties (docs/spec-format.md,
+docs/properties.md) -- never from klpmodel/kernel.py, which it must not import.
+
+- `klp`: the kernel. Plain Python structs shaped like the kernel's (`klp_patches` is a
+  list, `klp_transition_patch` a pointer, `post_unpatch_enabled` per object) and one
+  function per kernel function, with the kernel's name. Concrete values only.
+- `callbacks`: the spec's statements, run as a test module's callback would run them.
+- `monitors`: the eight properties of docs/properties.md, judged from their readings.
+- `driver`: operations (`possible`, `outcomes`), the abstract state the differential
+  test compares, and the log rendering of the selftest scripts' user-space lines.
+"""

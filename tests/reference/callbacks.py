@@ -1,0 +1,151 @@
+"""The spec's statements, run the way a test module's callback runs its C code.
+
+Each statement is the C the docs give it (docs/spec-format.md "Statements", and the
+precise readings of docs/properties.md): `alloc S` is `data = kzalloc()`, `take S` is
+`state->data = prev_state->data`, and so on. Memory is a list of blocks `[live, content]`
+and a pointer is a block number or None (NULL). What the properties watch is reported to
+`k.mon` (monitors.py) at the statement that does it; the rules of the properties are
+there, not here.
+"""
+from __future__ import annotations
+
+from . import klp
+
+MODULE_STATE_TEXT = {        # module_state[] of test_klp_callbacks_demo.c
+    "LIVE": "[MODULE_STATE_LIVE] Normal state",
+    "COMING": "[MODULE_STATE_COMING] Full formed, running module_init",
+    "GOING": "[MODULE_STATE_GOING] Going away",
+}
+_CMP = {"<": lambda a, b: a < b, "<=": lambda a, b: a <= b, "==": lambda a, b: a == b,
+        "!=": lambda a, b: a != b, ">=": lambda a, b: a >= b, ">": lambda a, b: a > b}
+
+
+def pre_patch(k, patch, obj) -> int:
+    """The pre_patch callback: its statements; when it fails, its cleanup label
+    (`pre_patch_error`) runs before it returns the error."""
+    ret = run(k, patch, obj, "pre_patch")
+    if ret:
+        run(k, patch, obj, "pre_patch_error")
+    return ret
+
+
+def run(k, patch, obj, cb: str) -> int:
+    """Run one callback's statements in order; the value it returns."""
+    for index, st in enumerate(obj.spec.cb(cb)):
+        if st.cond is not None and not holds(k, patch, st.cond, k.modules[patch.name].params):
+            continue
+        ret = statement(k, patch, obj, cb, index, st)
+        if ret is not None:
+            return ret
+    return 0
+
+
+def holds(k, patch, cond, params) -> bool:
+    if cond.param:
+        value = bool(params.get(cond.state))
+    else:
+        prev = klp.klp_get_prev_state(k, _id(k, cond.state))
+        value = prev is not None and (cond.cmp is None or _CMP[cond.cmp](prev.version, cond.value))
+    return value != cond.negate
+
+
+def _id(k, state: str) -> int:
+    return next(s.id for s in k.spec.states if s.name == state)
+
+
+def statement(k, patch, obj, cb: str, index: int, st) -> int | None:
+    """One statement. Returns the callback's return value when it ends the callback."""
+    a = st.action
+    if a == "return":
+        return 0
+    if a == "fail":
+        if st.arg is not None:                              # `fail PARAM`: return the parameter
+            value = k.modules[patch.name].params.get(st.arg, 0)
+            return value if value else None
+        return st.errno
+    if a == "maybe-fail":
+        return st.errno if k.choose((patch.name, obj.label, cb, index)) else None
+    if a == "log":
+        k.pr(f"{patch.name}: {st.arg}")
+        return None
+    if a == "banner":                                       # callback_info()
+        where = obj.label if not obj.name else f"{obj.name} -> {MODULE_STATE_TEXT[k.modules[obj.name].state]}"
+        k.pr(f"{patch.name}: {cb}_callback: {where}")
+        return None
+    s = st.arg
+    state = klp.klp_get_state(patch, _id(k, s))             # this patch's own struct klp_state
+    mon = k.mon
+    if a == "alloc":
+        if cb == "pre_patch" and k.choose((patch.name, obj.label, cb, index)):
+            state.data = None                               # kzalloc() returned NULL
+            return klp.ENOMEM
+        k.blocks.append([True, "zero"])
+        state.data = len(k.blocks) - 1
+    elif a == "free":
+        kfree(k, state.data)
+    elif a == "save":                                       # *data = value
+        write(k, state.data, k.values[s])
+    elif a == "restore":                                    # value = *data
+        content = read(k, state.data)
+        if content is not None:
+            mon.value_written(k, s, content)
+    elif a == "modify":
+        mon.value_written(k, s, f"v{state.version}")
+    elif a == "reset":
+        mon.value_written(k, s, "original")
+    elif a in ("take", "copy", "free-prev"):
+        prev = klp.klp_get_prev_state(k, state.id)
+        if prev is None:
+            mon.violate("no-null-deref", f"{a} {s} with klp_get_prev_state() NULL")
+        elif a == "take":
+            state.data = prev.data                          # a no-op when prev is this state
+        elif a == "copy":                                   # *data = *prev_state->data
+            content = read(k, prev.data)                    # both accesses are judged; the copy
+            if content is not None:                         # happens when neither pointer is NULL
+                write(k, state.data, content)
+            elif state.data is None:
+                mon.violate("no-null-deref", "copy into a NULL data")
+            elif not k.blocks[state.data][0]:
+                mon.violate("no-use-after-free", "copy into a freed block")
+        else:
+            kfree(k, prev.data)
+    else:
+        raise AssertionError(f"unknown action {a}")
+    return None
+
+
+def kfree(k, ptr) -> None:
+    if ptr is None:                                         # kfree(NULL)
+        return
+    if not k.blocks[ptr][0]:
+        k.mon.violate("no-double-free", "kfree of a freed block")
+        return
+    k.blocks[ptr][0] = False
+
+
+def read(k, ptr):
+    """*ptr; None when ptr is NULL (the read does not happen). A freed block still holds
+    its last content."""
+    if ptr is None:
+        k.mon.violate("no-null-deref", "read through NULL")
+        return None
+    if not k.blocks[ptr][0]:
+        k.mon.violate("no-use-after-free", "read of a freed block")
+    return k.blocks[ptr][1]
+
+
+def write(k, ptr, content) -> None:
+    if ptr is None:
+        k.mon.violate("no-null-deref", "write through NULL")
+        return
+    if not k.blocks[ptr][0]:
+        k.mon.violate("no-use-after-free", "write to a freed block")
+    k.blocks[ptr][1] = content
+
+
+def module_lines(k, module_spec, stmts, params) -> None:
+    """A target module's init or exit: its `log` lines, `if|unless param` checked."""
+    for st in stmts:
+        if st.cond is not None and bool(params.get(st.cond.state)) == st.cond.negate:
+            continue
+        k.pr(f"{module_spec.name}: {st.arg}")

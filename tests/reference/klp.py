@@ -1,0 +1,741 @@
+"""The kernel's livepatch core, mainline (Linux 5.18 .. 7.1), as plain Python.
+
+One function per kernel function, with the kernel's name and in the kernel's order of
+steps; the C function each one follows is named in its docstring (core.c, transition.c,
+state.c, patch.c, core.h of torvalds/linux, and semantics.md's section). Globals of the
+kernel (`klp_patches`, `klp_transition_patch`, `klp_target_state`) are fields of a
+`Kernel`, passed first as `k`. The module loader and sysfs are reduced to what the
+livepatch core sees of them (`load_livepatch`, `enabled_store`, ...).
+
+What the model abstracts, and how:
+- tasks: one flag, `k.tasks_switched` -- klp_force_transition() switched every task since
+  the last klp_init_transition()/klp_start_transition(). Otherwise a task of a target
+  module that `sleeps` in a function blocks completion of a *patching* transition whose
+  patch's loaded object for that module lists the function in `funcs`
+  (docs/spec-format.md, `sleeps`); every other task switches at the next attempt.
+- the first completion attempt inside klp_enable_patch/__klp_disable_patch is taken as
+  unsuccessful: completing right there is the same as the `complete` step following at
+  once, which the search explores anyway.
+- freeing is synchronous: klp_free_patch_finish() runs right after klp_free_patch_start()
+  (the model's `rmmod` is possible as soon as the patch is off the list and not forced).
+- patching an object (klp_patch_object) can fail when the spec enables the `patching`
+  fault; it then fails as the kprobe selftest shows (-EBUSY from ftrace registration).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from . import callbacks
+
+EINVAL, EBUSY, ENOMEM, EEXIST = -22, -16, -12, -17
+
+# klp_target_state (transition.c; KLP_TRANSITION_* since 6.10)
+KLP_TRANSITION_IDLE, KLP_TRANSITION_UNPATCHED, KLP_TRANSITION_PATCHED = -1, 0, 1
+
+# the module states callback_info() prints (test_klp_callbacks_demo.c)
+MODULE_STATE_LIVE, MODULE_STATE_COMING, MODULE_STATE_GOING = "LIVE", "COMING", "GOING"
+
+
+# --------------------------------------------------------------------------- structs
+# include/linux/livepatch.h, reduced to the fields the lifecycle reads or writes
+
+
+@dataclass
+class KlpState:                   # struct klp_state
+    id: int
+    version: int
+    name: str                     # the spec's name for the id
+    data: int | None = None       # void *data: a block number, or None for NULL
+
+
+@dataclass
+class KlpObject:                  # struct klp_object
+    name: str | None              # NULL for vmlinux
+    spec: object | None           # the spec's Obj (the callbacks, funcs); None for a dynamic nop object
+    dynamic: bool = False
+    mod: bool = False             # obj->mod != NULL
+    patched: bool = False
+    post_unpatch_enabled: bool = False   # obj->callbacks.post_unpatch_enabled
+    funcs: list[str] = field(default_factory=list)   # the static funcs of obj->func_list ...
+    nops: list[str] = field(default_factory=list)    # ... and the nop funcs after them
+
+    @property
+    def func_list(self) -> list[str]:
+        return self.funcs + self.nops
+
+    @property
+    def label(self) -> str:       # what the kernel prints for the object
+        return self.name or "vmlinux"
+
+
+@dataclass
+class KlpPatch:                   # struct klp_patch
+    name: str                     # patch->mod->name
+    spec: object                  # the spec's Patch
+    replace: bool
+    states: list[KlpState]
+    static_objs: list[KlpObject] = field(default_factory=list)   # objs[] of the module
+    obj_list: list[KlpObject] = field(default_factory=list)      # patch->obj_list
+    enabled: bool = False
+    forced: bool = False
+
+
+@dataclass
+class Module:                     # struct module, target and livepatch modules alike
+    name: str
+    livepatch: bool
+    params: dict = field(default_factory=dict)
+    loaded: bool = False
+    state: str = MODULE_STATE_LIVE
+    klp_alive: bool = False
+    refcnt: int = 0               # try_module_get() held by the livepatch core
+    patch: KlpPatch | None = None  # the livepatch module's static struct klp_patch
+
+
+@dataclass
+class Kernel:
+    spec: object
+    faults: bool = False                               # the optional `patching` fault
+    klp_patches: list[KlpPatch] = field(default_factory=list)
+    klp_transition_patch: KlpPatch | None = None
+    klp_target_state: int = KLP_TRANSITION_IDLE
+    tasks_switched: bool = False
+    modules: dict[str, Module] = field(default_factory=dict)
+    blocks: list[list] = field(default_factory=list)   # kzalloc'ed blocks: [live, content]
+    values: dict[str, str] = field(default_factory=dict)   # the system value of each state
+    log: list[str] = field(default_factory=list)
+    # the run of one operation
+    choose: object = None          # the oracle of the fallible points: key -> failed?
+    refused: str | None = None     # set where the kernel refuses without changing anything
+    mon: object = None             # monitors.Monitors
+
+    def pr(self, line: str) -> None:
+        self.log.append(line)
+
+    def refuse(self, why: str, ret: int) -> int:
+        self.refused = why
+        return ret
+
+
+def clone(k: Kernel) -> Kernel:
+    """A copy of the whole kernel for running one operation on it (what copy.deepcopy
+    would make, without copying the spec, and many times faster)."""
+    objs: dict[int, KlpObject] = {}
+
+    def obj(o: KlpObject) -> KlpObject:
+        if id(o) not in objs:
+            objs[id(o)] = KlpObject(o.name, o.spec, o.dynamic, o.mod, o.patched, o.post_unpatch_enabled,
+                                    list(o.funcs), list(o.nops))
+        return objs[id(o)]
+
+    patches: dict[int, KlpPatch] = {}
+
+    def patch(p: KlpPatch | None) -> KlpPatch | None:
+        if p is None:
+            return None
+        if id(p) not in patches:
+            patches[id(p)] = KlpPatch(p.name, p.spec, p.replace, [KlpState(s.id, s.version, s.name, s.data) for s in p.states],
+                                      [obj(o) for o in p.static_objs], [obj(o) for o in p.obj_list], p.enabled, p.forced)
+        return patches[id(p)]
+
+    n = Kernel(k.spec, k.faults)
+    n.klp_patches = [patch(p) for p in k.klp_patches]
+    n.klp_transition_patch = patch(k.klp_transition_patch)
+    n.klp_target_state = k.klp_target_state
+    n.tasks_switched = k.tasks_switched
+    n.modules = {name: Module(m.name, m.livepatch, dict(m.params), m.loaded, m.state, m.klp_alive, m.refcnt, patch(m.patch))
+                 for name, m in k.modules.items()}
+    n.blocks = [list(b) for b in k.blocks]
+    n.values = dict(k.values)
+    n.log = list(k.log)
+    n.mon = k.mon.clone()
+    return n
+
+
+def new_kernel(spec, faults: bool = False, monitors=None) -> Kernel:
+    k = Kernel(spec, faults, mon=monitors)
+    for m in spec.modules:
+        mod = Module(m.name, False, dict(m.params))
+        k.modules[m.name] = mod
+        if m.loaded:                              # loaded before any patch: nothing to patch yet
+            mod.loaded = mod.klp_alive = True
+    for p in spec.patches:
+        k.modules[p.name] = Module(p.name, True, dict(p.params))
+    k.values = {s.name: "original" for s in spec.states}
+    return k
+
+
+def klp_patch_struct(k: Kernel, p) -> KlpPatch:
+    """The livepatch module's static `struct klp_patch`, as its module_init sees it: the
+    objects in array order, the states with data NULL, and `replace` as the module's code
+    sets it -- from the module parameter when the spec says `replace_param` (read here,
+    once, before klp_enable_patch: a later write of the parameter changes nothing)."""
+    params = k.modules[p.name].params
+    replace = bool(params[p.replace_param]) if p.replace_param else p.replace
+    ids = {s.name: s.id for s in k.spec.states}
+    states = [KlpState(ids[s], v, s) for s, v in p.states]
+    objs = [KlpObject(None if o.name == "vmlinux" else o.name, o, funcs=list(o.funcs)) for o in p.objects]
+    return KlpPatch(p.name, p, replace, states, objs)
+
+
+# --------------------------------------------------------------------------- core.h
+
+
+def klp_is_module(obj: KlpObject) -> bool:
+    return obj.name is not None
+
+
+def klp_is_object_loaded(obj: KlpObject) -> bool:
+    return not obj.name or obj.mod
+
+
+def klp_pre_patch_callback(k: Kernel, patch: KlpPatch, obj: KlpObject) -> int:
+    """core.h: ret = pre_patch(obj) if there is one; post_unpatch_enabled = !ret."""
+    ret = 0
+    if obj.spec is not None and _has(obj, "pre_patch"):
+        ret = callbacks.pre_patch(k, patch, obj)
+    obj.post_unpatch_enabled = not ret
+    return ret
+
+
+def klp_post_patch_callback(k: Kernel, patch: KlpPatch, obj: KlpObject) -> None:
+    if obj.spec is not None and _has(obj, "post_patch"):
+        callbacks.run(k, patch, obj, "post_patch")
+
+
+def klp_pre_unpatch_callback(k: Kernel, patch: KlpPatch, obj: KlpObject) -> None:
+    if obj.spec is not None and _has(obj, "pre_unpatch"):
+        callbacks.run(k, patch, obj, "pre_unpatch")
+
+
+def klp_post_unpatch_callback(k: Kernel, patch: KlpPatch, obj: KlpObject) -> None:
+    """core.h: only with post_unpatch_enabled set; the flag is cleared either way."""
+    if obj.post_unpatch_enabled and obj.spec is not None and _has(obj, "post_unpatch"):
+        callbacks.run(k, patch, obj, "post_unpatch")
+    obj.post_unpatch_enabled = False
+
+
+def _has(obj: KlpObject, cb: str) -> bool:
+    return any(name == cb for name, _ in obj.spec.callbacks)
+
+
+# --------------------------------------------------------------------------- state.c
+
+
+def klp_get_state(patch: KlpPatch, id: int) -> KlpState | None:
+    for state in patch.states:              # klp_for_each_state: the first match
+        if state.id == id:
+            return state
+    return None
+
+
+def klp_get_prev_state(k: Kernel, id: int) -> KlpState | None:
+    """state.c: WARN and NULL outside a transition; else the last state with this id of
+    the patches on klp_patches before the transition patch (the walk stops there)."""
+    if k.klp_transition_patch is None:
+        return None
+    last_state = None
+    for patch in k.klp_patches:
+        if patch is k.klp_transition_patch:
+            break
+        state = klp_get_state(patch, id)
+        if state:
+            last_state = state
+    return last_state
+
+
+def klp_is_state_compatible(patch: KlpPatch, old_state: KlpState) -> bool:
+    state = klp_get_state(patch, old_state.id)
+    if state is None:                        # a cumulative patch must handle every state
+        return not patch.replace
+    return state.version >= old_state.version
+
+
+def klp_is_patch_compatible(k: Kernel, patch: KlpPatch) -> bool:
+    for old_patch in k.klp_patches:
+        for old_state in old_patch.states:
+            if not klp_is_state_compatible(patch, old_state):
+                return False
+    return True
+
+
+# --------------------------------------------------------------------------- patch.c
+
+
+def klp_patch_object(k: Kernel, patch: KlpPatch, obj: KlpObject) -> int:
+    """patch.c: register every function with ftrace. The optional `patching` fault is the
+    failure of that registration (another IPMODIFY user, test-kprobe.sh: -EBUSY), taken to
+    hit the object's first function (klp_patch_func's pr_err names it); the object is
+    then unpatched again and stays `patched == false`."""
+    if obj.patched:                          # WARN_ON
+        return EINVAL
+    if k.faults and k.choose((patch.name, obj.label, "patching", 0)):
+        if obj.func_list:                    # klp_patch_func() of the first function
+            k.pr(f"livepatch: failed to register ftrace handler for function '{obj.func_list[0]}' ({EBUSY})")
+        klp_unpatch_object(obj)
+        return EBUSY
+    obj.patched = True
+    return 0
+
+
+def klp_unpatch_object(obj: KlpObject) -> None:
+    obj.patched = False
+
+
+def klp_unpatch_objects(patch: KlpPatch) -> None:
+    for obj in patch.obj_list:
+        if obj.patched:
+            klp_unpatch_object(obj)
+
+
+def klp_unpatch_objects_dynamic(patch: KlpPatch) -> None:
+    for obj in patch.obj_list:
+        if obj.patched and obj.dynamic:
+            klp_unpatch_object(obj)
+
+
+# --------------------------------------------------------------------------- core.c: objects and nops
+
+
+def klp_find_object(patch: KlpPatch, old_obj: KlpObject) -> KlpObject | None:
+    for obj in patch.obj_list:
+        if klp_is_module(old_obj):
+            if klp_is_module(obj) and old_obj.name == obj.name:
+                return obj
+        elif not klp_is_module(obj):
+            return obj
+    return None
+
+
+def klp_alloc_object_dynamic(name: str | None, patch: KlpPatch) -> KlpObject:
+    obj = KlpObject(name, None, dynamic=True)
+    patch.obj_list.append(obj)              # klp_init_object_early: list_add_tail
+    return obj
+
+
+def klp_add_object_nops(patch: KlpPatch, old_obj: KlpObject) -> None:
+    obj = klp_find_object(patch, old_obj)
+    if obj is None:
+        obj = klp_alloc_object_dynamic(old_obj.name, patch)
+    for old_func in old_obj.func_list:       # klp_find_func(), else klp_alloc_func_nop(): list_add_tail
+        if old_func not in obj.func_list:
+            obj.nops.append(old_func)
+
+
+def klp_add_nops(k: Kernel, patch: KlpPatch) -> None:
+    """core.c: for every object of every patch on klp_patches (a patch in transition
+    included, its own dynamic objects too), an object of the same name; a dynamic one,
+    appended after the static objects, when the new patch has none."""
+    for old_patch in k.klp_patches:
+        for old_obj in old_patch.obj_list:
+            klp_add_object_nops(patch, old_obj)
+
+
+def klp_find_object_module(k: Kernel, obj: KlpObject) -> None:
+    if not klp_is_module(obj):
+        return
+    mod = k.modules[obj.name]
+    if mod.loaded and mod.klp_alive:
+        obj.mod = True
+
+
+def klp_init_object(k: Kernel, patch: KlpPatch, obj: KlpObject) -> int:
+    obj.patched = False
+    obj.mod = False
+    klp_find_object_module(k, obj)
+    # klp_init_object_loaded(): relocations and symbols, which cannot fail in the model
+    return 0
+
+
+def klp_init_patch_early(patch: KlpPatch) -> None:
+    patch.obj_list = list(patch.static_objs)
+    patch.enabled = False
+    patch.forced = False
+
+
+def klp_init_patch(k: Kernel, patch: KlpPatch) -> int:
+    if patch.replace:
+        klp_add_nops(k, patch)
+    for obj in patch.obj_list:
+        klp_init_object(k, patch, obj)
+    k.klp_patches.append(patch)              # list_add_tail(&patch->list, &klp_patches)
+    return 0
+
+
+def klp_free_object_loaded(obj: KlpObject) -> None:
+    obj.mod = False
+
+
+def klp_free_objects(patch: KlpPatch) -> None:
+    patch.obj_list = []
+
+
+def klp_free_objects_dynamic(patch: KlpPatch) -> None:
+    """__klp_free_objects(patch, nops_only): the nop funcs of every object, the dynamic objects."""
+    for obj in patch.obj_list:
+        obj.nops = []
+    patch.obj_list = [obj for obj in patch.obj_list if not obj.dynamic]
+
+
+def klp_free_patch_start(k: Kernel, patch: KlpPatch) -> None:
+    if patch in k.klp_patches:
+        k.klp_patches.remove(patch)
+    klp_free_objects(patch)
+
+
+def klp_free_patch_finish(k: Kernel, patch: KlpPatch) -> None:
+    """The sysfs directory goes; the module reference is put back unless forced."""
+    if not patch.forced:
+        k.modules[patch.name].refcnt -= 1
+
+
+def klp_free_patch_async(k: Kernel, patch: KlpPatch) -> None:
+    klp_free_patch_start(k, patch)
+    klp_free_patch_finish(k, patch)          # klp_free_patch_work_fn, run at once
+
+
+def klp_free_replaced_patches_async(k: Kernel, new_patch: KlpPatch) -> None:
+    for old_patch in list(k.klp_patches):    # klp_for_each_patch_safe
+        if old_patch is new_patch:
+            return
+        klp_free_patch_async(k, old_patch)
+
+
+def klp_unpatch_replaced_patches(k: Kernel, new_patch: KlpPatch) -> None:
+    for old_patch in k.klp_patches:
+        if old_patch is new_patch:
+            return
+        old_patch.enabled = False
+        klp_unpatch_objects(old_patch)
+
+
+def klp_discard_nops(k: Kernel, new_patch: KlpPatch) -> None:
+    klp_unpatch_objects_dynamic(k.klp_transition_patch)
+    klp_free_objects_dynamic(k.klp_transition_patch)
+
+
+# --------------------------------------------------------------------------- transition.c
+
+
+def klp_init_transition(k: Kernel, patch: KlpPatch, state: int) -> None:
+    k.klp_transition_patch = patch
+    k.klp_target_state = state
+    k.pr(f"livepatch: '{patch.name}': initializing {'patching' if state == KLP_TRANSITION_PATCHED else 'unpatching'} transition")
+    k.tasks_switched = False                 # every task gets the initial state
+
+
+def klp_start_transition(k: Kernel) -> None:
+    patch = k.klp_transition_patch
+    k.pr(f"livepatch: '{patch.name}': starting "
+         f"{'patching' if k.klp_target_state == KLP_TRANSITION_PATCHED else 'unpatching'} transition")
+    k.tasks_switched = False                 # TIF_PATCH_PENDING for every task not in the target state
+
+
+def klp_task_blocks(k: Kernel) -> str | None:
+    """Why some task cannot switch (klp_try_switch_task/klp_check_stack): a target
+    module's task sleeping in a function that the transition patch's loaded, patched
+    object for that module patches, during a patching transition. None: all switch."""
+    if k.tasks_switched or k.klp_target_state != KLP_TRANSITION_PATCHED:
+        return None
+    for m in k.spec.modules:
+        if m.sleeps is None or not k.modules[m.name].loaded:
+            continue
+        function, param = m.sleeps
+        if not k.modules[m.name].params.get(param):
+            continue
+        for obj in k.klp_transition_patch.obj_list:
+            if obj.name == m.name and obj.patched and obj.spec is not None and function in obj.spec.funcs:
+                return f"a task of {m.name} is sleeping on function {function}"
+    return None
+
+
+def klp_try_complete_transition(k: Kernel, first_attempt: bool = False) -> bool:
+    """transition.c. Returns whether the transition completed."""
+    if first_attempt or klp_task_blocks(k):
+        return False                         # schedule_delayed_work(&klp_transition_work)
+    patch = k.klp_transition_patch
+    target = k.klp_target_state
+    klp_complete_transition(k)
+    if not patch.enabled:
+        klp_free_patch_async(k, patch)
+    elif patch.replace:
+        klp_free_replaced_patches_async(k, patch)
+    k.mon.transition_completed(k, patch, target)
+    return True
+
+
+def klp_complete_transition(k: Kernel) -> None:
+    patch = k.klp_transition_patch
+    patching = k.klp_target_state == KLP_TRANSITION_PATCHED
+    k.pr(f"livepatch: '{patch.name}': completing {'patching' if patching else 'unpatching'} transition")
+    if patch.replace and patching:
+        klp_unpatch_replaced_patches(k, patch)
+        klp_discard_nops(k, patch)
+    if k.klp_target_state == KLP_TRANSITION_UNPATCHED:
+        klp_unpatch_objects(patch)
+    # func->transition = false; every task's patch_state = KLP_TRANSITION_IDLE
+    for obj in list(patch.obj_list):
+        if not klp_is_object_loaded(obj):
+            continue
+        if k.klp_target_state == KLP_TRANSITION_PATCHED:
+            klp_post_patch_callback(k, patch, obj)
+        elif k.klp_target_state == KLP_TRANSITION_UNPATCHED:
+            klp_post_unpatch_callback(k, patch, obj)
+    k.pr(f"livepatch: '{patch.name}': {'patching' if patching else 'unpatching'} complete")
+    k.klp_target_state = KLP_TRANSITION_IDLE
+    k.klp_transition_patch = None
+
+
+def klp_cancel_transition(k: Kernel) -> None:
+    if k.klp_target_state != KLP_TRANSITION_PATCHED:   # WARN_ON_ONCE
+        return
+    k.pr(f"livepatch: '{k.klp_transition_patch.name}': canceling patching transition, going to unpatch")
+    k.klp_target_state = KLP_TRANSITION_UNPATCHED
+    klp_complete_transition(k)
+
+
+def klp_reverse_transition(k: Kernel) -> None:
+    patch = k.klp_transition_patch
+    k.pr(f"livepatch: '{patch.name}': reversing transition from "
+         f"{'patching to unpatching' if k.klp_target_state == KLP_TRANSITION_PATCHED else 'unpatching to patching'}")
+    # clear TIF_PATCH_PENDING everywhere, klp_synchronize_transition()
+    patch.enabled = not patch.enabled
+    k.klp_target_state = KLP_TRANSITION_PATCHED if k.klp_target_state == KLP_TRANSITION_UNPATCHED else KLP_TRANSITION_UNPATCHED
+    klp_start_transition(k)
+
+
+def klp_force_transition(k: Kernel) -> None:
+    """5.18+ (commit 2957308343fa): forced marks only the patches being removed."""
+    k.pr("livepatch: forcing remaining tasks to the patched state")
+    k.tasks_switched = True                  # klp_update_patch_state() of every task
+    if k.klp_target_state == KLP_TRANSITION_UNPATCHED:
+        k.klp_transition_patch.forced = True
+    elif k.klp_transition_patch.replace:
+        for patch in k.klp_patches:
+            if patch is not k.klp_transition_patch:
+                patch.forced = True
+
+
+# --------------------------------------------------------------------------- core.c: enable, disable, sysfs
+
+
+def __klp_disable_patch(k: Kernel, patch: KlpPatch) -> int:
+    if not patch.enabled:                    # WARN_ON
+        return EINVAL
+    if k.klp_transition_patch is not None:
+        return k.refuse("EBUSY", EBUSY)
+    klp_init_transition(k, patch, KLP_TRANSITION_UNPATCHED)
+    for obj in list(patch.obj_list):
+        if obj.patched:
+            klp_pre_unpatch_callback(k, patch, obj)
+    klp_start_transition(k)
+    patch.enabled = False
+    k.mon.transition_started(k, "disable")
+    klp_try_complete_transition(k, first_attempt=True)
+    return 0
+
+
+def __klp_enable_patch(k: Kernel, patch: KlpPatch) -> int:
+    if k.klp_transition_patch is not None:
+        return k.refuse("EBUSY", EBUSY)
+    if patch.enabled:                        # WARN_ON
+        return EINVAL
+    k.pr(f"livepatch: enabling patch '{patch.name}'")
+    klp_init_transition(k, patch, KLP_TRANSITION_PATCHED)
+    ret = 0
+    for obj in list(patch.obj_list):
+        if not klp_is_object_loaded(obj):
+            continue
+        ret = klp_pre_patch_callback(k, patch, obj)
+        if ret:
+            k.pr(f"livepatch: pre-patch callback failed for object '{obj.label}'")
+            break
+        ret = klp_patch_object(k, patch, obj)
+        if ret:
+            k.pr(f"livepatch: failed to patch object '{obj.label}'")
+            break
+    if ret:                                  # err:
+        k.pr(f"livepatch: failed to enable patch '{patch.name}'")
+        klp_cancel_transition(k)
+        return ret
+    klp_start_transition(k)
+    patch.enabled = True
+    k.mon.transition_started(k, "load")
+    klp_try_complete_transition(k, first_attempt=True)
+    return 0
+
+
+def klp_enable_patch(k: Kernel, patch: KlpPatch) -> int:
+    """core.c, called from the livepatch module's init (§2.1). The structural checks
+    before klp_mutex cannot fail for a patch a spec describes."""
+    if not klp_is_patch_compatible(k, patch):
+        k.pr(f"livepatch: Livepatch patch ({patch.name}) is not compatible with the already installed livepatches.")
+        return k.refuse("incompatible", EINVAL)
+    k.modules[patch.name].refcnt += 1        # try_module_get(patch->mod)
+    klp_init_patch_early(patch)
+    ret = klp_init_patch(k, patch)
+    if not ret:
+        ret = __klp_enable_patch(k, patch)
+    if ret:                                  # err:
+        klp_free_patch_start(k, patch)
+        klp_free_patch_finish(k, patch)
+    return ret
+
+
+def enabled_store(k: Kernel, patch: KlpPatch, enabled: bool) -> int:
+    """core.c: /sys/kernel/livepatch/<patch>/enabled."""
+    if patch.enabled == enabled:             # already in the requested state
+        return k.refuse("EINVAL", EINVAL)
+    if patch is k.klp_transition_patch:      # reverse a pending transition, both ways
+        klp_reverse_transition(k)
+        return 0
+    if not enabled:
+        return __klp_disable_patch(k, patch)
+    return k.refuse("EINVAL", EINVAL)        # a disabled patch is never enabled again
+
+
+def force_store(k: Kernel, patch: KlpPatch, val: bool) -> int:
+    """core.c: /sys/kernel/livepatch/<patch>/force."""
+    if not val:
+        return 0
+    if patch is not k.klp_transition_patch:
+        return k.refuse("EINVAL", EINVAL)
+    klp_force_transition(k)
+    return 0
+
+
+# --------------------------------------------------------------------------- core.c: target modules
+
+
+def klp_cleanup_module_patches_limited(k: Kernel, mod: Module, limit: KlpPatch | None) -> None:
+    for patch in list(k.klp_patches):
+        if patch is limit:
+            break
+        for obj in list(patch.obj_list):
+            if not klp_is_module(obj) or obj.name != mod.name:
+                continue
+            if patch is not k.klp_transition_patch:
+                klp_pre_unpatch_callback(k, patch, obj)
+            k.pr(f"livepatch: reverting patch '{patch.name}' on unloading module '{mod.name}'")
+            klp_unpatch_object(obj)
+            klp_post_unpatch_callback(k, patch, obj)
+            klp_free_object_loaded(obj)      # after klp_clear_object_relocs()
+            break
+
+
+def klp_module_coming(k: Kernel, mod: Module) -> int:
+    mod.klp_alive = True
+    for patch in list(k.klp_patches):
+        for obj in list(patch.obj_list):
+            if not klp_is_module(obj) or obj.name != mod.name:
+                continue
+            obj.mod = True
+            # klp_init_object_loaded() cannot fail in the model
+            k.pr(f"livepatch: applying patch '{patch.name}' to loading module '{mod.name}'")
+            ret = klp_pre_patch_callback(k, patch, obj)
+            if ret:
+                k.pr(f"livepatch: pre-patch callback failed for object '{obj.name}'")
+                return _klp_module_coming_err(k, mod, patch, obj, ret)
+            ret = klp_patch_object(k, patch, obj)
+            if ret:
+                k.pr(f"livepatch: failed to apply patch '{patch.name}' to module '{mod.name}' ({ret})")
+                klp_post_unpatch_callback(k, patch, obj)
+                return _klp_module_coming_err(k, mod, patch, obj, ret)
+            if patch is not k.klp_transition_patch:
+                klp_post_patch_callback(k, patch, obj)
+            break
+    return 0
+
+
+def _klp_module_coming_err(k: Kernel, mod: Module, patch: KlpPatch, obj: KlpObject, ret: int) -> int:
+    """klp_module_coming's err: label."""
+    k.pr(f"livepatch: patch '{patch.name}' failed for module '{mod.name}', refusing to load module '{mod.name}'")
+    mod.klp_alive = False
+    obj.mod = False
+    klp_cleanup_module_patches_limited(k, mod, patch)
+    return ret
+
+
+def klp_module_going(k: Kernel, mod: Module) -> None:
+    mod.klp_alive = False
+    klp_cleanup_module_patches_limited(k, mod, None)
+
+
+# --------------------------------------------------------------------------- the module loader, reduced
+
+
+def load_livepatch(k: Kernel, name: str, params=None) -> int:
+    """insmod of a livepatch module: load_module() -> do_init_module() -> its init, which
+    returns klp_enable_patch(). A non-zero return unloads the module again."""
+    mod = k.modules[name]
+    if mod.loaded:
+        return k.refuse("EEXIST", EEXIST)
+    mod.params = dict(k.spec.patch(name).params)
+    mod.params.update(dict(params or ()))
+    mod.refcnt = 0
+    patch = klp_patch_struct(k, k.spec.patch(name))
+    mod.loaded = True
+    ret = klp_enable_patch(k, patch)
+    if ret:
+        mod.loaded = False
+        mod.patch = None
+        return ret
+    mod.patch = patch
+    return 0
+
+
+def unload_livepatch(k: Kernel, name: str) -> int:
+    """rmmod of a livepatch module: delete_module() refuses while the core holds its
+    reference (on klp_patches, or forced); the module's exit does nothing."""
+    mod = k.modules[name]
+    if not mod.loaded:
+        return k.refuse("ENOENT", -2)
+    if mod.refcnt:
+        return k.refuse("in use", EBUSY)
+    mod.loaded = False
+    mod.patch = None
+    return 0
+
+
+def load_target(k: Kernel, name: str, params=None) -> int:
+    """insmod of a target module: prepare_coming_module() -> klp_module_coming(); on
+    success do_init_module() runs its init. A refusal does not call klp_module_going."""
+    mod = k.modules[name]
+    if mod.loaded:
+        return k.refuse("EEXIST", EEXIST)
+    spec = next(m for m in k.spec.modules if m.name == name)
+    mod.params = dict(spec.params)
+    mod.params.update(dict(params or ()))
+    mod.state = MODULE_STATE_COMING
+    mod.loaded = True                        # find_module() sees it from here on
+    ret = klp_module_coming(k, mod)
+    if ret:
+        mod.loaded = False
+        mod.state = MODULE_STATE_LIVE
+        return ret
+    callbacks.module_lines(k, spec, spec.init, mod.params)
+    mod.state = MODULE_STATE_LIVE
+    return 0
+
+
+def unload_target(k: Kernel, name: str) -> int:
+    """rmmod of a target module: its exit runs, then klp_module_going()."""
+    mod = k.modules[name]
+    if not mod.loaded:
+        return k.refuse("ENOENT", -2)
+    spec = next(m for m in k.spec.modules if m.name == name)
+    mod.state = MODULE_STATE_GOING
+    callbacks.module_lines(k, spec, spec.exit, mod.params)
+    klp_module_going(k, mod)
+    mod.loaded = False
+    mod.state = MODULE_STATE_LIVE
+    return 0
+
+
+def param_store(k: Kernel, owner: str, name: str, value: int) -> int:
+    """echo VALUE > /sys/module/OWNER/parameters/NAME: the module's variable, nothing else."""
+    mod = k.modules[owner]
+    if not mod.loaded:
+        return k.refuse("ENOENT", -2)
+    mod.params[name] = value
+    return 0

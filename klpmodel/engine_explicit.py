@@ -14,9 +14,10 @@ from operator import itemgetter
 
 from . import interp
 from .deadline import Deadline
-from .engine_z3 import RawTrace, Search
+from .engine_z3 import Search
 from .errors import Stopped
 from .kernel import OFFLIST, ORIGINAL, UNLOADED, Choice, Model, Op
+from .ts import RawTrace
 
 BUDGET_REASON = "more than"       # "more than N states": the state budget (max_states) stopped the search
 

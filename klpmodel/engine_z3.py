@@ -1,33 +1,23 @@
-"""Bounded model checking with Z3 over the transition system of kernel.step.
+"""Bounded model checking with Z3 over the transition system of kernel.step (klpmodel.ts).
 
-The transition relation T(s, op, choices, s') is built ONCE by running kernel.step on
-symbolic pre-state constants (one symbolic run per operation, merged with `If` on the
-operation selector). Each unrolling step is a `z3.substitute` of that template onto the
-step's own constants, so Python work does not grow with the depth.
-
-The solver is incremental: step t's copy of T is added permanently; the query "some
-still-unviolated property is violated at step t" is checked under an assumption literal.
-Because every shorter depth was unsatisfiable for the properties still open, the first
-satisfying depth of a property is its shortest counterexample.
+The solver is incremental: step t's copy of T is added permanently (one `Unrolling` from
+the initial state, loop-free, with the symmetry breaking); the query "some still-unviolated
+property is violated at step t" is checked under an assumption literal. Because every
+shorter depth was unsatisfiable for the properties still open, the first satisfying depth
+of a property is its shortest counterexample.
 """
 from __future__ import annotations
 
-import itertools
-import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
-from . import kernel
-from .backend import Symbolic
 from .deadline import Deadline
 from .errors import Stopped
 from .kernel import Model, Op
+from .ts import RawTrace, Solver, Term, TransitionSystem, Unrolling, interruptible
 
-
-@dataclass
-class RawTrace:
-    ops: list[Op]
-    choices: list[dict[tuple, bool]]     # per step: every choice variable the solver fixed
-    states: list[dict]                   # per step (after it): the solver's values of every variable
+__all__ = ["More", "RawTrace", "Search", "Z3Engine"]
 
 
 @dataclass
@@ -39,148 +29,44 @@ class Search:
     per_depth: list[tuple[int, float]] = field(default_factory=list)   # (depth, seconds)
 
 
+class More(NamedTuple):
+    """Further counterexamples of one property (Z3Engine.more)."""
+    traces: list[RawTrace]
+    unknown: str | None                  # why the search for more stopped early (None: it did not)
+
+
 class Z3Engine:
+    """Bounded model checking and the search for further counterexamples over one
+    TransitionSystem, within one Deadline."""
+
     name = "z3"
 
-    def __init__(self, model: Model, seed: int = 0, deadline: Deadline | float | None = None):
-        """Builds the transition template; raises Stopped when `deadline` passes first (a
-        spec of many patches takes long: the template is one symbolic run per operation)."""
+    def __init__(self, model: Model, seed: int = 0, deadline: Deadline | float | None = None,
+                 ts: TransitionSystem | None = None):
+        """Builds the transition system unless `ts` is given; raises Stopped when `deadline`
+        passes first (a spec of many patches takes long: one symbolic run per operation)."""
         import z3
 
         self.z3 = z3
         self.m = model
-        self.on_depth = None             # progress: called with (depth done, None) after each depth
+        self.on_depth: Callable[[int, None], None] | None = None   # progress: (depth done, None) after each depth
         z3.set_param("smt.random_seed", seed)
         z3.set_param("sat.random_seed", seed)
-        self._deadline = Deadline.of(deadline)
-        try:
-            self._build()
-        except z3.Z3Exception:
-            if self._deadline.expired():     # interrupted by deadline.watch in a Z3 call
-                raise Stopped(self._deadline.reason) from None
-            raise
+        self.deadline = Deadline.of(deadline)
+        self.ts = ts if ts is not None else TransitionSystem(model, self.deadline)
 
-    # ---- the template
-    def _const(self, var: str, suffix: str = ""):
-        kind, _ = self.m.vars[var]
-        name = var + suffix
-        return self.z3.Bool(name) if kind == "b" else self.z3.BitVec(name, self.m.bits[var])
+    def _path(self, solver: Solver) -> Unrolling:
+        """The unrolling of bounded model checking: from the initial state, loop-free, symmetry broken."""
+        return Unrolling(self.ts, solver, self.ts.initial(), ("@{}", "@{}"), symmetry=True)
 
-    def _value(self, name: str, v):
-        kind, _ = self.m.vars[name]
-        return self.z3.BoolVal(bool(v)) if kind == "b" else self.z3.BitVecVal(int(v), self.m.bits[name])
-
-    def _build(self):
-        z3, m = self.z3, self.m
-        names = list(m.vars)
-        self.names = names
-        self.pre = {v: self._const(v) for v in names}
-        self.post = {v: self._const(v, "'") for v in names}
-        self.opbits = max(1, (len(m.ops)).bit_length())
-        self.opv = z3.BitVec("op", self.opbits)
-        self.choice_consts: dict[tuple, object] = {}
-        cases = []
-        nxt = {v: self.pre[v] for v in names}
-        viol: dict[str, object] = {}
-        for k in reversed(range(len(m.ops))):
-            self._deadline.check()
-            op = m.ops[k]
-            guard = kernel.enabled(m, Symbolic(z3, dict(self.pre), m.bits), op)
-            if guard is False:
-                continue
-            c = Symbolic(z3, dict(self.pre), m.bits)
-            kernel.step(m, c, op)
-            self.choice_consts.update(c.choices)
-            sel = self.opv == k
-            cases.append(z3.And(sel, guard) if guard is not True else sel)
-            self._deadline.check()
-            for v in names:
-                val = c.fit(c.st[v], m.bits[v]) if v in m.bits else c._t(c.st[v])
-                if not val.eq(nxt[v]):
-                    nxt[v] = z3.If(sel, val, nxt[v])
-            for p, cond in c.viol.items():
-                viol[p] = z3.If(sel, c._t(cond), viol.get(p, z3.BoolVal(False)))
-        loads = {op.arg: k for k, op in enumerate(m.ops) if op.word == "load"}
-        self.symmetric = [[loads[m.P[i].name] for i in g] for g in m.interchangeable()
-                          if all(m.P[i].name in loads for i in g)]
-        # variables no operation ever changes keep their initial value: not state at all
-        fixed = [(self.pre[v], self._value(v, m.init[v])) for v in names if nxt[v].eq(self.pre[v])]
-        self.names = [v for v in names if not nxt[v].eq(self.pre[v])]
-        trans = z3.And(z3.Or(*cases) if cases else z3.BoolVal(False),
-                       *[self.post[v] == nxt[v] for v in self.names])
-        self.trans = z3.substitute(trans, *fixed) if fixed else trans
-        self.viol = {p: z3.substitute(f, *fixed) if fixed else f for p, f in viol.items()}
-
-    # ---- unrolling
-    def _step_consts(self, t: int):
-        if t == 0:
-            return {v: self._value(v, self.m.init[v]) for v in self.names}
-        return {v: self._const(v, f"@{t}") for v in self.names}
-
-    def state_consts(self, tag: str) -> dict:
-        """Fresh constants for one state (the variables some operation changes)."""
-        return {v: self._const(v, tag) for v in self.names}
-
-    def instance(self, pre: dict, post: dict, tag: str):
-        """One copy of the template on the given state constants: (T, violation flags, the
-        operation selector, the choice constants). `tag` names the step's own constants."""
-        z3 = self.z3
-        op = z3.BitVec(f"op{tag}", self.opbits)
-        chs = {k: z3.Bool(f"choice{tag}:" + "/".join(map(str, k))) for k in self.choice_consts}
-        sub = [(self.pre[v], pre[v]) for v in self.names]
-        sub += [(self.post[v], post[v]) for v in self.names]
-        sub += [(self.opv, op)]
-        sub += [(self.choice_consts[k], chs[k]) for k in self.choice_consts]
-        return (z3.substitute(self.trans, *sub), {p: z3.substitute(f, *sub) for p, f in self.viol.items()},
-                op, chs)
-
-    def distinct(self, a: dict, b: dict):
-        """The two states differ in some variable."""
-        return self.z3.Or(*[a[v] != b[v] for v in self.names])
-
-    def state_value(self, model, consts: dict) -> dict:
-        """A full state (the unchanged variables at their initial value) from a solver model."""
-        z3, m = self.z3, self.m
-        st = dict(m.init)
-        for v, const in consts.items():
-            val = model.eval(const, model_completion=True)
-            if m.vars[v][0] == "b":
-                st[v] = z3.is_true(val)
-            elif v in m.signed:                           # two's complement (kernel.param_top)
-                st[v] = val.as_signed_long()
-            else:
-                st[v] = val.as_long()
-        return st
-
-    def _unroll(self, solver, t: int, states: list, ops: list, chs: list) -> dict:
-        """Add step t (its constants appended to states/ops/chs) to the solver; return the
-        step's violation flags."""
-        z3 = self.z3
-        states.append(self._step_consts(t))
-        trans, viol, op, ch = self.instance(states[t - 1], states[t], f"@{t}")
-        ops.append(op)
-        chs.append(ch)
-        solver.add(trans)
-        # Only loop-free paths: a shortest counterexample never visits a state twice
-        # before its last step (cut the loop: same last transition, shorter path), and
-        # a violation is decided by (state, operation, choices) alone.
-        for i in range(t - 1):
-            solver.add(self.distinct(states[i], states[t - 1]))
-        # Interchangeable patches (Model.interchangeable): rename them so that they are
-        # first loaded in spec order. Any counterexample has such a renamed twin of the
-        # same length, so verdicts and shortest depths are unchanged.
-        for group in self.symmetric:
-            for a, b in itertools.pairwise(group):
-                solver.add(z3.Implies(ops[-1] == b, z3.Or(*[o == a for o in ops[:-1]])))
-        return viol
-
-    def canonical(self, ops: list[Op]) -> tuple[Op, ...]:
+    def canonical(self, ops: Sequence[Op]) -> tuple[Op, ...]:
         """The op sequence with interchangeable patches renamed to be first loaded in spec
         order: the one twin of a trace that the symmetry breaking lets the solver find."""
-        m, names = self.m, {}
+        m = self.m
+        names: dict[str | None, str | None] = {}
         for group in self.m.interchangeable():
             members = [m.P[i].name for i in group]
-            first = {}
+            first: dict[str, int] = {}
             for n, op in enumerate(ops):
                 if op.word == "load" and op.arg in members:
                     first.setdefault(op.arg, n)
@@ -188,114 +74,81 @@ class Z3Engine:
             names.update(zip(order, members, strict=True))
         return tuple(Op(op.word, names.get(op.arg, op.arg), op.params) for op in ops)
 
-    def more(self, prop: str, depth: int, known: list[list[Op]], n: int,
-             timeout: Deadline | float | None = None) -> tuple[list[RawTrace], str | None]:
+    def more(self, prop: str, depth: int, known: list[list[Op]], n: int) -> More:
         """Up to n further traces of exactly `depth` operations that break prop at their last
         step, each with an operation sequence different from every known one and from each
         other (and from their interchangeable-patch twins). `depth` must be prop's shortest
-        depth: then no trace found here breaks it earlier. Returns (traces, unknown reason)."""
-        deadline = Deadline.of(timeout)
+        depth: then no trace found here breaks it earlier."""
         found: list[RawTrace] = []
         try:
-            return self._more(prop, depth, known, n, deadline, found)
+            with interruptible(self.deadline):
+                return self._more(prop, depth, known, n, found)
         except Stopped as e:
-            return found, e.reason
-        except self.z3.Z3Exception:
-            if deadline.expired():
-                return found, deadline.reason
-            raise
+            return More(found, e.reason)
 
-    def _more(self, prop, depth, known, n, deadline: Deadline, found: list) -> tuple[list[RawTrace], str | None]:
+    def _more(self, prop: str, depth: int, known: list[list[Op]], n: int, found: list[RawTrace]) -> More:
         z3 = self.z3
-        solver = z3.SolverFor("QF_BV")
-        states, ops, chs = [self._step_consts(0)], [], []
-        if prop not in self.viol:
-            return [], None
-        viol = {}
-        for t in range(1, depth + 1):
-            viol = self._unroll(solver, t, states, ops, chs)
-        solver.add(viol[prop])
+        if prop not in self.ts.violation:
+            return More([], None)
+        solver = Solver(self.deadline)
+        path = self._path(solver)
+        for _ in range(depth):
+            last = path.extend()
+        solver.add(last.viol[prop])
         index = {op: k for k, op in enumerate(self.m.ops)}
-        seen = {self.canonical(seq) for seq in known}
+        ops = path.ops
 
-        def block(seq):
+        def block(seq: Sequence[Op]) -> None:
             solver.add(z3.Or(*[o != index[Op(op.word, op.arg)] for o, op in zip(ops, seq, strict=True)]))
 
-        for seq in seen:
+        for seq in {self.canonical(seq) for seq in known}:
             block(seq)
         while len(found) < n:
-            if deadline.expired():
-                return found, deadline.reason
-            if deadline.ms() is not None:
-                solver.set("timeout", deadline.ms())
             r = solver.check()
-            if r == z3.unsat:
+            if r == "unsat":
                 break
-            if r == z3.unknown:
-                return found, deadline.reason if deadline.expired() else (solver.reason_unknown() or "solver returned unknown")
-            trace = self._extract(solver.model(), depth, ops, chs, states)
+            if r == "unknown":
+                return More(found, solver.why)
+            trace = path.read(solver.model())
             found.append(trace)
             block(self.canonical(trace.ops))
-        return found, None
+        return More(found, None)
 
-    def run(self, depth: int, props: list[str], timeout: Deadline | float | None = None) -> Search:
-        """Bounded model checking to `depth`; stops at the deadline (`timeout`: seconds or a
-        Deadline) with what it found and the reason in `unknown`."""
-        deadline = Deadline.of(timeout)
+    def run(self, depth: int, props: list[str]) -> Search:
+        """Bounded model checking to `depth`; stops at the deadline with what it found and
+        the reason in `unknown`."""
         res = Search()
         try:
-            return self._run(res, depth, props, deadline)
+            with interruptible(self.deadline):
+                return self._run(res, depth, props)
         except Stopped as e:
             res.unknown = e.reason
-        except self.z3.Z3Exception:
-            if not deadline.expired():
-                raise
-            res.unknown = deadline.reason
         return res
 
-    def _run(self, res: Search, depth: int, props: list[str], deadline: Deadline) -> Search:
-        z3 = self.z3
-        start = time.perf_counter()
-        solver = z3.SolverFor("QF_BV")
-        open_props = [p for p in props if p in self.viol]
-        states = [self._step_consts(0)]
-        ops, chs = [], []
+    def _run(self, res: Search, depth: int, props: list[str]) -> Search:
+        deadline = self.deadline
+        start = deadline.elapsed()
+        solver = Solver(deadline)
+        path = self._path(solver)
+        open_props = [p for p in props if p in self.ts.violation]
         for t in range(1, depth + 1):
             if not open_props:
                 res.depth_done = depth
                 break
-            viol = self._unroll(solver, t, states, ops, chs)
+            viol = path.extend().viol
             viol_t = {p: viol[p] for p in open_props}
-            while open_props:
-                if deadline.expired():
-                    res.unknown = deadline.reason
-                    return res
-                if deadline.ms() is not None:
-                    solver.set("timeout", deadline.ms())
-                a = z3.Bool(f"query@{t}:{len(open_props)}")
-                solver.add(z3.Implies(a, z3.Or(*[viol_t[p] for p in open_props])))
-                r = solver.check(a)
-                if r == z3.unsat:
-                    break
-                if r == z3.unknown:
-                    res.unknown = deadline.reason if deadline.expired() else (solver.reason_unknown() or "solver returned unknown")
-                    return res
-                model = solver.model()
-                hit = [p for p in open_props if z3.is_true(model.eval(viol_t[p], model_completion=True))]
-                trace = self._extract(model, t, ops, chs, states)
-                for p in hit:
-                    res.found[p] = (t, trace)
-                open_props = [p for p in open_props if p not in hit]
+            open_props, stop = self._query(res, t, solver, path, viol_t)
+            if stop is not None:
+                res.unknown = stop
+                return res
             res.depth_done = t
-            res.per_depth.append((t, time.perf_counter() - start))
+            res.per_depth.append((t, deadline.elapsed() - start))
             if self.on_depth is not None:
                 self.on_depth(t, None)
             if deadline.expired():
                 res.unknown = deadline.reason
                 return res
-            if deadline.ms() is not None:
-                solver.set("timeout", deadline.ms())
-            if open_props and solver.check() == z3.unsat:
+            if open_props and solver.check() == "unsat":
                 # no loop-free path of t operations exists: every reachable state is reachable
                 # in fewer, so nothing longer can break a property either
                 res.complete_at = t - 1
@@ -305,11 +158,25 @@ class Z3Engine:
             res.depth_done = depth
         return res
 
-    def _extract(self, model, t, ops, chs, states) -> RawTrace:
-        z3, m = self.z3, self.m
-        out = RawTrace([], [], [])
-        for i in range(t):
-            out.ops.append(m.ops[model.eval(ops[i], model_completion=True).as_long()])
-            out.choices.append({k: z3.is_true(model.eval(c, model_completion=True)) for k, c in chs[i].items()})
-            out.states.append(self.state_value(model, states[i + 1]))
-        return out
+    def _query(self, res: Search, t: int, solver: Solver, path: Unrolling,
+               viol: dict[str, Term]) -> tuple[list[str], str | None]:
+        """Depth t: every open property some path of t steps breaks at its last step (the
+        shortest counterexample: no shorter path broke it), into res.found. Returns the
+        properties still open and why the search must stop (None: it goes on)."""
+        z3 = self.z3
+        open_props = list(viol)
+        while open_props:
+            a = z3.Bool(f"query@{t}:{len(open_props)}")
+            solver.add(z3.Implies(a, z3.Or(*[viol[p] for p in open_props])))
+            r = solver.check(a)
+            if r == "unsat":
+                break
+            if r == "unknown":
+                return open_props, solver.why
+            model = solver.model()
+            hit = [p for p in open_props if z3.is_true(model.eval(viol[p], model_completion=True))]
+            trace = path.read(model)
+            for p in hit:
+                res.found[p] = (t, trace)
+            open_props = [p for p in open_props if p not in hit]
+        return open_props, None

@@ -164,7 +164,7 @@ class Memo:
         self.index = {v: i for i, v in enumerate(self.names)}
         self.tries: dict = {None: _Trie(), **{op: _Trie() for op in model.ops}}   # None: possible()
         self.shared: dict = {}      # equal tuples of written variables, stored once
-        self.hits = self.misses = 0
+        self.hits = 0               # answers found in the memo
 
     def _store(self, key, reads: dict, answer) -> None:
         self.tries[key].insert([(self.index[name], value) for name, value in reads.items()], answer)
@@ -177,7 +177,6 @@ class Memo:
         if hit is not None:
             self.hits += 1
             return hit[0]
-        self.misses += 1
         reads: dict = {}
         answer = tuple(kernel.possible(self.m, Tracking(dict(zip(self.names, k, strict=True)), None, reads), self.m.ops))
         self._store(None, reads, answer)
@@ -191,7 +190,6 @@ class Memo:
             self.hits += 1
             answer = hit[0]
         else:
-            self.misses += 1
             reads: dict = {}
             runs: list[Tracking] = []
 

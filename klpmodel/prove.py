@@ -4,11 +4,12 @@ Two routes, both over kernel.step (nothing here restates a kernel rule):
 
 * **exhaustion**: the explicit engine explores the whole reachable state space (it is
   finite); a property no transition breaks holds for sequences of any length.
-* **k-induction** on the Z3 transition template of engine_z3:
+* **k-induction** on one ts.TransitionSystem (its unrollings and weakening loop; the
+  base case is engine_z3 on the same system):
   - auxiliary invariants: candidate facts about one variable, or about a second one when
     the first has a given value, read off states the explicit engine reaches (a sample,
-    never trusted); those whose conjunction Z3 proves inductive over the template are
-    kept (Houdini; the initial state is in the sample, so they hold there);
+    never trusted); those whose conjunction Z3 proves inductive over the transition
+    relation are kept (Houdini; the initial state is in the sample, so they hold there);
   - base case: bounded model checking (Z3Engine.run) from the initial state to the
     spec's depth, deepened to the largest k a step case used and, for what stays
     unproved, to --max-k; what it finds is violated, replayed by the interpreter
@@ -28,16 +29,21 @@ runs both and cross-checks them.
 """
 from __future__ import annotations
 
-import time
-from dataclasses import dataclass
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 from . import interp
 from .deadline import Deadline
 from .errors import InternalError, Stopped, UserError
 from .kernel import Model, Op
 from .spec import Spec
+from .ts import Solver, TransitionSystem, Unrolling, Weakened, interruptible, labels, weaken
 from .verify import AUTO_STATE_BUDGET, Violation, check_properties, replay
 from .words import plural
+
+if TYPE_CHECKING:
+    from .engine_z3 import Search
 
 METHODS = ("auto", "induction", "exhaustion", "both")
 EXHAUSTION_BUDGET = AUTO_STATE_BUDGET  # states; as verify's auto engine
@@ -175,74 +181,113 @@ def candidates(m: Model, names: list[str], sample: list[dict], deadline: Deadlin
 class _FactsBase:
     """The base case of the k-inductive facts, deepened on demand: which facts no state
     reachable within `depth` operations breaks (bounded model checking from the initial
-    state on loop-free paths; a fact broken at some depth is dropped for good)."""
+    state on loop-free paths, without the symmetry breaking: a fact names its patches; a
+    fact broken at some depth is dropped for good)."""
 
     def __init__(self, ind: _Inductor, facts: list[Invariant]):
         self.ind, self.facts = ind, facts
-        z3, eng = ind.z3, ind.eng
-        self.solver = z3.SolverFor("QF_BV")
-        self.states = [{v: eng._value(v, ind.m.init[v]) for v in eng.names}]
+        self.solver = Solver(ind.deadline)
+        self.path = Unrolling(ind.ts, self.solver, ind.ts.initial(), ("#b{}", "#bt{}"))
         self.active = [i for i, f in enumerate(facts) if f.holds(ind.m.init)]
-        self.depth = 0
         self.exhausted = False              # no longer loop-free path: every reachable state seen
 
     def upto(self, depth: int) -> set[int] | None:
-        z3, eng, solver = self.ind.z3, self.ind.eng, self.solver
-        while self.depth < depth and not self.exhausted:
-            t = self.depth = self.depth + 1
-            self.states.append(eng.state_consts(f"#b{t}"))
-            trans, _, _, _ = eng.instance(self.states[t - 1], self.states[t], f"#bt{t}")
-            solver.add(trans)
-            for i in range(t - 1):
-                solver.add(eng.distinct(self.states[i], self.states[t - 1]))
-            terms = {i: self.ind.term(self.facts[i], self.states[t]) for i in self.active}
-            rnd = 0
-            while self.active:
-                if not self.ind._left(solver):
-                    return None
-                rnd += 1
-                q = z3.Bool(f"base#{t}#{rnd}")
-                solver.add(z3.Implies(q, z3.Or(*[z3.Not(terms[i]) for i in self.active])))
-                r = solver.check(q)
-                if r == z3.unsat:
-                    break
-                if r == z3.unknown:
-                    return None
-                model = solver.model()
-                self.active = [i for i in self.active if z3.is_true(model.eval(terms[i], model_completion=True))]
-            if solver.check() == z3.unsat:
+        """The facts no state reachable within `depth` operations breaks (None: the solver
+        stopped, `self.solver.why` says why)."""
+        z3 = self.ind.z3
+        while len(self.path) < depth and not self.exhausted:
+            self.path.extend()
+            t = len(self.path)
+            terms = {i: self.ind.term(self.facts[i], self.path.states[t]) for i in self.active}
+            out = weaken(self.solver, self.active, lambda i, terms=terms: z3.Not(terms[i]), labels(f"base#{t}#"))
+            if out.verdict == "unknown":
+                return None
+            self.active = list(out.kept)
+            if self.solver.check() == "unsat":
                 self.exhausted = True
         return set(self.active)
 
 
-class _Inductor:
-    """k-induction for one spec over the Z3 template."""
+@dataclass(frozen=True)
+class StepCase:
+    """The step case of k-induction at the smallest k that closes it, or at the largest
+    tried when none does."""
+    verdict: Literal["proved", "cti", "unknown"]
+    k: int
+    used: tuple[str, ...] = ()                # proved: the invariants and facts of an unsat core
+    facts: tuple[Invariant, ...] = ()         # proved: the facts kept (k-inductive jointly with the goal)
+    path: tuple[tuple[Op, dict], ...] = ()    # cti: the k transitions (operation, choices)
+    before: dict | None = None                # cti: the state before the last transition
+    after: dict | None = None                 # cti: the state after it
+    reason: str = ""                          # unknown: why
 
-    def __init__(self, model: Model, deadline: Deadline | float | None = None):
+
+class _StepPath:
+    """The step case's solver: a path grown backwards from its last transition, which must
+    break a goal property (or make a fact false); the transitions before it keep the
+    premise; every pre-state satisfies the invariants (under the literals `use#i`) and the
+    facts (`fact#i`), and the pre-states are pairwise distinct (Unrolling)."""
+
+    def __init__(self, ind: _Inductor, goal: list[str], premise: list[str], invs: list[Invariant],
+                 facts: list[Invariant]):
+        z3, ts = ind.z3, ind.ts
+        self.ind, self.premise, self.invs, self.facts = ind, premise, invs, facts
+        self.solver = Solver(ind.deadline)
+        self.lits = [z3.Bool(f"use#{i}") for i in range(len(invs))]
+        self.flits = [z3.Bool(f"fact#{i}") for i in range(len(facts))]
+        self.path = Unrolling(ts, self.solver, ts.fresh("#e0"), ("#e{}", "#t{}"))
+        last = self.path.prepend()
+        self.goal = z3.Or(*[last.viol[p] for p in goal]) if goal else z3.BoolVal(False)
+        self.after = {i: ind.term(f, self.path.states[-1]) for i, f in enumerate(facts)}
+        self._assume(self.path.states[0])
+
+    def _assume(self, st: dict) -> None:
+        for lit, inv in zip(self.lits, self.invs, strict=True):
+            self.solver.add(self.ind.z3.Implies(lit, self.ind.term(inv, st)))
+        for lit, f in zip(self.flits, self.facts, strict=True):
+            self.solver.add(self.ind.z3.Implies(lit, self.ind.term(f, st)))
+
+    def deepen(self) -> None:
+        """One more transition in front, keeping the premise."""
+        self.path.prepend(keeps=self.premise)
+        self._assume(self.path.states[0])
+
+    def close(self, active: list[int], names: Iterator[str]) -> Weakened:
+        """Drop the active facts a model makes false after the path until none is (the
+        goal then holds too: inductive), or a model breaks the goal alone (broken)."""
+        z3 = self.ind.z3
+        return weaken(self.solver, active, lambda i: z3.Not(self.after[i]), names,
+                      goal=self.goal, assume=self.lits, lits=self.flits)
+
+    def used(self, kept: tuple[int, ...]) -> tuple[str, ...]:
+        """The invariants and facts of the unsat core of the last (unsatisfiable) check."""
+        core = {str(c) for c in self.solver.unsat_core()}
+        return (tuple(inv.text for lit, inv in zip(self.lits, self.invs, strict=True) if str(lit) in core)
+                + tuple(self.facts[i].text for i in kept if str(self.flits[i]) in core))
+
+    def cti(self, k: int, model) -> StepCase:
+        raw = self.path.read(model)
+        return StepCase("cti", k, path=tuple(zip(raw.ops, raw.choices, strict=True)),
+                        before=self.ind.ts.read(model, self.path.states[-2]), after=raw.states[-1])
+
+
+class _Inductor:
+    """k-induction for one spec over its transition system (built once: Houdini, the base
+    cases and the step cases all use it)."""
+
+    def __init__(self, model: Model, deadline: Deadline | None = None):
         from .engine_z3 import Z3Engine
 
-        deadline = Deadline.of(deadline)
         self.m = model
-        self.eng = Z3Engine(model, deadline=deadline)
-        self.z3 = self.eng.z3
-        self.deadline = deadline
-
-    def _left(self, solver) -> bool:
-        if self.deadline.expired():
-            return False
-        if self.deadline.ms() is not None:
-            solver.set("timeout", self.deadline.ms())
-        return True
+        self.deadline = deadline or Deadline()
+        self.ts = TransitionSystem(model, self.deadline)
+        self.bmc = Z3Engine(model, deadline=self.deadline, ts=self.ts)     # the base case
+        self.z3 = self.ts.z3
 
     def term(self, inv: Invariant, st: dict):
-        z3, eng = self.z3, self.eng
-
-        def is_(var, x):
-            c = st[var]
-            return c if (eng.m.vars[var][0] == "b" and x) else (z3.Not(c) if eng.m.vars[var][0] == "b"
-                                                                  else c == x)
-        body = z3.Or(*[is_(inv.var, x) for x in inv.values])
-        return body if inv.guard is None else z3.Implies(is_(*inv.guard), body)
+        ts = self.ts
+        body = self.z3.Or(*[ts.equals(st, inv.var, x) for x in inv.values])
+        return body if inv.guard is None else self.z3.Implies(ts.equals(st, *inv.guard), body)
 
     def sample(self) -> list[dict]:
         from .engine_explicit import ExplicitEngine
@@ -254,163 +299,112 @@ class _Inductor:
 
     def houdini(self, cands: list[Invariant]) -> list[Invariant] | None:
         """The largest subset of cands whose conjunction is inductive (None: out of time)."""
-        z3, eng = self.z3, self.eng
-        pre, post = eng.state_consts("#h0"), eng.state_consts("#h1")
-        trans, _, _, _ = eng.instance(pre, post, "#h")
-        solver = z3.SolverFor("QF_BV")
-        solver.add(trans)
+        z3, ts = self.z3, self.ts
+        solver = Solver(self.deadline)
+        path = Unrolling(ts, solver, ts.fresh("#h0"), ("#h{}", "#h"))
+        path.extend()
+        pre, post = path.states
         lits = [z3.Bool(f"inv#{i}") for i in range(len(cands))]
         broken = [z3.Bool(f"broken#{i}") for i in range(len(cands))]     # candidate i is false after T
         for lit, brk, c in zip(lits, broken, cands, strict=True):
             solver.add(z3.Implies(lit, self.term(c, pre)), brk == z3.Not(self.term(c, post)))
-        active = list(range(len(cands)))
-        rounds = 0
-        while active:
-            if not self._left(solver):
-                return None
-            rounds += 1
-            q = z3.Bool(f"houdini#{rounds}")
-            solver.add(z3.Implies(q, z3.Or(*[broken[i] for i in active])))
-            r = solver.check(*[lits[i] for i in active], q)
-            if r == z3.unsat:
-                break
-            if r == z3.unknown:
-                return None
-            model = solver.model()
-            active = [i for i in active if not z3.is_true(model.eval(broken[i], model_completion=True))]
-        return [cands[i] for i in active]
+        out = weaken(solver, range(len(cands)), lambda i: broken[i], labels("houdini#"), lits=lits)
+        return None if out.verdict == "unknown" else [cands[i] for i in out.kept]
 
     def step_case(self, goal: list[str], premise: list[str], invs: list[Invariant], max_k: int,
-                  facts: list[Invariant] = (), base: _FactsBase | None = None):
+                  facts: Sequence[Invariant] = (), base: _FactsBase | None = None) -> StepCase:
         """Smallest k <= max_k whose step case is unsatisfiable: k transitions from a state
         satisfying the invariants, pre-states pairwise distinct, no property of `premise`
         broken on the first k-1 and every fact of `facts` true on their pre-states; then
         some property of `goal` broken on the k-th, or some fact false after it. A fact
         false there is dropped and the same k is tried again (k-inductive Houdini); each
-        k starts again from every fact that `base` (their base case) keeps to depth k-1.
-        Returns ('proved', k, (invariants used, facts kept)), ('cti', k, (path, before,
-        after)) or ('unknown', k, reason)."""
-        z3, eng = self.z3, self.eng
-        goal = [p for p in goal if p in eng.viol]
-        premise = [p for p in premise if p in eng.viol]
+        k starts again from every fact that `base` (their base case) keeps to depth k-1."""
+        goal = [p for p in goal if p in self.ts.violation]
+        premise = [p for p in premise if p in self.ts.violation]
         facts = list(facts)
         if not goal and not facts:
-            return "proved", 1, ((), ())          # nothing in the template can break them
-        solver = z3.SolverFor("QF_BV")
-        lits = [z3.Bool(f"use#{i}") for i in range(len(invs))]
-        flits = [z3.Bool(f"fact#{i}") for i in range(len(facts))]
-        active = list(range(len(facts)))
-        # states from the end: ends[0] is after the last transition, ends[j] before it
-        ends = [eng.state_consts("#e0"), eng.state_consts("#e1")]
-        steps = []
-        trans, viol, op, chs = eng.instance(ends[1], ends[0], "#t1")
-        solver.add(trans)
-        steps.append((op, chs))
-        goal_bad = z3.Or(*[viol[p] for p in goal]) if goal else z3.BoolVal(False)
-        last = {i: self.term(f, ends[0]) for i, f in enumerate(facts)}
-
-        def assume(st):
-            for lit, inv in zip(lits, invs, strict=True):
-                solver.add(z3.Implies(lit, self.term(inv, st)))
-            for lit, f in zip(flits, facts, strict=True):
-                solver.add(z3.Implies(lit, self.term(f, st)))
-        assume(ends[1])
-        rnd = 0
+            return StepCase("proved", 1)          # nothing in the template can break them
+        case = _StepPath(self, goal, premise, invs, facts)
+        names = labels("bad#")
         for k in range(1, max_k + 1):
-            if k > 1:           # one more transition in front, keeping the premise
-                ends.append(eng.state_consts(f"#e{k}"))
-                trans, viol, op, chs = eng.instance(ends[k], ends[k - 1], f"#t{k}")
-                solver.add(trans)
-                solver.add(*[z3.Not(viol[p]) for p in premise])
-                steps.append((op, chs))
-                for j in range(1, k):
-                    solver.add(eng.distinct(ends[k], ends[j]))
-                assume(ends[k])
+            if k > 1:
+                case.deepen()
             kept = base.upto(k - 1) if base is not None else set(range(len(facts)))
             if kept is None:
-                return "unknown", k, "timeout"
-            active = sorted(kept)               # a longer k may keep facts a shorter one lost
-            while True:
-                if not self._left(solver):
-                    return "unknown", k, "timeout"
-                rnd += 1
-                bad = z3.Bool(f"bad#{rnd}")
-                solver.add(z3.Implies(bad, z3.Or(goal_bad, *[z3.Not(last[i]) for i in active])))
-                r = solver.check(*lits, *[flits[i] for i in active], bad)
-                if r == z3.unsat:
-                    core = {str(c) for c in solver.unsat_core()}
-                    used = tuple(inv.text for lit, inv in zip(lits, invs, strict=True) if str(lit) in core)
-                    used += tuple(facts[i].text for i in active if str(flits[i]) in core)
-                    return "proved", k, (used, tuple(facts[i] for i in active))
-                if r == z3.unknown:
-                    return "unknown", k, solver.reason_unknown() or "solver returned unknown"
-                model = solver.model()
-                broken = [i for i in active if not z3.is_true(model.eval(last[i], model_completion=True))]
-                if not broken:
-                    break                       # a goal property breaks: try a longer k
-                active = [i for i in active if i not in broken]
-        k = max_k
-        path = []
-        for j in range(k, 0, -1):              # transition j goes from ends[j] to ends[j - 1]
-            op, chs = steps[j - 1]
-            path.append((self.m.ops[model.eval(op, model_completion=True).as_long()],
-                         {key: z3.is_true(model.eval(c, model_completion=True)) for key, c in chs.items()}))
-        before = eng.state_value(model, ends[1])
-        after = eng.state_value(model, ends[0])
-        return "cti", k, (path, before, after)
+                return StepCase("unknown", k, reason=base.solver.why)
+            out = case.close(sorted(kept), names)     # a longer k may keep facts a shorter one lost
+            if out.verdict == "inductive":
+                return StepCase("proved", k, case.used(out.kept), tuple(facts[i] for i in out.kept))
+            if out.verdict == "unknown":
+                return StepCase("unknown", k, reason=out.reason)
+        return case.cti(max_k, out.model)        # a goal property still breaks at max_k
 
 
 def _violation(model: Model, prop: str, depth: int, raw) -> Violation:
     return Violation(prop, depth, replay(model, raw.ops, raw.choices, raw.states, prop))
 
 
-def _step_cases(ind: _Inductor, rest: list[str], invs: list[Invariant], max_k: int, base: _FactsBase):
+@dataclass
+class _Steps:
+    """The step cases of the properties bounded model checking did not break."""
+    proved: dict[str, tuple[int, tuple[str, ...]]] = field(default_factory=dict)   # property -> (k, used)
+    last: dict[str, StepCase] = field(default_factory=dict)     # the last step case of each one not proved
+    joint: bool = False                       # proved all together (more than one)
+    joint_k: int | None = None
+    facts: tuple[Invariant, ...] = ()         # the k-inductive facts of the joint proof
+
+
+def _step_cases(ind: _Inductor, rest: list[str], invs: list[Invariant], max_k: int, base: _FactsBase) -> _Steps:
     """Joint step case (with the droppable facts), then property by property."""
-    proved: dict[str, tuple[int, tuple[str, ...]]] = {}
-    last: dict[str, tuple] = {}
-    joint, joint_k, facts = False, None, ()
-    if rest:
-        kind, k, data = ind.step_case(rest, rest, invs, max_k, base.facts, base)
-        if kind == "proved":
-            used, facts = data
-            proved = {p: (k, used) for p in rest}
-            joint, joint_k = len(rest) > 1, k
-        elif kind == "unknown":
-            last = {p: (kind, k, data) for p in rest}
-    # one by one, unless the joint case was about one property already (same premises; the
-    # facts only ever help: a fact that blocks the goal's closure is dropped)
-    changed = not proved and not last and len(rest) > 1
-    if len(rest) == 1 and not proved and not last:
-        last = {rest[0]: (kind, k, data)}
+    out = _Steps()
+    if not rest:
+        return out
+    sc = ind.step_case(rest, rest, invs, max_k, base.facts, base)
+    if sc.verdict == "proved":
+        out.proved = {p: (sc.k, sc.used) for p in rest}
+        out.joint, out.joint_k, out.facts = len(rest) > 1, sc.k, sc.facts
+        return out
+    if sc.verdict == "unknown" or len(rest) == 1:
+        out.last = {p: sc for p in rest}
+        return out
+    # one by one (the joint case was about several): the same premises, the proved ones
+    # added; the facts only ever help (a fact that blocks the goal's closure is dropped)
+    changed = True
     while changed:
         changed = False
         for p in rest:
-            if p in proved:
+            if p in out.proved:
                 continue
-            kind, k, data = ind.step_case([p], [p, *proved], invs, max_k)
-            last[p] = (kind, k, data)
-            if kind == "proved":
-                proved[p] = (k, data[0])
+            sc = out.last[p] = ind.step_case([p], [p, *out.proved], invs, max_k)
+            if sc.verdict == "proved":
+                out.proved[p] = (sc.k, sc.used)
                 changed = True
-    return proved, last, joint, joint_k, facts
+    return out
 
 
-def induction(model: Model, props: tuple[str, ...], max_k: int, deadline: Deadline):
+@dataclass(frozen=True)
+class Induction:
+    """The k-induction route's answer."""
+    proofs: dict[str, PropertyProof]
+    invariants: tuple[str, ...] = ()          # 1-inductive (Houdini)
+    k_facts: tuple[str, ...] = ()             # k-inductive jointly with the properties, at k = facts_k
+    facts_k: int | None = None
+    candidates: int = 0
+    sample: int = 0
+
+
+def induction(model: Model, props: tuple[str, ...], max_k: int, deadline: Deadline) -> Induction:
     """_induction, stopped by the deadline (or Ctrl-C) wherever it is: then every property
     it was asked about is unknown."""
-    import z3
-
     try:
-        return _induction(model, props, max_k, deadline)
-    except (Stopped, z3.Z3Exception) as e:
-        if isinstance(e, z3.Z3Exception) and not deadline.expired():     # not Z3 interrupted by the deadline
-            raise
-        reason = e.reason if isinstance(e, Stopped) else deadline.reason
-        return {p: PropertyProof(p, "unknown", note=f"k-induction: {reason}") for p in props}, ((), (), None), 0, 0
+        with interruptible(deadline):
+            return _induction(model, props, max_k, deadline)
+    except Stopped as e:
+        return Induction({p: PropertyProof(p, "unknown", note=f"k-induction: {e.reason}") for p in props})
 
 
-def _induction(model: Model, props: tuple[str, ...], max_k: int, deadline: Deadline):
-    """The k-induction route: (proofs by property, invariants, candidate count, sample size).
+def _induction(model: Model, props: tuple[str, ...], max_k: int, deadline: Deadline) -> Induction:
+    """The k-induction route.
 
     1. Auxiliary invariants (Houdini over sampled candidates).
     2. Base case: bounded model checking to the spec's depth; what it breaks is violated
@@ -424,89 +418,126 @@ def _induction(model: Model, props: tuple[str, ...], max_k: int, deadline: Deadl
     try:
         ind = _Inductor(model, deadline)
         sample = ind.sample()
-        cands = candidates(model, ind.eng.names, sample, deadline)
+        cands = candidates(model, list(ind.ts.names), sample, deadline)
     except Stopped as e:
-        return {p: PropertyProof(p, "unknown", note=f"{e.reason} while preparing k-induction (the transition "
-                                                     f"template, the auxiliary invariants' candidates)")
-                for p in props}, ((), (), None), 0, 0
+        return Induction({p: PropertyProof(p, "unknown", note=f"{e.reason} while preparing k-induction (the transition "
+                                                              f"template, the auxiliary invariants' candidates)")
+                          for p in props})
+    sizes = {"candidates": len(cands), "sample": len(sample)}
     invs = ind.houdini(cands)
-    out: dict[str, PropertyProof] = {}
     if invs is None:
-        return {p: PropertyProof(p, "unknown", note=f"{deadline.reason} while proving the auxiliary invariants")
-                for p in props}, ((), (), None), len(cands), len(sample)
-    base = _FactsBase(ind, [c for c in cands if c not in invs])
-    depth = model.spec.depth
+        return Induction({p: PropertyProof(p, "unknown", note=f"{deadline.reason} while proving the auxiliary invariants")
+                          for p in props}, **sizes)
+    texts = tuple(i.text for i in invs)
+    dropped = [c for c in cands if c not in invs]
+    r = _base_and_steps(ind, props, invs, max_k, _FactsBase(ind, dropped))
+    if r.stopped:
+        return Induction(r.out, texts, **sizes)
+    unproved = [p for p in r.rest if p not in r.steps.proved]
+    if unproved and max_k > r.depth and r.search.complete_at is None:
+        deeper = ind.bmc.run(max_k, unproved)
+        _record(model, deeper, unproved, r.out)
+        if deeper.complete_at is not None:
+            r.search = deeper
+    rest = [p for p in r.rest if p not in r.out]
+    for p in rest:
+        r.out[p] = _verdict(model, p, r, len(rest), dropped, max_k)
+    return Induction(r.out, texts, tuple(f.text for f in r.steps.facts), r.steps.joint_k, **sizes)
+
+
+@dataclass
+class _Rounds:
+    """Where the base and step cases ended."""
+    out: dict[str, PropertyProof]             # violated (and unknown, when the base case stopped)
+    search: Search                            # the base case (its complete_at proves the rest)
+    rest: list[str] = field(default_factory=list)   # the properties the base case did not break
+    steps: _Steps = field(default_factory=_Steps)
+    depth: int = 0                            # the base case covers this many operations
+    stopped: bool = False                     # the base case stopped early: out says so
+
+
+def _record(model: Model, search: Search, props: Sequence[str], out: dict[str, PropertyProof]) -> None:
+    """What a base case broke, replayed."""
+    for p in props:
+        if p in search.found:
+            d, raw = search.found[p]
+            out[p] = PropertyProof(p, "violated", "bmc", violation=_violation(model, p, d, raw))
+
+
+def _base_and_steps(ind: _Inductor, props: tuple[str, ...], invs: list[Invariant], max_k: int,
+                    base: _FactsBase) -> _Rounds:
+    """Base case to the spec's depth, then the step cases; the base case deepened to the
+    largest k they used, and everything redone while that finds a violation."""
+    out: dict[str, PropertyProof] = {}
+    depth = ind.m.spec.depth
     while True:
-        search = ind.eng.run(depth, list(props), timeout=deadline)
-        for p in props:
-            if p in search.found:
-                d, raw = search.found[p]
-                out[p] = PropertyProof(p, "violated", "bmc", violation=_violation(model, p, d, raw))
+        search = ind.bmc.run(depth, list(props))
+        _record(ind.m, search, props, out)
         if search.unknown:
             for p in props:
                 out.setdefault(p, PropertyProof(p, "unknown", note=f"base case: {search.unknown} after depth "
                                                                   f"{search.depth_done}"))
-            return out, (tuple(i.text for i in invs), (), None), len(cands), len(sample)
+            return _Rounds(out, search, stopped=True)
         rest = [p for p in props if p not in out]
-        proved, last, joint, joint_k, facts = _step_cases(ind, rest, invs, max_k, base)
-        need = max([k for k, _ in proved.values()], default=0)
+        steps = _step_cases(ind, rest, invs, max_k, base)
+        need = max([k for k, _ in steps.proved.values()], default=0)
         if need <= depth or search.complete_at is not None:
-            break
-        # deepen the base case to the largest k used; a violation there voids the step proofs
-        deeper = ind.eng.run(need, rest, timeout=deadline)
+            return _Rounds(out, search, rest, steps, depth)
+        deeper = ind.bmc.run(need, rest)
         if deeper.unknown:
             for p in rest:
                 out[p] = PropertyProof(p, "unknown", note=f"base case: {deeper.unknown} after depth "
                                                           f"{deeper.depth_done}")
-            return out, (tuple(i.text for i in invs), (), None), len(cands), len(sample)
+            return _Rounds(out, search, stopped=True)
+        depth = need
         if not deeper.found:
-            depth = need
-            break
-        depth = need                      # redo with the violations the deeper base case found
-    unproved = [p for p in rest if p not in proved]
-    if unproved and max_k > depth and search.complete_at is None:
-        deeper = ind.eng.run(max_k, unproved, timeout=deadline)
-        for p in unproved:
-            if p in deeper.found:
-                d, raw = deeper.found[p]
-                out[p] = PropertyProof(p, "violated", "bmc", violation=_violation(model, p, d, raw))
-        if deeper.complete_at is not None:
-            search = deeper
-    rest = [p for p in rest if p not in out]
-    dropped = [c for c in cands if c not in invs]
-    for p in rest:
-        if p in proved:
-            k, used = proved[p]
-            if k > max_k:
-                raise InternalError("step case beyond the base case")
-            out[p] = PropertyProof(p, "proved", "k-induction", k=k, used=used,
-                                   note=f"jointly with the other {plural(len(rest) - 1, 'property')} that "
-                                        f"hold{'s' if len(rest) == 2 else ''}" if joint else "")
-            continue
-        if search.complete_at is not None:
-            out[p] = PropertyProof(p, "proved", "diameter", k=search.complete_at,
-                                   note=f"no loop-free path of {plural(search.complete_at + 1, 'operation')} exists "
-                                        f"from the initial state")
-            continue
-        kind, k, data = last[p]
-        if kind == "unknown":
-            out[p] = PropertyProof(p, "unknown", note=f"step case at k = {k}: {data}")
-            continue
-        path, before, after = data
-        op, chs = path[-1]
-        # the last transition, run by the interpreter: it must agree with the solver
-        ran = interp.apply(model, before, op, chs, record=False)
-        if interp.refusal(model, before, op) is not None or any(ran.state[v] != after[v] for v in after) \
-                or p not in {q for q, _ in ran.violations}:
-            raise InternalError(f"the counterexample to induction for {p} ('{op}') does not replay in the interpreter")
-        excluded = tuple(c.text for c in dropped if not c.holds(before))[:3]
-        out[p] = PropertyProof(p, "not proved", cti=Cti(k, op, before, after, tuple(ran.failed_choices),
-                                                      tuple(o for o, _ in path), excluded))
-    return out, (tuple(i.text for i in invs), tuple(f.text for f in facts), joint_k), len(cands), len(sample)
+            return _Rounds(out, search, rest, steps, depth)
+        # a violation within the k used voids the step proofs: redo them without it
 
 
-def exhaustion(model: Model, props: tuple[str, ...], deadline: Deadline, budget: int = 0):
-    """The explicit route: (proofs by property, states, diameter)."""
+def _verdict(model: Model, p: str, r: _Rounds, holding: int, dropped: list[Invariant], max_k: int) -> PropertyProof:
+    """A property the base case did not break: proved by k-induction or by the diameter,
+    else the last step case's counterexample to induction (or why it is unknown).
+    `holding`: how many properties are in that case."""
+    if p in r.steps.proved:
+        k, used = r.steps.proved[p]
+        if k > max_k:
+            raise InternalError("step case beyond the base case")
+        return PropertyProof(p, "proved", "k-induction", k=k, used=used,
+                             note=f"jointly with the other {plural(holding - 1, 'property')} that "
+                                  f"hold{'s' if holding == 2 else ''}" if r.steps.joint else "")
+    if r.search.complete_at is not None:
+        return PropertyProof(p, "proved", "diameter", k=r.search.complete_at,
+                             note=f"no loop-free path of {plural(r.search.complete_at + 1, 'operation')} exists "
+                                  f"from the initial state")
+    sc = r.steps.last[p]
+    if sc.verdict == "unknown":
+        return PropertyProof(p, "unknown", note=f"step case at k = {sc.k}: {sc.reason}")
+    return PropertyProof(p, "not proved", cti=_cti(model, p, sc, dropped))
+
+
+def _cti(model: Model, p: str, sc: StepCase, dropped: list[Invariant]) -> Cti:
+    """The counterexample to induction of a failed step case; its last transition, run by
+    the interpreter, must agree with the solver."""
+    op, chs = sc.path[-1]
+    before, after = sc.before, sc.after
+    ran = interp.apply(model, before, op, chs, record=False)
+    if interp.refusal(model, before, op) is not None or any(ran.state[v] != after[v] for v in after) \
+            or p not in {q for q, _ in ran.violations}:
+        raise InternalError(f"the counterexample to induction for {p} ('{op}') does not replay in the interpreter")
+    excluded = tuple(c.text for c in dropped if not c.holds(before))[:3]
+    return Cti(sc.k, op, before, after, tuple(ran.failed_choices), tuple(o for o, _ in sc.path), excluded)
+
+
+class Exhaustion(NamedTuple):
+    """The explicit route's answer."""
+    proofs: dict[str, PropertyProof]
+    states: int | None                        # the reachable states, when all were seen
+    diameter: int | None
+
+
+def exhaustion(model: Model, props: tuple[str, ...], deadline: Deadline, budget: int = 0) -> Exhaustion:
+    """The explicit route: the whole reachable state space, when it fits the budget."""
     from .engine_explicit import ExplicitEngine
 
     eng = ExplicitEngine(model, max_states=budget or EXHAUSTION_BUDGET)
@@ -520,7 +551,8 @@ def exhaustion(model: Model, props: tuple[str, ...], deadline: Deadline, budget:
             out[p] = PropertyProof(p, "proved", "exhaustion", states=eng.states)
         else:
             out[p] = PropertyProof(p, "unknown", note=f"exhaustion: {search.unknown}")
-    return out, (eng.states if search.complete_at is not None else None), (eng.diameter if search.complete_at is not None else None)
+    complete = search.complete_at is not None
+    return Exhaustion(out, eng.states if complete else None, eng.diameter if complete else None)
 
 
 def prove(spec: Spec, *, properties: list[str] | None = None, max_k: int = 12,
@@ -537,44 +569,42 @@ def prove(spec: Spec, *, properties: list[str] | None = None, max_k: int = 12,
         raise UserError(f"--max-k must be at least 1, not {max_k}; e.g. --max-k 12")
     if method not in METHODS:
         raise UserError(f"unknown method '{method}'; use one of: {', '.join(METHODS)}")
-    start = time.perf_counter()
     deadline = Deadline.of(timeout)
-    ex: dict[str, PropertyProof] = {}
-    ind: dict[str, PropertyProof] = {}
-    invs: tuple = ((), (), None)
-    ncand = nsample = 0
-    states = diameter = None
+    start = deadline.elapsed()
+    ex = Exhaustion({}, None, None)
     if method in ("auto", "exhaustion", "both"):
-        budget = SMALL_SPACE if method == "auto" else EXHAUSTION_BUDGET
-        ex, states, diameter = exhaustion(model, props, deadline, budget)
+        ex = exhaustion(model, props, deadline, SMALL_SPACE if method == "auto" else EXHAUSTION_BUDGET)
     todo = props if method in ("induction", "both") else \
-        tuple(p for p in props if method == "auto" and ex[p].verdict == "unknown")
+        tuple(p for p in props if method == "auto" and ex.proofs[p].verdict == "unknown")
+    ind = Induction({})
     if todo and deadline.expired():          # no time left for k-induction: say so, do not start it
-        ind = {p: PropertyProof(p, "unknown", note=f"k-induction not tried: {deadline.reason}") for p in todo}
+        ind = Induction({p: PropertyProof(p, "unknown", note=f"k-induction not tried: {deadline.reason}") for p in todo})
     elif todo:
-        ind, invs, ncand, nsample = induction(model, todo, max_k, deadline)
-    proofs = {}
-    for p in props:
-        e, i = ex.get(p), ind.get(p)
-        if i is None:
-            proofs[p] = e
-        elif e is None or e.verdict == "unknown":
-            proofs[p] = i
-        elif {e.verdict, i.verdict} == {"proved", "violated"}:
-            raise InternalError(f"{p}: exhaustion says {e.verdict}, k-induction says {i.verdict}")
-        elif i.verdict == "violated":
-            if i.violation.depth != e.violation.depth:
-                raise InternalError(f"{p}: shortest violations differ: {i.violation.depth} (bounded model checking) "
-                                    f"and {e.violation.depth} (exhaustion)")
-            proofs[p] = i
-        elif i.verdict == "proved":          # both proved: keep k and the state count
-            proofs[p] = PropertyProof(p, "proved", i.method, i.k, e.states, used=i.used, note=i.note)
-        else:                                # k-induction did not close; exhaustion settles it
-            proofs[p] = PropertyProof(p, e.verdict, e.method, e.k, e.states, e.violation, i.cti,
-                                      note=f"k-induction up to k = {max_k} did not close" +
-                                      ("; its counterexample to induction is unreachable" if e.verdict == "proved" else ""))
-    return ProofResult(spec, model, method, max_k, tuple(proofs[p] for p in props), invs[0], invs[1], invs[2],
-                       ncand, nsample, states, diameter, time.perf_counter() - start)
+        ind = induction(model, todo, max_k, deadline)
+    proofs = {p: _combine(p, ex.proofs.get(p), ind.proofs.get(p), max_k) for p in props}
+    return ProofResult(spec, model, method, max_k, tuple(proofs[p] for p in props), ind.invariants, ind.k_facts,
+                       ind.facts_k, ind.candidates, ind.sample, ex.states, ex.diameter, deadline.elapsed() - start)
+
+
+def _combine(p: str, e: PropertyProof | None, i: PropertyProof | None, max_k: int) -> PropertyProof:
+    """One property's verdict from the routes that ran (e: exhaustion, i: k-induction)."""
+    if i is None:
+        return e
+    if e is None or e.verdict == "unknown":
+        return i
+    if {e.verdict, i.verdict} == {"proved", "violated"}:
+        raise InternalError(f"{p}: exhaustion says {e.verdict}, k-induction says {i.verdict}")
+    if i.verdict == "violated":
+        if i.violation.depth != e.violation.depth:
+            raise InternalError(f"{p}: shortest violations differ: {i.violation.depth} (bounded model checking) "
+                                f"and {e.violation.depth} (exhaustion)")
+        return i
+    if i.verdict == "proved":                # both proved: keep k and the state count
+        return PropertyProof(p, "proved", i.method, i.k, e.states, used=i.used, note=i.note)
+    # k-induction did not close; exhaustion settles it
+    return PropertyProof(p, e.verdict, e.method, e.k, e.states, e.violation, i.cti,
+                         note=f"k-induction up to k = {max_k} did not close" +
+                         ("; its counterexample to induction is unreachable" if e.verdict == "proved" else ""))
 
 
 # ------------------------------------------------------------------ rendering

@@ -1,8 +1,8 @@
 """`klpmodel prove-theory DIR`: run the theorem files of proofs/.
 
 A theorem file is a Python module with a module-level `THEOREM = Theorem(...)`: its name,
-the statement in plain words, the formal statement, and `check()`, which builds the Z3
-encoding and returns an `Outcome`. Two kinds:
+the statement in plain words, and `check()`, which builds the Z3 encoding and returns an
+`Outcome` (the shipped theorems state the claim formally in a comment above it). Two kinds:
 
 * `kind = "valid"`: the claim holds for every model of the encoding; `check` shows that
   its negation is unsatisfiable ("proved"), or returns the model that refutes it
@@ -35,7 +35,6 @@ class Theorem:
     name: str
     kind: str                    # valid | witness
     statement: str
-    formal: str
     check: Callable[[], Outcome]
 
 

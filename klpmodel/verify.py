@@ -1,8 +1,8 @@
 """`klpmodel verify`: run an engine, replay every counterexample concretely, build the Result."""
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from . import interp
 from .deadline import Deadline
@@ -10,6 +10,9 @@ from .errors import InternalError, Stopped, UserError
 from .events import Event, NoWayBack, Site
 from .kernel import Choice, Model, Op
 from .spec import Spec
+
+if TYPE_CHECKING:
+    from .engine_z3 import Search, Z3Engine
 
 
 @dataclass(frozen=True)
@@ -124,17 +127,30 @@ def verify(spec: Spec, *, depth: int | None = None, properties: list[str] | None
     with what was found. `max_states`: the explicit engine's state budget (default
     AUTO_STATE_BUDGET); past it `auto` goes on with Z3 and `explicit` stops with an unknown
     verdict."""
-    from .engine_explicit import BUDGET_REASON, ExplicitEngine
-    from .engine_z3 import Search
-
     model = Model(spec)
     props = check_properties(properties, model)
     depth = spec.depth if depth is None else depth
+    max_states = AUTO_STATE_BUDGET if max_states is None else max_states
+    _check_options(props, depth, engine, max_counterexamples, max_states)
+    deadline = Deadline.of(timeout)
+    start = deadline.elapsed()
+    run = _search(model, props, depth, engine, max_states, deadline, progress)
+    found, unknown = _violations(model, props, run.search, max_states, deadline)
+    more: list[Violation] = []
+    if max_counterexamples > 1 and any(v.property != "recoverable" for v in found):
+        more, why_not = _more(model, found, max_counterexamples, run.z3, deadline)
+        unknown = unknown or why_not
+    s = run.search
+    return Result(spec, model, run.engine, depth, props, tuple(found), unknown,
+                  s.depth_done, s.complete_at, deadline.elapsed() - start, tuple(s.per_depth),
+                  run.states, run.diameter, run.why, tuple(more))
+
+
+def _check_options(props: tuple[str, ...], depth: int, engine: str, max_counterexamples: int, max_states: int) -> None:
     if depth < 1:
         raise UserError(f"--depth must be at least 1, not {depth}; e.g. --depth 8")
     if max_counterexamples < 1:
         raise UserError(f"--max-counterexamples must be at least 1, not {max_counterexamples}; e.g. -n 3")
-    max_states = AUTO_STATE_BUDGET if max_states is None else max_states
     if max_states < 1:
         raise UserError(f"--max-states must be at least 1, not {max_states}; e.g. --max-states 1000000")
     if engine not in ENGINES:
@@ -142,38 +158,55 @@ def verify(spec: Spec, *, depth: int | None = None, properties: list[str] | None
     if "recoverable" in props and engine == "z3":
         raise UserError("recoverable needs the explicit engine (bounded checking cannot show that a way back "
                         "always exists); use --engine explicit or auto")
-    start = time.perf_counter()
-    deadline = Deadline.of(timeout)
+
+
+@dataclass
+class _Run:
+    """The search verify ran: which engine, its result, and why auto chose it."""
+    engine: str
+    search: Search
+    z3: Z3Engine | None = None          # the Z3 engine, when it ran (--max-counterexamples reuses it)
+    states: int | None = None           # explicit engine: distinct states reached
+    diameter: int | None = None
+    why: str = ""
+
+
+def _search(model: Model, props: tuple[str, ...], depth: int, engine: str, max_states: int, deadline: Deadline,
+            progress) -> _Run:
+    """The explicit search (auto: while the reachable states fit the budget), else Z3."""
+    from .engine_explicit import BUDGET_REASON, ExplicitEngine
+
     why = ""
-    states = diameter = None
-    eng = None
     if engine in ("auto", "explicit"):
         eng = ExplicitEngine(model, max_states=max_states)
         if progress is not None:
             eng.on_depth = lambda d, n: progress("explicit", d, n)
         search = eng.run(depth, list(props), timeout=deadline)
-        states, diameter = eng.states, eng.diameter
-        why = "explicit: the reachable states fit the budget" if engine == "auto" else ""
         budget = bool(search.unknown and search.unknown.startswith(BUDGET_REASON))
-        if engine == "auto" and budget:
-            why = f"z3: {search.unknown} within depth {depth}"
-            engine = "z3"
-        else:
-            engine = "explicit"
+        if engine == "explicit" or not budget:
             if budget:
                 search.unknown = (f"state budget: {search.unknown} (raise it with --max-states N, or use "
                                   f"--engine z3)")
-    if engine == "z3":
-        from .engine_z3 import Z3Engine
-        try:
-            eng = Z3Engine(model, deadline=deadline)
-        except Stopped as e:                     # still building the transition template
-            search, eng = Search(unknown=e.reason), None
-        else:
-            if progress is not None:
-                eng.on_depth = lambda d, n: progress("z3", d, n)
-            search = eng.run(depth, list(props), timeout=deadline)
-        states = diameter = None
+            return _Run("explicit", search, None, eng.states, eng.diameter,
+                        "explicit: the reachable states fit the budget" if engine == "auto" else "")
+        why = f"z3: {search.unknown} within depth {depth}"
+    from .engine_z3 import Search, Z3Engine
+
+    try:
+        z3eng = Z3Engine(model, deadline=deadline)
+    except Stopped as e:                     # still building the transition system
+        return _Run("z3", Search(unknown=e.reason), None, why=why)
+    if progress is not None:
+        z3eng.on_depth = lambda d, n: progress("z3", d, n)
+    return _Run("z3", z3eng.run(depth, list(props)), z3eng, why=why)
+
+
+def _violations(model: Model, props: tuple[str, ...], search: Search, max_states: int,
+                deadline: Deadline) -> tuple[list[Violation], str | None]:
+    """The search's counterexamples replayed, shortest first, and recoverable's (it needs
+    the whole reachable graph); with why the answer is incomplete."""
+    from .engine_explicit import ExplicitEngine
+
     found = []
     unknown = search.unknown
     if "recoverable" in props:
@@ -189,17 +222,11 @@ def verify(spec: Spec, *, depth: int | None = None, properties: list[str] | None
             d, raw = search.found[p]
             found.append(Violation(p, d, replay(model, raw.ops, raw.choices, raw.states, p)))
     found.sort(key=lambda v: (v.depth, props.index(v.property)))
-    more: list[Violation] = []
-    if max_counterexamples > 1 and any(v.property != "recoverable" for v in found):
-        extra, why_not = _more(model, found, max_counterexamples, eng if engine == "z3" else None, deadline)
-        more += extra
-        unknown = unknown or why_not
-    return Result(spec, model, engine, depth, props, tuple(found), unknown,
-                  search.depth_done, search.complete_at, time.perf_counter() - start, tuple(search.per_depth),
-                  states, diameter, why, tuple(more))
+    return found, unknown
 
 
-def _more(model: Model, found: list[Violation], n: int, z3engine, deadline: Deadline):
+def _more(model: Model, found: list[Violation], n: int, z3engine: Z3Engine | None,
+          deadline: Deadline) -> tuple[list[Violation], str | None]:
     """Further shortest traces per violated property (bounded model checking at exactly the
     shortest depth, each new operation sequence blocked), replayed like the first ones."""
     from .engine_z3 import Z3Engine
@@ -212,7 +239,7 @@ def _more(model: Model, found: list[Violation], n: int, z3engine, deadline: Dead
     for v in found:
         if v.property == "recoverable":
             continue
-        raws, unknown = eng.more(v.property, v.depth, [[s.op for s in v.trace]], n - 1, deadline)
+        raws, unknown = eng.more(v.property, v.depth, [[s.op for s in v.trace]], n - 1)
         for k, raw in enumerate(raws, 2):
             out.append(Violation(v.property, v.depth, replay(model, raw.ops, raw.choices, raw.states, v.property),
                                  index=k))

@@ -72,6 +72,14 @@ def check() -> Outcome:
                                     "interpretation of patches, states, declarations and versions)")
 
 
+# Formally:
+#   forall decl: Patch x State -> Bool, ver: Patch x State -> Int, on: Patch -> Bool, N: Patch.
+#     compatible(N, on, replace=true)
+#     ==> forall P, S. on(P) & decl(P,S) ==> exists Q. Q = N & decl(Q,S) & ver(Q,S) >= ver(P,S)
+#   where compatible(N, on, true) = forall P, S. on(P) & decl(P,S) ==> decl(N,S) & ver(N,S) >= ver(P,S)
+#   and for sequences (on: Int x Patch -> Bool, new: Int -> Patch), by induction over t >= t1:
+#     dom(t1, t1);   dom(t1, t) & compatible(new(t), on(t, .), true) & (on(t+1, P) <=> P = new(t)) ==> dom(t1, t+1)
+#   where dom(a, b) = forall P, S. on(a,P) & decl(P,S) ==> exists Q. on(b,Q) & decl(Q,S) & ver(Q,S) >= ver(P,S)
 THEOREM = Theorem(
     name="version-monotone-under-atomic-replace",
     kind="valid",
@@ -81,13 +89,5 @@ and its replace completes, then for every state S and every patch P that was on 
 and declared S, N declares S with a version >= P's. Hence along any sequence of successful
 atomic replaces (proved by induction over time: the base case and the step, each in Z3), the
 highest declared version of every state on the list never decreases.""",
-    formal="""
-forall decl: Patch x State -> Bool, ver: Patch x State -> Int, on: Patch -> Bool, N: Patch.
-  compatible(N, on, replace=true)
-  ==> forall P, S. on(P) & decl(P,S) ==> exists Q. Q = N & decl(Q,S) & ver(Q,S) >= ver(P,S)
-where compatible(N, on, true) = forall P, S. on(P) & decl(P,S) ==> decl(N,S) & ver(N,S) >= ver(P,S)
-and for sequences (on: Int x Patch -> Bool, new: Int -> Patch), by induction over t >= t1:
-  dom(t1, t1);   dom(t1, t) & compatible(new(t), on(t, .), true) & (on(t+1, P) <=> P = new(t)) ==> dom(t1, t+1)
-where dom(a, b) = forall P, S. on(a,P) & decl(P,S) ==> exists Q. on(b,Q) & decl(Q,S) & ver(Q,S) >= ver(P,S)""",
     check=check,
 )

@@ -45,6 +45,10 @@ def check() -> Outcome:
         detail="Z3: also, against an empty klp_patches every patch (cumulative or not) is compatible (negation unsat).")
 
 
+# Formally:
+#   (valid) forall decl, ver, O. compatible(O, on = {}, replace) for replace in {true, false}
+#   (witness) exists decl, ver, N, O, s. decl(N,s) & decl(O,s) & ver(O,s) < ver(N,s)
+#     & not compatible(O, on = {N}, true) & compatible(O, on = {}, true)
 THEOREM = Theorem(
     name="non-atomic-downgrade-accepted",
     kind="witness",
@@ -53,9 +57,5 @@ The compatibility rule does not stop a downgrade done in two steps: disable the 
 cumulative patch (it leaves klp_patches when the transition completes), then load an older
 one. The rule is checked against an empty list, so it accepts ANY patch; the version of a
 state on the list goes down although a direct replace with the older patch is refused.""",
-    formal="""
-(valid) forall decl, ver, O. compatible(O, on = {}, replace) for replace in {true, false}
-(witness) exists decl, ver, N, O, s. decl(N,s) & decl(O,s) & ver(O,s) < ver(N,s)
-  & not compatible(O, on = {N}, true) & compatible(O, on = {}, true)""",
     check=check,
 )

@@ -60,6 +60,10 @@ def check() -> Outcome:
     return Outcome("unknown", detail="Horn solver: unknown (timeout?)")
 
 
+# Formally:
+#   For the per-state transition system T(x, params, x') of proofs/_klp.py (modes, roles E/T,
+#   declared?, versions in Int, data pointers, two block slots, value, hi, snapshot, leak flags):
+#     exists Inv. init(x) => Inv(x);  Inv(x) & T(x,p,x') => Inv(x');  Inv(x) & T(x,p,x') => !bad(x,p)
 THEOREM = Theorem(
     name="cumulative-recipe-satisfies-every-property",
     kind="valid",
@@ -72,9 +76,5 @@ previous state; its code uses the states while enabled), satisfies version-order
 revert-restores, disable-restores, error-cleanup, no-use-after-free, no-double-free,
 no-null-deref and no-leak, for any number of patches, states and versions, and any
 sequence of load, complete, reverse, disable and rmmod (vmlinux objects, no force).""",
-    formal="""
-For the per-state transition system T(x, params, x') of proofs/_klp.py (modes, roles E/T,
-declared?, versions in Int, data pointers, two block slots, value, hi, snapshot, leak flags):
-  exists Inv. init(x) => Inv(x);  Inv(x) & T(x,p,x') => Inv(x');  Inv(x) & T(x,p,x') => !bad(x,p)""",
     check=check,
 )

@@ -64,6 +64,9 @@ def _verify_own_block(series) -> str:
     return f"{r.verdict}: " + ", ".join(v.property for v in r.violations)
 
 
+# Formally:
+#   exists a run of kernel.py's transition system for recipe_spec([{s: 1}, {s: 1}], replace=false)
+#   that breaks no-use-after-free (BMC to depth 8, the model replayed by the interpreter)
 THEOREM = Theorem(
     name="noncumulative-recipe-use-after-free",
     kind="witness",
@@ -71,8 +74,5 @@ THEOREM = Theorem(
 Two non-cumulative (replace = false) patches that share a state and both follow the recipe
 reach a use after free: load and complete both, then disable the older one; its
 post_unpatch frees the block the newer one took over and still uses.""",
-    formal="""
-exists a run of kernel.py's transition system for recipe_spec([{s: 1}, {s: 1}], replace=false)
-that breaks no-use-after-free (BMC to depth 8, the model replayed by the interpreter)""",
     check=check,
 )

@@ -55,6 +55,9 @@ def check() -> Outcome:
     return Outcome("proved", detail=f"inductive invariant found by Spacer ({klp.conjuncts(text)} conjuncts):\n{text}")
 
 
+# Formally:
+#   For the per-state transition system nc_step of proofs/_klp.py (O, T, n others with one
+#   summary flag, values, versions in Int): exists Inv. init => Inv;  Inv & T => Inv';  Inv & T => !bad
 THEOREM = Theorem(
     name="noncumulative-own-block-rule-is-safe",
     kind="valid",
@@ -66,8 +69,5 @@ only without a previous state), restores in pre_unpatch only without a previous 
 frees its own block in post_unpatch. Then every built-in property holds, for any number of
 such patches installed at once, any versions, and any sequence of load, complete,
 reverse, disable and rmmod (vmlinux objects, no force).""",
-    formal="""
-For the per-state transition system nc_step of proofs/_klp.py (O, T, n others with one
-summary flag, values, versions in Int): exists Inv. init => Inv;  Inv & T => Inv';  Inv & T => !bad""",
     check=check,
 )

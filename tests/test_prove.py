@@ -74,7 +74,7 @@ def test_auxiliary_invariants_hold_in_every_reachable_state():
     for name in ("module-state.toml",):
         m = Model(load_spec(SPECS / name))
         ind = _Inductor(m, None)
-        invs = ind.houdini(candidates(m, ind.eng.names, ind.sample()[:40]))   # a small sample: weak facts too
+        invs = ind.houdini(candidates(m, list(ind.ts.names), ind.sample()[:40]))   # a small sample: weak facts too
         eng = ExplicitEngine(m, keep_graph=True)
         eng.run(1 << 30, [])
         for st in eng.values.values():

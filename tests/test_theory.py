@@ -39,7 +39,7 @@ def test_prove_theory_proves_every_theorem():
 def test_prove_theory_fails_on_a_refuted_theorem_and_rejects_bad_input(tmp_path):
     bad = tmp_path / "wrong.py"
     bad.write_text("from klpmodel.theory import Outcome, Theorem\n"
-                   "THEOREM = Theorem('wrong', 'valid', 'false', 'false', lambda: Outcome('refuted', 'x = 1'))\n")
+                   "THEOREM = Theorem('wrong', 'valid', 'false', lambda: Outcome('refuted', 'x = 1'))\n")
     p = cli("prove-theory", str(bad))
     assert p.returncode == 1 and "REFUTED wrong" in p.stdout and "refuted by:" in p.stdout
     (tmp_path / "empty.py").write_text("x = 1\n")
@@ -48,7 +48,7 @@ def test_prove_theory_fails_on_a_refuted_theorem_and_rejects_bad_input(tmp_path)
     p = cli("prove-theory", str(tmp_path / "nothing"))
     assert p.returncode == 2 and "Traceback" not in p.stderr
     (tmp_path / "crash.py").write_text("from klpmodel.theory import Theorem\n\ndef check():\n    return 1 / 0\n\n"
-                                       "THEOREM = Theorem('c', 'valid', 's', 'f', check)\n")
+                                       "THEOREM = Theorem('c', 'valid', 's', check)\n")
     p = cli("prove-theory", str(tmp_path / "crash.py"))
     assert p.returncode == 2 and p.stderr.count("\n") == 1 and "crash.py:4: ZeroDivisionError" in p.stderr
 

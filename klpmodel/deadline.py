@@ -158,7 +158,7 @@ def watch(deadline: Deadline):
     thread = threading.Thread(target=watcher, name="klpmodel-deadline", daemon=True)
     thread.start()
     if deadline.end is not None:
-        signal.setitimer(signal.ITIMER_REAL, min(1e8, max(0.001, deadline.end - time.monotonic()) + _grace(deadline.seconds)))
+        signal.setitimer(signal.ITIMER_REAL, min(1e8, max(0.001, deadline.end - time.monotonic()) + _grace(deadline.end - deadline.start)))
     try:
         yield deadline
     finally:

@@ -533,11 +533,15 @@ def _lifecycle(profile: str) -> list[str]:
 def _verdicts(rv: Review) -> list[str]:
     r, cov = rv.result, rv.coverage
     out = ["## Property verdicts", ""]
-    scope = (f"complete: the {plural(r.states, 'reachable state')} were exhausted after "
-             f"{plural(r.complete_at, 'operation')}"
-             if r.complete_at is not None else
-             f"bounded: every sequence of up to {plural(r.depth, 'operation')}"
-             + (f" ({plural(r.states, 'state')})" if r.states is not None else ""))
+    if r.complete_at is None:
+        scope = (f"bounded: every sequence of up to {plural(r.depth, 'operation')}"
+                 + (f" ({plural(r.states, 'state')})" if r.states is not None else ""))
+    elif r.states is not None:                    # the explicit engine exhausted the states
+        scope = (f"complete: the {plural(r.states, 'reachable state')} were exhausted after "
+                 f"{plural(r.complete_at, 'operation')}")
+    else:                                         # Z3: no longer sequence keeps its states distinct
+        scope = (f"complete: every sequence of more than {plural(r.complete_at, 'operation')} revisits a state "
+                 f"before its last step")
     out += _wrap(f"From `klpmodel verify` ({r.engine} engine, depth {r.depth}): {scope}.")
     out.append("")
     bad = {v.property: v for v in r.violations}
@@ -650,9 +654,12 @@ def _summary(rv: Review) -> list[str]:
     out = ["## Summary", ""]
     if r.verdict == "holds":
         n = len(r.properties)
-        out += _bullet(f"Properties: all {n} hold for sequences of any length (the {r.states} reachable states "
-                       f"were exhausted)." if r.complete_at is not None else
-                       f"Properties: all {n} hold for every sequence of up to {plural(r.depth, 'operation')}.")
+        if r.complete_at is None:
+            out += _bullet(f"Properties: all {n} hold for every sequence of up to {plural(r.depth, 'operation')}.")
+        else:
+            why = (f"the {r.states} reachable states were exhausted" if r.states is not None else
+                   f"every sequence of more than {plural(r.complete_at, 'operation')} revisits a state")
+            out += _bullet(f"Properties: all {n} hold for sequences of any length ({why}).")
     else:
         out += _bullet("Properties: " + report.summary(r)[0].removeprefix("verdict: ") + ".")
     counts = Counter(x.verdict for x in rv.pairs)

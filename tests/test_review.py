@@ -297,6 +297,18 @@ def test_coverage_says_when_it_saw_every_reachable_state():
     assert "Properties: all 8 hold for sequences of any length (the 57 reachable states were exhausted)." in full
 
 
+def test_a_complete_z3_verdict_is_worded_without_a_state_count(write_spec):
+    """Z3 knows no reachable state count: its completeness (every longer sequence revisits a
+    state) used to crash the review (plural(None)) and read "the None reachable states"."""
+    p = cli("review", str(write_spec('[[patch]]\nname = "a"\n')), "--engine", "z3", "--depth", "8")
+    assert p.returncode == 0, p.stderr
+    md = flat(p.stdout)
+    assert "None" not in md
+    assert ("complete: every sequence of more than 5 operations revisits a state before its last step" in md)
+    assert ("Properties: all 8 hold for sequences of any length (every sequence of more than 5 operations "
+            "revisits a state)." in md)
+
+
 def test_kernel_action_coverage():
     out = cli("review", "specs/selftest-state.toml").stdout
     assert "| force | patching -> patching | never (`force` is not in [check] operations) |" in out

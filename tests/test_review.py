@@ -178,7 +178,8 @@ def test_search_from_a_start_with_twin_patches_names_the_real_run(write_spec):
     spec = load_spec(write_spec(STATE + patch("a", 1, **leaky) + patch("b", 1, **leaky)))
     m = Model(spec)
     assert m.interchangeable() == [[0, 1]]
-    start, _ = rv._installed(m, "a")
+    start = rv._installed(m, "a")
+    assert not isinstance(start, rv.NotInstalled)
     for symmetry in (True, False):
         eng = ExplicitEngine(m, symmetry=symmetry)
         res = eng.run(4, list(NAMES), start=start, first=[Op("load", "b")])

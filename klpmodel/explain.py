@@ -3,17 +3,20 @@ step, and run again against a (possibly edited) spec — the fix-check loop."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from . import events as E
 from . import klog
 from .errors import UserError, printable
 from .events import Where
+from .interp import State
 from .kernel import Model
 from .properties import EXPECTED_USAGE
 from .report import broke, changes
-from .traces import TraceFile, raw_state, rerun, summary, violation_of
-from .verify import Step
+from .traces import Rerun, TraceFile, raw_state, rerun, summary, violation_of
+from .verify import Step, Violation
 
 # what the explain's callbacks section shows: the model's side of a step (the kernel's
 # own lines are in its log section)
@@ -26,7 +29,7 @@ def callback_lines(step: Step) -> list[str]:
     return [ev.note() or "" for ev in step.events if isinstance(ev, _CALLBACK_EVENTS)]
 
 
-def _state_line(m: Model, state: dict) -> str:
+def _state_line(m: Model, state: State) -> str:
     s = summary(m, state)
     parts = [", ".join(f"{p} {ph}" for p, ph in s["patches"].items())]
     if s["system"]:
@@ -39,7 +42,7 @@ def _state_line(m: Model, state: dict) -> str:
     return "; ".join(parts)
 
 
-def _check_recorded(t: TraceFile, steps) -> None:
+def _check_recorded(t: TraceFile, steps: Sequence[Step]) -> None:
     """explain shows a trace of the unchanged spec: the run must reproduce every recorded state."""
     for n, (step, rec) in enumerate(zip(steps, t.doc["steps"], strict=False), 1):
         if rec.get("state") is not None and rec["state"] != raw_state(step.after):
@@ -111,7 +114,7 @@ def explain(m: Model, t: TraceFile, era: str = "insmod") -> str:
 
 
 
-def culprit(m: Model, v) -> tuple[int, Where, str] | None:
+def culprit(m: Model, v: Violation) -> tuple[int, Where, str] | None:
     """The statement that set the violation up, when it is not the one where it shows:
     the free before a use after free or a double free, the allocation of a leaked block,
     the failed allocation behind a NULL dereference."""
@@ -156,7 +159,7 @@ def culprit(m: Model, v) -> tuple[int, Where, str] | None:
 class ReplayResult:
     outcome: str                # "violated" | "fixed" | "not-possible"
     text: str
-    doc: dict
+    doc: dict[str, Any]
 
     @property
     def exit_code(self) -> int:
@@ -195,7 +198,7 @@ def replay(m: Model, t: TraceFile) -> ReplayResult:
     return ReplayResult("fixed", "\n".join(head) + "\n", doc)
 
 
-def _replay_recoverable(m: Model, t: TraceFile, run, head: list[str], doc: dict) -> ReplayResult:
+def _replay_recoverable(m: Model, t: TraceFile, run: Rerun, head: list[str], doc: dict[str, Any]) -> ReplayResult:
     from .engine_explicit import way_back
 
     if run.stopped:

@@ -118,7 +118,7 @@ def _search_from(model: Model, start: State, depth: int, first: list[Op] | None 
     return eng, res
 
 
-def pair_verdict(spec: Spec, p: str, q: str, depth: int, alone: dict) -> Pair:
+def pair_verdict(spec: Spec, p: str, q: str, depth: int, alone: dict[str, set[str] | None]) -> Pair:
     """Load Q while P is installed: the kernel's answer, then (if allowed) every sequence of up
     to `depth` operations of {P, Q} from P installed whose first operation loads Q.
     `alone` caches, per P, the properties broken from the same start without Q."""
@@ -288,8 +288,8 @@ class Review:
     pairs: list[Pair]
     moves: list[Move]
     coverage: Coverage
-    seconds: dict = field(default_factory=dict)
-    files: dict = field(default_factory=dict)      # id(violation shown) -> its trace file (write_traces)
+    seconds: dict[str, float] = field(default_factory=dict)
+    files: dict[int, str] = field(default_factory=dict)      # id(violation shown) -> its trace file (write_traces)
 
 
 def review(spec: Spec, *, depth: int | None = None, engine: str = "auto") -> Review:
@@ -300,7 +300,7 @@ def review(spec: Spec, *, depth: int | None = None, engine: str = "auto") -> Rev
     secs["verify"] = time.perf_counter() - t
     model = result.model
     t = time.perf_counter()
-    alone: dict = {}
+    alone: dict[str, set[str] | None] = {}
     pairs = [pair_verdict(spec, p.name, q.name, depth, alone)
              for p in spec.patches for q in spec.patches if p is not q]
     secs["pairs"] = time.perf_counter() - t
@@ -449,7 +449,7 @@ def _matrix(rv: Review) -> list[str]:
     return out
 
 
-def _describe(m: Model, state: dict, funcs: list[str]) -> list[str]:
+def _describe(m: Model, state: State, funcs: list[str]) -> list[str]:
     view = m.view(state)
     listed = view.order()
     out = ["installed: " + (", ".join(f"`{n}`" for n in listed) if listed else "none (klp_patches is empty)")]
@@ -463,7 +463,7 @@ def _describe(m: Model, state: dict, funcs: list[str]) -> list[str]:
     return out
 
 
-def _end(m: Model, state: dict) -> dict[str, str]:
+def _end(m: Model, state: State) -> dict[str, str]:
     """What a path ends with, for comparing two paths: values and installed patches."""
     view = m.view(state)
     out = {s: view.describe(s) for s in m.state_names}

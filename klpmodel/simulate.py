@@ -3,7 +3,7 @@ print the log the selftests would capture."""
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import partial
 from typing import NoReturn
@@ -11,7 +11,7 @@ from typing import NoReturn
 from . import interp, kernel, klog
 from .backend import Concrete
 from .errors import UserError
-from .interp import Violations
+from .interp import State, Violations
 from .kernel import PATCHING_SITE, Choice, Model, Op
 
 # the kernel operations (verify's, plus `param`), then what the selftest scripts do besides:
@@ -189,7 +189,7 @@ def _matches(f: str, key: Choice) -> bool:
     return not at or at == str(key.line)
 
 
-def _chooser(fails: tuple[str, ...]):
+def _chooser(fails: tuple[str, ...]) -> Callable[[Choice], bool]:
     """Choice oracle: each fail= word makes the first site it names fail (once)."""
     left = list(fails)
 
@@ -202,7 +202,7 @@ def _chooser(fails: tuple[str, ...]):
     return choose
 
 
-def state_table(m: Model, state: dict) -> list[str]:
+def state_table(m: Model, state: State) -> list[str]:
     view, rows = m.view(state), []
     for p in m.P:
         data = ", ".join(f"{s}={'NULL' if not view.pointer(p.name, s) else f'block {s}#{view.pointer(p.name, s)}'}"
@@ -266,12 +266,12 @@ def run(m: Model, ops: list[RunOp], show_state: bool = False, era: str = "insmod
 
 
 
-def _why_absent(m: Model, c, patch: str) -> str:
+def _why_absent(m: Model, c: Concrete, patch: str) -> str:
     if m.view(c.st).listed(patch):
         return f"kernel profile {m.profile.name} has no such attribute"
     return f"{patch} is not on klp_patches"
 
-def _script(m: Model, state: dict, r: RunOp) -> tuple[list[str], str | None]:
+def _script(m: Model, state: State, r: RunOp) -> tuple[list[str], str | None]:
     """A script word: the lines the script writes into the kernel log, and why it stops
     (None: it goes on). What it reads comes from kernel.py's read helpers."""
     c, word, w = Concrete(state), r.op.word, r.words
@@ -336,7 +336,7 @@ def simulate(m: Model, ops: list[RunOp], show_state: bool = False,
     return out.log + ([f"# the script stops here: {out.died}"] if out.died else []), out.violations
 
 
-def format_run(steps) -> str:
+def format_run(steps: Iterable[tuple[Op, Sequence[Choice]]]) -> str:
     """The `--run` text that replays a trace: the inverse of `parse_run`. `steps` are
     (Op, failed choices) pairs (a verify.Step has both as `.op` and `.failed`); a failed
     choice becomes fail=PATCH/OBJECT:CALLBACK[N] (or :patching)."""

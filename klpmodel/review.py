@@ -254,16 +254,16 @@ class Coverage:
             self.judged[prop] += 1
 
 
-# What each property judges, in words: the antecedent that must be reached for its verdict to
-# mean something (docs/review.md). Where it is reached is kernel.py's business: c.violate's
-# `reached` and c.judged emit the "judged" events Coverage counts.
 def _names(model: Model) -> list[str]:
     """The properties the review checks: the profile's default ones."""
     return [p.name for p in model.properties]
 
 
 def _judges(model: Model) -> dict[str, str]:
-    """What each property judges, in words: its record's `judged_at` (properties.py)."""
+    """What each property judges, in words: its record's `judged_at` (properties.py), the
+    antecedent that must be reached for its verdict to mean something (docs/review.md).
+    Where it is reached is kernel.py's business: c.violate's `reached` and c.judged emit
+    the "judged" events Coverage counts."""
     return {p.name: p.judged_at for p in model.all_properties if p.judged_at}
 
 

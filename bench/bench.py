@@ -62,6 +62,40 @@ def generated(patches: int, states: int, modules: int) -> str:
     return "\n".join(out)
 
 
+def cumulative(releases: int, states: int = 2, modules: int = 2) -> str:
+    """A vendor's series of cumulative releases (issue 13): one replace patch per release,
+    every release declares every state with the seed's recipe (allocate unless a previous
+    release provides the data, take it over in post_patch, modify only when nothing was
+    taken over, restore and free only on a real disable); state s_k's version goes up every
+    4*k releases, so some downgrades are refused and others allowed; every release patches
+    vmlinux and each target module, whose callbacks log."""
+    out = [f'name = "cumulative, {releases} releases, {states} states, {modules} modules"', ""]
+    names = [f"s{k}" for k in range(1, states + 1)]
+    mods = [f"m{k}" for k in range(1, modules + 1)]
+    for k, s in enumerate(names, 1):
+        out += [f"[states.{s}]", f"id = {k}", ""]
+    for k, m in enumerate(mods):
+        out += [f"[modules.{m}]", f"loaded = {'true' if k % 2 == 0 else 'false'}", ""]
+    for i in range(1, releases + 1):
+        decl = ", ".join(f"{s} = {1 + (i - 1) // (4 * k)}" for k, s in enumerate(names, 1))
+        out += ["[[patch]]", f'name = "r{i:02d}"', "replace = true", f"states = {{ {decl} }}", "",
+                "[patch.objects.vmlinux]"]
+        pre, post, pre_un, post_un = [], [], [], []
+        for s in names:
+            pre += [f"alloc {s} unless prev {s}"]
+            post += [f"take {s} if prev {s}", f"save {s} unless prev {s}", f"modify {s} unless prev {s}"]
+            pre_un += [f"restore {s} unless prev {s}"]
+            post_un += [f"free {s} unless prev {s}"]
+        for key, stmts in (("pre_patch", pre), ("pre_patch_error", post_un), ("post_patch", post),
+                           ("pre_unpatch", pre_un), ("post_unpatch", post_un)):
+            out.append(f"{key} = {json.dumps(stmts)}")
+        out.append("")
+        for m in mods:
+            out += [f"[patch.objects.{m}]", "pre_patch = ['log \"pre_patch\"']",
+                    "post_unpatch = ['log \"post_unpatch\"']", ""]
+    return "\n".join(out)
+
+
 def stress(patches: int) -> str:
     """The scale family: P mutually compatible non-cumulative patches (any subset can be
     installed, in any order), each declaring one of two states; checked to exhaustion."""

@@ -678,6 +678,11 @@ class Mainline:
 
         NULL outside a transition; else the newest listed patch before the transition
         patch that declares the id."""
+        return self._prev_formula(s) if self.c.symbolic else self._prev_walk(s)
+
+    def _prev_formula(self, s: str) -> list[tuple[int, Val]]:
+        """The same as a formula over the list (the symbolic path; the tests check the two
+        agree on every reachable state)."""
         c, m = self.c, self.m
         busy, tpos = self.transition(), self.trans_pos()
         out = []
@@ -687,6 +692,22 @@ class Mainline:
                      for r in m.decl[s] if r != q]
             out.append((q, c.and_(before, c.not_(c.or_(*newer)))))
         return out
+
+    def _prev_walk(self, s: str) -> list[tuple[int, Val]]:
+        """The same on plain values, as state.c does it: walk klp_patches from the oldest,
+        stop at the transition patch, keep the last patch that declares the id. (It reads
+        the phases of all patches and the positions of the listed ones that declare the id:
+        fewer variables than the formula, so the search memo hits more often.)"""
+        c, m = self.c, self.m
+        tpos = next((c.get(self.v.pos[i]) for i in range(m.n) if c.get(self.v.phase[i]) in IN_TRANSITION), None)
+        best, at = -1, -1
+        if tpos is not None:
+            for q in m.decl[s]:
+                if c.get(self.v.phase[q]) in LISTED:
+                    pq = c.get(self.v.pos[q])
+                    if at < pq < tpos:
+                        best, at = q, pq
+        return [(q, q == best) for q in m.decl[s]]
 
     def prev_info(self, st: Stmt) -> tuple[str, str | None] | None:
         """(state, patch or None): what klp_get_prev_state returned for the statement (concrete)."""
@@ -1437,8 +1458,14 @@ class Mainline:
         return static + nops
 
     def _in_list_order(self, targets: list[tuple[int, int | None]], name: str) -> Iterator[tuple[int, int | None, Val]]:
-        """(i, oi, guard) for listed patches with an object for the module, oldest first."""
+        """(i, oi, guard) for listed patches with an object for the module, oldest first.
+        (Module events never move a patch on the list, so a concrete run sorts once.)"""
         c = self.c
+        if not c.symbolic:
+            for i, oi in sorted((t for t in targets if self.listed(t[0])), key=lambda t: self.pos(t[0])):
+                yield i, oi, (True if oi is not None else
+                              c.and_(c.get("nops"), self.is_phase(i, IN_TRANSITION), self.nop_exists(i, name)))
+            return
         for k in range(self.m.n):
             for i, oi in targets:
                 g = c.and_(self.listed(i), c.eq(self.pos(i), k))

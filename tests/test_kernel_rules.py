@@ -761,3 +761,40 @@ def test_only_the_patch_being_initialized_has_nop_functions_7(sim):
     out = s.do("modload m", fail=[("r1", "m", "patching", 0)])
     assert Sim.log(s.model, out)[:2] == ["livepatch: applying patch 'r1' to loading module 'm'",
                                          "livepatch: failed to apply patch 'r1' to module 'm' (-16)"]
+
+
+def test_the_list_walk_of_klp_get_prev_state_is_the_formula_12(write_spec):
+    """The concrete fast path (state.c's walk of klp_patches) and the formula the Z3
+    encoding uses give the same answer on every reachable state of a mixed series."""
+    from klpmodel.backend import Concrete
+    from klpmodel.engine_explicit import ExplicitEngine
+    from klpmodel.kernel import Model
+
+    spec = write_spec("""
+[states.s]
+id = 1
+[states.t]
+id = 2
+[[patch]]
+name = "a"
+states = { s = 1 }
+[[patch]]
+name = "b"
+replace = true
+states = { s = 1, t = 1 }
+[[patch]]
+name = "c"
+states = { s = 2, t = 1 }
+[[patch]]
+name = "d"
+states = { t = 2 }
+""")
+    from klpmodel.spec import load_spec
+    m = Model(load_spec(spec))
+    eng = ExplicitEngine(m, symmetry=False, keep_graph=True)
+    eng.run(6, [])
+    assert eng.states > 50
+    for state in eng.values.values():
+        rules = m.profile(m, Concrete(dict(state)))
+        for s_ in m.state_names:
+            assert rules._prev_walk(s_) == [(q, bool(x)) for q, x in rules._prev_formula(s_)], (state, s_)

@@ -402,7 +402,7 @@ class ExplicitEngine:
         while edge is not None:
             k, o, c, _ = edge
             tail.ops.insert(0, o)
-            tail.choices.insert(0, dict(c))
+            tail.choices.insert(0, {key: v for key, v in c.items()})   # a copy, keyed as RawTrace says
             edge = eng.parent[k]
         return DeadEnd(tail, f"{reason} ({len(closure)} states reachable from there)")
 

@@ -56,8 +56,6 @@ class Concrete:
     """Concrete run: conditions are Python bools, `when` runs its body 0 or 1 times."""
 
     symbolic = False
-
-    symbolic = False
     pc: Val = True
 
     def __init__(self, state: dict[str, Val], choose: Choose | None = None, record: bool = True):

@@ -22,9 +22,13 @@ import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from .errors import InternalError, UserError
 from .spec import CALLBACKS, ERRNOS, NAME_RE
+
+if TYPE_CHECKING:
+    from tree_sitter import Node, Tree
 
 PRINTK = ("pr_info", "pr_notice", "pr_warn", "pr_warning", "pr_err", "pr_crit", "pr_alert", "pr_emerg")
 ALLOCATORS = ("kzalloc", "kmalloc", "kcalloc", "kmalloc_array", "kvzalloc", "kvmalloc", "kvcalloc",
@@ -39,6 +43,7 @@ BANNER_FORMATS = frozenset({"%s: %s -> %s\n", "%s: vmlinux\n"})
 PR_FMT = 'KBUILD_MODNAME ": " fmt'
 CMP_OPS = (">=", "==", "<", ">", "<=", "!=")
 NEGATED = {">=": "<", "<": ">=", "==": "!=", "!=": "==", ">": "<=", "<=": ">"}
+T = TypeVar("T")
 
 
 # --------------------------------------------------------------------------- parsing
@@ -151,9 +156,13 @@ def _c_int(text: str) -> int | None:
 @dataclass
 class Macro:
     src: Src
-    node: object
+    node: Node
     params: tuple[str, ...] | None      # None: object-like
     body: str
+
+
+# a top-level variable's declaration: (src, declarator, type name, initializer or None)
+VarDecl = tuple[Src, "Node", str, "Node | None"]
 
 
 @dataclass
@@ -175,15 +184,15 @@ class Unit:
         self.notes = notes
         self.files: list[Path] = []
         self.macros: dict[str, Macro] = {}
-        self.funcs: dict[str, tuple[Src, object]] = {}
-        self.vars: dict[str, list[tuple[Src, object, str, object]]] = {}   # name -> (src, declarator, type, value)
-        self.enums: dict[str, tuple[Src, object]] = {}
-        self.params: list[tuple[str, str, Src, object]] = []              # (name, variable, src, node)
-        self.module_init: tuple[str, Src, object] | None = None
-        self.module_exit: tuple[str, Src, object] | None = None
+        self.funcs: dict[str, tuple[Src, Node]] = {}
+        self.vars: dict[str, list[VarDecl]] = {}                         # name -> (src, declarator, type, value)
+        self.enums: dict[str, tuple[Src, Node]] = {}
+        self.params: list[tuple[str, str, Src, Node]] = []              # (name, variable, src, node)
+        self.module_init: tuple[str, Src, Node] | None = None
+        self.module_exit: tuple[str, Src, Node] | None = None
         self.pr_fmt: str | None = None
         self.errors = False
-        self._snippets: dict[str, object] = {}
+        self._snippets: dict[str, Tree] = {}
         src = self._load(path, str(path), 0)
         self.main = src
 
@@ -284,13 +293,14 @@ class Unit:
             self.params.append((_text(args[0]), _text(args[1]), src, node))
 
     # ---- lookups
-    def var(self, name: str, type_: str | None = None):
+    def var(self, name: str, type_: str | None = None) -> VarDecl | None:
         """The defining declaration of a top-level variable (the one with an initializer)."""
         found = [v for v in self.vars.get(name, []) if type_ is None or v[2] == type_]
         init = [v for v in found if v[3] is not None]
-        return (init or found or [None])[-1]
+        best = init or found
+        return best[-1] if best else None
 
-    def of_type(self, type_: str) -> list[tuple[str, Src, object, object]]:
+    def of_type(self, type_: str) -> list[tuple[str, Src, Node, Node]]:
         out = []
         for name, decls in self.vars.items():
             for src, d, t, value in decls:
@@ -320,7 +330,14 @@ class V:
     #                    param | int | str | null | global | local | func | unknown
     name: str | None = None        # state, parameter, global, local or function name
     via: str | None = None         # data/deref: "own" (klp_get_state) or "prev" (klp_get_prev_state)
-    value: object = None           # int / str constant
+    value: Any = None              # the constant: an int (kind int) or a str (kind str); `kind` says which
+
+    @property
+    def ident(self) -> str:
+        """The name of a value of a kind that has one (a state, a global, a parameter, ...)."""
+        if self.name is None:
+            raise InternalError(f"import: a value of kind {self.kind} without its name")
+        return self.name
 
 
 UNKNOWN = V("unknown")
@@ -438,9 +455,9 @@ class Line:
 
 
 @dataclass
-class Item:
+class Item(Generic[T]):
     """A key's value with the C it came from."""
-    value: object
+    value: T
     where: str
     ctext: str
 
@@ -450,18 +467,18 @@ class OutObj:
     name: str
     where: str
     ctext: str
-    funcs: list[Item] = field(default_factory=list)
-    callbacks: dict[str, tuple[list[Line], Item]] = field(default_factory=dict)
+    funcs: list[Item[str]] = field(default_factory=list)
+    callbacks: dict[str, tuple[list[Line], Item[None]]] = field(default_factory=dict)
 
 
 @dataclass
 class OutPatch:
     name: str
     file: str
-    replace: Item | None = None
-    replace_param: Item | None = None
-    states: list[tuple[str, Item]] = field(default_factory=list)   # state name -> Item(version)
-    params: list[tuple[str, Item]] = field(default_factory=list)   # name -> Item(default)
+    replace: Item[bool] | None = None
+    replace_param: Item[str] | None = None
+    states: list[tuple[str, Item[int]]] = field(default_factory=list)        # state name -> Item(version)
+    params: list[tuple[str, Item[int | bool]]] = field(default_factory=list)  # name -> Item(default)
     objects: list[OutObj] = field(default_factory=list)
     comments: list[str] = field(default_factory=list)             # constructs outside the callbacks not imported
 
@@ -471,7 +488,7 @@ class OutModule:
     name: str
     where: str
     ctext: str
-    params: list[tuple[str, Item]] = field(default_factory=list)
+    params: list[tuple[str, Item[int | bool]]] = field(default_factory=list)
     init: list[Line] = field(default_factory=list)
     exit: list[Line] = field(default_factory=list)
     comments: list[str] = field(default_factory=list)
@@ -481,10 +498,10 @@ class OutModule:
 
 
 class Importer:
-    def __init__(self):
+    def __init__(self) -> None:
         self.parser = _parser()
         self.notes: list[Note] = []
-        self.state_names: dict[int, Item] = {}      # klp_state.id -> Item(name)
+        self.state_names: dict[int, Item[str]] = {}     # klp_state.id -> Item(name)
         self.globals: dict[str, set[str]] = {}      # C global -> the states whose value it is
         self.units: list[Unit] = []
         self.collecting = False                     # first pass: learn which global is which state
@@ -532,9 +549,9 @@ class Importer:
         return name
 
     # ---- states: ids and names, in the order the files declare them
-    def _fields(self, u: Unit, src: Src, init) -> list[tuple[str, Src, object, object]]:
+    def _fields(self, u: Unit, src: Src, init) -> list[tuple[str, Src, Node, Node | None]]:
         """(field, src, pair node, value) of a designated initializer `{ .f = v, ... }`."""
-        out = []
+        out: list[tuple[str, Src, Node, Node | None]] = []
         init = self._resolve_init(u, src, init)
         if init is None:
             return out
@@ -598,7 +615,7 @@ class Importer:
                 return base
         return f"state_{sid}"
 
-    def _states_of(self, u: Unit, pname: str, psrc: Src, pvalue) -> list[tuple[int, Item, object, Src]]:
+    def _states_of(self, u: Unit, pname: str, psrc: Src, pvalue) -> list[tuple[int, Item[int], Node | None, Src]]:
         """(id, Item(version), id node, src) of the patch's klp_state array."""
         out = []
         for fname, src, pair, value in self._fields(u, psrc, pvalue):
@@ -901,11 +918,11 @@ class Importer:
                         and _text(left) not in fr.unit.vars:
                     return True                                   # ret = klp_enable_patch(&patch);
                 if left.type == "field_expression" and _text(left.child_by_field_name("field")) == "replace" \
-                        and _text(_strip(left.child_by_field_name("argument"))) == fr.ctx.patch_var:
+                        and fr.ctx is not None and _text(_strip(left.child_by_field_name("argument"))) == fr.ctx.patch_var:
                     v = fr.ev(src, right)
                     item_where, ctext = src.where(st), _one_line(_text(st))
                     if v.kind == "param":
-                        out.replace_param = Item(v.name, item_where, ctext)
+                        out.replace_param = Item(v.ident, item_where, ctext)
                         return True
                     if v.kind == "int":
                         out.replace = Item(bool(v.value), item_where, ctext)
@@ -1267,13 +1284,14 @@ class _Fn:
 
     def expand(self, src: Src, node, m: Macro, args: list) -> tuple[Src, list] | None:
         """A function-like macro's body with the arguments put in, parsed as statements."""
-        if "#" in m.body or len(args) != len(m.params) or self.depth > MAX_MACRO:
-            return None
+        if m.params is None or "#" in m.body or len(args) != len(m.params) or self.depth > MAX_MACRO:
+            return None                           # (object-like macros take no arguments)
+        params = m.params
         body = m.body
         texts = [_text(a) for a in args]
-        if m.params:
-            body = re.sub(r"\b(" + "|".join(re.escape(p) for p in m.params) + r")\b",
-                          lambda mm: "(" + texts[m.params.index(mm.group(1))] + ")", body)
+        if params:
+            body = re.sub(r"\b(" + "|".join(re.escape(p) for p in params) + r")\b",
+                          lambda mm: "(" + texts[params.index(mm.group(1))] + ")", body)
         at = src.at or (src.shown, src.line(node))
         msrc, stmts = self.unit.snippet(body, at)
         return (msrc, stmts) if stmts else None
@@ -1362,16 +1380,17 @@ class _Fn:
                 continue
             pending = self.pending_alloc
             last = i == len(stmts) - 1
-            pc = self.stmt(src, st, pc, end_is_exit and last)
+            after = self.stmt(src, st, pc, end_is_exit and last)
             if pending is not None and self.pending_alloc is pending:
                 self.alloc_unchecked(pending)
             i += 1
-            if pc is None:
+            if after is None:
                 # what follows is reached only by a goto: not understood (dead code is not imported)
                 for rest in stmts[i:]:
                     if rest.type == "labeled_statement":
                         self.unknown(src, rest, PC())
                 return None
+            pc = after
         return pc
 
     def alloc_unchecked(self, pending) -> None:
@@ -1431,7 +1450,7 @@ class _Fn:
             return pc
         if t == "update_expression":
             a = self.ev(src, e.child_by_field_name("argument"))
-            if a.kind == "local" or (a.kind == "global" and self.modify(src, st, a.name, pc)):
+            if a.kind == "local" or (a.kind == "global" and self.modify(src, st, a.ident, pc)):
                 return pc
         if t == "identifier" and _text(e) in self.unit.macros and _text(e) not in self.env:
             m = self.unit.macros[_text(e)]
@@ -1479,7 +1498,8 @@ class _Fn:
         """The test modules' callback_info(): pr_info of "%s: %s -> %s" / "%s: vmlinux" only."""
         src, node = self.unit.funcs[name]
         formats = set()
-        stack = [node.child_by_field_name("body")]
+        body = node.child_by_field_name("body")
+        stack = [body] if body is not None else []
         while stack:
             n = stack.pop()
             if n.type == "call_expression":
@@ -1559,10 +1579,10 @@ class _Fn:
                 self.emit(f"copy {d.name}", pc, src, st)
                 return
             if d.kind == "data" and d.via == "own" and s.kind == "addr":
-                self.save(src, st, d.name, s.name, pc)
+                self.save(src, st, d.ident, s.ident, pc)
                 return
             if d.kind == "addr" and s.kind == "data" and s.via == "own":
-                self.restore(src, st, s.name, d.name, pc)
+                self.restore(src, st, s.ident, d.ident, pc)
                 return
         self.unknown(src, st, pc)
 
@@ -1595,7 +1615,7 @@ class _Fn:
         elif lv.kind == "deref" and lv.via == "own" and op == "=":
             rv = self.ev(src, right)
             if rv.kind == "global":
-                self.save(src, st, lv.name, rv.name, pc)
+                self.save(src, st, lv.ident, rv.ident, pc)
                 return
             if rv.kind == "deref" and rv.via == "prev" and rv.name == lv.name:
                 self.emit(f"copy {lv.name}", pc, src, st)
@@ -1603,10 +1623,10 @@ class _Fn:
         elif lv.kind == "global":
             rv = self.ev(src, right)
             if rv.kind == "deref" and rv.via == "own" and op == "=":
-                self.restore(src, st, rv.name, lv.name, pc)
+                self.restore(src, st, rv.ident, lv.ident, pc)
                 return
             # any other value that reads no state data and calls nothing: this patch's variant
-            if rv.kind not in ("deref", "data") and not _calls(right) and self.modify(src, st, lv.name, pc):
+            if rv.kind not in ("deref", "data") and not _calls(right) and self.modify(src, st, lv.ident, pc):
                 return
         self.unknown(src, st, pc)
 
@@ -1709,7 +1729,8 @@ class _Fn:
         if self.in_module or not self.tail:                 # the return ends this C function only
             if side_effects or (self.in_module and not ok):
                 self.unknown(src, st, pc)
-            return self.ended(pc)
+            self.ended(pc)
+            return None
         if ok or not self.value:                            # success, or a value the caller drops
             if side_effects:
                 self.unknown(src, st, pc)
@@ -1786,7 +1807,7 @@ def _line(code: str, comment: str | None) -> str:
         else f"{code}  {_comment(comment)}"
 
 
-def _stmts(key: str, lines: list[Line], head: Item | None) -> list[str]:
+def _stmts(key: str, lines: list[Line], head: Item[None] | None) -> list[str]:
     out = [_line(f"{key} = [", f"{head.where}: {head.ctext}" if head else None)]
     for ln in lines:
         out.append(_line("    " + _toml_str(ln.text, literal='"' in ln.text) + ",", f"{ln.where}: {ln.ctext}"))
@@ -1798,7 +1819,7 @@ def _value(v) -> str:
     return ("true" if v else "false") if isinstance(v, bool) else str(v)
 
 
-def render(files: list[str], states: dict[int, Item], patches: list[OutPatch], modules: list[OutModule]) -> str:
+def render(files: list[str], states: dict[int, Item[str]], patches: list[OutPatch], modules: list[OutModule]) -> str:
     out = [_comment(f"Written by klpmodel import from {' '.join(files)}"),
            _comment("(one [[patch]] per livepatch file, in the order given). Each value's comment names the C"),
            _comment("line it comes from; a 'log \"TODO ...\"' statement is C that was not understood: write it"),
@@ -1856,7 +1877,8 @@ def import_files(paths: list[Path]) -> tuple[str, list[str], list[Path]]:
     cannot read or parse."""
     imp = Importer()
     patches, modules = imp.run(list(paths))
-    for owner in [*patches, *modules]:             # params: valid names only (C identifiers may not be)
+    owners: list[OutPatch | OutModule] = [*patches, *modules]
+    for owner in owners:                           # params: valid names only (C identifiers may not be)
         for name, it in owner.params:
             if not NAME_RE.match(name):
                 imp.warn(it.where, f"not understood: {it.ctext}; the parameter name is not a valid spec name "

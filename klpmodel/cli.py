@@ -6,6 +6,7 @@ import sys
 import time
 from enum import Enum
 from pathlib import Path
+from typing import NoReturn, Protocol
 
 import typer
 
@@ -79,7 +80,7 @@ class Era(str, Enum):
     modprobe = "modprobe"
 
 
-def _fail(e: Exception) -> None:
+def _fail(e: Exception) -> NoReturn:
     if isinstance(e, UserError):
         typer.echo(f"klpmodel: error: {e}", err=True)
         raise typer.Exit(2)
@@ -136,7 +137,7 @@ def _deadline(timeout: float | None):
     return Deadline(timeout, start=STARTED)
 
 
-def _stopped(e: Stopped, what: str) -> None:
+def _stopped(e: Stopped, what: str) -> NoReturn:
     """Stopped before there was anything to report (loading the spec, building the model)."""
     typer.echo(f"klpmodel: unknown: {e.reason} while {what}; nothing was checked", err=True)
     raise typer.Exit(3)
@@ -240,7 +241,9 @@ def simulate(
         if (run is None) == (run_file is None):
             raise UserError("give the operations with exactly one of --run \"OP; OP\" or --run-file FILE")
         model = Model(_load(spec, kernel=kernel))
-        if run_file is not None:
+        if run is not None:                          # (then no --run-file: checked above)
+            ops = parse_run(run, model, "--run")
+        elif run_file is not None:
             from .files import read_regular
 
             raw = read_regular(run_file, "run file", 1 << 20, "give a file with one operation per line")
@@ -250,8 +253,6 @@ def simulate(
                 raise UserError("not UTF-8 text; give a file with one operation per line, in UTF-8",
                                 path=str(run_file), line=raw[:e.start].count(b"\n") + 1) from None
             ops = parse_run(text, model, str(run_file), lines=True)
-        else:
-            ops = parse_run(run, model, "--run")
         log, violations = run_ops(model, ops, show_state=state, era=era.value)
         for line in log:
             typer.echo(line)
@@ -550,7 +551,12 @@ def examples(
         _fail(e)
 
 
-def _plain(e: Exception) -> str:
+class _ClickError(Protocol):
+    """click's usage errors (typer vendors its own click from 0.29: no one class to name)."""
+    def format_message(self) -> str: ...
+
+
+def _plain(e: _ClickError) -> str:
     """A usage error in plain words, the same whichever typer runs: typer 0.29 validates values
     with pydantic and words its errors so ("Value error, 'xml' is not one of ...", "Input
     should be a valid integer, unable to parse string as an integer"); click said "'abc' is

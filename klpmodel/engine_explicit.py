@@ -11,15 +11,26 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Sequence
 from operator import itemgetter
+from typing import Any, NamedTuple, cast
 
 from . import interp
+from .backend import Val
 from .deadline import Deadline
 from .engine_z3 import Search
-from .errors import Stopped
-from .kernel import OFFLIST, ORIGINAL, UNLOADED, Choice, Model, Op
+from .errors import InternalError, Stopped
+from .interp import State, StateKey
+from .events import OFFLIST, UNLOADED
+from .kernel import ORIGINAL, Choice, Model, Op
 from .ts import RawTrace
 
 BUDGET_REASON = "more than"       # "more than N states": the state budget (max_states) stopped the search
+
+Slots = list[tuple[int, int]]                       # a state's block slots: (live, content) variable indices
+Getter = Callable[[Sequence[Val]], Any]             # an itemgetter: one value, or a tuple of 2+
+Orders = tuple[tuple[int, ...] | None, ...]         # per group of interchangeable patches: how it was sorted
+Renaming = dict[str, str]                           # patch name -> patch name
+# the search tree: key -> (parent key, operation, its choices, how the key's state was renamed)
+Parents = dict[StateKey, tuple[StateKey, Op, dict[Choice, bool], Renaming] | None]
 
 
 class Symmetry:
@@ -37,9 +48,9 @@ class Symmetry:
         ix = {v: k for k, v in enumerate(m.vars)}
         self.groups = [[m.P[i].name for i in g] for g in m.interchangeable()]
         self.local: dict[str, list[int]] = {}
-        self.keyvars: dict[str, list] = {}
-        self.getters = {}                   # patch -> its local variables' values, as a tuple
-        self.pointers = {}                  # patch -> [(place in that tuple, its slots' (live, cont))]
+        self.keyvars: dict[str, list[tuple[int, Slots | None]]] = {}
+        self.getters: dict[str, Getter] = {}               # patch -> its local variables' values, as a tuple
+        self.pointers: dict[str, list[tuple[int, Slots]]] = {}   # patch -> [(place in that tuple, its slots)]
         for p in m.P:                       # a patch's own variables, aligned across a group
             own = m.patch_vars(m.index[p.name])
             # for sorting: a pointer is compared by what it points at (live or freed, content)
@@ -50,14 +61,14 @@ class Symmetry:
             self.pointers[p.name] = [(at, slots) for at, (_, slots) in reversed(list(enumerate(keyvars)))
                                      if slots is not None]
         # per state with 2+ slots: its slots' (live, cont) indices, and its pointers in spec order
-        self.slotvars = []
+        self.slotvars: list[tuple[Slots, list[int], frozenset[int], Getter]] = []
         for s in m.state_names:
             if m.slots[s] >= 2:
                 ptrs = [ix[v] for v in m.pointer_vars(s)]
                 self.slotvars.append(([(ix[a], ix[b]) for a, b in m.slot_vars(s)],
                                       ptrs, frozenset(ptrs), itemgetter(*ptrs)))    # 2+ pointers: a tuple
         # per group: every variable its order depends on (the members' own, their states' slots)
-        self.keyed = []
+        self.keyed: list[frozenset[int]] = []
         for g in self.groups:
             keyed: set[int] = set()
             for n in g:
@@ -66,14 +77,14 @@ class Symmetry:
                     keyed.update(x for pair in slots or () for x in pair)
             self.keyed.append(frozenset(keyed))
         self.members = [[(self.getters[n], self.pointers[n]) for n in g] for g in self.groups]
-        self._movers: dict = {}
+        self._movers: dict[Orders, Getter] = {}
 
     @staticmethod
-    def _key(state: tuple, getter, pointers) -> tuple:
+    def _key(state: StateKey, getter: Getter, pointers: list[tuple[int, Slots]]) -> tuple[Val, ...]:
         """How the members of a group are ordered: their own variables in `local` order,
         a pointer as (0, 0) when NULL, else (1 live / 2 freed, content) of its block (the
         pair is spliced in flat: every member has it at the same place)."""
-        key = getter(state)
+        key: tuple[Val, ...] = getter(state)
         for at, slots in pointers:             # from the last one: `at` stays valid
             value = key[at]
             if value == 0:
@@ -83,7 +94,7 @@ class Symmetry:
                 key = key[:at] + (1 + (not state[live]), state[cont]) + key[at + 1:]
         return key
 
-    def canon(self, state: tuple, changed: frozenset | None = None) -> tuple[tuple, tuple | None]:
+    def canon(self, state: StateKey, changed: frozenset[int] | None = None) -> tuple[StateKey, Orders | None]:
         """(the canonical state, how it was renamed: per group, None or the positions of its
         members in the order they were mapped onto the group; `renaming` names it).
 
@@ -91,7 +102,8 @@ class Symmetry:
         assigned, a group none of whose sort-key variables changed is still in order, and a
         state's slots whose pointers neither changed nor were renamed are still numbered in
         order: they are not looked at again (the result is the same)."""
-        key, orders = self._key, None
+        key = self._key
+        sorted_as: list[tuple[int, ...] | None] | None = None
         for gi, (keyed, members) in enumerate(zip(self.keyed, self.members, strict=True)):
             if changed is not None and keyed.isdisjoint(changed):
                 continue
@@ -103,16 +115,16 @@ class Symmetry:
                 prev = k
             else:
                 continue                        # already in order (a stable sort keeps it)
-            if orders is None:
-                orders = [None] * len(self.groups)
-            orders[gi] = tuple(sorted(range(len(members)), key=keys.__getitem__))
+            if sorted_as is None:
+                sorted_as = [None] * len(self.groups)
+            sorted_as[gi] = tuple(sorted(range(len(members)), key=keys.__getitem__))
+        orders = None if sorted_as is None else tuple(sorted_as)
         if orders is not None:
-            orders = tuple(orders)
             move = self._movers.get(orders)
             if move is None:
                 move = self._movers[orders] = self._mover(orders)
             state = move(state)
-        st = None
+        st: list[Val] | None = None
         for lc, ptrs, ptrset, getptrs in self.slotvars:
             if changed is not None and orders is None and ptrset.isdisjoint(changed):
                 continue
@@ -141,7 +153,7 @@ class Symmetry:
                     st[v] = new[st[v] - 1] + 1
         return (state if st is None else tuple(st)), orders
 
-    def _mover(self, orders: tuple):
+    def _mover(self, orders: Orders) -> Getter:
         """The state with each group's members' variables moved as `orders` says, as one
         itemgetter (made once per combination of orders)."""
         idx = list(range(len(self.m.vars)))
@@ -152,39 +164,43 @@ class Symmetry:
                         idx[v] = w
         return itemgetter(*idx)
 
-    def renaming(self, orders: tuple | None) -> dict:
+    def renaming(self, orders: Orders | None) -> Renaming:
         """Patch name in the state given to `canon` -> name in its result."""
         return {(g if order is None else [g[i] for i in order])[t]: target
                 for g, order in zip(self.groups, orders or [None] * len(self.groups), strict=True)
                 for t, target in enumerate(g)}
 
 
-def _rename_op(op: Op, names: dict) -> Op:
+def _rename_op(op: Op, names: Renaming) -> Op:
     if op.word in ("load", "disable", "rmmod") and op.arg in names:
         return Op(op.word, names[op.arg], op.params)
     return op
 
 
-def _rename_choice(m: Model, key: Choice, names: dict) -> Choice:
+def _rename_choice(m: Model, key: Choice, names: Renaming) -> Choice:
     """A choice of a renamed patch: the site at the same position in the other patch
     (interchangeable patches have the same statements in the same order, on other lines)."""
     if names.get(key.patch, key.patch) == key.patch:
         return key
-    return m.choice_at(names[key.patch], key.obj, key.callback, key.index)
+    renamed = m.choice_at(names[key.patch], key.obj, key.callback, key.index)
+    if renamed is None:
+        raise InternalError(f"symmetry: {names[key.patch]} has no site {key.obj} {key.callback}[{key.index}] as "
+                            f"{key.patch} has: the two patches are not interchangeable")
+    return renamed
 
 
-def clean(m: Model, state: dict) -> bool:
+def clean(m: Model, state: State) -> bool:
     """recoverable's target: no patch on klp_patches and every system state original."""
     return m.view(state).clean()
 
 
-def way_back(m: Model, state: dict) -> list[Op] | None:
+def way_back(m: Model, state: State) -> list[Op] | None:
     """A shortest operation sequence from state to a clean one (None: there is none).
     Breadth-first over every outcome, so "None" means no sequence of any length exists."""
     if clean(m, state):
         return []
     key = tuple(state[v] for v in m.vars)
-    parent = {key: None}
+    parent: dict[StateKey, tuple[StateKey, Op] | None] = {key: None}
     frontier = [(key, state)]
     while frontier:
         nxt = []
@@ -197,20 +213,29 @@ def way_back(m: Model, state: dict) -> list[Op] | None:
                     parent[kk] = (k, op)
                     if clean(m, out.state):
                         path = []
-                        while parent[kk] is not None:
-                            kk, o = parent[kk]
+                        step = parent[kk]
+                        while step is not None:
+                            kk, o = step
                             path.append(o)
+                            step = parent[kk]
                         return path[::-1]
                     nxt.append((kk, out.state))
         frontier = nxt
     return None
 
 
+class DeadEnd(NamedTuple):
+    """recoverable's counterexample: the way to the nearest state from which no sequence of
+    operations gets back to a clean kernel, and why (what never returns)."""
+    trace: RawTrace
+    reason: str
+
+
 class ExplicitEngine:
     name = "explicit"
 
     def __init__(self, model: Model, max_states: int | None = None, keep_graph: bool = False,
-                 symmetry: bool = True, observe: Callable[[dict, interp.Outcome], None] | None = None,
+                 symmetry: bool = True, observe: Callable[[State, interp.Outcome], None] | None = None,
                  fold_rmmod: bool = False):
         """`observe(before, outcome)`, when given, sees every transition the search runs,
         with its events recorded (coverage); the search then goes on to the full depth even
@@ -232,19 +257,21 @@ class ExplicitEngine:
         self.states = 0
         self.diameter = 0
         self.keep_graph = keep_graph
-        self.edges: list[tuple] = []          # (from key, to key, op, failed choices, violated properties)
-        self.level: dict[tuple, int] = {}     # key -> BFS level (first reached after that many operations)
-        self.values: dict[tuple, dict] = {}   # key -> state
+        # (from key, to key, op, failed choices, violated properties)
+        self.edges: list[tuple[StateKey, StateKey, Op, tuple[Choice, ...], tuple[str, ...]]] = []
+        self.level: dict[StateKey, int] = {}  # key -> BFS level (first reached after that many operations)
+        self.values: dict[StateKey, State] = {}   # key -> state
         self.observe = observe
         self.on_depth: Callable[[int, int | None], None] | None = None   # progress: (depth done, states)
-        self._root: dict = {}                 # canonical -> real patch names in the start state
+        self.parent: Parents = {}
+        self._root: Renaming = {}             # canonical -> real patch names in the start state
 
-    def key(self, state: dict) -> tuple:
+    def key(self, state: State) -> tuple[Val, ...]:
         """A state as the search stores it: the values of Model.vars, in order."""
         return tuple(state[v] for v in self.names)
 
     def run(self, depth: int, props: list[str], timeout: Deadline | float | None = None,
-            start: dict | None = None, first: Sequence[Op] | None = None) -> Search:
+            start: State | None = None, first: Sequence[Op] | None = None) -> Search:
         """Breadth-first search to `depth` operations. `start`: explore from this state
         instead of the initial one (traces then start there too: the caller prepends how
         it got there); `first`: the only operations allowed as the first step. Stops at the
@@ -266,25 +293,25 @@ class ExplicitEngine:
         return self._done(res, self.parent, self.diameter)
 
     def _run(self, res: Search, depth: int, props: list[str], deadline: Deadline,
-             start: dict | None, first: Sequence[Op] | None) -> Search:
+             start: State | None, first: Sequence[Op] | None) -> Search:
         m, sym, names = self.m, self.sym, self.names
         memo = self.memo
         t0 = time.perf_counter()
         open_props = set(props)
         self._start = dict(start if start is not None else interp.initial(m))
-        k0, ren0 = self.key(self._start), {}
+        k0, ren0 = self.key(self._start), Renaming()
         if sym:
             k0, perm = sym.canon(k0)
             ren0 = sym.renaming(perm)
         self._root = {canon: orig for orig, canon in ren0.items()}     # canonical -> real names at the root
         first_ops = None if first is None else {_rename_op(op, ren0) for op in first}
-        parent: dict[tuple, tuple | None] = {k0: None}   # key -> (parent key, op, choices, renaming)
+        parent: Parents = {k0: None}
         self.parent = parent
         frontier = [k0]
         if self.keep_graph:
             self.level[k0], self.values[k0] = 0, dict(zip(names, k0, strict=True))
         for d in range(1, depth + 1):
-            nxt = []
+            nxt: list[StateKey] = []
             for k in frontier:
                 if deadline.expired():
                     res.unknown = deadline.reason
@@ -333,7 +360,7 @@ class ExplicitEngine:
             frontier = nxt
         return self._done(res, parent, self.diameter)
 
-    def _folded(self, state: tuple) -> tuple:
+    def _folded(self, state: StateKey) -> StateKey:
         """The state with every removable livepatch module removed (fold_rmmod)."""
         off = [ph for ph, f in self.fold if state[ph] == OFFLIST and not state[f]]
         if not off:
@@ -343,26 +370,26 @@ class ExplicitEngine:
             st[ph] = UNLOADED
         return tuple(st)
 
-    def _done(self, res: Search, parent: dict, diameter: int) -> Search:
+    def _done(self, res: Search, parent: Parents, diameter: int) -> Search:
         self.states = len(parent)
         self.diameter = diameter
         self.parent = parent
         return res
 
-    def recoverable(self, timeout: Deadline | float | None = None):
+    def recoverable(self, timeout: Deadline | float | None = None) -> DeadEnd | str | None:
         """AG EF clean, over the whole reachable state space.
 
         Returns None when every reachable state can get back to a clean state (no patch on
-        klp_patches, every system state original); else (trace to the nearest dead end,
-        reason); or the string reason the space could not be explored ("timeout" when
-        exploring it took more than `timeout` seconds)."""
+        klp_patches, every system state original); else the DeadEnd nearest the start; or
+        the string reason the space could not be explored ("timeout" when exploring it took
+        more than `timeout` seconds)."""
         eng = ExplicitEngine(self.m, max_states=self.max_states, keep_graph=True)
         res = eng.run(1 << 30, [], timeout=timeout)
         if res.unknown:
             return res.unknown
         m = self.m
-        preds: dict[tuple, set] = {}
-        succs: dict[tuple, set] = {}
+        preds: dict[StateKey, set[StateKey]] = {}
+        succs: dict[StateKey, set[StateKey]] = {}
         for a, b, *_ in eng.edges:
             preds.setdefault(b, set()).add(a)
             succs.setdefault(a, set()).add(b)
@@ -395,14 +422,16 @@ class ExplicitEngine:
                 reasons.append(f"{p.name} can never leave klp_patches")
         reason = "; ".join(reasons) or (f"none of the {len(closure)} states reachable from here has no patch "
                                         f"installed and every state original")
-        k, tail = target, RawTrace([], [], None)
-        while eng.parent[k] is not None:
-            k, o, c, _ = eng.parent[k]
+        tail = RawTrace([], [], None)
+        edge = eng.parent[target]
+        while edge is not None:
+            k, o, c, _ = edge
             tail.ops.insert(0, o)
-            tail.choices.insert(0, dict(c))
-        return tail, f"{reason} ({len(closure)} states reachable from there)"
+            tail.choices.insert(0, {key: v for key, v in c.items()})   # a copy, keyed as RawTrace says
+            edge = eng.parent[k]
+        return DeadEnd(tail, f"{reason} ({len(closure)} states reachable from there)")
 
-    def graph(self):
+    def graph(self) -> Any:
         """The explored state space as a networkx DiGraph (built only when asked for)."""
         import networkx as nx
 
@@ -413,18 +442,20 @@ class ExplicitEngine:
             g.add_edge(a, b, op=str(op), failed=failed, violations=viol)
         return g
 
-    def _trace(self, parent: dict, k: tuple, op, choices: dict) -> RawTrace:
+    def _trace(self, parent: Parents, k: StateKey, op: Op, choices: dict[Choice, bool]) -> RawTrace:
         """The path to k, then op: operations and choices named as in a real run.
 
         Each edge is stored in the names of its (canonical) source state; walking from the
         root, `real` maps canonical names to the names of the actual run."""
-        edges = [(op, choices, {})]
-        while parent[k] is not None:
-            k, o, c, ren = parent[k]
+        edges: list[tuple[Op, dict[Choice, bool], Renaming]] = [(op, choices, {})]
+        edge = parent[k]
+        while edge is not None:
+            k, o, c, ren = edge
             edges.append((o, c, ren))
+            edge = parent[k]
         edges.reverse()
         out = RawTrace([], [], None)
-        real: dict = dict(self._root)
+        real = dict(self._root)
         for i, (o, c, _) in enumerate(edges):
             out.ops.append(_rename_op(o, real))
             out.choices.append({_rename_choice(self.m, key, real): v for key, v in c.items()})
@@ -447,5 +478,5 @@ class ExplicitEngine:
                 state = interp.apply(self.m, state, rmmod, {}, record=False).state
             out.ops.append(op)
             out.choices.append(choices)
-            state = interp.apply(self.m, state, op, choices, record=False).state
+            state = interp.apply(self.m, state, op, cast(dict[Choice, bool], choices), record=False).state
         return out

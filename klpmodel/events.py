@@ -9,6 +9,7 @@ kernel rule.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, ClassVar, NamedTuple
 
@@ -546,13 +547,13 @@ class ModLog(Event):
         return [f"{self.module}: {self.text}"]
 
 
-def lines(events, word: str, module: str | None, era: str = "insmod") -> list[str]:
+def lines(events: Iterable[Event], word: str, module: str | None, era: str = "insmod") -> list[str]:
     """The kernel log of one operation's events, in the kernel's order."""
     ctx = LogContext(word, module, era)
     return [line for ev in events for line in ev.log(ctx)]
 
 
-def described(events, word: str, module: str | None) -> list[str]:
+def described(events: Iterable[Event], word: str, module: str | None) -> list[str]:
     """Each event as a report shows it: the kernel's lines, else the model's note."""
     ctx = LogContext(word, module)
     return [line for ev in events for line in ev.describe(ctx)]

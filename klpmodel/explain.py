@@ -3,17 +3,20 @@ step, and run again against a (possibly edited) spec — the fix-check loop."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any, NamedTuple
 
 from . import events as E
 from . import klog
 from .errors import UserError, printable
 from .events import Where
+from .interp import State
 from .kernel import Model
 from .properties import EXPECTED_USAGE
 from .report import broke, changes
-from .traces import TraceFile, raw_state, rerun, summary, violation_of
-from .verify import Step
+from .traces import Rerun, TraceFile, raw_state, rerun, summary, violation_of
+from .verify import Step, Violation
 
 # what the explain's callbacks section shows: the model's side of a step (the kernel's
 # own lines are in its log section)
@@ -26,7 +29,7 @@ def callback_lines(step: Step) -> list[str]:
     return [ev.note() or "" for ev in step.events if isinstance(ev, _CALLBACK_EVENTS)]
 
 
-def _state_line(m: Model, state: dict) -> str:
+def _state_line(m: Model, state: State) -> str:
     s = summary(m, state)
     parts = [", ".join(f"{p} {ph}" for p, ph in s["patches"].items())]
     if s["system"]:
@@ -39,7 +42,7 @@ def _state_line(m: Model, state: dict) -> str:
     return "; ".join(parts)
 
 
-def _check_recorded(t: TraceFile, steps) -> None:
+def _check_recorded(t: TraceFile, steps: Sequence[Step]) -> None:
     """explain shows a trace of the unchanged spec: the run must reproduce every recorded state."""
     for n, (step, rec) in enumerate(zip(steps, t.doc["steps"], strict=False), 1):
         if rec.get("state") is not None and rec["state"] != raw_state(step.after):
@@ -100,7 +103,7 @@ def explain(m: Model, t: TraceFile, era: str = "insmod") -> str:
                    "need (state->data is valid while any code that can run uses it)")
     else:
         out.append(f"  the seed rule it breaks: {prop.seed}")
-    if cause and cause[1].stmt.action in ("free", "free-prev") and cause[1].callback != "post_unpatch":
+    if cause and cause.where.stmt.action in ("free", "free-prev") and cause.where.callback != "post_unpatch":
         callbacks.append("post_unpatch")
     callbacks += [cb for cb in prop.fix_in if cb not in callbacks]
     for cb in callbacks:
@@ -111,7 +114,14 @@ def explain(m: Model, t: TraceFile, era: str = "insmod") -> str:
 
 
 
-def culprit(m: Model, v) -> tuple[int, Where, str] | None:
+class Culprit(NamedTuple):
+    """The statement that set a violation up: the step it ran in (from 1), where, and what it did."""
+    step: int
+    where: Where
+    what: str
+
+
+def culprit(m: Model, v: Violation) -> Culprit | None:
     """The statement that set the violation up, when it is not the one where it shows:
     the free before a use after free or a double free, the allocation of a leaked block,
     the failed allocation behind a NULL dereference."""
@@ -124,12 +134,12 @@ def culprit(m: Model, v) -> tuple[int, Where, str] | None:
     if v.property in ("no-use-after-free", "no-double-free") and state:
         frees = [(n, x) for n, x in ran if x.stmt.action in ("free", "free-prev") and x.stmt.arg == state]
         if frees:
-            return (*frees[-1], "freed the block")
+            return Culprit(*frees[-1], "freed the block")
     if v.property in ("no-leak", "revert-restores", "error-cleanup"):
         leaked = [ev.state for st in v.trace for ev in st.events if isinstance(ev, E.Leaked)]
         allocs = [(n, x) for n, x in ran if x.stmt.action == "alloc" and x.stmt.arg in leaked]
         if allocs:
-            return (*allocs[-1], "allocated the block that nothing frees")
+            return Culprit(*allocs[-1], "allocated the block that nothing frees")
     changed: list[str] = []
     end = m.view(v.trace[-1].after)
     if isinstance(w, E.StateLeft):
@@ -141,12 +151,12 @@ def culprit(m: Model, v) -> tuple[int, Where, str] | None:
     if writes:
         n, x = writes[-1]
         s = x.stmt.arg or ""
-        return n, x, f"set {s} to {end.describe(s)}, and no statement that ran later restored it"
+        return Culprit(n, x, f"set {s} to {end.describe(s)}, and no statement that ran later restored it")
     if v.property == "no-null-deref" and state:
         failed = [(n, ev.where) for n, st in enumerate(v.trace, 1) for ev in st.events
                   if isinstance(ev, E.AllocFailed) and ev.where.stmt.arg == state]
         if failed:
-            return (*failed[-1], "failed to allocate, and the data stayed NULL")
+            return Culprit(*failed[-1], "failed to allocate, and the data stayed NULL")
     return None
 
 
@@ -156,7 +166,7 @@ def culprit(m: Model, v) -> tuple[int, Where, str] | None:
 class ReplayResult:
     outcome: str                # "violated" | "fixed" | "not-possible"
     text: str
-    doc: dict
+    doc: dict[str, Any]
 
     @property
     def exit_code(self) -> int:
@@ -195,7 +205,7 @@ def replay(m: Model, t: TraceFile) -> ReplayResult:
     return ReplayResult("fixed", "\n".join(head) + "\n", doc)
 
 
-def _replay_recoverable(m: Model, t: TraceFile, run, head: list[str], doc: dict) -> ReplayResult:
+def _replay_recoverable(m: Model, t: TraceFile, run: Rerun, head: list[str], doc: dict[str, Any]) -> ReplayResult:
     from .engine_explicit import way_back
 
     if run.stopped:

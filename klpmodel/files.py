@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import stat
 import tempfile
+from collections.abc import Sequence
 from pathlib import Path
 
 from .errors import UserError
@@ -88,7 +89,7 @@ def refuse_link(path: Path, option: str) -> None:
         raise UserError(f"{option} {path}: is {kind}; give the path of a regular file to write")
 
 
-def check_writable(path: Path, option: str, protect: list[Path] = ()) -> None:
+def check_writable(path: Path, option: str, protect: Sequence[Path | None] = ()) -> None:
     """Before the work: the output file can be written (its directory exists and takes a new
     file), is not a link, and is none of the inputs."""
     for p in protect:
@@ -110,7 +111,7 @@ def probe_dir(folder: Path, option: str, shown: str) -> None:
     os.unlink(tmp)
 
 
-def write_new(path: Path, text: str, option: str, protect: list[Path] = ()) -> None:
+def write_new(path: Path, text: str, option: str, protect: Sequence[Path | None] = ()) -> None:
     """Write text to path through a temporary file renamed over it (see the module docstring)."""
     check_writable(path, option, protect)
     folder = path.parent if str(path.parent) else Path(".")

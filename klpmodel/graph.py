@@ -6,7 +6,11 @@ import shutil
 import subprocess
 
 from .errors import UserError
+from .interp import State
 from .kernel import Model, lifecycle
+
+Nodes = list[tuple[str, str]]                  # (id, label)
+Edges = list[tuple[str, str, str, bool]]       # (source, target, label, breaks a property)
 
 
 def quote(text: str) -> str:
@@ -25,11 +29,11 @@ def quote(text: str) -> str:
     return '"' + "".join(out) + '"'
 
 
-def lifecycle_graph(profile: str = "mainline") -> tuple[list[tuple[str, str]], list[tuple[str, str, str, bool]]]:
+def lifecycle_graph(profile: str = "mainline") -> tuple[Nodes, Edges]:
     """(nodes, edges) of a profile's lifecycle: node id and label; edge source, target, label."""
     g = lifecycle(profile)
     nodes = [(f"n{n}", g.nodes[n]["name"]) for n in sorted(g.nodes)]
-    edges = []
+    edges: Edges = []
     for u, v, data in sorted(g.edges(data=True), key=lambda e: (e[0], e[1], e[2]["event"])):
         cbs = ", ".join(data["callbacks"])
         marks = {"yes": " (marks forced)", "if-replacing": " (marks forced if a replace patch patches)"}.get(
@@ -38,7 +42,7 @@ def lifecycle_graph(profile: str = "mainline") -> tuple[list[tuple[str, str]], l
     return nodes, edges
 
 
-def describe(m: Model, state: dict) -> str:
+def describe(m: Model, state: State) -> str:
     view = m.view(state)
     parts = [f"{p.name}: {view.phase(p.name)}" for p in m.P if view.loaded(p.name)]
     parts += [f"{s}={view.describe(s)}" for s in m.state_names]
@@ -48,7 +52,7 @@ def describe(m: Model, state: dict) -> str:
     return "\n".join(parts) or "nothing loaded"
 
 
-def states_graph(m: Model, depth: int):
+def states_graph(m: Model, depth: int) -> tuple[Nodes, Edges]:
     """(nodes, edges) of the states reachable in up to `depth` operations; edges whose
     transition breaks a property are marked."""
     from .engine_explicit import ExplicitEngine
@@ -58,7 +62,7 @@ def states_graph(m: Model, depth: int):
     g = eng.graph()
     ids = {k: f"s{i}" for i, k in enumerate(sorted(g.nodes, key=lambda k: (g.nodes[k]["level"], str(k))))}
     nodes = [(ids[k], describe(m, g.nodes[k]["state"])) for k in sorted(g.nodes, key=lambda k: ids[k])]
-    edges = []
+    edges: Edges = []
     for a, b, data in g.edges(data=True):
         label = data["op"] + (" [fails]" if data["failed"] else "")
         if data["violations"]:
@@ -68,7 +72,7 @@ def states_graph(m: Model, depth: int):
     return nodes, edges
 
 
-def dot(name: str, nodes, edges) -> str:
+def dot(name: str, nodes: Nodes, edges: Edges) -> str:
     out = [f"digraph {quote(name)} {{", "  rankdir=LR;", "  node [shape=box, fontsize=10];"]
     out += [f"  {n} [label={quote(label)}];" for n, label in nodes]
     for a, b, label, bad in edges:
@@ -78,7 +82,7 @@ def dot(name: str, nodes, edges) -> str:
     return "\n".join(out) + "\n"
 
 
-def mermaid(nodes, edges) -> str:
+def mermaid(nodes: Nodes, edges: Edges) -> str:
     out = ["flowchart LR"]
     out += [f'  {n}["{_mermaid_text(label)}"]' for n, label in nodes]
     bad = []

@@ -7,14 +7,17 @@ Only the script's side lives here: the kernel's lines are the events' own render
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from . import events
+from .backend import Val
 from .events import Event, Refusal
 from .kernel import Model, Op
 
 ERAS = ("insmod", "modprobe")     # selftests 6.8+ load test_modules/*.ko with insmod; 5.1-6.7 used modprobe
 
 
-def command_line(m: Model, op: Op, before: dict, args: str = "", era: str = "insmod") -> str | None:
+def command_line(m: Model, op: Op, before: dict[str, Val], args: str = "", era: str = "insmod") -> str | None:
     """The line the selftest script writes into the log right before the action."""
     tail = f" {args}" if args else ""
     if op.word in ("load", "modload"):
@@ -37,7 +40,7 @@ def command_line(m: Model, op: Op, before: dict, args: str = "", era: str = "ins
     return None                                           # complete: the kernel's own work
 
 
-def op_lines(m: Model, op: Op, before: dict, evs, args: str = "", era: str = "insmod") -> list[str]:
+def op_lines(m: Model, op: Op, before: dict[str, Val], evs: Sequence[Event], args: str = "", era: str = "insmod") -> list[str]:
     """The whole log of one operation that ran: the script's command line, then the kernel's."""
     line = command_line(m, op, before, args, era)
     return ([line] if line else []) + event_lines(op, evs, era)
@@ -48,7 +51,7 @@ def refusal_lines(op: Op, why: Refusal, era: str = "insmod") -> list[str]:
     return why.lines(op.word, op.arg, era)
 
 
-def event_lines(op: Op, evs: tuple[Event, ...] | list[Event], era: str = "insmod") -> list[str]:
+def event_lines(op: Op, evs: Sequence[Event], era: str = "insmod") -> list[str]:
     """The kernel log lines of one operation's events, in the kernel's order."""
     return events.lines(evs, op.word, op.arg if op.word in ("modload", "modunload") else None, era)
 

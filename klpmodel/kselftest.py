@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import re
 import shlex
+from typing import NamedTuple
 
 from . import __version__, klog
-from .errors import UserError, printable
+from .errors import InternalError, UserError, printable
 from .events import Completed, LoadCancelled, ModLoadFailed
 from .kernel import PATCHING_SITE, Choice, Model
 from .spec import MAX_NAME, NAME_RE
@@ -67,79 +68,140 @@ def _transition_patch(m: Model, step: Step) -> str | None:
     return m.view(step.before).transition_patch()
 
 
-def commands(m: Model, steps: tuple[Step, ...], names: dict[str, str], era: str = "insmod") -> tuple[list[str], list[str], list[str]]:
-    """(script lines, expected log lines, notes on what the VM must provide) for the steps."""
-    lines: list[str] = []
-    log: list[str] = []
-    notes: list[str] = []
-    skip = set()
-    for n, step in enumerate(steps):
-        if n in skip:
-            continue
-        op, var = step.op, f"${names.get(step.op.arg, '')}"
+def _waits_for(nxt: Step | None, patch: str, kind: str) -> bool:
+    """Is the next step the `complete` that finishes patch's `kind` transition?"""
+    return nxt is not None and nxt.op.word == "complete" and _completes(nxt, patch) == kind
+
+
+class Commands(NamedTuple):
+    """A trace as a selftest script: its lines, the log check_result expects (filtered as
+    check_result filters dmesg), and notes on what the VM must provide."""
+    script: list[str]
+    expected: list[str]
+    notes: list[str]
+
+
+def commands(m: Model, steps: tuple[Step, ...], names: dict[str, str], era: str = "insmod") -> Commands:
+    """The script's lines, expected log and notes for the steps."""
+    w = _Writer(m, names, era)
+    n = 0
+    while n < len(steps):
+        n += w.step(n, steps[n], steps[n + 1] if n + 1 < len(steps) else None)
+    return Commands(w.lines, [line for line in w.log if kept_by_check_result(line)], w.notes)
+
+
+class _Writer:
+    """The script of a trace, written one step at a time. A step may take the next one with
+    it: `load_lp` and `disable_lp` wait for the transition that the next `complete` ends."""
+
+    def __init__(self, m: Model, names: dict[str, str], era: str):
+        self.m, self.names, self.era = m, names, era
+        self.lines: list[str] = []
+        self.log: list[str] = []
+        self.notes: list[str] = []
+
+    def var(self, name: str) -> str:
+        return f"${self.names[name]}"
+
+    def step(self, n: int, step: Step, nxt: Step | None) -> int:
+        """Write step n (from 0) and its expected log; returns how many steps that took."""
+        args = self.fail_param(n, step)
+        self.log += klog.op_lines(self.m, step.op, step.before, step.events, args, self.era)
+        write = {"load": self.load, "disable": self.disable, "complete": self.complete, "reverse": self.echo,
+                 "force": self.echo, "rmmod": self.rmmod, "modload": self.modload, "modunload": self.modunload}
+        waited = write[step.op.word](n, step, args, nxt)
+        if waited is None:
+            return 1
+        self.log += klog.op_lines(self.m, waited.op, waited.before, waited.events, era=self.era)
+        return 2
+
+    def fail_param(self, n: int, step: Step) -> str:
+        """Make the step's failing sites fail: the klp_fail parameter, on the insmod line of the
+        patch's own load (returned), else written to sysfs first."""
+        if not step.failed:
+            return ""
+        arg = _fail_arg(step)
+        owner = step.failed[0].patch
         args = ""
-        failed_load = any(isinstance(ev, LoadCancelled | ModLoadFailed) for ev in step.events)
-        if step.failed:
-            arg = _fail_arg(step)
-            owner = step.failed[0].patch
-            if op.word == "load" and owner == op.arg:
-                args = f"{FAIL_PARAM}={arg}"
-            else:
-                lines.append(f"echo {shlex.quote(arg)} > /sys/module/${names[owner]}/parameters/{FAIL_PARAM}")
-            notes.append(f"step {n + 1}: {owner} must fail at " + ", ".join(_fail_note(k) for k in step.failed)
-                         + f" when its '{FAIL_PARAM}' parameter names it")
-        entry = klog.op_lines(m, op, step.before, step.events, args, era)
-        nxt = steps[n + 1] if n + 1 < len(steps) else None
-        cmd_args = f" {shlex.quote(args)}" if args else ""
-        if op.word == "load":
-            if failed_load:
-                lines.append(f"load_failing_mod {var}{cmd_args}")
-            elif nxt is not None and nxt.op.word == "complete" and _completes(nxt, op.arg) == "patching":
-                lines.append(f"load_lp {var}{cmd_args}")
-                entry += klog.op_lines(m, nxt.op, nxt.before, nxt.events, era=era)
-                skip.add(n + 1)
-            else:
-                lines.append(f"load_lp_nowait {var}{cmd_args}")
-                notes.append(f"step {n + 1}: the patching transition of {op.arg} must stay open until the script "
-                             f"completes it (block it, e.g. with a task sleeping in a patched function like "
-                             f"test_klp_callbacks_busy)")
-        elif op.word == "disable":
-            if nxt is not None and nxt.op.word == "complete" and _completes(nxt, op.arg) == "unpatching":
-                lines.append(f"disable_lp {var}")
-                entry += klog.op_lines(m, nxt.op, nxt.before, nxt.events, era=era)
-                skip.add(n + 1)
-            else:
-                lines += [f'log "% echo 0 > /sys/kernel/livepatch/{var}/enabled"',
-                          f"echo 0 > /sys/kernel/livepatch/{var}/enabled"]
-                notes.append(f"step {n + 1}: the unpatching transition of {op.arg} must stay open until the script "
-                             f"completes it")
-        elif op.word == "complete":
-            patch = _transition_patch(m, step)
-            kind = _completes(step, patch) if patch else None
-            pv = f"${names[patch]}" if patch else "?"
-            if kind == "unpatching":
-                lines.append(f"loop_until '[[ ! -e /sys/kernel/livepatch/{pv} ]]' || die \"failed to complete the "
-                             f"unpatching transition of {pv}\"")
-            else:
-                lines.append(f"loop_until 'grep -q \"^0$\" /sys/kernel/livepatch/{pv}/transition' || die \"failed "
-                             f"to complete the patching transition of {pv}\"")
-            notes.append(f"step {n + 1}: release whatever holds the transition of {patch} open here")
-        elif op.word in ("reverse", "force"):
-            patch = _transition_patch(m, step)
-            pv = f"${names[patch]}"
-            if op.word == "force":
-                path, value = f"/sys/kernel/livepatch/{pv}/force", 1
-            else:
-                path, value = f"/sys/kernel/livepatch/{pv}/enabled", int(m.view(step.before).phase(patch) != "patching")
-            lines += [f'log "% echo {value} > {path}"', f"echo {value} > {path}"]
-        elif op.word == "rmmod":
-            lines.append(f"unload_lp {var}")
-        elif op.word == "modload":
-            lines.append(f"load_failing_mod {var}" if failed_load else f"load_mod {var}")
-        elif op.word == "modunload":
-            lines.append(f"unload_mod {var}")
-        log += entry
-    return lines, [line for line in log if kept_by_check_result(line)], notes
+        if step.op.word == "load" and owner == step.op.arg:
+            args = f"{FAIL_PARAM}={arg}"
+        else:
+            self.lines.append(f"echo {shlex.quote(arg)} > /sys/module/{self.var(owner)}/parameters/{FAIL_PARAM}")
+        self.notes.append(f"step {n + 1}: {owner} must fail at " + ", ".join(_fail_note(k) for k in step.failed)
+                          + f" when its '{FAIL_PARAM}' parameter names it")
+        return args
+
+    # one method per operation: writes its lines; returns the next step when it waits for it
+
+    def load(self, n: int, step: Step, args: str, nxt: Step | None) -> Step | None:
+        patch = step.op.target
+        cmd = f"{self.var(patch)}" + (f" {shlex.quote(args)}" if args else "")
+        if _failed_load(step):
+            self.lines.append(f"load_failing_mod {cmd}")
+            return None
+        if _waits_for(nxt, patch, "patching"):
+            self.lines.append(f"load_lp {cmd}")
+            return nxt
+        self.lines.append(f"load_lp_nowait {cmd}")
+        self.notes.append(f"step {n + 1}: the patching transition of {patch} must stay open until the script "
+                          f"completes it (block it, e.g. with a task sleeping in a patched function like "
+                          f"test_klp_callbacks_busy)")
+        return None
+
+    def disable(self, n: int, step: Step, args: str, nxt: Step | None) -> Step | None:
+        patch = step.op.target
+        var = self.var(patch)
+        if _waits_for(nxt, patch, "unpatching"):
+            self.lines.append(f"disable_lp {var}")
+            return nxt
+        self.lines += [f'log "% echo 0 > /sys/kernel/livepatch/{var}/enabled"',
+                       f"echo 0 > /sys/kernel/livepatch/{var}/enabled"]
+        self.notes.append(f"step {n + 1}: the unpatching transition of {patch} must stay open until the script "
+                          f"completes it")
+        return None
+
+    def complete(self, n: int, step: Step, args: str, nxt: Step | None) -> Step | None:
+        patch = _transition_patch(self.m, step)
+        kind = _completes(step, patch) if patch else None
+        pv = self.var(patch) if patch else "?"
+        if kind == "unpatching":
+            self.lines.append(f"loop_until '[[ ! -e /sys/kernel/livepatch/{pv} ]]' || die \"failed to complete the "
+                              f"unpatching transition of {pv}\"")
+        else:
+            self.lines.append(f"loop_until 'grep -q \"^0$\" /sys/kernel/livepatch/{pv}/transition' || die \"failed "
+                              f"to complete the patching transition of {pv}\"")
+        self.notes.append(f"step {n + 1}: release whatever holds the transition of {patch} open here")
+        return None
+
+    def echo(self, n: int, step: Step, args: str, nxt: Step | None) -> Step | None:
+        """reverse and force: the sysfs write, logged as the selftests log it."""
+        patch = _transition_patch(self.m, step)
+        if patch is None:
+            raise InternalError(f"step {n + 1} '{step.op}' ran with no patch in transition")
+        pv = self.var(patch)
+        if step.op.word == "force":
+            path, value = f"/sys/kernel/livepatch/{pv}/force", 1
+        else:
+            path, value = f"/sys/kernel/livepatch/{pv}/enabled", int(self.m.view(step.before).phase(patch) != "patching")
+        self.lines += [f'log "% echo {value} > {path}"', f"echo {value} > {path}"]
+        return None
+
+    def rmmod(self, n: int, step: Step, args: str, nxt: Step | None) -> Step | None:
+        self.lines.append(f"unload_lp {self.var(step.op.target)}")
+        return None
+
+    def modload(self, n: int, step: Step, args: str, nxt: Step | None) -> Step | None:
+        var = self.var(step.op.target)
+        self.lines.append(f"load_failing_mod {var}" if _failed_load(step) else f"load_mod {var}")
+        return None
+
+    def modunload(self, n: int, step: Step, args: str, nxt: Step | None) -> Step | None:
+        self.lines.append(f"unload_mod {self.var(step.op.target)}")
+        return None
+
+
+def _failed_load(step: Step) -> bool:
+    return any(isinstance(ev, LoadCancelled | ModLoadFailed) for ev in step.events)
 
 
 def _owned(m: Model, steps: tuple[Step, ...]) -> tuple[list[str], list[str]]:

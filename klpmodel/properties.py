@@ -76,8 +76,6 @@ EXTRA: tuple[Property, ...] = (
 )
 
 NAMES = tuple(p.name for p in PROPERTIES)            # the default set (the contract's eight)
-ALL_NAMES = NAMES + tuple(p.name for p in EXTRA)
-BY_NAME = {p.name: p for p in PROPERTIES + EXTRA}
 
 
 # The seed's "Expected usage" (system-state.rst section 4), per callback: quoted by

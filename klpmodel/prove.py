@@ -36,7 +36,7 @@ from typing import TYPE_CHECKING, Literal, NamedTuple
 from . import interp
 from .deadline import Deadline
 from .errors import InternalError, Stopped, UserError
-from .kernel import Model, Op
+from .kernel import Choice, Model, Op
 from .spec import Spec
 from .ts import Solver, TransitionSystem, Unrolling, Weakened, interruptible, labels, weaken
 from .verify import AUTO_STATE_BUDGET, Violation, check_properties, replay
@@ -73,7 +73,7 @@ class Cti:
     op: Op
     before: dict
     after: dict
-    failed: tuple[tuple, ...]
+    failed: tuple[Choice, ...]
     path: tuple[Op, ...]                      # the k operations
     excluded_by: tuple[str, ...]              # facts true in every sampled reachable state, false before
 
@@ -198,8 +198,8 @@ class _FactsBase:
         while len(self.path) < depth and not self.exhausted:
             self.path.extend()
             t = len(self.path)
-            terms = {i: self.ind.term(self.facts[i], self.path.states[t]) for i in self.active}
-            out = weaken(self.solver, self.active, lambda i, terms=terms: z3.Not(terms[i]), labels(f"base#{t}#"))
+            negated = {i: z3.Not(self.ind.term(self.facts[i], self.path.states[t])) for i in self.active}
+            out = weaken(self.solver, self.active, negated.__getitem__, labels(f"base#{t}#"))
             if out.verdict == "unknown":
                 return None
             self.active = list(out.kept)
@@ -267,6 +267,7 @@ class _StepPath:
 
     def cti(self, k: int, model) -> StepCase:
         raw = self.path.read(model)
+        assert raw.states is not None           # a model read off the path fixes every state
         return StepCase("cti", k, path=tuple(zip(raw.ops, raw.choices, strict=True)),
                         before=self.ind.ts.read(model, self.path.states[-2]), after=raw.states[-1])
 
@@ -331,6 +332,7 @@ class _Inductor:
                 case.deepen()
             kept = base.upto(k - 1) if base is not None else set(range(len(facts)))
             if kept is None:
+                assert base is not None                 # (only a base case stops)
                 return StepCase("unknown", k, reason=base.solver.why)
             out = case.close(sorted(kept), names)     # a longer k may keep facts a shorter one lost
             if out.verdict == "inductive":
@@ -423,16 +425,15 @@ def _induction(model: Model, props: tuple[str, ...], max_k: int, deadline: Deadl
         return Induction({p: PropertyProof(p, "unknown", note=f"{e.reason} while preparing k-induction (the transition "
                                                               f"template, the auxiliary invariants' candidates)")
                           for p in props})
-    sizes = {"candidates": len(cands), "sample": len(sample)}
     invs = ind.houdini(cands)
     if invs is None:
         return Induction({p: PropertyProof(p, "unknown", note=f"{deadline.reason} while proving the auxiliary invariants")
-                          for p in props}, **sizes)
+                          for p in props}, candidates=len(cands), sample=len(sample))
     texts = tuple(i.text for i in invs)
     dropped = [c for c in cands if c not in invs]
     r = _base_and_steps(ind, props, invs, max_k, _FactsBase(ind, dropped))
     if r.stopped:
-        return Induction(r.out, texts, **sizes)
+        return Induction(r.out, texts, candidates=len(cands), sample=len(sample))
     unproved = [p for p in r.rest if p not in r.steps.proved]
     if unproved and max_k > r.depth and r.search.complete_at is None:
         deeper = ind.bmc.run(max_k, unproved)
@@ -442,7 +443,7 @@ def _induction(model: Model, props: tuple[str, ...], max_k: int, deadline: Deadl
     rest = [p for p in r.rest if p not in r.out]
     for p in rest:
         r.out[p] = _verdict(model, p, r, len(rest), dropped, max_k)
-    return Induction(r.out, texts, tuple(f.text for f in r.steps.facts), r.steps.joint_k, **sizes)
+    return Induction(r.out, texts, tuple(f.text for f in r.steps.facts), r.steps.joint_k, len(cands), len(sample))
 
 
 @dataclass
@@ -521,6 +522,7 @@ def _cti(model: Model, p: str, sc: StepCase, dropped: list[Invariant]) -> Cti:
     the interpreter, must agree with the solver."""
     op, chs = sc.path[-1]
     before, after = sc.before, sc.after
+    assert before is not None and after is not None        # (a cti has both states)
     ran = interp.apply(model, before, op, chs, record=False)
     if interp.refusal(model, before, op) is not None or any(ran.state[v] != after[v] for v in after) \
             or p not in {q for q, _ in ran.violations}:
@@ -589,12 +591,14 @@ def prove(spec: Spec, *, properties: list[str] | None = None, max_k: int = 12,
 def _combine(p: str, e: PropertyProof | None, i: PropertyProof | None, max_k: int) -> PropertyProof:
     """One property's verdict from the routes that ran (e: exhaustion, i: k-induction)."""
     if i is None:
+        assert e is not None                    # (at least one route ran)
         return e
     if e is None or e.verdict == "unknown":
         return i
     if {e.verdict, i.verdict} == {"proved", "violated"}:
         raise InternalError(f"{p}: exhaustion says {e.verdict}, k-induction says {i.verdict}")
     if i.verdict == "violated":
+        assert i.violation is not None and e.violation is not None
         if i.violation.depth != e.violation.depth:
             raise InternalError(f"{p}: shortest violations differ: {i.violation.depth} (bounded model checking) "
                                 f"and {e.violation.depth} (exhaustion)")
@@ -633,14 +637,17 @@ def _headline(r: ProofResult, pp: PropertyProof) -> str:
             how += f"; and by exhaustion of {pp.states} reachable states"
         return f"PROVED {pp.property} {how}"
     if pp.verdict == "violated":
+        assert pp.method is not None
         return f"{pp.property}: violated, found by {_METHOD_TEXT[pp.method]} (trace replayed by the interpreter):"
     if pp.verdict == "not proved":
+        assert pp.cti is not None
         return f"NOT PROVED {pp.property}: the step case still fails at k = {pp.cti.k}"
     return f"UNKNOWN {pp.property}: {pp.note}"
 
 
 def cti_lines(m: Model, pp: PropertyProof, ninv: int) -> list[str]:
     c = pp.cti
+    assert c is not None
     out = [f"  counterexample to induction: {c.k - 1} operation{'s' if c.k != 2 else ''} "
            f"that keep{'s' if c.k == 2 else ''} "
            f"{pp.property}, then one that breaks it, from a state that satisfies the {ninv} auxiliary invariants",

@@ -2,12 +2,18 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
 
 from . import events as E
-from .events import Where
+from .events import Event, Where
+from .interp import State
 from .kernel import Model
 from .verify import Result, Step, Violation
 from .words import plural
+
+Written = Sequence[tuple[Violation, Path, Path]]       # (violation, its .trace.json, its .itf.json)
 
 # ------------------------------------------------------------------ events and changes
 
@@ -22,7 +28,7 @@ def _block(s: str, ptr: int) -> str:
     return "NULL" if ptr == 0 else f"block {s}#{ptr}"
 
 
-def changes(m: Model, before: dict, after: dict, events=()) -> list[str]:
+def changes(m: Model, before: State, after: State, events: Iterable[Event] = ()) -> list[str]:
     """Only what changed, in the words of the abstract system (properties.md)."""
     a, b = m.view(before), m.view(after)
     out = []
@@ -62,7 +68,7 @@ def changes(m: Model, before: dict, after: dict, events=()) -> list[str]:
     return out
 
 
-def _differences(m: Model, steps) -> str:
+def _differences(m: Model, steps: Sequence[Step]) -> str:
     """How the abstract system after `steps` differs from before them (properties.md)."""
     a, b = m.view(steps[0].before), m.view(steps[-1].after)
     out = [f"{s} is {b.describe(s)}, was {a.describe(s)}" for s in m.state_names if a.value(s) != b.value(s)]
@@ -140,11 +146,11 @@ def summary(r: Result) -> list[str]:
     return out
 
 
-def _files(written) -> dict:
+def _files(written: Written) -> dict[tuple[str, int], tuple[Path, Path]]:
     return {(v.property, v.index): (pj, pi) for v, pj, pi in written}
 
 
-def text(r: Result, stats: bool = False, written=()) -> str:
+def text(r: Result, stats: bool = False, written: Written = ()) -> str:
     m, spec = r.model, r.spec
     out = [f"klpmodel verify {spec.path}: {spec.name}", *summary(r),
            f"kernel {spec.kernel}, depth {r.depth}, engine {r.engine}"
@@ -192,15 +198,15 @@ def violation_text(m: Model, v: Violation, of: int = 1) -> list[str]:
 
 # ------------------------------------------------------------------ json
 
-def _step_json(m: Model, step: Step) -> dict:
-    callbacks: list[dict] = []
-    cur: dict | None = None
+def _step_json(m: Model, step: Step) -> dict[str, Any]:
+    callbacks: list[dict[str, Any]] = []
+    cur: dict[str, Any] | None = None
     for ev in step.events:
         if isinstance(ev, E.Callback):
             cur = {"patch": ev.patch, "object": ev.obj, "callback": ev.callback, "statements": []}
             callbacks.append(cur)
         elif isinstance(ev, E.Ran) and cur is not None:
-            entry: dict = {"statement": ev.where.stmt.text, "line": ev.where.stmt.line, "ran": ev.ran}
+            entry: dict[str, Any] = {"statement": ev.where.stmt.text, "line": ev.where.stmt.line, "ran": ev.ran}
             if ev.prev:
                 entry["prev_state"] = {"state": ev.prev[0], "patch": ev.prev[1]}
             cur["statements"].append(entry)
@@ -217,7 +223,7 @@ def _step_json(m: Model, step: Step) -> dict:
     }
 
 
-def violation_json(m: Model, v: Violation) -> dict:
+def violation_json(m: Model, v: Violation) -> dict[str, Any]:
     entry = {"property": v.property, "depth": v.depth, "seed": m.prop(v.property).seed,
              "broken_by": broke(m, v),
              "trace": [_step_json(m, s) for s in v.trace]}
@@ -228,11 +234,11 @@ def violation_json(m: Model, v: Violation) -> dict:
     return entry
 
 
-def to_json(r: Result, stats: bool = False, written=()) -> dict:
+def to_json(r: Result, stats: bool = False, written: Written = ()) -> dict[str, Any]:
     m = r.model
     files = _files(written)
 
-    def entry_of(v: Violation) -> dict:
+    def entry_of(v: Violation) -> dict[str, Any]:
         entry = violation_json(m, v)
         if (v.property, v.index) in files:
             pj, pi = files[(v.property, v.index)]
@@ -264,6 +270,6 @@ def to_json(r: Result, stats: bool = False, written=()) -> dict:
     return out
 
 
-def json_text(r: Result, stats: bool = False, written=()) -> str:
+def json_text(r: Result, stats: bool = False, written: Written = ()) -> str:
     return json.dumps(to_json(r, stats, written), indent=2) + "\n"
 

@@ -22,13 +22,17 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import NamedTuple
 
 from . import events as E
 from . import graph, interp, kernel, klog, report
 from .backend import Concrete
 from .engine_explicit import ExplicitEngine
+from .engine_z3 import Search
 from .errors import InternalError
-from .kernel import PHASES, Model, Op
+from .events import PHASES, Refusal
+from .interp import State
+from .kernel import Model, Op
 from .simulate import format_run, parse_run, simulate
 from .spec import Spec
 from .verify import AUTO_STATE_BUDGET, Result, Step, Violation, replay, verify
@@ -57,27 +61,30 @@ def write_traces(rv: Review, out: Path) -> None:
 # --------------------------------------------------------------------------- running the model
 
 
-def _step(model: Model, state: dict, op: Op, choices=None) -> tuple[str | None, Step | None]:
-    """(refusal, None) when the kernel refuses op here, else (None, the step run)."""
-    why = interp.refusal(model, state, op)
-    if why is not None:
-        return why, None
-    out = interp.apply(model, state, op, choices)
-    return None, Step(op, tuple(out.failed_choices), tuple(out.events), state, out.state, tuple(out.violations))
+def _step(model: Model, state: State, op: Op) -> Step:
+    """Run op, which the kernel allows here, with no statement failing."""
+    out = interp.apply(model, state, op)
+    return Step(op, tuple(out.failed_choices), tuple(out.events), state, out.state, tuple(out.violations))
 
 
-def _installed(model: Model, name: str) -> tuple[dict | None, str | None]:
+@dataclass(frozen=True)
+class NotInstalled:
+    """Why `load P; complete` does not leave P enabled."""
+    why: str
+
+
+def _installed(model: Model, name: str) -> State | NotInstalled:
     """The state after `load P; complete` with no statement failing, or why P cannot get there."""
     state = interp.initial(model)
     for op, phase in ((Op("load", name), "patching"), (Op("complete"), "enabled")):
-        why, st = _step(model, state, op)
+        why = interp.refusal(model, state, op)
         if why is not None:
-            return None, f"`{op}` is refused: {why}"
-        state = st.after
+            return NotInstalled(f"`{op}` is refused: {why}")
+        state = _step(model, state, op).after
         now = model.view(state).phase(name)
         if now != phase:
-            return None, f"`{op}` leaves it {now} even when no fallible statement fails"
-    return state, None
+            return NotInstalled(f"`{op}` leaves it {now} even when no fallible statement fails")
+    return state
 
 
 def _sub(spec: Spec, names: tuple[str, ...]) -> Model:
@@ -99,21 +106,26 @@ class Pair:
     states: int = 0
     complete: bool = False
 
+    @property
+    def refusal(self) -> Refusal | None:
+        """refused: the kernel's refusal (its errno and log lines)."""
+        return self.why if isinstance(self.why, Refusal) else None
 
-def _search_from(model: Model, start: dict, depth: int, first=None):
+
+def _search_from(model: Model, start: State, depth: int, first: list[Op] | None = None) -> tuple[ExplicitEngine, Search]:
     eng = ExplicitEngine(model, max_states=AUTO_STATE_BUDGET)
     res = eng.run(depth, _names(model), start=start, first=first)
     return eng, res
 
 
-def pair_verdict(spec: Spec, p: str, q: str, depth: int, alone: dict) -> Pair:
+def pair_verdict(spec: Spec, p: str, q: str, depth: int, alone: dict[str, set[str] | None]) -> Pair:
     """Load Q while P is installed: the kernel's answer, then (if allowed) every sequence of up
     to `depth` operations of {P, Q} from P installed whose first operation loads Q.
     `alone` caches, per P, the properties broken from the same start without Q."""
     m = _sub(spec, (p, q))
-    start, why = _installed(m, p)
-    if start is None:
-        return Pair(p, q, "not-installed", why)
+    start = _installed(m, p)
+    if isinstance(start, NotInstalled):
+        return Pair(p, q, "not-installed", start.why)
     refusal = interp.refusal(m, start, Op("load", q))
     if refusal is not None:
         return Pair(p, q, "refused", refusal)
@@ -122,11 +134,14 @@ def pair_verdict(spec: Spec, p: str, q: str, depth: int, alone: dict) -> Pair:
         return Pair(p, q, "unknown", res.unknown, states=eng.states)
     if p not in alone:
         m1 = _sub(spec, (p,))
-        s1, _ = _installed(m1, p)
+        s1 = _installed(m1, p)
+        if isinstance(s1, NotInstalled):                # the other patch was not loaded: it cannot matter
+            raise InternalError(f"{p} installs beside {q} but not alone: {s1.why}")
         _, r1 = _search_from(m1, s1, depth)
         alone[p] = None if r1.unknown else set(r1.found)
     base = alone[p] or set()
-    new, inherited = [], []
+    new: list[Violation] = []
+    inherited: list[str] = []
     for prop in _names(m):
         if prop not in res.found:
             continue
@@ -144,21 +159,28 @@ def pair_verdict(spec: Spec, p: str, q: str, depth: int, alone: dict) -> Pair:
 # ---- upgrade and downgrade paths
 
 
+class Refused(NamedTuple):
+    """The operation the kernel refused, and why."""
+    op: Op
+    why: Refusal
+
+
 @dataclass(frozen=True)
 class PathRun:
     ops: tuple[Op, ...]
     steps: tuple[Step, ...]                     # the steps that ran
-    refused: tuple[Op, str] | None              # the operation the kernel refused (the run stops there)
+    refused: Refused | None                     # the operation the kernel refused (the run stops there)
 
 
-def run_path(model: Model, ops) -> PathRun:
-    state, steps = interp.initial(model), []
+def run_path(model: Model, ops: list[Op]) -> PathRun:
+    state = interp.initial(model)
+    steps: list[Step] = []
     for op in ops:
-        why, st = _step(model, state, op)
+        why = interp.refusal(model, state, op)
         if why is not None:
-            return PathRun(tuple(ops), tuple(steps), (op, why))
-        steps.append(st)
-        state = st.after
+            return PathRun(tuple(ops), tuple(steps), Refused(op, why))
+        steps.append(_step(model, state, op))
+        state = steps[-1].after
     return PathRun(tuple(ops), tuple(steps), None)
 
 
@@ -170,7 +192,7 @@ class Move:
     versions: tuple[tuple[str, int, int], ...]      # (state, old version, new version)
     atomic: PathRun
     split: PathRun                                  # disable old, complete, load new, complete
-    window: dict | None                             # the state between the two steps of `split`
+    window: State | None                            # the state between the two steps of `split`
 
 
 def moves(spec: Spec, model: Model) -> list[Move]:
@@ -179,7 +201,7 @@ def moves(spec: Spec, model: Model) -> list[Move]:
         for q in spec.patches:
             if p is q:
                 continue
-            vs = tuple((s, v, q.version(s)) for s, v in p.states if q.version(s) is not None and q.version(s) != v)
+            vs = tuple((s, v, w) for s, v in p.states if (w := q.version(s)) is not None and w != v)
             if not vs:
                 continue
             ups = {new > old for _, old, new in vs}
@@ -195,21 +217,24 @@ def moves(spec: Spec, model: Model) -> list[Move]:
 # ---- coverage
 
 
+StmtKey = tuple[str, str, str, int]          # a statement: (patch, object, callback, its index in the callback)
+
+
 @dataclass
 class Coverage:
     """What the exploration exercised, collected from every transition it ran (events recorded)."""
     model: Model
     transitions: int = 0
-    ran: Counter = field(default_factory=Counter)          # (patch, obj, callback, index) -> times run
-    skipped: Counter = field(default_factory=Counter)      # condition false
-    callbacks: Counter = field(default_factory=Counter)    # (patch, obj, callback)
-    edges: dict = field(default_factory=dict)              # (src, dst, event) -> {patch}
-    judged: Counter = field(default_factory=Counter)       # property -> transitions that reached its judging
+    ran: Counter[StmtKey] = field(default_factory=Counter)                    # times run
+    skipped: Counter[StmtKey] = field(default_factory=Counter)                # condition false
+    callbacks: Counter[tuple[str, str, str]] = field(default_factory=Counter)   # (patch, obj, callback)
+    edges: dict[tuple[int, int, str], set[str]] = field(default_factory=dict)   # (src, dst, event) -> {patch}
+    judged: Counter[str] = field(default_factory=Counter)   # property -> transitions that reached its judging
     unknown: str | None = None
     states: int = 0
     complete: bool = False                                 # every reachable state was explored
 
-    def __call__(self, before: dict, out: interp.Outcome) -> None:
+    def __call__(self, before: State, out: interp.Outcome) -> None:
         self.transitions += 1
         judged: set[str] = set()
         for ev in out.events:
@@ -229,16 +254,16 @@ class Coverage:
             self.judged[prop] += 1
 
 
-# What each property judges, in words: the antecedent that must be reached for its verdict to
-# mean something (docs/review.md). Where it is reached is kernel.py's business: c.violate's
-# `reached` and c.judged emit the "judged" events Coverage counts.
 def _names(model: Model) -> list[str]:
     """The properties the review checks: the profile's default ones."""
     return [p.name for p in model.properties]
 
 
 def _judges(model: Model) -> dict[str, str]:
-    """What each property judges, in words: its record's `judged_at` (properties.py)."""
+    """What each property judges, in words: its record's `judged_at` (properties.py), the
+    antecedent that must be reached for its verdict to mean something (docs/review.md).
+    Where it is reached is kernel.py's business: c.violate's `reached` and c.judged emit
+    the "judged" events Coverage counts."""
     return {p.name: p.judged_at for p in model.all_properties if p.judged_at}
 
 
@@ -263,8 +288,8 @@ class Review:
     pairs: list[Pair]
     moves: list[Move]
     coverage: Coverage
-    seconds: dict = field(default_factory=dict)
-    files: dict = field(default_factory=dict)      # id(violation shown) -> its trace file (write_traces)
+    seconds: dict[str, float] = field(default_factory=dict)
+    files: dict[int, str] = field(default_factory=dict)      # id(violation shown) -> its trace file (write_traces)
 
 
 def review(spec: Spec, *, depth: int | None = None, engine: str = "auto") -> Review:
@@ -275,7 +300,7 @@ def review(spec: Spec, *, depth: int | None = None, engine: str = "auto") -> Rev
     secs["verify"] = time.perf_counter() - t
     model = result.model
     t = time.perf_counter()
-    alone: dict = {}
+    alone: dict[str, set[str] | None] = {}
     pairs = [pair_verdict(spec, p.name, q.name, depth, alone)
              for p in spec.patches for q in spec.patches if p is not q]
     secs["pairs"] = time.perf_counter() - t
@@ -396,9 +421,9 @@ def _matrix(rv: Review) -> list[str]:
     for x in pairs:
         out.append(f"### `{x.installed}` installed, `{x.loaded}` loaded: {_CELL[x.verdict]}")
         out.append("")
-        if x.verdict == "refused":
-            out += _bullet(f"The kernel refuses the load: {x.why}.")
-            out += ["", "  ```text", *["  " + line for line in klog.refusal_lines(Op("load", x.loaded), x.why)],
+        if x.refusal is not None:
+            out += _bullet(f"The kernel refuses the load: {x.refusal}.")
+            out += ["", "  ```text", *["  " + line for line in klog.refusal_lines(Op("load", x.loaded), x.refusal)],
                     "  ```"]
         elif x.verdict == "not-installed":
             out += _bullet(f"`{x.installed}` cannot be installed: {x.why}.")
@@ -424,7 +449,7 @@ def _matrix(rv: Review) -> list[str]:
     return out
 
 
-def _describe(m: Model, state: dict, funcs: list[str]) -> list[str]:
+def _describe(m: Model, state: State, funcs: list[str]) -> list[str]:
     view = m.view(state)
     listed = view.order()
     out = ["installed: " + (", ".join(f"`{n}`" for n in listed) if listed else "none (klp_patches is empty)")]
@@ -438,7 +463,7 @@ def _describe(m: Model, state: dict, funcs: list[str]) -> list[str]:
     return out
 
 
-def _end(m: Model, state: dict) -> dict[str, str]:
+def _end(m: Model, state: State) -> dict[str, str]:
     """What a path ends with, for comparing two paths: values and installed patches."""
     view = m.view(state)
     out = {s: view.describe(s) for s in m.state_names}
@@ -514,7 +539,7 @@ def _moves(rv: Review) -> list[str]:
                                       else "runs its original code in the window: no installed patch "
                                            "has an object for it."))
             a_ref, s_ref = mv.atomic.refused, mv.split.refused
-            if a_ref and a_ref[0] == Op("load", mv.new) and not (s_ref and s_ref[0] == Op("load", mv.new)):
+            if a_ref and a_ref.op == Op("load", mv.new) and not (s_ref and s_ref.op == Op("load", mv.new)):
                 out += _bullet(f"The kernel refuses `load {mv.new}` over `{mv.old}` but accepts it "
                                f"after the disable: the version check does not see this "
                                f"{mv.direction}.")
@@ -533,11 +558,15 @@ def _lifecycle(profile: str) -> list[str]:
 def _verdicts(rv: Review) -> list[str]:
     r, cov = rv.result, rv.coverage
     out = ["## Property verdicts", ""]
-    scope = (f"complete: the {plural(r.states, 'reachable state')} were exhausted after "
-             f"{plural(r.complete_at, 'operation')}"
-             if r.complete_at is not None else
-             f"bounded: every sequence of up to {plural(r.depth, 'operation')}"
-             + (f" ({plural(r.states, 'state')})" if r.states is not None else ""))
+    if r.complete_at is None:
+        scope = (f"bounded: every sequence of up to {plural(r.depth, 'operation')}"
+                 + (f" ({plural(r.states, 'state')})" if r.states is not None else ""))
+    elif r.states is not None:                    # the explicit engine exhausted the states
+        scope = (f"complete: the {plural(r.states, 'reachable state')} were exhausted after "
+                 f"{plural(r.complete_at, 'operation')}")
+    else:                                         # Z3: no longer sequence keeps its states distinct
+        scope = (f"complete: every sequence of more than {plural(r.complete_at, 'operation')} revisits a state "
+                 f"before its last step")
     out += _wrap(f"From `klpmodel verify` ({r.engine} engine, depth {r.depth}): {scope}.")
     out.append("")
     bad = {v.property: v for v in r.violations}
@@ -563,7 +592,7 @@ def _verdicts(rv: Review) -> list[str]:
 
 
 def _coverage(rv: Review) -> list[str]:
-    spec, m, cov = rv.spec, rv.model, rv.coverage
+    cov = rv.coverage
     out = ["## Coverage", ""]
     if cov.unknown:
         return out + [f"Not measured: {cov.unknown} within depth {rv.depth}.", ""]
@@ -572,9 +601,19 @@ def _coverage(rv: Review) -> list[str]:
     out += _wrap(f"Every transition of the explicit search to depth {rv.depth} ({cov.states} "
                  f"states, {cov.transitions} transitions, no symmetry reduction) was run with its "
                  f"events recorded; {scope}.")
-    out += ["", "### Callbacks", ""]
+    out += _callback_coverage(rv)
+    out += _statement_coverage(rv)
+    out += _action_coverage(rv)
+    out += _judged_coverage(rv)
+    return out + [""]
+
+
+def _callback_coverage(rv: Review) -> list[str]:
+    """How often each callback ran."""
+    cov = rv.coverage
+    out = ["", "### Callbacks", ""]
     rows = []
-    for p in spec.patches:
+    for p in rv.spec.patches:
         for o in p.objects:
             for cb, _stmts in o.callbacks:
                 n = cov.callbacks.get((p.name, o.name, cb), 0)
@@ -583,40 +622,57 @@ def _coverage(rv: Review) -> list[str]:
         out += _table(["patch", "object", "callback", "runs"], rows)
     else:
         out.append("The series declares no callback.")
+    return out
+
+
+def _statement_coverage(rv: Review) -> list[str]:
+    """The statements that never ran (and why), and the conditions that always held."""
+    spec, cov = rv.spec, rv.coverage
     total = ran = 0
-    never, always = [], []
+    never: list[str] = []
+    always: list[str] = []
     for p in spec.patches:
         for o in p.objects:
             for cb, stmts in o.callbacks:
-                cb_ran = cov.callbacks.get((p.name, o.name, cb), 0)
                 for n, st in enumerate(stmts):
                     total += 1
                     key = (p.name, o.name, cb, n)
-                    if cov.ran.get(key):
-                        ran += 1
-                        if st.cond is not None and not cov.skipped.get(key):
-                            always.append((st, p, o, cb))
+                    where = f"{_where(spec, st.line)}: `{st.text}` ({p.name} {o.name} {cb})"
+                    if not cov.ran.get(key):
+                        never.append(f"{where}: {_why_never(cov, key)}")
                         continue
-                    if not cb_ran:
-                        why = ("pre_patch never failed" if cb == "pre_patch_error" else f"{cb} never ran")
-                    elif cov.skipped.get(key):
-                        why = "its condition never held"
-                    else:
-                        why = "an earlier statement always ended the callback"
-                    never.append(f"{_where(spec, st.line)}: `{st.text}` ({p.name} {o.name} {cb}): {why}")
-    out += ["", "### Statements", "", f"{ran} of {total} statements ran."]
+                    ran += 1
+                    if st.cond is not None and not cov.skipped.get(key):
+                        always.append(where)
+    out = ["", "### Statements", "", f"{ran} of {total} statements ran."]
     if never:
         out += ["", "Never ran:", ""]
         for line in never:
             out += _bullet(line)
     if always:
         out += ["", "Condition always held (the other branch was never exercised):", ""]
-        for st, p, o, cb in always:
-            out += _bullet(f"{_where(spec, st.line)}: `{st.text}` ({p.name} {o.name} {cb})")
-    out += ["", "### Kernel actions", ""]
-    g = rv.model.profile.lifecycle()
+        for line in always:
+            out += _bullet(line)
+    return out
+
+
+def _why_never(cov: Coverage, key: StmtKey) -> str:
+    """Why the statement at key never ran: its callback never did, its condition never held,
+    or the callback always returned before it."""
+    patch, obj, cb, _ = key
+    if not cov.callbacks.get((patch, obj, cb), 0):
+        return "pre_patch never failed" if cb == "pre_patch_error" else f"{cb} never ran"
+    if cov.skipped.get(key):
+        return "its condition never held"
+    return "an earlier statement always ended the callback"
+
+
+def _action_coverage(rv: Review) -> list[str]:
+    """Each edge of the profile's lifecycle graph, and the patches that took it."""
+    spec, cov = rv.spec, rv.coverage
     names = [p.name for p in spec.patches]
     rows = []
+    g = rv.model.profile.lifecycle()
     for u, v, data in sorted(g.edges(data=True), key=lambda e: (e[0], e[1], e[2]["event"])):
         ev = data["event"]
         who = cov.edges.get((u, v, ev), set())
@@ -625,13 +681,18 @@ def _coverage(rv: Review) -> list[str]:
             by = "all" if len(who) == len(names) else ", ".join(n for n in names if n in who)
         elif word not in spec.operations:
             by = f"never (`{word}` is not in [check] operations)"
-        elif word in ("modload", "modunload") and not m.module_names:
+        elif word in ("modload", "modunload") and not rv.model.module_names:
             by = "never (no target module)"
         else:
             by = "**never**"
         rows.append([ev, f"{PHASES[u]} -> {PHASES[v]}", by])
-    out += _table(["action", "phases", "exercised by"], rows)
-    out += ["", "### What each property judges", ""]
+    return ["", "### Kernel actions", ""] + _table(["action", "phases", "exercised by"], rows)
+
+
+def _judged_coverage(rv: Review) -> list[str]:
+    """How many transitions reached what each property judges, and which hold vacuously."""
+    cov = rv.coverage
+    out = ["", "### What each property judges", ""]
     rows = []
     judges = _judges(rv.model)
     for prop in rv.result.properties:
@@ -642,7 +703,7 @@ def _coverage(rv: Review) -> list[str]:
     vac = [row[0] for row in rows if row[2] == "**never**" and row[0] not in {v.property for v in rv.result.violations}]
     out += [""] + (_wrap("Vacuous (holds only because nothing reaches what it judges): " + ", ".join(vac) + ".")
                    if vac else ["No property holds vacuously."])
-    return out + [""]
+    return out
 
 
 def _summary(rv: Review) -> list[str]:
@@ -650,9 +711,12 @@ def _summary(rv: Review) -> list[str]:
     out = ["## Summary", ""]
     if r.verdict == "holds":
         n = len(r.properties)
-        out += _bullet(f"Properties: all {n} hold for sequences of any length (the {r.states} reachable states "
-                       f"were exhausted)." if r.complete_at is not None else
-                       f"Properties: all {n} hold for every sequence of up to {plural(r.depth, 'operation')}.")
+        if r.complete_at is None:
+            out += _bullet(f"Properties: all {n} hold for every sequence of up to {plural(r.depth, 'operation')}.")
+        else:
+            why = (f"the {r.states} reachable states were exhausted" if r.states is not None else
+                   f"every sequence of more than {plural(r.complete_at, 'operation')} revisits a state")
+            out += _bullet(f"Properties: all {n} hold for sequences of any length ({why}).")
     else:
         out += _bullet("Properties: " + report.summary(r)[0].removeprefix("verdict: ") + ".")
     counts = Counter(x.verdict for x in rv.pairs)
@@ -661,7 +725,7 @@ def _summary(rv: Review) -> list[str]:
                        f"{counts['safe']} allowed and safe, {counts['unsafe']} allowed and unsafe"
                        + (", " + ", ".join(f"`{x.installed}` -> `{x.loaded}`" for x in rv.pairs
                                            if x.verdict == "unsafe") if counts["unsafe"] else "") + ".")
-    bypass = [mv for mv in rv.moves if mv.atomic.refused and mv.atomic.refused[0] == Op("load", mv.new)
+    bypass = [mv for mv in rv.moves if mv.atomic.refused and mv.atomic.refused.op == Op("load", mv.new)
               and not mv.split.refused]
     if bypass:
         out += _bullet("Refused atomically but accepted after a disable: "

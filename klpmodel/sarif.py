@@ -63,8 +63,8 @@ def _where(m: Model, v: Violation) -> tuple[int, tuple[int, str] | None]:
     from .explain import culprit
 
     cause = culprit(m, v)
-    why = None if cause is None else (cause[1].stmt.line, f"'{cause[1].stmt.text}' in {cause[1].patch}'s "
-                                                         f"{cause[1].callback} at step {cause[0]}, which {cause[2]}")
+    why = None if cause is None else (cause.where.stmt.line, f"'{cause.where.stmt.text}' in {cause.where.patch}'s "
+                                                             f"{cause.where.callback} at step {cause.step}, which {cause.what}")
     if isinstance(v.where, Where):
         return v.where.stmt.line, why
     if why is not None:

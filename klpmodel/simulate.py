@@ -3,11 +3,15 @@ print the log the selftests would capture."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
+from functools import partial
+from typing import NoReturn
 
 from . import interp, kernel, klog
 from .backend import Concrete
 from .errors import UserError
+from .interp import State, Violations
 from .kernel import PATCHING_SITE, Choice, Model, Op
 
 # the kernel operations (verify's, plus `param`), then what the selftest scripts do besides:
@@ -45,7 +49,7 @@ def parse_run(text: str, model: Model, source: str, lines: bool = False) -> list
             if part.strip():
                 chunks.append((n, part.strip()))
 
-    def bad(n, msg):
+    def bad(n: int, msg: str) -> NoReturn:
         raise UserError(msg, path=source, line=n if lines else None)
 
     for n, chunk in chunks:
@@ -65,8 +69,8 @@ def parse_run(text: str, model: Model, source: str, lines: bool = False) -> list
             out.append(RunOp(Op("param", f"{owner} {name} {_value(value)}"), "", (), n))
             continue
         if word in SCRIPT_WORDS:
-            words = _script_words(word, rest, chunk, model, lambda msg, n=n: bad(n, msg))
-            out.append(RunOp(Op(word, " ".join(rest)), "", (), n, words))   # arg: as written
+            checked = _script_words(word, rest, chunk, model, partial(bad, n))
+            out.append(RunOp(Op(word, " ".join(rest)), "", (), n, checked))   # arg: as written
             continue
         if word in ("load", "disable", "rmmod", "modload", "modunload"):
             if not rest:
@@ -93,21 +97,22 @@ def parse_run(text: str, model: Model, source: str, lines: bool = False) -> list
         if word in ("load", "modload"):
             declared = dict(next(p.params for p in model.P if p.name == arg) if word == "load"
                             else next(mod.params for mod in model.spec.modules if mod.name == arg))
-            params = []
+            given: list[tuple[str, int]] = []
             for w in args.split():
                 name, _, value = w.partition("=")
                 if value.startswith("$"):           # a runtime value of the script (klp_pids=$pid_list):
                     continue                        # written on the insmod line, not a model parameter
-                if name not in declared or _value(value) is None:
+                number = _value(value)
+                if name not in declared or number is None:
                     bad(n, f"'{w}' in '{chunk}': {arg} has no parameter '{name}' or '{value}' is not a value "
                            f"(declared: {', '.join(declared) or 'none'})")
-                params.append((name, _value(value)))
-            params = tuple(params)
+                given.append((name, number))
+            params = tuple(given)
         out.append(RunOp(Op(word, arg, params), args, fails, n))
     return out
 
 
-def _script_words(word: str, rest: list[str], chunk: str, model: Model, bad) -> tuple[str, ...]:
+def _script_words(word: str, rest: list[str], chunk: str, model: Model, bad: Callable[[str], NoReturn]) -> tuple[str, ...]:
     """Check the arguments of a script word; returns them. `bad(msg)` raises."""
     patches = {p.name: p for p in model.P}
     funcs = {f for p in model.P for o in p.objects for f in o.funcs}
@@ -184,7 +189,7 @@ def _matches(f: str, key: Choice) -> bool:
     return not at or at == str(key.line)
 
 
-def _chooser(fails: tuple[str, ...]):
+def _chooser(fails: tuple[str, ...]) -> Callable[[Choice], bool]:
     """Choice oracle: each fail= word makes the first site it names fail (once)."""
     left = list(fails)
 
@@ -197,7 +202,7 @@ def _chooser(fails: tuple[str, ...]):
     return choose
 
 
-def state_table(m: Model, state: dict) -> list[str]:
+def state_table(m: Model, state: State) -> list[str]:
     view, rows = m.view(state), []
     for p in m.P:
         data = ", ".join(f"{s}={'NULL' if not view.pointer(p.name, s) else f'block {s}#{view.pointer(p.name, s)}'}"
@@ -219,7 +224,7 @@ class Run:
     """One simulated run: the log, the property violations met on the way, and, when the
     script stops early (a failed check: `die`, or `skip`), why, naming the run line."""
     log: list[str]
-    violations: list[tuple[str, object]]
+    violations: Violations
     died: str | None = None
 
 
@@ -261,12 +266,12 @@ def run(m: Model, ops: list[RunOp], show_state: bool = False, era: str = "insmod
 
 
 
-def _why_absent(m: Model, c, patch: str) -> str:
+def _why_absent(m: Model, c: Concrete, patch: str) -> str:
     if m.view(c.st).listed(patch):
         return f"kernel profile {m.profile.name} has no such attribute"
     return f"{patch} is not on klp_patches"
 
-def _script(m: Model, state: dict, r: RunOp) -> tuple[list[str], str | None]:
+def _script(m: Model, state: State, r: RunOp) -> tuple[list[str], str | None]:
     """A script word: the lines the script writes into the kernel log, and why it stops
     (None: it goes on). What it reads comes from kernel.py's read helpers."""
     c, word, w = Concrete(state), r.op.word, r.words
@@ -324,14 +329,14 @@ def _script(m: Model, state: dict, r: RunOp) -> tuple[list[str], str | None]:
 
 
 def simulate(m: Model, ops: list[RunOp], show_state: bool = False,
-             era: str = "insmod") -> tuple[list[str], list[tuple[str, object]]]:
+             era: str = "insmod") -> tuple[list[str], Violations]:
     """The log lines of the run (with a `#` line saying why the script stops, if it does),
     and the property violations met on the way."""
     out = run(m, ops, show_state, era)
     return out.log + ([f"# the script stops here: {out.died}"] if out.died else []), out.violations
 
 
-def format_run(steps) -> str:
+def format_run(steps: Iterable[tuple[Op, Sequence[Choice]]]) -> str:
     """The `--run` text that replays a trace: the inverse of `parse_run`. `steps` are
     (Op, failed choices) pairs (a verify.Step has both as `.op` and `.failed`); a failed
     choice becomes fail=PATCH/OBJECT:CALLBACK[N] (or :patching)."""

@@ -10,6 +10,7 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import NamedTuple, NoReturn
 
 from .errors import UserError
 
@@ -174,7 +175,7 @@ class Locator:
         return None
 
     # ---- limits
-    def _limit(self, message: str):
+    def _limit(self, message: str) -> NoReturn:
         raise UserError(message, path=self.path, line=self.ln)
 
     # ---- characters
@@ -392,9 +393,10 @@ class Locator:
                         self.i += 1
                         stack.pop()
                     else:
-                        cur = self._inline_key(stack[-1][1])
-                        if cur is None:
+                        key = self._inline_key(stack[-1][1])
+                        if key is None:
                             return
+                        cur = key
                         continue
             elif c in "\"'":
                 self._string()
@@ -428,9 +430,10 @@ class Locator:
                 c = src[self.i] if self.i < n else "\0"
                 if c == ",":
                     self.i += 1
-                    cur = self._inline_key(top[1])
-                    if cur is None:
+                    key = self._inline_key(top[1])
+                    if key is None:
                         return
+                    cur = key
                     break
                 if c == "}":
                     self.i += 1
@@ -489,7 +492,7 @@ class _Loader:
         self.path = path
         self.loc = loc or Locator(text, path)
 
-    def err(self, where: tuple, message: str):
+    def err(self, where: tuple, message: str) -> NoReturn:
         raise UserError(message, path=self.path, line=self.loc.line(where) or 1)
 
     def table(self, where: tuple, value, what: str) -> dict:
@@ -573,7 +576,8 @@ class _Loader:
 
     def states(self, value) -> tuple[StateDecl, ...]:
         value = self.table(("states",), value, "[states]")
-        out, ids = [], {}
+        out: list[StateDecl] = []
+        ids: dict[int, str] = {}
         for name, body in value.items():
             where = ("states", name)
             self.name(where, name, "state name")
@@ -624,7 +628,8 @@ class _Loader:
             self.err(("patch",), "patch must be an array of tables; write each livepatch as [[patch]]")
         if not value:
             self.err((), "the spec declares no livepatch; add a [[patch]] table with at least a name")
-        out, seen = [], {}
+        out: list[Patch] = []
+        seen: dict[str, int | None] = {}
         for i, body in enumerate(value):
             where = ("patch", i)
             body = self.table(where, body, "[[patch]]")
@@ -707,89 +712,118 @@ class _Loader:
 
     def stmt(self, where: tuple, text, callback: str, patch: str | None, declared: tuple, only_log: bool,
              params: tuple = ()) -> Stmt:
-        line = self.loc.line(where) or 1
         if not isinstance(text, str):
             self.err(where, f"a statement must be a string, not {_show(text)}; write e.g. \"free loglevel\"")
+        return _StmtReader(self.path, self.loc.line(where) or 1, text, callback, patch, declared, params).read(only_log)
 
-        def bad(msg: str):
-            raise UserError(msg, path=self.path, line=line)
 
-        if not _plain(text):
-            bad(f"statement {_show(text)} holds a line break or a NUL character; write it on one line, "
-                f"e.g. 'log \"fixing console_loglevel\"'")
-        shown = _show(text)
-        src = text.strip()
-        cond_text = ""
-        arg = None
-        errno = None
+class _Words(NamedTuple):
+    """A statement's action and what it takes, before its condition is read."""
+    action: str
+    arg: str | None          # the state (state actions), the text (log), the parameter (fail PARAM)
+    errno: int | None        # fail / maybe-fail with an errno
+    cond: str                # the condition as written ("" when there is none)
+
+
+class _StmtReader:
+    """One statement string of a callback (or of a module's init/exit) read into a `Stmt`:
+    its words, where it may stand, its condition. Every mistake is a UserError on its line."""
+
+    def __init__(self, path: str, line: int, text: str, callback: str, patch: str | None, declared: tuple,
+                 params: tuple):
+        self.path, self.line, self.text, self.shown = path, line, text, _show(text)
+        self.callback, self.patch, self.declared, self.params = callback, patch, declared, params
+
+    def bad(self, message: str) -> NoReturn:
+        raise UserError(message, path=self.path, line=self.line)
+
+    def read(self, only_log: bool) -> Stmt:
+        if not _plain(self.text):
+            self.bad(f"statement {self.shown} holds a line break or a NUL character; write it on one line, "
+                     f"e.g. 'log \"fixing console_loglevel\"'")
+        words = self.words()
+        self.placed(words, only_log)
+        return Stmt(words.action, words.arg, words.errno, self.condition(words.cond), self.text, self.line)
+
+    def words(self) -> _Words:
+        """The action and its argument; the condition's words are kept for `condition`."""
+        src, shown = self.text.strip(), self.shown
         m = re.fullmatch(r'log\s+"((?:[^"\\]|\\.)*)"\s*(.*)', src)
         if m:
-            action, arg, cond_text = "log", m.group(1).replace('\\"', '"'), m.group(2)
-        else:
-            words = src.split()
-            if not words:
-                bad(f"empty statement in {callback}; remove it or write an action such as \"free STATE\"")
-            action = words[0]
-            rest = words[1:]
-            for kw in ("if", "unless"):
-                if kw in rest:
-                    k = rest.index(kw)
-                    cond_text = " ".join(rest[k:])
-                    rest = rest[:k]
-                    break
-            if action == "log":
-                bad(f"malformed statement {shown}: log takes a double-quoted text; write 'log \"TEXT\"'")
-            if action in STATE_ACTIONS:
-                if len(rest) != 1:
-                    bad(f"malformed statement {shown}: {action} takes one state name; write \"{action} STATE\"")
-                arg = rest[0]
-            elif action in ("fail", "maybe-fail"):
-                if len(rest) > 1:
-                    bad(f"malformed statement {shown}: {action} takes at most one errno; write \"{action} -ENODEV\"")
-                errno = -ERRNOS["EINVAL"]
-                if rest:
-                    e = rest[0]
-                    if e.startswith("-") and e[1:] in ERRNOS:
-                        errno = -ERRNOS[e[1:]]
-                    elif re.fullmatch(r"-[1-9][0-9]{0,3}", e) and int(e) >= -MAX_ERRNO:
-                        errno = int(e)
-                    elif action == "fail" and e in params:   # return the parameter's value (0: go on)
-                        errno, arg = None, e
-                    else:
-                        hint = " or one of the patch's params" if action == "fail" else ""
-                        bad(f"bad errno {_show(e)} in {shown}; write a negative errno such as -EINVAL, -ENODEV, -ENOMEM "
-                            f"or a number from -1 to -{MAX_ERRNO}{hint}")
-            elif action in ("return", "banner"):
-                if rest:
-                    bad(f"malformed statement {shown}: {action} takes no argument; write \"{action}\"")
-            else:
-                known = ", ".join(STATE_ACTIONS + ("fail", "maybe-fail", "return", "log", "banner"))
-                bad(f"unknown action {_show(action)} in {shown}; write one of: {known}")
+            return _Words("log", m.group(1).replace('\\"', '"'), None, m.group(2))
+        words = src.split()
+        if not words:
+            self.bad(f"empty statement in {self.callback}; remove it or write an action such as \"free STATE\"")
+        action, rest, cond = words[0], words[1:], ""
+        for kw in ("if", "unless"):
+            if kw in rest:
+                k = rest.index(kw)
+                cond = " ".join(rest[k:])
+                rest = rest[:k]
+                break
+        if action == "log":
+            self.bad(f"malformed statement {shown}: log takes a double-quoted text; write 'log \"TEXT\"'")
+        if action in STATE_ACTIONS:
+            if len(rest) != 1:
+                self.bad(f"malformed statement {shown}: {action} takes one state name; write \"{action} STATE\"")
+            return _Words(action, rest[0], None, cond)
+        if action in ("fail", "maybe-fail"):
+            return self.failure(action, rest, cond)
+        if action in ("return", "banner"):
+            if rest:
+                self.bad(f"malformed statement {shown}: {action} takes no argument; write \"{action}\"")
+            return _Words(action, None, None, cond)
+        known = ", ".join(STATE_ACTIONS + ("fail", "maybe-fail", "return", "log", "banner"))
+        self.bad(f"unknown action {_show(action)} in {shown}; write one of: {known}")
+
+    def failure(self, action: str, rest: list[str], cond: str) -> _Words:
+        """`fail`/`maybe-fail` [ERRNO]: -EINVAL by default; `fail PARAM` returns the parameter's value."""
+        if len(rest) > 1:
+            self.bad(f"malformed statement {self.shown}: {action} takes at most one errno; write \"{action} -ENODEV\"")
+        if not rest:
+            return _Words(action, None, -ERRNOS["EINVAL"], cond)
+        e = rest[0]
+        if e.startswith("-") and e[1:] in ERRNOS:
+            return _Words(action, None, -ERRNOS[e[1:]], cond)
+        if re.fullmatch(r"-[1-9][0-9]{0,3}", e) and int(e) >= -MAX_ERRNO:
+            return _Words(action, None, int(e), cond)
+        if action == "fail" and e in self.params:          # return the parameter's value (0: go on)
+            return _Words(action, e, None, cond)
+        hint = " or one of the patch's params" if action == "fail" else ""
+        self.bad(f"bad errno {_show(e)} in {self.shown}; write a negative errno such as -EINVAL, -ENODEV, -ENOMEM "
+                 f"or a number from -1 to -{MAX_ERRNO}{hint}")
+
+    def placed(self, words: _Words, only_log: bool) -> None:
+        """The action may stand in this callback, and a state it names is the patch's."""
+        action, arg, callback = words.action, words.arg, self.callback
         if only_log and action != "log":
-            bad(f"'{action}' is not allowed in {callback}; a target module's init and exit take only 'log \"TEXT\"' statements")
+            self.bad(f"'{action}' is not allowed in {callback}; a target module's init and exit take only 'log \"TEXT\"' statements")
         if action in ("fail", "maybe-fail") and callback != "pre_patch":
             fix = "only pre_patch can stop loading (move it to pre_patch)" if callback != "pre_patch_error" \
                 else "pre_patch_error runs after the failure; remove it"
-            bad(f"'{action}' is not allowed in {callback}; {fix}")
-        if arg is not None and action not in ("log", "fail") and arg not in declared:
-            bad(f"{shown} names state {_show(arg)}, which patch '{patch}' does not declare; add {arg} = VERSION to the "
-                f"patch's states")
-        cond = None
-        pm = re.fullmatch(r"(if|unless)\s+param\s+(\S+)", cond_text.strip()) if cond_text else None
+            self.bad(f"'{action}' is not allowed in {callback}; {fix}")
+        if arg is not None and action not in ("log", "fail") and arg not in self.declared:
+            self.bad(f"{self.shown} names state {_show(arg)}, which patch '{self.patch}' does not declare; add {arg} = "
+                     f"VERSION to the patch's states")
+
+    def condition(self, cond_text: str) -> Cond | None:
+        """`if|unless param NAME`, `if|unless prev STATE [CMP N]`, or none."""
+        if not cond_text:
+            return None
+        shown = self.shown
+        pm = re.fullmatch(r"(if|unless)\s+param\s+(\S+)", cond_text.strip())
         if pm:
-            if pm.group(2) not in params:
-                bad(f"'param {pm.group(2)}' in {shown} names no parameter of this module; declare it in params, "
-                    f"e.g. params = {{ {pm.group(2) if NAME_RE.fullmatch(pm.group(2)) else 'p'} = 0 }}")
-            cond = Cond(pm.group(1) == "unless", pm.group(2), param=True)
-        elif cond_text:
-            cm = re.fullmatch(r"(if|unless)\s+prev\s+(\S+)(?:\s*(<=|>=|==|!=|<|>)\s*(-?[0-9]{1,20}))?", cond_text.strip())
-            if not cm:
-                bad(f"malformed condition {_show(cond_text)} in {shown}; write 'if prev STATE' or 'unless prev STATE >= 2'")
-            if cm.group(2) not in declared:
-                bad(f"'prev {cm.group(2)}' in {shown} names a state that patch '{patch}' does not declare; "
-                    f"klp_get_prev_state needs an id the patch declares: add {cm.group(2)} = VERSION to its states")
-            cond = Cond(cm.group(1) == "unless", cm.group(2), cm.group(3), int(cm.group(4)) if cm.group(4) else None)
-        return Stmt(action, arg, errno, cond, text, line)
+            if pm.group(2) not in self.params:
+                self.bad(f"'param {pm.group(2)}' in {shown} names no parameter of this module; declare it in params, "
+                         f"e.g. params = {{ {pm.group(2) if NAME_RE.fullmatch(pm.group(2)) else 'p'} = 0 }}")
+            return Cond(pm.group(1) == "unless", pm.group(2), param=True)
+        cm = re.fullmatch(r"(if|unless)\s+prev\s+(\S+)(?:\s*(<=|>=|==|!=|<|>)\s*(-?[0-9]{1,20}))?", cond_text.strip())
+        if not cm:
+            self.bad(f"malformed condition {_show(cond_text)} in {shown}; write 'if prev STATE' or 'unless prev STATE >= 2'")
+        if cm.group(2) not in self.declared:
+            self.bad(f"'prev {cm.group(2)}' in {shown} names a state that patch '{self.patch}' does not declare; "
+                     f"klp_get_prev_state needs an id the patch declares: add {cm.group(2)} = VERSION to its states")
+        return Cond(cm.group(1) == "unless", cm.group(2), cm.group(3), int(cm.group(4)) if cm.group(4) else None)
 
 
 _TOML_HINTS = (

@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 from .errors import UserError
 
@@ -116,7 +117,7 @@ def text(results: list[Checked], stats: bool = False) -> str:
     return "\n".join(lines) + "\n"
 
 
-def sibling(path: str, name: str):
+def sibling(path: str, name: str) -> ModuleType:
     """Import the helper module `name`.py next to a theorem file (proofs/_klp.py)."""
     import sys
 
@@ -125,6 +126,8 @@ def sibling(path: str, name: str):
     if key in sys.modules:
         return sys.modules[key]
     spec = importlib.util.spec_from_file_location(key, full)
+    if spec is None or spec.loader is None:
+        raise UserError(f"cannot load {full} as Python; the helper {name}.py must sit next to the theorem file", path=path)
     mod = importlib.util.module_from_spec(spec)
     sys.modules[key] = mod
     spec.loader.exec_module(mod)
@@ -143,11 +146,16 @@ def invariant_lines(formula, names: dict[str, str], values: dict[str, dict[int, 
     read is printed as Z3 prints it, renamed."""
     import z3
 
-    values = dict(values or {})
-    for f in flags:
-        values.setdefault(names.get(f, f), {})["flag"] = True
+    named = _Named(values or {}, frozenset(names.get(f, f) for f in flags))
     conjuncts = _flatten(formula, z3.is_and)
-    return [_clause(c, names, values) for c in conjuncts]
+    return [_clause(c, names, named) for c in conjuncts]
+
+
+@dataclass(frozen=True)
+class _Named:
+    """How the invariant's variables read: the names of their values, and which are flags."""
+    values: dict[str, dict[int, str]]
+    flags: frozenset[str]
 
 
 def _flatten(e, test) -> list:
@@ -163,7 +171,8 @@ def _linear(e, names) -> tuple[dict[str, int], int] | None:
     if z3.is_const(e) and e.decl().kind() == z3.Z3_OP_UNINTERPRETED:
         return {names.get(str(e), str(e)): 1}, 0
     if z3.is_add(e):
-        terms, k = {}, 0
+        terms: dict[str, int] = {}
+        k = 0
         for c in e.children():
             sub = _linear(c, names)
             if sub is None:
@@ -240,13 +249,14 @@ def _renamed(text: str, names) -> str:
     return re.sub(r"\b[A-Za-z_][A-Za-z0-9_']*\b", lambda m: names.get(m.group(0), m.group(0)), text)
 
 
-def _atom_text(atom, values) -> str:
+def _atom_text(atom, named: _Named) -> str:
     terms, op, bound = atom
     if len(terms) == 1:
         (v, a), = terms.items()
         if a < 0:
             a, bound, op = -a, -bound, {">=": "<=", "<=": ">=", "=": "=", "!=": "!="}[op]
-        if a == 1 and values.get(v, {}).get("flag"):
+        values = named.values
+        if a == 1 and v in named.flags:
             yes = (op == ">=" and bound == 1) or (op == "=" and bound == 1) or (op == "!=" and bound == 0)
             no = (op == "<=" and bound == 0) or (op == "=" and bound == 0) or (op == "!=" and bound == 1)
             if yes or no:
@@ -270,7 +280,7 @@ def _atom_text(atom, values) -> str:
     return f"{lhs} {op} {bound}"
 
 
-def _conjunction(lits, values) -> str:
+def _conjunction(lits, named: _Named) -> str:
     """Literals that hold together, bounds on one variable merged: `mode in 4..5`."""
     lo: dict[str, int] = {}
     hi: dict[str, int] = {}
@@ -278,14 +288,14 @@ def _conjunction(lits, values) -> str:
     order: list[str] = []
     for kind, x in lits:
         if kind == "atom" and len(x[0]) == 1 and next(iter(x[0].values())) == 1 and x[1] in (">=", "<=") \
-                and not values.get(next(iter(x[0])), {}).get("flag"):
+                and next(iter(x[0])) not in named.flags:
             v = next(iter(x[0]))
             (lo if x[1] == ">=" else hi)[v] = max(lo.get(v, x[2]), x[2]) if x[1] == ">=" else min(hi.get(v, x[2]), x[2])
             if v not in order:
                 order.append(v)
                 out.append(v)                    # placeholder, filled below
         elif kind == "atom":
-            out.append(_atom_text(x, values))
+            out.append(_atom_text(x, named))
         elif kind == "bool":
             out.append(x[0] if x[1] else f"not {x[0]}")
         else:
@@ -293,7 +303,7 @@ def _conjunction(lits, values) -> str:
     for v in order:
         a, b = lo.get(v), hi.get(v)
         if a is not None and b is not None:
-            names = values.get(v, {})
+            names = named.values.get(v, {})
             if a == b:
                 text = f"{v} is {names[a]}" if a in names else f"{v} = {a}"
             elif all(i in names for i in range(a, b + 1)):
@@ -308,17 +318,17 @@ def _conjunction(lits, values) -> str:
     return " and ".join(out)
 
 
-def _clause(e, names, values) -> str:
+def _clause(e, names, named: _Named) -> str:
     import z3
 
     lits = [_literal(x, names) for x in _flatten(e, z3.is_or)]
     if len(lits) == 1:
-        return _conjunction(lits, values)
+        return _conjunction(lits, named)
     negated = [x for x in _flatten(e, z3.is_or) if z3.is_not(x)]
     if len(negated) == len(lits):                      # not (A and B and ...)
-        return "never: " + _conjunction([_literal(x.children()[0], names) for x in negated], values)
+        return "never: " + _conjunction([_literal(x.children()[0], names) for x in negated], named)
     if len(lits) - len(negated) == 1:                  # A and B => C
         pos = next(_literal(x, names) for x in _flatten(e, z3.is_or) if not z3.is_not(x))
-        return (f"if {_conjunction([_literal(x.children()[0], names) for x in negated], values)} "
-                f"then {_conjunction([pos], values)}")
-    return " or ".join(_conjunction([lit], values) for lit in lits)
+        return (f"if {_conjunction([_literal(x.children()[0], names) for x in negated], named)} "
+                f"then {_conjunction([pos], named)}")
+    return " or ".join(_conjunction([lit], named) for lit in lits)

@@ -445,10 +445,12 @@ def spec_for(t: TraceFile, given: Path | None, kernel: str | None = None, comman
 
     recorded = Path(t.doc["spec"]["path"])
     digest = t.doc["spec"]["sha256"]
+    spec: Spec | None = None
+    path: Path | None = None
     if given is not None:
         spec, path = load_spec(given), given
     else:
-        spec = path = changed = None
+        changed: Path | None = None
         for candidate in spec_candidates(t):
             if not candidate.is_file():
                 continue

@@ -311,7 +311,8 @@ class Weakened(NamedTuple):
 
 
 def weaken(solver: Solver, active: Iterable[int], bad: Callable[[int], Term], names: Iterator[str], *,
-           goal: Term | None = None, assume: Sequence[Term] = (), lits: Mapping[int, Term] | None = None) -> Weakened:
+           goal: Term | None = None, assume: Sequence[Term] = (),
+           lits: Mapping[int, Term] | Sequence[Term] | None = None) -> Weakened:
     """The weakening loop: ask for a model where `goal` or some active candidate's `bad(i)`
     is true; drop the candidates it makes bad and ask again, until no model exists (the
     candidates left are `inductive`, with the goal), one breaks only the goal (`broken`)

@@ -1,6 +1,7 @@
 """`klpmodel verify`: run an engine, replay every counterexample concretely, build the Result."""
 from __future__ import annotations
 
+import builtins
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -34,7 +35,7 @@ class Violation:
     reason: str | None = None           # recoverable: why no way back exists
     index: int = 1                      # the n-th shortest trace reported for this property
 
-    @property
+    @builtins.property                  # (the field `property` hides the builtin in this class)
     def where(self) -> Site | None:
         """What broke the property in the last step: a statement (events.Where) or the
         kernel event that judged it (events.FailedLoad, StateLeft, ...)."""

@@ -127,6 +127,17 @@ def test_user_documentation_never_points_at_the_developers_shared_folder():
             assert ref not in text, f"{page.relative_to(ROOT)} points at {ref}"
 
 
+def test_design_md_lists_every_module_of_the_package():
+    """docs/design.md's file table describes the code as it is (issue 12): it names every
+    module of klpmodel/, and none that is gone."""
+    import re
+
+    table = (ROOT / "docs" / "design.md").read_text().split("\n## Files\n", 1)[1].split("\n## ", 1)[0]
+    named = {name for row in table.splitlines() if row.startswith("| `")
+             for name in re.findall(r"`([\w.]+\.py)`", row.split(" | ")[0])}
+    assert named == {p.name for p in (ROOT / "klpmodel").glob("*.py")}
+
+
 # ------------------------------------------------------------------ dependency floors (item 8)
 
 def test_every_dependency_has_a_floor_that_ci_installs():

@@ -178,7 +178,8 @@ def test_search_from_a_start_with_twin_patches_names_the_real_run(write_spec):
     spec = load_spec(write_spec(STATE + patch("a", 1, **leaky) + patch("b", 1, **leaky)))
     m = Model(spec)
     assert m.interchangeable() == [[0, 1]]
-    start, _ = rv._installed(m, "a")
+    start = rv._installed(m, "a")
+    assert not isinstance(start, rv.NotInstalled)
     for symmetry in (True, False):
         eng = ExplicitEngine(m, symmetry=symmetry)
         res = eng.run(4, list(NAMES), start=start, first=[Op("load", "b")])
@@ -295,6 +296,18 @@ def test_coverage_says_when_it_saw_every_reachable_state():
     assert "every reachable state: what never ran here cannot run in any sequence" in full
     assert "Coverage (every reachable state): 41 of 45" in full
     assert "Properties: all 8 hold for sequences of any length (the 57 reachable states were exhausted)." in full
+
+
+def test_a_complete_z3_verdict_is_worded_without_a_state_count(write_spec):
+    """Z3 knows no reachable state count: its completeness (every longer sequence revisits a
+    state) used to crash the review (plural(None)) and read "the None reachable states"."""
+    p = cli("review", str(write_spec('[[patch]]\nname = "a"\n')), "--engine", "z3", "--depth", "8")
+    assert p.returncode == 0, p.stderr
+    md = flat(p.stdout)
+    assert "None" not in md
+    assert ("complete: every sequence of more than 5 operations revisits a state before its last step" in md)
+    assert ("Properties: all 8 hold for sequences of any length (every sequence of more than 5 operations "
+            "revisits a state)." in md)
 
 
 def test_kernel_action_coverage():

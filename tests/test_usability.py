@@ -161,6 +161,20 @@ def test_invariant_lines_name_variables_and_read_plainly():
                      "if E.declares then leaked"]
 
 
+def test_invariant_lines_leave_the_callers_values_alone():
+    """A flag used to be marked inside the caller's dict of value names (proofs/_klp.py's
+    module-level VALUES): a later call with other flags saw it."""
+    import z3
+
+    from klpmodel.theory import invariant_lines
+
+    mode = z3.Int("mode")
+    values = {"mode": {0: "idle", 1: "busy"}}
+    assert invariant_lines(mode >= 1, {"mode": "mode"}, values, frozenset({"mode"})) == ["mode"]
+    assert values == {"mode": {0: "idle", 1: "busy"}}
+    assert invariant_lines(mode >= 1, {"mode": "mode"}, values) == ["mode >= 1"]
+
+
 def test_prove_theory_prints_invariants_in_named_variables():
     for f in ("c_cumulative_recipe.py", "e_noncumulative_own_block.py"):        # the two with invariants
         o = cli("prove-theory", f"proofs/{f}")

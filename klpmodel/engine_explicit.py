@@ -18,8 +18,8 @@ from .backend import Val
 from .deadline import Deadline
 from .engine_z3 import Search
 from .errors import InternalError, Stopped
-from .interp import State, StateKey
 from .events import OFFLIST, UNLOADED
+from .interp import State, StateKey
 from .kernel import ORIGINAL, Choice, Model, Op
 from .ts import RawTrace
 

@@ -474,6 +474,22 @@ class Model:
             groups.setdefault(shape(p), []).append(i)
         return [g for g in groups.values() if len(g) > 1]
 
+    def rmmod_folds(self) -> tuple[tuple[str, str], ...]:
+        """The livepatch modules whose `rmmod` may be folded into their next `load`
+        (docs/design.md, "Reductions"), as (phase variable, forced variable) pairs: a
+        module whose patch is off klp_patches and not forced is taken as removed.
+
+        Folding applies the `rmmod` at once; sound while `rmmod` does nothing but unload:
+        it runs no callback and no module code (op_rmmod only moves the phase, so the
+        folded state is exactly the state after it), it judges nothing new
+        (watch_after has no rmmod case; no-leak, judged on every quiescent state, was
+        judged on the operation into the state before it), it is never refused once the patch is off the
+        list and not forced (§10), and it commutes with every operation in between: no
+        rule reads an off-list patch's phase except the refusals of its own `load` (which
+        no trace takes in between: insmod would fail) and `rmmod`. A rule that gives
+        `rmmod` an effect (module exit code) must leave the patch out of this list."""
+        return tuple((self.v.phase[i], self.v.forced[i]) for i in range(self.n))
+
     def refused_loads(self) -> list[str]:
         """What the compatibility rule refuses, as sentences (for reports)."""
         return [why for (i, j, r), (ok, why) in sorted(self.compat.items())
@@ -697,17 +713,22 @@ class Mainline:
         """The same on plain values, as state.c does it: walk klp_patches from the oldest,
         stop at the transition patch, keep the last patch that declares the id. (It reads
         the phases of all patches and the positions of the listed ones that declare the id:
-        fewer variables than the formula, so the search memo hits more often.)"""
-        c, m = self.c, self.m
-        tpos = next((c.get(self.v.pos[i]) for i in range(m.n) if c.get(self.v.phase[i]) in IN_TRANSITION), None)
-        best, at = -1, -1
-        if tpos is not None:
-            for q in m.decl[s]:
-                if c.get(self.v.phase[q]) in LISTED:
-                    pq = c.get(self.v.pos[q])
-                    if at < pq < tpos:
-                        best, at = q, pq
-        return [(q, q == best) for q in m.decl[s]]
+        fewer variables than the formula, so the search memo hits more often.)
+
+        It is the formula on every state, not only on reachable ones (prove replays its
+        counterexamples to induction, which are arbitrary states, on plain values): the
+        transition patch's position is the last one's in patch order, as trans_pos takes
+        it, and patches that share the newest position are all "the one"."""
+        c, m, v = self.c, self.m, self.v
+        tpos = None
+        for i in range(m.n):
+            if c.get(v.phase[i]) in IN_TRANSITION:
+                tpos = c.get(v.pos[i])
+        if tpos is None:
+            return [(q, False) for q in m.decl[s]]
+        before = {q: pq for q in m.decl[s] if c.get(v.phase[q]) in LISTED and (pq := c.get(v.pos[q])) < tpos}
+        newest = max(before.values(), default=None)
+        return [(q, q in before and before[q] == newest) for q in m.decl[s]]
 
     def prev_info(self, st: Stmt) -> tuple[str, str | None] | None:
         """(state, patch or None): what klp_get_prev_state returned for the statement (concrete)."""

@@ -798,3 +798,19 @@ states = { t = 2 }
         rules = m.profile(m, Concrete(dict(state)))
         for s_ in m.state_names:
             assert rules._prev_walk(s_) == [(q, bool(x)) for q, x in rules._prev_formula(s_)], (state, s_)
+    # and on arbitrary states, as prove's counterexamples to induction are: two patches in
+    # transition, two listed at one position (a walk that stopped at the first of either
+    # disagreed with the formula, and prove's replay of a counterexample failed)
+    import random
+
+    from klpmodel.events import PHASES
+    rnd = random.Random(12)
+    base = dict(next(iter(eng.values.values())))
+    for _ in range(3000):
+        state = dict(base)
+        for i in range(m.n):
+            state[m.v.phase[i]] = rnd.randrange(len(PHASES))
+            state[m.v.pos[i]] = rnd.randrange(m.n + 1)
+        rules = m.profile(m, Concrete(state))
+        for s_ in m.state_names:
+            assert rules._prev_walk(s_) == [(q, bool(x)) for q, x in rules._prev_formula(s_)], (state, s_)

@@ -6,6 +6,7 @@ growing size.
     python bench/bench.py                      # shipped specs + the default growing series
     python bench/bench.py --grid --patches 2-4 --states 1-2 --modules 0-1 --depths 6,8
     python bench/bench.py --runs 5 --timeout 120 --only-generated
+    python bench/bench.py --cumulative 4-16     # the cumulative family: verify, z3, prove, per state
 
 Prints a Markdown table (the form docs/performance.md quotes). Needs `klpmodel` importable
 by the current Python (pip install . or PYTHONPATH=.).
@@ -137,6 +138,69 @@ def time_verify(spec: Path, depth: int | None, runs: int, timeout: float, engine
     return statistics.median(times), verdict, rss // 1024
 
 
+def time_cmd(cmd: list[str], runs: int) -> tuple[float, dict | None, int, int]:
+    """Median wall seconds of a klpmodel command with --format json, its last JSON
+    report, the peak RSS (MiB) and its exit code."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    times, doc, rss, rc = [], None, 0, 0
+    for _ in range(runs):
+        t = time.perf_counter()
+        p = subprocess.run(["/usr/bin/time", "-f", "%M", sys.executable, "-m", "klpmodel", *cmd],
+                           capture_output=True, text=True, env=env)
+        times.append(time.perf_counter() - t)
+        rc = p.returncode
+        try:
+            doc = json.loads(p.stdout)
+        except json.JSONDecodeError:
+            doc = None
+        try:
+            rss = max(rss, int(p.stderr.strip().splitlines()[-1]))
+        except (ValueError, IndexError):
+            pass
+    return statistics.median(times), doc, rss // 1024, rc
+
+
+def per_state(spec: Path, depth: int, which: str) -> dict:
+    """bench/perstate.py in its own process: states and microseconds per state."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    p = subprocess.run([sys.executable, str(ROOT / "bench" / "perstate.py"), str(spec), str(depth), which],
+                       capture_output=True, text=True, env=env)
+    try:
+        return json.loads(p.stdout)
+    except json.JSONDecodeError:
+        return {"states": None, "us_per_state": None}
+
+
+def cumulative_table(sizes: list[int], runs: int, timeout: float, z3_depth: int, ps_depth: int,
+                     states: int, modules: int) -> None:
+    """The cumulative family side by side: verify (default engine), verify --engine z3 at
+    a fixed depth, prove (default method), and the per-state cost of klpmodel's explicit
+    search without reductions against the plain-Python reference BFS (bench/perstate.py)."""
+    print(f"cumulative family: {states} states, vmlinux + {modules} target modules; runs per cell: {runs} "
+          f"(median of whole-process wall time); python {sys.version.split()[0]}; {os.cpu_count()} cpus",
+          flush=True)
+    print(f"| releases | verify s | states (folded) | verdict | max RSS MiB | z3 --depth {z3_depth} s | prove s "
+          f"| prove | per state at depth {ps_depth}: klpmodel us / reference us (states) |")
+    print("|---|---|---|---|---|---|---|---|---|", flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        for n in sizes:
+            spec = Path(tmp) / f"cumulative-{n}.toml"
+            spec.write_text(cumulative(n, states, modules))
+            t, doc, rss, _ = time_cmd(["verify", str(spec), "--format", "json", "--timeout", str(timeout)], runs)
+            verdict = "error" if doc is None else doc["verdict"] + (" (complete)" if doc.get("complete") else "")
+            nstates = "?" if doc is None else doc.get("states")
+            tz, dz, _, _ = time_cmd(["verify", str(spec), "--format", "json", "--engine", "z3", "--depth",
+                                     str(z3_depth), "--timeout", str(timeout)], 1)
+            z3 = f"{tz:.2f}" if dz is not None and dz["verdict"] != "unknown" else f"unknown after {tz:.0f}"
+            tp, dp, rssp, _ = time_cmd(["prove", str(spec), "--format", "json", "--timeout", str(timeout)], runs)
+            proved = "error" if dp is None else dp["verdict"]
+            a, b = per_state(spec, ps_depth, "klpmodel"), per_state(spec, ps_depth, "reference")
+            ratio = (f"{a['us_per_state']} / {b['us_per_state']} ({a['states']}"
+                     + ("" if a["states"] == b["states"] else f" vs {b['states']}") + ")")
+            print(f"| {n} | {t:.2f} | {nstates} | {verdict} | {max(rss, rssp)} | {z3} | {tp:.2f} | {proved} "
+                  f"| {ratio} |", flush=True)
+
+
 def parse_range(text: str) -> list[int]:
     if "," in text:
         return [int(x) for x in text.split(",")]
@@ -157,7 +221,24 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--only-shipped", action="store_true")
     ap.add_argument("--engine", default="auto", choices=["auto", "explicit", "z3"])
     ap.add_argument("--stress", default=None, help="the scale family for these P (e.g. 4-9), checked to exhaustion")
+    ap.add_argument("--cumulative", default=None,
+                    help="the cumulative family for these release counts (e.g. 16, 4-16, 4,8,16): verify, "
+                         "z3, prove and the per-state cost against the reference, side by side")
+    ap.add_argument("--cumulative-states", type=int, default=2)
+    ap.add_argument("--cumulative-modules", type=int, default=2)
+    ap.add_argument("--z3-depth", type=int, default=6, help="--depth of the z3 column of --cumulative")
+    ap.add_argument("--per-state-depth", type=int, default=6, help="depth of the per-state column of --cumulative")
+    ap.add_argument("--print-spec", type=int, default=None, metavar="N",
+                    help="print the cumulative spec of N releases (with --cumulative-states/-modules) and exit")
     a = ap.parse_args(argv)
+
+    if a.print_spec is not None:
+        print(cumulative(a.print_spec, a.cumulative_states, a.cumulative_modules))
+        return 0
+    if a.cumulative:
+        cumulative_table(parse_range(a.cumulative), a.runs, a.timeout, a.z3_depth, a.per_state_depth,
+                         a.cumulative_states, a.cumulative_modules)
+        return 0
 
     rows = []
     if a.stress:

@@ -248,8 +248,7 @@ class ExplicitEngine:
         returns have the `rmmod`s put back, so they replay as they are."""
         self.m = model
         names = list(model.vars)
-        self.fold = [(names.index(model.v.phase[i]), names.index(model.v.forced[i]))
-                     for i in range(model.n)] if fold_rmmod else []
+        self.fold = [(names.index(ph), names.index(f)) for ph, f in model.rmmod_folds()] if fold_rmmod else []
         self.sym = Symmetry(model) if symmetry and not keep_graph else None
         self.max_states = max_states
         self.names = list(model.vars)
@@ -328,7 +327,7 @@ class ExplicitEngine:
                             self.observe(before, out)
                     for after, choices, violations, written in memo.outcomes(k, op):
                         if self.fold:
-                            after = self._folded(after)
+                            after, written = self._folded(after, written)
                         for p, _ in violations:
                             if p in open_props and p not in res.found:
                                 res.found[p] = (d, self._trace(parent, k, op, choices))
@@ -360,15 +359,16 @@ class ExplicitEngine:
             frontier = nxt
         return self._done(res, parent, self.diameter)
 
-    def _folded(self, state: StateKey) -> StateKey:
-        """The state with every removable livepatch module removed (fold_rmmod)."""
+    def _folded(self, state: StateKey, written: frozenset[int]) -> tuple[StateKey, frozenset[int]]:
+        """The state with every removable livepatch module removed (fold_rmmod), and the
+        variables written with the phases it changed (the symmetry's canon reads them)."""
         off = [ph for ph, f in self.fold if state[ph] == OFFLIST and not state[f]]
         if not off:
-            return state
+            return state, written
         st = list(state)
         for ph in off:
             st[ph] = UNLOADED
-        return tuple(st)
+        return tuple(st), written | frozenset(off)
 
     def _done(self, res: Search, parent: Parents, diameter: int) -> Search:
         self.states = len(parent)
@@ -383,7 +383,7 @@ class ExplicitEngine:
         klp_patches, every system state original); else the DeadEnd nearest the start; or
         the string reason the space could not be explored ("timeout" when exploring it took
         more than `timeout` seconds)."""
-        eng = ExplicitEngine(self.m, max_states=self.max_states, keep_graph=True)
+        eng = ExplicitEngine(self.m, max_states=self.max_states, keep_graph=True, fold_rmmod=bool(self.fold))
         res = eng.run(1 << 30, [], timeout=timeout)
         if res.unknown:
             return res.unknown
@@ -429,6 +429,8 @@ class ExplicitEngine:
             tail.ops.insert(0, o)
             tail.choices.insert(0, {key: v for key, v in c.items()})   # a copy, keyed as RawTrace says
             edge = eng.parent[k]
+        if eng.fold:                    # (a folded removal can get back: recoverability is kept)
+            tail = eng._unfold(tail)
         return DeadEnd(tail, f"{reason} ({len(closure)} states reachable from there)")
 
     def graph(self) -> Any:

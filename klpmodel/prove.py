@@ -39,7 +39,7 @@ from .errors import InternalError, Stopped, UserError
 from .kernel import Choice, Model, Op
 from .spec import Spec
 from .ts import Solver, TransitionSystem, Unrolling, Weakened, interruptible, labels, weaken
-from .verify import AUTO_STATE_BUDGET, Violation, check_properties, replay
+from .verify import AUTO_STATE_BUDGET, Violation, check_properties, replay, shortest
 from .words import plural
 
 if TYPE_CHECKING:
@@ -524,9 +524,14 @@ def _cti(model: Model, p: str, sc: StepCase, dropped: list[Invariant]) -> Cti:
     before, after = sc.before, sc.after
     assert before is not None and after is not None        # (a cti has both states)
     ran = interp.apply(model, before, op, chs, record=False)
-    if interp.refusal(model, before, op) is not None or any(ran.state[v] != after[v] for v in after) \
-            or p not in {q for q, _ in ran.violations}:
-        raise InternalError(f"the counterexample to induction for {p} ('{op}') does not replay in the interpreter")
+    refused = interp.refusal(model, before, op)
+    differ = sorted(v for v in after if ran.state[v] != after[v])
+    if refused is not None or differ or p not in {q for q, _ in ran.violations}:
+        why = (f"refused: {refused}" if refused is not None else
+               f"differs in {', '.join(f'{v} (solver {after[v]}, interpreter {ran.state[v]})' for v in differ[:4])}"
+               if differ else f"the interpreter breaks {sorted({q for q, _ in ran.violations})}")
+        raise InternalError(f"the counterexample to induction for {p} ('{op}') does not replay in the "
+                            f"interpreter: {why}")
     excluded = tuple(c.text for c in dropped if not c.holds(before))[:3]
     return Cti(sc.k, op, before, after, tuple(ran.failed_choices), tuple(o for o, _ in sc.path), excluded)
 
@@ -542,15 +547,18 @@ def exhaustion(model: Model, props: tuple[str, ...], deadline: Deadline, budget:
     """The explicit route: the whole reachable state space, when it fits the budget."""
     from .engine_explicit import ExplicitEngine
 
-    eng = ExplicitEngine(model, max_states=budget or EXHAUSTION_BUDGET)
+    eng = ExplicitEngine(model, max_states=budget or EXHAUSTION_BUDGET, fold_rmmod=True)
     search = eng.run(1 << 30, list(props), timeout=deadline)
+    if search.found:                        # the shortest traces, without the fold
+        search = shortest(model, search, 1 << 30, budget or EXHAUSTION_BUDGET, deadline)
+    folded = "each rmmod folded into the next load" if eng.fold else ""
     out = {}
     for p in props:
         if p in search.found:
             d, raw = search.found[p]
             out[p] = PropertyProof(p, "violated", "exhaustion", states=eng.states, violation=_violation(model, p, d, raw))
         elif search.complete_at is not None:
-            out[p] = PropertyProof(p, "proved", "exhaustion", states=eng.states)
+            out[p] = PropertyProof(p, "proved", "exhaustion", states=eng.states, note=folded)
         else:
             out[p] = PropertyProof(p, "unknown", note=f"exhaustion: {search.unknown}")
     complete = search.complete_at is not None

@@ -141,8 +141,9 @@ def summary(r: Result) -> list[str]:
     if held:
         out.append(f"holds up to depth {r.depth}: {', '.join(held)}")
     if r.complete_at is not None:
-        out.append(f"complete: every sequence of more than {plural(r.complete_at, 'operation')} revisits a state before its "
-                   f"last step, so this verdict holds for sequences of any length")
+        counted = " (not counting the folded rmmods)" if r.reductions else ""
+        out.append(f"complete: every sequence of more than {plural(r.complete_at, 'operation')}{counted} revisits a "
+                   f"state before its last step, so this verdict holds for sequences of any length")
     return out
 
 
@@ -156,7 +157,8 @@ def text(r: Result, stats: bool = False, written: Written = ()) -> str:
            f"kernel {spec.kernel}, depth {r.depth}, engine {r.engine}"
            + ((f" ({plural(r.states, 'state')}, diameter {r.diameter})" if r.complete_at is not None
                else f" ({plural(r.states, 'state')} within the depth)") if r.states is not None else "")
-           + (f"; auto chose {r.why_engine}" if r.why_engine else "")]
+           + (f"; auto chose {r.why_engine}" if r.why_engine else ""),
+           *(f"reduction: {why}" for why in r.reductions)]
     files = _files(written)
     refused = m.refused_loads()
     if refused:
@@ -261,7 +263,8 @@ def to_json(r: Result, stats: bool = False, written: Written = ()) -> dict[str, 
            "engine": r.engine,
            "states": r.states,
            "diameter": r.diameter if r.complete_at is not None else None,
-           "refused_loads": m.refused_loads()}
+           "refused_loads": m.refused_loads(),
+           "reductions": list(r.reductions)}
     out["complete"] = r.complete_at is not None
     if r.unknown:
         out["unknown"] = {"reason": r.unknown, "depth_done": r.depth_done}

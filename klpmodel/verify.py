@@ -64,6 +64,7 @@ class Result:
     diameter: int | None = None           # explicit engine: deepest level with a new state
     why_engine: str = ""                  # how --engine auto chose
     more: tuple[Violation, ...] = ()      # --max-counterexamples: further shortest traces, by property
+    reductions: tuple[str, ...] = ()      # the reductions the search used, in words (docs/design.md)
 
     def traces(self, prop: str) -> tuple[Violation, ...]:
         """Every reported trace of prop: the shortest first, then the others of that length."""
@@ -144,7 +145,7 @@ def verify(spec: Spec, *, depth: int | None = None, properties: list[str] | None
     s = run.search
     return Result(spec, model, run.engine, depth, props, tuple(found), unknown,
                   s.depth_done, s.complete_at, deadline.elapsed() - start, tuple(s.per_depth),
-                  run.states, run.diameter, run.why, tuple(more))
+                  run.states, run.diameter, run.why, tuple(more), run.reductions)
 
 
 def _check_options(props: tuple[str, ...], depth: int, engine: str, max_counterexamples: int, max_states: int) -> None:
@@ -170,6 +171,11 @@ class _Run:
     states: int | None = None           # explicit engine: distinct states reached
     diameter: int | None = None
     why: str = ""
+    reductions: tuple[str, ...] = ()
+
+
+FOLDED = ("rmmod folded into the next load (a livepatch module off klp_patches and not forced counts as "
+          "removed; the shortest traces come from the search without it)")
 
 
 def _search(model: Model, props: tuple[str, ...], depth: int, engine: str, max_states: int, deadline: Deadline,
@@ -179,17 +185,20 @@ def _search(model: Model, props: tuple[str, ...], depth: int, engine: str, max_s
 
     why = ""
     if engine in ("auto", "explicit"):
-        eng = ExplicitEngine(model, max_states=max_states)
+        eng = ExplicitEngine(model, max_states=max_states, fold_rmmod=True)
         if progress is not None:
             eng.on_depth = lambda d, n: progress("explicit", d, n)
         search = eng.run(depth, list(props), timeout=deadline)
+        if search.found:
+            search = shortest(model, search, depth, max_states, deadline)
         budget = bool(search.unknown and search.unknown.startswith(BUDGET_REASON))
         if engine == "explicit" or not budget:
             if budget:
                 search.unknown = (f"state budget: {search.unknown} (raise it with --max-states N, or use "
                                   f"--engine z3)")
             return _Run("explicit", search, None, eng.states, eng.diameter,
-                        "explicit: the reachable states fit the budget" if engine == "auto" else "")
+                        "explicit: the reachable states fit the budget" if engine == "auto" else "",
+                        (FOLDED,) if eng.fold else ())
         why = f"z3: {search.unknown} within depth {depth}"
     from .engine_z3 import Search, Z3Engine
 
@@ -202,6 +211,32 @@ def _search(model: Model, props: tuple[str, ...], depth: int, engine: str, max_s
     return _Run("z3", z3eng.run(depth, list(props)), z3eng, why=why)
 
 
+def shortest(model: Model, folded: Search, depth: int, max_states: int, deadline: Deadline) -> Search:
+    """The folded search's answer with each violation's shortest trace: a folded depth
+    does not count the folded `rmmod`s, so the plain search (no fold) looks again for the
+    properties it broke, up to the longest of its traces with their `rmmod`s put back
+    (each is a real trace: the plain search finds one at most that long) or `depth`.
+
+    A folded trace longer than `depth` may have no real counterpart within it: what the
+    plain search does not find there holds up to `depth`, and the folded search's
+    exhaustion then says nothing about longer sequences."""
+    from .engine_explicit import ExplicitEngine
+    from .engine_z3 import Search
+
+    bound = min(depth, max(len(raw.ops) for _, raw in folded.found.values()))
+    plain = ExplicitEngine(model, max_states=max_states).run(bound, list(folded.found), timeout=deadline)
+    out = Search(found=dict(plain.found), depth_done=folded.depth_done, unknown=folded.unknown,
+                 complete_at=folded.complete_at, per_depth=folded.per_depth)
+    if plain.unknown:                       # keep the folded traces that fit, not known to be shortest
+        for p, (_, raw) in folded.found.items():
+            if p not in out.found and len(raw.ops) <= depth:
+                out.found[p] = (len(raw.ops), raw)
+        out.unknown = out.unknown or f"{plain.unknown} while looking for the shortest traces"
+    elif set(out.found) != set(folded.found):   # broken only past the depth: not "any length"
+        out.complete_at = None
+    return out
+
+
 def _violations(model: Model, props: tuple[str, ...], search: Search, max_states: int,
                 deadline: Deadline) -> tuple[list[Violation], str | None]:
     """The search's counterexamples replayed, shortest first, and recoverable's (it needs
@@ -211,7 +246,7 @@ def _violations(model: Model, props: tuple[str, ...], search: Search, max_states
     found = []
     unknown = search.unknown
     if "recoverable" in props:
-        rec = ExplicitEngine(model, max_states=max_states).recoverable(timeout=deadline)
+        rec = ExplicitEngine(model, max_states=max_states, fold_rmmod=True).recoverable(timeout=deadline)
         if isinstance(rec, str):
             unknown = unknown or f"recoverable: {rec}"
         elif rec is not None:

@@ -75,12 +75,12 @@ def test_timeout_must_be_a_positive_number(value):
 
 
 def test_the_explicit_engine_has_a_state_budget_and_says_so():
-    p = cli("verify", "specs/selftest-state.toml", "--engine", "explicit", "--max-states", "50", "--format", "json")
+    p = cli("verify", "specs/selftest-state.toml", "--engine", "explicit", "--max-states", "10", "--format", "json")
     assert p.returncode == 3
     r = json.loads(p.stdout)
-    assert r["unknown"]["reason"] == ("state budget: more than 50 states (raise it with --max-states N, "
+    assert r["unknown"]["reason"] == ("state budget: more than 10 states (raise it with --max-states N, "
                                       "or use --engine z3)")
-    p = cli("verify", "specs/selftest-state.toml", "--max-states", "50", "--format", "json")      # auto: goes on with Z3
+    p = cli("verify", "specs/selftest-state.toml", "--max-states", "10", "--format", "json")      # auto: goes on with Z3
     assert p.returncode == 0 and json.loads(p.stdout)["engine"] == "z3"
     p = cli("verify", "specs/selftest-state.toml", "--max-states", "0")
     assert p.returncode == 2 and "--max-states must be at least 1" in p.stderr

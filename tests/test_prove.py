@@ -84,7 +84,7 @@ def test_auxiliary_invariants_hold_in_every_reachable_state():
 def test_exhaustion_says_so_with_the_state_count():
     r = prove(load_spec(SPECS / "disable-restores-good.toml"), method="exhaustion")
     assert r.verdict == "proved" and {p.method for p in r.proofs} == {"exhaustion"}
-    assert all(p.states == r.states == 7 for p in r.proofs)
+    assert all(p.states == r.states == 6 for p in r.proofs)      # (7 without the rmmod fold)
 
 
 def test_auto_falls_back_to_k_induction_past_the_small_space(monkeypatch):
@@ -104,9 +104,9 @@ def test_cli_proved_exit_0():
     assert p.returncode == 0, p.stdout + p.stderr
     assert "verdict: proved: 8 proved" in p.stdout
     assert "PROVED version-order by k-induction, k = 5, with the auxiliary invariants" in p.stdout
-    assert "; and by exhaustion of 26 reachable states" in p.stdout
+    assert "; and by exhaustion of 13 reachable states" in p.stdout
     p = cli("prove", "specs/version-order-good.toml")           # auto: the space is small, exhaustion
-    assert p.returncode == 0 and "PROVED version-order by exhaustion of 26 reachable states\n" in p.stdout
+    assert p.returncode == 0 and "PROVED version-order by exhaustion of 13 reachable states (each rmmod folded into the next load)\n" in p.stdout
 
 
 def test_cli_violated_exit_1_prints_the_replayed_trace_like_verify():
@@ -132,7 +132,7 @@ def test_cli_not_proved_exit_3_shows_the_counterexample_to_induction():
     # exhaustion settles it, and says which
     p = cli("prove", "specs/version-order-good.toml", "--max-k", "2", "-p", "version-order", "--method", "both")
     assert p.returncode == 0
-    assert "PROVED version-order by exhaustion of 26 reachable states (k-induction up to k = 2 did not close" in p.stdout
+    assert "PROVED version-order by exhaustion of 13 reachable states (k-induction up to k = 2 did not close" in p.stdout
 
 
 def test_cli_json():
@@ -144,7 +144,7 @@ def test_cli_json():
     assert by["error-cleanup"]["verdict"] == "violation"
     assert by["error-cleanup"]["violation"]["trace"][0]["operation"] == "load lp_feature"
     assert by["no-double-free"]["verdict"] == "proved" and by["no-double-free"]["method"] == "k-induction"
-    assert by["no-double-free"]["states"] == 14
+    assert by["no-double-free"]["states"] == 12
     assert r["invariants"] and r["spec"]["sha256"]
 
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import pty
 import subprocess
 import sys
+import tempfile
 from enum import Enum
 from pathlib import Path
 
@@ -15,14 +17,13 @@ from conftest import ROOT
 
 HEAVY = ("networkx", "pydantic", "z3", "rich", "tree_sitter")
 
-# runs a command in-process and prints which of HEAVY it imported, at the exit (cli.run ends with os._exit)
+# runs a command in-process and writes which of HEAVY it imported to a file, at the exit (cli.run ends with os._exit)
 PROBE = """
 import json, os, sys
 real_exit = os._exit
 def exit_(code):
-    sys.stdout.flush()
-    sys.stderr.write("\\nLOADED " + json.dumps([m for m in %r if m in sys.modules]) + "\\n")
-    sys.stderr.flush()
+    with open(%r, "w") as f:
+        json.dump([m for m in %r if m in sys.modules], f)
     real_exit(code)
 os._exit = exit_
 sys.argv = ["klpmodel", *%r]
@@ -31,13 +32,14 @@ run()
 """
 
 
-def loaded(*args: str) -> tuple[subprocess.CompletedProcess, list[str]]:
-    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    p = subprocess.run([sys.executable, "-c", PROBE % (HEAVY, list(args))], capture_output=True, text=True,
-                       cwd=ROOT, env=env, timeout=300)
-    line = p.stderr.strip().splitlines()[-1]
-    assert line.startswith("LOADED "), p.stderr
-    return p, json.loads(line[len("LOADED "):])
+def loaded(*args: str, stderr=subprocess.PIPE) -> tuple[subprocess.CompletedProcess, list[str]]:
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""), TERM="xterm")
+    with tempfile.TemporaryDirectory() as tmp:
+        where = os.path.join(tmp, "modules.json")
+        p = subprocess.run([sys.executable, "-c", PROBE % (where, HEAVY, list(args))], stdout=subprocess.PIPE,
+                           stderr=stderr, text=True, cwd=ROOT, env=env, timeout=300)
+        with open(where) as f:
+            return p, json.load(f)
 
 
 def test_verify_imports_no_networkx_pydantic_or_z3():
@@ -52,13 +54,36 @@ def test_verify_imports_no_networkx_pydantic_or_z3():
     assert mods == []
 
 
-def test_the_probe_sees_what_a_command_imports():
+def test_a_quick_run_at_a_terminal_imports_no_rich_for_its_progress_display():
+    """The progress display (stderr a terminal) needs rich only once the work has taken its
+    delay (1 s); a run done sooner never imports it. Its report, on a pipe, needs no colour."""
+    master, slave = pty.openpty()
+    try:
+        p, mods = loaded("verify", "specs/selftest-state.toml", stderr=slave)
+    finally:
+        os.close(slave)
+        os.close(master)
+    assert p.returncode == 0 and "verdict: holds" in p.stdout
+    assert mods == []
+
+
+def test_the_probe_sees_what_a_command_imports(monkeypatch):
     """The same probe sees networkx where the lifecycle graph is drawn, Z3 where its engine
     runs, and pydantic where typer's coercion words a refused value."""
     assert "networkx" in loaded("graph", "--lifecycle")[1]
     assert "z3" in loaded("verify", "specs/selftest-state.toml", "--engine", "z3", "--depth", "2")[1]
     p, mods = loaded("verify", "specs/selftest-state.toml", "--depth", "abc")
     assert p.returncode == 2 and "'abc' is not a whole number" in p.stderr and "pydantic" in mods
+    p, mods = loaded("verify", "specs/selftest-state.toml", "--engine", "z3", stderr=subprocess.DEVNULL)
+    assert p.returncode == 0 and "rich" not in mods
+    master, slave = pty.openpty()           # stderr a terminal: the display shows after the delay (0 here)
+    monkeypatch.setenv("KLPMODEL_PROGRESS_DELAY", "0")
+    try:
+        p, mods = loaded("verify", "specs/selftest-state.toml", "--engine", "z3", stderr=slave)
+    finally:
+        os.close(slave)
+        os.close(master)
+    assert p.returncode == 0 and "rich" in mods
 
 
 def _commands():

@@ -6,7 +6,8 @@ growing size.
     python bench/bench.py                      # shipped specs + the default growing series
     python bench/bench.py --grid --patches 2-4 --states 1-2 --modules 0-1 --depths 6,8
     python bench/bench.py --runs 5 --timeout 120 --only-generated
-    python bench/bench.py --cumulative 4-16     # the cumulative family: verify, z3, prove, per state
+    python bench/bench.py --cumulative 4-16         # the cumulative family: verify, z3, prove, per state
+    python bench/bench.py --startup --runs 20       # start-up: verify of the selftest series
 
 Prints a Markdown table (the form docs/performance.md quotes). Needs `klpmodel` importable
 by the current Python (pip install . or PYTHONPATH=.).
@@ -201,6 +202,35 @@ def cumulative_table(sizes: list[int], runs: int, timeout: float, z3_depth: int,
                   f"| {ratio} |", flush=True)
 
 
+HEAVY = ("networkx", "z3", "pydantic", "rich", "tree_sitter")     # packages whose import start-up can do without
+
+
+def startup(runs: int, spec: Path = ROOT / "specs" / "selftest-state.toml") -> None:
+    """Start-up dominates `verify` of the selftest series (the search takes 0.01-0.02 s): the
+    median wall and CPU (user+sys) time of RUNS runs of the command as a user types it, and
+    which heavy modules its process imported (-X importtime)."""
+    cmd = [sys.executable, "-m", "klpmodel", "verify", str(spec)]
+    env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    env.pop("PYTHONDONTWRITEBYTECODE", None)     # an installed klpmodel has its bytecode compiled: so here,
+    subprocess.run(cmd, capture_output=True, env=env)       # after this first run (not counted)
+    walls, cpus = [], []
+    for _ in range(runs):
+        t = time.perf_counter()
+        p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+        _, status, usage = os.wait4(p.pid, 0)
+        walls.append(time.perf_counter() - t)
+        cpus.append(usage.ru_utime + usage.ru_stime)
+        if os.waitstatus_to_exitcode(status) != 0:
+            sys.exit(f"{' '.join(cmd)} exited {os.waitstatus_to_exitcode(status)}")
+    p = subprocess.run([sys.executable, "-X", "importtime", *cmd[1:]], capture_output=True, text=True, env=env)
+    top = {line.split("|")[-1].strip() for line in p.stderr.splitlines() if line.startswith("import time:")}
+    heavy = [m for m in HEAVY if m in top]
+    print(f"verify {spec.relative_to(ROOT) if spec.is_relative_to(ROOT) else spec}: {runs} runs, "
+          f"median wall {statistics.median(walls):.3f} s (min {min(walls):.3f}), "
+          f"median user+sys {statistics.median(cpus):.3f} s; python {sys.version.split()[0]}, "
+          f"load average {os.getloadavg()[0]:.2f}; imports {', '.join(heavy) or 'none'} of {', '.join(HEAVY)}")
+
+
 def parse_range(text: str) -> list[int]:
     if "," in text:
         return [int(x) for x in text.split(",")]
@@ -230,8 +260,13 @@ def main(argv: list[str]) -> int:
     ap.add_argument("--per-state-depth", type=int, default=6, help="depth of the per-state column of --cumulative")
     ap.add_argument("--print-spec", type=int, default=None, metavar="N",
                     help="print the cumulative spec of N releases (with --cumulative-states/-modules) and exit")
+    ap.add_argument("--startup", action="store_true",
+                    help="only start-up: median wall and user+sys of --runs runs of verify specs/selftest-state.toml")
     a = ap.parse_args(argv)
 
+    if a.startup:
+        startup(a.runs)
+        return 0
     if a.print_spec is not None:
         print(cumulative(a.print_spec, a.cumulative_states, a.cumulative_modules))
         return 0

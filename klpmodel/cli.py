@@ -2,6 +2,7 @@
 contract: 0 holds, 1 violation, 2 bad spec or usage, 3 unknown (and internal errors)."""
 from __future__ import annotations
 
+import re
 import sys
 import time
 from enum import Enum
@@ -29,9 +30,10 @@ class _PlainHelp:
         super().__init__(*args, **kwargs)
         for p in self.params:
             self._plain(p)
+            _Coercion.install(p)
 
     def get_help_option(self, ctx):
-        return self._plain(super().get_help_option(ctx))
+        return _Coercion.install(self._plain(super().get_help_option(ctx)))
 
     @staticmethod
     def _plain(p):
@@ -43,6 +45,85 @@ class _PlainHelp:
             elif p.name in METAVARS:
                 p.metavar = METAVARS[p.name]
         return p
+
+
+_OTHER = object()        # a value _Coercion leaves to typer
+_DECIMAL = {int: re.compile(r"-?[0-9]{1,18}"), float: re.compile(r"-?[0-9]{1,15}(\.[0-9]{1,15})?")}
+
+
+class _Coercion:
+    """typer 0.29 coerces every parameter's value, given or not, through a pydantic
+    TypeAdapter it builds on first use: importing pydantic and building an adapter for each
+    of a command's parameters was a quarter of `klpmodel verify`'s start-up (issue 13). This
+    coerces the values that need no validation as typer does (no value; an enum's own value,
+    with typer's choice matching; a str; a path, with typer's path checks; a plain decimal
+    number; a list of these) and hands every other value to typer's own coercion, built only
+    then, so what typer refuses, and how it words it, stays typer's. With a typer that does
+    not coerce this way (before 0.29) it is not installed. tests/test_cli.py checks that the
+    two agree."""
+
+    def __init__(self, param, choice, path):
+        self.param, self.typer = param, None
+        self.coerce_choice, self.coerce_path = choice, path
+
+    @classmethod
+    def install(cls, p):
+        if getattr(p, "_runtime_param", False) is not None or not hasattr(p, "type_descriptor"):
+            return p
+        try:
+            from typer._coercion import build_runtime_param  # noqa: F401  (the fallback)
+            from typer._param_types import coerce_cli_choice, coerce_cli_path
+        except ImportError:
+            return p
+        p._runtime_param = cls(p, coerce_cli_choice, coerce_cli_path)
+        return p
+
+    def coerce(self, value, param, ctx):
+        out = self.simple(value, ctx)
+        if out is not _OTHER:
+            return out
+        if self.typer is None:
+            from typer._coercion import build_runtime_param
+
+            self.typer = build_runtime_param(self.param.type_descriptor)
+        return self.typer.coerce(value, param=param, ctx=ctx)
+
+    def simple(self, value, ctx):
+        """The value typer would make of `value`, or _OTHER."""
+        p, annotation = self.param, self.param.type_descriptor.annotation
+        if p.multiple or p.nargs == -1:
+            if value is None:
+                return ()
+            if not isinstance(value, (list, tuple)) or getattr(annotation, "__origin__", None) is not list:
+                return _OTHER
+            out = [self.leaf(annotation.__args__[0], v, ctx) for v in value]
+            return _OTHER if any(v is _OTHER for v in out) else out
+        return None if value is None else self.leaf(annotation, value, ctx)
+
+    def leaf(self, annotation, value, ctx):
+        info = self.param.type_descriptor.parameter_info
+        if info.parser is not None:
+            return _OTHER
+        if isinstance(annotation, type) and issubclass(annotation, Enum):
+            try:
+                return self.coerce_choice(value, choices=tuple(annotation), case_sensitive=info.case_sensitive, ctx=ctx)
+            except ValueError:
+                return _OTHER
+        if annotation in _DECIMAL:
+            if info.min is not None or info.max is not None:
+                return _OTHER
+            if type(value) is annotation:
+                return value
+            return annotation(value) if type(value) is str and _DECIMAL[annotation].fullmatch(value) else _OTHER
+        if annotation in (str, bool):
+            return value if type(value) is annotation else _OTHER
+        if annotation is Path and info.path_type is None and isinstance(value, (str, Path)):
+            # pydantic makes Path(value) of a str; typer's path checks (exists=, ...) then as typer runs them
+            try:
+                return self.coerce_path(Path(value), info, path_type=Path, param=self.param, ctx=ctx)
+            except ValueError:              # (a NUL in the path) which typer turns into a usage error
+                return _OTHER
+        return _OTHER
 
 
 class _Command(_PlainHelp, typer.core.TyperCommand):

@@ -4,7 +4,8 @@ Section numbers (§) refer to ../shared/kernel/semantics.md.
 
 * `lifecycle()` is the kernel's per-patch state machine as a networkx graph: one node
   per phase, one edge per kernel action, labelled with the callbacks it runs. `step`
-  reads its phase changes and callback lists from that graph.
+  reads its phase changes and callback lists from that graph, compiled once into plain
+  Python data (`_compiled`: a run imports no networkx; a test checks the two agree).
 * `Model` compiles a spec into the state variables of the transition system and the
   static facts (compatibility, versions, slots).
 * `step(model, ctx, op)` is one operation, written once over the value interface of
@@ -87,16 +88,40 @@ def _graph(title: str, table: EdgeTable) -> Any:
     return g
 
 
+class Compiled(NamedTuple):
+    """What the rules read of a lifecycle graph, as plain Python data: each event's edges
+    (source, target, callbacks) in the order the graph lists them, and each edge's attributes
+    as the graph holds them, by (source, target, event)."""
+    by_event: dict[str, tuple[EdgeInfo, ...]]
+    data: dict[tuple[int, int, str], dict[str, Any]]
+
+
 @cache
-def _edges_by_event(title: str, table: EdgeTable) -> dict[str, tuple[EdgeInfo, ...]]:
-    out: dict[str, list[EdgeInfo]] = {}
-    for src, dst, data in _graph(title, table).edges(data=True):
-        out.setdefault(data["event"], []).append((src, dst, data["callbacks"]))
-    return {k: tuple(v) for k, v in out.items()}
+def _compiled(table: EdgeTable) -> Compiled:
+    """The lifecycle `_graph` builds from `table`, compiled once for the rules, without
+    networkx (whose import is a third of `klpmodel verify`'s start-up). It lays the edges out
+    as a networkx MultiDiGraph stores them (source node in node order, then target in the
+    order the source first got an edge to it, then key in insertion order, a repeated key
+    updating the edge's attributes), so it lists them as the graph does; tests/test_lifecycle.py
+    checks that the two agree for every profile."""
+    adj: dict[int, dict[int, dict[str, dict[str, Any]]]] = {i: {} for i in range(len(PHASES))}
+    for src, dst, event, cbs, note, *extra in table:
+        adj.setdefault(src, {}); adj.setdefault(dst, {})
+        edge = adj[src].setdefault(dst, {}).setdefault(event, {})
+        edge.update(event=event, callbacks=cbs, note=note, **dict(extra[0] if extra else ()))
+    by_event: dict[str, list[EdgeInfo]] = {}
+    data: dict[tuple[int, int, str], dict[str, Any]] = {}
+    for src, targets in adj.items():
+        for dst, keyed in targets.items():
+            for key, attrs in keyed.items():
+                by_event.setdefault(attrs["event"], []).append((src, dst, attrs["callbacks"]))
+                data[src, dst, key] = attrs
+    return Compiled({k: tuple(v) for k, v in by_event.items()}, data)
 
 
 def lifecycle(profile: str = "mainline") -> Any:
-    """The per-patch lifecycle of a kernel profile, as the networkx graph its rules read."""
+    """The per-patch lifecycle of a kernel profile, as the networkx graph its rules read
+    (compiled: `Mainline.edges`, `Mainline.edge`)."""
     return PROFILES[profile].lifecycle()
 
 
@@ -620,7 +645,13 @@ class Mainline:
 
     @classmethod
     def edges(cls, event: str) -> tuple[EdgeInfo, ...]:
-        return _edges_by_event(f"klp per-patch lifecycle ({cls.name})", cls.EDGES)[event]
+        """The lifecycle's edges of one kernel action: (source, target, callbacks)."""
+        return _compiled(cls.EDGES).by_event[event]
+
+    @classmethod
+    def edge(cls, src: int, dst: int, event: str) -> dict[str, Any]:
+        """One lifecycle edge's attributes (`lifecycle().edges[src, dst, event]`)."""
+        return _compiled(cls.EDGES).data[src, dst, event]
 
     def __init__(self, m: Model, c: Backend, frozen: bool = False):
         self.m, self.c, self.v = m, c, m.v
@@ -1447,10 +1478,9 @@ class Mainline:
         patches it marks forced is the kernel version's rule (`force_marks`)."""
         c, m = self.c, self.m
         c.set("switched", True)
-        g = self.lifecycle()
         took, marked = [], []
         for src, dst, _ in self.edges("force"):
-            marks = g.edges[src, dst, "force"]["marks"]
+            marks = self.edge(src, dst, "force")["marks"]
             for i in range(m.n):
                 if c.recording and self.phase(i) == src:
                     took.append((m.P[i].name, Edge(src, dst, "force")))

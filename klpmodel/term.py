@@ -66,8 +66,6 @@ def progress(label: str, delay: float | None = None):
     if not sys.stderr.isatty() or os.environ.get("TERM") == "dumb":
         yield update
         return
-    from rich.status import Status
-
     start = time.monotonic()
     state: dict = {}
     lock = threading.Lock()
@@ -76,6 +74,9 @@ def progress(label: str, delay: float | None = None):
         while not stop.wait(0.2):
             with lock:
                 if "status" not in state and time.monotonic() - start >= delay:
+                    # imported here: a run done within the delay never pays for it (~80 ms)
+                    from rich.status import Status
+
                     state["status"] = Status(label, console=_console(sys.stderr))
                     state["status"].start()
                 if "status" in state:

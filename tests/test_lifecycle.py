@@ -32,6 +32,48 @@ def test_every_edge_cites_the_semantics():
             assert "§" in data["note"]
 
 
+def _read_from_graph(g):
+    """What the rules need of a lifecycle graph, read from the networkx graph itself."""
+    by_event = {}
+    for src, dst, data in g.edges(data=True):
+        by_event.setdefault(data["event"], []).append((src, dst, data["callbacks"]))
+    return {k: tuple(v) for k, v in by_event.items()}, {(u, v, k): d for u, v, k, d in g.edges(keys=True, data=True)}
+
+
+def _compiled_reading(profile, events):
+    return ({e: profile.edges(e) for e in events},
+            {(u, v, k): profile.edge(u, v, k) for u, v, k in _read_from_graph(profile.lifecycle())[1]})
+
+
+def test_the_compiled_lifecycle_is_the_graph():
+    """The rules read the lifecycle compiled into plain data (a run imports no networkx): for
+    every profile, each event's edges in the graph's order, and each edge's attributes, are
+    the networkx graph's; and there is no edge or event the graph does not have."""
+    from klpmodel.kernel import _compiled
+
+    for name, profile in PROFILES.items():
+        by_event, data = _read_from_graph(profile.lifecycle())
+        assert _compiled_reading(profile, by_event) == (by_event, data), name
+        assert set(_compiled(profile.EDGES).by_event) == set(by_event), name
+        assert set(_compiled(profile.EDGES).data) == set(data), name
+
+
+def test_the_compiled_lifecycle_follows_an_edited_table():
+    """A profile's table edited in ways that test the layout (a new phase-less node, an edge
+    given twice, edges of one event listed out of phase order) compiles as networkx lays it out."""
+    class Odd(Mainline):
+        name = "odd"
+        EDGES = ((ENABLED, OFFLIST, "complete", ("x",), "§0"),
+                 *reversed(Mainline.EDGES),
+                 (9, UNLOADED, "load", (), "§0 a node past the phases", (("marks", "no"),)),
+                 (ENABLED, OFFLIST, "complete", ("y",), "§0 again: updates the first", (("marks", "yes"),)))
+
+    by_event, data = _read_from_graph(Odd.lifecycle())
+    assert _compiled_reading(Odd, by_event) == (by_event, data)
+    assert [e[:2] for e in Odd.edges("complete")] == [(PATCHING, ENABLED), (ENABLED, OFFLIST), (UNPATCHING, OFFLIST)]
+    assert Odd.edge(ENABLED, OFFLIST, "complete")["callbacks"] == ("y",)
+
+
 MOD = """
 [modules.m]
 [[patch]]

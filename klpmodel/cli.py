@@ -171,7 +171,8 @@ def verify(
     max_states: int = typer.Option(1_000_000, "--max-states", metavar="N", help=MAX_STATES_HELP),
     stats: bool = typer.Option(False, "--stats", help="Add timings (output is then not byte-for-byte reproducible)."),
     max_counterexamples: int = typer.Option(1, "--max-counterexamples", "-n", metavar="N",
-                                            help="Report up to N shortest traces per violated property, each a different operation sequence."),
+                                            help="Report up to N (at most 100) shortest traces per violated property, each a different "
+                                                 "operation sequence; the report says when a property has more."),
     out: Path | None = typer.Option(None, "--out", "-o", metavar="DIR",
                                     help="Write each counterexample as a trace file (JSON and ITF) into DIR."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the verdict line (text format)."),

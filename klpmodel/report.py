@@ -203,16 +203,25 @@ def text(r: Result, stats: bool = False, written: Written = ()) -> str:
         out.append(f"the compatibility rule (klp_is_patch_compatible) refuses these loads{note}:")
         out += [f"  - {why}" for why in refused]
     for first in r.violations:
-        for v in r.traces(first.property):
-            out += ["", *violation_text(m, v, len(r.traces(first.property)))]
+        shown = r.traces(first.property)
+        for v in shown:
+            out += ["", *violation_text(m, v, len(shown))]
             if (v.property, v.index) in files:
                 pj, pi = files[(v.property, v.index)]
                 out.append(f"  trace file: {pj} (ITF: {pi}); 'klpmodel explain {pj}' walks through it")
+        if first.property in r.capped:
+            out += ["", more_not_shown(first.property, len(shown))]
     if r.violations:
         out += ["", summary(r)[0]]
     if stats:
         out.append(f"time: {r.seconds:.3f} s; per depth: " + ", ".join(f"{d}:{t:.3f}" for d, t in r.per_depth))
     return "\n".join(out) + "\n"
+
+
+def more_not_shown(prop: str, shown: int) -> str:
+    """What --max-counterexamples left out: that more shortest traces exist (not how many)."""
+    return (f"more shortest traces of {prop} exist than the {shown} shown: not shown "
+            f"(--max-counterexamples {shown + 1} or more shows them)")
 
 
 def violation_text(m: Model, v: Violation, of: int = 1) -> list[str]:
@@ -291,6 +300,8 @@ def to_json(r: Result, stats: bool = False, written: Written = ()) -> dict[str, 
         others = r.traces(v.property)[1:]
         if others:
             entry["more"] = [entry_of(o) for o in others]
+        if v.property in r.capped:
+            entry["more_not_shown"] = True
         viols.append(entry)
     bad = {v.property for v in r.violations}
     out = {"format": 1, "verdict": r.verdict, "depth": r.depth,

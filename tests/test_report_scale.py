@@ -103,3 +103,39 @@ def test_refusal_carries_its_rule(write_spec, bump):
         assert (why.cause.rule, why.cause.state, why.cause.version, why.cause.installed) == ("version", "s1", 1, 2)
     else:
         assert why is None
+
+
+# ---------------------------------------------------------------- --max-counterexamples
+
+
+def test_max_counterexamples_says_when_it_left_traces_out(write_spec):
+    # three patches whose load can fail in pre_patch after an allocation: error-cleanup has
+    # exactly three shortest traces (one operation each; no two patches are interchangeable)
+    text = "".join(f"[states.{s}]\nid = {k}\n" for k, s in enumerate("stu", 1))
+    text += "".join(f'\n[[patch]]\nname = "{n}"\nstates = {{ {s} = 1 }}\n[patch.objects.vmlinux]\n'
+                    f'pre_patch = ["alloc {s}", "maybe-fail"]\n' for n, s in zip("abc", "stu", strict=True))
+    path = str(write_spec(text))
+    from klpmodel.verify import verify
+    assert len(verify(load_spec(path), properties=["error-cleanup"], max_counterexamples=50)
+               .traces("error-cleanup")) == 3
+    note = "more shortest traces of error-cleanup exist than the 2 shown: not shown (--max-counterexamples 3"
+    two = cli("verify", path, "-p", "error-cleanup", "-n", "2")
+    assert two.returncode == 1 and note in two.stdout
+    assert "shortest trace 2 of 2" in two.stdout and "shortest trace 3" not in two.stdout
+    three = cli("verify", path, "-p", "error-cleanup", "-n", "3")
+    assert "shortest trace 3 of 3" in three.stdout and "more shortest traces" not in three.stdout
+    doc = json.loads(cli("verify", path, "-p", "error-cleanup", "-n", "2", "-f", "json").stdout)
+    (v,) = doc["violations"]
+    assert len(v["more"]) == 1 and v["more_not_shown"] is True
+    (w,) = json.loads(cli("verify", path, "-p", "error-cleanup", "-n", "3", "-f", "json").stdout)["violations"]
+    assert len(w["more"]) == 2 and "more_not_shown" not in w
+    from test_ci import validate
+    validate(doc, "verify-report.schema.json")
+
+
+def test_max_counterexamples_has_a_maximum():
+    ok = cli("verify", "specs/no-leak-bad.toml", "-n", "100", "-q")
+    assert ok.returncode == 1, ok.stderr
+    bad = cli("verify", "specs/no-leak-bad.toml", "-n", "101")
+    assert bad.returncode == 2
+    assert bad.stderr.strip() == "klpmodel: error: --max-counterexamples must be at most 100, not 101"

@@ -652,6 +652,8 @@ def review(
                                        help="Also write the trace file (JSON and ITF) of every violation shown into DIR."),
     faults: list[str] | None = typer.Option(None, "--faults", metavar="FAULT", help=FAULTS_HELP),
     kernel: str | None = typer.Option(None, "--kernel", metavar="PROFILE", help=KERNEL_HELP),
+    full: bool = typer.Option(False, "--all", help="Show every unsafe pair, path group and list item in full "
+                                                   "(by default the review caps them and says what it left out)."),
 ):
     """A design review of the series in Markdown: patches, compatibility matrix, upgrade and
     downgrade paths, property verdicts, coverage, lifecycle."""
@@ -667,12 +669,13 @@ def review(
         s = _load(spec, faults, kernel)
         command = "klpmodel review " + str(spec) + (f" --depth {depth}" if depth is not None else "") \
             + (f" --engine {engine.value}" if engine is not Engine.auto else "") \
-            + "".join(f" --faults {f}" for f in faults or ()) + (f" --kernel {kernel}" if kernel else "")
+            + "".join(f" --faults {f}" for f in faults or ()) + (f" --kernel {kernel}" if kernel else "") \
+            + (" --all" if full else "")
         if traces is not None:
             from .traces import check_out_dir
             check_out_dir(traces)
             command += f" --traces {traces}"
-        result = rv.review(s, depth=depth, engine=engine.value)
+        result = rv.review(s, depth=depth, engine=engine.value, full=full)
         if traces is not None:
             rv.write_traces(result, traces)
         text = rv.markdown(result, stats=stats, command=command)

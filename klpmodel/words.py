@@ -49,5 +49,5 @@ def rectangles(pairs: Iterable[tuple[str, str]], order: Sequence[str]) -> list[t
 
 
 def pairs_text(pairs: Iterable[tuple[str, str]], order: Sequence[str], code: Callable[[str], str] = str) -> str:
-    """Ordered pairs in few words: "r05..r08 -> r01..r04, r09 -> r01"."""
-    return ", ".join(f"{runs(a, order, code)} -> {runs(b, order, code)}" for a, b in rectangles(pairs, order))
+    """Ordered pairs in few words: "r05..r08 -> r01..r04; r09 -> r01, r02"."""
+    return "; ".join(f"{runs(a, order, code)} -> {runs(b, order, code)}" for a, b in rectangles(pairs, order))

@@ -3,6 +3,7 @@ the review's caps and what they leave out, --max-counterexamples' cap."""
 from __future__ import annotations
 
 import json
+import re
 import sys
 
 import pytest
@@ -36,7 +37,7 @@ def test_runs_and_rectangles():
     assert runs(["r02", "r01"], order, lambda n: f"`{n}`") == "`r01`, `r02`"
     pairs = [(a, b) for a in order[:4] for b in order[4:]] + [("r09", "r01")]
     assert rectangles(pairs, order) == [(order[:4], order[4:]), (["r09"], ["r01"])]
-    assert pairs_text(pairs, order) == "r01..r04 -> r05..r10, r09 -> r01"
+    assert pairs_text(pairs, order) == "r01..r04 -> r05..r10; r09 -> r01"
     # every pair is in exactly one product
     got = {(a, b) for a_s, b_s in rectangles(pairs, order) for a in a_s for b in b_s}
     assert got == set(pairs)
@@ -139,3 +140,111 @@ def test_max_counterexamples_has_a_maximum():
     bad = cli("verify", "specs/no-leak-bad.toml", "-n", "101")
     assert bad.returncode == 2
     assert bad.stderr.strip() == "klpmodel: error: --max-counterexamples must be at most 100, not 101"
+
+
+# ---------------------------------------------------------------- the review's caps
+
+LINE_CAP = 600          # issue 13: a 16-release review stays under ~600 lines
+
+
+def test_a_16_release_review_stays_under_the_cap_and_says_what_it_left_out(write_spec):
+    """16 releases (2 states, 1 target module; depth 3 to keep the test quick: the sections'
+    length does not grow with the depth). Before issue 13 this review had over 11,000 lines."""
+    from klpmodel import review as rv
+    path = series(write_spec, 16)
+    p = cli("review", str(path), "--depth", "3")
+    assert p.returncode == 0, p.stderr
+    md = p.stdout
+    assert len(md.splitlines()) < LINE_CAP
+    # what is unsafe comes first: the verdicts right after the summary
+    heads = [ln for ln in md.splitlines() if ln.startswith("## ")]
+    assert heads[:3] == ["## Summary", "## Property verdicts", "## The patches"]
+    # refused loads: one line per rule, not one per pair
+    flat_md = " ".join(md.split())
+    assert ("`r01`..`r04` declare s1 version 1 < 2, 3 or 4 of whichever of `r05`..`r16` is installed "
+            "(48 loads).") in flat_md
+    assert "The kernel refuses 96 loads (the `refused` cells)" in flat_md
+    assert "### `r01` installed" not in md                      # no section per pair
+    # the path groups: 12, of which MAX_PATH_GROUPS step by step, and the rest said
+    spec = load_spec(path)
+    review = rv.review(spec, depth=3)
+    groups = rv.move_groups(review)
+    assert len(review.moves) == 192 and len(groups) == 12
+    left = len(groups) - rv.MAX_PATH_GROUPS
+    assert f"{left} more groups not shown step by step" in flat_md
+    assert f"`klpmodel review {path} --depth 3 --all` shows every one." in flat_md
+    assert f"Not shown in full (each section says what it left out): {left} of 12 path groups" in flat_md
+    shown = [ln for ln in md.splitlines() if ln.startswith("### ") and " -> " in ln]
+    assert len(shown) == rv.MAX_PATH_GROUPS
+    # one of each kind first: the downgrades the version check misses, and an upgrade
+    assert any("downgrade" in ln for ln in shown) and any("upgrade" in ln for ln in shown)
+    # --all shows every group, and says nothing was left out
+    full = cli("review", str(path), "--depth", "3", "--all").stdout
+    assert len([ln for ln in full.splitlines() if ln.startswith("### ") and " -> " in ln]) == 12
+    assert "not shown" not in full and "Not shown in full" not in full
+
+
+def test_the_groups_of_paths_read_the_same_names_aside(write_spec):
+    """Every move of a group renders the same text once its two names are taken out; moves
+    with other versions are in other groups."""
+    from klpmodel import review as rv
+    review = rv.review(load_spec(series(write_spec, 12, modules=0)), depth=2)
+    groups = rv.move_groups(review)
+    for g in groups:
+        texts = {rv._anonymous(rv._move_body(review, mv), mv.old, mv.new) for mv in g.moves}
+        assert len(texts) == 1
+        assert len({mv.versions for mv in g.moves}) == 1
+    assert sum(len(g.moves) for g in groups) == len(review.moves)
+    assert len({g.first.versions for g in groups}) == len(groups)
+
+
+def test_no_version_bump_no_refused_pairs_and_no_paths(write_spec):
+    md = cli("review", str(series(write_spec, 9, bump=False, modules=0)), "--depth", "2").stdout
+    assert "### Refused pairs" not in md and " version 1 < " not in md and "refused by the kernel, " in md
+    assert "Pairs (P installed, Q loaded): 0 refused by the kernel" in md
+    assert "No two patches declare the same state with different versions." in md
+    assert "not shown" not in md
+
+
+LEAKY = ('\n[[patch]]\nname = "{n}"\nreplace = true\nstates = {{ s = 1 }}\n[patch.objects.vmlinux]\n'
+         'pre_patch = ["alloc s"]\npost_patch = ["save s", "modify s"]\npre_unpatch = ["restore s"]\n'
+         'post_unpatch = ["free s"]\n')
+
+
+@pytest.mark.parametrize("patches", [2, 3, 4])
+def test_unsafe_pairs_are_capped_and_the_rest_named(write_spec, patches):
+    """Each patch leaks the block of the one it replaces: every pair is unsafe (no-leak).
+    2 patches: 2 unsafe pairs (under the cap: all shown), 3: 6, 4: 12; the review shows
+    MAX_UNSAFE_PAIRS of them and names the others."""
+    from klpmodel import review as rv
+    path = write_spec("[states.s]\nid = 1\n" + "".join(LEAKY.format(n=f"p{k}") for k in range(1, patches + 1)))
+    md = cli("review", str(path), "--depth", "4").stdout
+    n = patches * (patches - 1)
+    assert f"0 allowed and safe, {n} allowed and unsafe" in md
+    sections = [ln for ln in md.splitlines() if ln.startswith("#### ")]
+    assert len(sections) == min(n, rv.MAX_UNSAFE_PAIRS)
+    left = n - rv.MAX_UNSAFE_PAIRS
+    flat_md = " ".join(md.split())
+    if left > 0:
+        assert re.search(f"{left} more unsafe pairs? not shown: .*\\(breaking [a-z, -]*no-leak\\)", flat_md)
+        assert f"Not shown in full (each section says what it left out): {left} of {n} unsafe pairs" in flat_md
+    else:
+        assert "not shown" not in flat_md
+    full = cli("review", str(path), "--depth", "4", "--all").stdout
+    assert len([ln for ln in full.splitlines() if ln.startswith("#### ")]) == n
+    # the summary names every unsafe pair, shown or not
+    names = [f"p{k}" for k in range(1, patches + 1)]
+    every = [(a, b) for a in names for b in names if a != b]
+    assert "allowed and unsafe: " + pairs_text(every, names, lambda x: f"`{x}`") + "." in flat_md
+
+
+def test_traces_are_written_for_the_pairs_shown(write_spec, tmp_path):
+    from klpmodel import review as rv
+    path = write_spec("[states.s]\nid = 1\n" + "".join(LEAKY.format(n=f"p{k}") for k in range(1, 4)))
+    d = tmp_path / "t"
+    p = cli("review", str(path), "--depth", "4", "--traces", str(d))
+    assert p.returncode == 0, p.stderr
+    pairs = {m.group(0) for x in d.iterdir() if (m := re.match(r"pair-p\d-p\d", x.name))}
+    assert len(pairs) == rv.MAX_UNSAFE_PAIRS
+    for name in pairs:
+        assert f"{d / name}-no-leak.trace.json`" in p.stdout

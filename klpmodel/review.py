@@ -1031,9 +1031,8 @@ def _summary(rv: Review, command: str) -> list[str]:
                and p not in {v.property for v in r.violations}]
         missed = sorted({st.line for p in rv.spec.patches for o in p.objects for cb, sts in o.callbacks
                          for n, st in enumerate(sts) if not cov.ran.get((p.name, o.name, cb, n))})
-        lines = ", ".join(map(str, missed if rv.full else missed[:MAX_ITEMS]))
-        if len(missed) > len(lines.split(", ")):
-            lines += f" and {len(missed) - MAX_ITEMS} more"
+        some = missed if rv.full else missed[:MAX_ITEMS]
+        lines = ", ".join(map(str, some)) + (f" and {len(missed) - len(some)} more" if len(missed) > len(some) else "")
         out += _bullet(f"Coverage ({'every reachable state' if cov.complete else f'depth {rv.depth}'}): "
                        f"{ran} of {total} statements ran"
                        + (f" (never: {rv.spec.path} line{'s' if len(missed) > 1 else ''} {lines})" if missed else "")

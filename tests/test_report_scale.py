@@ -248,3 +248,25 @@ def test_traces_are_written_for_the_pairs_shown(write_spec, tmp_path):
     assert len(pairs) == rv.MAX_UNSAFE_PAIRS
     for name in pairs:
         assert f"{d / name}-no-leak.trace.json`" in p.stdout
+
+
+def test_long_lists_are_capped_with_a_count(write_spec):
+    """Depth 1: most statements of 16 releases never run (nothing completes; 3 states: 15
+    statements of each release). The summary's line numbers and the Statements list stop at
+    MAX_ITEMS and count the rest; --all lists them all."""
+    from klpmodel import review as rv
+
+    def never_ran(text: str) -> list[str]:
+        return [ln for ln in text.split("\nNever ran:\n")[1].split("\n\n#")[0].split("\nCondition")[0]
+                .splitlines() if ln.startswith("- ")]
+
+    path = series(write_spec, 16, states=3)
+    raw = cli("review", str(path), "--depth", "1").stdout
+    md = " ".join(raw.split())
+    never = re.search(r"\(never: \S+ lines ([\d, ]+) and (\d+) more\)", md)
+    assert never and len(never.group(1).split(", ")) == rv.MAX_ITEMS
+    more = re.search(r"(\d+) more statements not shown; `klpmodel review \S+ --depth 1 --all` shows every one", md)
+    assert more and len(never_ran(raw)) == rv.MAX_ITEMS
+    full = cli("review", str(path), "--depth", "1", "--all").stdout
+    assert "more statements not shown" not in full and "more)" not in full
+    assert len(never_ran(full)) == rv.MAX_ITEMS + int(more.group(1))

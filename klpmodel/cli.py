@@ -252,7 +252,8 @@ def verify(
     max_states: int = typer.Option(1_000_000, "--max-states", metavar="N", help=MAX_STATES_HELP),
     stats: bool = typer.Option(False, "--stats", help="Add timings (output is then not byte-for-byte reproducible)."),
     max_counterexamples: int = typer.Option(1, "--max-counterexamples", "-n", metavar="N",
-                                            help="Report up to N shortest traces per violated property, each a different operation sequence."),
+                                            help="Report up to N (at most 100) shortest traces per violated property, each a different "
+                                                 "operation sequence; the report says when a property has more."),
     out: Path | None = typer.Option(None, "--out", "-o", metavar="DIR",
                                     help="Write each counterexample as a trace file (JSON and ITF) into DIR."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the verdict line (text format)."),
@@ -732,6 +733,8 @@ def review(
                                        help="Also write the trace file (JSON and ITF) of every violation shown into DIR."),
     faults: list[str] | None = typer.Option(None, "--faults", metavar="FAULT", help=FAULTS_HELP),
     kernel: str | None = typer.Option(None, "--kernel", metavar="PROFILE", help=KERNEL_HELP),
+    full: bool = typer.Option(False, "--all", help="Show every unsafe pair, path group and list item in full "
+                                                   "(by default the review caps them and says what it left out)."),
 ):
     """A design review of the series in Markdown: patches, compatibility matrix, upgrade and
     downgrade paths, property verdicts, coverage, lifecycle."""
@@ -747,12 +750,13 @@ def review(
         s = _load(spec, faults, kernel)
         command = "klpmodel review " + str(spec) + (f" --depth {depth}" if depth is not None else "") \
             + (f" --engine {engine.value}" if engine is not Engine.auto else "") \
-            + "".join(f" --faults {f}" for f in faults or ()) + (f" --kernel {kernel}" if kernel else "")
+            + "".join(f" --faults {f}" for f in faults or ()) + (f" --kernel {kernel}" if kernel else "") \
+            + (" --all" if full else "")
         if traces is not None:
             from .traces import check_out_dir
             check_out_dir(traces)
             command += f" --traces {traces}"
-        result = rv.review(s, depth=depth, engine=engine.value)
+        result = rv.review(s, depth=depth, engine=engine.value, full=full)
         if traces is not None:
             rv.write_traces(result, traces)
         text = rv.markdown(result, stats=stats, command=command)

@@ -48,16 +48,40 @@ def insmod_error(name: str, errno: int, era: str = "insmod") -> str:
     return f"insmod: ERROR: could not insert module test_modules/{name}.ko: {INSMOD_ERROR.get(errno, f'errno {errno}')}"
 
 
+class Incompatible(str):
+    """What klp_is_patch_compatible refuses (kernel.compatible, §2.2): loading `new` while
+    `old` is installed. The sentence (it is one) and what the rule compared, so that reports
+    can summarise many refusals by rule: `rule` is "version" (new declares `state` with
+    `version` below old's `installed`) or "undeclared" (new is cumulative and does not
+    declare old's `state`; `version` is None)."""
+
+    new: str
+    old: str
+    rule: str
+    state: str
+    version: int | None
+    installed: int
+
+    def __new__(cls, why: str, new: str, old: str, rule: str, state: str, version: int | None,
+                installed: int) -> Incompatible:
+        self = super().__new__(cls, why)
+        self.new, self.old, self.rule, self.state = new, old, rule, state
+        self.version, self.installed = version, installed
+        return self
+
+
 class Refusal(str):
     """Why the kernel (or the module loader, or rmmod) refuses an operation: the sentence
-    (it is one), the errno the user sees, and the kernel's own log line when it prints one."""
+    (it is one), the errno the user sees, the kernel's own log line when it prints one, and
+    for a load the compatibility rule refuses, that rule's `Incompatible` (`cause`)."""
 
     errno: int
     kernel: str | None
+    cause: Incompatible | None
 
-    def __new__(cls, why: str, errno: int, kernel: str | None = None) -> Refusal:
+    def __new__(cls, why: str, errno: int, kernel: str | None = None, cause: Incompatible | None = None) -> Refusal:
         self = super().__new__(cls, why)
-        self.errno, self.kernel = errno, kernel
+        self.errno, self.kernel, self.cause = errno, kernel, cause
         return self
 
     def lines(self, word: str, name: str | None, era: str = "insmod") -> list[str]:

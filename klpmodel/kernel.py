@@ -23,7 +23,7 @@ from typing import Any, ClassVar, NamedTuple
 from . import events as E
 from . import properties
 from .backend import Backend, Val
-from .events import ENABLED, IN_TRANSITION, LISTED, OFFLIST, PATCHING, PHASES, UNLOADED, UNPATCHING, Edge, Refusal, Where
+from .events import ENABLED, IN_TRANSITION, LISTED, OFFLIST, PATCHING, PHASES, UNLOADED, UNPATCHING, Edge, Incompatible, Refusal, Where
 from .properties import Property
 from .spec import Cond, Module, Obj, Patch, Spec, Stmt
 
@@ -175,17 +175,20 @@ OBJECT_SYSFS_MODES = {"": "drwxr-xr-x", "patched": "-r--r--r--"}
 SYSFS_SINCE = {"patched": "6.1", "replace": "6.11", "stack_order": "6.14"}
 
 
-def compatible(new: Patch, old: Patch) -> tuple[bool, str]:
-    """klp_is_patch_compatible for one installed patch (§2.2, kernel/livepatch/state.c)."""
+def compatible(new: Patch, old: Patch) -> tuple[bool, Incompatible | None]:
+    """klp_is_patch_compatible for one installed patch (§2.2, kernel/livepatch/state.c): the
+    first of old's states that refuses new, as an Incompatible (None: compatible)."""
     for state, old_version in old.states:
         version = new.version(state)
         if version is None:
             if new.replace:           # a cumulative patch must handle every installed state
-                return False, f"cumulative {new.name} does not declare state {state} of installed {old.name}"
+                return False, Incompatible(f"cumulative {new.name} does not declare state {state} of installed "
+                                           f"{old.name}", new.name, old.name, "undeclared", state, None, old_version)
             continue                  # non-cumulative patches may leave states alone
         if version < old_version:     # versions never go down
-            return False, f"{new.name} declares {state} version {version} < {old_version} of installed {old.name}"
-    return True, ""
+            return False, Incompatible(f"{new.name} declares {state} version {version} < {old_version} of installed "
+                                       f"{old.name}", new.name, old.name, "version", state, version, old_version)
+    return True, None
 
 
 class VarNames:
@@ -515,10 +518,11 @@ class Model:
         `rmmod` an effect (module exit code) must leave the patch out of this list."""
         return tuple((self.v.phase[i], self.v.forced[i]) for i in range(self.n))
 
-    def refused_loads(self) -> list[str]:
-        """What the compatibility rule refuses, as sentences (for reports)."""
-        return [why for (i, j, r), (ok, why) in sorted(self.compat.items())
-                if not ok and r == self.P[i].replace]
+    def refused_loads(self) -> list[Incompatible]:
+        """What the compatibility rule refuses, each pair's sentence with what it compared
+        (for reports), in spec order: loaded patch, then installed."""
+        return [why for (i, j, r), (ok, why) in sorted(self.compat.items(), key=lambda kv: kv[0])
+                if not ok and why is not None and r == self.P[i].replace]
 
 
 # ------------------------------------------------------------------ the read side
@@ -1129,11 +1133,12 @@ class Mainline:
             out = [(Refusal(f"module {op.target} is already loaded (insmod: File exists)", EEXIST),
                     c.eq(self.phase(i), UNLOADED))]
             for j in range(m.n):
-                if j != i and not m.compat[(i, j, r)][0]:
+                ok, why = m.compat[(i, j, r)] if j != i else (True, None)
+                if not ok:
                     out.append((Refusal(f"-EINVAL: not compatible with the already installed livepatches "
-                                        f"({m.compat[(i, j, r)][1]})", EINVAL,
+                                        f"({why})", EINVAL,
                                         f"livepatch: Livepatch patch ({op.target}) is not compatible with the "
-                                        f"already installed livepatches."), c.not_(self.listed(j))))
+                                        f"already installed livepatches.", why), c.not_(self.listed(j))))
             out.append((Refusal("-EBUSY: another transition is in progress", EBUSY), c.not_(self.transition())))
             return out
         if op.word == "reverse":

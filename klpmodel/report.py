@@ -2,16 +2,16 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 from . import events as E
-from .events import Event, Where
+from .events import Event, Incompatible, Where
 from .interp import State
 from .kernel import Model
 from .verify import Result, Step, Violation
-from .words import plural
+from .words import plural, rectangles, runs
 
 Written = Sequence[tuple[Violation, Path, Path]]       # (violation, its .trace.json, its .itf.json)
 
@@ -113,6 +113,45 @@ def broke(m: Model, v: Violation) -> str:
     return "see the last step"
 
 
+# ------------------------------------------------------------------ refused loads, by rule
+
+def _alternatives(values: Sequence[int]) -> str:
+    """2 / 2 or 3 / 2, 3 or 4"""
+    words = [str(v) for v in values]
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
+
+
+def refused_rules(m: Model, refused: Iterable[Incompatible] | None = None,
+                  code: Callable[[str], str] = str) -> list[str]:
+    """The loads the compatibility rule refuses (default: all of `m.refused_loads()`), one
+    sentence per rule, state and loaded version for every product "these loaded over these
+    installed" (words.rectangles): `r01..r04 declare s1 version 1 < 2, 3 or 4 of whichever of
+    r05..r16 is installed (48 loads)`. A product of one pair is the kernel's own sentence. `code` marks
+    patch names up (Markdown)."""
+    order = [p.name for p in m.P]
+    groups: dict[tuple[str, str, int | None], list[Incompatible]] = {}
+    for x in m.refused_loads() if refused is None else refused:
+        groups.setdefault((x.rule, x.state, x.version), []).append(x)
+    out = []
+    for (rule, state, version), xs in groups.items():
+        for news, olds in rectangles(((x.new, x.old) for x in xs), order):
+            inst = sorted({x.installed for x in xs if x.new in news and x.old in olds})
+            n = len(news) * len(olds)
+            new = runs(news, order, code)
+            old = (f"installed {code(olds[0])}" if len(olds) == 1
+                   else f"whichever of {runs(olds, order, code)} is installed")
+            one = len(news) == 1
+            loads = f" ({n} loads)" if n > 1 else ""
+            if rule == "version":
+                out.append(f"{new} declare{'s' if one else ''} {state} version {version} < {_alternatives(inst)} "
+                           f"of {old}{loads}")
+            else:
+                out.append(f"cumulative {new} do{'es' if one else ''} not declare state {state} of {old}{loads}")
+    return out
+
+
+RANGE_NOTE = "a..b: every patch from a to b in spec order"
+
 # ------------------------------------------------------------------ text
 
 def summary(r: Result) -> list[str]:
@@ -160,21 +199,31 @@ def text(r: Result, stats: bool = False, written: Written = ()) -> str:
            + (f"; auto chose {r.why_engine}" if r.why_engine else ""),
            *(f"reduction: {why}" for why in r.reductions)]
     files = _files(written)
-    refused = m.refused_loads()
+    refused = refused_rules(m)
     if refused:
-        out.append("the compatibility rule (klp_is_patch_compatible) refuses these loads:")
+        note = f" ({RANGE_NOTE})" if any(".." in why for why in refused) else ""
+        out.append(f"the compatibility rule (klp_is_patch_compatible) refuses these loads{note}:")
         out += [f"  - {why}" for why in refused]
     for first in r.violations:
-        for v in r.traces(first.property):
-            out += ["", *violation_text(m, v, len(r.traces(first.property)))]
+        shown = r.traces(first.property)
+        for v in shown:
+            out += ["", *violation_text(m, v, len(shown))]
             if (v.property, v.index) in files:
                 pj, pi = files[(v.property, v.index)]
                 out.append(f"  trace file: {pj} (ITF: {pi}); 'klpmodel explain {pj}' walks through it")
+        if first.property in r.capped:
+            out += ["", more_not_shown(first.property, len(shown))]
     if r.violations:
         out += ["", summary(r)[0]]
     if stats:
         out.append(f"time: {r.seconds:.3f} s; per depth: " + ", ".join(f"{d}:{t:.3f}" for d, t in r.per_depth))
     return "\n".join(out) + "\n"
+
+
+def more_not_shown(prop: str, shown: int) -> str:
+    """What --max-counterexamples left out: that more shortest traces exist (not how many)."""
+    return (f"more shortest traces of {prop} exist than the {shown} shown: not shown "
+            f"(--max-counterexamples {shown + 1} or more shows them)")
 
 
 def violation_text(m: Model, v: Violation, of: int = 1) -> list[str]:
@@ -253,6 +302,8 @@ def to_json(r: Result, stats: bool = False, written: Written = ()) -> dict[str, 
         others = r.traces(v.property)[1:]
         if others:
             entry["more"] = [entry_of(o) for o in others]
+        if v.property in r.capped:
+            entry["more_not_shown"] = True
         viols.append(entry)
     bad = {v.property for v in r.violations}
     out = {"format": 1, "verdict": r.verdict, "depth": r.depth,
@@ -263,7 +314,8 @@ def to_json(r: Result, stats: bool = False, written: Written = ()) -> dict[str, 
            "engine": r.engine,
            "states": r.states,
            "diameter": r.diameter if r.complete_at is not None else None,
-           "refused_loads": m.refused_loads(),
+           "refused_loads": [str(why) for why in m.refused_loads()],
+           "refused_summary": refused_rules(m),
            "reductions": list(r.reductions)}
     out["complete"] = r.complete_at is not None
     if r.unknown:

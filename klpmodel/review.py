@@ -17,6 +17,7 @@ the engines); nothing here decides a kernel rule. The sections:
 """
 from __future__ import annotations
 
+import re
 import textwrap
 import time
 from collections import Counter
@@ -34,21 +35,22 @@ from .events import PHASES, Refusal
 from .interp import State
 from .kernel import Model, Op
 from .simulate import format_run, parse_run, simulate
-from .spec import Spec
+from .spec import Patch, Spec
 from .verify import AUTO_STATE_BUDGET, Result, Step, Violation, replay, verify
-from .words import plural
+from .words import pairs_text, plural, runs
 
 # --------------------------------------------------------------------------- trace files
 
 
 def write_traces(rv: Review, out: Path) -> None:
-    """Write the trace file of every violation the review shows (`review --traces DIR`), each
+    """Write the trace file of every violation the review shows (`review --traces DIR`; not
+    those of the unsafe pairs past MAX_UNSAFE_PAIRS without --all), each
     run on the whole series so that explain/replay/kselftest read it against the spec itself:
     verify's as PROPERTY.trace.json, a pair's as pair-P-Q-PROPERTY.trace.json."""
     from .traces import file_stem, write_files
 
     items = [(v, file_stem(v), v) for v in rv.result.violations]
-    for x in rv.pairs:
+    for x in shown_unsafe(rv):
         for v in x.violations:
             ops = [s.op for s in v.trace]
             whole = replay(rv.model, ops, [dict.fromkeys(s.failed, True) for s in v.trace], None, v.property)
@@ -290,9 +292,24 @@ class Review:
     coverage: Coverage
     seconds: dict[str, float] = field(default_factory=dict)
     files: dict[int, str] = field(default_factory=dict)      # id(violation shown) -> its trace file (write_traces)
+    full: bool = False                                       # --all: no cap on sections and lists
 
 
-def review(spec: Spec, *, depth: int | None = None, engine: str = "auto") -> Review:
+# What the review shows in full, unless --all (review.md, "Caps"): the rest is summarised,
+# and the review says what it left out and how to see it.
+MAX_UNSAFE_PAIRS = 4        # unsafe pairs with their traces
+MAX_PATH_GROUPS = 4         # upgrade/downgrade path groups step by step
+MAX_ITEMS = 12              # bullets of a list (statements never run, pairs not decided, ...)
+MAX_ROWS = 24               # rows of the per-patch callback table (past it: one row per object and callback)
+
+
+def shown_unsafe(rv: Review) -> list[Pair]:
+    """The unsafe pairs the review shows with their traces."""
+    bad = [x for x in rv.pairs if x.verdict == "unsafe"]
+    return bad if rv.full else bad[:MAX_UNSAFE_PAIRS]
+
+
+def review(spec: Spec, *, depth: int | None = None, engine: str = "auto", full: bool = False) -> Review:
     depth = spec.depth if depth is None else depth
     secs = {}
     t = time.perf_counter()
@@ -310,7 +327,7 @@ def review(spec: Spec, *, depth: int | None = None, engine: str = "auto") -> Rev
     t = time.perf_counter()
     cov = coverage(model, depth)
     secs["coverage"] = time.perf_counter() - t
-    return Review(spec, model, depth, engine, result, pairs, mv, cov, secs)
+    return Review(spec, model, depth, engine, result, pairs, mv, cov, secs, full=full)
 
 
 # --------------------------------------------------------------------------- Markdown
@@ -365,6 +382,39 @@ def _where(spec: Spec, line: int) -> str:
     return f"{spec.path}:{line}"
 
 
+def _code(name: str) -> str:
+    return f"`{name}`"
+
+
+def _names_of(rv: Review) -> list[str]:
+    return [p.name for p in rv.spec.patches]
+
+
+def _pairs_md(rv: Review, pairs: list[tuple[str, str]]) -> str:
+    """Ordered pairs in few words, Markdown: "`r05`..`r08` -> `r01`..`r04`"."""
+    return pairs_text(pairs, _names_of(rv), _code)
+
+
+def _left_out(rv: Review, command: str, what: str) -> list[str]:
+    """The line that says what a cap left out, and how to see it."""
+    return _wrap(f"{what}; `{command} --all` shows every one.")
+
+
+def _items(rv: Review, items: list[list[str]], command: str, noun: str, many: str) -> list[str]:
+    """Bullets (each already wrapped), at most MAX_ITEMS unless --all, then what was left out."""
+    out = [line for item in (items if rv.full else items[:MAX_ITEMS]) for line in item]
+    if not rv.full and len(items) > MAX_ITEMS:
+        out += [""] + _left_out(rv, command, plural(len(items) - MAX_ITEMS, f"more {noun}", f"more {many}")
+                                + " not shown")
+    return out
+
+
+def _shape(p: Patch) -> tuple[object, ...]:
+    """What the callback list says of a patch, without its name and lines."""
+    return (p.uses, p.params, tuple((o.name, tuple((cb, tuple(st.text for st in sts)) for cb, sts in o.callbacks))
+                                    for o in p.objects))
+
+
 def _patches(rv: Review) -> list[str]:
     spec = rv.spec
     out = ["## The patches", ""]
@@ -375,29 +425,38 @@ def _patches(rv: Review) -> list[str]:
         rows.append([str(n), f"`{p.name}`", str(p.line), repl, states, ", ".join(o.name for o in p.objects)])
     out += _table(["#", "patch", "line", "replace", "states", "objects"], rows)
     out += ["", "Callbacks per object (statements, first line):", ""]
+    same: dict[tuple[object, ...], list[Patch]] = {}
     for p in spec.patches:
+        same.setdefault(_shape(p), []).append(p)
+    for p in spec.patches:
+        group = same[_shape(p)]
+        if len(group) >= 3 and p is not group[0]:       # said with the first of its group
+            continue
         extra = []
         if p.uses:
             extra.append("its code uses " + ", ".join(p.uses))
         if p.params:
             extra.append("params " + ", ".join(f"{k}={v}" for k, v in p.params))
-        out += _bullet(f"`{p.name}`" + (f" ({'; '.join(extra)})" if extra else ""))
+        who = f"`{p.name}`"
+        if len(group) >= 3:
+            who = runs([x.name for x in group], _names_of(rv), _code)
+            extra.insert(0, f"{len(group)} patches with the same callbacks; the lines are `{p.name}`'s")
+        out += _bullet(who + (f" ({'; '.join(extra)})" if extra else ""))
         for o in p.objects:
             cbs = [f"{cb} ({len(st)}, line {st[0].line})" for cb, st in o.callbacks if st]
             out += _bullet(f"{o.name}: " + (", ".join(cbs) if cbs else "no callbacks"), 1)
-    refused = rv.model.refused_loads()
-    if refused:
-        out += ["", "The kernel's compatibility rule (klp_is_patch_compatible) refuses:", ""]
-        for why in refused:
-            out += _bullet(why)
     return out + [""]
 
 
 _CELL = {"refused": "refused", "safe": "safe", "unsafe": "UNSAFE", "unknown": "unknown",
          "not-installed": "n/a"}
+_MARK = {"refused": "r", "safe": "s", "unsafe": "**U**", "unknown": "?", "not-installed": "n/a"}
+_LEGEND = {"refused": "refused by the kernel", "safe": "allowed and safe", "unsafe": "allowed and UNSAFE",
+           "unknown": "unknown", "not-installed": "P cannot be installed"}
+NARROW = 8                  # past this many patches the matrix marks its cells with one letter
 
 
-def _matrix(rv: Review) -> list[str]:
+def _matrix(rv: Review, command: str) -> list[str]:
     spec, pairs = rv.spec, rv.pairs
     out = ["## Compatibility matrix", ""]
     if len(spec.patches) < 2:
@@ -406,47 +465,129 @@ def _matrix(rv: Review) -> list[str]:
                  f"pairs are explored for up to {plural(rv.depth, 'operation')} after P is installed "
                  f"(method: see the notes at the end).")
     out.append("")
-    names = [p.name for p in spec.patches]
+    names = _names_of(rv)
     cell = {(x.installed, x.loaded): x for x in pairs}
+    marks = _CELL if len(names) <= NARROW else _MARK
     rows = []
     for i, p in enumerate(names, 1):
-        rows.append([f"{i} `{p}`"] + ["-" if p == q else _CELL[cell[(p, q)].verdict] for q in names])
+        rows.append([f"{i} `{p}`"] + ["-" if p == q else marks[cell[(p, q)].verdict] for q in names])
     out += _table(["P \\ Q"] + [str(i) for i in range(1, len(names) + 1)], rows)
+    if marks is _MARK:
+        seen = {x.verdict for x in pairs}
+        out += [""] + _wrap("Cells: " + ", ".join(f"{_MARK[k]} {_LEGEND[k]}" for k in _MARK if k in seen) + ".")
     counts = Counter(x.verdict for x in pairs)
     out += ["", f"{len(pairs)} ordered pairs: {counts['refused']} refused by the kernel, {counts['safe']} "
                 f"allowed and safe, {counts['unsafe']} allowed and unsafe"
                 + (f", {counts['unknown']} unknown" if counts["unknown"] else "")
                 + (f", {counts['not-installed']} where P cannot be installed" if counts["not-installed"] else "")
                 + ".", ""]
-    for x in pairs:
-        out.append(f"### `{x.installed}` installed, `{x.loaded}` loaded: {_CELL[x.verdict]}")
+    out += _unsafe_pairs(rv, command)
+    out += _refused_pairs(rv)
+    out += _safe_pairs(rv, command)
+    out += _undecided_pairs(rv, command)
+    return out
+
+
+def _unsafe_pairs(rv: Review, command: str) -> list[str]:
+    """Each unsafe pair with its traces (at most MAX_UNSAFE_PAIRS unless --all)."""
+    bad = [x for x in rv.pairs if x.verdict == "unsafe"]
+    if not bad:
+        return []
+    out = ["### Unsafe pairs", ""]
+    for x in shown_unsafe(rv):
+        scope = (f"{plural(x.states, 'state')}, every reachable one" if x.complete
+                 else f"{plural(x.states, 'state')} within the depth")
+        out += [f"#### `{x.installed}` installed, `{x.loaded}` loaded: UNSAFE", ""]
+        out += _bullet(f"Allowed, and unsafe ({scope}):")
         out.append("")
-        if x.refusal is not None:
-            out += _bullet(f"The kernel refuses the load: {x.refusal}.")
-            out += ["", "  ```text", *["  " + line for line in klog.refusal_lines(Op("load", x.loaded), x.refusal)],
-                    "  ```"]
-        elif x.verdict == "not-installed":
-            out += _bullet(f"`{x.installed}` cannot be installed: {x.why}.")
-        elif x.verdict == "unknown":
-            out += _bullet(f"Not decided: {x.why}.")
-        else:
-            scope = (f"{plural(x.states, 'state')}, every reachable one" if x.complete
-                     else f"{plural(x.states, 'state')} within the depth")
-            if x.verdict == "safe":
-                out += _bullet(f"Allowed. No sequence of up to {plural(rv.depth, 'operation')} after "
-                               f"`{x.installed}` is installed, starting with `load {x.loaded}`, "
-                               f"breaks a property ({scope}).")
-            else:
-                out += _bullet(f"Allowed, and unsafe ({scope}):")
-                out.append("")
-                m = _sub(spec, (x.installed, x.loaded))
-                for v in x.violations:
-                    out += _violation_block(rv, m, v, 1)
-            if x.inherited:
-                out += _bullet(f"Also broken from the same start without `{x.loaded}` (so not "
-                               f"counted against the pair): {', '.join(x.inherited)}.")
+        m = _sub(rv.spec, (x.installed, x.loaded))
+        for v in x.violations:
+            out += _violation_block(rv, m, v, 1)
+        if x.inherited:
+            out += _bullet(f"Also broken from the same start without `{x.loaded}` (so not "
+                           f"counted against the pair): {', '.join(x.inherited)}.")
+        out.append("")
+    left = bad[len(shown_unsafe(rv)):]
+    if left:
+        props = sorted({v.property for x in left for v in x.violations})
+        out += _left_out(rv, command, f"{plural(len(left), 'more unsafe pair')} not shown: "
+                         f"{_pairs_md(rv, [(x.installed, x.loaded) for x in left])} (breaking "
+                         f"{', '.join(props)})") + [""]
+    return out
+
+
+def _refused_pairs(rv: Review) -> list[str]:
+    """The refused cells, summarised by the kernel's rule, and the log of one of them."""
+    refused = [x for x in rv.pairs if x.refusal is not None]
+    if not refused:
+        return []
+    out = ["### Refused pairs", ""]
+    causes = [r.cause for x in refused if (r := x.refusal) is not None and r.cause is not None]
+    out += _wrap(f"The kernel refuses {plural(len(refused), 'load')} (the `refused` cells)"
+                 + (", by its compatibility rule (klp_is_patch_compatible):" if len(causes) == len(refused) else ":"))
+    out.append("")
+    for line in report.refused_rules(rv.model, causes, _code):
+        out += _bullet(line + ".")
+    other: dict[str, list[tuple[str, str]]] = {}
+    for x in refused:
+        if x.refusal is not None and x.refusal.cause is None:
+            other.setdefault(str(x.refusal), []).append((x.installed, x.loaded))
+    for why, ps in other.items():
+        out += _bullet(f"{_pairs_md(rv, ps)}: {why}.")
+    x = refused[0]
+    if x.refusal is not None:
+        out += [""] + _wrap(f"For example, `load {x.loaded}` while `{x.installed}` is installed: {x.refusal}. "
+                            f"The selftests would capture:")
+        out += ["", "```text", *klog.refusal_lines(Op("load", x.loaded), x.refusal), "```"]
+    return out + [""]
+
+
+def _safe_pairs(rv: Review, command: str) -> list[str]:
+    """The safe cells in one paragraph, and what was broken without the loaded patch."""
+    safe = [x for x in rv.pairs if x.verdict == "safe"]
+    out: list[str] = []
+    if safe:
+        lo, hi = min(x.states for x in safe), max(x.states for x in safe)
+        seen = f"{lo}" if lo == hi else f"{lo} to {hi}"
+        full = sum(1 for x in safe if x.complete)
+        scope = ("every reachable one" if full == len(safe) else "within the depth" if not full
+                 else f"every reachable one in {full} of them")
+        out += ["### Safe pairs", ""]
+        out += _wrap(f"{plural(len(safe), 'pair')} (the `safe` cells): no sequence of up to "
+                     f"{plural(rv.depth, 'operation')} after P is installed, starting with `load Q`, breaks "
+                     f"a property. Each search saw {seen} states ({scope}).")
+        out.append("")
+    inherited: dict[tuple[str, ...], list[tuple[str, str]]] = {}
+    for x in rv.pairs:
+        if x.inherited and (x.verdict == "safe" or x not in shown_unsafe(rv)):
+            inherited.setdefault(x.inherited, []).append((x.installed, x.loaded))
+    if inherited:
+        out += _wrap("Also broken from the same start without the loaded patch Q (so not counted against "
+                     "the pair):") + [""]
+        out += _items(rv, [_bullet(f"{', '.join(props)}: {_pairs_md(rv, ps)}.") for props, ps in inherited.items()],
+                      command, "set of properties", "sets of properties")
         out.append("")
     return out
+
+
+def _undecided_pairs(rv: Review, command: str) -> list[str]:
+    """Rows whose P cannot be installed, and pairs the search could not decide."""
+    items: list[list[str]] = []
+    na: dict[str, str | None] = {}
+    for x in rv.pairs:
+        if x.verdict == "not-installed":
+            na.setdefault(x.installed, x.why)          # why P cannot be installed: the same in its whole row
+    for p, why in na.items():
+        items.append(_bullet(f"`{p}` cannot be installed (its row is n/a): {why}."))
+    unknown: dict[str, list[tuple[str, str]]] = {}
+    for x in rv.pairs:
+        if x.verdict == "unknown":
+            unknown.setdefault(str(x.why), []).append((x.installed, x.loaded))
+    for why, ps in unknown.items():
+        items.append(_bullet(f"Not decided: {_pairs_md(rv, ps)}: {why}."))
+    if not items:
+        return []
+    return ["### Pairs not decided", "", *_items(rv, items, command, "entry", "entries"), ""]
 
 
 def _describe(m: Model, state: State, funcs: list[str]) -> list[str]:
@@ -488,8 +629,112 @@ def _path_lines(rv: Review, run: PathRun, skip: int = 0) -> list[str]:
     return out
 
 
-def _moves(rv: Review) -> list[str]:
+def _move_body(rv: Review, mv: Move) -> list[str]:
+    """A move's two paths, step by step, and what the window between the non-atomic path's
+    steps exposes."""
     m, spec = rv.model, rv.spec
+    out: list[str] = []
+    funcs = sorted({f for n in (mv.old, mv.new) for o in spec.patch(n).objects for f in o.funcs})
+    for title, run in (("Atomic", mv.atomic), ("Non-atomic", mv.split)):
+        how = "replace" if spec.patch(mv.new).replace else "stacked: the new patch is not cumulative"
+        label = f"{title} ({how})" if title == "Atomic" else title
+        out += [f"{label}: `{format_run((op, ()) for op in run.ops)}`", ""]
+        skip = PREFIX if title != "Atomic" and len(mv.atomic.steps) >= PREFIX else 0
+        if skip:
+            out += [f"Steps 1-{skip} as in the atomic path, then:", ""]
+        out += _path_lines(rv, run, skip)
+        viol = sorted({p for st in run.steps for p, _ in st.violations})
+        end = run.steps[-1].after if run.steps else interp.initial(m)
+        out += [""] + _bullet(("Violations on the way: " + ", ".join(viol)) if viol
+                              else "No property breaks on the way.")
+        if not run.refused:
+            out += _bullet("At the end: " + "; ".join(_describe(m, end, funcs)) + ".")
+        out.append("")
+    diff = _differ(m, mv)
+    if diff:
+        out += _bullet("The two paths end differently: " + "; ".join(
+            f"{k} is {a} after the atomic path, {b} after the non-atomic one" for k, a, b in diff) + ".")
+    if mv.window is not None:
+        w = mv.window
+        out += _bullet("Between the two steps of the non-atomic path (after `disable "
+                       f"{mv.old}; complete`): " + "; ".join(_describe(m, w, funcs)) + ".")
+        wv = m.view(w)
+        changed = [f"{s} is {wv.describe(s)}" for s in m.state_names if wv.value(s) != kernel.ORIGINAL]
+        out += _bullet(("Still changed in the window: " + ", ".join(changed) + ".") if changed
+                       else "Every system state is back to original in the window.")
+        if not funcs:
+            for o in spec.patch(mv.old).objects:
+                still = [p.name for p in m.P if wv.listed(p.name) and any(x.name == o.name for x in p.objects)]
+                out += _bullet(f"What `{mv.old}` patches in {o.name} (the spec names no function) "
+                               + (f"runs the code of {', '.join(still)} in the window." if still
+                                  else "runs its original code in the window: no installed patch "
+                                       "has an object for it."))
+        if _bypass(mv):
+            out += _bullet(f"The kernel refuses `load {mv.new}` over `{mv.old}` but accepts it "
+                           f"after the disable: the version check does not see this "
+                           f"{mv.direction}.")
+    return out + [""]
+
+
+def _bypass(mv: Move) -> bool:
+    """The kernel refuses the new patch over the old one, and accepts it after a disable."""
+    a_ref, s_ref = mv.atomic.refused, mv.split.refused
+    return bool(a_ref and a_ref.op == Op("load", mv.new) and not (s_ref and s_ref.op == Op("load", mv.new)))
+
+
+def _differ(m: Model, mv: Move) -> list[tuple[str, str, str]]:
+    """What the atomic and the non-atomic path end with differently (both ran to the end)."""
+    if mv.atomic.refused or mv.split.refused:
+        return []
+    a, b = (_end(m, run.steps[-1].after) for run in (mv.atomic, mv.split))
+    return [(k, a[k], b[k]) for k in a if a[k] != b[k]]
+
+
+@dataclass
+class MoveGroup:
+    """Moves whose review reads the same once the two patch names are taken out."""
+    moves: list[Move]
+    body: list[str]                 # the first move's
+
+    @property
+    def first(self) -> Move:
+        return self.moves[0]
+
+    def breaks(self) -> list[str]:
+        return sorted({p for run in (self.first.atomic, self.first.split) for st in run.steps for p, _ in st.violations})
+
+
+def _anonymous(lines: list[str], old: str, new: str) -> str:
+    """The text with the two patch names taken out (and its wrapping undone)."""
+    pat = re.compile(r"(?<![\w-])(" + re.escape(old) + "|" + re.escape(new) + r")(?![\w-])")
+    text = " ".join(" ".join(lines).split())
+    return pat.sub(lambda g: "\0old" if g.group(1) == old else "\0new", text)
+
+
+def move_groups(rv: Review) -> list[MoveGroup]:
+    """The moves grouped by what the review says of them (names aside), most urgent first:
+    a property breaks on the way, then the kernel's version check is bypassed, then the two
+    paths end differently, then the rest; spec order within each."""
+    groups: dict[tuple[object, ...], MoveGroup] = {}
+    for mv in rv.moves:
+        body = _move_body(rv, mv)
+        key = (mv.direction, tuple(mv.versions), _anonymous(body, mv.old, mv.new))
+        if key in groups:
+            groups[key].moves.append(mv)
+        else:
+            groups[key] = MoveGroup([mv], body)
+    rank = {id(g): k for k, g in enumerate(groups.values())}
+    return sorted(groups.values(), key=lambda g: (_kind(rv.model, g), rank[id(g)]))
+
+
+def _path_cell(run: PathRun) -> str:
+    viol = sorted({p for st in run.steps for p, _ in st.violations})
+    if viol:
+        return "**breaks " + ", ".join(viol) + "**"
+    return "refused" if run.refused else "ok"
+
+
+def _moves(rv: Review, command: str) -> list[str]:
     out = ["## Upgrade and downgrade paths", ""]
     if not rv.moves:
         return out + ["No two patches declare the same state with different versions.", ""]
@@ -499,52 +744,72 @@ def _moves(rv: Review) -> list[str]:
                  "Both run with no statement failing. The kernel's version check only compares "
                  "against installed patches, so it does not see the second path.")
     out.append("")
-    for mv in rv.moves:
+    groups = move_groups(rv)
+    names = _names_of(rv)
+    if len(groups) < len(rv.moves):
+        out += _wrap(f"The {plural(len(rv.moves), 'pair')} fall into {plural(len(groups), 'group')}: the pairs "
+                     f"of a group run the same way, with the same versions (the two patch names aside).")
+        out.append("")
+    if len(groups) > 1:
+        rows = []
+        for k, g in enumerate(groups, 1):
+            ps = [(mv.old, mv.new) for mv in g.moves]
+            olds = runs(sorted({a for a, _ in ps}, key=names.index), names, _code)
+            news = runs(sorted({b for _, b in ps}, key=names.index), names, _code)
+            if len(ps) != len({a for a, _ in ps}) * len({b for _, b in ps}):   # not every old with every new
+                olds, news = _pairs_md(rv, ps), ""
+            diff = _differ(rv.model, g.first)
+            rows.append([str(k), olds, news, ", ".join(f"{s} {a} -> {b}" for s, a, b in g.first.versions),
+                         _path_cell(g.first.atomic), _path_cell(g.first.split),
+                         ("differ: " + ", ".join(d[0] for d in diff)) if diff else "-"])
+        out += _table(["#", "old", "new", "versions", "atomic", "non-atomic", "ends"], rows)
+        out.append("")
+    shown = _shown_groups(rv, groups)
+    for k, g in enumerate(groups, 1):
+        if k not in shown:
+            continue
+        mv = g.first
         vers = ", ".join(f"{s} {a} -> {b}" for s, a, b in mv.versions)
-        out += [f"### `{mv.old}` -> `{mv.new}`: {mv.direction} ({vers})", ""]
-        funcs = sorted({f for n in (mv.old, mv.new) for o in spec.patch(n).objects for f in o.funcs})
-        for title, run in (("Atomic", mv.atomic), ("Non-atomic", mv.split)):
-            how = "replace" if spec.patch(mv.new).replace else "stacked: the new patch is not cumulative"
-            label = f"{title} ({how})" if title == "Atomic" else title
-            out += [f"{label}: `{format_run((op, ()) for op in run.ops)}`", ""]
-            skip = PREFIX if title != "Atomic" and len(mv.atomic.steps) >= PREFIX else 0
-            if skip:
-                out += [f"Steps 1-{skip} as in the atomic path, then:", ""]
-            out += _path_lines(rv, run, skip)
-            viol = sorted({p for st in run.steps for p, _ in st.violations})
-            end = run.steps[-1].after if run.steps else interp.initial(m)
-            out += [""] + _bullet(("Violations on the way: " + ", ".join(viol)) if viol
-                                  else "No property breaks on the way.")
-            if not run.refused:
-                out += _bullet("At the end: " + "; ".join(_describe(m, end, funcs)) + ".")
-            out.append("")
-        if not mv.atomic.refused and not mv.split.refused:
-            a, b = (_end(m, run.steps[-1].after) for run in (mv.atomic, mv.split))
-            diff = [f"{k} is {a[k]} after the atomic path, {b[k]} after the non-atomic one" for k in a if a[k] != b[k]]
-            if diff:
-                out += _bullet("The two paths end differently: " + "; ".join(diff) + ".")
-        if mv.window is not None:
-            w = mv.window
-            out += _bullet("Between the two steps of the non-atomic path (after `disable "
-                           f"{mv.old}; complete`): " + "; ".join(_describe(m, w, funcs)) + ".")
-            wv = m.view(w)
-            changed = [f"{s} is {wv.describe(s)}" for s in m.state_names if wv.value(s) != kernel.ORIGINAL]
-            out += _bullet(("Still changed in the window: " + ", ".join(changed) + ".") if changed
-                           else "Every system state is back to original in the window.")
-            if not funcs:
-                for o in spec.patch(mv.old).objects:
-                    still = [p.name for p in m.P if wv.listed(p.name) and any(x.name == o.name for x in p.objects)]
-                    out += _bullet(f"What `{mv.old}` patches in {o.name} (the spec names no function) "
-                                   + (f"runs the code of {', '.join(still)} in the window." if still
-                                      else "runs its original code in the window: no installed patch "
-                                           "has an object for it."))
-            a_ref, s_ref = mv.atomic.refused, mv.split.refused
-            if a_ref and a_ref.op == Op("load", mv.new) and not (s_ref and s_ref.op == Op("load", mv.new)):
-                out += _bullet(f"The kernel refuses `load {mv.new}` over `{mv.old}` but accepts it "
-                               f"after the disable: the version check does not see this "
-                               f"{mv.direction}.")
-            out.append("")
+        number = f"{k}. " if len(groups) > 1 else ""
+        if len(g.moves) == 1:
+            out += [f"### {number}`{mv.old}` -> `{mv.new}`: {mv.direction} ({vers})", ""]
+        else:
+            out += [f"### {number}{_pairs_md(rv, [(x.old, x.new) for x in g.moves])}: {mv.direction} ({vers})", ""]
+            out += _wrap(f"{plural(len(g.moves), 'pair')} that run the same way; shown for `{mv.old}` -> "
+                         f"`{mv.new}`.") + [""]
+        out += g.body
+    left = [k for k in range(1, len(groups) + 1) if k not in shown]
+    if left:
+        out += _left_out(rv, command, f"{plural(len(left), 'more group')} not shown step by step "
+                         f"({_numbers(left)} in the table)") + [""]
     return out
+
+
+def _kind(m: Model, g: MoveGroup) -> int:
+    """How urgent a path group is: 0 a property breaks on the way, 1 the version check is
+    bypassed, 2 the two paths end differently, 3 the rest."""
+    return 0 if g.breaks() else 1 if _bypass(g.first) else 2 if _differ(m, g.first) else 3
+
+
+def _shown_groups(rv: Review, groups: list[MoveGroup]) -> set[int]:
+    """The groups (numbered from 1) shown step by step: all with --all; else MAX_PATH_GROUPS,
+    the first of each kind first, then the most urgent ones."""
+    if rv.full:
+        return set(range(1, len(groups) + 1))
+    kinds = [_kind(rv.model, g) for g in groups]
+    order = [kinds.index(k) + 1 for k in sorted(set(kinds))]
+    order += [k for k in range(1, len(groups) + 1) if k not in order]
+    return set(order[:MAX_PATH_GROUPS])
+
+
+def _numbers(ks: list[int]) -> str:
+    """#4-#6, #8"""
+    out, start = [], 0
+    for k in range(1, len(ks) + 1):
+        if k == len(ks) or ks[k] != ks[k - 1] + 1:
+            out.append(f"#{ks[start]}" if k - 1 == start else f"#{ks[start]}-#{ks[k - 1]}")
+            start = k
+    return ", ".join(out)
 
 
 def _lifecycle(profile: str) -> list[str]:
@@ -591,7 +856,7 @@ def _verdicts(rv: Review) -> list[str]:
     return out
 
 
-def _coverage(rv: Review) -> list[str]:
+def _coverage(rv: Review, command: str) -> list[str]:
     cov = rv.coverage
     out = ["## Coverage", ""]
     if cov.unknown:
@@ -602,57 +867,80 @@ def _coverage(rv: Review) -> list[str]:
                  f"states, {cov.transitions} transitions, no symmetry reduction) was run with its "
                  f"events recorded; {scope}.")
     out += _callback_coverage(rv)
-    out += _statement_coverage(rv)
+    out += _statement_coverage(rv, command)
     out += _action_coverage(rv)
     out += _judged_coverage(rv)
     return out + [""]
 
 
 def _callback_coverage(rv: Review) -> list[str]:
-    """How often each callback ran."""
+    """How often each callback ran: per patch, or past MAX_ROWS rows (unless --all) per object
+    and callback over the patches that declare it."""
     cov = rv.coverage
     out = ["", "### Callbacks", ""]
     rows = []
+    per: dict[tuple[str, str], list[tuple[str, int]]] = {}
     for p in rv.spec.patches:
         for o in p.objects:
             for cb, _stmts in o.callbacks:
                 n = cov.callbacks.get((p.name, o.name, cb), 0)
                 rows.append([f"`{p.name}`", o.name, cb, str(n) if n else "**never**"])
-    if rows:
-        out += _table(["patch", "object", "callback", "runs"], rows)
-    else:
-        out.append("The series declares no callback.")
-    return out
+                per.setdefault((o.name, cb), []).append((p.name, n))
+    if not rows:
+        return out + ["The series declares no callback."]
+    if rv.full or len(rows) <= MAX_ROWS:
+        return out + _table(["patch", "object", "callback", "runs"], rows)
+    names = _names_of(rv)
+    grouped = []
+    for (obj, cb), counts in per.items():
+        ns = [n for _, n in counts]
+        never = [p for p, n in counts if not n]
+        grouped.append([obj, cb, runs([p for p, _ in counts], names, _code),
+                        str(ns[0]) if min(ns) == max(ns) else f"{min(ns)} to {max(ns)}",
+                        f"**{runs(never, names, _code)}**" if never else "-"])
+    out += _wrap(f"{plural(len(rows), 'callback')} of {plural(len(rv.spec.patches), 'patch')}: one row per object "
+                 f"and callback (`--all`: one per patch).") + [""]
+    return out + _table(["object", "callback", "declared by", "runs per patch", "never ran in"], grouped)
 
 
-def _statement_coverage(rv: Review) -> list[str]:
-    """The statements that never ran (and why), and the conditions that always held."""
+def _statement_coverage(rv: Review, command: str) -> list[str]:
+    """The statements that never ran (and why), and the conditions that always held; the
+    same statement of several patches (same object, callback, text and reason) on one line."""
     spec, cov = rv.spec, rv.coverage
     total = ran = 0
-    never: list[str] = []
-    always: list[str] = []
+    never: dict[tuple[str, str, str, str], list[tuple[str, int, int]]] = {}    # -> [(patch, line, place)]
+    always: dict[tuple[str, str, str, str], list[tuple[str, int, int]]] = {}
     for p in spec.patches:
         for o in p.objects:
             for cb, stmts in o.callbacks:
                 for n, st in enumerate(stmts):
                     total += 1
                     key = (p.name, o.name, cb, n)
-                    where = f"{_where(spec, st.line)}: `{st.text}` ({p.name} {o.name} {cb})"
                     if not cov.ran.get(key):
-                        never.append(f"{where}: {_why_never(cov, key)}")
+                        never.setdefault((o.name, cb, st.text, _why_never(cov, key)), []).append(
+                            (p.name, st.line, total))
                         continue
                     ran += 1
                     if st.cond is not None and not cov.skipped.get(key):
-                        always.append(where)
+                        always.setdefault((o.name, cb, st.text, ""), []).append((p.name, st.line, total))
     out = ["", "### Statements", "", f"{ran} of {total} statements ran."]
-    if never:
-        out += ["", "Never ran:", ""]
-        for line in never:
-            out += _bullet(line)
-    if always:
-        out += ["", "Condition always held (the other branch was never exercised):", ""]
-        for line in always:
-            out += _bullet(line)
+    for title, found in (("Never ran:", never), ("Condition always held (the other branch was never exercised):",
+                                                 always)):
+        if not found:
+            continue
+        items: list[tuple[int, list[str]]] = []       # in the spec's order; a few patches: one line each
+        for (obj, cb, text, why), at in found.items():
+            tail = f": {why}" if why else ""
+            if len(at) >= 3:
+                lines = ", ".join(str(line) for _, line, _ in at)
+                items.append((at[0][2], _bullet(f"`{text}` ({obj} {cb}) of {plural(len(at), 'patch')}, "
+                                                f"{runs([p for p, _, _ in at], _names_of(rv), _code)} ({spec.path} "
+                                                f"lines {lines}){tail}")))
+            else:
+                items += [(place, _bullet(f"{_where(spec, line)}: `{text}` ({patch} {obj} {cb}){tail}"))
+                          for patch, line, place in at]
+        items.sort(key=lambda it: it[0])
+        out += ["", title, ""] + _items(rv, [b for _, b in items], command, "statement", "statements")
     return out
 
 
@@ -678,7 +966,7 @@ def _action_coverage(rv: Review) -> list[str]:
         who = cov.edges.get((u, v, ev), set())
         word = {"load-failed": "load", "replaced": "complete"}.get(ev, ev)
         if who:
-            by = "all" if len(who) == len(names) else ", ".join(n for n in names if n in who)
+            by = "all" if len(who) == len(names) else runs(who, names)
         elif word not in spec.operations:
             by = f"never (`{word}` is not in [check] operations)"
         elif word in ("modload", "modunload") and not rv.model.module_names:
@@ -706,7 +994,7 @@ def _judged_coverage(rv: Review) -> list[str]:
     return out
 
 
-def _summary(rv: Review) -> list[str]:
+def _summary(rv: Review, command: str) -> list[str]:
     r, cov = rv.result, rv.coverage
     out = ["## Summary", ""]
     if r.verdict == "holds":
@@ -721,20 +1009,20 @@ def _summary(rv: Review) -> list[str]:
         out += _bullet("Properties: " + report.summary(r)[0].removeprefix("verdict: ") + ".")
     counts = Counter(x.verdict for x in rv.pairs)
     if rv.pairs:
+        unsafe = [(x.installed, x.loaded) for x in rv.pairs if x.verdict == "unsafe"]
         out += _bullet(f"Pairs (P installed, Q loaded): {counts['refused']} refused by the kernel, "
                        f"{counts['safe']} allowed and safe, {counts['unsafe']} allowed and unsafe"
-                       + (", " + ", ".join(f"`{x.installed}` -> `{x.loaded}`" for x in rv.pairs
-                                           if x.verdict == "unsafe") if counts["unsafe"] else "") + ".")
-    bypass = [mv for mv in rv.moves if mv.atomic.refused and mv.atomic.refused.op == Op("load", mv.new)
-              and not mv.split.refused]
+                       + (": " + _pairs_md(rv, unsafe) if unsafe else "") + ".")
+    groups = move_groups(rv)
+    breaks = [(mv.old, mv.new) for g in groups if g.breaks() for mv in g.moves]
+    if breaks:
+        out += _bullet("Upgrade or downgrade paths that break a property: " + _pairs_md(rv, breaks) + ".")
+    bypass = [(mv.old, mv.new) for mv in rv.moves if _bypass(mv) and not mv.split.refused]
     if bypass:
-        out += _bullet("Refused atomically but accepted after a disable: "
-                       + ", ".join(f"`{mv.old}` -> `{mv.new}`" for mv in bypass) + ".")
-    differ = [mv for mv in rv.moves if not mv.atomic.refused and not mv.split.refused
-              and _end(rv.model, mv.atomic.steps[-1].after) != _end(rv.model, mv.split.steps[-1].after)]
+        out += _bullet("Refused atomically but accepted after a disable: " + _pairs_md(rv, bypass) + ".")
+    differ = [(mv.old, mv.new) for mv in rv.moves if _differ(rv.model, mv)]
     if differ:
-        out += _bullet("Atomic and non-atomic paths end in different states: "
-                       + ", ".join(f"`{mv.old}` -> `{mv.new}`" for mv in differ) + ".")
+        out += _bullet("Atomic and non-atomic paths end in different states: " + _pairs_md(rv, differ) + ".")
     if not cov.unknown:
         keys = [(p.name, o.name, cb, n) for p in rv.spec.patches for o in p.objects
                 for cb, sts in o.callbacks for n in range(len(sts))]
@@ -743,12 +1031,30 @@ def _summary(rv: Review) -> list[str]:
                and p not in {v.property for v in r.violations}]
         missed = sorted({st.line for p in rv.spec.patches for o in p.objects for cb, sts in o.callbacks
                          for n, st in enumerate(sts) if not cov.ran.get((p.name, o.name, cb, n))})
+        some = missed if rv.full else missed[:MAX_ITEMS]
+        lines = ", ".join(map(str, some)) + (f" and {len(missed) - len(some)} more" if len(missed) > len(some) else "")
         out += _bullet(f"Coverage ({'every reachable state' if cov.complete else f'depth {rv.depth}'}): "
                        f"{ran} of {total} statements ran"
-                       + (f" (never: {rv.spec.path} line{'s' if len(missed) > 1 else ''} "
-                          f"{', '.join(map(str, missed))})" if missed else "")
+                       + (f" (never: {rv.spec.path} line{'s' if len(missed) > 1 else ''} {lines})" if missed else "")
                        + "; vacuous properties: " + (", ".join(vac) if vac else "none") + ".")
+    capped = _capped(rv, groups)
+    if capped:
+        out += _bullet("Not shown in full (each section says what it left out): " + ", ".join(capped)
+                       + f"; `{command} --all` shows everything.")
     return out + [""]
+
+
+def _capped(rv: Review, groups: list[MoveGroup]) -> list[str]:
+    """What the caps leave out of the sections below, in words (nothing with --all)."""
+    if rv.full:
+        return []
+    out = []
+    unsafe = sum(1 for x in rv.pairs if x.verdict == "unsafe")
+    if unsafe > MAX_UNSAFE_PAIRS:
+        out.append(f"{unsafe - MAX_UNSAFE_PAIRS} of {plural(unsafe, 'unsafe pair')}")
+    if len(groups) > MAX_PATH_GROUPS:
+        out.append(f"{len(groups) - MAX_PATH_GROUPS} of {plural(len(groups), 'path group')}")
+    return out
 
 
 def _notes(rv: Review, stats: bool) -> list[str]:
@@ -762,7 +1068,8 @@ def _notes(rv: Review, stats: bool) -> list[str]:
         f"first operation is `load Q` (every choice inside an operation, such as an allocation "
         f"failing in pre_patch, included). A property violated there is counted against the "
         f"pair unless the same search without Q (only P, from the same start, any first "
-        f"operation) violates it too. A refused pair shows the kernel's first failing check. "
+        f"operation) violates it too. Refused pairs are summarised by the kernel's rule, with "
+        f"one of them as the selftests' log shows it. "
         f"Traces include the two set-up operations; the `simulate` line replays them on the "
         f"whole spec.",
         "Paths: concrete runs of the operations shown, with no statement failing.",
@@ -788,13 +1095,14 @@ def markdown(rv: Review, stats: bool = False, command: str | None = None) -> str
     out = [f"# Design review: {spec.name}", ""]
     out += _wrap(f"Spec `{spec.path}` (sha256 {spec.digest[:16]}), kernel profile "
                  f"`{rv.model.profile.name}` ({rv.model.profile.summary}), depth {rv.depth}.")
-    out += ["", f"Generated by `{command or f'klpmodel review {spec.path}'}`.", ""]
-    out += _summary(rv)
-    out += _patches(rv)
-    out += _matrix(rv)
-    out += _moves(rv)
+    command = command or f"klpmodel review {spec.path}"
+    out += ["", f"Generated by `{command}`.", ""]
+    out += _summary(rv, command)
     out += _verdicts(rv)
-    out += _coverage(rv)
+    out += _patches(rv)
+    out += _matrix(rv, command)
+    out += _moves(rv, command)
+    out += _coverage(rv, command)
     out += _lifecycle(rv.model.profile.name)
     out += _notes(rv, stats)
     text = "\n".join(out).strip("\n") + "\n"

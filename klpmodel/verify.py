@@ -64,6 +64,7 @@ class Result:
     diameter: int | None = None           # explicit engine: deepest level with a new state
     why_engine: str = ""                  # how --engine auto chose
     more: tuple[Violation, ...] = ()      # --max-counterexamples: further shortest traces, by property
+    capped: tuple[str, ...] = ()          # --max-counterexamples: properties with more shortest traces than shown
     reductions: tuple[str, ...] = ()      # the reductions the search used, in words (docs/design.md)
 
     def traces(self, prop: str) -> tuple[Violation, ...]:
@@ -119,6 +120,7 @@ def check_properties(names: list[str] | None, model: Model) -> tuple[str, ...]:
 
 ENGINES = ("auto", "explicit", "z3")
 AUTO_STATE_BUDGET = 1_000_000    # docs/performance.md: explicit wins on every measured spec; ~2.8 KiB a state
+MAX_COUNTEREXAMPLES = 100        # --max-counterexamples: each further trace is one more solver query and a replay
 
 
 def verify(spec: Spec, *, depth: int | None = None, properties: list[str] | None = None,
@@ -139,13 +141,14 @@ def verify(spec: Spec, *, depth: int | None = None, properties: list[str] | None
     run = _search(model, props, depth, engine, max_states, deadline, progress)
     found, unknown = _violations(model, props, run.search, max_states, deadline)
     more: list[Violation] = []
+    capped: list[str] = []
     if max_counterexamples > 1 and any(v.property != "recoverable" for v in found):
-        more, why_not = _more(model, found, max_counterexamples, run.z3, deadline)
+        more, capped, why_not = _more(model, found, max_counterexamples, run.z3, deadline)
         unknown = unknown or why_not
     s = run.search
     return Result(spec, model, run.engine, depth, props, tuple(found), unknown,
                   s.depth_done, s.complete_at, deadline.elapsed() - start, tuple(s.per_depth),
-                  run.states, run.diameter, run.why, tuple(more), run.reductions)
+                  run.states, run.diameter, run.why, tuple(more), tuple(capped), run.reductions)
 
 
 def _check_options(props: tuple[str, ...], depth: int, engine: str, max_counterexamples: int, max_states: int) -> None:
@@ -153,6 +156,8 @@ def _check_options(props: tuple[str, ...], depth: int, engine: str, max_countere
         raise UserError(f"--depth must be at least 1, not {depth}; e.g. --depth 8")
     if max_counterexamples < 1:
         raise UserError(f"--max-counterexamples must be at least 1, not {max_counterexamples}; e.g. -n 3")
+    if max_counterexamples > MAX_COUNTEREXAMPLES:
+        raise UserError(f"--max-counterexamples must be at most {MAX_COUNTEREXAMPLES}, not {max_counterexamples}")
     if max_states < 1:
         raise UserError(f"--max-states must be at least 1, not {max_states}; e.g. --max-states 1000000")
     if engine not in ENGINES:
@@ -262,23 +267,27 @@ def _violations(model: Model, props: tuple[str, ...], search: Search, max_states
 
 
 def _more(model: Model, found: list[Violation], n: int, z3engine: Z3Engine | None,
-          deadline: Deadline) -> tuple[list[Violation], str | None]:
+          deadline: Deadline) -> tuple[list[Violation], list[str], str | None]:
     """Further shortest traces per violated property (bounded model checking at exactly the
-    shortest depth, each new operation sequence blocked), replayed like the first ones."""
+    shortest depth, each new operation sequence blocked), replayed like the first ones; and
+    the properties that have more than the n shown (one more trace is asked for, not shown)."""
     from .engine_z3 import Z3Engine
 
     try:
         eng = z3engine or Z3Engine(model, deadline=deadline)
     except Stopped as e:
-        return [], f"--max-counterexamples: {e.reason}"
-    out = []
+        return [], [], f"--max-counterexamples: {e.reason}"
+    out, capped = [], []
     for v in found:
         if v.property == "recoverable":
             continue
-        raws, unknown = eng.more(v.property, v.depth, [[s.op for s in v.trace]], n - 1)
+        raws, unknown = eng.more(v.property, v.depth, [[s.op for s in v.trace]], n)
+        if len(raws) == n:                  # the n-th further trace: there are more than n
+            raws = raws[:-1]
+            capped.append(v.property)
         for k, raw in enumerate(raws, 2):
             out.append(Violation(v.property, v.depth, replay(model, raw.ops, raw.choices, raw.states, v.property),
                                  index=k))
         if unknown:
-            return out, f"--max-counterexamples: {unknown}"
-    return out, None
+            return out, capped, f"--max-counterexamples: {unknown}"
+    return out, capped, None

@@ -106,6 +106,7 @@ class ProofResult:
     states: int | None = None
     diameter: int | None = None
     seconds: float = 0.0
+    folded: bool = False                      # exhaustion folded rmmod into the next load (docs/design.md)
 
     @property
     def verdict(self) -> str:
@@ -541,6 +542,7 @@ class Exhaustion(NamedTuple):
     proofs: dict[str, PropertyProof]
     states: int | None                        # the reachable states, when all were seen
     diameter: int | None
+    folded: bool = False                      # rmmod folded into the next load (docs/design.md)
 
 
 def exhaustion(model: Model, props: tuple[str, ...], deadline: Deadline, budget: int = 0) -> Exhaustion:
@@ -562,7 +564,7 @@ def exhaustion(model: Model, props: tuple[str, ...], deadline: Deadline, budget:
         else:
             out[p] = PropertyProof(p, "unknown", note=f"exhaustion: {search.unknown}")
     complete = search.complete_at is not None
-    return Exhaustion(out, eng.states if complete else None, eng.diameter if complete else None)
+    return Exhaustion(out, eng.states if complete else None, eng.diameter if complete else None, bool(eng.fold))
 
 
 def prove(spec: Spec, *, properties: list[str] | None = None, max_k: int = 12,
@@ -593,7 +595,8 @@ def prove(spec: Spec, *, properties: list[str] | None = None, max_k: int = 12,
         ind = induction(model, todo, max_k, deadline)
     proofs = {p: _combine(p, ex.proofs.get(p), ind.proofs.get(p), max_k) for p in props}
     return ProofResult(spec, model, method, max_k, tuple(proofs[p] for p in props), ind.invariants, ind.k_facts,
-                       ind.facts_k, ind.candidates, ind.sample, ex.states, ex.diameter, deadline.elapsed() - start)
+                       ind.facts_k, ind.candidates, ind.sample, ex.states, ex.diameter, deadline.elapsed() - start,
+                       ex.folded)
 
 
 def _combine(p: str, e: PropertyProof | None, i: PropertyProof | None, max_k: int) -> PropertyProof:
@@ -686,7 +689,8 @@ def text(r: ProofResult) -> str:
                + (f"; {ninv} auxiliary invariant{'s' if ninv != 1 else ''} proved, of {r.candidates} candidate "
                   f"fact{'s' if r.candidates != 1 else ''} read off {r.sample} reachable state{'s' if r.sample != 1 else ''}"
                   if r.sample else "")
-               + (f"; exhaustion: {r.states} reachable states, diameter {r.diameter}" if r.states is not None else ""))
+               + (f"; exhaustion: {r.states} reachable states{' (each rmmod folded into the next load)' if r.folded else ''}, "
+                  f"diameter {r.diameter}" if r.states is not None else ""))
     for pp in r.proofs:
         out.append("")
         out.append(_headline(r, pp))
@@ -739,7 +743,7 @@ def to_json(r: ProofResult) -> dict:
             "properties": props,
             "invariants": list(r.invariants), "k_inductive_facts": list(r.k_facts), "facts_k": r.facts_k,
             "candidates": r.candidates, "sample": r.sample,
-            "states": r.states, "diameter": r.diameter,
+            "states": r.states, "diameter": r.diameter, "folded": r.folded,
             "spec": {"path": r.spec.path, "name": r.spec.name, "kernel": r.spec.kernel, "sha256": r.spec.digest}}
 
 

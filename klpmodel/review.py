@@ -828,7 +828,8 @@ def _verdicts(rv: Review) -> list[str]:
                  + (f" ({plural(r.states, 'state')})" if r.states is not None else ""))
     elif r.states is not None:                    # the explicit engine exhausted the states
         scope = (f"complete: the {plural(r.states, 'reachable state')} were exhausted after "
-                 f"{plural(r.complete_at, 'operation')}")
+                 f"{plural(r.complete_at, 'operation')}"
+                 + (" (each rmmod folded into the next load)" if r.reductions else ""))
     else:                                         # Z3: no longer sequence keeps its states distinct
         scope = (f"complete: every sequence of more than {plural(r.complete_at, 'operation')} revisits a state "
                  f"before its last step")
@@ -1002,7 +1003,8 @@ def _summary(rv: Review, command: str) -> list[str]:
         if r.complete_at is None:
             out += _bullet(f"Properties: all {n} hold for every sequence of up to {plural(r.depth, 'operation')}.")
         else:
-            why = (f"the {r.states} reachable states were exhausted" if r.states is not None else
+            why = (f"the {r.states} reachable states were exhausted"
+                   + (", each rmmod folded into the next load" if r.reductions else "") if r.states is not None else
                    f"every sequence of more than {plural(r.complete_at, 'operation')} revisits a state")
             out += _bullet(f"Properties: all {n} hold for sequences of any length ({why}).")
     else:

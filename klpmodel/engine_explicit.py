@@ -249,6 +249,7 @@ class ExplicitEngine:
         self.m = model
         names = list(model.vars)
         self.fold = [(names.index(ph), names.index(f)) for ph, f in model.rmmod_folds()] if fold_rmmod else []
+        self._fold_ops = {names.index(model.v.phase[i]): Op("rmmod", p.name) for i, p in enumerate(model.P)}
         self.sym = Symmetry(model) if symmetry and not keep_graph else None
         self.max_states = max_states
         self.names = list(model.vars)
@@ -327,6 +328,8 @@ class ExplicitEngine:
                             self.observe(before, out)
                     for after, choices, violations, written in memo.outcomes(k, op):
                         if self.fold:
+                            if self.observe is not None:
+                                self._observe_folded(after)
                             after, written = self._folded(after, written)
                         for p, _ in violations:
                             if p in open_props and p not in res.found:
@@ -358,6 +361,15 @@ class ExplicitEngine:
                 break
             frontier = nxt
         return self._done(res, parent, self.diameter)
+
+    def _observe_folded(self, state: StateKey) -> None:
+        """Coverage sees the rmmods the fold applies as transitions too (their lifecycle edge)."""
+        off = [ph for ph, f in self.fold if state[ph] == OFFLIST and not state[f]]
+        if off:
+            before = dict(zip(self.names, state, strict=True))
+            for ph in off:
+                for out in interp.outcomes(self.m, before, self._fold_ops[ph], record=True):
+                    self.observe(before, out)
 
     def _folded(self, state: StateKey, written: frozenset[int]) -> tuple[StateKey, frozenset[int]]:
         """The state with every removable livepatch module removed (fold_rmmod), and the

@@ -93,3 +93,19 @@ def test_the_fold_makes_a_cumulative_series_small(tmp_path):
     assert r.complete_at is not None and not r.found and folded.states < 1000
     plain = ExplicitEngine(m, max_states=5 * folded.states)
     assert plain.run(1 << 30, names).unknown            # more than five times as many
+
+
+def test_folded_coverage_sees_what_the_unfolded_search_sees():
+    """The review's coverage with the fold (when the verdicts' search was exhausted) runs
+    the same statements, callbacks and lifecycle edges (the folded rmmods included) and
+    reaches the same judging sites as the unfolded search to exhaustion."""
+    from klpmodel.review import coverage
+
+    for name in ("selftest-state.toml", "module-state.toml", "revert-restores-bad.toml", "no-leak-bad.toml"):
+        m = Model(load_spec(SPECS / name))
+        folded, plain = coverage(m, 1000, exhausted=True), coverage(m, 1000)
+        assert folded.complete and folded.folded and plain.complete and not plain.folded
+        assert folded.states < plain.states, name
+        for what in ("ran", "skipped", "callbacks", "edges", "judged"):
+            assert set(getattr(folded, what)) == set(getattr(plain, what)), (name, what)
+        assert {e: names for e, names in folded.edges.items()} == plain.edges, name

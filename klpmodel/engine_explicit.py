@@ -365,7 +365,7 @@ class ExplicitEngine:
     def _observe_folded(self, state: StateKey) -> None:
         """Coverage sees the rmmods the fold applies as transitions too (their lifecycle edge)."""
         off = [ph for ph, f in self.fold if state[ph] == OFFLIST and not state[f]]
-        if off:
+        if off and self.observe is not None:
             before = dict(zip(self.names, state, strict=True))
             for ph in off:
                 for out in interp.outcomes(self.m, before, self._fold_ops[ph], record=True):

@@ -79,7 +79,10 @@ class _Coercion:
         return p
 
     def coerce(self, value, param, ctx):
-        out = self.simple(value, ctx)
+        try:
+            out = self.simple(value, ctx)
+        except (TypeError, AttributeError):     # typer's private helpers changed: use its own coercion
+            out = _OTHER
         if out is not _OTHER:
             return out
         if self.typer is None:

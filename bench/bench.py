@@ -64,14 +64,24 @@ def generated(patches: int, states: int, modules: int) -> str:
     return "\n".join(out)
 
 
-def cumulative(releases: int, states: int = 2, modules: int = 2) -> str:
+def cumulative(releases: int, states: int = 2, modules: int = 2, bug: int | None = None) -> str:
     """A vendor's series of cumulative releases (issue 13): one replace patch per release,
     every release declares every state with the seed's recipe (allocate unless a previous
     release provides the data, take it over in post_patch, modify only when nothing was
     taken over, restore and free only on a real disable); state s_k's version goes up every
     4*k releases, so some downgrades are refused and others allowed; every release patches
-    vmlinux and each target module, whose callbacks log."""
-    out = [f'name = "cumulative, {releases} releases, {states} states, {modules} modules"', ""]
+    vmlinux and each target module, whose callbacks log.
+
+    Depth 12: any two releases i, j are reached in any order and every way the kernel lets
+    one follow the other (upgrade, downgrade or skip by atomic replace: 4 operations; by
+    disable, complete, rmmod and load: 7), with a target module loading or unloading on
+    the way (2 more); the folded search is exhausted before that (diameter 8 for 16
+    releases), so the verdict holds for sequences of any length.
+
+    `bug`: release number `bug` forgets to take over s1's data from the release before it
+    (a one-line mistake: its post_patch lacks `take s1 if prev s1`)."""
+    out = [f'name = "cumulative, {releases} releases, {states} states, {modules} modules"', "",
+           "[check]", "depth = 12", ""]
     names = [f"s{k}" for k in range(1, states + 1)]
     mods = [f"m{k}" for k in range(1, modules + 1)]
     for k, s in enumerate(names, 1):
@@ -85,7 +95,8 @@ def cumulative(releases: int, states: int = 2, modules: int = 2) -> str:
         pre, post, pre_un, post_un = [], [], [], []
         for s in names:
             pre += [f"alloc {s} unless prev {s}"]
-            post += [f"take {s} if prev {s}", f"save {s} unless prev {s}", f"modify {s} unless prev {s}"]
+            post += ([] if (i, s) == (bug, "s1") else [f"take {s} if prev {s}"]) + \
+                [f"save {s} unless prev {s}", f"modify {s} unless prev {s}"]
             pre_un += [f"restore {s} unless prev {s}"]
             post_un += [f"free {s} unless prev {s}"]
         for key, stmts in (("pre_patch", pre), ("pre_patch_error", post_un), ("post_patch", post),
@@ -173,11 +184,12 @@ def per_state(spec: Path, depth: int, which: str) -> dict:
 
 
 def cumulative_table(sizes: list[int], runs: int, timeout: float, z3_depth: int, ps_depth: int,
-                     states: int, modules: int) -> None:
+                     states: int, modules: int, bug: int | None = None) -> None:
     """The cumulative family side by side: verify (default engine), verify --engine z3 at
     a fixed depth, prove (default method), and the per-state cost of klpmodel's explicit
     search without reductions against the plain-Python reference BFS (bench/perstate.py)."""
-    print(f"cumulative family: {states} states, vmlinux + {modules} target modules; runs per cell: {runs} "
+    print(f"cumulative family: {states} states, vmlinux + {modules} target modules"
+          + (f", release {bug} forgets to take over s1" if bug else "") + f"; runs per cell: {runs} "
           f"(median of whole-process wall time); python {sys.version.split()[0]}; {os.cpu_count()} cpus",
           flush=True)
     print(f"| releases | verify s | states (folded) | verdict | max RSS MiB | z3 --depth {z3_depth} s | prove s "
@@ -186,7 +198,7 @@ def cumulative_table(sizes: list[int], runs: int, timeout: float, z3_depth: int,
     with tempfile.TemporaryDirectory() as tmp:
         for n in sizes:
             spec = Path(tmp) / f"cumulative-{n}.toml"
-            spec.write_text(cumulative(n, states, modules))
+            spec.write_text(cumulative(n, states, modules, bug))
             t, doc, rss, _ = time_cmd(["verify", str(spec), "--format", "json", "--timeout", str(timeout)], runs)
             verdict = "error" if doc is None else doc["verdict"] + (" (complete)" if doc.get("complete") else "")
             nstates = "?" if doc is None else doc.get("states")
@@ -256,6 +268,8 @@ def main(argv: list[str]) -> int:
                          "z3, prove and the per-state cost against the reference, side by side")
     ap.add_argument("--cumulative-states", type=int, default=2)
     ap.add_argument("--cumulative-modules", type=int, default=2)
+    ap.add_argument("--cumulative-bug", type=int, default=None, metavar="K",
+                    help="release K forgets to take over s1's data (a series with violations)")
     ap.add_argument("--z3-depth", type=int, default=6, help="--depth of the z3 column of --cumulative")
     ap.add_argument("--per-state-depth", type=int, default=6, help="depth of the per-state column of --cumulative")
     ap.add_argument("--print-spec", type=int, default=None, metavar="N",
@@ -268,11 +282,11 @@ def main(argv: list[str]) -> int:
         startup(a.runs)
         return 0
     if a.print_spec is not None:
-        print(cumulative(a.print_spec, a.cumulative_states, a.cumulative_modules))
+        print(cumulative(a.print_spec, a.cumulative_states, a.cumulative_modules, a.cumulative_bug))
         return 0
     if a.cumulative:
         cumulative_table(parse_range(a.cumulative), a.runs, a.timeout, a.z3_depth, a.per_state_depth,
-                         a.cumulative_states, a.cumulative_modules)
+                         a.cumulative_states, a.cumulative_modules, a.cumulative_bug)
         return 0
 
     rows = []

@@ -127,7 +127,27 @@ class NoWayBack:
     reason: str
 
 
-Site = Where | FailedLoad | RevertedLoad | StateLeft | Quiescent | Uses | NoWayBack
+@dataclass(frozen=True)
+class ShadowLeft:
+    """shadow-leak: shadow variable `shadow` exists and no loaded livepatch module lists it."""
+    shadow: str
+
+
+@dataclass(frozen=True)
+class ShadowUses:
+    """shadow-use-after-free: enabled `patch`'s code needs `shadow`, which does not exist."""
+    patch: str
+    shadow: str
+
+
+@dataclass(frozen=True)
+class Orphaned:
+    """shadow-orphan: target `module` unloads while `shadow` is attached to its objects."""
+    module: str
+    shadow: str
+
+
+Site = Where | FailedLoad | RevertedLoad | StateLeft | Quiescent | Uses | NoWayBack | ShadowLeft | ShadowUses | Orphaned
 
 
 @dataclass
@@ -545,6 +565,83 @@ class ModLog(Event):
 
     def log(self, ctx: LogContext) -> list[str]:
         return [f"{self.module}: {self.text}"]
+
+
+# ------------------------------------------------------------------ the livepatch module's init/exit, shadow variables
+
+@dataclass(frozen=True)
+class ModuleFunc(Event):
+    """(klpmodel) The livepatch module's own init (before klp_enable_patch), init_error (its
+    error path when klp_enable_patch failed) or exit (at rmmod)."""
+    kind: ClassVar[str] = "module-func"
+    patch: str
+    func: str
+
+    def note(self) -> str:
+        return f"{self.patch}: module {self.func}"
+
+
+@dataclass(frozen=True)
+class InitFailed(Event):
+    """The livepatch module's init returned `errno` before klp_enable_patch: the module is
+    refused, and no livepatch line is printed."""
+    kind: ClassVar[str] = "init-failed"
+    patch: str
+    errno: int
+
+    def log(self, ctx: LogContext) -> list[str]:
+        return [insmod_error(self.patch, self.errno, ctx.era)]
+
+    def note(self) -> str:
+        return f"{self.patch}'s init fails with {errno_name(self.errno)}: the module is refused"
+
+
+def shadow_pair(shadow_id: int) -> str:
+    """The `<obj, id>` of the kernel's shadow messages (the object's address is a runtime value)."""
+    return f"<$OBJ, {shadow_id:x}>"
+
+
+@dataclass(frozen=True)
+class ShadowDuplicate(Event):
+    """klp_shadow_alloc on a pair that exists: WARN, returns NULL (§14)."""
+    kind: ClassVar[str] = "shadow-duplicate"
+    where: Where
+    shadow: str
+    id: int
+
+    def log(self, ctx: LogContext) -> list[str]:
+        return [f"Duplicate shadow variable {shadow_pair(self.id)}"]
+
+    def note(self) -> str:
+        return f"    -> {self.shadow} exists already: WARN, klp_shadow_alloc returns NULL"
+
+
+@dataclass(frozen=True)
+class ShadowCtorFailed(Event):
+    """The constructor failed (an explored choice): the buffer is freed, NULL returned (§14)."""
+    kind: ClassVar[str] = "shadow-ctor-failed"
+    where: Where
+    shadow: str
+    id: int
+    errno: int
+
+    def log(self, ctx: LogContext) -> list[str]:
+        ctx.errno = self.errno
+        return [f"livepatch: Failed to construct shadow variable {shadow_pair(self.id)} ({self.errno})"]
+
+    def note(self) -> str:
+        return f"    -> the constructor of {self.shadow} fails (explored choice): NULL"
+
+
+@dataclass(frozen=True)
+class ShadowOrphaned(Event):
+    """A target module unloads; the shadow variables attached to its objects stay in the hash."""
+    kind: ClassVar[str] = "shadow-orphaned"
+    module: str
+    shadow: str
+
+    def note(self) -> str:
+        return f"{self.shadow} stays attached to freed objects of {self.module} (orphaned)"
 
 
 def lines(events: Iterable[Event], word: str, module: str | None, era: str = "insmod") -> list[str]:

@@ -24,7 +24,7 @@ from . import properties
 from .backend import Backend, Val
 from .events import ENABLED, IN_TRANSITION, LISTED, OFFLIST, PATCHING, PHASES, UNLOADED, UNPATCHING, Edge, Refusal, Where
 from .properties import Property
-from .spec import Cond, Module, Obj, Patch, Spec, Stmt
+from .spec import MODULE_FUNCS, SHADOW_ACTIONS, Cond, Module, Obj, Patch, Spec, Stmt
 
 EdgeInfo = tuple[int, int, tuple[str, ...]]          # (source phase, target phase, callbacks)
 EdgeTable = tuple[tuple[Any, ...], ...]              # (source, target, event, callbacks, note[, attributes])
@@ -140,6 +140,7 @@ class Choice(NamedTuple):
 
 
 PATCHING_SITE = "patching"      # Choice.callback of the patching fault
+MODULE_OBJ = "module"           # Where.obj / Choice.obj of the livepatch module's init, init_error, exit
 
 # /sys/kernel/livepatch/<patch>/...: the attributes and their modes (§6.1, §6.4, §6.5; the
 # patch's and its objects' kobject directories are 0755), and the release that added each
@@ -184,6 +185,10 @@ class VarNames:
         self.snap_val = {s: f"snap_val[{s}]" for s in m.state_names}
         self.live = {s: tuple(f"live[{s}#{j}]" for j in range(m.slots[s])) for s in m.state_names}
         self.cont = {s: tuple(f"cont[{s}#{j}]" for j in range(m.slots[s])) for s in m.state_names}
+        # (issue 14) shadow variables: present on the abstract parent object; the count kept in
+        # the variable, for those some `get`/`put` touches
+        self.shadow = {sv.name: f"shadow[{sv.name}]" for sv in m.spec.shadows}
+        self.count = {name: f"count[{name}]" for name in m.counted}
 
 
 def param_top(value: int) -> int:
@@ -217,6 +222,12 @@ class Model:
         # compatibility of i with j installed, for i loaded with replace = False / True
         self.compat = {(i, j, r): compatible(replace(self.P[i], replace=r), self.P[j])
                        for i in range(self.n) for j in range(self.n) if i != j for r in (False, True)}
+        # shadow variables with a reference count (some `get` or `put`); the count saturates at
+        # count_top (one more than the patches: each module's init takes at most one reference)
+        self.shadow_ids = {sv.name: sv.id for sv in spec.shadows}
+        self.counted = tuple(sv.name for sv in spec.shadows
+                             if any(st.action in ("get", "put") and st.arg == sv.name for _, _, st in self.statements()))
+        self.count_top = self.n + 1
         self.ops = self._ops()
         self.v = VarNames(self)
         self.vars, self.init = self._vars()
@@ -224,12 +235,27 @@ class Model:
         # the module parameters: two's complement in their bits (param_top); the rest unsigned
         self.signed = frozenset(v for v in self.vars if v.startswith("param["))
 
+    def statements(self) -> Iterator[tuple[int, str, Stmt]]:
+        """Every statement of the spec's patches: (patch, callback or module function, statement)."""
+        for i, p in enumerate(self.P):
+            for o in p.objects:
+                for cb, stmts in o.callbacks:
+                    yield from ((i, cb, st) for st in stmts)
+            for f in MODULE_FUNCS:
+                yield from ((i, f, st) for st in p.module_func(f))
+
     def choice_at(self, patch: str, obj: str, callback: str, index: int) -> Choice | None:
-        """The fallible site at this position in the spec (None: there is none)."""
+        """The fallible site at this position in the spec (None: there is none). The
+        livepatch module's init/exit statements are sites of object MODULE_OBJ."""
         try:
             p = self.spec.patch(patch)
         except StopIteration:
             return None
+        if obj == MODULE_OBJ:
+            stmts = p.module_func(callback) if callback in MODULE_FUNCS else ()
+            if not 0 <= index < len(stmts):
+                return None
+            return Choice(patch, obj, callback, index, stmts[index].line, stmts[index].text)
         o = next((o for o in p.objects if o.name == obj), None)
         if callback == PATCHING_SITE:
             return Choice(patch, obj, callback, 0, o.line if o else p.line,
@@ -286,6 +312,10 @@ class Model:
             out[v.mod[mod.name]] = ("mod", mod.name)
             for n, _ in mod.params:
                 out[f"param[{mod.name}.{n}]"] = ("param", f"{mod.name}.{n}")
+        for sv, name in v.shadow.items():
+            out[name] = ("shadow", sv)
+        for sv, name in v.count.items():
+            out[name] = ("count", sv)
         for st in self.state_names:
             out[v.val[st]], out[v.hi[st]], out[v.snap_val[st]] = ("val", st), ("hi", st), ("snap_val", st)
             for j in range(self.slots[st]):
@@ -329,6 +359,10 @@ class Model:
             return f"module {parts[0]} is {'loaded' if v else 'not loaded'}"
         if kind == "param":
             return f"parameter {parts[0]} is {v}"
+        if kind == "shadow":
+            return f"shadow variable {parts[0]} {'exists' if v else 'does not exist'}"
+        if kind == "count":
+            return f"the count kept in shadow variable {parts[0]} is {v}"
         st = parts[-1] if kind in ("snap_cont",) else parts[0]
         if v >= 2 + len(self.versions[st]):
             return bad
@@ -359,6 +393,8 @@ class Model:
             if ph in LISTED:
                 out += ["  " + self.say(v.ptr[i][s], st[v.ptr[i][s]]) for s, _ in p.states]
         out += [self.say(v.mod[name], st[v.mod[name]]) for name in self.module_names]
+        out += [self.say(name, st[name]) for name in v.shadow.values()]
+        out += [self.say(name, st[name]) for sv, name in v.count.items() if st[v.shadow[sv]]]
         for s in self.state_names:
             out.append(self.say(v.val[s], st[v.val[s]]))
             if int(st[v.hi[s]]) != 0:                  # what version-order compares a new value with
@@ -374,13 +410,15 @@ class Model:
 
     @property
     def properties(self) -> tuple[Property, ...]:
-        """The properties checked by default (the profile's)."""
-        return self.profile.PROPERTIES
+        """The properties checked by default (the profile's): the shadow ones too when the
+        spec declares shadow variables or a livepatch module's init/exit."""
+        return self.profile.PROPERTIES + tuple(p for p in self.profile.SHADOW
+                                               if self.spec.uses_shadows or p.name in self.spec.also_check)
 
     @property
     def all_properties(self) -> tuple[Property, ...]:
         """Every property there is to ask for: the default ones, then the opt-in ones."""
-        return self.profile.PROPERTIES + self.profile.EXTRA
+        return self.profile.PROPERTIES + self.profile.SHADOW + self.profile.EXTRA
 
     def prop(self, name: str) -> Property:
         return next(p for p in self.all_properties if p.name == name)
@@ -448,6 +486,10 @@ class Model:
             for j in range(self.slots[s]):
                 add(n.live[s][j], "b", 1, False)
                 add(n.cont[s][j], "i", nvals[s] - 1, ZERO)
+        for name in n.shadow.values():           # (issue 14) the shadow variable exists (§14)
+            add(name, "b", 1, False)
+        for name in n.count.values():            # the count kept in it
+            add(name, "i", self.count_top, 0)
         add("switched", "b", 1, False)           # force switched every task of the transition (§6.4)
         add("nops", "b", 1, False)               # the transition patch still has its nop objects (§7)
         add("leaked", "b", 1, False)             # some live block became unreachable (never undone)
@@ -468,7 +510,10 @@ class Model:
                                                                     st.errno, st.cond) for st in stmts))
                                                     for cb, stmts in o.callbacks)) for o in p.objects)
             objs += tuple(o.funcs for o in p.objects)
-            return (p.replace, tuple(sorted(p.states)), tuple(sorted(p.uses)), objs, p.params, p.replace_param)
+            funcs = tuple(tuple((st.action, st.arg if st.action != "log" else None, st.errno, st.cond)
+                                for st in p.module_func(f)) for f in MODULE_FUNCS)
+            return (p.replace, tuple(sorted(p.states)), tuple(sorted(p.uses)), objs, p.params, p.replace_param,
+                    tuple(sorted(p.shadows)), tuple(sorted(p.shadow_uses)), funcs)
         groups: dict[tuple[Any, ...], list[int]] = {}
         for i, p in enumerate(self.P):
             groups.setdefault(shape(p), []).append(i)
@@ -562,6 +607,15 @@ class View:
     def param(self, owner: str, name: str) -> int:
         return int(self.st[f"param[{owner}.{name}]"])
 
+    def shadow(self, name: str) -> bool:
+        """(issue 14) Shadow variable `name` exists (on the abstract parent object)."""
+        return bool(self.st[self.m.v.shadow[name]])
+
+    def count(self, name: str) -> int:
+        """The count kept in shadow variable `name` (0 when it has none)."""
+        var = self.m.v.count.get(name)
+        return int(self.st[var]) if var is not None else 0
+
     def leaked(self) -> bool:
         """Some live block became unreachable (no-leak's monitor; never undone)."""
         return bool(self.st["leaked"])
@@ -595,6 +649,7 @@ class Mainline:
     EDGES: EdgeTable = _EDGES
     # the properties this profile judges (each at its c.violate sites) and the opt-in ones
     PROPERTIES: tuple[Property, ...] = properties.PROPERTIES
+    SHADOW: tuple[Property, ...] = properties.SHADOW
     EXTRA: tuple[Property, ...] = properties.EXTRA
     SYSFS = frozenset(SYSFS_MODES) | {"patched"}     # the attributes of /sys/kernel/livepatch/<patch>/ (7.1)
 
@@ -711,7 +766,7 @@ class Mainline:
 
     def prev_info(self, st: Stmt) -> tuple[str, str | None] | None:
         """(state, patch or None): what klp_get_prev_state returned for the statement (concrete)."""
-        s = st.cond.state if st.cond and not st.cond.param else (
+        s = st.cond.state if st.cond and not st.cond.param and st.cond.shadow is None else (
             st.arg if st.action in ("take", "copy", "free-prev") else None)
         if s is None:
             return None
@@ -725,6 +780,9 @@ class Mainline:
         if cond.param:
             holds = c.ne(c.get(f"param[{owner}.{cond.state}]"), 0)
             return c.not_(holds) if cond.negate else holds
+        if cond.shadow is not None:
+            holds = self.count_cmp(cond) if cond.shadow == "count" else c.get(self.v.shadow[cond.state])
+            return c.not_(holds) if cond.negate else holds
         hits = []
         for q, is_prev in self.prev(cond.state):
             v = self.m.P[q].version(cond.state)
@@ -732,6 +790,14 @@ class Mainline:
                 hits.append(is_prev)
         holds = c.or_(*hits)
         return c.not_(holds) if cond.negate else holds
+
+    def count_cmp(self, cond: Cond) -> Val:
+        """`count SV cmp N`: the count kept in the variable (0 when it does not exist)."""
+        c = self.c
+        have = c.get(self.v.count[cond.state]) if cond.state in self.v.count else 0
+        n = cond.value or 0
+        return {"<": lambda: c.lt(have, n), "<=": lambda: c.le(have, n), "==": lambda: c.eq(have, n),
+                "!=": lambda: c.ne(have, n), ">=": lambda: c.le(n, have), ">": lambda: c.lt(n, have)}[cond.cmp or "=="]()
 
     # ---- blocks
     def slot_is(self, p: Val, j: int) -> Val:
@@ -864,6 +930,8 @@ class Mainline:
             return False
         if a == "return":
             return False
+        if a in SHADOW_ACTIONS:
+            return self.shadow_statement(i, st, where, fallible)
         own = self.ptr(i, s)
         if a == "free":
             self.free_block(own, s, where)
@@ -872,10 +940,12 @@ class Mainline:
                 self.write_block(own, s, c.get(self.v.val[s]))
         elif a == "restore":
             for _ in c.when(self.deref(own, s, where)):
+                self.keeps_shared(i, s, self.content(own, s), where)
                 self.set_value(s, self.content(own, s), where)
         elif a == "modify":
             self.set_value(s, m.variant(s, p.version(s) or 0), where)
         elif a == "reset":
+            self.keeps_shared(i, s, ORIGINAL, where)
             self.set_value(s, ORIGINAL, where)
         else:   # take, copy, free-prev: through klp_get_prev_state(id)
             prev = self.prev(s)
@@ -898,6 +968,94 @@ class Mainline:
                     self.free_block(pp, s, where)
         return False
 
+    # ---- shadow variables (§14): one abstract parent object per variable (docs/properties.md)
+    def shadow_statement(self, i: int, st: Stmt, where: Where, fallible: bool) -> Val:
+        """klp_shadow_* on the abstract parent object; returns 'the callback fails here' (a
+        constructor that fails in pre_patch or init makes the callback return its error)."""
+        c, m = self.c, self.m
+        sv, a = st.arg or "", st.action
+        var = self.v.shadow[sv]
+        have = c.get(var)
+        if a == "shadow-alloc":                      # a second alloc of the pair: WARN, NULL
+            c.violate("shadow-duplicate", have, where)
+            for _ in c.when(have):
+                c.event(E.ShadowDuplicate(where, sv, m.shadow_ids[sv]))
+            c.set(var, True)
+            return False
+        if a == "shadow-get":                        # NULL: a use of a missing variable when needed
+            if sv in m.P[i].shadow_uses:
+                c.violate("shadow-use-after-free", c.not_(have), where)
+            return False
+        if a in ("shadow-free", "shadow-free-all"):  # (one parent object: the same thing)
+            self.drop_shadow(sv)
+            return False
+        if a == "put":                               # klp_shadow_get, count - 1, freed at 0
+            c.violate("shadow-use-after-free", c.not_(have), where)
+            for _ in c.when(have):
+                n = c.ite(c.eq(c.get(self.v.count[sv]), 0), 0, c.sub(c.get(self.v.count[sv]), 1))
+                c.set(self.v.count[sv], n)
+                for _ in c.when(c.eq(n, 0)):         # the last reference: the variable is freed
+                    self.drop_shadow(sv)
+            return False
+        fails: Val = False                           # shadow-get-or-alloc, get: created when missing
+        if st.errno is not None:                     # `with ctor-fail`: the constructor may fail
+            fails = c.and_(c.not_(have), c.choice(choice_of(where)))
+            for _ in c.when(fails):
+                c.event(E.ShadowCtorFailed(where, sv, m.shadow_ids[sv], st.errno))
+        for _ in c.when(c.not_(fails)):
+            c.set(var, True)
+            if sv in self.v.count:
+                n = c.ite(have, c.get(self.v.count[sv]), 0)
+                if a == "get":                       # saturates at count_top (docs/properties.md)
+                    n = c.ite(c.lt(n, m.count_top), c.add(n, 1), n)
+                c.set(self.v.count[sv], n)
+        return c.and_(fails, where.callback in ("pre_patch", "init") and fallible)
+
+    def drop_shadow(self, sv: str) -> None:
+        c = self.c
+        c.set(self.v.shadow[sv], False)
+        if sv in self.v.count:
+            c.set(self.v.count[sv], 0)
+
+    def keeps_shared(self, i: int, s: str, value: Val, where: Where) -> None:
+        """disable-keeps-shared: patch i, being disabled (its pre_unpatch, post_unpatch while
+        its disable transition is in progress) or removed (its exit), writes original into
+        state s, which was not original, while another patch on klp_patches declares s."""
+        c, m = self.c, self.m
+        if where.callback in ("pre_unpatch", "post_unpatch"):
+            judged = c.and_(c.eq(self.phase(i), UNPATCHING), c.not_(c.get("tload")))
+        elif where.callback == "exit":
+            judged = True
+        else:
+            return
+        shared = c.or_(*(self.listed(q) for q in m.decl[s] if q != i))
+        c.violate("disable-keeps-shared", c.and_(c.eq(value, ORIGINAL), c.ne(c.get(self.v.val[s]), ORIGINAL)),
+                  where, reached=c.and_(judged, shared))
+
+    def module_func(self, i: int, func: str) -> Val:
+        """The livepatch module's own init, init_error or exit (§10: exit runs at rmmod);
+        returns 'it failed' (init only)."""
+        p = self.m.P[i]
+        stmts = p.module_func(func)
+        if not stmts:
+            return False
+        self.c.event(E.ModuleFunc(p.name, func))
+        return self.body(i, Obj(MODULE_OBJ, (), p.line), func, stmts, func == "init")
+
+    def judge_shadows(self) -> None:
+        """shadow-leak after every operation; shadow-use-after-free of `uses` at quiescent points."""
+        c, m = self.c, self.m
+        quiet = None
+        for sv in m.spec.shadows:
+            owners = [i for i, p in enumerate(m.P) if any(name == sv.name for name, _ in p.shadows)]
+            kept = c.or_(*(c.ne(self.phase(i), UNLOADED) for i in owners))
+            c.violate("shadow-leak", c.and_(c.get(self.v.shadow[sv.name]), c.not_(kept)), E.ShadowLeft(sv.name))
+            for i in owners:
+                if sv.name in m.P[i].shadow_uses:
+                    quiet = c.not_(self.transition()) if quiet is None else quiet
+                    c.violate("shadow-use-after-free", c.not_(c.get(self.v.shadow[sv.name])),
+                              E.ShadowUses(m.P[i].name, sv.name), reached=c.and_(quiet, c.eq(self.phase(i), ENABLED)))
+
     def body(self, i: int, obj: Obj, cb: str, stmts: tuple[Stmt, ...], fallible: bool) -> Val:
         """Run a statement list; returns 'it failed' (pre_patch only)."""
         c = self.c
@@ -909,7 +1067,7 @@ class Mainline:
                 c.event(E.Ran(where, bool(g), self.prev_info(st)))
             f = False
             for _ in c.when(g):
-                f = self.statement(i, st, where, cb == "pre_patch", fallible)
+                f = self.statement(i, st, where, cb in ("pre_patch", "init"), fallible)
             fail_here = c.and_(g, f)
             stop = c.or_(fail_here, g if st.action == "return" else False)
             failed = c.or_(failed, fail_here)
@@ -1239,6 +1397,7 @@ class Mainline:
             c.set("leaked", c.or_(c.get("leaked"), *self.leaks))
             c.set("leak_since", c.and_(c.get("tload"), c.or_(c.get("leak_since"), *self.leaks)))
         self.judge_quiescent()
+        self.judge_shadows()
 
     def nop_names(self, i: int) -> list[str]:
         """The objects patch i can get as dynamic nop objects: those of other patches that
@@ -1255,6 +1414,32 @@ class Mainline:
                        if q != i and any(o.name == name for o in p.objects)))
 
     def op_load(self, op: Op) -> None:
+        """insmod: the module's init runs (issue 14: its own statements, then klp_enable_patch;
+        a failing init refuses the module before any livepatch line)."""
+        c, m = self.c, self.m
+        i = self._index(op.target)
+        p = m.P[i]
+        if not p.init and not p.init_error:
+            self.enable_patch(op)
+            return
+        self.set_params(p.name, p.params, op.params or ())   # init sees insmod's values
+        failed = self.module_func(i, "init")
+        for _ in c.when(failed):
+            c.event(E.InitFailed(p.name, self.init_errno(i)))
+        for _ in c.when(c.not_(failed)):
+            self.enable_patch(op)
+            for _ in c.when(c.eq(self.phase(i), UNLOADED)):   # klp_enable_patch failed
+                self.module_func(i, "init_error")
+
+    def init_errno(self, i: int) -> int:
+        """Concrete only (the log): the errno the failing init returned (the last failure's)."""
+        if not self.c.recording:
+            return -22
+        evs = [ev for ev in getattr(self.c, "events", []) if isinstance(ev, (E.Failed, E.ShadowCtorFailed))]
+        return evs[-1].errno if evs else -22
+
+    def enable_patch(self, op: Op) -> None:
+        """klp_enable_patch (§2-3) called from the module's init."""
         c, m = self.c, self.m
         i = self._index(op.target)
         p = m.P[i]
@@ -1418,6 +1603,7 @@ class Mainline:
     def op_rmmod(self, op: Op) -> None:
         (src, dst, _), = self.edges("rmmod")
         self.c.event(E.Rmmod(op.target, Edge(src, dst, "rmmod")))
+        self.module_func(self._index(op.target), "exit")      # the module's exit (§10)
         self.move(self._index(op.target), src, dst)
 
     def op_force(self, op: Op) -> None:
@@ -1511,6 +1697,13 @@ class Mainline:
         self.module_logs(module, module.exit)                 # exit runs before klp_module_going
         self._unapply(self._module_objects(op.target), lambda i: True, op.target)
         c.set(self.v.mod[op.target], False)
+        for sv in self.m.spec.shadows:                        # its objects are freed; the shadow
+            if sv.parent == op.target:                        # hash keeps their variables (§14)
+                var = self.v.shadow[sv.name]
+                c.violate("shadow-orphan", c.get(var), E.Orphaned(op.target, sv.name))
+                for _ in c.when(c.get(var)):
+                    c.event(E.ShadowOrphaned(op.target, sv.name))
+                self.drop_shadow(sv.name)                     # (the next objects are new ones)
 
     def module_logs(self, module: Module, stmts: tuple[Stmt, ...]) -> None:
         c = self.c

@@ -14,9 +14,9 @@ OBJ = BASE + '\n[patch.objects.vmlinux]\n'
 
 CASES = [
     ("unknown top-level key", 'nmae = "x"\n' + BASE,
-     "1: unknown key 'nmae' in the top level; did you mean 'name'? allowed keys: name, kernel, check, states, modules, patch"),
+     "1: unknown key 'nmae' in the top level; did you mean 'name'? allowed keys: name, kernel, check, states, modules, shadows, patch"),
     ("unknown patch key", BASE + "replcae = true\n",
-     "7: unknown key 'replcae' in [[patch]]; did you mean 'replace'? allowed keys: name, replace, states, uses, objects, params, replace_param"),
+     "7: unknown key 'replcae' in [[patch]]; did you mean 'replace'? allowed keys: name, replace, states, uses, objects, params, replace_param, shadows, init, init_error, exit"),
     ("did you mean: the closest key, not the first with the same prefix", OBJ + 'pre_unptach = []\n',
      "9: unknown key 'pre_unptach' in [patch.objects.vmlinux]; did you mean 'pre_unpatch'? allowed keys: pre_patch, post_patch, pre_unpatch, post_unpatch, pre_patch_error, funcs"),
     ("unknown object key", OBJ + 'post_pach = []\n',
@@ -52,7 +52,7 @@ CASES = [
     ("statement without its state", OBJ + 'pre_patch = ["alloc"]\n',
      "9: malformed statement 'alloc': alloc takes one state name; write \"alloc STATE\""),
     ("unknown action", OBJ + 'pre_patch = ["allocate s"]\n',
-     "9: unknown action 'allocate' in 'allocate s'; write one of: alloc, free, save, restore, modify, reset, take, copy, free-prev, fail, maybe-fail, return, log, banner"),
+     "9: unknown action 'allocate' in 'allocate s'; write one of: alloc, free, save, restore, modify, reset, take, copy, free-prev, fail, maybe-fail, return, log, banner, shadow-alloc, shadow-get-or-alloc, shadow-get, shadow-free, shadow-free-all, get, put"),
     ("malformed condition", OBJ + 'pre_patch = ["alloc s if s"]\n',
      "9: malformed condition 'if s' in 'alloc s if s'; write 'if prev STATE' or 'unless prev STATE >= 2'"),
     ("bad errno", OBJ + 'pre_patch = ["fail ENOMEM"]\n',

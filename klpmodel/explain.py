@@ -15,6 +15,7 @@ from .interp import State
 from .kernel import Model
 from .properties import EXPECTED_USAGE
 from .report import broke, changes
+from .spec import SHADOW_ACTIONS
 from .traces import Rerun, TraceFile, raw_state, rerun, summary, violation_of
 from .verify import Step, Violation
 
@@ -107,6 +108,8 @@ def explain(m: Model, t: TraceFile, era: str = "insmod") -> str:
         callbacks.append("post_unpatch")
     callbacks += [cb for cb in prop.fix_in if cb not in callbacks]
     for cb in callbacks:
+        if cb not in EXPECTED_USAGE:        # (the module's init/exit: the seed says nothing of them)
+            continue
         out.append(f"  the seed's expected usage of {cb}():")
         out += [f"    - {line}" for line in EXPECTED_USAGE.get(cb, ())]
     return "\n".join(out) + "\n"
@@ -140,6 +143,16 @@ def culprit(m: Model, v: Violation) -> Culprit | None:
         allocs = [(n, x) for n, x in ran if x.stmt.action == "alloc" and x.stmt.arg in leaked]
         if allocs:
             return Culprit(*allocs[-1], "allocated the block that nothing frees")
+    shadow = w.shadow if isinstance(w, (E.ShadowLeft, E.ShadowUses, E.Orphaned)) else \
+        (w.stmt.arg if isinstance(w, Where) and w.stmt.action in SHADOW_ACTIONS else None)
+    if shadow is not None and v.property == "shadow-use-after-free":
+        frees = [(n, x) for n, x in ran if x.stmt.arg == shadow and x.stmt.action in ("shadow-free", "shadow-free-all", "put")]
+        if frees:
+            return Culprit(*frees[-1], f"freed shadow variable {shadow}")
+    if shadow is not None and v.property in ("shadow-leak", "shadow-orphan"):
+        made = [(n, x) for n, x in ran if x.stmt.arg == shadow and x.stmt.action in ("shadow-alloc", "shadow-get-or-alloc", "get")]
+        if made:
+            return Culprit(*made[-1], f"created shadow variable {shadow}, and nothing that ran later freed it")
     changed: list[str] = []
     end = m.view(v.trace[-1].after)
     if isinstance(w, E.StateLeft):

@@ -1022,12 +1022,9 @@ class Mainline:
         its disable transition is in progress) or removed (its exit), writes original into
         state s, which was not original, while another patch on klp_patches declares s."""
         c, m = self.c, self.m
-        if where.callback in ("pre_unpatch", "post_unpatch"):
-            judged = c.and_(c.eq(self.phase(i), UNPATCHING), c.not_(c.get("tload")))
-        elif where.callback == "exit":
-            judged = True
-        else:
+        if where.callback not in ("pre_unpatch", "post_unpatch", "exit") or not any(q != i for q in m.decl[s]):
             return
+        judged = True if where.callback == "exit" else c.and_(c.eq(self.phase(i), UNPATCHING), c.not_(c.get("tload")))
         shared = c.or_(*(self.listed(q) for q in m.decl[s] if q != i))
         c.violate("disable-keeps-shared", c.and_(c.eq(value, ORIGINAL), c.ne(c.get(self.v.val[s]), ORIGINAL)),
                   where, reached=c.and_(judged, shared))

@@ -170,7 +170,7 @@ def _script_words(word: str, rest: list[str], chunk: str, model: Model, bad: Cal
 
 
 FAIL_RE = re.compile(r"(?:[A-Za-z_][A-Za-z0-9_]*/)?[A-Za-z_][A-Za-z0-9_]*"
-                     r"(?::(?:[0-9]+|patching|(?:pre_patch|post_patch|pre_unpatch|post_unpatch)\[[0-9]+\]))?")
+                     r"(?::(?:[0-9]+|patching|(?:pre_patch|post_patch|pre_unpatch|post_unpatch|init|init_error|exit)\[[0-9]+\]))?")
 
 
 def _matches(f: str, key: Choice) -> bool:

@@ -933,6 +933,8 @@ class _StmtReader:
         if action in ("fail", "maybe-fail") and callback != "pre_patch":
             fix = "only pre_patch can stop loading (move it to pre_patch)" if callback != "pre_patch_error" \
                 else "pre_patch_error runs after the failure; remove it"
+            if callback in MODULE_FUNCS:
+                fix = "only the module's init (or pre_patch) can stop loading (move it to init)"
             self.bad(f"'{action}' is not allowed in {callback}; {fix}")
         if arg is not None and action not in ("log", "fail") and arg not in self.declared:
             self.bad(f"{self.shown} names state {_show(arg)}, which patch '{self.patch}' does not declare; add {arg} = "

@@ -353,7 +353,7 @@ def load_trace(path: Path) -> TraceFile:
     prop = r.field(doc, ("property",), str, "a property name")
     from .kernel import PROFILES
 
-    if prop not in {p.name for rules in PROFILES.values() for p in rules.PROPERTIES + rules.EXTRA}:
+    if prop not in {p.name for rules in PROFILES.values() for p in rules.PROPERTIES + rules.SHADOW + rules.EXTRA}:
         r.err(("property",), f"unknown property {_quoted(prop)}; {REWRITE}")
     spec = r.field(doc, ("spec",), dict, "an object")
     r.field(spec, ("spec", "path"), str, "a file name")

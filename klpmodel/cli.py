@@ -163,7 +163,7 @@ def verify(
                                               "version-order, revert-restores, disable-restores, error-cleanup, "
                                               "no-use-after-free, no-double-free, no-null-deref, no-leak, recoverable; with shadow "
                                               "variables: shadow-leak, shadow-use-after-free, shadow-duplicate, "
-                                              "disable-keeps-shared, shadow-orphan."),
+                                              "disable-keeps-shared, shadow-layout, shadow-orphan."),
     timeout: float | None = typer.Option(None, "--timeout", help=TIMEOUT_HELP),
     format: VerifyFormat = typer.Option(VerifyFormat.text, "--format", "-f",
                                         help="text, json (docs/schemas/verify-report.schema.json) or sarif "

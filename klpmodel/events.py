@@ -582,6 +582,16 @@ class ModuleFunc(Event):
 
 
 @dataclass(frozen=True)
+class Call(Event):
+    """(klpmodel) A task runs the patch's new code once (the `call` operation)."""
+    kind: ClassVar[str] = "call"
+    patch: str
+
+    def note(self) -> str:
+        return f"a task runs {self.patch}'s new code"
+
+
+@dataclass(frozen=True)
 class InitFailed(Event):
     """The livepatch module's init returned `errno` before klp_enable_patch: the module is
     refused, and no livepatch line is printed."""

@@ -149,8 +149,10 @@ def culprit(m: Model, v: Violation) -> Culprit | None:
         frees = [(n, x) for n, x in ran if x.stmt.arg == shadow and x.stmt.action in ("shadow-free", "shadow-free-all", "put")]
         if frees:
             return Culprit(*frees[-1], f"freed shadow variable {shadow}")
-    if shadow is not None and v.property in ("shadow-leak", "shadow-orphan"):
+    if shadow is not None and v.property in ("shadow-leak", "shadow-orphan", "shadow-layout"):
         made = [(n, x) for n, x in ran if x.stmt.arg == shadow and x.stmt.action in ("shadow-alloc", "shadow-get-or-alloc", "get")]
+        if made and v.property == "shadow-layout":     # the first creation since it last did not exist
+            return Culprit(*made[0], f"created shadow variable {shadow} with {made[0][1].patch}'s layout")
         if made:
             return Culprit(*made[-1], f"created shadow variable {shadow}, and nothing that ran later freed it")
     changed: list[str] = []

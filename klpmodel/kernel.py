@@ -189,6 +189,7 @@ class VarNames:
         # the variable, for those some `get`/`put` touches
         self.shadow = {sv.name: f"shadow[{sv.name}]" for sv in m.spec.shadows}
         self.count = {name: f"count[{name}]" for name in m.counted}
+        self.layout = {name: f"layout[{name}]" for name in m.layouts}
 
 
 def param_top(value: int) -> int:
@@ -228,6 +229,10 @@ class Model:
         self.counted = tuple(sv.name for sv in spec.shadows
                              if any(st.action in ("get", "put") and st.arg == sv.name for _, _, st in self.statements()))
         self.count_top = self.n + 1
+        # the layouts of each shadow variable, for those patches give two or more (spec order)
+        layouts = {sv.name: list(dict.fromkeys(lay for p in self.P for n, lay in p.shadows if n == sv.name))
+                   for sv in spec.shadows}
+        self.layouts = {name: tuple(ls) for name, ls in layouts.items() if len(ls) > 1}
         self.ops = self._ops()
         self.v = VarNames(self)
         self.vars, self.init = self._vars()
@@ -316,6 +321,8 @@ class Model:
             out[name] = ("shadow", sv)
         for sv, name in v.count.items():
             out[name] = ("count", sv)
+        for sv, name in v.layout.items():
+            out[name] = ("layout", sv)
         for st in self.state_names:
             out[v.val[st]], out[v.hi[st]], out[v.snap_val[st]] = ("val", st), ("hi", st), ("snap_val", st)
             for j in range(self.slots[st]):
@@ -363,6 +370,9 @@ class Model:
             return f"shadow variable {parts[0]} {'exists' if v else 'does not exist'}"
         if kind == "count":
             return f"the count kept in shadow variable {parts[0]} is {v}"
+        if kind == "layout":
+            return f"shadow variable {parts[0]} was created with layout {self.layouts[parts[0]][v]}" \
+                if v < len(self.layouts[parts[0]]) else bad
         st = parts[-1] if kind in ("snap_cont",) else parts[0]
         if v >= 2 + len(self.versions[st]):
             return bad
@@ -443,6 +453,8 @@ class Model:
         for word in allowed:
             if word in ("load", "disable", "rmmod"):
                 ops += [Op(word, p.name) for p in self.P]
+            elif word == "call":                 # (issue 14) only patches whose code the spec gives
+                ops += [Op(word, p.name) for p in self.P if p.code]
             elif word in ("modload", "modunload"):
                 ops += [Op(word, m) for m in self.module_names]
             else:
@@ -490,6 +502,8 @@ class Model:
             add(name, "b", 1, False)
         for name in n.count.values():            # the count kept in it
             add(name, "i", self.count_top, 0)
+        for sv, name in n.layout.items():        # the layout its creator gave it
+            add(name, "i", len(self.layouts[sv]) - 1, 0)
         add("switched", "b", 1, False)           # force switched every task of the transition (§6.4)
         add("nops", "b", 1, False)               # the transition patch still has its nop objects (§7)
         add("leaked", "b", 1, False)             # some live block became unreachable (never undone)
@@ -976,10 +990,15 @@ class Mainline:
         sv, a = st.arg or "", st.action
         var = self.v.shadow[sv]
         have = c.get(var)
+        if a != "shadow-free-all":                   # (free_all passes no object: no data of one)
+            self.judge_layout(i, sv, have, where)
         if a == "shadow-alloc":                      # a second alloc of the pair: WARN, NULL
             c.violate("shadow-duplicate", have, where)
             for _ in c.when(have):
                 c.event(E.ShadowDuplicate(where, sv, m.shadow_ids[sv]))
+            for _ in c.when(c.not_(have)):
+                if sv in self.v.layout:
+                    c.set(self.v.layout[sv], self.layout_of(i, sv))
             c.set(var, True)
             return False
         if a == "shadow-get":                        # NULL: a use of a missing variable when needed
@@ -1004,6 +1023,8 @@ class Mainline:
                 c.event(E.ShadowCtorFailed(where, sv, m.shadow_ids[sv], st.errno))
         for _ in c.when(c.not_(fails)):
             c.set(var, True)
+            if sv in self.v.layout:                  # created here: this patch's layout
+                c.set(self.v.layout[sv], c.ite(have, c.get(self.v.layout[sv]), self.layout_of(i, sv)))
             if sv in self.v.count:
                 n = c.ite(have, c.get(self.v.count[sv]), 0)
                 if a == "get":                       # saturates at count_top (docs/properties.md)
@@ -1011,11 +1032,22 @@ class Mainline:
                 c.set(self.v.count[sv], n)
         return c.and_(fails, where.callback in ("pre_patch", "init") and fallible)
 
+    def layout_of(self, i: int, sv: str) -> int:
+        return self.m.layouts[sv].index(dict(self.m.P[i].shadows)[sv])
+
+    def judge_layout(self, i: int, sv: str, have: Val, where: Any) -> None:
+        """shadow-layout: patch i touches sv, which exists with another patch's layout."""
+        if sv in self.v.layout:
+            c = self.c
+            c.violate("shadow-layout", c.ne(c.get(self.v.layout[sv]), self.layout_of(i, sv)), where, reached=have)
+
     def drop_shadow(self, sv: str) -> None:
         c = self.c
         c.set(self.v.shadow[sv], False)
         if sv in self.v.count:
             c.set(self.v.count[sv], 0)
+        if sv in self.v.layout:                      # (canonical when it does not exist)
+            c.set(self.v.layout[sv], 0)
 
     def keeps_shared(self, i: int, s: str, value: Val, where: Where) -> None:
         """disable-keeps-shared: patch i, being disabled (its pre_unpatch, post_unpatch while
@@ -1050,8 +1082,11 @@ class Mainline:
             for i in owners:
                 if sv.name in m.P[i].shadow_uses:
                     quiet = c.not_(self.transition()) if quiet is None else quiet
-                    c.violate("shadow-use-after-free", c.not_(c.get(self.v.shadow[sv.name])),
-                              E.ShadowUses(m.P[i].name, sv.name), reached=c.and_(quiet, c.eq(self.phase(i), ENABLED)))
+                    on = c.and_(quiet, c.eq(self.phase(i), ENABLED))
+                    have = c.get(self.v.shadow[sv.name])
+                    c.violate("shadow-use-after-free", c.not_(have), E.ShadowUses(m.P[i].name, sv.name), reached=on)
+                    for _ in c.when(on):
+                        self.judge_layout(i, sv.name, have, E.ShadowUses(m.P[i].name, sv.name))
 
     def body(self, i: int, obj: Obj, cb: str, stmts: tuple[Stmt, ...], fallible: bool) -> Val:
         """Run a statement list; returns 'it failed' (pre_patch only)."""
@@ -1266,6 +1301,11 @@ class Mainline:
             return [(Refusal(f"module {op.target} is not loaded", ENOENT), c.get(self.v.mod[op.target]))]
         if op.word == "force":                                  # §6.4: also a repeated force
             return [(Refusal("-EINVAL: no transition is in progress", EINVAL), self.transition())]
+        if op.word == "call":                                   # (issue 14) its new code runs only
+            i = self._index(op.target)                          # while it is on klp_patches
+            return [(Refusal(f"{op.target}'s code does not run: the patch is not on klp_patches", EINVAL), self.listed(i)),
+                    (Refusal(f"{op.target}'s code does not run: none of its objects is loaded", ENOENT),
+                     c.or_(*(self.loaded(o.name) for o in m.P[i].objects)))]
         raise ValueError(op)
 
     def stuck(self) -> list[tuple[str, str, Val]]:
@@ -1707,6 +1747,14 @@ class Mainline:
         for st in stmts:
             for _ in c.when(self.cond(st.cond, module.name)):
                 c.event(E.ModLog(module.name, st.arg or ""))
+
+    def op_call(self, op: Op) -> None:
+        """(issue 14) A task calls one of the patch's new functions once. Some task may run a
+        listed patch's new code from its load (tasks switch one by one) until its unpatching
+        transition completes, also when a newer patch replaced the function: an
+        over-approximation (docs/properties.md)."""
+        self.c.event(E.Call(op.target))
+        self.module_func(self._index(op.target), "code")
 
     def op_param(self, op: Op) -> None:
         """echo VALUE > /sys/module/OWNER/parameters/NAME"""

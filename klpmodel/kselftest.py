@@ -108,7 +108,8 @@ class _Writer:
         args = self.fail_param(n, step)
         self.log += klog.op_lines(self.m, step.op, step.before, step.events, args, self.era)
         write = {"load": self.load, "disable": self.disable, "complete": self.complete, "reverse": self.echo,
-                 "force": self.echo, "rmmod": self.rmmod, "modload": self.modload, "modunload": self.modunload}
+                 "force": self.echo, "rmmod": self.rmmod, "modload": self.modload, "modunload": self.modunload,
+                 "call": self.call}
         waited = write[step.op.word](n, step, args, nxt)
         if waited is None:
             return 1
@@ -193,6 +194,11 @@ class _Writer:
     def modload(self, n: int, step: Step, args: str, nxt: Step | None) -> Step | None:
         var = self.var(step.op.target)
         self.lines.append(f"load_failing_mod {var}" if _failed_load(step) else f"load_mod {var}")
+        return None
+
+    def call(self, n: int, step: Step, args: str, nxt: Step | None) -> Step | None:
+        """The patched code runs: the test's workload, not a command the script can give."""
+        self.lines.append(f"# the workload calls {step.op.target}'s new code here (klpmodel: call {step.op.target})")
         return None
 
     def modunload(self, n: int, step: Step, args: str, nxt: Step | None) -> Step | None:

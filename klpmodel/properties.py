@@ -98,6 +98,14 @@ SHADOW: tuple[Property, ...] = (
              "a patch on klp_patches other than itself declares",
              judged_at="a write of original (`reset`, `restore`) by a patch being disabled or removed",
              fix_in=("pre_unpatch", "post_unpatch", "exit")),
+    Property("shadow-layout",
+             "Authors must hand shadow variables over between cumulative patches themselves: there is "
+             "no special handling. (semantics §14: one id, one layout of its data)",
+             "a patch touches a shadow variable (any shadow statement but `shadow-free-all`, or `uses` "
+             "while enabled and quiescent) that exists with the layout of the patch that created it, "
+             "and its own `shadows` give that variable another layout",
+             judged_at="a shadow statement or `uses` on an existing variable, in a spec that gives it two layouts",
+             fix_in=("pre_patch",)),
     Property("shadow-orphan",
              "Shadow variables outlive the patch that created them unless explicitly freed. (the parent "
              "objects of a target module go away with it, semantics §14)",

@@ -117,6 +117,8 @@ def broke(m: Model, v: Violation) -> str:
         return f"{w.patch} is enabled and its code uses {w.state}, whose data is {kind}"
     if isinstance(w, E.ShadowLeft):
         return f"shadow variable {w.shadow} exists and no loaded livepatch module lists it: nothing can free it"
+    if isinstance(w, E.ShadowUses) and v.property == "shadow-layout":
+        return f"{w.patch} is enabled and its code reads shadow variable {w.shadow}, created with another layout"
     if isinstance(w, E.ShadowUses):
         return f"{w.patch} is enabled and its code needs shadow variable {w.shadow}, which does not exist"
     if isinstance(w, E.Orphaned):

@@ -17,7 +17,8 @@ from .kernel import PATCHING_SITE, Choice, Model, Op
 # the kernel operations (verify's, plus `param`), then what the selftest scripts do besides:
 # read a patched function's output, check sysfs attributes, set kernel.ftrace_enabled
 SCRIPT_WORDS = ("probe", "runs", "ok", "pending", "sysfs", "sysfs-rights", "sysctl")
-OP_WORDS = ("load", "complete", "reverse", "disable", "rmmod", "modload", "modunload", "force", "param") + SCRIPT_WORDS
+OP_WORDS = ("load", "complete", "reverse", "disable", "rmmod", "modload", "modunload", "force", "call",
+            "param") + SCRIPT_WORDS
 SYSFS_KLP_DIR = "/sys/kernel/livepatch"
 MODE_RE = re.compile(r"[-d][-r][-w][-x][-r][-w][-x][-r][-w][-x]")
 
@@ -72,7 +73,7 @@ def parse_run(text: str, model: Model, source: str, lines: bool = False) -> list
             checked = _script_words(word, rest, chunk, model, partial(bad, n))
             out.append(RunOp(Op(word, " ".join(rest)), "", (), n, checked))   # arg: as written
             continue
-        if word in ("load", "disable", "rmmod", "modload", "modunload"):
+        if word in ("load", "disable", "rmmod", "modload", "modunload", "call"):
             if not rest:
                 bad(n, f"'{word}' needs a name: write '{word} NAME'")
             arg, rest = rest[0], rest[1:]
@@ -170,7 +171,7 @@ def _script_words(word: str, rest: list[str], chunk: str, model: Model, bad: Cal
 
 
 FAIL_RE = re.compile(r"(?:[A-Za-z_][A-Za-z0-9_]*/)?[A-Za-z_][A-Za-z0-9_]*"
-                     r"(?::(?:[0-9]+|patching|(?:pre_patch|post_patch|pre_unpatch|post_unpatch|init|init_error|exit)\[[0-9]+\]))?")
+                     r"(?::(?:[0-9]+|patching|(?:pre_patch|post_patch|pre_unpatch|post_unpatch|init|init_error|exit|code)\[[0-9]+\]))?")
 
 
 def _matches(f: str, key: Choice) -> bool:

@@ -16,7 +16,7 @@ from .errors import UserError
 
 CALLBACKS = ("pre_patch", "post_patch", "pre_unpatch", "post_unpatch")
 OBJECT_KEYS = CALLBACKS + ("pre_patch_error",)
-OPERATIONS = ("load", "complete", "reverse", "disable", "rmmod", "modload", "modunload", "force")
+OPERATIONS = ("load", "complete", "reverse", "disable", "rmmod", "modload", "modunload", "force", "call")
 DEFAULT_OPERATIONS = tuple(op for op in OPERATIONS if op != "force")
 FAULTS = ("patching",)      # optional environmental faults (klp_patch_object fails, semantics §16)
 STATE_ACTIONS = ("alloc", "free", "save", "restore", "modify", "reset", "take", "copy", "free-prev")
@@ -25,7 +25,7 @@ STATE_ACTIONS = ("alloc", "free", "save", "restore", "modify", "reset", "take", 
 SHADOW_ACTIONS = ("shadow-alloc", "shadow-get-or-alloc", "shadow-get", "shadow-free", "shadow-free-all", "get", "put")
 # (klpmodel) the livepatch module's own init (before klp_enable_patch), its error path when
 # klp_enable_patch fails, and its exit (at rmmod)
-MODULE_FUNCS = ("init", "init_error", "exit")
+MODULE_FUNCS = ("init", "init_error", "exit", "code")     # code: the patch's new functions, run by `call`
 MODULE_ACTIONS = ("log", "fail", "maybe-fail", "return", "modify", "reset") + SHADOW_ACTIONS
 ERRNOS = {"EPERM": 1, "ENOENT": 2, "EIO": 5, "ENXIO": 6, "E2BIG": 7, "EAGAIN": 11, "ENOMEM": 12,
           "EFAULT": 14, "EBUSY": 16, "EEXIST": 17, "ENODEV": 19, "EINVAL": 22, "ENOSPC": 28,
@@ -85,10 +85,11 @@ class Patch:
     init: tuple[Stmt, ...] = ()                  # (klpmodel) the module's init, before klp_enable_patch
     init_error: tuple[Stmt, ...] = ()            # (klpmodel) init's error path when klp_enable_patch fails
     exit: tuple[Stmt, ...] = ()                  # (klpmodel) the module's exit, at rmmod
+    code: tuple[Stmt, ...] = ()                  # (klpmodel) what one call of its new functions does (`call`)
 
     def module_func(self, name: str) -> tuple[Stmt, ...]:
-        """The statements of the module's own init, init_error or exit."""
-        return {"init": self.init, "init_error": self.init_error, "exit": self.exit}[name]
+        """The statements of the module's own init, init_error or exit, or its code."""
+        return {"init": self.init, "init_error": self.init_error, "exit": self.exit, "code": self.code}[name]
 
     def version(self, state: str) -> int | None:
         for s, v in self.states:
@@ -145,7 +146,7 @@ class Spec:
     def uses_shadows(self) -> bool:
         """(klpmodel) The spec declares shadow variables or a livepatch module's init/exit:
         the shadow properties are then checked by default."""
-        return bool(self.shadows) or any(p.init or p.init_error or p.exit for p in self.patches)
+        return bool(self.shadows) or any(p.init or p.init_error or p.exit or p.code for p in self.patches)
 
     def patch(self, name: str) -> Patch:
         return next(p for p in self.patches if p.name == name)
@@ -774,7 +775,7 @@ class _Loader:
             out.append(Patch(name, replace, tuple(decl), tuple(s for s in uses if s in declared), tuple(objs),
                              self.loc.line(where) or 1, params, replace_param, svs,
                              tuple(s for s in uses if s not in declared), funcs_of["init"], funcs_of["init_error"],
-                             funcs_of["exit"]))
+                             funcs_of["exit"], funcs_of["code"]))
         return tuple(out)
 
     def patch_shadows(self, where: tuple, value) -> tuple[tuple[str, str], ...]:

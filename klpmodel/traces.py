@@ -21,8 +21,8 @@ from .verify import Result, Step, Violation
 FORMAT = "klpmodel-trace"
 VERSION = 2            # 2: a choice names its statement by index (1: by line and text only)
 READS = (1, 2)
-OP_WORDS = ("load", "complete", "reverse", "disable", "rmmod", "modload", "modunload", "force")
-ARG_WORDS = ("load", "disable", "rmmod", "modload", "modunload")
+OP_WORDS = ("load", "complete", "reverse", "disable", "rmmod", "modload", "modunload", "force", "call")
+ARG_WORDS = ("load", "disable", "rmmod", "modload", "modunload", "call")
 ITF_DESCRIPTION = "https://apalache-mc.org/docs/adr/015adr-trace.html"
 
 

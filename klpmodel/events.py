@@ -586,9 +586,10 @@ class Call(Event):
     """(klpmodel) A task runs the patch's new code once (the `call` operation)."""
     kind: ClassVar[str] = "call"
     patch: str
+    func: str
 
     def note(self) -> str:
-        return f"a task runs {self.patch}'s new code"
+        return f"a task runs {self.patch}'s {self.func}"
 
 
 @dataclass(frozen=True)

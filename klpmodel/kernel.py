@@ -190,6 +190,7 @@ class VarNames:
         self.shadow = {sv.name: f"shadow[{sv.name}]" for sv in m.spec.shadows}
         self.count = {name: f"count[{name}]" for name in m.counted}
         self.layout = {name: f"layout[{name}]" for name in m.layouts}
+        self.stale = {name: f"stale[{name}]" for name in m.fresh}
 
 
 def param_top(value: int) -> int:
@@ -233,6 +234,9 @@ class Model:
         layouts = {sv.name: list(dict.fromkeys(lay for p in self.P for n, lay in p.shadows if n == sv.name))
                    for sv in spec.shadows}
         self.layouts = {name: tuple(ls) for name, ls in layouts.items() if len(ls) > 1}
+        # shadow variables some code allocates on new objects (`on new`): the model then tracks
+        # whether entries of freed objects may remain (a new object may reuse their address)
+        self.fresh = tuple(dict.fromkeys(st.arg or "" for _, _, st in self.statements() if st.fresh))
         self.ops = self._ops()
         self.v = VarNames(self)
         self.vars, self.init = self._vars()
@@ -246,7 +250,7 @@ class Model:
             for o in p.objects:
                 for cb, stmts in o.callbacks:
                     yield from ((i, cb, st) for st in stmts)
-            for f in MODULE_FUNCS:
+            for f in p.module_funcs():
                 yield from ((i, f, st) for st in p.module_func(f))
 
     def choice_at(self, patch: str, obj: str, callback: str, index: int) -> Choice | None:
@@ -257,7 +261,7 @@ class Model:
         except StopIteration:
             return None
         if obj == MODULE_OBJ:
-            stmts = p.module_func(callback) if callback in MODULE_FUNCS else ()
+            stmts = p.module_func(callback)
             if not 0 <= index < len(stmts):
                 return None
             return Choice(patch, obj, callback, index, stmts[index].line, stmts[index].text)
@@ -323,6 +327,8 @@ class Model:
             out[name] = ("count", sv)
         for sv, name in v.layout.items():
             out[name] = ("layout", sv)
+        for sv, name in v.stale.items():
+            out[name] = ("stale", sv)
         for st in self.state_names:
             out[v.val[st]], out[v.hi[st]], out[v.snap_val[st]] = ("val", st), ("hi", st), ("snap_val", st)
             for j in range(self.slots[st]):
@@ -370,6 +376,8 @@ class Model:
             return f"shadow variable {parts[0]} {'exists' if v else 'does not exist'}"
         if kind == "count":
             return f"the count kept in shadow variable {parts[0]} is {v}"
+        if kind == "stale":
+            return f"entries of shadow variable {parts[0]} on freed objects {'may remain' if v else 'do not remain'}"
         if kind == "layout":
             return f"shadow variable {parts[0]} was created with layout {self.layouts[parts[0]][v]}" \
                 if v < len(self.layouts[parts[0]]) else bad
@@ -453,8 +461,8 @@ class Model:
         for word in allowed:
             if word in ("load", "disable", "rmmod"):
                 ops += [Op(word, p.name) for p in self.P]
-            elif word == "call":                 # (issue 14) only patches whose code the spec gives
-                ops += [Op(word, p.name) for p in self.P if p.code]
+            elif word == "call":                 # (issue 14) only the new functions the spec gives code for
+                ops += [Op(word, f"{p.name}.{f}") for p in self.P for f, _ in p.code]
             elif word in ("modload", "modunload"):
                 ops += [Op(word, m) for m in self.module_names]
             else:
@@ -504,6 +512,8 @@ class Model:
             add(name, "i", self.count_top, 0)
         for sv, name in n.layout.items():        # the layout its creator gave it
             add(name, "i", len(self.layouts[sv]) - 1, 0)
+        for name in n.stale.values():            # entries of freed objects may remain in the hash
+            add(name, "b", 1, False)
         add("switched", "b", 1, False)           # force switched every task of the transition (§6.4)
         add("nops", "b", 1, False)               # the transition patch still has its nop objects (§7)
         add("leaked", "b", 1, False)             # some live block became unreachable (never undone)
@@ -525,7 +535,9 @@ class Model:
                                                     for cb, stmts in o.callbacks)) for o in p.objects)
             objs += tuple(o.funcs for o in p.objects)
             funcs = tuple(tuple((st.action, st.arg if st.action != "log" else None, st.errno, st.cond)
-                                for st in p.module_func(f)) for f in MODULE_FUNCS)
+                                for st in p.module_func(f)) for f in MODULE_FUNCS[:3]) + \
+                tuple((f, tuple((st.action, st.arg if st.action != "log" else None, st.errno, st.cond) for st in stmts))
+                      for f, stmts in p.code)
             return (p.replace, tuple(sorted(p.states)), tuple(sorted(p.uses)), objs, p.params, p.replace_param,
                     tuple(sorted(p.shadows)), tuple(sorted(p.shadow_uses)), funcs)
         groups: dict[tuple[Any, ...], list[int]] = {}
@@ -992,6 +1004,16 @@ class Mainline:
         have = c.get(var)
         if a != "shadow-free-all":                   # (free_all passes no object: no data of one)
             self.judge_layout(i, sv, have, where)
+        if a == "shadow-alloc" and st.fresh:         # on a new object: a duplicate only when it
+            dup = c.get(self.v.stale[sv])            # reuses the address of a freed one whose entry stayed
+            c.violate("shadow-duplicate", dup, where)
+            for _ in c.when(dup):
+                c.event(E.ShadowDuplicate(where, sv, m.shadow_ids[sv]))
+            for _ in c.when(c.not_(have)):
+                if sv in self.v.layout:
+                    c.set(self.v.layout[sv], self.layout_of(i, sv))
+            c.set(var, True)
+            return False
         if a == "shadow-alloc":                      # a second alloc of the pair: WARN, NULL
             c.violate("shadow-duplicate", have, where)
             for _ in c.when(have):
@@ -1005,8 +1027,8 @@ class Mainline:
             if sv in m.P[i].shadow_uses:
                 c.violate("shadow-use-after-free", c.not_(have), where)
             return False
-        if a in ("shadow-free", "shadow-free-all"):  # (one parent object: the same thing)
-            self.drop_shadow(sv)
+        if a in ("shadow-free", "shadow-free-all"):  # (one parent object: the same thing, but only
+            self.drop_shadow(sv, every=a == "shadow-free-all")     # free_all reaches freed objects' entries)
             return False
         if a == "put":                               # klp_shadow_get, count - 1, freed at 0
             c.violate("shadow-use-after-free", c.not_(have), where)
@@ -1014,7 +1036,7 @@ class Mainline:
                 n = c.ite(c.eq(c.get(self.v.count[sv]), 0), 0, c.sub(c.get(self.v.count[sv]), 1))
                 c.set(self.v.count[sv], n)
                 for _ in c.when(c.eq(n, 0)):         # the last reference: the variable is freed
-                    self.drop_shadow(sv)
+                    self.drop_shadow(sv, every=False)
             return False
         fails: Val = False                           # shadow-get-or-alloc, get: created when missing
         if st.errno is not None:                     # `with ctor-fail`: the constructor may fail
@@ -1041,13 +1063,15 @@ class Mainline:
             c = self.c
             c.violate("shadow-layout", c.ne(c.get(self.v.layout[sv]), self.layout_of(i, sv)), where, reached=have)
 
-    def drop_shadow(self, sv: str) -> None:
+    def drop_shadow(self, sv: str, every: bool = True) -> None:
         c = self.c
         c.set(self.v.shadow[sv], False)
         if sv in self.v.count:
             c.set(self.v.count[sv], 0)
         if sv in self.v.layout:                      # (canonical when it does not exist)
             c.set(self.v.layout[sv], 0)
+        if sv in self.v.stale and every:
+            c.set(self.v.stale[sv], False)
 
     def keeps_shared(self, i: int, s: str, value: Val, where: Where) -> None:
         """disable-keeps-shared: patch i, being disabled (its pre_unpatch, post_unpatch while
@@ -1062,13 +1086,14 @@ class Mainline:
                   where, reached=c.and_(judged, shared))
 
     def module_func(self, i: int, func: str) -> Val:
-        """The livepatch module's own init, init_error or exit (§10: exit runs at rmmod);
-        returns 'it failed' (init only)."""
+        """The livepatch module's own init, init_error or exit (§10: exit runs at rmmod), or
+        its new function `func` (`call`); returns 'it failed' (init only)."""
         p = self.m.P[i]
         stmts = p.module_func(func)
         if not stmts:
             return False
-        self.c.event(E.ModuleFunc(p.name, func))
+        if func in MODULE_FUNCS:
+            self.c.event(E.ModuleFunc(p.name, func))
         return self.body(i, Obj(MODULE_OBJ, (), p.line), func, stmts, func == "init")
 
     def judge_shadows(self) -> None:
@@ -1078,7 +1103,10 @@ class Mainline:
         for sv in m.spec.shadows:
             owners = [i for i, p in enumerate(m.P) if any(name == sv.name for name, _ in p.shadows)]
             kept = c.or_(*(c.ne(self.phase(i), UNLOADED) for i in owners))
-            c.violate("shadow-leak", c.and_(c.get(self.v.shadow[sv.name]), c.not_(kept)), E.ShadowLeft(sv.name))
+            left = c.and_(c.get(self.v.shadow[sv.name]), c.not_(kept))
+            c.violate("shadow-leak", left, E.ShadowLeft(sv.name))
+            if sv.name in self.v.stale:              # nothing frees them now: their objects die
+                c.set(self.v.stale[sv.name], c.or_(c.get(self.v.stale[sv.name]), left))   # with them in the hash
             for i in owners:
                 if sv.name in m.P[i].shadow_uses:
                     quiet = c.not_(self.transition()) if quiet is None else quiet
@@ -1302,10 +1330,12 @@ class Mainline:
         if op.word == "force":                                  # §6.4: also a repeated force
             return [(Refusal("-EINVAL: no transition is in progress", EINVAL), self.transition())]
         if op.word == "call":                                   # (issue 14) its new code runs only
-            i = self._index(op.target)                          # while it is on klp_patches
-            return [(Refusal(f"{op.target}'s code does not run: the patch is not on klp_patches", EINVAL), self.listed(i)),
-                    (Refusal(f"{op.target}'s code does not run: none of its objects is loaded", ENOENT),
-                     c.or_(*(self.loaded(o.name) for o in m.P[i].objects)))]
+            patch, _, func = op.target.partition(".")           # while it is on klp_patches
+            i = self._index(patch)
+            homes = [o.name for o in m.P[i].objects if func in o.funcs] or [o.name for o in m.P[i].objects]
+            return [(Refusal(f"{patch}'s {func} does not run: the patch is not on klp_patches", EINVAL), self.listed(i)),
+                    (Refusal(f"{patch}'s {func} does not run: its object is not loaded", ENOENT),
+                     c.or_(*(self.loaded(o) for o in homes)))]
         raise ValueError(op)
 
     def stuck(self) -> list[tuple[str, str, Val]]:
@@ -1753,8 +1783,9 @@ class Mainline:
         listed patch's new code from its load (tasks switch one by one) until its unpatching
         transition completes, also when a newer patch replaced the function: an
         over-approximation (docs/properties.md)."""
-        self.c.event(E.Call(op.target))
-        self.module_func(self._index(op.target), "code")
+        patch, _, func = op.target.partition(".")
+        self.c.event(E.Call(patch, func))
+        self.module_func(self._index(patch), func)
 
     def op_param(self, op: Op) -> None:
         """echo VALUE > /sys/module/OWNER/parameters/NAME"""

@@ -78,8 +78,10 @@ def parse_run(text: str, model: Model, source: str, lines: bool = False) -> list
                 bad(n, f"'{word}' needs a name: write '{word} NAME'")
             arg, rest = rest[0], rest[1:]
             known = modules if word.startswith("mod") else patches
+            if word == "call":                  # PATCH.FUNCTION: a function the patch gives code for
+                known = {f"{p.name}.{f}" for p in model.P for f, _ in p.code}
             if arg not in known:
-                what = "target module" if word.startswith("mod") else "patch"
+                what = "target module" if word.startswith("mod") else ("PATCH.FUNCTION with code" if word == "call" else "patch")
                 bad(n, f"unknown {what} '{arg}' in '{chunk}'; the spec has: {', '.join(sorted(known)) or '(none)'}")
         fails = tuple(w[len("fail="):] for w in rest if w.startswith("fail="))
         for f in fails:
@@ -171,7 +173,7 @@ def _script_words(word: str, rest: list[str], chunk: str, model: Model, bad: Cal
 
 
 FAIL_RE = re.compile(r"(?:[A-Za-z_][A-Za-z0-9_]*/)?[A-Za-z_][A-Za-z0-9_]*"
-                     r"(?::(?:[0-9]+|patching|(?:pre_patch|post_patch|pre_unpatch|post_unpatch|init|init_error|exit|code)\[[0-9]+\]))?")
+                     r"(?::(?:[0-9]+|patching|[A-Za-z_][A-Za-z0-9_]*\[[0-9]+\]))?")
 
 
 def _matches(f: str, key: Choice) -> bool:

@@ -26,6 +26,7 @@ SHADOW_ACTIONS = ("shadow-alloc", "shadow-get-or-alloc", "shadow-get", "shadow-f
 # (klpmodel) the livepatch module's own init (before klp_enable_patch), its error path when
 # klp_enable_patch fails, and its exit (at rmmod)
 MODULE_FUNCS = ("init", "init_error", "exit", "code")     # code: the patch's new functions, run by `call`
+INIT_EXIT = MODULE_FUNCS[:3]
 MODULE_ACTIONS = ("log", "fail", "maybe-fail", "return", "modify", "reset") + SHADOW_ACTIONS
 ERRNOS = {"EPERM": 1, "ENOENT": 2, "EIO": 5, "ENXIO": 6, "E2BIG": 7, "EAGAIN": 11, "ENOMEM": 12,
           "EFAULT": 14, "EBUSY": 16, "EEXIST": 17, "ENODEV": 19, "EINVAL": 22, "ENOSPC": 28,
@@ -54,6 +55,7 @@ class Stmt:
     cond: Cond | None
     text: str                # as written
     line: int                # line in the spec file
+    fresh: bool = False      # (klpmodel) `shadow-alloc SV on new`: on an object the code just created
 
 
 @dataclass(frozen=True)
@@ -85,11 +87,16 @@ class Patch:
     init: tuple[Stmt, ...] = ()                  # (klpmodel) the module's init, before klp_enable_patch
     init_error: tuple[Stmt, ...] = ()            # (klpmodel) init's error path when klp_enable_patch fails
     exit: tuple[Stmt, ...] = ()                  # (klpmodel) the module's exit, at rmmod
-    code: tuple[Stmt, ...] = ()                  # (klpmodel) what one call of its new functions does (`call`)
+    code: tuple[tuple[str, tuple[Stmt, ...]], ...] = ()   # (klpmodel) FUNC -> what one call of its new version does
 
     def module_func(self, name: str) -> tuple[Stmt, ...]:
-        """The statements of the module's own init, init_error or exit, or its code."""
-        return {"init": self.init, "init_error": self.init_error, "exit": self.exit, "code": self.code}[name]
+        """The statements of the module's own init, init_error or exit, or of its new function `name`."""
+        fixed = {"init": self.init, "init_error": self.init_error, "exit": self.exit}
+        return fixed[name] if name in fixed else dict(self.code).get(name, ())
+
+    def module_funcs(self) -> tuple[str, ...]:
+        """init, init_error, exit and the new functions of `code`, in that order."""
+        return INIT_EXIT + tuple(f for f, _ in self.code)
 
     def version(self, state: str) -> int | None:
         for s, v in self.states:
@@ -771,11 +778,19 @@ class _Loader:
             if not objs:
                 objs.append(Obj("vmlinux", (), self.loc.line(where) or 1))
             funcs_of = {f: self.stmts(where + (f,), body.get(f, []), f, name, tuple(declared), params=pnames,
-                                      shadows=sv_names) for f in MODULE_FUNCS}
+                                      shadows=sv_names) for f in INIT_EXIT}
+            code_v = self.table(where + ("code",), body.get("code", {}), "code")
+            code = []
+            for func, stmts in code_v.items():
+                if not NAME_RE.fullmatch(func) or func in INIT_EXIT or func in OBJECT_KEYS:
+                    self.err(where + ("code", func), f"{_show(func)} is not a function name for code; write the C "
+                                                     f"name of a function the patch replaces, e.g. dummy_alloc")
+                code.append((func, self.stmts(where + ("code", func), stmts, "code", name, tuple(declared),
+                                              params=pnames, shadows=sv_names)))
             out.append(Patch(name, replace, tuple(decl), tuple(s for s in uses if s in declared), tuple(objs),
                              self.loc.line(where) or 1, params, replace_param, svs,
                              tuple(s for s in uses if s not in declared), funcs_of["init"], funcs_of["init_error"],
-                             funcs_of["exit"], funcs_of["code"]))
+                             funcs_of["exit"], tuple(code)))
         return tuple(out)
 
     def patch_shadows(self, where: tuple, value) -> tuple[tuple[str, str], ...]:
@@ -848,7 +863,8 @@ class _StmtReader:
                      f"e.g. 'log \"fixing console_loglevel\"'")
         words = self.words()
         self.placed(words, only_log)
-        return Stmt(words.action, words.arg, words.errno, self.condition(words.cond), self.text, self.line)
+        fresh = words.action == "shadow-alloc" and len(self.text.split()) > 2 and self.text.split()[2:4] == ["on", "new"]
+        return Stmt(words.action, words.arg, words.errno, self.condition(words.cond), self.text, self.line, fresh)
 
     def words(self) -> _Words:
         """The action and its argument; the condition's words are kept for `condition`."""
@@ -887,6 +903,10 @@ class _StmtReader:
         """`ACTION SV`; `shadow-get-or-alloc SV with ctor-fail [ERRNO]`: the constructor may
         fail (ERRNO, default -EINVAL), so that the call returns NULL."""
         errno = None
+        if action == "shadow-alloc" and rest[1:3] == ["on", "new"] and len(rest) == 3:
+            if self.callback != "code":
+                self.bad(f"'on new' in {self.shown}: only a patch's code creates objects; write it in [patch.code]")
+            rest = rest[:1]
         if action == "shadow-get-or-alloc" and rest[1:3] == ["with", "ctor-fail"]:
             errno = -ERRNOS["EINVAL"]
             if len(rest) == 4:

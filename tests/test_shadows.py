@@ -167,6 +167,9 @@ shadows = { sv = "counter" }
     ('init = ["get sv if count sv"]\n', "6: malformed condition 'if count sv'"),
     ('init = ["shadow-get-or-alloc sv with ctor-fail -EWHAT"]\n', "6: bad errno '-EWHAT'"),
     ('[patch.objects.vmlinux]\npre_patch = ["shadow-free sv sv"]\n', "7: malformed statement 'shadow-free sv sv'"),
+    ('[patch.objects.vmlinux]\npost_patch = ["shadow-alloc sv on new"]\n', "7: 'on new' in 'shadow-alloc sv on new'"),
+    ('[patch.code]\ninit = ["log \\"x\\""]\n', "7: 'init' is not a function name for code"),
+    ('[patch.code]\nf = ["fail"]\n', "7: 'fail' is not allowed in code"),
 ])
 def test_bad_shadow_statements_name_their_line(write_spec, extra, message):
     path = write_spec(BASE + extra)
@@ -189,3 +192,76 @@ def test_bad_shadow_declarations_name_their_line(write_spec, text, message):
     with pytest.raises(UserError) as e:
         load_spec(path)
     assert str(e.value).startswith(f"{path}:{message}")
+
+
+# ------------------------------------------------------------ the samples (specs/samples/)
+
+SAMPLES = sorted((SPECS / "samples").glob("*.toml"))
+
+
+@pytest.mark.parametrize("path", SAMPLES, ids=lambda p: p.name)
+@pytest.mark.parametrize("engine", ["explicit", "z3"])
+def test_samples_give_the_verdicts_their_headers_state(path, engine):
+    exp = expectations(path)
+    r = verify(load_spec(path), engine=engine)
+    found = {v.property: v.depth for v in r.violations}
+    assert found == ({} if exp == [["holds"]] else {e[1]: int(e[2]) for e in exp})
+
+
+def test_kpatch_934_is_a_reload_onto_a_stale_entry():
+    """The duplicate needs the entries a previous load left behind: load, fork, unload, reload,
+    fork (dynup/kpatch#934)."""
+    r = verify(load_spec(SPECS / "samples" / "kpatch-934-newpid.toml"), properties=["shadow-duplicate"])
+    (v,) = r.violations
+    ops = [str(s.op) for s in v.trace]
+    assert ops.count("rmmod kpatch_shadow_newpid") == 1 and ops[-1] == "call kpatch_shadow_newpid.do_fork"
+    assert ops.index("rmmod kpatch_shadow_newpid") < ops.index("load kpatch_shadow_newpid", 1)
+
+
+SUSE = (SPECS / "samples" / "suse-shared-state.toml").read_text()
+
+
+@pytest.mark.parametrize("old, new, nth, broken", [
+    ('exit       = ["put shared"]', 'exit       = []', 1, {"shadow-leak": 4}),             # release1 keeps its reference
+    ('init_error = ["put shared"]', 'init_error = []', 3, {"shadow-leak": 1}),             # a failed hotfix load keeps it
+    ('init       = ["get shared"]', 'init       = ["shadow-alloc shared"]', 1,            # no count: the next one warns
+     {"shadow-duplicate": 3, "shadow-use-after-free": 3}),
+    ('exit       = ["put shared"]', 'exit       = ["shadow-free-all shared"]', 1,         # frees it under the others
+     {"shadow-use-after-free": 5}),
+    ('shadows    = { shared = "shared_v1" }', 'shadows    = { shared = "shared_v2" }', 2,  # release2 changes the layout
+     {"shadow-layout": 3}),
+    ('init       = ["get shared"]', 'init       = []', 1, {"shadow-use-after-free": 2}),  # release1 takes none
+])
+@pytest.mark.parametrize("engine", ["explicit", "z3"])
+def test_one_line_mutations_of_the_suse_pattern_break_it(write_spec, old, new, nth, broken, engine):
+    parts = SUSE.split(old)
+    text = old.join(parts[:nth]) + new + old.join(parts[nth:])
+    assert text.count("\n") == SUSE.count("\n") and text != SUSE
+    r = verify(load_spec(write_spec(text)), engine=engine)
+    assert {v.property: v.depth for v in r.violations} == broken
+
+
+def test_call_runs_a_new_function_only_while_its_patch_is_listed(sim):
+    s = sim((SPECS / "samples" / "kpatch-934-newpid.toml").read_text())
+    assert s.refusal("call kpatch_shadow_newpid.do_fork").endswith("the patch is not on klp_patches")
+    s.do("load kpatch_shadow_newpid")                  # patching: some task may run the new code already
+    out = s.do("call kpatch_shadow_newpid.do_fork")
+    assert s.model.view(s.state).shadow("newpid") and s.violations(out) == []
+    out = s.do("call kpatch_shadow_newpid.do_fork")    # another new task: no duplicate
+    assert s.violations(out) == []
+
+
+def test_simulate_runs_call_and_fails_a_site_of_init(write_spec):
+    from conftest import cli
+    p = cli("simulate", str(SPECS / "samples" / "kpatch-934-newpid.toml"), "--run",
+            "load kpatch_shadow_newpid; call kpatch_shadow_newpid.do_fork; reverse; complete; rmmod kpatch_shadow_newpid; "
+            "load kpatch_shadow_newpid; call kpatch_shadow_newpid.do_fork")
+    assert p.returncode == 0, p.stderr
+    assert "Duplicate shadow variable <$OBJ, 1>" in p.stdout
+    assert "# violation: shadow-duplicate" in p.stdout
+    spec = write_spec('[[patch]]\nname = "lp"\ninit = [\'log "init"\', "maybe-fail -ENOMEM"]\n')
+    p = cli("simulate", str(spec), "--run", "load lp fail=lp/module:init[1]; load lp")
+    assert p.returncode == 0, p.stderr
+    first, second = p.stdout.split("% insmod test_modules/lp.ko\n")[1:]
+    assert first.splitlines() == ["lp: init", "insmod: ERROR: could not insert module test_modules/lp.ko: Cannot allocate memory"]
+    assert "livepatch: enabling patch 'lp'" in second

@@ -174,6 +174,10 @@ class Symmetry:
 def _rename_op(op: Op, names: Renaming) -> Op:
     if op.word in ("load", "disable", "rmmod") and op.arg in names:
         return Op(op.word, names[op.arg], op.params)
+    if op.word == "call" and op.arg is not None:           # PATCH.FUNCTION (issue 14)
+        patch, _, func = op.arg.partition(".")
+        if patch in names:
+            return Op(op.word, f"{names[patch]}.{func}", op.params)
     return op
 
 
@@ -249,7 +253,9 @@ class ExplicitEngine:
         self.m = model
         names = list(model.vars)
         self.fold = [(names.index(model.v.phase[i]), names.index(model.v.forced[i]))
-                     for i in range(model.n)] if fold_rmmod else []
+                     for i in range(model.n)] if fold_rmmod and not model.spec.uses_shadows else []
+        # (issue 14: an rmmod runs the module's exit and shadow-leak reads which modules are
+        # loaded, so a spec with shadow variables or init/exit keeps its rmmods)
         self.sym = Symmetry(model) if symmetry and not keep_graph else None
         self.max_states = max_states
         self.names = list(model.vars)

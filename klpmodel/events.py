@@ -234,9 +234,11 @@ class LoadCancel(Event):
 class LoadCancelled(Event):
     kind: ClassVar[str] = "load-cancelled"
     patch: str
+    insmod: bool = True     # the loader's line follows at once (no init_error of the module's to run first)
 
     def log(self, ctx: LogContext) -> list[str]:
-        return [f"livepatch: '{self.patch}': unpatching complete", insmod_error(self.patch, ctx.errno or -22, ctx.era)]
+        return [f"livepatch: '{self.patch}': unpatching complete"] + \
+            ([insmod_error(self.patch, ctx.errno or -22, ctx.era)] if self.insmod else [])
 
 
 @dataclass(frozen=True)
@@ -594,17 +596,18 @@ class Call(Event):
 
 @dataclass(frozen=True)
 class InitFailed(Event):
-    """The livepatch module's init returned `errno` before klp_enable_patch: the module is
-    refused, and no livepatch line is printed."""
+    """The livepatch module's init returned an error (the last failure's): before
+    klp_enable_patch, so that no livepatch line is printed, or (`enable`) after
+    klp_enable_patch failed and init_error ran. The module is refused."""
     kind: ClassVar[str] = "init-failed"
     patch: str
-    errno: int
+    enable: bool = False
 
     def log(self, ctx: LogContext) -> list[str]:
-        return [insmod_error(self.patch, self.errno, ctx.era)]
+        return [insmod_error(self.patch, ctx.errno or -22, ctx.era)]
 
     def note(self) -> str:
-        return f"{self.patch}'s init fails with {errno_name(self.errno)}: the module is refused"
+        return f"{self.patch}'s init returns {'the error of klp_enable_patch' if self.enable else 'an error'}: the module is refused"
 
 
 def shadow_pair(shadow_id: int) -> str:
@@ -635,9 +638,11 @@ class ShadowCtorFailed(Event):
     shadow: str
     id: int
     errno: int
+    returned: bool = False      # the callback (pre_patch, init) returns the error: the loader prints it
 
     def log(self, ctx: LogContext) -> list[str]:
-        ctx.errno = self.errno
+        if self.returned:
+            ctx.errno = self.errno
         return [f"livepatch: Failed to construct shadow variable {shadow_pair(self.id)} ({self.errno})"]
 
     def note(self) -> str:

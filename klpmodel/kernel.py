@@ -637,6 +637,17 @@ class View:
         """(issue 14) Shadow variable `name` exists (on the abstract parent object)."""
         return bool(self.st[self.m.v.shadow[name]])
 
+    def layout(self, name: str) -> str | None:
+        """The layout shadow variable `name` was created with (None: it does not exist, or
+        the spec gives it one layout only)."""
+        var = self.m.v.layout.get(name)
+        return self.m.layouts[name][int(self.st[var])] if var is not None and self.shadow(name) else None
+
+    def stale(self, name: str) -> bool:
+        """Entries of `name` on freed objects may remain (for variables with `on new`)."""
+        var = self.m.v.stale.get(name)
+        return bool(self.st[var]) if var is not None else False
+
     def count(self, name: str) -> int:
         """The count kept in shadow variable `name` (0 when it has none)."""
         var = self.m.v.count.get(name)
@@ -1039,10 +1050,12 @@ class Mainline:
                     self.drop_shadow(sv, every=False)
             return False
         fails: Val = False                           # shadow-get-or-alloc, get: created when missing
-        if st.errno is not None:                     # `with ctor-fail`: the constructor may fail
-            fails = c.and_(c.not_(have), c.choice(choice_of(where)))
+        if st.errno is not None:                     # `with ctor-fail`: the constructor (run only
+            for _ in c.when(c.not_(have)):           # when the variable is created) may fail
+                fails = c.and_(c.not_(have), c.choice(choice_of(where)))
             for _ in c.when(fails):
-                c.event(E.ShadowCtorFailed(where, sv, m.shadow_ids[sv], st.errno))
+                c.event(E.ShadowCtorFailed(where, sv, m.shadow_ids[sv], st.errno,
+                                           where.callback in ("pre_patch", "init") and fallible))
         for _ in c.when(c.not_(fails)):
             c.set(var, True)
             if sv in self.v.layout:                  # created here: this patch's layout
@@ -1492,18 +1505,13 @@ class Mainline:
         self.set_params(p.name, p.params, op.params or ())   # init sees insmod's values
         failed = self.module_func(i, "init")
         for _ in c.when(failed):
-            c.event(E.InitFailed(p.name, self.init_errno(i)))
+            c.event(E.InitFailed(p.name))
         for _ in c.when(c.not_(failed)):
             self.enable_patch(op)
-            for _ in c.when(c.eq(self.phase(i), UNLOADED)):   # klp_enable_patch failed
-                self.module_func(i, "init_error")
-
-    def init_errno(self, i: int) -> int:
-        """Concrete only (the log): the errno the failing init returned (the last failure's)."""
-        if not self.c.recording:
-            return -22
-        evs = [ev for ev in getattr(self.c, "events", []) if isinstance(ev, (E.Failed, E.ShadowCtorFailed))]
-        return evs[-1].errno if evs else -22
+            for _ in c.when(c.eq(self.phase(i), UNLOADED)):   # klp_enable_patch failed: init's error
+                self.module_func(i, "init_error")             # path, then init returns the error
+                if p.init_error:
+                    c.event(E.InitFailed(p.name, enable=True))
 
     def enable_patch(self, op: Op) -> None:
         """klp_enable_patch (§2-3) called from the module's init."""
@@ -1540,7 +1548,7 @@ class Mainline:
             for oi, o in enumerate(p.objects):
                 for _ in c.when(self.loaded(o.name)):
                     self.run_edge(i, oi, cancel)
-            c.event(E.LoadCancelled(p.name))
+            c.event(E.LoadCancelled(p.name, insmod=not p.init_error))   # (else after init_error)
             self.move(i, entered, back)
             c.set("nops", False)
         for _ in c.when(c.not_(failed)):

@@ -32,9 +32,9 @@ from .engine_z3 import Search
 from .errors import InternalError
 from .events import PHASES, Refusal
 from .interp import State
-from .kernel import Model, Op
+from .kernel import MODULE_OBJ, Model, Op
 from .simulate import format_run, parse_run, simulate
-from .spec import Spec
+from .spec import Spec, Stmt
 from .verify import AUTO_STATE_BUDGET, Result, Step, Violation, replay, verify
 from .words import plural
 
@@ -631,19 +631,16 @@ def _statement_coverage(rv: Review) -> list[str]:
     total = ran = 0
     never: list[str] = []
     always: list[str] = []
-    for p in spec.patches:
-        for o in p.objects:
-            for cb, stmts in o.callbacks:
-                for n, st in enumerate(stmts):
-                    total += 1
-                    key = (p.name, o.name, cb, n)
-                    where = f"{_where(spec, st.line)}: `{st.text}` ({p.name} {o.name} {cb})"
-                    if not cov.ran.get(key):
-                        never.append(f"{where}: {_why_never(cov, key)}")
-                        continue
-                    ran += 1
-                    if st.cond is not None and not cov.skipped.get(key):
-                        always.append(where)
+    for key, st in _sites(spec):
+        total += 1
+        p, o, cb, _n = key
+        where = f"{_where(spec, st.line)}: `{st.text}` ({p} {o} {cb})"
+        if not cov.ran.get(key):
+            never.append(f"{where}: {_why_never(cov, key)}")
+            continue
+        ran += 1
+        if st.cond is not None and not cov.skipped.get(key):
+            always.append(where)
     out = ["", "### Statements", "", f"{ran} of {total} statements ran."]
     if never:
         out += ["", "Never ran:", ""]
@@ -653,6 +650,16 @@ def _statement_coverage(rv: Review) -> list[str]:
         out += ["", "Condition always held (the other branch was never exercised):", ""]
         for line in always:
             out += _bullet(line)
+    return out
+
+
+def _sites(spec: Spec) -> list[tuple[StmtKey, Stmt]]:
+    """Every statement as (patch, object, callback, index): the objects' callbacks, then
+    (issue 14) the livepatch module's init/init_error/exit and code, of object MODULE_OBJ."""
+    out: list[tuple[StmtKey, Stmt]] = []
+    for p in spec.patches:
+        out += [((p.name, o.name, cb, n), st) for o in p.objects for cb, sts in o.callbacks for n, st in enumerate(sts)]
+        out += [((p.name, MODULE_OBJ, f, n), st) for f in p.module_funcs() for n, st in enumerate(p.module_func(f))]
     return out
 
 
@@ -736,13 +743,11 @@ def _summary(rv: Review) -> list[str]:
         out += _bullet("Atomic and non-atomic paths end in different states: "
                        + ", ".join(f"`{mv.old}` -> `{mv.new}`" for mv in differ) + ".")
     if not cov.unknown:
-        keys = [(p.name, o.name, cb, n) for p in rv.spec.patches for o in p.objects
-                for cb, sts in o.callbacks for n in range(len(sts))]
-        total, ran = len(keys), sum(1 for k in keys if cov.ran.get(k))
+        sites = _sites(rv.spec)
+        total, ran = len(sites), sum(1 for k, _ in sites if cov.ran.get(k))
         vac = [p for p in r.properties if p in _judges(rv.model) and not cov.judged.get(p)
                and p not in {v.property for v in r.violations}]
-        missed = sorted({st.line for p in rv.spec.patches for o in p.objects for cb, sts in o.callbacks
-                         for n, st in enumerate(sts) if not cov.ran.get((p.name, o.name, cb, n))})
+        missed = sorted({st.line for k, st in sites if not cov.ran.get(k)})
         out += _bullet(f"Coverage ({'every reachable state' if cov.complete else f'depth {rv.depth}'}): "
                        f"{ran} of {total} statements ran"
                        + (f" (never: {rv.spec.path} line{'s' if len(missed) > 1 else ''} "

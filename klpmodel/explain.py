@@ -12,7 +12,7 @@ from . import klog
 from .errors import UserError, printable
 from .events import Where
 from .interp import State
-from .kernel import Model
+from .kernel import MODULE_OBJ, Model
 from .properties import EXPECTED_USAGE
 from .report import broke, changes
 from .spec import SHADOW_ACTIONS
@@ -94,8 +94,9 @@ def explain(m: Model, t: TraceFile, era: str = "insmod") -> str:
     callbacks = []
     if cause:
         n, w, what = cause
+        obj = "" if w.obj == MODULE_OBJ else f"for {w.obj} "
         out.append(f"  caused by: {m.spec.path}:{w.stmt.line}: '{w.stmt.text}' in {w.patch}'s {w.callback} "
-                   f"for {w.obj} (step {n}) {what}")
+                   f"{obj}(step {n}) {what}")
         callbacks.append(w.callback)
     elif isinstance(v.where, Where):
         callbacks.append(v.where.callback)

@@ -9,7 +9,7 @@ from typing import Any
 from . import events as E
 from .events import Event, Where
 from .interp import State
-from .kernel import Model
+from .kernel import MODULE_OBJ, Model
 from .verify import Result, Step, Violation
 from .words import plural
 
@@ -96,7 +96,8 @@ def broke(m: Model, v: Violation) -> str:
     w = v.where
     last = m.view(v.trace[-1].after)
     if isinstance(w, Where):
-        return f"{m.spec.path}:{w.stmt.line}: '{w.stmt.text}' in {w.patch}'s {w.callback} for {w.obj}"
+        where = "" if w.obj == MODULE_OBJ else f" for {w.obj}"     # (the module's init/exit, its code)
+        return f"{m.spec.path}:{w.stmt.line}: '{w.stmt.text}' in {w.patch}'s {w.callback}{where}"
     if isinstance(w, E.FailedLoad):
         return (f"the load of {w.patch} failed and the system is not as it was before the load: "
                 + _differences(m, v.trace[-1:]))

@@ -44,6 +44,8 @@ def klp_shadow_alloc(k, patch_spec, name: str, fresh: bool = False):
     if (i in k.stale) if fresh else (i in k.shadows):
         k.pr(WARN_DUP.format(id=i))
         k.mon.violate("shadow-duplicate", f"klp_shadow_alloc({name}) of an existing pair")
+        if fresh and i not in k.shadows:         # the new object got the freed one's address:
+            k.shadows[i] = {"count": 0, "layout": layout(patch_spec, name)}   # it carries that entry
         return None
     if i not in k.shadows:
         k.shadows[i] = {"count": 0, "layout": layout(patch_spec, name)}

@@ -245,7 +245,9 @@ def verify(
     depth: int | None = typer.Option(None, "--depth", "-d", help="Longest operation sequence explored (default: the spec's check.depth, else 8)."),
     property: list[str] | None = typer.Option(None, "--property", "-p", help="Check only this property (repeatable): "
                                               "version-order, revert-restores, disable-restores, error-cleanup, "
-                                              "no-use-after-free, no-double-free, no-null-deref, no-leak, recoverable."),
+                                              "no-use-after-free, no-double-free, no-null-deref, no-leak, recoverable; with shadow "
+                                              "variables: shadow-leak, shadow-use-after-free, shadow-duplicate, "
+                                              "disable-keeps-shared, shadow-layout, shadow-orphan."),
     timeout: float | None = typer.Option(None, "--timeout", help=TIMEOUT_HELP),
     format: VerifyFormat = typer.Option(VerifyFormat.text, "--format", "-f",
                                         help="text, json (docs/schemas/verify-report.schema.json) or sarif "

@@ -174,6 +174,10 @@ class Symmetry:
 def _rename_op(op: Op, names: Renaming) -> Op:
     if op.word in ("load", "disable", "rmmod") and op.arg in names:
         return Op(op.word, names[op.arg], op.params)
+    if op.word == "call" and op.arg is not None:           # PATCH.FUNCTION (issue 14)
+        patch, _, func = op.arg.partition(".")
+        if patch in names:
+            return Op(op.word, f"{names[patch]}.{func}", op.params)
     return op
 
 

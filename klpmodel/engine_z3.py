@@ -72,7 +72,12 @@ class Z3Engine:
                     first.setdefault(op.arg, n)
             order = sorted(members, key=lambda name: (first.get(name, len(ops)), members.index(name)))
             names.update(zip(order, members, strict=True))
-        return tuple(Op(op.word, names.get(op.arg, op.arg), op.params) for op in ops)
+        def renamed(op: Op) -> Op:
+            if op.word == "call" and op.arg is not None:   # PATCH.FUNCTION (issue 14)
+                patch, _, func = op.arg.partition(".")
+                return Op(op.word, f"{names.get(patch, patch)}.{func}", op.params)
+            return Op(op.word, names.get(op.arg, op.arg), op.params)
+        return tuple(renamed(op) for op in ops)
 
     def more(self, prop: str, depth: int, known: list[list[Op]], n: int) -> More:
         """Up to n further traces of exactly `depth` operations that break prop at their last

@@ -151,7 +151,27 @@ class NoWayBack:
     reason: str
 
 
-Site = Where | FailedLoad | RevertedLoad | StateLeft | Quiescent | Uses | NoWayBack
+@dataclass(frozen=True)
+class ShadowLeft:
+    """shadow-leak: shadow variable `shadow` exists and no loaded livepatch module lists it."""
+    shadow: str
+
+
+@dataclass(frozen=True)
+class ShadowUses:
+    """shadow-use-after-free: enabled `patch`'s code needs `shadow`, which does not exist."""
+    patch: str
+    shadow: str
+
+
+@dataclass(frozen=True)
+class Orphaned:
+    """shadow-orphan: target `module` unloads while `shadow` is attached to its objects."""
+    module: str
+    shadow: str
+
+
+Site = Where | FailedLoad | RevertedLoad | StateLeft | Quiescent | Uses | NoWayBack | ShadowLeft | ShadowUses | Orphaned
 
 
 @dataclass
@@ -238,9 +258,11 @@ class LoadCancel(Event):
 class LoadCancelled(Event):
     kind: ClassVar[str] = "load-cancelled"
     patch: str
+    insmod: bool = True     # the loader's line follows at once (no init_error of the module's to run first)
 
     def log(self, ctx: LogContext) -> list[str]:
-        return [f"livepatch: '{self.patch}': unpatching complete", insmod_error(self.patch, ctx.errno or -22, ctx.era)]
+        return [f"livepatch: '{self.patch}': unpatching complete"] + \
+            ([insmod_error(self.patch, ctx.errno or -22, ctx.era)] if self.insmod else [])
 
 
 @dataclass(frozen=True)
@@ -569,6 +591,97 @@ class ModLog(Event):
 
     def log(self, ctx: LogContext) -> list[str]:
         return [f"{self.module}: {self.text}"]
+
+
+# ------------------------------------------------------------------ the livepatch module's init/exit, shadow variables
+
+@dataclass(frozen=True)
+class ModuleFunc(Event):
+    """(klpmodel) The livepatch module's own init (before klp_enable_patch), init_error (its
+    error path when klp_enable_patch failed) or exit (at rmmod)."""
+    kind: ClassVar[str] = "module-func"
+    patch: str
+    func: str
+
+    def note(self) -> str:
+        return f"{self.patch}: module {self.func}"
+
+
+@dataclass(frozen=True)
+class Call(Event):
+    """(klpmodel) A task runs the patch's new code once (the `call` operation)."""
+    kind: ClassVar[str] = "call"
+    patch: str
+    func: str
+
+    def note(self) -> str:
+        return f"a task runs {self.patch}'s {self.func}"
+
+
+@dataclass(frozen=True)
+class InitFailed(Event):
+    """The livepatch module's init returned an error (the last failure's): before
+    klp_enable_patch, so that no livepatch line is printed, or (`enable`) after
+    klp_enable_patch failed and init_error ran. The module is refused."""
+    kind: ClassVar[str] = "init-failed"
+    patch: str
+    enable: bool = False
+
+    def log(self, ctx: LogContext) -> list[str]:
+        return [insmod_error(self.patch, ctx.errno or -22, ctx.era)]
+
+    def note(self) -> str:
+        return f"{self.patch}'s init returns {'the error of klp_enable_patch' if self.enable else 'an error'}: the module is refused"
+
+
+def shadow_pair(shadow_id: int) -> str:
+    """The `<obj, id>` of the kernel's shadow messages (the object's address is a runtime value)."""
+    return f"<$OBJ, {shadow_id:x}>"
+
+
+@dataclass(frozen=True)
+class ShadowDuplicate(Event):
+    """klp_shadow_alloc on a pair that exists: WARN, returns NULL (§14)."""
+    kind: ClassVar[str] = "shadow-duplicate"
+    where: Where
+    shadow: str
+    id: int
+
+    def log(self, ctx: LogContext) -> list[str]:
+        return [f"Duplicate shadow variable {shadow_pair(self.id)}"]
+
+    def note(self) -> str:
+        return f"    -> {self.shadow} exists already: WARN, klp_shadow_alloc returns NULL"
+
+
+@dataclass(frozen=True)
+class ShadowCtorFailed(Event):
+    """The constructor failed (an explored choice): the buffer is freed, NULL returned (§14)."""
+    kind: ClassVar[str] = "shadow-ctor-failed"
+    where: Where
+    shadow: str
+    id: int
+    errno: int
+    returned: bool = False      # the callback (pre_patch, init) returns the error: the loader prints it
+
+    def log(self, ctx: LogContext) -> list[str]:
+        if self.returned:
+            ctx.errno = self.errno
+        return [f"livepatch: Failed to construct shadow variable {shadow_pair(self.id)} ({self.errno})"]
+
+    def note(self) -> str:
+        return f"    -> the constructor of {self.shadow} fails (explored choice): NULL"
+
+
+@dataclass(frozen=True)
+class ShadowOrphaned(Event):
+    """A target module unloads; the shadow variables attached to its objects stay in the hash."""
+    kind: ClassVar[str] = "shadow-orphaned"
+    module: str
+    shadow: str
+
+    def note(self) -> str:
+        return f"{self.shadow} stays attached to freed objects of {self.module} (orphaned)"
 
 
 def lines(events: Iterable[Event], word: str, module: str | None, era: str = "insmod") -> list[str]:

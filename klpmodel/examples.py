@@ -71,6 +71,11 @@ def listing() -> str:
     rows = [(f"specs/{p.name}", *_header(p)) for p in sorted(specs.glob("*.toml"))]
     w = max((len(r[0]) for r in rows), default=0)
     out += [f"  {f:<{w}}  {n} ({e})" for f, e, n in rows]
+    samples = [(f"specs/samples/{p.name}", *_header(p)) for p in sorted((specs / "samples").glob("*.toml"))]
+    if samples:                         # (issue 14) kernel and kpatch shadow-variable samples
+        w = max(len(r[0]) for r in samples)
+        out += ["", "Shadow-variable samples (samples/livepatch, kpatch):"]
+        out += [f"  {f:<{w}}  {n} ({e})" for f, e, n in samples]
     selftests = specs / "selftests"
     modules = sorted(selftests.glob("*.toml"))
     scenarios = [p for p in selftests.glob("*/**/*.toml")]

@@ -12,9 +12,10 @@ from . import klog
 from .errors import UserError, printable
 from .events import Where
 from .interp import State
-from .kernel import Model
+from .kernel import MODULE_OBJ, Model
 from .properties import EXPECTED_USAGE
 from .report import broke, changes
+from .spec import SHADOW_ACTIONS
 from .traces import Rerun, TraceFile, raw_state, rerun, summary, violation_of
 from .verify import Step, Violation
 
@@ -93,8 +94,9 @@ def explain(m: Model, t: TraceFile, era: str = "insmod") -> str:
     callbacks = []
     if cause:
         n, w, what = cause
+        obj = "" if w.obj == MODULE_OBJ else f"for {w.obj} "
         out.append(f"  caused by: {m.spec.path}:{w.stmt.line}: '{w.stmt.text}' in {w.patch}'s {w.callback} "
-                   f"for {w.obj} (step {n}) {what}")
+                   f"{obj}(step {n}) {what}")
         callbacks.append(w.callback)
     elif isinstance(v.where, Where):
         callbacks.append(v.where.callback)
@@ -107,6 +109,8 @@ def explain(m: Model, t: TraceFile, era: str = "insmod") -> str:
         callbacks.append("post_unpatch")
     callbacks += [cb for cb in prop.fix_in if cb not in callbacks]
     for cb in callbacks:
+        if cb not in EXPECTED_USAGE:        # (the module's init/exit: the seed says nothing of them)
+            continue
         out.append(f"  the seed's expected usage of {cb}():")
         out += [f"    - {line}" for line in EXPECTED_USAGE.get(cb, ())]
     return "\n".join(out) + "\n"
@@ -140,6 +144,18 @@ def culprit(m: Model, v: Violation) -> Culprit | None:
         allocs = [(n, x) for n, x in ran if x.stmt.action == "alloc" and x.stmt.arg in leaked]
         if allocs:
             return Culprit(*allocs[-1], "allocated the block that nothing frees")
+    shadow = w.shadow if isinstance(w, (E.ShadowLeft, E.ShadowUses, E.Orphaned)) else \
+        (w.stmt.arg if isinstance(w, Where) and w.stmt.action in SHADOW_ACTIONS else None)
+    if shadow is not None and v.property == "shadow-use-after-free":
+        frees = [(n, x) for n, x in ran if x.stmt.arg == shadow and x.stmt.action in ("shadow-free", "shadow-free-all", "put")]
+        if frees:
+            return Culprit(*frees[-1], f"freed shadow variable {shadow}")
+    if shadow is not None and v.property in ("shadow-leak", "shadow-orphan", "shadow-layout"):
+        made = [(n, x) for n, x in ran if x.stmt.arg == shadow and x.stmt.action in ("shadow-alloc", "shadow-get-or-alloc", "get")]
+        if made and v.property == "shadow-layout":     # the first creation since it last did not exist
+            return Culprit(*made[0], f"created shadow variable {shadow} with {made[0][1].patch}'s layout")
+        if made:
+            return Culprit(*made[-1], f"created shadow variable {shadow}, and nothing that ran later freed it")
     changed: list[str] = []
     end = m.view(v.trace[-1].after)
     if isinstance(w, E.StateLeft):

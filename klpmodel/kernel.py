@@ -25,7 +25,7 @@ from . import properties
 from .backend import Backend, Val
 from .events import ENABLED, IN_TRANSITION, LISTED, OFFLIST, PATCHING, PHASES, UNLOADED, UNPATCHING, Edge, Incompatible, Refusal, Where
 from .properties import Property
-from .spec import Cond, Module, Obj, Patch, Spec, Stmt
+from .spec import MODULE_FUNCS, SHADOW_ACTIONS, Cond, Module, Obj, Patch, Spec, Stmt
 
 EdgeInfo = tuple[int, int, tuple[str, ...]]          # (source phase, target phase, callbacks)
 EdgeTable = tuple[tuple[Any, ...], ...]              # (source, target, event, callbacks, note[, attributes])
@@ -165,6 +165,7 @@ class Choice(NamedTuple):
 
 
 PATCHING_SITE = "patching"      # Choice.callback of the patching fault
+MODULE_OBJ = "module"           # Where.obj / Choice.obj of the livepatch module's init, init_error, exit
 
 # /sys/kernel/livepatch/<patch>/...: the attributes and their modes (§6.1, §6.4, §6.5; the
 # patch's and its objects' kobject directories are 0755), and the release that added each
@@ -212,6 +213,12 @@ class VarNames:
         self.snap_val = {s: f"snap_val[{s}]" for s in m.state_names}
         self.live = {s: tuple(f"live[{s}#{j}]" for j in range(m.slots[s])) for s in m.state_names}
         self.cont = {s: tuple(f"cont[{s}#{j}]" for j in range(m.slots[s])) for s in m.state_names}
+        # (issue 14) shadow variables: present on the abstract parent object; the count kept in
+        # the variable, for those some `get`/`put` touches
+        self.shadow = {sv.name: f"shadow[{sv.name}]" for sv in m.spec.shadows}
+        self.count = {name: f"count[{name}]" for name in m.counted}
+        self.layout = {name: f"layout[{name}]" for name in m.layouts}
+        self.stale = {name: f"stale[{name}]" for name in m.fresh}
 
 
 def param_top(value: int) -> int:
@@ -245,6 +252,19 @@ class Model:
         # compatibility of i with j installed, for i loaded with replace = False / True
         self.compat = {(i, j, r): compatible(replace(self.P[i], replace=r), self.P[j])
                        for i in range(self.n) for j in range(self.n) if i != j for r in (False, True)}
+        # shadow variables with a reference count (some `get` or `put`); the count saturates at
+        # count_top (one more than the patches: each module's init takes at most one reference)
+        self.shadow_ids = {sv.name: sv.id for sv in spec.shadows}
+        self.counted = tuple(sv.name for sv in spec.shadows
+                             if any(st.action in ("get", "put") and st.arg == sv.name for _, _, st in self.statements()))
+        self.count_top = self.n + 1
+        # the layouts of each shadow variable, for those patches give two or more (spec order)
+        layouts = {sv.name: list(dict.fromkeys(lay for p in self.P for n, lay in p.shadows if n == sv.name))
+                   for sv in spec.shadows}
+        self.layouts = {name: tuple(ls) for name, ls in layouts.items() if len(ls) > 1}
+        # shadow variables some code allocates on new objects (`on new`): the model then tracks
+        # whether entries of freed objects may remain (a new object may reuse their address)
+        self.fresh = tuple(dict.fromkeys(st.arg or "" for _, _, st in self.statements() if st.fresh))
         self.ops = self._ops()
         self.v = VarNames(self)
         self.vars, self.init = self._vars()
@@ -252,12 +272,27 @@ class Model:
         # the module parameters: two's complement in their bits (param_top); the rest unsigned
         self.signed = frozenset(v for v in self.vars if v.startswith("param["))
 
+    def statements(self) -> Iterator[tuple[int, str, Stmt]]:
+        """Every statement of the spec's patches: (patch, callback or module function, statement)."""
+        for i, p in enumerate(self.P):
+            for o in p.objects:
+                for cb, stmts in o.callbacks:
+                    yield from ((i, cb, st) for st in stmts)
+            for f in p.module_funcs():
+                yield from ((i, f, st) for st in p.module_func(f))
+
     def choice_at(self, patch: str, obj: str, callback: str, index: int) -> Choice | None:
-        """The fallible site at this position in the spec (None: there is none)."""
+        """The fallible site at this position in the spec (None: there is none). The
+        livepatch module's init/exit statements are sites of object MODULE_OBJ."""
         try:
             p = self.spec.patch(patch)
         except StopIteration:
             return None
+        if obj == MODULE_OBJ:
+            stmts = p.module_func(callback)
+            if not 0 <= index < len(stmts):
+                return None
+            return Choice(patch, obj, callback, index, stmts[index].line, stmts[index].text)
         o = next((o for o in p.objects if o.name == obj), None)
         if callback == PATCHING_SITE:
             return Choice(patch, obj, callback, 0, o.line if o else p.line,
@@ -314,6 +349,14 @@ class Model:
             out[v.mod[mod.name]] = ("mod", mod.name)
             for n, _ in mod.params:
                 out[f"param[{mod.name}.{n}]"] = ("param", f"{mod.name}.{n}")
+        for sv, name in v.shadow.items():
+            out[name] = ("shadow", sv)
+        for sv, name in v.count.items():
+            out[name] = ("count", sv)
+        for sv, name in v.layout.items():
+            out[name] = ("layout", sv)
+        for sv, name in v.stale.items():
+            out[name] = ("stale", sv)
         for st in self.state_names:
             out[v.val[st]], out[v.hi[st]], out[v.snap_val[st]] = ("val", st), ("hi", st), ("snap_val", st)
             for j in range(self.slots[st]):
@@ -357,6 +400,15 @@ class Model:
             return f"module {parts[0]} is {'loaded' if v else 'not loaded'}"
         if kind == "param":
             return f"parameter {parts[0]} is {v}"
+        if kind == "shadow":
+            return f"shadow variable {parts[0]} {'exists' if v else 'does not exist'}"
+        if kind == "count":
+            return f"the count kept in shadow variable {parts[0]} is {v}"
+        if kind == "stale":
+            return f"entries of shadow variable {parts[0]} on freed objects {'may remain' if v else 'do not remain'}"
+        if kind == "layout":
+            return f"shadow variable {parts[0]} was created with layout {self.layouts[parts[0]][v]}" \
+                if v < len(self.layouts[parts[0]]) else bad
         st = parts[-1] if kind in ("snap_cont",) else parts[0]
         if v >= 2 + len(self.versions[st]):
             return bad
@@ -387,6 +439,8 @@ class Model:
             if ph in LISTED:
                 out += ["  " + self.say(v.ptr[i][s], st[v.ptr[i][s]]) for s, _ in p.states]
         out += [self.say(v.mod[name], st[v.mod[name]]) for name in self.module_names]
+        out += [self.say(name, st[name]) for name in v.shadow.values()]
+        out += [self.say(name, st[name]) for sv, name in v.count.items() if st[v.shadow[sv]]]
         for s in self.state_names:
             out.append(self.say(v.val[s], st[v.val[s]]))
             if int(st[v.hi[s]]) != 0:                  # what version-order compares a new value with
@@ -402,13 +456,15 @@ class Model:
 
     @property
     def properties(self) -> tuple[Property, ...]:
-        """The properties checked by default (the profile's)."""
-        return self.profile.PROPERTIES
+        """The properties checked by default (the profile's): the shadow ones too when the
+        spec declares shadow variables or a livepatch module's init/exit."""
+        return self.profile.PROPERTIES + tuple(p for p in self.profile.SHADOW
+                                               if self.spec.uses_shadows or p.name in self.spec.also_check)
 
     @property
     def all_properties(self) -> tuple[Property, ...]:
         """Every property there is to ask for: the default ones, then the opt-in ones."""
-        return self.profile.PROPERTIES + self.profile.EXTRA
+        return self.profile.PROPERTIES + self.profile.SHADOW + self.profile.EXTRA
 
     def prop(self, name: str) -> Property:
         return next(p for p in self.all_properties if p.name == name)
@@ -433,6 +489,8 @@ class Model:
         for word in allowed:
             if word in ("load", "disable", "rmmod"):
                 ops += [Op(word, p.name) for p in self.P]
+            elif word == "call":                 # (issue 14) only the new functions the spec gives code for
+                ops += [Op(word, f"{p.name}.{f}") for p in self.P for f, _ in p.code]
             elif word in ("modload", "modunload"):
                 ops += [Op(word, m) for m in self.module_names]
             else:
@@ -476,6 +534,14 @@ class Model:
             for j in range(self.slots[s]):
                 add(n.live[s][j], "b", 1, False)
                 add(n.cont[s][j], "i", nvals[s] - 1, ZERO)
+        for name in n.shadow.values():           # (issue 14) the shadow variable exists (§14)
+            add(name, "b", 1, False)
+        for name in n.count.values():            # the count kept in it
+            add(name, "i", self.count_top, 0)
+        for sv, name in n.layout.items():        # the layout its creator gave it
+            add(name, "i", len(self.layouts[sv]) - 1, 0)
+        for name in n.stale.values():            # entries of freed objects may remain in the hash
+            add(name, "b", 1, False)
         add("switched", "b", 1, False)           # force switched every task of the transition (§6.4)
         add("nops", "b", 1, False)               # the transition patch still has its nop objects (§7)
         add("leaked", "b", 1, False)             # some live block became unreachable (never undone)
@@ -496,7 +562,12 @@ class Model:
                                                                     st.errno, st.cond) for st in stmts))
                                                     for cb, stmts in o.callbacks)) for o in p.objects)
             objs += tuple(o.funcs for o in p.objects)
-            return (p.replace, tuple(sorted(p.states)), tuple(sorted(p.uses)), objs, p.params, p.replace_param)
+            funcs = tuple(tuple((st.action, st.arg if st.action != "log" else None, st.errno, st.cond)
+                                for st in p.module_func(f)) for f in MODULE_FUNCS[:3]) + \
+                tuple((f, tuple((st.action, st.arg if st.action != "log" else None, st.errno, st.cond) for st in stmts))
+                      for f, stmts in p.code)
+            return (p.replace, tuple(sorted(p.states)), tuple(sorted(p.uses)), objs, p.params, p.replace_param,
+                    tuple(sorted(p.shadows)), tuple(sorted(p.shadow_uses)), funcs)
         groups: dict[tuple[Any, ...], list[int]] = {}
         for i, p in enumerate(self.P):
             groups.setdefault(shape(p), []).append(i)
@@ -515,7 +586,12 @@ class Model:
         list and not forced (§10), and it commutes with every operation in between: no
         rule reads an off-list patch's phase except the refusals of its own `load` (which
         no trace takes in between: insmod would fail) and `rmmod`. A rule that gives
-        `rmmod` an effect (module exit code) must leave the patch out of this list."""
+        `rmmod` an effect (module exit code) must leave the patch out of this list.
+
+        (Issue 14: in a spec with shadow variables or a module's init/exit, `rmmod` runs the
+        module's exit and shadow-leak reads which modules are loaded: no fold there.)"""
+        if self.spec.uses_shadows:
+            return ()
         return tuple((self.v.phase[i], self.v.forced[i]) for i in range(self.n))
 
     def refused_loads(self) -> list[Incompatible]:
@@ -607,6 +683,26 @@ class View:
     def param(self, owner: str, name: str) -> int:
         return int(self.st[f"param[{owner}.{name}]"])
 
+    def shadow(self, name: str) -> bool:
+        """(issue 14) Shadow variable `name` exists (on the abstract parent object)."""
+        return bool(self.st[self.m.v.shadow[name]])
+
+    def layout(self, name: str) -> str | None:
+        """The layout shadow variable `name` was created with (None: it does not exist, or
+        the spec gives it one layout only)."""
+        var = self.m.v.layout.get(name)
+        return self.m.layouts[name][int(self.st[var])] if var is not None and self.shadow(name) else None
+
+    def stale(self, name: str) -> bool:
+        """Entries of `name` on freed objects may remain (for variables with `on new`)."""
+        var = self.m.v.stale.get(name)
+        return bool(self.st[var]) if var is not None else False
+
+    def count(self, name: str) -> int:
+        """The count kept in shadow variable `name` (0 when it has none)."""
+        var = self.m.v.count.get(name)
+        return int(self.st[var]) if var is not None else 0
+
     def leaked(self) -> bool:
         """Some live block became unreachable (no-leak's monitor; never undone)."""
         return bool(self.st["leaked"])
@@ -640,6 +736,7 @@ class Mainline:
     EDGES: EdgeTable = _EDGES
     # the properties this profile judges (each at its c.violate sites) and the opt-in ones
     PROPERTIES: tuple[Property, ...] = properties.PROPERTIES
+    SHADOW: tuple[Property, ...] = properties.SHADOW
     EXTRA: tuple[Property, ...] = properties.EXTRA
     SYSFS = frozenset(SYSFS_MODES) | {"patched"}     # the attributes of /sys/kernel/livepatch/<patch>/ (7.1)
 
@@ -767,7 +864,7 @@ class Mainline:
 
     def prev_info(self, st: Stmt) -> tuple[str, str | None] | None:
         """(state, patch or None): what klp_get_prev_state returned for the statement (concrete)."""
-        s = st.cond.state if st.cond and not st.cond.param else (
+        s = st.cond.state if st.cond and not st.cond.param and st.cond.shadow is None else (
             st.arg if st.action in ("take", "copy", "free-prev") else None)
         if s is None:
             return None
@@ -781,6 +878,9 @@ class Mainline:
         if cond.param:
             holds = c.ne(c.get(f"param[{owner}.{cond.state}]"), 0)
             return c.not_(holds) if cond.negate else holds
+        if cond.shadow is not None:
+            holds = self.count_cmp(cond) if cond.shadow == "count" else c.get(self.v.shadow[cond.state])
+            return c.not_(holds) if cond.negate else holds
         hits = []
         for q, is_prev in self.prev(cond.state):
             v = self.m.P[q].version(cond.state)
@@ -788,6 +888,14 @@ class Mainline:
                 hits.append(is_prev)
         holds = c.or_(*hits)
         return c.not_(holds) if cond.negate else holds
+
+    def count_cmp(self, cond: Cond) -> Val:
+        """`count SV cmp N`: the count kept in the variable (0 when it does not exist)."""
+        c = self.c
+        have = c.get(self.v.count[cond.state]) if cond.state in self.v.count else 0
+        n = cond.value or 0
+        return {"<": lambda: c.lt(have, n), "<=": lambda: c.le(have, n), "==": lambda: c.eq(have, n),
+                "!=": lambda: c.ne(have, n), ">=": lambda: c.le(n, have), ">": lambda: c.lt(n, have)}[cond.cmp or "=="]()
 
     # ---- blocks
     def slot_is(self, p: Val, j: int) -> Val:
@@ -920,6 +1028,8 @@ class Mainline:
             return False
         if a == "return":
             return False
+        if a in SHADOW_ACTIONS:
+            return self.shadow_statement(i, st, where, fallible)
         own = self.ptr(i, s)
         if a == "free":
             self.free_block(own, s, where)
@@ -928,10 +1038,12 @@ class Mainline:
                 self.write_block(own, s, c.get(self.v.val[s]))
         elif a == "restore":
             for _ in c.when(self.deref(own, s, where)):
+                self.keeps_shared(i, s, self.content(own, s), where)
                 self.set_value(s, self.content(own, s), where)
         elif a == "modify":
             self.set_value(s, m.variant(s, p.version(s) or 0), where)
         elif a == "reset":
+            self.keeps_shared(i, s, ORIGINAL, where)
             self.set_value(s, ORIGINAL, where)
         else:   # take, copy, free-prev: through klp_get_prev_state(id)
             prev = self.prev(s)
@@ -954,6 +1066,130 @@ class Mainline:
                     self.free_block(pp, s, where)
         return False
 
+    # ---- shadow variables (§14): one abstract parent object per variable (docs/properties.md)
+    def shadow_statement(self, i: int, st: Stmt, where: Where, fallible: bool) -> Val:
+        """klp_shadow_* on the abstract parent object; returns 'the callback fails here' (a
+        constructor that fails in pre_patch or init makes the callback return its error)."""
+        c, m = self.c, self.m
+        sv, a = st.arg or "", st.action
+        var = self.v.shadow[sv]
+        have = c.get(var)
+        if a != "shadow-free-all":                   # (free_all passes no object: no data of one)
+            self.judge_layout(i, sv, have, where)
+        if a == "shadow-alloc" and st.fresh:         # on a new object: a duplicate only when it
+            dup = c.get(self.v.stale[sv])            # reuses the address of a freed one whose entry stayed
+            c.violate("shadow-duplicate", dup, where)
+            for _ in c.when(dup):
+                c.event(E.ShadowDuplicate(where, sv, m.shadow_ids[sv]))
+            for _ in c.when(c.not_(have)):
+                if sv in self.v.layout:
+                    c.set(self.v.layout[sv], self.layout_of(i, sv))
+            c.set(var, True)
+            return False
+        if a == "shadow-alloc":                      # a second alloc of the pair: WARN, NULL
+            c.violate("shadow-duplicate", have, where)
+            for _ in c.when(have):
+                c.event(E.ShadowDuplicate(where, sv, m.shadow_ids[sv]))
+            for _ in c.when(c.not_(have)):
+                if sv in self.v.layout:
+                    c.set(self.v.layout[sv], self.layout_of(i, sv))
+            c.set(var, True)
+            return False
+        if a == "shadow-get":                        # NULL: a use of a missing variable when needed
+            if sv in m.P[i].shadow_uses:
+                c.violate("shadow-use-after-free", c.not_(have), where)
+            return False
+        if a in ("shadow-free", "shadow-free-all"):  # (one parent object: the same thing, but only
+            self.drop_shadow(sv, every=a == "shadow-free-all")     # free_all reaches freed objects' entries)
+            return False
+        if a == "put":                               # klp_shadow_get, count - 1, freed at 0
+            c.violate("shadow-use-after-free", c.not_(have), where)
+            for _ in c.when(have):
+                n = c.ite(c.eq(c.get(self.v.count[sv]), 0), 0, c.sub(c.get(self.v.count[sv]), 1))
+                c.set(self.v.count[sv], n)
+                for _ in c.when(c.eq(n, 0)):         # the last reference: the variable is freed
+                    self.drop_shadow(sv, every=False)
+            return False
+        fails: Val = False                           # shadow-get-or-alloc, get: created when missing
+        if st.errno is not None:                     # `with ctor-fail`: the constructor (run only
+            for _ in c.when(c.not_(have)):           # when the variable is created) may fail
+                fails = c.and_(c.not_(have), c.choice(choice_of(where)))
+            for _ in c.when(fails):
+                c.event(E.ShadowCtorFailed(where, sv, m.shadow_ids[sv], st.errno,
+                                           where.callback in ("pre_patch", "init") and fallible))
+        for _ in c.when(c.not_(fails)):
+            c.set(var, True)
+            if sv in self.v.layout:                  # created here: this patch's layout
+                c.set(self.v.layout[sv], c.ite(have, c.get(self.v.layout[sv]), self.layout_of(i, sv)))
+            if sv in self.v.count:
+                n = c.ite(have, c.get(self.v.count[sv]), 0)
+                if a == "get":                       # saturates at count_top (docs/properties.md)
+                    n = c.ite(c.lt(n, m.count_top), c.add(n, 1), n)
+                c.set(self.v.count[sv], n)
+        return c.and_(fails, where.callback in ("pre_patch", "init") and fallible)
+
+    def layout_of(self, i: int, sv: str) -> int:
+        return self.m.layouts[sv].index(dict(self.m.P[i].shadows)[sv])
+
+    def judge_layout(self, i: int, sv: str, have: Val, where: Any) -> None:
+        """shadow-layout: patch i touches sv, which exists with another patch's layout."""
+        if sv in self.v.layout:
+            c = self.c
+            c.violate("shadow-layout", c.ne(c.get(self.v.layout[sv]), self.layout_of(i, sv)), where, reached=have)
+
+    def drop_shadow(self, sv: str, every: bool = True) -> None:
+        c = self.c
+        c.set(self.v.shadow[sv], False)
+        if sv in self.v.count:
+            c.set(self.v.count[sv], 0)
+        if sv in self.v.layout:                      # (canonical when it does not exist)
+            c.set(self.v.layout[sv], 0)
+        if sv in self.v.stale and every:
+            c.set(self.v.stale[sv], False)
+
+    def keeps_shared(self, i: int, s: str, value: Val, where: Where) -> None:
+        """disable-keeps-shared: patch i, being disabled (its pre_unpatch, post_unpatch while
+        its disable transition is in progress) or removed (its exit), writes original into
+        state s, which was not original, while another patch on klp_patches declares s."""
+        c, m = self.c, self.m
+        if where.callback not in ("pre_unpatch", "post_unpatch", "exit") or not any(q != i for q in m.decl[s]):
+            return
+        judged = True if where.callback == "exit" else c.and_(c.eq(self.phase(i), UNPATCHING), c.not_(c.get("tload")))
+        shared = c.or_(*(self.listed(q) for q in m.decl[s] if q != i))
+        c.violate("disable-keeps-shared", c.and_(c.eq(value, ORIGINAL), c.ne(c.get(self.v.val[s]), ORIGINAL)),
+                  where, reached=c.and_(judged, shared))
+
+    def module_func(self, i: int, func: str) -> Val:
+        """The livepatch module's own init, init_error or exit (§10: exit runs at rmmod), or
+        its new function `func` (`call`); returns 'it failed' (init only)."""
+        p = self.m.P[i]
+        stmts = p.module_func(func)
+        if not stmts:
+            return False
+        if func in MODULE_FUNCS:
+            self.c.event(E.ModuleFunc(p.name, func))
+        return self.body(i, Obj(MODULE_OBJ, (), p.line), func, stmts, func == "init")
+
+    def judge_shadows(self) -> None:
+        """shadow-leak after every operation; shadow-use-after-free of `uses` at quiescent points."""
+        c, m = self.c, self.m
+        quiet = None
+        for sv in m.spec.shadows:
+            owners = [i for i, p in enumerate(m.P) if any(name == sv.name for name, _ in p.shadows)]
+            kept = c.or_(*(c.ne(self.phase(i), UNLOADED) for i in owners))
+            left = c.and_(c.get(self.v.shadow[sv.name]), c.not_(kept))
+            c.violate("shadow-leak", left, E.ShadowLeft(sv.name))
+            if sv.name in self.v.stale:              # nothing frees them now: their objects die
+                c.set(self.v.stale[sv.name], c.or_(c.get(self.v.stale[sv.name]), left))   # with them in the hash
+            for i in owners:
+                if sv.name in m.P[i].shadow_uses:
+                    quiet = c.not_(self.transition()) if quiet is None else quiet
+                    on = c.and_(quiet, c.eq(self.phase(i), ENABLED))
+                    have = c.get(self.v.shadow[sv.name])
+                    c.violate("shadow-use-after-free", c.not_(have), E.ShadowUses(m.P[i].name, sv.name), reached=on)
+                    for _ in c.when(on):
+                        self.judge_layout(i, sv.name, have, E.ShadowUses(m.P[i].name, sv.name))
+
     def body(self, i: int, obj: Obj, cb: str, stmts: tuple[Stmt, ...], fallible: bool) -> Val:
         """Run a statement list; returns 'it failed' (pre_patch only)."""
         c = self.c
@@ -965,7 +1201,7 @@ class Mainline:
                 c.event(E.Ran(where, bool(g), self.prev_info(st)))
             f = False
             for _ in c.when(g):
-                f = self.statement(i, st, where, cb == "pre_patch", fallible)
+                f = self.statement(i, st, where, cb in ("pre_patch", "init"), fallible)
             fail_here = c.and_(g, f)
             stop = c.or_(fail_here, g if st.action == "return" else False)
             failed = c.or_(failed, fail_here)
@@ -1168,6 +1404,13 @@ class Mainline:
             return [(Refusal(f"module {op.target} is not loaded", ENOENT), c.get(self.v.mod[op.target]))]
         if op.word == "force":                                  # §6.4: also a repeated force
             return [(Refusal("-EINVAL: no transition is in progress", EINVAL), self.transition())]
+        if op.word == "call":                                   # (issue 14) its new code runs only
+            patch, _, func = op.target.partition(".")           # while it is on klp_patches
+            i = self._index(patch)
+            homes = [o.name for o in m.P[i].objects if func in o.funcs] or [o.name for o in m.P[i].objects]
+            return [(Refusal(f"{patch}'s {func} does not run: the patch is not on klp_patches", EINVAL), self.listed(i)),
+                    (Refusal(f"{patch}'s {func} does not run: its object is not loaded", ENOENT),
+                     c.or_(*(self.loaded(o) for o in homes)))]
         raise ValueError(op)
 
     def stuck(self) -> list[tuple[str, str, Val]]:
@@ -1296,6 +1539,7 @@ class Mainline:
             c.set("leaked", c.or_(c.get("leaked"), *self.leaks))
             c.set("leak_since", c.and_(c.get("tload"), c.or_(c.get("leak_since"), *self.leaks)))
         self.judge_quiescent()
+        self.judge_shadows()
 
     def nop_names(self, i: int) -> list[str]:
         """The objects patch i can get as dynamic nop objects: those of other patches that
@@ -1312,6 +1556,27 @@ class Mainline:
                        if q != i and any(o.name == name for o in p.objects)))
 
     def op_load(self, op: Op) -> None:
+        """insmod: the module's init runs (issue 14: its own statements, then klp_enable_patch;
+        a failing init refuses the module before any livepatch line)."""
+        c, m = self.c, self.m
+        i = self._index(op.target)
+        p = m.P[i]
+        if not p.init and not p.init_error:
+            self.enable_patch(op)
+            return
+        self.set_params(p.name, p.params, op.params or ())   # init sees insmod's values
+        failed = self.module_func(i, "init")
+        for _ in c.when(failed):
+            c.event(E.InitFailed(p.name))
+        for _ in c.when(c.not_(failed)):
+            self.enable_patch(op)
+            for _ in c.when(c.eq(self.phase(i), UNLOADED)):   # klp_enable_patch failed: init's error
+                self.module_func(i, "init_error")             # path, then init returns the error
+                if p.init_error:
+                    c.event(E.InitFailed(p.name, enable=True))
+
+    def enable_patch(self, op: Op) -> None:
+        """klp_enable_patch (§2-3) called from the module's init."""
         c, m = self.c, self.m
         i = self._index(op.target)
         p = m.P[i]
@@ -1345,7 +1610,7 @@ class Mainline:
             for oi, o in enumerate(p.objects):
                 for _ in c.when(self.loaded(o.name)):
                     self.run_edge(i, oi, cancel)
-            c.event(E.LoadCancelled(p.name))
+            c.event(E.LoadCancelled(p.name, insmod=not p.init_error))   # (else after init_error)
             self.move(i, entered, back)
             c.set("nops", False)
         for _ in c.when(c.not_(failed)):
@@ -1475,6 +1740,7 @@ class Mainline:
     def op_rmmod(self, op: Op) -> None:
         (src, dst, _), = self.edges("rmmod")
         self.c.event(E.Rmmod(op.target, Edge(src, dst, "rmmod")))
+        self.module_func(self._index(op.target), "exit")      # the module's exit (§10)
         self.move(self._index(op.target), src, dst)
 
     def op_force(self, op: Op) -> None:
@@ -1567,12 +1833,28 @@ class Mainline:
         self.module_logs(module, module.exit)                 # exit runs before klp_module_going
         self._unapply(self._module_objects(op.target), lambda i: True, op.target)
         c.set(self.v.mod[op.target], False)
+        for sv in self.m.spec.shadows:                        # its objects are freed; the shadow
+            if sv.parent == op.target:                        # hash keeps their variables (§14)
+                var = self.v.shadow[sv.name]
+                c.violate("shadow-orphan", c.get(var), E.Orphaned(op.target, sv.name))
+                for _ in c.when(c.get(var)):
+                    c.event(E.ShadowOrphaned(op.target, sv.name))
+                self.drop_shadow(sv.name)                     # (the next objects are new ones)
 
     def module_logs(self, module: Module, stmts: tuple[Stmt, ...]) -> None:
         c = self.c
         for st in stmts:
             for _ in c.when(self.cond(st.cond, module.name)):
                 c.event(E.ModLog(module.name, st.arg or ""))
+
+    def op_call(self, op: Op) -> None:
+        """(issue 14) A task calls one of the patch's new functions once. Some task may run a
+        listed patch's new code from its load (tasks switch one by one) until its unpatching
+        transition completes, also when a newer patch replaced the function: an
+        over-approximation (docs/properties.md)."""
+        patch, _, func = op.target.partition(".")
+        self.c.event(E.Call(patch, func))
+        self.module_func(self._index(patch), func)
 
     def op_param(self, op: Op) -> None:
         """echo VALUE > /sys/module/OWNER/parameters/NAME"""

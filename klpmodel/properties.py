@@ -65,6 +65,55 @@ PROPERTIES: tuple[Property, ...] = (
              fix_in=("post_patch", "post_unpatch")),
 )
 
+# Beyond the contract (klpmodel, issue 14): shadow variables (semantics §14) and state shared
+# between patches. Checked by default on a spec that declares shadow variables or a livepatch
+# module's init/exit (Spec.uses_shadows), and on any spec when asked for (--property), so
+# that the verdicts of the contract's specs stay as they are.
+SHADOW: tuple[Property, ...] = (
+    Property("shadow-leak",
+             "Shadow variables outlive the patch that created them unless explicitly freed: by module "
+             "exit, by a callback, or by a later patch. (semantics §14)",
+             "after an operation, a shadow variable exists and no loaded livepatch module lists it in "
+             "its shadows (nothing that is left can free it)",
+             judged_at="the end of every operation (a failed load, rmmod, ...)",
+             fix_in=("post_unpatch", "exit")),
+    Property("shadow-use-after-free",
+             "klp_shadow_get(obj, id): returns the data pointer, or NULL. (semantics §14; a patch that "
+             "needs the variable then uses a missing one)",
+             "a `shadow-get` of a shadow variable the patch lists in `uses` returns NULL, or an enabled, "
+             "quiescent patch uses a shadow variable that does not exist (never allocated, or freed)",
+             judged_at="`shadow-get` in a patch that uses the variable; `uses` of an enabled patch",
+             fix_in=("post_unpatch",)),
+    Property("shadow-duplicate",
+             "If the pair already exists, it emits a kernel WARNING `Duplicate shadow variable <%p, %lx>` "
+             "and returns NULL. (klp_shadow_alloc, semantics §14)",
+             "`shadow-alloc` of a shadow variable that exists",
+             judged_at="`shadow-alloc`",
+             fix_in=("pre_patch",)),
+    Property("disable-keeps-shared",
+             "Restore the original state when the livepatch is disabled. (but a state another installed "
+             "livepatch declares is still that livepatch's: system-state.rst, the shared-state pattern)",
+             "while its disable is in progress (its `pre_unpatch` and `post_unpatch`) or at its `rmmod` "
+             "(its module's exit), a patch writes original into a state that was not original and that "
+             "a patch on klp_patches other than itself declares",
+             judged_at="a write of original (`reset`, `restore`) by a patch being disabled or removed",
+             fix_in=("pre_unpatch", "post_unpatch", "exit")),
+    Property("shadow-layout",
+             "Authors must hand shadow variables over between cumulative patches themselves: there is "
+             "no special handling. (semantics §14: one id, one layout of its data)",
+             "a patch touches a shadow variable (any shadow statement but `shadow-free-all`, or `uses` "
+             "while enabled and quiescent) that exists with the layout of the patch that created it, "
+             "and its own `shadows` give that variable another layout",
+             judged_at="a shadow statement or `uses` on an existing variable, in a spec that gives it two layouts",
+             fix_in=("pre_patch",)),
+    Property("shadow-orphan",
+             "Shadow variables outlive the patch that created them unless explicitly freed. (the parent "
+             "objects of a target module go away with it, semantics §14)",
+             "a target module unloads while a shadow variable whose `parent` is that module exists",
+             judged_at="`modunload` of a module that is the parent of a shadow variable",
+             fix_in=("post_unpatch",)),
+)
+
 # Beyond the contract: checked when asked for (--property recoverable), by the explicit
 # engine only, over the whole reachable state space (AG EF: bounded checking cannot say it).
 EXTRA: tuple[Property, ...] = (

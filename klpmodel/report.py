@@ -9,7 +9,7 @@ from typing import Any
 from . import events as E
 from .events import Event, Incompatible, Where
 from .interp import State
-from .kernel import Model
+from .kernel import MODULE_OBJ, Model
 from .verify import Result, Step, Violation
 from .words import plural, rectangles, runs
 
@@ -44,6 +44,11 @@ def changes(m: Model, before: State, after: State, events: Iterable[Event] = ())
     for s in m.state_names:
         if a.value(s) != b.value(s):
             out.append(f"{s}: {a.describe(s)} -> {b.describe(s)}")
+    for sv in m.spec.shadows:
+        if a.shadow(sv.name) != b.shadow(sv.name):
+            out.append(f"shadow {sv.name}: {'allocated' if b.shadow(sv.name) else 'freed'}")
+        if a.count(sv.name) != b.count(sv.name) and b.shadow(sv.name):
+            out.append(f"shadow {sv.name} count: {a.count(sv.name)} -> {b.count(sv.name)}")
     for p in m.P:
         left = a.listed(p.name) and not b.listed(p.name)
         for s, _ in p.states:
@@ -91,7 +96,8 @@ def broke(m: Model, v: Violation) -> str:
     w = v.where
     last = m.view(v.trace[-1].after)
     if isinstance(w, Where):
-        return f"{m.spec.path}:{w.stmt.line}: '{w.stmt.text}' in {w.patch}'s {w.callback} for {w.obj}"
+        where = "" if w.obj == MODULE_OBJ else f" for {w.obj}"     # (the module's init/exit, its code)
+        return f"{m.spec.path}:{w.stmt.line}: '{w.stmt.text}' in {w.patch}'s {w.callback}{where}"
     if isinstance(w, E.FailedLoad):
         return (f"the load of {w.patch} failed and the system is not as it was before the load: "
                 + _differences(m, v.trace[-1:]))
@@ -110,6 +116,14 @@ def broke(m: Model, v: Violation) -> str:
     if isinstance(w, E.Uses):
         kind = "NULL" if last.data(w.patch, w.state) is None else "freed"
         return f"{w.patch} is enabled and its code uses {w.state}, whose data is {kind}"
+    if isinstance(w, E.ShadowLeft):
+        return f"shadow variable {w.shadow} exists and no loaded livepatch module lists it: nothing can free it"
+    if isinstance(w, E.ShadowUses) and v.property == "shadow-layout":
+        return f"{w.patch} is enabled and its code reads shadow variable {w.shadow}, created with another layout"
+    if isinstance(w, E.ShadowUses):
+        return f"{w.patch} is enabled and its code needs shadow variable {w.shadow}, which does not exist"
+    if isinstance(w, E.Orphaned):
+        return f"module {w.module} unloaded while shadow variable {w.shadow} was attached to its objects"
     return "see the last step"
 
 
@@ -262,6 +276,11 @@ def _step_json(m: Model, step: Step) -> dict[str, Any]:
                 entry["prev_state"] = {"state": ev.prev[0], "patch": ev.prev[1]}
             cur["statements"].append(entry)
     after = m.view(step.after)
+    state: dict[str, Any] = {"system": {s: after.describe(s) for s in m.state_names},
+                             "patches": {p.name: after.phase(p.name) for p in m.P}}
+    if m.spec.shadows:                  # (issue 14) only in specs that declare shadow variables
+        state["shadows"] = {sv.name: {"exists": after.shadow(sv.name), "count": after.count(sv.name)}
+                            for sv in m.spec.shadows}
     return {
         "operation": str(step.op),
         "choices": [{"patch": k.patch, "object": k.obj, "callback": k.callback, "index": k.index, "line": k.line,
@@ -269,8 +288,7 @@ def _step_json(m: Model, step: Step) -> dict[str, Any]:
         "callbacks": callbacks,
         "events": event_lines(m, step),
         "changes": changes(m, step.before, step.after, step.events),
-        "state": {"system": {s: after.describe(s) for s in m.state_names},
-                  "patches": {p.name: after.phase(p.name) for p in m.P}},
+        "state": state,
     }
 
 

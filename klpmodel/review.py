@@ -33,9 +33,9 @@ from .engine_z3 import Search
 from .errors import InternalError
 from .events import PHASES, Refusal
 from .interp import State
-from .kernel import Model, Op
+from .kernel import MODULE_OBJ, Model, Op
 from .simulate import format_run, parse_run, simulate
-from .spec import Patch, Spec
+from .spec import Patch, Spec, Stmt
 from .verify import AUTO_STATE_BUDGET, Result, Step, Violation, replay, verify
 from .words import pairs_text, plural, runs
 
@@ -930,19 +930,15 @@ def _statement_coverage(rv: Review, command: str) -> list[str]:
     total = ran = 0
     never: dict[tuple[str, str, str, str], list[tuple[str, int, int]]] = {}    # -> [(patch, line, place)]
     always: dict[tuple[str, str, str, str], list[tuple[str, int, int]]] = {}
-    for p in spec.patches:
-        for o in p.objects:
-            for cb, stmts in o.callbacks:
-                for n, st in enumerate(stmts):
-                    total += 1
-                    key = (p.name, o.name, cb, n)
-                    if not cov.ran.get(key):
-                        never.setdefault((o.name, cb, st.text, _why_never(cov, key)), []).append(
-                            (p.name, st.line, total))
-                        continue
-                    ran += 1
-                    if st.cond is not None and not cov.skipped.get(key):
-                        always.setdefault((o.name, cb, st.text, ""), []).append((p.name, st.line, total))
+    for key, st in _sites(spec):
+        total += 1
+        patch, obj, cb, _n = key
+        if not cov.ran.get(key):
+            never.setdefault((obj, cb, st.text, _why_never(cov, key)), []).append((patch, st.line, total))
+            continue
+        ran += 1
+        if st.cond is not None and not cov.skipped.get(key):
+            always.setdefault((obj, cb, st.text, ""), []).append((patch, st.line, total))
     out = ["", "### Statements", "", f"{ran} of {total} statements ran."]
     for title, found in (("Never ran:", never), ("Condition always held (the other branch was never exercised):",
                                                  always)):
@@ -961,6 +957,16 @@ def _statement_coverage(rv: Review, command: str) -> list[str]:
                           for patch, line, place in at]
         items.sort(key=lambda it: it[0])
         out += ["", title, ""] + _items(rv, [b for _, b in items], command, "statement", "statements")
+    return out
+
+
+def _sites(spec: Spec) -> list[tuple[StmtKey, Stmt]]:
+    """Every statement as (patch, object, callback, index): the objects' callbacks, then
+    (issue 14) the livepatch module's init/init_error/exit and code, of object MODULE_OBJ."""
+    out: list[tuple[StmtKey, Stmt]] = []
+    for p in spec.patches:
+        out += [((p.name, o.name, cb, n), st) for o in p.objects for cb, sts in o.callbacks for n, st in enumerate(sts)]
+        out += [((p.name, MODULE_OBJ, f, n), st) for f in p.module_funcs() for n, st in enumerate(p.module_func(f))]
     return out
 
 
@@ -1045,13 +1051,11 @@ def _summary(rv: Review, command: str) -> list[str]:
     if differ:
         out += _bullet("Atomic and non-atomic paths end in different states: " + _pairs_md(rv, differ) + ".")
     if not cov.unknown:
-        keys = [(p.name, o.name, cb, n) for p in rv.spec.patches for o in p.objects
-                for cb, sts in o.callbacks for n in range(len(sts))]
-        total, ran = len(keys), sum(1 for k in keys if cov.ran.get(k))
+        sites = _sites(rv.spec)
+        total, ran = len(sites), sum(1 for k, _ in sites if cov.ran.get(k))
         vac = [p for p in r.properties if p in _judges(rv.model) and not cov.judged.get(p)
                and p not in {v.property for v in r.violations}]
-        missed = sorted({st.line for p in rv.spec.patches for o in p.objects for cb, sts in o.callbacks
-                         for n, st in enumerate(sts) if not cov.ran.get((p.name, o.name, cb, n))})
+        missed = sorted({st.line for k, st in sites if not cov.ran.get(k)})
         some = missed if rv.full else missed[:MAX_ITEMS]
         lines = ", ".join(map(str, some)) + (f" and {len(missed) - len(some)} more" if len(missed) > len(some) else "")
         out += _bullet(f"Coverage ({'every reachable state' if cov.complete else f'depth {rv.depth}'}): "

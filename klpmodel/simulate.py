@@ -17,7 +17,8 @@ from .kernel import PATCHING_SITE, Choice, Model, Op
 # the kernel operations (verify's, plus `param`), then what the selftest scripts do besides:
 # read a patched function's output, check sysfs attributes, set kernel.ftrace_enabled
 SCRIPT_WORDS = ("probe", "runs", "ok", "pending", "sysfs", "sysfs-rights", "sysctl")
-OP_WORDS = ("load", "complete", "reverse", "disable", "rmmod", "modload", "modunload", "force", "param") + SCRIPT_WORDS
+OP_WORDS = ("load", "complete", "reverse", "disable", "rmmod", "modload", "modunload", "force", "call",
+            "param") + SCRIPT_WORDS
 SYSFS_KLP_DIR = "/sys/kernel/livepatch"
 MODE_RE = re.compile(r"[-d][-r][-w][-x][-r][-w][-x][-r][-w][-x]")
 
@@ -72,13 +73,15 @@ def parse_run(text: str, model: Model, source: str, lines: bool = False) -> list
             checked = _script_words(word, rest, chunk, model, partial(bad, n))
             out.append(RunOp(Op(word, " ".join(rest)), "", (), n, checked))   # arg: as written
             continue
-        if word in ("load", "disable", "rmmod", "modload", "modunload"):
+        if word in ("load", "disable", "rmmod", "modload", "modunload", "call"):
             if not rest:
                 bad(n, f"'{word}' needs a name: write '{word} NAME'")
             arg, rest = rest[0], rest[1:]
             known = modules if word.startswith("mod") else patches
+            if word == "call":                  # PATCH.FUNCTION: a function the patch gives code for
+                known = {f"{p.name}.{f}" for p in model.P for f, _ in p.code}
             if arg not in known:
-                what = "target module" if word.startswith("mod") else "patch"
+                what = "target module" if word.startswith("mod") else ("PATCH.FUNCTION with code" if word == "call" else "patch")
                 bad(n, f"unknown {what} '{arg}' in '{chunk}'; the spec has: {', '.join(sorted(known)) or '(none)'}")
         fails = tuple(w[len("fail="):] for w in rest if w.startswith("fail="))
         for f in fails:
@@ -170,7 +173,7 @@ def _script_words(word: str, rest: list[str], chunk: str, model: Model, bad: Cal
 
 
 FAIL_RE = re.compile(r"(?:[A-Za-z_][A-Za-z0-9_]*/)?[A-Za-z_][A-Za-z0-9_]*"
-                     r"(?::(?:[0-9]+|patching|(?:pre_patch|post_patch|pre_unpatch|post_unpatch)\[[0-9]+\]))?")
+                     r"(?::(?:[0-9]+|patching|[A-Za-z_][A-Za-z0-9_]*\[[0-9]+\]))?")
 
 
 def _matches(f: str, key: Choice) -> bool:
@@ -216,6 +219,10 @@ def state_table(m: Model, state: State) -> list[str]:
         rows.append(f"#   state {s} = {view.describe(s)}" + (f"; blocks {' '.join(blocks)}" if blocks else ""))
     for mod in m.module_names:
         rows.append(f"#   module {mod}: {'loaded' if view.module_loaded(mod) else 'not loaded'}")
+    for sv in m.spec.shadows:                       # (issue 14)
+        count = f", count {view.count(sv.name)}" if sv.name in m.counted else ""
+        what = f"exists{count}" if view.shadow(sv.name) else "does not exist"
+        rows.append(f"#   shadow {sv.name}: {what}" + ("; entries on freed objects may remain" if view.stale(sv.name) else ""))
     return rows
 
 

@@ -16,10 +16,18 @@ from .errors import UserError
 
 CALLBACKS = ("pre_patch", "post_patch", "pre_unpatch", "post_unpatch")
 OBJECT_KEYS = CALLBACKS + ("pre_patch_error",)
-OPERATIONS = ("load", "complete", "reverse", "disable", "rmmod", "modload", "modunload", "force")
+OPERATIONS = ("load", "complete", "reverse", "disable", "rmmod", "modload", "modunload", "force", "call")
 DEFAULT_OPERATIONS = tuple(op for op in OPERATIONS if op != "force")
 FAULTS = ("patching",)      # optional environmental faults (klp_patch_object fails, semantics §16)
 STATE_ACTIONS = ("alloc", "free", "save", "restore", "modify", "reset", "take", "copy", "free-prev")
+# (klpmodel) shadow variables (semantics §14): klp_shadow_alloc, _get_or_alloc, _get, _free, _free_all,
+# and a reference count kept in the variable (get: get_or_alloc and count + 1; put: count - 1, freed at 0)
+SHADOW_ACTIONS = ("shadow-alloc", "shadow-get-or-alloc", "shadow-get", "shadow-free", "shadow-free-all", "get", "put")
+# (klpmodel) the livepatch module's own init (before klp_enable_patch), its error path when
+# klp_enable_patch fails, and its exit (at rmmod)
+MODULE_FUNCS = ("init", "init_error", "exit", "code")     # code: the patch's new functions, run by `call`
+INIT_EXIT = MODULE_FUNCS[:3]
+MODULE_ACTIONS = ("log", "fail", "maybe-fail", "return", "modify", "reset") + SHADOW_ACTIONS
 ERRNOS = {"EPERM": 1, "ENOENT": 2, "EIO": 5, "ENXIO": 6, "E2BIG": 7, "EAGAIN": 11, "ENOMEM": 12,
           "EFAULT": 14, "EBUSY": 16, "EEXIST": 17, "ENODEV": 19, "EINVAL": 22, "ENOSPC": 28,
           "ENOSYS": 38, "ENOTSUPP": 524}
@@ -36,6 +44,7 @@ class Cond:
     cmp: str | None = None
     value: int | None = None
     param: bool = False
+    shadow: str | None = None        # (klpmodel) "exists": `if shadow SV`; "count": `if count SV cmp N`
 
 
 @dataclass(frozen=True)
@@ -46,6 +55,7 @@ class Stmt:
     cond: Cond | None
     text: str                # as written
     line: int                # line in the spec file
+    fresh: bool = False      # (klpmodel) `shadow-alloc SV on new`: on an object the code just created
 
 
 @dataclass(frozen=True)
@@ -72,6 +82,21 @@ class Patch:
     line: int
     params: tuple[tuple[str, int], ...] = ()     # (klpmodel) module parameters and their defaults
     replace_param: str | None = None             # (klpmodel) klp_patch.replace is this parameter at load
+    shadows: tuple[tuple[str, str], ...] = ()    # (klpmodel) the shadow variables it uses, with their layouts
+    shadow_uses: tuple[str, ...] = ()            # (klpmodel) shadow variables its code needs while enabled
+    init: tuple[Stmt, ...] = ()                  # (klpmodel) the module's init, before klp_enable_patch
+    init_error: tuple[Stmt, ...] = ()            # (klpmodel) init's error path when klp_enable_patch fails
+    exit: tuple[Stmt, ...] = ()                  # (klpmodel) the module's exit, at rmmod
+    code: tuple[tuple[str, tuple[Stmt, ...]], ...] = ()   # (klpmodel) FUNC -> what one call of its new version does
+
+    def module_func(self, name: str) -> tuple[Stmt, ...]:
+        """The statements of the module's own init, init_error or exit, or of its new function `name`."""
+        fixed = {"init": self.init, "init_error": self.init_error, "exit": self.exit}
+        return fixed[name] if name in fixed else dict(self.code).get(name, ())
+
+    def module_funcs(self) -> tuple[str, ...]:
+        """init, init_error, exit and the new functions of `code`, in that order."""
+        return INIT_EXIT + tuple(f for f, _ in self.code)
 
     def version(self, state: str) -> int | None:
         for s, v in self.states:
@@ -84,6 +109,16 @@ class Patch:
 class StateDecl:
     name: str
     id: int
+    line: int
+
+
+@dataclass(frozen=True)
+class ShadowDecl:
+    """(klpmodel) A shadow variable id (semantics §14): `parent` is the target module whose
+    objects it is attached to (None: objects of vmlinux, which never go away)."""
+    name: str
+    id: int
+    parent: str | None
     line: int
 
 
@@ -111,6 +146,14 @@ class Spec:
     digest: str = field(default="")
     faults: tuple[str, ...] = ()     # (klpmodel) optional faults explored: "patching"
     file_kernel: str | None = None   # the file's `kernel` when --kernel chose another profile
+    shadows: tuple[ShadowDecl, ...] = ()   # (klpmodel) [shadows.NAME]
+    also_check: tuple[str, ...] = ()       # (klpmodel) [check] properties: opt-in properties checked by default
+
+    @property
+    def uses_shadows(self) -> bool:
+        """(klpmodel) The spec declares shadow variables or a livepatch module's init/exit:
+        the shadow properties are then checked by default."""
+        return bool(self.shadows) or any(p.init or p.init_error or p.exit or p.code for p in self.patches)
 
     def patch(self, name: str) -> Patch:
         return next(p for p in self.patches if p.name == name)
@@ -534,7 +577,7 @@ class _Loader:
 
     # ---- top level
     def load(self, data: dict) -> Spec:
-        self.keys((), data, ("name", "kernel", "check", "states", "modules", "patch"), "the top level")
+        self.keys((), data, ("name", "kernel", "check", "states", "modules", "shadows", "patch"), "the top level")
         name = data.get("name", Path(self.path).stem)
         if not isinstance(name, str):
             self.err(("name",), f"name must be a string, not {_show(name)}; write name = \"my series\"")
@@ -545,16 +588,46 @@ class _Loader:
         if not isinstance(kernel, str) or kernel not in PROFILES:
             self.err(("kernel",), f"unknown kernel profile {_show(kernel)}; write one of: {', '.join(PROFILES)} "
                                   f"('klpmodel profiles' says what each is), or leave it out for mainline")
-        depth, operations, faults = self.check(data.get("check", {}))
+        depth, operations, faults, also = self.check(data.get("check", {}))
         states = self.states(data.get("states", {}))
         modules = self.modules(data.get("modules", {}))
+        shadows = self.shadows(data.get("shadows", {}), {m.name for m in modules}, {s.name for s in states})
+        self.shadow_names = {sv.name for sv in shadows}
         patches = self.patches(data.get("patch", []), {s.name for s in states}, {m.name for m in modules})
-        return Spec(self.path, name, kernel, depth, operations, states, modules, patches, faults=faults)
+        return Spec(self.path, name, kernel, depth, operations, states, modules, patches, faults=faults, shadows=shadows,
+                    also_check=also)
 
-    def check(self, value) -> tuple[int, tuple[str, ...], tuple[str, ...]]:
+    def shadows(self, value, module_names: set, state_names: set) -> tuple[ShadowDecl, ...]:
+        value = self.table(("shadows",), value, "[shadows]")
+        out: list[ShadowDecl] = []
+        ids: dict[int, str] = {}
+        for name, body in value.items():
+            where = ("shadows", name)
+            self.name(where, name, "shadow variable name")
+            if name in state_names:
+                self.err(where, f"'{name}' is also a state name; give the shadow variable its own name")
+            body = self.table(where, body, f"[shadows.{name}]")
+            self.keys(where, body, ("id", "parent"), f"[shadows.{name}]")
+            if "id" not in body:
+                self.err(where, f"shadow variable '{name}' has no id; add id = N (the unsigned long id of "
+                                f"klp_shadow_alloc)")
+            sid = self.integer(where + ("id",), body["id"], "shadow id", 0, MAX_ID, "id = 1")
+            if sid in ids:
+                self.err(where + ("id",), f"shadow id {sid} is already used by shadow variable '{ids[sid]}'; give "
+                                          f"each its own id")
+            ids[sid] = name
+            parent = body.get("parent")
+            if parent is not None and (not isinstance(parent, str) or parent not in module_names):
+                known = ", ".join(sorted(module_names)) or "(none declared)"
+                self.err(where + ("parent",), f"parent {_show(parent)} is not a target module; write the name of a "
+                                              f"[modules] table ({known}), or leave parent out for vmlinux objects")
+            out.append(ShadowDecl(name, sid, parent, self.loc.line(where) or 1))
+        return tuple(out)
+
+    def check(self, value) -> tuple[int, tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
         where = ("check",)
         value = self.table(where, value, "[check]")
-        self.keys(where, value, ("depth", "operations", "faults"), "[check]")
+        self.keys(where, value, ("depth", "operations", "faults", "properties"), "[check]")
         depth = self.integer(where + ("depth",), value.get("depth", DEFAULT_DEPTH), "depth", 1, MAX_DEPTH, "depth = 8")
         ops = value.get("operations", list(DEFAULT_OPERATIONS))
         if not isinstance(ops, list):
@@ -572,7 +645,18 @@ class _Loader:
         for i, f in enumerate(faults):
             if f not in FAULTS:
                 self.err(where + ("faults", i), f"unknown fault {_show(f)}; write one of: {', '.join(FAULTS)}")
-        return depth, tuple(op for op in OPERATIONS if op in ops), tuple(f for f in FAULTS if f in faults)
+        from .properties import SHADOW
+        opt_in = tuple(p.name for p in SHADOW)
+        also = value.get("properties", [])
+        if not isinstance(also, list):
+            self.err(where + ("properties",), f"properties must be a list of property names; write e.g. properties = "
+                                              f"[\"disable-keeps-shared\"] (opt-in properties: {', '.join(opt_in)})")
+        for i, name in enumerate(also):
+            if name not in opt_in:
+                self.err(where + ("properties", i), f"{_show(name)} is not an opt-in property; write one of: "
+                                                    f"{', '.join(opt_in)} (the others are always checked)")
+        return (depth, tuple(op for op in OPERATIONS if op in ops), tuple(f for f in FAULTS if f in faults),
+                tuple(p for p in opt_in if p in also))
 
     def states(self, value) -> tuple[StateDecl, ...]:
         value = self.table(("states",), value, "[states]")
@@ -633,7 +717,8 @@ class _Loader:
         for i, body in enumerate(value):
             where = ("patch", i)
             body = self.table(where, body, "[[patch]]")
-            self.keys(where, body, ("name", "replace", "states", "uses", "objects", "params", "replace_param"), "[[patch]]")
+            self.keys(where, body, ("name", "replace", "states", "uses", "objects", "params", "replace_param",
+                                    "shadows", *MODULE_FUNCS), "[[patch]]")
             if "name" not in body:
                 self.err(where, "[[patch]] has no name; add name = \"...\" (the livepatch module name)")
             name = self.name(where + ("name",), body["name"], "patch name")
@@ -662,13 +747,16 @@ class _Loader:
                                                     f"integer from 0 to {MAX_VERSION} (an unsigned int), e.g. {s} = 1")
                 decl.append((s, v))
             declared = {s for s, _ in decl}
+            svs = self.patch_shadows(where + ("shadows",), body.get("shadows", {}))
+            sv_names = tuple(sv for sv, _ in svs)
             uses = body.get("uses", [])
             if not isinstance(uses, list):
                 self.err(where + ("uses",), "uses must be a list of state names; write e.g. uses = [\"loglevel\"]")
             for j, s in enumerate(uses):
-                if not isinstance(s, str) or s not in declared:
+                if not isinstance(s, str) or (s not in declared and s not in sv_names):
+                    also = " (or of a shadow variable in its shadows)" if self.shadow_names else ""
                     self.err(where + ("uses", j), f"uses names {_show(s)}, which patch '{name}' does not declare; write "
-                                                  f"the name of a state in its states, or remove it from uses")
+                                                  f"the name of a state in its states{also}, or remove it from uses")
             objs_v = self.table(where + ("objects",), body.get("objects", {}), "objects")
             objs = []
             for oname, obody in objs_v.items():
@@ -678,7 +766,8 @@ class _Loader:
                                  f"[modules.{oname}]: write vmlinux or declare the module")
                 obody = self.table(ow, obody, f"[patch.objects.{oname}]")
                 self.keys(ow, obody, (*OBJECT_KEYS, "funcs"), f"[patch.objects.{oname}]")
-                cbs = tuple((cb, self.stmts(ow + (cb,), obody[cb], cb, name, tuple(declared), params=pnames))
+                cbs = tuple((cb, self.stmts(ow + (cb,), obody[cb], cb, name, tuple(declared), params=pnames,
+                                            shadows=sv_names))
                             for cb in OBJECT_KEYS if cb in obody)
                 funcs = obody.get("funcs", [])
                 if not isinstance(funcs, list) or not all(isinstance(f, str) for f in funcs):
@@ -688,8 +777,36 @@ class _Loader:
                 objs.append(Obj(oname, cbs, self.loc.line(ow) or 1, tuple(funcs)))
             if not objs:
                 objs.append(Obj("vmlinux", (), self.loc.line(where) or 1))
-            out.append(Patch(name, replace, tuple(decl), tuple(uses), tuple(objs), self.loc.line(where) or 1,
-                             params, replace_param))
+            funcs_of = {f: self.stmts(where + (f,), body.get(f, []), f, name, tuple(declared), params=pnames,
+                                      shadows=sv_names) for f in INIT_EXIT}
+            code_v = self.table(where + ("code",), body.get("code", {}), "code")
+            code = []
+            for func, stmts in code_v.items():
+                if not NAME_RE.fullmatch(func) or func in INIT_EXIT or func in OBJECT_KEYS:
+                    self.err(where + ("code", func), f"{_show(func)} is not a function name for code; write the C "
+                                                     f"name of a function the patch replaces, e.g. dummy_alloc")
+                code.append((func, self.stmts(where + ("code", func), stmts, "code", name, tuple(declared),
+                                              params=pnames, shadows=sv_names)))
+            out.append(Patch(name, replace, tuple(decl), tuple(s for s in uses if s in declared), tuple(objs),
+                             self.loc.line(where) or 1, params, replace_param, svs,
+                             tuple(s for s in uses if s not in declared), funcs_of["init"], funcs_of["init_error"],
+                             funcs_of["exit"], tuple(code)))
+        return tuple(out)
+
+    def patch_shadows(self, where: tuple, value) -> tuple[tuple[str, str], ...]:
+        """`shadows = { SV = "LAYOUT" }`: the shadow variables the patch uses, each with the
+        layout of its data (a name: two patches agree on it when they write the same name)."""
+        value = self.table(where, value, "shadows")
+        out = []
+        for sv, layout in value.items():
+            if sv not in self.shadow_names:
+                known = ", ".join(sorted(self.shadow_names)) or "(none declared)"
+                self.err(where + (sv,), f"unknown shadow variable {_show(sv)}; declare it as [shadows.{sv}] with an "
+                                        f"id, or use one of: {known}")
+            if not isinstance(layout, str) or not NAME_RE.fullmatch(layout) or len(layout) > MAX_NAME:
+                self.err(where + (sv,), f"the layout of shadow variable '{sv}' must be a name (the struct its data "
+                                        f"holds), not {_show(layout)}; e.g. {sv} = \"counter\"")
+            out.append((sv, layout))
         return tuple(out)
 
     def params(self, where: tuple, value) -> tuple[tuple[str, int], ...]:
@@ -705,16 +822,18 @@ class _Loader:
 
     # ---- statements
     def stmts(self, where: tuple, value, callback: str, patch: str | None, declared: tuple,
-              only_log: bool = False, params: tuple = ()) -> tuple[Stmt, ...]:
+              only_log: bool = False, params: tuple = (), shadows: tuple = ()) -> tuple[Stmt, ...]:
         if not isinstance(value, list):
             self.err(where, f"{callback} must be a list of statement strings; write e.g. {callback} = [\"alloc loglevel\"]")
-        return tuple(self.stmt(where + (i,), s, callback, patch, declared, only_log, params) for i, s in enumerate(value))
+        return tuple(self.stmt(where + (i,), s, callback, patch, declared, only_log, params, shadows)
+                     for i, s in enumerate(value))
 
     def stmt(self, where: tuple, text, callback: str, patch: str | None, declared: tuple, only_log: bool,
-             params: tuple = ()) -> Stmt:
+             params: tuple = (), shadows: tuple = ()) -> Stmt:
         if not isinstance(text, str):
             self.err(where, f"a statement must be a string, not {_show(text)}; write e.g. \"free loglevel\"")
-        return _StmtReader(self.path, self.loc.line(where) or 1, text, callback, patch, declared, params).read(only_log)
+        return _StmtReader(self.path, self.loc.line(where) or 1, text, callback, patch, declared, params,
+                           shadows).read(only_log)
 
 
 class _Words(NamedTuple):
@@ -730,9 +849,10 @@ class _StmtReader:
     its words, where it may stand, its condition. Every mistake is a UserError on its line."""
 
     def __init__(self, path: str, line: int, text: str, callback: str, patch: str | None, declared: tuple,
-                 params: tuple):
+                 params: tuple, shadows: tuple = ()):
         self.path, self.line, self.text, self.shown = path, line, text, _show(text)
         self.callback, self.patch, self.declared, self.params = callback, patch, declared, params
+        self.shadows = shadows
 
     def bad(self, message: str) -> NoReturn:
         raise UserError(message, path=self.path, line=self.line)
@@ -743,7 +863,8 @@ class _StmtReader:
                      f"e.g. 'log \"fixing console_loglevel\"'")
         words = self.words()
         self.placed(words, only_log)
-        return Stmt(words.action, words.arg, words.errno, self.condition(words.cond), self.text, self.line)
+        fresh = words.action == "shadow-alloc" and len(self.text.split()) > 2 and self.text.split()[2:4] == ["on", "new"]
+        return Stmt(words.action, words.arg, words.errno, self.condition(words.cond), self.text, self.line, fresh)
 
     def words(self) -> _Words:
         """The action and its argument; the condition's words are kept for `condition`."""
@@ -769,12 +890,37 @@ class _StmtReader:
             return _Words(action, rest[0], None, cond)
         if action in ("fail", "maybe-fail"):
             return self.failure(action, rest, cond)
+        if action in SHADOW_ACTIONS:
+            return self.shadow(action, rest, cond)
         if action in ("return", "banner"):
             if rest:
                 self.bad(f"malformed statement {shown}: {action} takes no argument; write \"{action}\"")
             return _Words(action, None, None, cond)
-        known = ", ".join(STATE_ACTIONS + ("fail", "maybe-fail", "return", "log", "banner"))
+        known = ", ".join(STATE_ACTIONS + ("fail", "maybe-fail", "return", "log", "banner") + SHADOW_ACTIONS)
         self.bad(f"unknown action {_show(action)} in {shown}; write one of: {known}")
+
+    def shadow(self, action: str, rest: list[str], cond: str) -> _Words:
+        """`ACTION SV`; `shadow-get-or-alloc SV with ctor-fail [ERRNO]`: the constructor may
+        fail (ERRNO, default -EINVAL), so that the call returns NULL."""
+        errno = None
+        if action == "shadow-alloc" and rest[1:3] == ["on", "new"] and len(rest) == 3:
+            if self.callback != "code":
+                self.bad(f"'on new' in {self.shown}: only a patch's code creates objects; write it in [patch.code]")
+            rest = rest[:1]
+        if action == "shadow-get-or-alloc" and rest[1:3] == ["with", "ctor-fail"]:
+            errno = -ERRNOS["EINVAL"]
+            if len(rest) == 4:
+                errno = self.failure("fail", rest[3:], "").errno or errno
+            elif len(rest) > 4:
+                self.bad(f"malformed statement {self.shown}: write \"shadow-get-or-alloc SV with ctor-fail [-ERRNO]\"")
+            rest = rest[:1]
+        if len(rest) != 1:
+            extra = " [with ctor-fail]" if action == "shadow-get-or-alloc" else ""
+            self.bad(f"malformed statement {self.shown}: {action} takes one shadow variable; write \"{action} SV{extra}\"")
+        if rest[0] not in self.shadows:
+            self.bad(f"{self.shown} names shadow variable {_show(rest[0])}, which patch '{self.patch}' does not list "
+                     f"in its shadows; add {rest[0]} = \"LAYOUT\" to the patch's shadows")
+        return _Words(action, rest[0], errno, cond)
 
     def failure(self, action: str, rest: list[str], cond: str) -> _Words:
         """`fail`/`maybe-fail` [ERRNO]: -EINVAL by default; `fail PARAM` returns the parameter's value."""
@@ -798,9 +944,18 @@ class _StmtReader:
         action, arg, callback = words.action, words.arg, self.callback
         if only_log and action != "log":
             self.bad(f"'{action}' is not allowed in {callback}; a target module's init and exit take only 'log \"TEXT\"' statements")
+        if callback in MODULE_FUNCS and action not in MODULE_ACTIONS:
+            self.bad(f"'{action}' is not allowed in the livepatch module's {callback}; it takes log, fail (init), "
+                     f"return, modify, reset and the shadow variable actions ({', '.join(SHADOW_ACTIONS)})")
+        if action in SHADOW_ACTIONS:
+            return
+        if action in ("fail", "maybe-fail") and callback == "init":
+            return
         if action in ("fail", "maybe-fail") and callback != "pre_patch":
             fix = "only pre_patch can stop loading (move it to pre_patch)" if callback != "pre_patch_error" \
                 else "pre_patch_error runs after the failure; remove it"
+            if callback in MODULE_FUNCS:
+                fix = "only the module's init (or pre_patch) can stop loading (move it to init)"
             self.bad(f"'{action}' is not allowed in {callback}; {fix}")
         if arg is not None and action not in ("log", "fail") and arg not in self.declared:
             self.bad(f"{self.shown} names state {_show(arg)}, which patch '{self.patch}' does not declare; add {arg} = "
@@ -811,6 +966,18 @@ class _StmtReader:
         if not cond_text:
             return None
         shown = self.shown
+        sm = re.fullmatch(r"(if|unless)\s+(shadow|count)\s+(\S+)(?:\s*(<=|>=|==|!=|<|>)\s*([0-9]{1,20}))?",
+                          cond_text.strip())
+        if sm:
+            kind, sv = sm.group(2), sm.group(3)
+            if sv not in self.shadows:
+                self.bad(f"'{kind} {sv}' in {shown} names a shadow variable that patch '{self.patch}' does not list "
+                         f"in its shadows; add {sv if NAME_RE.fullmatch(sv) else 'SV'} = \"LAYOUT\" to its shadows")
+            if (kind == "count") != (sm.group(4) is not None):
+                self.bad(f"malformed condition {_show(cond_text)} in {shown}; write 'if shadow SV' or "
+                         f"'if count SV == 1'")
+            return Cond(sm.group(1) == "unless", sv, sm.group(4), int(sm.group(5)) if sm.group(5) else None,
+                        shadow="exists" if kind == "shadow" else "count")
         pm = re.fullmatch(r"(if|unless)\s+param\s+(\S+)", cond_text.strip())
         if pm:
             if pm.group(2) not in self.params:
@@ -820,6 +987,9 @@ class _StmtReader:
         cm = re.fullmatch(r"(if|unless)\s+prev\s+(\S+)(?:\s*(<=|>=|==|!=|<|>)\s*(-?[0-9]{1,20}))?", cond_text.strip())
         if not cm:
             self.bad(f"malformed condition {_show(cond_text)} in {shown}; write 'if prev STATE' or 'unless prev STATE >= 2'")
+        if self.callback in MODULE_FUNCS:
+            self.bad(f"'prev' in {shown}: klp_get_prev_state is for callbacks (it reads the transition patch); "
+                     f"the livepatch module's {self.callback} cannot ask it")
         if cm.group(2) not in self.declared:
             self.bad(f"'prev {cm.group(2)}' in {shown} names a state that patch '{self.patch}' does not declare; "
                      f"klp_get_prev_state needs an id the patch declares: add {cm.group(2)} = VERSION to its states")

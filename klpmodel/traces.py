@@ -21,8 +21,8 @@ from .verify import Result, Step, Violation
 FORMAT = "klpmodel-trace"
 VERSION = 2            # 2: a choice names its statement by index (1: by line and text only)
 READS = (1, 2)
-OP_WORDS = ("load", "complete", "reverse", "disable", "rmmod", "modload", "modunload", "force")
-ARG_WORDS = ("load", "disable", "rmmod", "modload", "modunload")
+OP_WORDS = ("load", "complete", "reverse", "disable", "rmmod", "modload", "modunload", "force", "call")
+ARG_WORDS = ("load", "disable", "rmmod", "modload", "modunload", "call")
 ITF_DESCRIPTION = "https://apalache-mc.org/docs/adr/015adr-trace.html"
 
 
@@ -353,7 +353,7 @@ def load_trace(path: Path) -> TraceFile:
     prop = r.field(doc, ("property",), str, "a property name")
     from .kernel import PROFILES
 
-    if prop not in {p.name for rules in PROFILES.values() for p in rules.PROPERTIES + rules.EXTRA}:
+    if prop not in {p.name for rules in PROFILES.values() for p in rules.PROPERTIES + rules.SHADOW + rules.EXTRA}:
         r.err(("property",), f"unknown property {_quoted(prop)}; {REWRITE}")
     spec = r.field(doc, ("spec",), dict, "an object")
     r.field(spec, ("spec", "path"), str, "a file name")

@@ -51,6 +51,7 @@ def test_every_schema_is_a_valid_draft_2020_12_schema_and_is_shipped():
     ["specs/no-null-deref-bad.toml", "--engine", "z3", "--depth", "3"],                      # the z3 engine
     ["specs/selftest-state.toml", "--engine", "z3", "--depth", "30", "--timeout", "2"],    # unknown
     ["specs/module-state.toml", "-p", "recoverable", "--depth", "3"],                        # recoverable
+    ["specs/shadow-use-after-free-bad.toml"],                                               # shadow variables
 ])
 def test_verify_json_follows_its_schema(args):
     p = cli("verify", *args, "--format", "json")

@@ -22,7 +22,7 @@ REGRESSIONS = Path(__file__).parent / "regressions"
 
 
 @st.composite
-def specs(draw) -> str:
+def specs(draw, min_shadows: int = 0) -> str:
     n_states = draw(st.integers(1, 3))
     n_mods = draw(st.integers(0, 2))
     n_patches = draw(st.integers(2, 5))
@@ -39,6 +39,11 @@ def specs(draw) -> str:
     out += [f"[modules.{m}]\nloaded = {'true' if draw(st.booleans()) else 'false'}\n"
             + ('params = { block = 1 }\nsleeps = { function = "work", while = "block" }\n' if m in sleepy else "")
             for m in mods]
+    shadows = [f"sv{i}" for i in range(draw(st.integers(min_shadows, 2)) if min_shadows or draw(st.integers(0, 2)) == 0
+                                       else 0)]
+    for i, sv in enumerate(shadows):        # (issue 14) shadow variables, one maybe on a module's objects
+        parent = f'parent = "{mods[0]}"\n' if mods and draw(st.booleans()) else ""
+        out.append(f"[shadows.{sv}]\nid = {i + 1}\n{parent}")
     blocks = []
     for k in range(n_patches):
         start = len(out)
@@ -46,15 +51,28 @@ def specs(draw) -> str:
         versions = {s: draw(st.integers(0, 3)) for s in decl}
         out.append(f'[[patch]]\nname = "p{k}"\nreplace = {"true" if draw(st.booleans()) else "false"}\n'
                    f"states = {{ {', '.join(f'{s} = {v}' for s, v in versions.items())} }}\n")
-        if decl and draw(st.booleans()):
-            out.append(f'uses = ["{draw(st.sampled_from(decl))}"]\n')
+        mine = draw(st.lists(st.sampled_from(shadows), unique=True)) if shadows else []
+        uses = [draw(st.sampled_from(decl))] if decl and draw(st.booleans()) else []
+        if mine:
+            layouts = ", ".join(f'{sv} = "l{draw(st.integers(0, 1))}"' for sv in mine)
+            out.append(f"shadows = {{ {layouts} }}\n")
+            uses += [sv for sv in mine if draw(st.integers(0, 2)) == 0]
+            for f in ("init", "init_error", "exit"):
+                stmts = draw(st.lists(shadow_statement(mine, f), max_size=2))
+                if stmts:
+                    out.append(f"{f} = [{', '.join(repr(x) for x in stmts)}]\n")
+        if uses:
+            out.append(f"uses = [{', '.join(repr(u) for u in uses)}]\n")
+        if mine and draw(st.booleans()):
+            out.append(f"[patch.code]\nwork = [{', '.join(repr(x) for x in draw(st.lists(shadow_statement(mine, 'code'), min_size=1, max_size=2)))}]\n")
         objs = ["vmlinux"] + draw(st.lists(st.sampled_from(mods), unique=True)) if mods else ["vmlinux"]
         for obj in objs:
             out.append(f"[patch.objects.{obj}]\n")
             if obj in sleepy and draw(st.booleans()):
                 out.append('funcs = ["work"]\n')
             for cb in ("pre_patch", "post_patch", "pre_unpatch", "post_unpatch", "pre_patch_error"):
-                stmts = draw(st.lists(statement(decl, cb), max_size=3))
+                stmts = draw(st.lists(st.one_of(statement(decl, cb), shadow_statement(mine, cb)) if mine
+                                      else statement(decl, cb), max_size=3))
                 if stmts:
                     out.append(f"{cb} = [{', '.join(repr(x) for x in stmts)}]\n")
         out.append("")
@@ -75,19 +93,31 @@ def statement(decl: list[str], cb: str):
     return st.builds(lambda a, g: a + g, st.sampled_from(actions), st.sampled_from(guards))
 
 
+def shadow_statement(mine: list[str], where: str):
+    actions = [f"{a} {sv}" for sv in mine for a in ("shadow-alloc", "shadow-get-or-alloc", "shadow-get", "shadow-free",
+                                                   "shadow-free-all", "get", "put")]
+    actions += [f"shadow-get-or-alloc {sv} with ctor-fail" for sv in mine]
+    if where == "code":
+        actions += [f"shadow-alloc {sv} on new" for sv in mine]
+    if where == "init":
+        actions += ["maybe-fail -ENOMEM"]
+    guards = [""] + [f" {w} shadow {sv}" for sv in mine for w in ("if", "unless")] + [f" if count {sv} == 1" for sv in mine]
+    return st.builds(lambda a, g: a + g, st.sampled_from(actions), st.sampled_from(guards))
+
+
 def agree(path: Path) -> None:
     """Z3, the explicit search, and the explicit search without the symmetry reduction."""
     from klpmodel.engine_explicit import ExplicitEngine
     from klpmodel.kernel import Model
-    from klpmodel.properties import NAMES
 
     spec = load_spec(path)
+    names = [p.name for p in Model(spec).properties]
     z3 = verify(spec, engine="z3")
     explicit = verify(spec, engine="explicit")
     assert z3.verdict == explicit.verdict, path.read_text()
     depths = {v.property: v.depth for v in explicit.violations}
     assert {v.property: v.depth for v in z3.violations} == depths, path.read_text()
-    plain = ExplicitEngine(Model(spec), symmetry=False).run(spec.depth, list(NAMES))
+    plain = ExplicitEngine(Model(spec), symmetry=False).run(spec.depth, names)
     assert {p: d for p, (d, _) in plain.found.items()} == depths, path.read_text()
 
 
@@ -97,6 +127,17 @@ def agree(path: Path) -> None:
 @given(specs())
 def test_engines_agree_on_random_specs(tmp_path_factory, text):
     path = tmp_path_factory.mktemp("diff") / "spec.toml"
+    path.write_text(text)
+    agree(path)
+
+
+@seed(int(SEED or 0))
+@settings(max_examples=EXAMPLES, derandomize=SEED is None, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(specs(min_shadows=1))
+def test_engines_agree_on_random_specs_with_shadow_variables(tmp_path_factory, text):
+    """(issue 14) Shadow variables, init/init_error/exit, code and `call`: the same three searches."""
+    path = tmp_path_factory.mktemp("diffsh") / "spec.toml"
     path.write_text(text)
     agree(path)
 

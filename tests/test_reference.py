@@ -118,13 +118,21 @@ class KlpSide:
             "data": data,
             "values": {st_.name: view.describe(st_.name) for st_ in spec.states},
             "pue": pue,
+            "shadows": {sv.name: (view.count(sv.name), view.layout(sv.name) or self.only_layout(sv.name))
+                        if view.shadow(sv.name) else None for sv in spec.shadows},
+            "stale": sorted(sv.name for sv in spec.shadows if view.stale(sv.name)),
         }
+
+    def only_layout(self, name: str) -> str:
+        """The layout of a shadow variable the spec gives one layout (View.layout: None)."""
+        (layout,) = {dict(p.shadows)[name] for p in self.spec.patches if name in dict(p.shadows)}
+        return layout
 
 
 def refusal_class(why: str) -> str:
     """klpmodel's refusal sentence, as the reference's class of the kernel's answer."""
     w = why.lower()
-    for needle, cls in (("not compatible", "incompatible"), ("-ebusy", "EBUSY"), ("already loaded", "EEXIST"),
+    for needle, cls in (("not on klp_patches", "not listed"), ("not compatible", "incompatible"), ("-ebusy", "EBUSY"), ("already loaded", "EEXIST"),
                         ("in use", "in use"), ("already forced", "already forced"), ("not loaded", "ENOENT"), ("that is `reverse`", "reverse"),
                         ("-einval", "EINVAL"), ("no transition is in progress", "idle"),
                         ("sleep", "blocked"), ("cannot complete", "blocked"), ("block", "blocked")):
@@ -308,10 +316,15 @@ def specs(draw) -> str:
             lines.append(f"init = ['log \"{m} init\"']")
             lines.append(f"exit = ['log \"{m} exit\"']")
         out.append("\n".join(lines) + "\n")
+    shadows = [f"sv{i}" for i in range(draw(st.integers(1, 2)))] if draw(st.integers(0, 2)) == 0 else []
+    for i, sv in enumerate(shadows):             # (issue 14) shadow variables
+        parent = f'\nparent = "{mods[0]}"' if mods and draw(st.booleans()) else ""
+        out.append(f"[shadows.{sv}]\nid = {i + 1}{parent}\n")
     for k in range(n_patches):
         decl = draw(st.lists(st.sampled_from(states), unique=True, max_size=n_states))
         versions = {s: draw(st.integers(0, 3)) for s in decl}
         lines = ["[[patch]]", f'name = "p{k}"']
+        mine = draw(st.lists(st.sampled_from(shadows), unique=True)) if shadows else []
         params = []
         how = draw(st.sampled_from(["plain", "replace", "param"]))
         if how == "replace":
@@ -324,12 +337,24 @@ def specs(draw) -> str:
         if params:
             lines.append(f"params = {{ {', '.join(params)} }}")
         lines.append(f"states = {{ {', '.join(f'{s} = {v}' for s, v in versions.items())} }}")
-        if decl and draw(st.booleans()):
-            lines.append(f'uses = ["{draw(st.sampled_from(decl))}"]')
+        uses = [draw(st.sampled_from(decl))] if decl and draw(st.booleans()) else []
+        uses += [sv for sv in mine if draw(st.integers(0, 2)) == 0]
+        if uses:
+            lines.append(f"uses = [{', '.join(_toml_str(u) for u in uses)}]")
+        if mine:
+            lines.append("shadows = { " + ", ".join(f'{sv} = "l{draw(st.integers(0, 1))}"' for sv in mine) + " }")
+            for f in ("init", "init_error", "exit"):
+                stmts = draw(st.lists(shadow_statement(mine, decl, f), max_size=2))
+                if stmts:
+                    lines.append(f"{f} = [{', '.join(_toml_str(x) for x in stmts)}]")
+        code = draw(st.lists(shadow_statement(mine, decl, "code"), min_size=1, max_size=2)) if mine and draw(st.booleans()) else []
         objs = draw(st.lists(st.sampled_from(mods), unique=True)) if mods else []
         if not objs or draw(st.integers(0, 3)):
             objs = ["vmlinux"] + objs
         has_ret = any(x.startswith("ret") for x in params)
+        if code:
+            lines.append("[patch.code]")
+            lines.append(f"work = [{', '.join(_toml_str(x) for x in code)}]")
         for obj in objs:
             lines.append(f"[patch.objects.{obj}]")
             if obj in sleeping and draw(st.booleans()):
@@ -338,8 +363,10 @@ def specs(draw) -> str:
             target = draw(st.sampled_from(decl)) if decl else None
             for cb in ("pre_patch", "post_patch", "pre_unpatch", "post_unpatch", "pre_patch_error"):
                 # system-state.rst's callbacks for one state, sometimes; else random statements
+                each = st.one_of(statement(decl, cb, has_ret), shadow_statement(mine, decl, cb)) if mine \
+                    else statement(decl, cb, has_ret)
                 stmts = ([x.format(s=target) for x in recipe[cb]] if cb in recipe
-                         else draw(st.lists(statement(decl, cb, has_ret), max_size=2 if deep else 3)))
+                         else draw(st.lists(each, max_size=2 if deep else 3)))
                 if stmts and draw(st.integers(0, 4)) == 0:
                     stmts.append(stmts[draw(st.integers(0, len(stmts) - 1))])   # identical, same line
                 if stmts:
@@ -388,6 +415,22 @@ def statement(decl: list[str], cb: str, has_ret: bool):
     return st.builds(lambda a, g: a + g, st.sampled_from(actions), st.sampled_from(guards))
 
 
+def shadow_statement(mine: list[str], decl: list[str], where: str):
+    """(issue 14) The shadow actions and conditions; in init/exit also the states' writes."""
+    actions = [f"{a} {sv}" for sv in mine for a in ("shadow-alloc", "shadow-get-or-alloc", "shadow-get",
+                                                   "shadow-free", "shadow-free-all", "get", "put")]
+    actions += [f"shadow-get-or-alloc {sv} with ctor-fail -ENOMEM" for sv in mine]
+    if where == "code":
+        actions += [f"shadow-alloc {sv} on new" for sv in mine]
+    if where == "init":
+        actions.append("maybe-fail -ENOMEM")
+    if where in ("init", "init_error", "exit", "code"):
+        actions += [f"{a} {s}" for s in decl for a in ("modify", "reset")] + ['log "hello"']
+    guards = [""] * 2 + [f" {w} shadow {sv}" for sv in mine for w in ("if", "unless")] + \
+        [f" if count {sv} == 1" for sv in mine]
+    return st.builds(lambda a, g: a + g, st.sampled_from(actions), st.sampled_from(guards))
+
+
 def _spec_from(tmp_path_factory, text: str):
     path = tmp_path_factory.mktemp("ref") / "spec.toml"
     path.write_text(text)
@@ -419,7 +462,8 @@ def test_reference_agrees_on_random_specs(tmp_path_factory, text):
     assert not stats.disagreements, f"{text}\n{stats.disagreements[0]}"
 
 
-SHIPPED = sorted((ROOT / "specs").glob("*.toml")) + sorted((ROOT / "specs" / "selftests").glob("*.toml"))
+SHIPPED = (sorted((ROOT / "specs").glob("*.toml")) + sorted((ROOT / "specs" / "selftests").glob("*.toml"))
+           + sorted((ROOT / "specs" / "samples").glob("*.toml")))
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)

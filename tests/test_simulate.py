@@ -101,7 +101,7 @@ def test_run_file_errors_name_the_line(tmp_path):
     p = cli("simulate", "specs/selftests/test-state.toml", "--run-file", str(f))
     assert p.returncode == 2
     assert p.stderr.strip() == (f"klpmodel: error: {f}:3: unknown operation 'unload' in 'unload test_klp_state'; "
-                                "known operations: load, complete, reverse, disable, rmmod, modload, modunload, force, param, "
+                                "known operations: load, complete, reverse, disable, rmmod, modload, modunload, force, call, param, "
                                 "probe, runs, ok, pending, sysfs, sysfs-rights, sysctl")
     p = cli("simulate", "specs/selftests/test-state.toml", "--run", "load nope")
     assert p.returncode == 2

@@ -9,7 +9,7 @@ there, not here.
 """
 from __future__ import annotations
 
-from . import klp
+from . import klp, shadow
 
 MODULE_STATE_TEXT = {        # module_state[] of test_klp_callbacks_demo.c
     "LIVE": "[MODULE_STATE_LIVE] Normal state",
@@ -41,7 +41,11 @@ def run(k, patch, obj, cb: str) -> int:
 
 
 def holds(k, patch, cond, params) -> bool:
-    if cond.param:
+    if getattr(cond, "shadow", None) is not None:          # (issue 14) `shadow SV`, `count SV cmp N`
+        var = shadow.klp_shadow_get(k, cond.state)
+        count = 0 if var is None else var["count"]
+        value = var is not None if cond.shadow == "exists" else _CMP[cond.cmp](count, cond.value)
+    elif cond.param:
         value = bool(params.get(cond.state))
     else:
         prev = klp.klp_get_prev_state(k, _id(k, cond.state))
@@ -72,6 +76,8 @@ def statement(k, patch, obj, cb: str, index: int, st) -> int | None:
         where = obj.label if not obj.name else f"{obj.name} -> {MODULE_STATE_TEXT[k.modules[obj.name].state]}"
         k.pr(f"{patch.name}: {cb}_callback: {where}")
         return None
+    if a.startswith("shadow-") or a in ("get", "put"):
+        return shadow.statement(k, patch.spec, (obj.label, cb), index, st)
     s = st.arg
     state = klp.klp_get_state(patch, _id(k, s))             # this patch's own struct klp_state
     mon = k.mon
@@ -88,11 +94,11 @@ def statement(k, patch, obj, cb: str, index: int, st) -> int | None:
     elif a == "restore":                                    # value = *data
         content = read(k, state.data)
         if content is not None:
-            mon.value_written(k, s, content)
+            mon.value_written(k, s, content, writer=(patch, cb))
     elif a == "modify":
         mon.value_written(k, s, f"v{state.version}")
     elif a == "reset":
-        mon.value_written(k, s, "original")
+        mon.value_written(k, s, "original", writer=(patch, cb))
     elif a in ("take", "copy", "free-prev"):
         prev = klp.klp_get_prev_state(k, state.id)
         if prev is None:
@@ -149,3 +155,37 @@ def module_lines(k, module_spec, stmts, params) -> None:
         if st.cond is not None and bool(params.get(st.cond.state)) == st.cond.negate:
             continue
         k.pr(f"{module_spec.name}: {st.arg}")
+
+
+def module_func(k, patch_spec, func: str) -> int:
+    """The livepatch module's own init, init_error or exit, or the new function `func` of
+    its code (issue 14): log, return, fail (init), modify/reset of its states, the shadow
+    actions. The value it returns (init: non-zero refuses the module)."""
+    params = k.modules[patch_spec.name].params
+    for index, st in enumerate(patch_spec.module_func(func)):
+        if st.cond is not None and not holds(k, None, st.cond, params):
+            continue
+        a = st.action
+        if a == "return":
+            return 0
+        if a == "fail":
+            if st.arg is not None:
+                value = params.get(st.arg, 0)
+                if value:
+                    return value
+                continue
+            return st.errno
+        if a == "maybe-fail":
+            if k.choose((patch_spec.name, "module", func, index)):
+                return st.errno
+        elif a == "log":
+            k.pr(f"{patch_spec.name}: {st.arg}")
+        elif a == "modify":
+            k.mon.value_written(k, st.arg, f"v{dict(patch_spec.states)[st.arg]}", writer=(patch_spec, func))
+        elif a == "reset":
+            k.mon.value_written(k, st.arg, "original", writer=(patch_spec, func))
+        else:
+            ret = shadow.statement(k, patch_spec, ("module", func), index, st)
+            if ret:
+                return ret
+    return 0

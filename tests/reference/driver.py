@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from . import klp
+from . import callbacks, klp, shadow
 from .monitors import Monitors
 
 # what insmod prints for an errno (kmod's mod_strerror: -EINVAL is its special case; the
@@ -67,6 +67,7 @@ class Reference:
         if k.refused is not None:
             return Result(None, k.refused, k.log, frozenset(), failed)
         k.mon.operation_done(k)
+        shadow.operation_done(k)
         return Result(k, None, k.log, frozenset(k.mon.found), failed)
 
     def refusal(self, k: klp.Kernel, op: tuple) -> tuple[str, list[str]] | None:
@@ -122,6 +123,9 @@ class Reference:
             "data": data,
             "values": dict(k.values),
             "pue": pue,
+            "shadows": {s.name: (k.shadows[s.id]["count"], k.shadows[s.id]["layout"]) if s.id in k.shadows else None
+                        for s in self.spec.shadows},
+            "stale": sorted(s.name for s in self.spec.shadows if s.id in k.stale),
         }
 
     def freeze(self, k: klp.Kernel) -> tuple:
@@ -145,7 +149,8 @@ class Reference:
         return (tuple(p.name for p in k.klp_patches), tuple(listed), tuple(blocks), unreachable,
                 None if k.klp_transition_patch is None else k.klp_transition_patch.name,
                 k.klp_target_state, k.tasks_switched, tuple(mods),
-                tuple(sorted(k.values.items())), k.mon.freeze())
+                tuple(sorted(k.values.items())), k.mon.freeze(),
+                tuple(sorted((i, v["count"], v["layout"]) for i, v in k.shadows.items())), tuple(sorted(k.stale)))
 
 
 def phase(k: klp.Kernel, name: str) -> str:
@@ -218,5 +223,15 @@ def _operation(k: klp.Kernel, op: tuple) -> None:
     elif word == "param":
         owner, name, value = arg.split(" ")
         klp.param_store(k, owner, name, int(value))
+    elif word == "call":                           # (issue 14) a task runs PATCH's new FUNC once
+        name, func = arg.split(".")
+        spec_patch = k.spec.patch(name)
+        homes = [o.name for o in spec_patch.objects if func in o.funcs] or [o.name for o in spec_patch.objects]
+        if _listed(k, name) is None:               # every task runs the old code again
+            k.refuse("not listed", klp.EINVAL)
+        elif not any(h == "vmlinux" or k.modules[h].loaded for h in homes):
+            k.refuse("ENOENT", -2)
+        else:
+            callbacks.module_func(k, spec_patch, func)
     else:
         raise AssertionError(f"unknown operation {op}")

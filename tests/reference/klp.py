@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from . import callbacks
+from . import callbacks, shadow
 
 EINVAL, EBUSY, ENOMEM, EEXIST = -22, -16, -12, -17
 
@@ -103,6 +103,8 @@ class Kernel:
     modules: dict[str, Module] = field(default_factory=dict)
     blocks: list[list] = field(default_factory=list)   # kzalloc'ed blocks: [live, content]
     values: dict[str, str] = field(default_factory=dict)   # the system value of each state
+    shadows: dict[int, dict] = field(default_factory=dict)  # (issue 14) shadow.py: id -> the variable
+    stale: set[int] = field(default_factory=set)           # ids with entries on freed objects
     log: list[str] = field(default_factory=list)
     # the run of one operation
     choose: object = None          # the oracle of the fallible points: key -> failed?
@@ -147,6 +149,8 @@ def clone(k: Kernel) -> Kernel:
                  for name, m in k.modules.items()}
     n.blocks = [list(b) for b in k.blocks]
     n.values = dict(k.values)
+    n.shadows = {i: dict(v) for i, v in k.shadows.items()}
+    n.stale = set(k.stale)
     n.log = list(k.log)
     n.mon = k.mon.clone()
     return n
@@ -675,8 +679,13 @@ def load_livepatch(k: Kernel, name: str, params=None) -> int:
     mod.refcnt = 0
     patch = klp_patch_struct(k, k.spec.patch(name))
     mod.loaded = True
+    ret = callbacks.module_func(k, k.spec.patch(name), "init")   # (issue 14) the init's own work first
+    if ret:
+        mod.loaded = False
+        return ret
     ret = klp_enable_patch(k, patch)
     if ret:
+        callbacks.module_func(k, k.spec.patch(name), "init_error")
         mod.loaded = False
         mod.patch = None
         return ret
@@ -692,6 +701,7 @@ def unload_livepatch(k: Kernel, name: str) -> int:
         return k.refuse("ENOENT", -2)
     if mod.refcnt:
         return k.refuse("in use", EBUSY)
+    callbacks.module_func(k, k.spec.patch(name), "exit")    # (issue 14) the module's exit
     mod.loaded = False
     mod.patch = None
     return 0
@@ -729,6 +739,7 @@ def unload_target(k: Kernel, name: str) -> int:
     klp_module_going(k, mod)
     mod.loaded = False
     mod.state = MODULE_STATE_LIVE
+    shadow.module_going(k, name)             # (issue 14) its objects are gone
     return 0
 
 

@@ -51,7 +51,9 @@ class Monitors:
     def violate(self, name: str, why: str = "") -> None:
         self.found.add(name)
 
-    def value_written(self, k, state: str, value: str) -> None:
+    def value_written(self, k, state: str, value: str, writer=None) -> None:
+        if writer is not None:
+            self.keeps_shared(k, state, value, *writer)
         v = variant(value)
         if v is not None:
             if self.hi[state] is not None and v < self.hi[state]:
@@ -60,6 +62,23 @@ class Monitors:
         elif value == "original":
             self.hi[state] = None
         k.values[state] = value
+
+    def keeps_shared(self, k, state: str, value: str, patch, where: str) -> None:
+        """disable-keeps-shared: a patch being disabled (its pre_unpatch/post_unpatch during a
+        transition started by disable, in which it is the patch going to unpatched) or removed
+        (its exit) writes original over a changed state another installed patch declares."""
+        from .klp import KLP_TRANSITION_UNPATCHED
+        tp = k.klp_transition_patch
+        going = tp is not None and tp.name == patch.name and k.klp_target_state == KLP_TRANSITION_UNPATCHED
+        if where == "pre_unpatch":                  # only __klp_disable_patch runs the transition
+            judged = going                           # patch's pre_unpatch (module going skips it)
+        elif where == "post_unpatch":
+            judged = going and self.started_by == "disable"
+        else:
+            judged = where == "exit"
+        shared = any(q.name != patch.name and state in dict(q.spec.states) for q in k.klp_patches)
+        if judged and shared and value == "original" and k.values[state] != "original":
+            self.violate("disable-keeps-shared", f"{patch.name} undid {state} under another installed patch")
 
     def load_begins(self, k) -> None:
         self.snapshot = abstract_system(k)
@@ -105,6 +124,14 @@ class Monitors:
                     self.violate("no-use-after-free", f"{p.name} uses {s} freed")
         if any(live and n not in reachable for n, (live, _) in enumerate(k.blocks)):
             self.violate("no-leak", "a live block is reachable from no installed patch")
+        from .shadow import klp_shadow_get
+        for p in k.klp_patches:                     # (issue 14) the code of an enabled patch
+            for name in p.spec.shadow_uses:          # needs its shadow variables
+                var = klp_shadow_get(k, name)
+                if var is None:
+                    self.violate("shadow-use-after-free", f"{p.name} uses {name}, which does not exist")
+                elif var["layout"] != dict(p.spec.shadows)[name]:
+                    self.violate("shadow-layout", f"{p.name} uses {name} of layout {var['layout']}")
 
 
 def abstract_system(k) -> tuple:

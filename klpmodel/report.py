@@ -145,6 +145,15 @@ def refused_rules(m: Model, refused: Iterable[Incompatible] | None = None,
             if rule == "version":
                 out.append(f"{new} declare{'s' if one else ''} {state} version {version} < {_alternatives(inst)} "
                            f"of {old}{loads}")
+            elif rule == "undeclared-in-set":         # (kernel replace-set)
+                out.append(f"{new} do{'es' if one else ''} not declare state {state} of {old}, of the same "
+                           f"replace_set{loads}")
+            elif rule == "shared-state":
+                out.append(f"{new} declare{'s' if one else ''} state {state}, which {old} of another replace_set "
+                           f"declares{loads}")
+            elif rule == "shared-function":
+                out.append(f"{new} patch{'es' if one else ''} {state}, which {old} of another replace_set "
+                           f"patches{loads}")
             else:
                 out.append(f"cumulative {new} do{'es' if one else ''} not declare state {state} of {old}{loads}")
     return out

@@ -72,6 +72,8 @@ class Patch:
     line: int
     params: tuple[tuple[str, int], ...] = ()     # (klpmodel) module parameters and their defaults
     replace_param: str | None = None             # (klpmodel) klp_patch.replace is this parameter at load
+    replace_set: int = 0                         # (kernel "replace-set") klp_patch.replace_set
+    written: tuple[tuple[str, int], ...] = ()    # the profile-dependent keys written (replace, replace_set), with their lines
 
     def version(self, state: str) -> int | None:
         for s, v in self.states:
@@ -633,7 +635,8 @@ class _Loader:
         for i, body in enumerate(value):
             where = ("patch", i)
             body = self.table(where, body, "[[patch]]")
-            self.keys(where, body, ("name", "replace", "states", "uses", "objects", "params", "replace_param"), "[[patch]]")
+            self.keys(where, body, ("name", "replace", "states", "uses", "objects", "params", "replace_param", "replace_set"),
+                      "[[patch]]")
             if "name" not in body:
                 self.err(where, "[[patch]] has no name; add name = \"...\" (the livepatch module name)")
             name = self.name(where + ("name",), body["name"], "patch name")
@@ -643,6 +646,9 @@ class _Loader:
                 self.err(where + ("name",), f"patch name '{name}' is also a target module name; use a different name")
             seen[name] = self.loc.line(where + ("name",))
             replace = self.boolean(where + ("replace",), body.get("replace", False), "replace")
+            replace_set = self.integer(where + ("replace_set",), body.get("replace_set", 0), "replace_set", 0, MAX_VERSION,
+                                       "replace_set = 1 (klp_patch.replace_set is an unsigned int)")
+            written = tuple((k, self.loc.line(where + (k,)) or 1) for k in ("replace", "replace_set") if k in body)
             params = self.params(where + ("params",), body.get("params", {}))
             pnames = tuple(n for n, _ in params)
             replace_param = body.get("replace_param")
@@ -689,7 +695,7 @@ class _Loader:
             if not objs:
                 objs.append(Obj("vmlinux", (), self.loc.line(where) or 1))
             out.append(Patch(name, replace, tuple(decl), tuple(uses), tuple(objs), self.loc.line(where) or 1,
-                             params, replace_param))
+                             params, replace_param, replace_set, written))
         return tuple(out)
 
     def params(self, where: tuple, value) -> tuple[tuple[str, int], ...]:

@@ -111,7 +111,7 @@ def test_verdict_comes_first_and_completeness_is_reported(write_spec):
 def test_profiles_and_the_kernel_option():
     p = cli("profiles")
     assert p.returncode == 0
-    assert [line.split()[0] for line in p.stdout.splitlines()] == ["mainline", "5.5"]
+    assert [line.split()[0] for line in p.stdout.splitlines()] == ["mainline", "5.5", "replace-set"]
     r = json.loads(cli("verify", "specs/selftest-state.toml", "--kernel", "5.5", "--format", "json").stdout)
     assert r["spec"]["kernel"] == "5.5" and r["verdict"] == "holds"
     assert "kernel 5.5," in cli("verify", "specs/selftest-state.toml", "--kernel", "5.5").stdout

@@ -25,7 +25,7 @@ def test_lifecycle_of_each_profile():
     assert old.startswith('digraph "klp per-patch lifecycle (5.5)" {')
     assert 'n1 -> n1 [label="force (marks forced)"];' in old         # 5.5-5.17: every listed patch
     bad = cli("graph", "--lifecycle", "--kernel", "4.19")
-    assert bad.returncode == 2 and "unknown kernel profile '4.19' for --kernel; known profiles: mainline, 5.5" in bad.stderr
+    assert bad.returncode == 2 and "unknown kernel profile '4.19' for --kernel; known profiles: mainline, 5.5, replace-set" in bad.stderr
 
 
 def test_states_graph_marks_violating_transitions():

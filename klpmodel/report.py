@@ -149,11 +149,11 @@ def refused_rules(m: Model, refused: Iterable[Incompatible] | None = None,
                 out.append(f"{new} do{'es' if one else ''} not declare state {state} of {old}, of the same "
                            f"replace_set{loads}")
             elif rule == "shared-state":
-                out.append(f"{new} declare{'s' if one else ''} state {state}, which {old} of another replace_set "
-                           f"declares{loads}")
+                out.append(f"{new} declare{'s' if one else ''} state {state}, also declared by {old}, of another "
+                           f"replace_set{loads}")
             elif rule == "shared-function":
-                out.append(f"{new} patch{'es' if one else ''} {state}, which {old} of another replace_set "
-                           f"patches{loads}")
+                out.append(f"{new} patch{'es' if one else ''} {state}, also patched by {old}, of another "
+                           f"replace_set{loads}")
             else:
                 out.append(f"cumulative {new} do{'es' if one else ''} not declare state {state} of {old}{loads}")
     return out

@@ -952,3 +952,28 @@ def test_replace_set_refuses_the_keys_it_cannot_express(write_spec):
     with pytest.raises(UserError) as e:
         Model(load_spec(path))
     assert str(e.value).startswith(f"{path}:3: patch 'a': replace_set is a key of kernel = \"replace-set\"")
+
+
+def test_replace_set_refusals_summarised_by_rule(write_spec):
+    from klpmodel.kernel import Model
+    from klpmodel.report import refused_rules
+    from klpmodel.spec import load_spec
+    m = Model(load_spec(write_spec('''kernel = "replace-set"
+[states.s]
+id = 1
+[[patch]]
+name = "v1"
+states = { s = 1 }
+[patch.objects.vmlinux]
+funcs = ["f"]
+[[patch]]
+name = "v2"
+[[patch]]
+name = "hot"
+replace_set = 1
+[patch.objects.vmlinux]
+funcs = ["f"]
+''')))
+    assert sorted(refused_rules(m)) == ["hot patches f, also patched by installed v1, of another replace_set",
+                                        "v1 patches f, also patched by installed hot, of another replace_set",
+                                        "v2 does not declare state s of installed v1, of the same replace_set"]

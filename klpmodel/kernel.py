@@ -209,8 +209,8 @@ def compatible_in_sets(new: Patch, old: Patch, same: bool) -> tuple[bool, Incomp
             return False, Incompatible(f"{new.name} declares {state} version {version} < {old_version} of installed "
                                        f"{old.name}", new.name, old.name, "version", state, version, old_version)
         if not same and version is not None:
-            return False, Incompatible(f"{new.name} declares state {state}, which installed {old.name} of another "
-                                       f"replace_set declares", new.name, old.name, "shared-state", state, version,
+            return False, Incompatible(f"{new.name} declares state {state}, also declared by installed {old.name}, "
+                                       f"of another replace_set", new.name, old.name, "shared-state", state, version,
                                        old_version)
     if not same:
         for o in new.objects:
@@ -218,10 +218,16 @@ def compatible_in_sets(new: Patch, old: Patch, same: bool) -> tuple[bool, Incomp
                 if o.name == oo.name:
                     for f in o.funcs:
                         if f in oo.funcs:
-                            return False, Incompatible(f"{new.name} patches {f}, which installed {old.name} of another "
-                                                       f"replace_set patches", new.name, old.name, "shared-function",
-                                                       f, None, 0)
+                            return False, Incompatible(f"{new.name} patches {f}, also patched by installed "
+                                                       f"{old.name}, of another replace_set", new.name, old.name,
+                                                       "shared-function", f, None, 0)
     return True, None
+
+
+def static_set(p: Patch) -> int:
+    """klp_patch.replace_set as the spec gives it (kernel replace-set): `replace_set`, or the
+    default of the `replace_param` parameter as an unsigned int."""
+    return p.replace_set if p.replace_param is None else dict(p.params)[p.replace_param] & 0xFFFFFFFF
 
 
 class VarNames:
@@ -493,7 +499,7 @@ class Model:
             add(n.forced[i], "b", 1, False)
             if p.replace_param is not None:
                 if self.profile.SETS:           # klp_patch.replace_set, an unsigned int (§B.6)
-                    add(n.repl[i], "i", (1 << 32) - 1, p.replace_set)
+                    add(n.repl[i], "i", (1 << 32) - 1, static_set(p))
                 else:
                     add(n.repl[i], "b", 1, False)
             for flag in n.pue[i]:
@@ -1800,16 +1806,16 @@ class ReplaceSet(Mainline):
 
     @staticmethod
     def static_flag(new: Patch, old: Patch) -> bool:
-        return new.replace_set == old.replace_set
+        return static_set(new) == static_set(old)
 
     def load_set(self, i: int, op: Op) -> int:
         """klp_patch.replace_set of the instance `op` loads: the spec's, or the module
         parameter's value as an unsigned int (the selftest modules' `replace_set=N`)."""
         p = self.m.P[i]
-        if p.replace_param is None:
-            return p.replace_set
         given = dict(op.params or ())
-        return given.get(p.replace_param, dict(p.params)[p.replace_param]) & 0xFFFFFFFF
+        if p.replace_param is None or p.replace_param not in given:
+            return static_set(p)
+        return given[p.replace_param] & 0xFFFFFFFF
 
     def set_of(self, i: int) -> Val:
         """klp_patch.replace_set of the loaded instance of patch i."""

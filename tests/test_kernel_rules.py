@@ -890,7 +890,7 @@ def test_replace_set_compatibility_within_and_across_sets_b6(sim):
     shares_h = dc_replace(hot, name="x", replace_set=3)
     assert c(shares_h, hot, False)[1].rule == "shared-state"  # other sets: no common state id
     shares_f = dc_replace(v2, name="y", states=(), replace_set=3)
-    assert str(c(shares_f, v1, False)[1]) == "y patches f, which installed v1 of another replace_set patches"
+    assert str(c(shares_f, v1, False)[1]) == "y patches f, also patched by installed v1, of another replace_set"
     assert c(s.model.spec.patch("hot2"), v1, False) == (True, None)
 
 

@@ -190,6 +190,9 @@ def _load(spec: Path, faults: list[str] | None = None, kernel: str | None = None
         loaded = replace(loaded, faults=tuple(f for f in FAULTS if f in set(faults) | set(loaded.faults)))
     if kernel is not None and kernel != loaded.kernel:
         loaded = replace(loaded, kernel=_profile(kernel), file_kernel=loaded.kernel)
+    from .kernel import PROFILES
+
+    PROFILES[loaded.kernel].refuse(loaded)          # a key this profile gives no meaning (replace, replace_set)
     return loaded
 
 
@@ -543,6 +546,9 @@ def check(spec: Path = typer.Argument(..., metavar="SPEC", help="The spec (.toml
         from .spec import load_spec
 
         s = load_spec(spec)
+        from .kernel import PROFILES
+
+        PROFILES[s.kernel].refuse(s)                # under the spec's own kernel profile
     except UserError as e:
         _fail(e)
     from .words import plural

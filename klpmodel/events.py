@@ -53,7 +53,9 @@ class Incompatible(str):
     `old` is installed. The sentence (it is one) and what the rule compared, so that reports
     can summarise many refusals by rule: `rule` is "version" (new declares `state` with
     `version` below old's `installed`) or "undeclared" (new is cumulative and does not
-    declare old's `state`; `version` is None)."""
+    declare old's `state`; `version` is None); under kernel replace-set also
+    "undeclared-in-set" (old is in new's set), "shared-state" (old, of another set, declares
+    `state` too) and "shared-function" (`state` is the function both patch)."""
 
     new: str
     old: str

@@ -82,6 +82,11 @@ def listing() -> str:
     out += ["", f"Kernel selftest scenarios (klpmodel conformance): specs/selftests/, {len(scenarios)} scenario"
                 f"{'s' if len(scenarios) != 1 else ''} of {len(modules)} test module spec{'s' if len(modules) != 1 else ''}"]
     out += [f"  specs/selftests/{p.name}" for p in modules]
+    proposal = specs / "selftests-replace-set"
+    if proposal.is_dir():                       # (kernel replace-set: the series' updated selftests)
+        n = len(list(proposal.glob("*/**/*.toml")))
+        out += [f"  specs/selftests-replace-set/: {n} scenario{'s' if n != 1 else ''} the replace_set series v2 "
+                f"updates, under kernel replace-set (klpmodel conformance specs/selftests-replace-set)"]
     theorems = [p for p in sorted(proofs.glob("*.py")) if not p.name.startswith("_")]
     out += ["", "Theorems about the kernel's rules (klpmodel prove-theory proofs/):"]
     out += [f"  proofs/{p.name}" for p in theorems]

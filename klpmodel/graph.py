@@ -36,7 +36,8 @@ def lifecycle_graph(profile: str = "mainline") -> tuple[Nodes, Edges]:
     edges: Edges = []
     for u, v, data in sorted(g.edges(data=True), key=lambda e: (e[0], e[1], e[2]["event"])):
         cbs = ", ".join(data["callbacks"])
-        marks = {"yes": " (marks forced)", "if-replacing": " (marks forced if a replace patch patches)"}.get(
+        marks = {"yes": " (marks forced)", "if-replacing": " (marks forced if a replace patch patches)",
+                 "if-same-set": " (marks forced if a patch of its replace_set patches)"}.get(
             data.get("marks", ""), "")
         edges.append((f"n{u}", f"n{v}", data["event"] + marks + (f" / {cbs}" if cbs else ""), False))
     return nodes, edges

@@ -23,6 +23,7 @@ from typing import Any, ClassVar, NamedTuple
 from . import events as E
 from . import properties
 from .backend import Backend, Val
+from .errors import UserError
 from .events import ENABLED, IN_TRANSITION, LISTED, OFFLIST, PATCHING, PHASES, UNLOADED, UNPATCHING, Edge, Incompatible, Refusal, Where
 from .properties import Property
 from .spec import MODULE_FUNCS, SHADOW_ACTIONS, Cond, Module, Obj, Patch, Spec, Stmt
@@ -171,7 +172,8 @@ MODULE_OBJ = "module"           # Where.obj / Choice.obj of the livepatch module
 # patch's and its objects' kobject directories are 0755), and the release that added each
 # attribute the model reads (mainline is the newest: all exist)
 SYSFS_MODES = {"": "drwxr-xr-x", "enabled": "-rw-r--r--", "force": "--w-------",
-               "transition": "-r--r--r--", "replace": "-r--r--r--", "stack_order": "-r--r--r--"}
+               "transition": "-r--r--r--", "replace": "-r--r--r--", "stack_order": "-r--r--r--",
+               "replace_set": "-r--r--r--"}     # (replace_set: the replace-set profile only, §B.6)
 OBJECT_SYSFS_MODES = {"": "drwxr-xr-x", "patched": "-r--r--r--"}
 SYSFS_SINCE = {"patched": "6.1", "replace": "6.11", "stack_order": "6.14"}
 
@@ -190,6 +192,43 @@ def compatible(new: Patch, old: Patch) -> tuple[bool, Incompatible | None]:
             return False, Incompatible(f"{new.name} declares {state} version {version} < {old_version} of installed "
                                        f"{old.name}", new.name, old.name, "version", state, version, old_version)
     return True, None
+
+
+def compatible_in_sets(new: Patch, old: Patch, same: bool) -> tuple[bool, Incompatible | None]:
+    """klp_is_patch_compatible of the replace_set series v2 (proposals.md §B.5.2, §B.6) for one
+    installed patch: within one replace_set (`same`), new must declare every state of old, with
+    the same or a higher version; across sets, new must declare none of old's state ids and
+    patch none of old's functions (an object of the same name listing the same function in
+    `funcs`). The states are checked first, then the functions, as the C code does."""
+    for state, old_version in old.states:
+        version = new.version(state)
+        if same and version is None:
+            return False, Incompatible(f"{new.name} does not declare state {state} of installed {old.name}, of the "
+                                       f"same replace_set", new.name, old.name, "undeclared-in-set", state, None,
+                                       old_version)
+        if same and version is not None and version < old_version:
+            return False, Incompatible(f"{new.name} declares {state} version {version} < {old_version} of installed "
+                                       f"{old.name}", new.name, old.name, "version", state, version, old_version)
+        if not same and version is not None:
+            return False, Incompatible(f"{new.name} declares state {state}, also declared by installed {old.name}, "
+                                       f"of another replace_set", new.name, old.name, "shared-state", state, version,
+                                       old_version)
+    if not same:
+        for o in new.objects:
+            for oo in old.objects:
+                if o.name == oo.name:
+                    for f in o.funcs:
+                        if f in oo.funcs:
+                            return False, Incompatible(f"{new.name} patches {f}, also patched by installed "
+                                                       f"{old.name}, of another replace_set", new.name, old.name,
+                                                       "shared-function", f, None, 0)
+    return True, None
+
+
+def static_set(p: Patch) -> int:
+    """klp_patch.replace_set as the spec gives it (kernel replace-set): `replace_set`, or the
+    default of the `replace_param` parameter as an unsigned int."""
+    return p.replace_set if p.replace_param is None else dict(p.params)[p.replace_param] & 0xFFFFFFFF
 
 
 class VarNames:
@@ -239,6 +278,7 @@ class Model:
         self.spec = spec
         self.faults = spec.faults if faults is None else tuple(faults)
         self.profile: type[Mainline] = PROFILES[profile or spec.kernel]
+        self.profile.refuse(spec)               # (also under --kernel: a key this profile cannot express)
         self.P = spec.patches
         self.n = len(self.P)
         self.index = {p.name: i for i, p in enumerate(self.P)}
@@ -249,8 +289,9 @@ class Model:
         # block slots per state: one per patch declaring it (a listed patch holds <= 1 pointer)
         self.decl = {s: tuple(i for i, p in enumerate(self.P) if p.version(s) is not None) for s in self.state_names}
         self.slots = {s: len(self.decl[s]) for s in self.state_names}
-        # compatibility of i with j installed, for i loaded with replace = False / True
-        self.compat = {(i, j, r): compatible(replace(self.P[i], replace=r), self.P[j])
+        # compatibility of i with j installed, for i loaded with replace = False / True (the
+        # profile's flag: replace-set's is "i and j are in the same replace_set")
+        self.compat = {(i, j, r): self.profile.compatible(self.P[i], self.P[j], r)
                        for i in range(self.n) for j in range(self.n) if i != j for r in (False, True)}
         # shadow variables with a reference count (some `get` or `put`); the count saturates at
         # count_top (one more than the patches: each module's init takes at most one reference)
@@ -386,6 +427,8 @@ class Model:
         if kind == "forced":
             return f"{parts[0]} is {'forced' if v else 'not forced'}"
         if kind == "replace":
+            if self.profile.SETS:
+                return f"{parts[0]} was loaded with replace_set = {v}"
             return f"{parts[0]} was loaded with replace = {'true' if v else 'false'}"
         if kind == "pue":
             return f"{parts[0]}'s post_unpatch_enabled flag for {parts[1]} is {'set' if v else 'clear'}"
@@ -513,7 +556,10 @@ class Model:
             add(n.pos[i], "i", max(self.n - 1, 1), 0)
             add(n.forced[i], "b", 1, False)
             if p.replace_param is not None:
-                add(n.repl[i], "b", 1, False)
+                if self.profile.SETS:           # klp_patch.replace_set, an unsigned int (§B.6)
+                    add(n.repl[i], "i", (1 << 32) - 1, static_set(p))
+                else:
+                    add(n.repl[i], "b", 1, False)
             for flag in n.pue[i]:
                 add(flag, "b", 1, False)
             for s, _ in p.states:
@@ -566,7 +612,7 @@ class Model:
                                 for st in p.module_func(f)) for f in MODULE_FUNCS[:3]) + \
                 tuple((f, tuple((st.action, st.arg if st.action != "log" else None, st.errno, st.cond) for st in stmts))
                       for f, stmts in p.code)
-            return (p.replace, tuple(sorted(p.states)), tuple(sorted(p.uses)), objs, p.params, p.replace_param,
+            return (p.replace, p.replace_set, tuple(sorted(p.states)), tuple(sorted(p.uses)), objs, p.params, p.replace_param,
                     tuple(sorted(p.shadows)), tuple(sorted(p.shadow_uses)), funcs)
         groups: dict[tuple[Any, ...], list[int]] = {}
         for i, p in enumerate(self.P):
@@ -598,7 +644,7 @@ class Model:
         """What the compatibility rule refuses, each pair's sentence with what it compared
         (for reports), in spec order: loaded patch, then installed."""
         return [why for (i, j, r), (ok, why) in sorted(self.compat.items(), key=lambda kv: kv[0])
-                if not ok and why is not None and r == self.P[i].replace]
+                if not ok and why is not None and r == self.profile.static_flag(self.P[i], self.P[j])]
 
 
 # ------------------------------------------------------------------ the read side
@@ -738,7 +784,31 @@ class Mainline:
     PROPERTIES: tuple[Property, ...] = properties.PROPERTIES
     SHADOW: tuple[Property, ...] = properties.SHADOW
     EXTRA: tuple[Property, ...] = properties.EXTRA
-    SYSFS = frozenset(SYSFS_MODES) | {"patched"}     # the attributes of /sys/kernel/livepatch/<patch>/ (7.1)
+    SYSFS = (frozenset(SYSFS_MODES) - {"replace_set"}) | {"patched"}   # the attributes of /sys/kernel/livepatch/<patch>/ (7.1)
+    SETS = False            # klp_patch has replace_set (an unsigned int), not replace (a bool)
+
+    @classmethod
+    def refuse(cls, spec: Spec) -> None:
+        """A UserError at the first key of the spec this profile gives no meaning (the
+        file's line): `replace_set` exists only under the replace-set profile."""
+        for p in spec.patches:
+            for key, line in p.written:
+                if key == "replace_set":
+                    raise UserError(f"patch '{p.name}': replace_set is a key of kernel = \"replace-set\" (the "
+                                    f"replace_set series, not merged), not of kernel profile '{cls.name}', where "
+                                    f"klp_patch has the bool replace; remove it, or write kernel = \"replace-set\" "
+                                    f"(or give --kernel replace-set)",
+                                    path=spec.path, line=line)
+
+    @staticmethod
+    def compatible(new: Patch, old: Patch, flag: bool) -> tuple[bool, Incompatible | None]:
+        """klp_is_patch_compatible of `new`, loaded with replace = `flag`, against installed `old`."""
+        return compatible(replace(new, replace=flag), old)
+
+    @staticmethod
+    def static_flag(new: Patch, old: Patch) -> bool:
+        """The flag of `compatible` for the spec's own values (no module parameter given)."""
+        return new.replace
 
     @classmethod
     def lifecycle(cls) -> Any:
@@ -1275,7 +1345,7 @@ class Mainline:
         own = [f for o in p.objects if o.name == name for f in o.funcs]
         if own or not (self.replace_of(i) and self.c.get("nops") and self.is_phase(i, IN_TRANSITION)):
             return own[0] if own else None
-        older = sorted((q for q in range(self.m.n) if q != i and self.listed(q)), key=self.pos)
+        older = sorted((q for q in range(self.m.n) if q != i and self.listed(q) and self.replaces(i, q)), key=self.pos)
         return next((f for q in older for o in self.m.P[q].objects if o.name == name for f in o.funcs), None)
 
     def move(self, i: int, src: int, dst: int) -> None:
@@ -1365,16 +1435,9 @@ class Mainline:
         EINVAL, EBUSY, EEXIST, ENOENT = -22, -16, -17, -2
         if op.word == "load":                                   # §2.1: module loader, then 6, then 10
             i = self._index(op.target)
-            r = self.load_replace(i, op)
             out = [(Refusal(f"module {op.target} is already loaded (insmod: File exists)", EEXIST),
                     c.eq(self.phase(i), UNLOADED))]
-            for j in range(m.n):
-                ok, why = m.compat[(i, j, r)] if j != i else (True, None)
-                if not ok:
-                    out.append((Refusal(f"-EINVAL: not compatible with the already installed livepatches "
-                                        f"({why})", EINVAL,
-                                        f"livepatch: Livepatch patch ({op.target}) is not compatible with the "
-                                        f"already installed livepatches.", why), c.not_(self.listed(j))))
+            out += self.compat_checks(i, op)
             out.append((Refusal("-EBUSY: another transition is in progress", EBUSY), c.not_(self.transition())))
             return out
         if op.word == "reverse":
@@ -1413,6 +1476,24 @@ class Mainline:
                      c.or_(*(self.loaded(o) for o in homes)))]
         raise ValueError(op)
 
+    def compat_checks(self, i: int, op: Op) -> list[tuple[Refusal, Val]]:
+        """klp_is_patch_compatible (§2.2) for loading patch i: [(refusal, passes)], one per
+        installed patch it would refuse, in spec order."""
+        c, m = self.c, self.m
+        r = self.load_replace(i, op)
+        out = []
+        for j in range(m.n):
+            ok, why = m.compat[(i, j, r)] if j != i else (True, None)
+            if not ok:
+                out.append((self.incompatible(op, why), c.not_(self.listed(j))))
+        return out
+
+    @staticmethod
+    def incompatible(op: Op, why: Incompatible | None) -> Refusal:
+        return Refusal(f"-EINVAL: not compatible with the already installed livepatches ({why})", -22,
+                       f"livepatch: Livepatch patch ({op.target}) is not compatible with the "
+                       f"already installed livepatches.", why)
+
     def stuck(self) -> list[tuple[str, str, Val]]:
         """(module, function, condition): a task sleeps in function while a patching
         transition of a patch that patches it is in progress (the busy test module)."""
@@ -1436,6 +1517,24 @@ class Mainline:
             return p.replace
         given = dict(op.params or ())
         return bool(given.get(p.replace_param, dict(p.params)[p.replace_param]))
+
+    def load_nops(self, i: int, op: Op) -> bool:
+        """klp_init_patch calls klp_add_nops for the instance `op` loads (§7): a replace patch."""
+        return self.load_replace(i, op)
+
+    def replace_value(self, i: int, op: Op) -> Val:
+        """The value of the replace[P] variable for the instance `op` loads."""
+        return self.load_replace(i, op)
+
+    def replaces(self, i: int, q: int) -> Val:
+        """Patch i, a replace patch, replaces listed patch q (and gets nops for its objects)
+        when q is older: every patch (§7; replace-set: only those of its set)."""
+        return True
+
+    def may_replace(self, i: int) -> bool:
+        """Static: patch i may be loaded as a replace patch (so may have nop objects)."""
+        p = self.m.P[i]
+        return p.replace or p.replace_param is not None
 
     def replace_of(self, i: int) -> Val:
         """klp_patch.replace of the loaded instance of patch i (read once, at its init)."""
@@ -1552,7 +1651,7 @@ class Mainline:
         """Replace patch i, while it is loading or in its first transition, has a nop object
         for `name`: some other listed patch (all of them older) has an object `name`."""
         c = self.c
-        return c.or_(*(self.listed(q) for q, p in enumerate(self.m.P)
+        return c.or_(*(c.and_(self.listed(q), self.replaces(i, q)) for q, p in enumerate(self.m.P)
                        if q != i and any(o.name == name for o in p.objects)))
 
     def op_load(self, op: Op) -> None:
@@ -1585,9 +1684,9 @@ class Mainline:
         for flag in self.v.pue[i]:
             c.set(flag, False)
         self.set_params(p.name, p.params, op.params or ())   # a new instance: insmod's values or defaults
-        replace = self.load_replace(i, op)
+        replace = self.load_nops(i, op)
         if p.replace_param is not None:              # klp_patch.replace is read once, at init
-            c.set(self.v.repl[i], replace)
+            c.set(self.v.repl[i], self.replace_value(i, op))
         c.set("nops", replace)                       # klp_add_nops at init (§7)
         c.set("switched", False)                     # klp_init_transition: every task to switch
         (_, entered, cbs), = self.edges("load")
@@ -1634,21 +1733,28 @@ class Mainline:
         c.set("nops", False)                         # the nop objects are freed (§4.2 step 2)
         c.set("switched", False)
         if dst in LISTED:
-            for _ in c.when(self.replace_of(i)):     # §4.1/§7: drop the replaced patches now:
-                (r_src, r_dst, _), = self.edges("replaced")   # only those BEFORE i on klp_patches
-                at = self.pos(i)                     # (the walk stops at the transition patch;
-                for q in range(m.n):                 # newer ones stay, §17 item 13)
-                    if q == i:
-                        continue
-                    listed, pq = self.listed(q), self.pos(q)       # (a listed patch other than
-                    for _ in c.when(c.and_(c.eq(self.phase(q), r_src), c.lt(pq, at))):   # i is enabled)
-                        c.event(E.Replaced(m.P[q].name, Edge(r_src, r_dst, "replaced")))
-                        c.set(self.v.phase[q], r_dst)
-                        self.leave_list([q])
-                    for _ in c.when(c.and_(listed, c.lt(at, pq))):
-                        c.set(self.v.pos[q], c.sub(pq, at))
-                c.set(self.v.pos[i], 0)
+            for _ in c.when(self.replace_of(i)):     # §4.1/§7: drop the replaced patches now
+                self.drop_replaced(i)
         self.move(i, src, dst)
+
+    def drop_replaced(self, i: int) -> None:
+        """klp_unpatch_replaced_patches and klp_free_replaced_patches_async for replace patch
+        i, which completed patching: only the patches BEFORE i on klp_patches (the walk stops
+        at the transition patch; newer ones stay, §17 item 13)."""
+        c, m = self.c, self.m
+        (r_src, r_dst, _), = self.edges("replaced")
+        at = self.pos(i)
+        for q in range(m.n):
+            if q == i:
+                continue
+            listed, pq = self.listed(q), self.pos(q)       # (a listed patch other than
+            for _ in c.when(c.and_(c.eq(self.phase(q), r_src), c.lt(pq, at))):   # i is enabled)
+                c.event(E.Replaced(m.P[q].name, Edge(r_src, r_dst, "replaced")))
+                c.set(self.v.phase[q], r_dst)
+                self.leave_list([q])
+            for _ in c.when(c.and_(listed, c.lt(at, pq))):
+                c.set(self.v.pos[q], c.sub(pq, at))
+        c.set(self.v.pos[i], 0)
 
     # ---- the property monitors' bookkeeping, kept out of the operations: what a profile
     # overrides is kernel behaviour only. Before an operation a monitor notes what it needs;
@@ -1775,8 +1881,8 @@ class Mainline:
         objects too)."""
         static: list[tuple[int, int | None]] = [(i, oi) for i, p in enumerate(self.m.P)
                                                 for oi, o in enumerate(p.objects) if o.name == name]
-        nops: list[tuple[int, int | None]] = [(i, None) for i, p in enumerate(self.m.P)
-                if (p.replace or p.replace_param is not None) and name in self.nop_names(i)]
+        nops: list[tuple[int, int | None]] = [(i, None) for i in range(self.m.n)
+                                              if self.may_replace(i) and name in self.nop_names(i)]
         return static + nops
 
     def _in_list_order(self, targets: list[tuple[int, int | None]], name: str) -> Iterator[tuple[int, int | None, Val]]:
@@ -1939,4 +2045,130 @@ class Linux55(Mainline):
     SYSFS = frozenset({"", "enabled", "force", "transition"})   # patched (6.1), replace (6.11), stack_order (6.14): later
 
 
-PROFILES: dict[str, type[Mainline]] = {p.name: p for p in (Mainline, Linux55)}
+class ReplaceSet(Mainline):
+    """The replace_set series, v2 (Yafang Shao, 29 May 2026, not merged; proposals.md §B.5, its
+    semantics §B.6): klp_patch.replace (a bool) becomes replace_set (an unsigned int, 0 unless
+    set), and every patch atomically replaces the installed patches of its own set: klp_add_nops,
+    klp_unpatch_replaced_patches, klp_free_replaced_patches_async and the forced marking of
+    klp_force_transition are filtered by set (§B.5.2 hunks). Patches of different sets may not
+    declare the same state id or patch the same function (compatible_in_sets). sysfs shows
+    `replace_set` instead of `replace`, and `stack_order` is gone (§B.5.3). The callbacks, states
+    and klp_get_prev_state are mainline's (§B.6: not set-filtered in v2)."""
+
+    name = "replace-set"
+    summary = "the replace_set series v2 (May 2026, not merged): each patch replaces only the patches of its replace_set"
+    EDGES = tuple(
+        (e[0], e[1], e[2], e[3], "§4.2, §B.6: post_patch for loaded objects; then the patches before it of its "
+         "replace_set leave klp_patches (other sets stay)") if (e[2], e[0]) == ("complete", PATCHING) else
+        (e[0], e[1], e[2], e[3], "§B.6: a patch of its replace_set completed; no callback of the replaced patch runs")
+        if e[2] == "replaced" else
+        (e[0], e[1], e[2], e[3], "§B.6 (v2 2/4): marked forced when a patch of its replace_set is patching",
+         (("marks", "if-same-set"),)) if (e[2], e[0]) == ("force", ENABLED) else e
+        for e in _EDGES)
+    SYSFS = frozenset({"", "enabled", "force", "transition", "replace_set", "patched"})   # no replace, no stack_order
+    SETS = True
+
+    @classmethod
+    def refuse(cls, spec: Spec) -> None:
+        for p in spec.patches:
+            for key, line in p.written:
+                if key == "replace":
+                    raise UserError(f"patch '{p.name}': kernel profile 'replace-set' has no replace (v2 turned the bool "
+                                    f"klp_patch.replace into replace_set: every patch replaces the installed patches "
+                                    f"of its own set); write replace_set = N instead (default 0, one set for all)",
+                                    path=spec.path, line=line)
+                if key == "replace_set" and p.replace_param is not None:
+                    raise UserError(f"patch '{p.name}': replace_set is given twice, by replace_set and by "
+                                    f"replace_param = \"{p.replace_param}\"; keep one", path=spec.path, line=line)
+
+    @staticmethod
+    def compatible(new: Patch, old: Patch, flag: bool) -> tuple[bool, Incompatible | None]:
+        """`flag`: new and old are in the same replace_set."""
+        return compatible_in_sets(new, old, flag)
+
+    @staticmethod
+    def static_flag(new: Patch, old: Patch) -> bool:
+        return static_set(new) == static_set(old)
+
+    def load_set(self, i: int, op: Op) -> int:
+        """klp_patch.replace_set of the instance `op` loads: the spec's, or the module
+        parameter's value as an unsigned int (the selftest modules' `replace_set=N`)."""
+        p = self.m.P[i]
+        given = dict(op.params or ())
+        if p.replace_param is None or p.replace_param not in given:
+            return static_set(p)
+        return given[p.replace_param] & 0xFFFFFFFF
+
+    def set_of(self, i: int) -> Val:
+        """klp_patch.replace_set of the loaded instance of patch i."""
+        p = self.m.P[i]
+        return p.replace_set if p.replace_param is None else self.c.get(self.v.repl[i])
+
+    def replace_value(self, i: int, op: Op) -> Val:
+        return self.load_set(i, op)
+
+    def load_nops(self, i: int, op: Op) -> bool:
+        return True                 # klp_init_patch always calls klp_add_nops (v2 2/4)
+
+    def replace_of(self, i: int) -> Val:
+        return True                 # every patch replaces (within its set)
+
+    def may_replace(self, i: int) -> bool:
+        return True
+
+    def replaces(self, i: int, q: int) -> Val:
+        return self.c.eq(self.set_of(i), self.set_of(q))
+
+    def compat_checks(self, i: int, op: Op) -> list[tuple[Refusal, Val]]:
+        """The compatibility rule against each installed patch, by whether it is in the set
+        of the instance loaded (a module parameter may choose the set at insmod)."""
+        c, m = self.c, self.m
+        mine = self.load_set(i, op)
+        out = []
+        for j in range(m.n):
+            if j == i:
+                continue
+            same = c.eq(mine, self.set_of(j))
+            for flag, when in ((True, same), (False, c.not_(same))):
+                ok, why = m.compat[(i, j, flag)]
+                if not ok and when is not False:
+                    out.append((self.incompatible(op, why), c.not_(c.and_(self.listed(j), when))))
+        return out
+
+    def drop_replaced(self, i: int) -> None:
+        """The replaced patches are those before i on klp_patches in i's set (v2 2/4: the
+        walks of klp_unpatch_replaced_patches and klp_free_replaced_patches_async skip the
+        other sets); the patches left keep their order, their positions closing the gaps."""
+        c, m = self.c, self.m
+        (r_src, r_dst, _), = self.edges("replaced")
+        at = self.pos(i)
+        others = [q for q in range(m.n) if q != i]
+        pos = {q: self.pos(q) for q in others}
+        listed = {q: self.listed(q) for q in others}
+        gone = {q: c.and_(c.eq(self.phase(q), r_src), c.lt(pos[q], at), self.replaces(i, q)) for q in others}
+        for q in others:
+            for _ in c.when(gone[q]):
+                c.event(E.Replaced(m.P[q].name, Edge(r_src, r_dst, "replaced")))
+                c.set(self.v.phase[q], r_dst)
+                self.leave_list([q])
+            shift = c.count(c.and_(gone[r], c.lt(pos[r], pos[q])) for r in others if r != q)
+            for _ in c.when(c.and_(listed[q], c.not_(gone[q]))):
+                c.set(self.v.pos[q], c.sub(pos[q], shift))
+        c.set(self.v.pos[i], c.sub(at, c.count(gone[q] for q in others)))
+
+    def force_marks(self, i: int, marks: str) -> Val:
+        """v2 2/4: patching, every other patch of the transition patch's set is marked."""
+        if marks != "if-same-set":
+            return super().force_marks(i, marks)
+        c = self.c
+        return c.or_(*(c.and_(c.eq(self.phase(q), PATCHING), self.replaces(q, i)) for q in range(self.m.n) if q != i))
+
+    def sysfs_read(self, patch: str, rel: str) -> str | None:
+        """replace_set: `%u` of klp_patch.replace_set (§B.6); no replace, no stack_order."""
+        i = self._index(patch)
+        if rel == "replace_set":
+            return str(self.set_of(i)) if self.listed(i) else None
+        return super().sysfs_read(patch, rel)
+
+
+PROFILES: dict[str, type[Mainline]] = {p.name: p for p in (Mainline, Linux55, ReplaceSet)}

@@ -159,6 +159,15 @@ def refused_rules(m: Model, refused: Iterable[Incompatible] | None = None,
             if rule == "version":
                 out.append(f"{new} declare{'s' if one else ''} {state} version {version} < {_alternatives(inst)} "
                            f"of {old}{loads}")
+            elif rule == "undeclared-in-set":         # (kernel replace-set)
+                out.append(f"{new} do{'es' if one else ''} not declare state {state} of {old}, of the same "
+                           f"replace_set{loads}")
+            elif rule == "shared-state":
+                out.append(f"{new} declare{'s' if one else ''} state {state}, also declared by {old}, of another "
+                           f"replace_set{loads}")
+            elif rule == "shared-function":
+                out.append(f"{new} patch{'es' if one else ''} {state}, also patched by {old}, of another "
+                           f"replace_set{loads}")
             else:
                 out.append(f"cumulative {new} do{'es' if one else ''} not declare state {state} of {old}{loads}")
     return out

@@ -433,11 +433,15 @@ def _patches(rv: Review) -> list[str]:
     spec = rv.spec
     out = ["## The patches", ""]
     rows = []
+    sets = rv.model.profile.SETS
     for n, p in enumerate(spec.patches, 1):
         states = ", ".join(f"{s} v{v}" for s, v in p.states) or "none"
-        repl = "yes" if p.replace else ("param " + p.replace_param if p.replace_param else "no")
+        if sets:                    # kernel replace-set: klp_patch.replace_set (proposals.md §B.6)
+            repl = "param " + p.replace_param if p.replace_param else str(p.replace_set)
+        else:
+            repl = "yes" if p.replace else ("param " + p.replace_param if p.replace_param else "no")
         rows.append([str(n), f"`{p.name}`", str(p.line), repl, states, ", ".join(o.name for o in p.objects)])
-    out += _table(["#", "patch", "line", "replace", "states", "objects"], rows)
+    out += _table(["#", "patch", "line", "replace_set" if sets else "replace", "states", "objects"], rows)
     out += ["", "Callbacks per object (statements, first line):", ""]
     same: dict[tuple[object, ...], list[Patch]] = {}
     for p in spec.patches:
@@ -650,7 +654,11 @@ def _move_body(rv: Review, mv: Move) -> list[str]:
     out: list[str] = []
     funcs = sorted({f for n in (mv.old, mv.new) for o in spec.patch(n).objects for f in o.funcs})
     for title, run in (("Atomic", mv.atomic), ("Non-atomic", mv.split)):
-        how = "replace" if spec.patch(mv.new).replace else "stacked: the new patch is not cumulative"
+        if m.profile.SETS:
+            same = spec.patch(mv.new).replace_set == spec.patch(mv.old).replace_set
+            how = "replace within its replace_set" if same else "stacked: another replace_set"
+        else:
+            how = "replace" if spec.patch(mv.new).replace else "stacked: the new patch is not cumulative"
         label = f"{title} ({how})" if title == "Atomic" else title
         out += [f"{label}: `{format_run((op, ()) for op in run.ops)}`", ""]
         skip = PREFIX if title != "Atomic" and len(mv.atomic.steps) >= PREFIX else 0

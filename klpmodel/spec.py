@@ -88,6 +88,8 @@ class Patch:
     init_error: tuple[Stmt, ...] = ()            # (klpmodel) init's error path when klp_enable_patch fails
     exit: tuple[Stmt, ...] = ()                  # (klpmodel) the module's exit, at rmmod
     code: tuple[tuple[str, tuple[Stmt, ...]], ...] = ()   # (klpmodel) FUNC -> what one call of its new version does
+    replace_set: int = 0                         # (kernel "replace-set") klp_patch.replace_set
+    written: tuple[tuple[str, int], ...] = ()    # the profile-dependent keys written (replace, replace_set), with their lines
 
     def module_func(self, name: str) -> tuple[Stmt, ...]:
         """The statements of the module's own init, init_error or exit, or of its new function `name`."""
@@ -718,7 +720,7 @@ class _Loader:
             where = ("patch", i)
             body = self.table(where, body, "[[patch]]")
             self.keys(where, body, ("name", "replace", "states", "uses", "objects", "params", "replace_param",
-                                    "shadows", *MODULE_FUNCS), "[[patch]]")
+                                    "replace_set", "shadows", *MODULE_FUNCS), "[[patch]]")
             if "name" not in body:
                 self.err(where, "[[patch]] has no name; add name = \"...\" (the livepatch module name)")
             name = self.name(where + ("name",), body["name"], "patch name")
@@ -728,6 +730,9 @@ class _Loader:
                 self.err(where + ("name",), f"patch name '{name}' is also a target module name; use a different name")
             seen[name] = self.loc.line(where + ("name",))
             replace = self.boolean(where + ("replace",), body.get("replace", False), "replace")
+            replace_set = self.integer(where + ("replace_set",), body.get("replace_set", 0), "replace_set", 0, MAX_VERSION,
+                                       "replace_set = 1 (klp_patch.replace_set is an unsigned int)")
+            written = tuple((k, self.loc.line(where + (k,)) or 1) for k in ("replace", "replace_set") if k in body)
             params = self.params(where + ("params",), body.get("params", {}))
             pnames = tuple(n for n, _ in params)
             replace_param = body.get("replace_param")
@@ -788,9 +793,10 @@ class _Loader:
                 code.append((func, self.stmts(where + ("code", func), stmts, "code", name, tuple(declared),
                                               params=pnames, shadows=sv_names)))
             out.append(Patch(name, replace, tuple(decl), tuple(s for s in uses if s in declared), tuple(objs),
-                             self.loc.line(where) or 1, params, replace_param, svs,
-                             tuple(s for s in uses if s not in declared), funcs_of["init"], funcs_of["init_error"],
-                             funcs_of["exit"], tuple(code)))
+                             self.loc.line(where) or 1, params, replace_param, shadows=svs,
+                             shadow_uses=tuple(s for s in uses if s not in declared), init=funcs_of["init"],
+                             init_error=funcs_of["init_error"], exit=funcs_of["exit"], code=tuple(code),
+                             replace_set=replace_set, written=written))
         return tuple(out)
 
     def patch_shadows(self, where: tuple, value) -> tuple[tuple[str, str], ...]:

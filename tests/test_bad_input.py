@@ -238,8 +238,8 @@ def test_keys_past_the_limits_are_refused_before_tomllib(text, words):
 
 def test_the_limits_leave_real_specs_alone(tmp_path):
     for path in sorted(SPECS.rglob("*.toml")):
-        if "selftests" in path.parts:
-            continue
+        if any(part.startswith("selftests") for part in path.relative_to(SPECS).parts):   # scenarios and
+            continue                                                                          # test modules
         load_spec(path)
     shutil.copy(SPECS / "selftest-state.toml", tmp_path / "s.toml")
     long_text = (tmp_path / "s.toml").read_text() + "\n# " + "x" * 500_000 + "\n"

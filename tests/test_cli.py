@@ -111,9 +111,16 @@ def test_verdict_comes_first_and_completeness_is_reported(write_spec):
 def test_profiles_and_the_kernel_option():
     p = cli("profiles")
     assert p.returncode == 0
-    assert [line.split()[0] for line in p.stdout.splitlines()] == ["mainline", "5.5"]
+    assert [line.split()[0] for line in p.stdout.splitlines()] == ["mainline", "5.5", "replace-set"]
     r = json.loads(cli("verify", "specs/selftest-state.toml", "--kernel", "5.5", "--format", "json").stdout)
     assert r["spec"]["kernel"] == "5.5" and r["verdict"] == "holds"
     assert "kernel 5.5," in cli("verify", "specs/selftest-state.toml", "--kernel", "5.5").stdout
     bad = cli("verify", "specs/selftest-state.toml", "--kernel", "5.4")
     assert bad.returncode == 2 and bad.stderr.startswith("klpmodel: error: unknown kernel profile '5.4' for --kernel")
+    # a key the profile cannot express: refused with the file's line, not translated
+    bad = cli("verify", "specs/selftest-state.toml", "--kernel", "replace-set")
+    assert bad.returncode == 2 and bad.stdout == "" and bad.stderr.startswith(
+        "klpmodel: error: specs/selftest-state.toml:17: patch 'test_klp_state': kernel profile 'replace-set' has no replace")
+    assert cli("check", "specs/selftests-replace-set/test-state.toml").returncode == 0
+    bad = cli("verify", "specs/selftests-replace-set/test-state.toml", "--kernel", "mainline")
+    assert bad.returncode == 2 and "test-state.toml:17: patch 'test_klp_state': replace_set is a key of" in bad.stderr

@@ -83,6 +83,28 @@ def specs(draw, min_shadows: int = 0) -> str:
     return "\n".join(out)
 
 
+@st.composite
+def replace_set_specs(draw) -> str:
+    """The same specs under kernel "replace-set" (proposals.md §B.6): each patch's replace
+    key becomes a replace_set from 0 to 2, so that sets replace within themselves, and patches
+    of different sets sharing a state or a function ("work") refuse each other."""
+    import re
+    text = draw(specs())
+    return 'kernel = "replace-set"\n' + re.sub(r"replace = (true|false)",
+                                                lambda _: f"replace_set = {draw(st.integers(0, 2))}", text)
+
+
+@seed(int(SEED or 0))
+@settings(max_examples=max(1, EXAMPLES // 2), derandomize=SEED is None, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(replace_set_specs())
+def test_engines_agree_on_random_replace_set_specs(tmp_path_factory, text):
+    """The replace-set profile's overrides (kernel.ReplaceSet) run symbolically too."""
+    path = tmp_path_factory.mktemp("diff") / "spec.toml"
+    path.write_text(text)
+    agree(path)
+
+
 def statement(decl: list[str], cb: str):
     actions = ["return"]
     if cb == "pre_patch":

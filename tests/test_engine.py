@@ -13,7 +13,8 @@ from klpmodel.kernel import Model, Op
 from klpmodel.spec import load_spec
 from klpmodel.verify import replay, verify
 
-ALL_SPECS = sorted(SPECS.glob("*.toml")) + sorted(SPECS.glob("selftests/*.toml")) + sorted((SHARED / "specs").glob("*.toml"))
+ALL_SPECS = sorted(SPECS.glob("*.toml")) + sorted(SPECS.glob("selftests/*.toml")) + sorted((SHARED / "specs").glob("*.toml")) \
+    + sorted(SPECS.glob("selftests-replace-set/*.toml"))        # (kernel replace-set)
 
 
 @pytest.mark.parametrize("path", ALL_SPECS, ids=lambda p: f"{p.parent.parent.name}/{p.name}")

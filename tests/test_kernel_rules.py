@@ -814,3 +814,166 @@ states = { t = 2 }
         rules = m.profile(m, Concrete(state))
         for s_ in m.state_names:
             assert rules._prev_walk(s_) == [(q, bool(x)) for q, x in rules._prev_formula(s_)], (state, s_)
+
+
+# ------------------------------------------------------------ the replace-set profile (proposals.md §B.6)
+
+SETS = """
+kernel = "replace-set"
+[states.s]
+id = 1
+[states.h]
+id = 2
+[[patch]]
+name = "v1"
+states = { s = 1 }
+[patch.objects.vmlinux]
+funcs = ["f"]
+pre_patch = ["alloc s"]
+post_patch = ["free-prev s if prev s"]
+post_unpatch = ["free s"]
+[[patch]]
+name = "hot"
+replace_set = 1
+states = { h = 1 }
+[patch.objects.vmlinux]
+funcs = ["g"]
+pre_patch = ["alloc h"]
+post_unpatch = ["free h"]
+[[patch]]
+name = "hot2"
+replace_set = 2
+[[patch]]
+name = "v2"
+states = { s = 2 }
+[patch.objects.vmlinux]
+funcs = ["f"]
+pre_patch = ["alloc s"]
+post_patch = ["free-prev s if prev s"]
+post_unpatch = ["free s"]
+"""
+
+
+def test_replace_set_a_patch_replaces_only_the_patches_of_its_set_b6(sim):
+    """v2 2/4: klp_unpatch_replaced_patches and klp_free_replaced_patches_async skip the
+    other sets; the patches left close the gaps in klp_patches."""
+    s = sim(SETS)
+    for p in ("hot", "v1", "hot2", "v2"):
+        s.do(f"load {p}"); out = s.do("complete")
+    assert [e.patch for e in out.events if isinstance(e, Replaced)] == ["v1"]
+    assert s.order() == ["hot", "hot2", "v2"] and s.phase("v1") == "off-list"
+    assert [s.state[f"pos[{p}]"] for p in ("hot", "hot2", "v2")] == [0, 1, 2]
+    assert s.state["ptr[hot.h]"] != 0 and Sim.violations(out) == []     # hot keeps its data
+
+
+def test_replace_set_and_mainline_differ_on_one_spec(write_spec):
+    """Without replace keys every patch is in set 0 under replace-set, so the second
+    replaces the first; under mainline the two stack."""
+    path = write_spec("[[patch]]\nname = \"a\"\n[[patch]]\nname = \"b\"\n")
+    for profile, order in (("replace-set", ["b"]), ("mainline", ["a", "b"])):
+        s = Sim(path, profile=profile)
+        s.do("load a"); s.do("complete"); s.do("load b"); s.do("complete")
+        assert s.order() == order, profile
+
+
+def test_replace_set_compatibility_within_and_across_sets_b6(sim):
+    from dataclasses import replace as dc_replace
+    s = sim(SETS)
+    s.do("load hot"); s.do("complete")
+    assert s.refusal("load v1") is None                       # another set, other state and function
+    s.do("load v1"); s.do("complete")
+    assert s.refusal("load hot2") is None and s.refusal("load v2") is None
+    c = s.model.profile.compatible
+    v1, hot, v2 = (s.model.spec.patch(n) for n in ("v1", "hot", "v2"))
+    assert c(v1, v2, True)[1].rule == "version"               # same set, lower version: as mainline
+    assert c(hot, v1, True)[1].rule == "undeclared-in-set"   # same set: must carry every state
+    shares_h = dc_replace(hot, name="x", replace_set=3)
+    assert c(shares_h, hot, False)[1].rule == "shared-state"  # other sets: no common state id
+    shares_f = dc_replace(v2, name="y", states=(), replace_set=3)
+    assert str(c(shares_f, v1, False)[1]) == "y patches f, also patched by installed v1, of another replace_set"
+    assert c(s.model.spec.patch("hot2"), v1, False) == (True, None)
+
+
+def test_replace_set_force_marks_only_the_other_patches_of_the_set_b6(sim):
+    """v2 2/4 (after Sashiko on the RFC): patching, force marks the other patches of the
+    transition patch's set, not the transition patch, not other sets."""
+    s = sim(SETS)
+    s.do("load v1"); s.do("complete"); s.do("load hot"); s.do("complete"); s.do("load v2")
+    s.do("force")
+    assert s.state["forced[v1]"] and not s.state["forced[hot]"] and not s.state["forced[v2]"]
+    s.do("complete"); s.do("disable hot"); s.do("complete")
+    assert s.refusal("rmmod hot") is None
+    assert s.refusal("rmmod v1") == "module v1 is in use for ever: its patch was forced"
+
+
+def test_replace_set_nops_only_for_the_objects_of_its_set_b6(sim):
+    s = sim("""
+kernel = "replace-set"
+[modules.m]
+[modules.n]
+[[patch]]
+name = "a"
+[patch.objects.m]
+[[patch]]
+name = "other"
+replace_set = 1
+[patch.objects.n]
+[[patch]]
+name = "r"
+""")
+    s.do("load a"); s.do("complete"); s.do("load other"); s.do("complete"); s.do("load r")
+    assert Sim.log(s.model, s.do("modload m"))[-1] == "livepatch: applying patch 'r' to loading module 'm'"
+    assert not any("'r'" in line for line in Sim.log(s.model, s.do("modload n")))
+
+
+def test_replace_set_sysfs_b6(sim, write_spec):
+    """replace_set (%u) replaces replace; stack_order is gone (v2 3/4)."""
+    from klpmodel import kernel
+    from klpmodel.backend import Concrete
+    s = sim(SETS)
+    s.do("load hot"); s.do("complete")
+    read = lambda rel: kernel.sysfs_read(s.model, Concrete(dict(s.state)), "hot", rel)  # noqa: E731
+    assert (read("replace_set"), read("replace"), read("stack_order"), read("enabled")) == ("1", None, None, "1")
+    assert kernel.sysfs_mode(s.model, Concrete(dict(s.state)), "hot", "replace_set") == "-r--r--r--"
+    m = Sim(write_spec(COMPAT))                                   # mainline: no replace_set
+    m.do("load plain"); m.do("complete")
+    assert kernel.sysfs_read(m.model, Concrete(dict(m.state)), "plain", "replace_set") is None
+
+
+def test_replace_set_refuses_the_keys_it_cannot_express(write_spec):
+    from klpmodel.errors import UserError
+    from klpmodel.kernel import Model
+    from klpmodel.spec import load_spec
+    path = write_spec("[[patch]]\nname = \"a\"\nreplace = true\n")
+    with pytest.raises(UserError) as e:
+        Model(load_spec(path), profile="replace-set")
+    assert str(e.value).startswith(f"{path}:3: patch 'a': kernel profile 'replace-set' has no replace")
+    path = write_spec("[[patch]]\nname = \"a\"\nreplace_set = 1\n")
+    with pytest.raises(UserError) as e:
+        Model(load_spec(path))
+    assert str(e.value).startswith(f"{path}:3: patch 'a': replace_set is a key of kernel = \"replace-set\"")
+
+
+def test_replace_set_refusals_summarised_by_rule(write_spec):
+    from klpmodel.kernel import Model
+    from klpmodel.report import refused_rules
+    from klpmodel.spec import load_spec
+    m = Model(load_spec(write_spec('''kernel = "replace-set"
+[states.s]
+id = 1
+[[patch]]
+name = "v1"
+states = { s = 1 }
+[patch.objects.vmlinux]
+funcs = ["f"]
+[[patch]]
+name = "v2"
+[[patch]]
+name = "hot"
+replace_set = 1
+[patch.objects.vmlinux]
+funcs = ["f"]
+''')))
+    assert sorted(refused_rules(m)) == ["hot patches f, also patched by installed v1, of another replace_set",
+                                        "v1 patches f, also patched by installed hot, of another replace_set",
+                                        "v2 does not declare state s of installed v1, of the same replace_set"]

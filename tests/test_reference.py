@@ -462,8 +462,42 @@ def test_reference_agrees_on_random_specs(tmp_path_factory, text):
     assert not stats.disagreements, f"{text}\n{stats.disagreements[0]}"
 
 
+@st.composite
+def replace_set_specs(draw) -> str:
+    """The same specs under kernel "replace-set" (the replace_set series v2): `replace = true`
+    becomes a replace_set from 0 to 2, a plain patch gets one too, and a `replace` parameter
+    gives the set (0 or 1) at insmod; half the vmlinux objects patch f0 or f1."""
+    import re
+    blocks = draw(specs()).split("[[patch]]\n")
+    out = ['kernel = "replace-set"\n' + blocks[0]]
+    for b in blocks[1:]:
+        n = draw(st.integers(0, 2))
+        if re.search(r"^replace = true$", b, re.M):
+            b = re.sub(r"^replace = true$", f"replace_set = {n}", b, flags=re.M)
+        elif "replace_param" not in b:
+            b = b.replace("\n", f"\nreplace_set = {n}\n", 1)
+        if draw(st.booleans()):               # a vmlinux function: sets that share it refuse each other
+            b = b.replace("[patch.objects.vmlinux]\n", f'[patch.objects.vmlinux]\nfuncs = ["f{draw(st.integers(0, 1))}"]\n')
+        out.append(b)
+    return "[[patch]]\n".join(out)
+
+
+@seed(int(SEED or 0))
+@settings(max_examples=max(1, EXAMPLES // 3), derandomize=SEED is None, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
+                                 HealthCheck.data_too_large, HealthCheck.filter_too_much])
+@given(replace_set_specs())
+def test_reference_agrees_on_random_replace_set_specs(tmp_path_factory, text):
+    """The reference's reading of the replace_set series v2 (its patch 2/4's hunks, in
+    reference/klp.py) against kernel.ReplaceSet."""
+    spec = _spec_from(tmp_path_factory, text)
+    stats = compare(spec, known=_open(spec))
+    assert not stats.disagreements, f"{text}\n{stats.disagreements[0]}"
+
+
 SHIPPED = (sorted((ROOT / "specs").glob("*.toml")) + sorted((ROOT / "specs" / "selftests").glob("*.toml"))
-           + sorted((ROOT / "specs" / "samples").glob("*.toml")))
+           + sorted((ROOT / "specs" / "samples").glob("*.toml"))
+           + sorted((ROOT / "specs" / "selftests-replace-set").glob("*.toml")))
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
@@ -487,7 +521,8 @@ def test_reference_reproduces_the_selftest_logs():
     lifecycle (ftrace_enabled, test-syscall's pid count) are left to klpmodel's conformance."""
     import tomllib
     failed, ran = [], 0
-    for path in sorted((ROOT / "specs" / "selftests").glob("*/*.toml")):
+    for path in sorted((ROOT / "specs" / "selftests").glob("*/*.toml")) + \
+            sorted((ROOT / "specs" / "selftests-replace-set").glob("*/*.toml")):
         scenario = tomllib.loads(path.read_text())
         if any(line.split()[:1] and line.split()[0] in SCRIPT_ONLY for line in scenario["run"].splitlines()):
             continue
@@ -495,7 +530,7 @@ def test_reference_reproduces_the_selftest_logs():
         log = scenario_log(load_spec(path.parent / scenario["spec"]), scenario["run"])
         if log != scenario["expected"].strip().splitlines():
             failed.append(path.name)
-    assert ran >= 25 and not failed
+    assert ran >= 35 and not failed
 
 
 def _runs(k, function: str) -> str:
@@ -503,6 +538,12 @@ def _runs(k, function: str) -> str:
     that patches it (ftrace's func_stack), else the original."""
     return next((p.name for p in reversed(k.klp_patches)
                  for o in p.static_objs if o.patched and function in o.spec.funcs), "original")
+
+
+def _gone(k) -> set[str]:
+    """The attributes klp_patch_attrs[] lacks: replace_set before the replace_set series; with
+    it (v2 2/4, 3/4), replace and stack_order."""
+    return {"replace", "stack_order"} if k.sets else {"replace_set"}
 
 
 def _sysfs(k, path: str) -> str | None:
@@ -514,8 +555,12 @@ def _sysfs(k, path: str) -> str | None:
         return str(int(p.enabled))
     if attr == "transition":
         return str(int(p is k.klp_transition_patch))
+    if attr in _gone(k):
+        return None
     if attr == "replace":
         return str(int(p.replace))
+    if attr == "replace_set":                # v2 2/4: sysfs_emit(buf, "%u\n", patch->replace_set)
+        return str(p.replace_set)
     if attr == "stack_order":
         return str(k.klp_patches.index(p) + 1)
     obj, _, leaf = attr.partition("/")
@@ -563,7 +608,7 @@ def scenario_log(spec, run: str) -> list[str]:
             name, _, attr = arg.partition("/")
             p = k.modules[name].patch
             objs = {o.label for o in p.obj_list} if p is not None and p in k.klp_patches else None
-            mode = None if objs is None else ("drwxr-xr-x" if attr == "" or attr in objs else
+            mode = None if objs is None or attr in _gone(k) else ("drwxr-xr-x" if attr == "" or attr in objs else
                                               {"enabled": "-rw-r--r--", "force": "--w-------"}.get(attr, "-r--r--r--"))
             if mode != words[2]:
                 log.append(f"ERROR: Unexpected access rights of /sys/kernel/livepatch/{arg}: {words[2]} vs. {mode}")

@@ -364,3 +364,24 @@ def test_the_5_5_profile_has_no_later_sysfs_attributes():
     failed = sorted(line.split(" ", 1)[1] for line in p.stdout.splitlines() if line.startswith("FAIL "))
     assert p.returncode == 1 and failed and all(f.startswith("test-sysfs/") for f in failed)
     assert "kernel profile 5.5 has no such attribute" in p.stdout
+
+
+def test_the_replace_set_selftests_pass_under_their_profile_only():
+    """The selftests the replace_set series v2 updates (proposals.md §B.5.4) pass under kernel
+    replace-set, and each fails under mainline (a different log, a missing replace_set
+    attribute, or a spec mainline cannot express)."""
+    from klpmodel.conformance import run_scenario
+
+    folder = ROOT / "specs" / "selftests-replace-set"
+    scenarios = sorted(folder.glob("*/*.toml"))
+    assert len(scenarios) == 10
+    for kernel in (None, "replace-set"):
+        p = cli("conformance", str(folder), *(("--kernel", kernel) if kernel else ()))
+        assert p.returncode == 0 and p.stdout.splitlines()[-1] == "10 passed, 0 failed", p.stdout
+    for path in scenarios:
+        try:
+            ok, _, _ = run_scenario(path, "mainline")
+        except UserError as e:
+            assert "replace_set is a key of kernel = \"replace-set\"" in str(e)
+            continue
+        assert not ok, path.name

@@ -3,7 +3,9 @@
 Written from ../shared/kernel/semantics.md and the kernel C it describes
 (kernel/livepatch/core.c, transition.c, state.c, patch.c, core.h), and from the user
 documentation of the spec language and the properties (docs/spec-format.md,
-docs/properties.md) -- never from klpmodel/kernel.py, which it must not import.
+docs/properties.md) -- never from klpmodel/kernel.py, which it must not import. Under
+`kernel = "replace-set"` it runs the replace_set series v2 (proposals.md §B.5.2: the hunks
+of its patch 2/4, each beside the mainline code it changes, behind `Kernel.sets`).
 
 - `klp`: the kernel. Plain Python structs shaped like the kernel's (`klp_patches` is a
   list, `klp_transition_patch` a pointer, `post_unpatch_enabled` per object) and one

@@ -78,6 +78,7 @@ class KlpPatch:                   # struct klp_patch
     obj_list: list[KlpObject] = field(default_factory=list)      # patch->obj_list
     enabled: bool = False
     forced: bool = False
+    replace_set: int = 0          # kernel "replace-set" (the replace_set series v2): replaces `replace`
 
 
 @dataclass
@@ -111,6 +112,12 @@ class Kernel:
     refused: str | None = None     # set where the kernel refuses without changing anything
     mon: object = None             # monitors.Monitors
 
+    @property
+    def sets(self) -> bool:
+        """The kernel runs the replace_set series v2 (29 May 2026, not merged): the hunks of
+        its patch 2/4, kept beside the mainline code they change."""
+        return self.spec.kernel == "replace-set"
+
     def pr(self, line: str) -> None:
         self.log.append(line)
 
@@ -137,7 +144,8 @@ def clone(k: Kernel) -> Kernel:
             return None
         if id(p) not in patches:
             patches[id(p)] = KlpPatch(p.name, p.spec, p.replace, [KlpState(s.id, s.version, s.name, s.data) for s in p.states],
-                                      [obj(o) for o in p.static_objs], [obj(o) for o in p.obj_list], p.enabled, p.forced)
+                                      [obj(o) for o in p.static_objs], [obj(o) for o in p.obj_list], p.enabled, p.forced,
+                                      p.replace_set)
         return patches[id(p)]
 
     n = Kernel(k.spec, k.faults)
@@ -179,6 +187,9 @@ def klp_patch_struct(k: Kernel, p) -> KlpPatch:
     ids = {s.name: s.id for s in k.spec.states}
     states = [KlpState(ids[s], v, s) for s, v in p.states]
     objs = [KlpObject(None if o.name == "vmlinux" else o.name, o, funcs=list(o.funcs)) for o in p.objects]
+    if k.sets:                               # v2: `patch.replace_set = replace_set;` (an int parameter)
+        replace_set = (params[p.replace_param] if p.replace_param else p.replace_set) % (1 << 32)
+        return KlpPatch(p.name, p, False, states, objs, replace_set=replace_set)
     return KlpPatch(p.name, p, replace, states, objs)
 
 
@@ -255,11 +266,47 @@ def klp_is_state_compatible(patch: KlpPatch, old_state: KlpState) -> bool:
     return state.version >= old_state.version
 
 
+def klp_is_state_compatible_v2(patch: KlpPatch, old_patch: KlpPatch, old_state: KlpState) -> bool:
+    """replace_set v2 2/4: the same set must keep every state (version not lower); another
+    set must not use the id."""
+    state = klp_get_state(patch, old_state.id)
+    if patch.replace_set == old_patch.replace_set:
+        if not state:
+            return False
+        return state.version >= old_state.version
+    return not state
+
+
+def klp_find_func(obj: KlpObject, old_func: str) -> bool:
+    return old_func in obj.func_list         # (by name: specs have no old_sympos)
+
+
 def klp_is_patch_compatible(k: Kernel, patch: KlpPatch) -> bool:
+    if k.sets:
+        return klp_is_patch_compatible_v2(k, patch)
     for old_patch in k.klp_patches:
         for old_state in old_patch.states:
             if not klp_is_state_compatible(patch, old_state):
                 return False
+    return True
+
+
+def klp_is_patch_compatible_v2(k: Kernel, patch: KlpPatch) -> bool:
+    for old_patch in k.klp_patches:
+        for old_state in old_patch.states:
+            if not klp_is_state_compatible_v2(patch, old_patch, old_state):
+                return False
+        if old_patch.replace_set == patch.replace_set:
+            continue
+        for obj in patch.static_objs:                    # klp_for_each_object_static(patch, obj)
+            for old_obj in old_patch.obj_list:           # klp_for_each_object(old_patch, old_obj)
+                if (obj.name is None) != (old_obj.name is None):
+                    continue
+                if obj.name and obj.name != old_obj.name:
+                    continue
+                for func in obj.funcs:                   # klp_for_each_func_static(obj, func)
+                    if klp_find_func(old_obj, func):
+                        return False
     return True
 
 
@@ -332,6 +379,8 @@ def klp_add_nops(k: Kernel, patch: KlpPatch) -> None:
     appended after the static objects, when the new patch has none."""
     for old_patch in k.klp_patches:
         for old_obj in old_patch.obj_list:
+            if k.sets and patch.replace_set != old_patch.replace_set:
+                continue
             klp_add_object_nops(patch, old_obj)
 
 
@@ -358,7 +407,7 @@ def klp_init_patch_early(patch: KlpPatch) -> None:
 
 
 def klp_init_patch(k: Kernel, patch: KlpPatch) -> int:
-    if patch.replace:
+    if k.sets or patch.replace:              # v2: klp_add_nops() always
         klp_add_nops(k, patch)
     for obj in patch.obj_list:
         klp_init_object(k, patch, obj)
@@ -402,6 +451,8 @@ def klp_free_replaced_patches_async(k: Kernel, new_patch: KlpPatch) -> None:
     for old_patch in list(k.klp_patches):    # klp_for_each_patch_safe
         if old_patch is new_patch:
             return
+        if k.sets and old_patch.replace_set != new_patch.replace_set:
+            continue
         klp_free_patch_async(k, old_patch)
 
 
@@ -409,6 +460,8 @@ def klp_unpatch_replaced_patches(k: Kernel, new_patch: KlpPatch) -> None:
     for old_patch in k.klp_patches:
         if old_patch is new_patch:
             return
+        if k.sets and old_patch.replace_set != new_patch.replace_set:
+            continue
         old_patch.enabled = False
         klp_unpatch_objects(old_patch)
 
@@ -462,7 +515,7 @@ def klp_try_complete_transition(k: Kernel, first_attempt: bool = False) -> bool:
     klp_complete_transition(k)
     if not patch.enabled:
         klp_free_patch_async(k, patch)
-    elif patch.replace:
+    elif k.sets or patch.replace:           # v2: else klp_free_replaced_patches_async()
         klp_free_replaced_patches_async(k, patch)
     k.mon.transition_completed(k, patch, target)
     return True
@@ -472,7 +525,7 @@ def klp_complete_transition(k: Kernel) -> None:
     patch = k.klp_transition_patch
     patching = k.klp_target_state == KLP_TRANSITION_PATCHED
     k.pr(f"livepatch: '{patch.name}': completing {'patching' if patching else 'unpatching'} transition")
-    if patch.replace and patching:
+    if (k.sets or patch.replace) and patching:
         klp_unpatch_replaced_patches(k, patch)
         klp_discard_nops(k, patch)
     if k.klp_target_state == KLP_TRANSITION_UNPATCHED:
@@ -514,6 +567,10 @@ def klp_force_transition(k: Kernel) -> None:
     k.tasks_switched = True                  # klp_update_patch_state() of every task
     if k.klp_target_state == KLP_TRANSITION_UNPATCHED:
         k.klp_transition_patch.forced = True
+    elif k.sets:                             # v2: the other patches of the same set
+        for patch in k.klp_patches:
+            if patch is not k.klp_transition_patch and patch.replace_set == k.klp_transition_patch.replace_set:
+                patch.forced = True
     elif k.klp_transition_patch.replace:
         for patch in k.klp_patches:
             if patch is not k.klp_transition_patch:

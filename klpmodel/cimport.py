@@ -13,8 +13,9 @@ hand`; nothing is dropped silently. What is recognised is in the tables and the
 `_Fn.call_*` / `_Fn.assign` methods below; docs/import.md lists it for users.
 
 Adding a recogniser for a call is one entry in `CALLS` (name -> method). The
-shadow-variable API (`klp_shadow_alloc/get/get_or_alloc/free/free_all`) has no statement in
-the spec language yet, so it is deliberately absent: those calls are "not understood".
+shadow-variable API (`klp_shadow_alloc/get/get_or_alloc/free/free_all`) is read by
+`ShadowReader`: in callbacks, in the livepatch module's init/exit, and in the patched
+functions (`.new_func`), whose shadow calls become the patch's `[patch.code]`.
 """
 from __future__ import annotations
 
@@ -469,6 +470,7 @@ class OutObj:
     ctext: str
     funcs: list[Item[str]] = field(default_factory=list)
     callbacks: dict[str, tuple[list[Line], Item[None]]] = field(default_factory=dict)
+    code: list[tuple[Item[str], list[Line]]] = field(default_factory=list)     # patched function -> statements
 
 
 @dataclass
@@ -481,6 +483,9 @@ class OutPatch:
     params: list[tuple[str, Item[int | bool]]] = field(default_factory=list)  # name -> Item(default)
     objects: list[OutObj] = field(default_factory=list)
     comments: list[str] = field(default_factory=list)             # constructs outside the callbacks not imported
+    shadows: dict[str, Item[str | None]] = field(default_factory=dict)   # shadow variable -> Item(layout)
+    init: list[Line] = field(default_factory=list)                # the module's init before klp_enable_patch
+    exit: list[Line] = field(default_factory=list)                # the module's exit
 
 
 @dataclass
@@ -502,6 +507,7 @@ class Importer:
         self.parser = _parser()
         self.notes: list[Note] = []
         self.state_names: dict[int, Item[str]] = {}     # klp_state.id -> Item(name)
+        self.shadow_names: dict[int, Item[str]] = {}    # shadow id -> Item(name)
         self.globals: dict[str, set[str]] = {}      # C global -> the states whose value it is
         self.units: list[Unit] = []
         self.collecting = False                     # first pass: learn which global is which state
@@ -532,6 +538,28 @@ class Importer:
         del self.notes[notes:]
         self.collecting = False
         return self._translate()
+
+    def shadow_name(self, u: Unit, src: Src, idnode, sid: int) -> str:
+        """The spec name of shadow id sid: its macro or enumerator lowercased (SV_LEAK: sv_leak),
+        else shadow_N; two files using the same id use the same shadow variable."""
+        if sid in self.shadow_names:
+            return self.shadow_names[sid].value
+        n = _strip(idnode)
+        name = f"shadow_{sid}"
+        mac = None
+        if n is not None and n.type == "identifier" and (_text(n) in u.macros or _text(n) in u.enums):
+            base = _text(n).lower()
+            if NAME_RE.match(base) and len(base) <= 55:
+                name = base
+            m = u.macros.get(_text(n))
+            mac = (m.src.where(m.node), _one_line(_text(m.node))) if m is not None else \
+                (u.enums[_text(n)][0].where(u.enums[_text(n)][1]), _one_line(_text(u.enums[_text(n)][1])))
+        taken = {it.value for it in self.state_names.values()} | {it.value for it in self.shadow_names.values()}
+        if name in taken:
+            name = f"{name}_{sid}" if f"{name}_{sid}" not in taken else f"shadow_{sid}"
+        where, ctext = mac or (src.where(idnode), _one_line(_text(idnode)))
+        self.shadow_names[sid] = Item(name, where, ctext)
+        return name
 
     def _patch_decl(self, u: Unit):
         found = u.of_type("struct klp_patch")
@@ -697,6 +725,19 @@ class Importer:
                           f"[modules.{name}] anyway: remove it if no patch needs it")
                 mod = modules[name] = OutModule(name, str(u.path), "")
             self._target(u, mod)
+        for p in patches:                       # layouts the C of one file does not say: another file's
+            for sv, it in p.shadows.items():
+                if it.value is not None:
+                    continue
+                other = next((q.shadows[sv] for q in patches if sv in q.shadows and q.shadows[sv].value), None)
+                if other is not None:
+                    p.shadows[sv] = Item(other.value, other.where, other.ctext)
+                else:
+                    layout = f"{sv}_data"[:55]
+                    self.warn(it.where, f"the layout of shadow variable {sv} (the type of its data) is not "
+                              f"resolvable from sizeof() or the pointer it is stored in; imported as {layout}: "
+                              "write the struct's name (two patches sharing the variable agree on it)")
+                    p.shadows[sv] = Item(layout, it.where, it.ctext)
         for p in patches:
             if p.name in modules:
                 fixed = f"{p.name}_lp"
@@ -767,6 +808,7 @@ class Importer:
         # the module's init: klp_enable_patch, maybe `patch.replace = ...`
         for which in ("module_init", "module_exit"):
             self._lp_init_exit(u, which, ctx, out)
+        out.shadows = ctx.shadows
         return out
 
     def _param_default(self, u: Unit, var: str, src: Src, node) -> int | bool | None:
@@ -792,6 +834,7 @@ class Importer:
 
     def _object(self, u: Unit, src: Src, e, ctx: Patchctx, modules: dict[str, OutModule]) -> OutObj | None:
         name, name_pair, funcs, cbs = "vmlinux", None, [], []
+        new_funcs: list[tuple[Item[str], str]] = []
         fields = self._fields(u, src, e)
         if e.type != "initializer_list":
             self.warn(src.where(e), f"not understood: {_one_line(_text(e))}; write this object by hand as "
@@ -820,17 +863,24 @@ class Importer:
                               "funcs = [\"FUNCTION\", ...] by hand")
                     continue
                 for fe in arr[1]:
+                    old, new = None, None
                     for ff, ffsrc, fpair, fvalue in self._fields(u, arr[0], fe):
+                        if ff == "new_func":
+                            nv = self.const(u, ffsrc, fvalue)
+                            new = nv.name if nv.kind == "func" else None
                         if ff == "old_name":
                             v = self.const(u, ffsrc, fvalue)
                             if v.kind == "str":
-                                funcs.append(Item(v.value, ffsrc.where(fpair), _one_line(_text(fpair))))
+                                old = Item(v.value, ffsrc.where(fpair), _one_line(_text(fpair)))
+                                funcs.append(old)
                             else:
                                 self.warn(ffsrc.where(fpair), f"not understood: {_one_line(_text(fpair))}; add the "
                                           "function's name to the object's funcs by hand")
                         elif ff not in ("new_func", "old_sympos"):
                             self.warn(ffsrc.where(fpair), f"not understood: {_one_line(_text(fpair))}; this "
                                       "klp_func field has no key in the spec: check the spec by hand")
+                    if old is not None and new is not None:
+                        new_funcs.append((old, new))
             elif f.startswith("callbacks."):                       # .callbacks.pre_patch = f
                 if f.split(".", 1)[1] in CALLBACKS:
                     cbs.append((f.split(".", 1)[1], fsrc, pair, value))
@@ -872,7 +922,34 @@ class Importer:
                 continue
             lines = _Fn.callback(self, ctx, name, cb, fname)
             obj.callbacks[cb] = (lines, item)
+        for old, new in new_funcs:                                # the patched functions' shadow calls
+            if NAME_RE.fullmatch(old.value) and old.value not in ("init", "init_error", "exit", *CALLBACKS):
+                lines = self._code(u, ctx, name, new)
+                if lines:
+                    obj.code.append((old, lines))
         return obj
+
+    def _code(self, u: Unit, ctx: Patchctx, obj: str, fname: str) -> list[Line]:
+        """The shadow calls of patched function fname (its `.new_func`), as [patch.code] statements."""
+        src, fnode = u.funcs[fname]
+        body = fnode.child_by_field_name("body")
+        calls = _shadow_calls(body)
+        if not calls:
+            return []
+        fr = _Fn(self, u, ctx, fname, {}, "code", obj)
+        rd = ShadowReader(fr, src, fnode, code=True)
+        out = []
+        for call in calls:
+            where, c = src.where(call), _one_line(_text(call))
+            stmt, why = rd.statement(call)
+            cond, why2 = rd.condition(call, body) if stmt is not None else (None, "")
+            if stmt is None or cond is None:
+                why = why or why2
+                self.warn(where, f"not understood: {c}; write the statement by hand")
+                out.append(Line(_todo(where, c), "", where, c + (f"  ({why})" if why else ""), True))
+            else:
+                out.append(Line(stmt, cond, where, c))
+        return out
 
     def _lp_init_exit(self, u: Unit, which: str, ctx: Patchctx, out: OutPatch) -> None:
         ref = getattr(u, which)
@@ -888,13 +965,26 @@ class Importer:
             return
         src, fnode = u.funcs[fname]
         fr = _Fn(self, u, ctx, fname, {}, None)
+        rd = ShadowReader(fr, src, fnode, code=False)
+        lines = out.init if which == "module_init" else out.exit
+        enabled = False                                   # init: klp_enable_patch was called
         for st in _kids(fnode.child_by_field_name("body")):
             if self._lp_init_stmt(fr, src, st, which, out):
+                enabled = enabled or "klp_enable_patch" in _calls(st)
                 continue
-            c = _one_line(_text(st))
-            self.warn(src.where(st), f"not understood: {c}; the spec does not model a livepatch module's "
-                      f"{which.split('_')[1]} function: check the spec by hand")
-            out.comments.append(f"{src.where(st)}: {c}  (in {fname})")
+            c, where = _one_line(_text(st)), src.where(st)
+            if enabled:
+                self.warn(where, f"not understood: {c}; the spec's init runs before klp_enable_patch, and this "
+                          "statement after it is not imported (init_error is the spec's error path): check the spec")
+                out.comments.append(f"{where}: {c}  (in {fname})")
+                continue
+            calls = _shadow_calls(st)
+            stmt, why = (rd.statement(calls[0]) if len(calls) == 1 and _simple_shadow_stmt(st) else (None, ""))
+            if stmt is not None:
+                lines.append(Line(stmt, "", where, c))
+                continue
+            self.warn(where, f"not understood: {c}; write the statement by hand")
+            lines.append(Line(_todo(where, c), "", where, c + (f"  ({why})" if why else ""), True))
 
     def _lp_init_stmt(self, fr: _Fn, src: Src, st, which: str, out: OutPatch) -> bool:
         t = st.type
@@ -963,6 +1053,21 @@ class Patchctx:
     states: dict[int, str]             # klp_state.id -> state name, those this patch declares
     params: dict[str, str]             # C variable -> module parameter name
     module: str
+    shadows: dict[str, Item[str | None]] = field(default_factory=dict)  # shadow variables used -> Item(layout)
+
+
+def _simple_shadow_stmt(st) -> bool:
+    """`klp_shadow_*(...);`, `p = klp_shadow_*(...);` or `T *p = klp_shadow_*(...);`."""
+    if st.type == "expression_statement" and _kids(st):
+        e = _strip(_kids(st)[0])
+        if e.type == "assignment_expression" and _text(e.child_by_field_name("operator")) == "=" \
+                and _strip(e.child_by_field_name("left")).type == "identifier":
+            e = e.child_by_field_name("right")
+        return _shadow_call(e) is not None
+    if st.type == "declaration":
+        ds = st.children_by_field_name("declarator")
+        return len(ds) == 1 and ds[0].type == "init_declarator" and _shadow_call(ds[0].child_by_field_name("value")) is not None
+    return False
 
 
 def _calls(node) -> set[str]:
@@ -1431,6 +1536,10 @@ class _Fn:
             if value is None:
                 self.env[name] = V("local", name)
                 continue
+            if _shadow_call(value):
+                self.call_shadow(src, st, [], pc)               # T *p = klp_shadow_get(obj, ID);
+                self.env[name] = V("local", name)
+                continue
             v = self.ev(src, value)
             if v.kind in ("own", "prev", "nostate", "data", "obj", "int", "str", "null", "param"):
                 self.env[name] = v
@@ -1572,6 +1681,21 @@ class _Fn:
         else:
             self.unknown(src, st, pc)
 
+    def call_shadow(self, src: Src, st, args: list, pc: PC) -> None:
+        """klp_shadow_*(...) as a statement, or assigned to a local: the shadow statement it means."""
+        calls = _shadow_calls(st)
+        fnode = st
+        while fnode is not None and fnode.type != "function_definition":
+            fnode = fnode.parent
+        if len(calls) != 1 or fnode is None:
+            self.unknown(src, st, pc)
+            return
+        stmt, why = ShadowReader(self, src, fnode, code=False).statement(calls[0])
+        if stmt is None:
+            self.unknown(src, st, pc, why=why)
+            return
+        self.emit(stmt, pc, src, st)
+
     def call_memcpy(self, src: Src, st, args: list, pc: PC) -> None:
         if len(args) == 3:
             d, s = self.ev(src, args[0]), self.ev(src, args[1])
@@ -1591,6 +1715,11 @@ class _Fn:
         op = _text(e.child_by_field_name("operator"))
         left = _strip(e.child_by_field_name("left"))
         right = e.child_by_field_name("right")
+        if op == "=" and left is not None and left.type == "identifier" and _shadow_call(right) \
+                and _text(left) not in self.unit.vars:
+            self.call_shadow(src, st, [], pc)                   # p = klp_shadow_get(obj, ID);
+            self.env[_text(left)] = V("local", _text(left))
+            return
         if left is not None and left.type == "identifier" and _text(left) in self.env:
             name = _text(left)
             v = self.ev(src, right)
@@ -1763,11 +1892,284 @@ def _errno(node, value: int) -> str:
     return f"-{names[0]}" if names else str(value)
 
 
+# --------------------------------------------------------------------------- shadow variables
+
+SHADOW_API = ("klp_shadow_alloc", "klp_shadow_get_or_alloc", "klp_shadow_get", "klp_shadow_free",
+              "klp_shadow_free_all")
+SHADOW_ARGS = {"klp_shadow_alloc": 6, "klp_shadow_get_or_alloc": 6, "klp_shadow_get": 2, "klp_shadow_free": 3,
+               "klp_shadow_free_all": 2}
+SHADOW_STMT = {"klp_shadow_alloc": "shadow-alloc", "klp_shadow_get_or_alloc": "shadow-get-or-alloc",
+               "klp_shadow_get": "shadow-get", "klp_shadow_free": "shadow-free",
+               "klp_shadow_free_all": "shadow-free-all"}
+
+
+def _shadow_call(node) -> str | None:
+    """The shadow API's name when node (parentheses and casts stripped) is a call of it."""
+    node = _strip(node)
+    while node is not None and node.type == "cast_expression":
+        node = _strip(node.child_by_field_name("value"))
+    if node is None or node.type != "call_expression":
+        return None
+    fn = _strip(node.child_by_field_name("function"))
+    name = _text(fn) if fn is not None and fn.type == "identifier" else None
+    return name if name in SHADOW_API else None
+
+
+def _shadow_calls(node) -> list:
+    """Every call of the shadow API in node, in source order."""
+    out = []
+    stack = [node] if node is not None else []
+    while stack:
+        n = stack.pop()
+        if n.type == "call_expression" and _shadow_call(n):
+            out.append(n)
+        stack.extend(reversed(n.named_children))
+    return out
+
+
+def _decl_type(type_node, declarator) -> tuple[str, int]:
+    """(base type, pointer depth) of a declaration: `int **p` is ('int', 2), `struct dummy *d` ('dummy', 1)."""
+    base = ""
+    if type_node is not None:
+        if type_node.type in ("struct_specifier", "union_specifier", "enum_specifier"):
+            n = type_node.child_by_field_name("name")
+            base = _text(n) if n is not None else ""
+        else:
+            base = _text(type_node)
+    depth = 0
+    d = declarator
+    while d is not None and d.type in ("pointer_declarator", "abstract_pointer_declarator", "init_declarator",
+                                       "array_declarator", "parenthesized_declarator"):
+        if d.type in ("pointer_declarator", "abstract_pointer_declarator"):
+            depth += 1
+        d = d.child_by_field_name("declarator") if d.child_by_field_name("declarator") is not None else \
+            next((k for k in _kids(d) if "declarator" in k.type), None)
+    return re.sub(r"\s+", " ", base).strip(), depth
+
+
+def _layout_name(base: str, depth: int) -> str | None:
+    """A spec layout name for a C type: `int` -> int, `int *` -> int_ptr, `struct dummy` -> dummy."""
+    if not base or base == "void":
+        return None
+    name = re.sub(r"[^A-Za-z0-9_]+", "_", base.removeprefix("const ").strip()).strip("_") + "_ptr" * depth
+    return name if NAME_RE.fullmatch(name) and len(name) <= 55 else None
+
+
+def _local_types(fnode) -> dict[str, tuple[str, int]]:
+    """The declared types of a function's parameters and local variables."""
+    out: dict[str, tuple[str, int]] = {}
+    stack = [fnode]
+    while stack:
+        n = stack.pop()
+        if n.type in ("declaration", "parameter_declaration"):
+            t = n.child_by_field_name("type")
+            for d in n.children_by_field_name("declarator"):
+                name = _declared_name(d)
+                if name:
+                    out.setdefault(name, _decl_type(t, d))
+        stack.extend(n.named_children)
+    return out
+
+
+def _assigned_from(fnode) -> dict[str, list]:
+    """Local name -> the values assigned to it (`x = v;` and `T x = v;`) anywhere in the function."""
+    out: dict[str, list] = {}
+    stack = [fnode]
+    while stack:
+        n = stack.pop()
+        if n.type == "init_declarator":
+            name = _declared_name(n)
+            if name and n.child_by_field_name("value") is not None:
+                out.setdefault(name, []).append(n.child_by_field_name("value"))
+        elif n.type == "assignment_expression" and _text(n.child_by_field_name("operator")) == "=":
+            left = _strip(n.child_by_field_name("left"))
+            if left is not None and left.type == "identifier":
+                out.setdefault(_text(left), []).append(n.child_by_field_name("right"))
+        stack.extend(n.named_children)
+    return out
+
+
+def _returns_can_fail(fr: _Fn, src: Src, fnode, data_nonnull: bool) -> bool:
+    """Whether a constructor can return non-zero: a `return X` with X not 0, unless it is under
+    `if (!ctor_data)` (its third parameter) and the call passes a non-NULL ctor_data (`&x`)."""
+    decl = fnode.child_by_field_name("declarator")
+    while decl is not None and decl.type != "function_declarator":
+        decl = decl.child_by_field_name("declarator")
+    params = [_declared_name(p.child_by_field_name("declarator")) for p in _kids(decl.child_by_field_name("parameters"))
+              if p.type == "parameter_declaration"] if decl is not None else []
+    ctor_data = params[2] if len(params) > 2 else None
+    stack = [fnode.child_by_field_name("body")]
+    while stack:
+        n = stack.pop()
+        if n is None:
+            continue
+        if n.type == "return_statement":
+            kids = _kids(n)
+            v = fr.ev(src, kids[0]) if kids else V("int", value=0)
+            if v.kind == "int" and v.value == 0:
+                continue
+            if data_nonnull and ctor_data is not None and n.parent is not None:
+                st = n.parent if n.parent.type == "if_statement" else \
+                    (n.parent.parent if n.parent.type == "compound_statement" and n.parent.parent is not None
+                     and n.parent.parent.type == "if_statement" else None)
+                c = _strip(st.child_by_field_name("condition")) if st is not None else None
+                if c is not None and c.type == "unary_expression" and _text(c.child_by_field_name("operator")) == "!" \
+                        and _text(_strip(c.child_by_field_name("argument"))) == ctor_data:
+                    continue                          # `if (!ctor_data) return -EINVAL;` with &x given
+            return True
+        stack.extend(n.named_children)
+    return False
+
+
+class ShadowReader:
+    """The shadow-variable calls of one C function (a patched function, the module's init or exit, a callback)."""
+
+    def __init__(self, fr: _Fn, src: Src, fnode, code: bool):
+        self.fr, self.src, self.fnode, self.code = fr, src, fnode, code
+        self.types = _local_types(fnode)
+        self.values = _assigned_from(fnode)
+
+    def sv_of(self, node) -> str | None:
+        """The shadow variable a local holding klp_shadow_get/_alloc's result points at."""
+        n = _strip(node)
+        name = _shadow_call(n) if n is not None else None
+        if name in ("klp_shadow_get", "klp_shadow_get_or_alloc", "klp_shadow_alloc"):
+            sv = self.declare(_strip(n), name)[0]
+            if sv is not None and self.fr.ctx is not None:
+                self.fr.ctx.shadows.setdefault(sv, Item(None, self.src.where(n), _one_line(_text(n))))
+            return sv
+        if n is not None and n.type == "identifier":
+            svs = {self.declare(_strip(v), _shadow_call(v))[0] for v in self.values.get(_text(n), [])
+                   if _shadow_call(v) in ("klp_shadow_get", "klp_shadow_get_or_alloc", "klp_shadow_alloc")}
+            if len(svs) == 1 and None not in svs:
+                sv = svs.pop()
+                if self.fr.ctx is not None:
+                    self.fr.ctx.shadows.setdefault(sv, Item(None, self.src.where(n), _one_line(_text(n))))
+                return sv
+        return None
+
+    def shadow_test(self, cnode) -> tuple[bool, str] | None:
+        """`x`, `!x`, `x != NULL`, `x == NULL`, `klp_shadow_get(o, ID)`: (negated, SV)."""
+        c = _strip(cnode)
+        neg = False
+        while c is not None and c.type == "unary_expression" and _text(c.child_by_field_name("operator")) == "!":
+            neg, c = not neg, _strip(c.child_by_field_name("argument"))
+        if c is not None and c.type == "binary_expression" and _text(c.child_by_field_name("operator")) in ("==", "!=") \
+                and self.fr.ev(self.src, c.child_by_field_name("right")).kind == "null":
+            neg = neg != (_text(c.child_by_field_name("operator")) == "==")
+            c = _strip(c.child_by_field_name("left"))
+        sv = self.sv_of(c)
+        return (neg, sv) if sv is not None else None
+
+    def condition(self, call, top) -> tuple[str | None, str]:
+        """The spec condition the call runs under ('' for none), or (None, why)."""
+        conds: list[str] = []
+        child, n = call, call.parent
+        while n is not None and n != top:
+            if n.type == "if_statement" and child != n.child_by_field_name("condition"):
+                t = self.shadow_test(n.child_by_field_name("condition"))
+                if t is None:
+                    return None, f"under a condition the spec cannot say: {_one_line(_text(n.child_by_field_name('condition')))}"
+                in_else = child.type == "else_clause" or child == n.child_by_field_name("alternative")
+                conds.append(f"{'unless' if t[0] != in_else else 'if'} shadow {t[1]}")
+            elif n.type in ("for_statement", "while_statement", "do_statement", "switch_statement",
+                            "conditional_expression") or \
+                    (n.type == "binary_expression" and _text(n.child_by_field_name("operator")) in ("&&", "||")):
+                return None, "in a loop, a switch or a conditional expression"
+            child, n = n, n.parent
+        if len(set(conds)) > 1:
+            return None, "under two conditions"
+        return (conds[0] if conds else ""), ""
+
+    def declare(self, call, name: str | None) -> tuple[str | None, str | None]:
+        """(the shadow variable's spec name, the layout or None) of a call; registers the id."""
+        args = _kids(call.child_by_field_name("arguments"))
+        if name is None or len(args) != SHADOW_ARGS[name]:
+            return None, None
+        idnode = args[1] if name != "klp_shadow_free_all" else args[0]
+        v = self.fr.ev(self.src, idnode)
+        if v.kind != "int" or not 0 <= v.value < 2 ** 64:
+            return None, None
+        sv = self.fr.imp.shadow_name(self.fr.unit, self.src, idnode, v.value)
+        layout = None
+        if name in ("klp_shadow_alloc", "klp_shadow_get_or_alloc"):
+            layout = self.sizeof_layout(args[2])
+        if layout is None and call.parent is not None:          # the pointer it is stored in: `int **p = ...`
+            p = call.parent
+            while p is not None and p.type in ("parenthesized_expression", "cast_expression"):
+                p = p.parent
+            target = None
+            if p is not None and p.type == "assignment_expression":
+                left = _strip(p.child_by_field_name("left"))
+                target = _text(left) if left is not None and left.type == "identifier" else None
+            elif p is not None and p.type == "init_declarator":
+                target = _declared_name(p)
+            if target in self.types and self.types[target][1] >= 1:
+                base, depth = self.types[target]
+                layout = _layout_name(base, depth - 1)
+        return sv, layout
+
+    def sizeof_layout(self, node) -> str | None:
+        n = _strip(node)
+        if n is None or n.type != "sizeof_expression":
+            return None
+        t = n.child_by_field_name("type")
+        if t is not None:
+            return _layout_name(*_decl_type(t.child_by_field_name("type"), t.child_by_field_name("declarator")))
+        e = _strip(n.child_by_field_name("value"))
+        deref = 0
+        while e is not None and e.type == "pointer_expression" and _text(e.child_by_field_name("operator")) == "*":
+            deref, e = deref + 1, _strip(e.child_by_field_name("argument"))
+        if e is not None and e.type == "identifier" and _text(e) in self.types:
+            base, depth = self.types[_text(e)]
+            if depth >= deref:
+                return _layout_name(base, depth - deref)
+        return None
+
+    def statement(self, call) -> tuple[str | None, str]:
+        """The spec statement a shadow call means (without condition), or (None, why)."""
+        name = _shadow_call(call)
+        args = _kids(call.child_by_field_name("arguments"))
+        if name is None:
+            return None, ""
+        if len(args) != SHADOW_ARGS[name]:
+            return None, f"{name} takes {SHADOW_ARGS[name]} arguments"
+        sv, layout = self.declare(call, name)
+        if sv is None:
+            return None, "the shadow id is not a constant of the file"
+        ctx = self.fr.ctx
+        if ctx is not None:
+            old = ctx.shadows.get(sv)
+            if old is None or (old.value is None and layout is not None):
+                ctx.shadows[sv] = Item(layout, self.src.where(call), _one_line(_text(call)))
+        stmt = f"{SHADOW_STMT[name]} {sv}"
+        if name == "klp_shadow_alloc" and self.code:
+            obj = _strip(args[0])
+            if obj is not None and obj.type == "identifier" and any(
+                    (_strip(v) is not None and _strip(v).type == "call_expression"
+                     and _text(_strip(v).child_by_field_name("function")) in ALLOCATORS)
+                    for v in self.values.get(_text(obj), [])):
+                stmt += " on new"                          # on the object the function just allocated
+        if name in ("klp_shadow_alloc", "klp_shadow_get_or_alloc"):
+            ctor = self.fr.ev(self.src, args[4])
+            if ctor.kind == "func":
+                data = _strip(args[5])
+                nonnull = data is not None and data.type == "pointer_expression" \
+                    and _text(data.child_by_field_name("operator")) == "&"
+                csrc, cnode = self.fr.unit.funcs[ctor.ident]
+                if _returns_can_fail(self.fr, csrc, cnode, nonnull):
+                    if name == "klp_shadow_alloc":
+                        return None, f"the constructor {ctor.ident} can fail, which the spec's shadow-alloc cannot say"
+                    stmt += " with ctor-fail"
+            elif ctor.kind != "null":
+                return None, "the constructor is not a function of the file"
+        return stmt, ""
+
+
 # The calls the importer recognises, by name: each method emits the statement(s) it means.
-# Shadow variables (klp_shadow_alloc/get/get_or_alloc/free/free_all) are not in the spec
-# language yet; when they are, each is one entry here.
 CALLS = {**{n: _Fn.call_log for n in PRINTK},
          **{n: _Fn.call_free for n in FREES},
+         **{n: _Fn.call_shadow for n in SHADOW_API},
          "memcpy": _Fn.call_memcpy}
 
 
@@ -1819,7 +2221,8 @@ def _value(v) -> str:
     return ("true" if v else "false") if isinstance(v, bool) else str(v)
 
 
-def render(files: list[str], states: dict[int, Item[str]], patches: list[OutPatch], modules: list[OutModule]) -> str:
+def render(files: list[str], states: dict[int, Item[str]], patches: list[OutPatch], modules: list[OutModule],
+           shadows: dict[int, Item[str]] | None = None) -> str:
     out = [_comment(f"Written by klpmodel import from {' '.join(files)}"),
            _comment("(one [[patch]] per livepatch file, in the order given). Each value's comment names the C"),
            _comment("line it comes from; a 'log \"TODO ...\"' statement is C that was not understood: write it"),
@@ -1831,6 +2234,10 @@ def render(files: list[str], states: dict[int, Item[str]], patches: list[OutPatc
         if sid not in used:
             continue
         out += [f"[states.{item.value}]", _line(f"id = {sid}", f"{item.where}: {item.ctext}"), ""]
+    used_sv = {sv for p in patches for sv in p.shadows}
+    for sid, item in sorted((shadows or {}).items(), key=lambda kv: kv[0]):
+        if item.value in used_sv:
+            out += [f"[shadows.{item.value}]", _line(f"id = {sid}", f"{item.where}: {item.ctext}"), ""]
     for m in modules:
         out.append(_line(f"[modules.{m.name}]", f"{m.where}: {m.ctext}" if m.ctext else m.where))
         for key, lines in (("init", m.init), ("exit", m.exit)):
@@ -1849,12 +2256,28 @@ def render(files: list[str], states: dict[int, Item[str]], patches: list[OutPatc
         if p.replace_param is not None:
             out.append(_line(f"replace_param = {_toml_str(p.replace_param.value)}",
                              f"{p.replace_param.where}: {p.replace_param.ctext}"))
+        for key, lines in (("init", p.init), ("exit", p.exit)):
+            if lines:
+                out += _stmts(key, lines, None)
         for c in p.comments:
             out.append(_comment(f"not imported: {c}"))
         for key, entries in (("params", p.params), ("states", p.states)):
             if entries:
                 out += ["", f"[patch.{key}]"]
                 out += [_line(f"{n} = {_value(it.value)}", f"{it.where}: {it.ctext}") for n, it in entries]
+        if p.shadows:
+            out += ["", "[patch.shadows]"]
+            out += [_line(f"{sv} = {_toml_str(it.value or sv)}", f"{it.where}: {it.ctext}")
+                    for sv, it in p.shadows.items()]
+        code = [(f, lines) for o in p.objects for f, lines in o.code]
+        if code:
+            out += ["", "[patch.code]"]
+            seen: set[str] = set()
+            for f, lines in code:
+                if f.value in seen:
+                    continue                              # the same function patched in two objects
+                seen.add(f.value)
+                out += _stmts(f.value, lines, Item(None, f.where, f.ctext))
         for o in p.objects:
             out += ["", _line(f"[patch.objects.{o.name}]", f"{o.where}: {o.ctext}")]
             if o.funcs:
@@ -1884,7 +2307,7 @@ def import_files(paths: list[Path]) -> tuple[str, list[str], list[Path]]:
                 imp.warn(it.where, f"not understood: {it.ctext}; the parameter name is not a valid spec name "
                          "(letters, digits, '_'): declare it by hand")
         owner.params[:] = [(n, it) for n, it in owner.params if NAME_RE.match(n)]
-    text = render([str(p) for p in paths], imp.state_names, patches, modules)
+    text = render([str(p) for p in paths], imp.state_names, patches, modules, imp.shadow_names)
     _self_check(text)
     seen, notes = set(), []
     for n in imp.notes:

@@ -2041,8 +2041,9 @@ class ShadowReader:
         if n is not None and n.type == "identifier":
             svs = {self.declare(_strip(v), _shadow_call(v))[0] for v in self.values.get(_text(n), [])
                    if _shadow_call(v) in ("klp_shadow_get", "klp_shadow_get_or_alloc", "klp_shadow_alloc")}
-            if len(svs) == 1 and None not in svs:
-                sv = svs.pop()
+            one = svs.pop() if len(svs) == 1 else None
+            if one is not None:
+                sv = one
                 if self.fr.ctx is not None:
                     self.fr.ctx.shadows.setdefault(sv, Item(None, self.src.where(n), _one_line(_text(n))))
                 return sv

@@ -809,6 +809,13 @@ class Importer:
         for which in ("module_init", "module_exit"):
             self._lp_init_exit(u, which, ctx, out)
         out.shadows = ctx.shadows
+        seen: set[str] = set()
+        for o in out.objects:
+            for fit, _ in o.code:
+                if fit.value in seen:
+                    self.warn(fit.where, f"not understood: {fit.ctext}; the patch's code for {fit.value} is already "
+                              "imported from another object (the spec's code has one list per function): merge by hand")
+                seen.add(fit.value)
         return out
 
     def _param_default(self, u: Unit, var: str, src: Src, node) -> int | bool | None:
@@ -929,11 +936,22 @@ class Importer:
                     obj.code.append((old, lines))
         return obj
 
+    def _shadow_helpers(self, u: Unit) -> set[str]:
+        """The functions of the file that call the shadow API, directly or through each other."""
+        calls = {f: _calls(node.child_by_field_name("body")) for f, (_, node) in u.funcs.items()}
+        found = {f for f, c in calls.items() if c & set(SHADOW_API)}
+        grew = True
+        while grew:
+            more = {f for f, c in calls.items() if f not in found and c & found}
+            found |= more
+            grew = bool(more)
+        return found
+
     def _code(self, u: Unit, ctx: Patchctx, obj: str, fname: str) -> list[Line]:
         """The shadow calls of patched function fname (its `.new_func`), as [patch.code] statements."""
         src, fnode = u.funcs[fname]
         body = fnode.child_by_field_name("body")
-        calls = _shadow_calls(body)
+        calls = _shadow_calls(body, helpers=self._shadow_helpers(u))
         if not calls:
             return []
         fr = _Fn(self, u, ctx, fname, {}, "code", obj)
@@ -941,6 +959,11 @@ class Importer:
         out = []
         for call in calls:
             where, c = src.where(call), _one_line(_text(call))
+            if not _shadow_call(call):                    # a helper of the file that calls the shadow API
+                self.warn(where, f"not understood: {c}; it calls the shadow API in a function of the file, which "
+                          "is not read for a patched function's code: write the statements by hand")
+                out.append(Line(_todo(where, c), "", where, c, True))
+                continue
             stmt, why = rd.statement(call)
             cond, why2 = rd.condition(call, body) if stmt is not None else (None, "")
             if stmt is None or cond is None:
@@ -968,7 +991,18 @@ class Importer:
         rd = ShadowReader(fr, src, fnode, code=False)
         lines = out.init if which == "module_init" else out.exit
         enabled = False                                   # init: klp_enable_patch was called
-        for st in _kids(fnode.child_by_field_name("body")):
+        stmts = _kids(fnode.child_by_field_name("body"))
+        i = 0
+        while i < len(stmts):
+            st = stmts[i]
+            i += 1
+            idiom = None if enabled else _refcount(rd, stmts, i - 1, which == "module_init")
+            if idiom is not None:
+                texts, used = idiom
+                c = _one_line(" ".join(_text(x) for x in stmts[i - 1:i - 1 + used]), 100)
+                lines += [Line(t, cond, src.where(st), c) for t, cond in texts]
+                i += used - 1
+                continue
             if self._lp_init_stmt(fr, src, st, which, out):
                 enabled = enabled or "klp_enable_patch" in _calls(st)
                 continue
@@ -1054,6 +1088,140 @@ class Patchctx:
     params: dict[str, str]             # C variable -> module parameter name
     module: str
     shadows: dict[str, Item[str | None]] = field(default_factory=dict)  # shadow variables used -> Item(layout)
+
+
+def _receiver(st) -> tuple[str, Any] | None:
+    """(c, the call) of `c = klp_shadow_*(...);` or `T *c = klp_shadow_*(...);`."""
+    if st.type == "expression_statement" and _kids(st):
+        e = _strip(_kids(st)[0])
+        if e.type == "assignment_expression" and _text(e.child_by_field_name("operator")) == "=":
+            left = _strip(e.child_by_field_name("left"))
+            if left.type == "identifier" and _shadow_call(e.child_by_field_name("right")):
+                return _text(left), _strip(e.child_by_field_name("right"))
+    if st.type == "declaration":
+        ds = st.children_by_field_name("declarator")
+        if len(ds) == 1 and ds[0].type == "init_declarator" and _shadow_call(ds[0].child_by_field_name("value")):
+            return _declared_name(ds[0]) or "", _strip(ds[0].child_by_field_name("value"))
+    return None
+
+
+def _is_counter(node, c: str) -> bool:
+    """`*c` or `c->field` (the count kept in the shadow variable c points at)."""
+    n = _strip(node)
+    if n is None:
+        return False
+    if n.type == "pointer_expression" and _text(n.child_by_field_name("operator")) == "*":
+        a = _strip(n.child_by_field_name("argument"))
+        return a is not None and a.type == "identifier" and _text(a) == c
+    if n.type == "field_expression" and _text(n.child_by_field_name("operator")) == "->":
+        a = _strip(n.child_by_field_name("argument"))
+        return a is not None and a.type == "identifier" and _text(a) == c
+    return False
+
+
+def _step(node, c: str, op: str) -> bool:
+    """`(*c)++`, `++*c`, `*c += 1`, `c->f++` (op '+'); the same with '-'."""
+    n = _strip(node)
+    if n is None:
+        return False
+    if n.type == "update_expression":
+        return _text(n.child_by_field_name("operator")) == op * 2 and _is_counter(n.child_by_field_name("argument"), c)
+    if n.type == "assignment_expression" and _text(n.child_by_field_name("operator")) == op + "=":
+        r = _strip(n.child_by_field_name("right"))
+        return r is not None and _text(r) == "1" and _is_counter(n.child_by_field_name("left"), c)
+    return False
+
+
+def _expr_of(st):
+    return _strip(_kids(st)[0]) if st is not None and st.type == "expression_statement" and _kids(st) else None
+
+
+def _zero_test(node, c: str) -> tuple[bool, bool] | None:
+    """`!X` or `X == 0`, X the counter (or its pre-decrement): (it is a test, the decrement is in it)."""
+    n = _strip(node)
+    if n is None:
+        return None
+    if n.type == "unary_expression" and _text(n.child_by_field_name("operator")) == "!":
+        x = n.child_by_field_name("argument")
+    elif n.type == "binary_expression" and _text(n.child_by_field_name("operator")) == "==" \
+            and _text(_strip(n.child_by_field_name("right"))) == "0":
+        x = n.child_by_field_name("left")
+    else:
+        return None
+    if _is_counter(x, c):
+        return True, False
+    x = _strip(x)
+    if x is not None and x.type == "update_expression" and _text(x).startswith("--") and _step(x, c, "-"):
+        return True, True
+    return None
+
+
+def _refcount(rd: ShadowReader, stmts: list, i: int, init: bool) -> tuple[list[tuple[str, str]], int] | None:
+    """The refcount idiom at stmts[i] of the module's init/exit: (statements, how many C statements).
+
+    get: `c = klp_shadow_get_or_alloc(obj, ID, ...);` [init: `if (!c) return -ERRNO;`] `(*c)++;`
+    put: `c = klp_shadow_get(obj, ID);` [`if (!c) return;` | `if (c) { ... }`] `--*c;`
+    `if (!*c) klp_shadow_free(obj, ID, dtor);` (or `if (!--*c) klp_shadow_free(...)`, `c->f` for `*c`).
+    A NULL check after get_or_alloc in init is `maybe-fail -ERRNO unless shadow SV` before it (an
+    allocation can fail only when it creates the variable)."""
+    r = _receiver(stmts[i])
+    if r is None:
+        return None
+    c, call = r
+    name = _shadow_call(call)
+    stmt, _ = rd.statement(call) if name in ("klp_shadow_get_or_alloc", "klp_shadow_get") else (None, "")
+    if stmt is None:
+        return None
+    sv = stmt.split()[1]
+    rest = stmts[i + 1:]
+    if name == "klp_shadow_get_or_alloc":
+        pre: list[tuple[str, str]] = []
+        k = 0
+        if init and rest and rest[0].type == "if_statement":
+            t = rd.shadow_test(rest[0].child_by_field_name("condition"))
+            body = rest[0].child_by_field_name("consequence")
+            body = _kids(body)[0] if body is not None and body.type == "compound_statement" and len(_kids(body)) == 1 else body
+            if t == (True, sv) and rest[0].child_by_field_name("alternative") is None and body is not None \
+                    and body.type == "return_statement" and _kids(body):
+                v = rd.fr.ev(rd.src, _kids(body)[0])
+                if v.kind == "int" and -4095 <= v.value < 0:
+                    pre, k = [(f"maybe-fail {_errno(_kids(body)[0], v.value)}", f"unless shadow {sv}")], 1
+        if stmt == f"shadow-get-or-alloc {sv}" and len(rest) > k and _step(_expr_of(rest[k]), c, "+"):
+            return pre + [(f"get {sv}", "")], k + 2
+        return (pre + [(stmt, "")], 2) if pre else None            # the NULL check alone
+    # put
+    guarded, wrapped, k, body = False, False, 0, rest
+    if rest and rest[0].type == "if_statement" and rest[0].child_by_field_name("alternative") is None:
+        t = rd.shadow_test(rest[0].child_by_field_name("condition"))
+        cons = rest[0].child_by_field_name("consequence")
+        if t == (True, sv) and cons is not None and ((cons.type == "return_statement" and not _kids(cons)) or
+                                                      (cons.type == "compound_statement" and len(_kids(cons)) == 1
+                                                      and _kids(cons)[0].type == "return_statement"
+                                                      and not _kids(_kids(cons)[0]))):
+            guarded, k, body = True, 1, rest[1:]                     # if (!c) return;
+        elif t == (False, sv) and cons is not None:
+            guarded, wrapped, k = True, True, 1                      # if (c) { ... }
+            body = _kids(cons) if cons.type == "compound_statement" else [cons]
+            if len(body) not in (1, 2):
+                return None
+    n = 0
+    dec = False
+    if body and _step(_expr_of(body[0]), c, "-"):
+        dec, n = True, 1
+    if len(body) <= n or body[n].type != "if_statement" or body[n].child_by_field_name("alternative") is not None:
+        return None
+    z = _zero_test(body[n].child_by_field_name("condition"), c)
+    if z is None or dec == z[1]:
+        return None
+    free = body[n].child_by_field_name("consequence")
+    free = _kids(free)[0] if free is not None and free.type == "compound_statement" and len(_kids(free)) == 1 else free
+    e = _expr_of(free)
+    if _shadow_call(e) != "klp_shadow_free" or rd.statement(e)[0] != f"shadow-free {sv}":
+        return None
+    if wrapped and len(body) != n + 1:
+        return None
+    used = 2 if wrapped else 1 + k + n + 1
+    return [(f"put {sv}", f"if shadow {sv}" if guarded else "")], used
 
 
 def _simple_shadow_stmt(st) -> bool:
@@ -1915,13 +2083,13 @@ def _shadow_call(node) -> str | None:
     return name if name in SHADOW_API else None
 
 
-def _shadow_calls(node) -> list:
-    """Every call of the shadow API in node, in source order."""
+def _shadow_calls(node, helpers: frozenset[str] | set[str] = frozenset()) -> list:
+    """Every call of the shadow API in node (and of the functions named in helpers), in source order."""
     out = []
     stack = [node] if node is not None else []
     while stack:
         n = stack.pop()
-        if n.type == "call_expression" and _shadow_call(n):
+        if n.type == "call_expression" and (_shadow_call(n) or _text(n.child_by_field_name("function")) in helpers):
             out.append(n)
         stack.extend(reversed(n.named_children))
     return out
@@ -2275,8 +2443,9 @@ def render(files: list[str], states: dict[int, Item[str]], patches: list[OutPatc
             out += ["", "[patch.code]"]
             seen: set[str] = set()
             for f, lines in code:
-                if f.value in seen:
-                    continue                              # the same function patched in two objects
+                if f.value in seen:                       # the same function patched in two objects
+                    out.append(_comment(f"not imported: {f.where}: {f.ctext}: code = {f.value} is imported once"))
+                    continue
                 seen.add(f.value)
                 out += _stmts(f.value, lines, Item(None, f.where, f.ctext))
         for o in p.objects:

@@ -478,12 +478,56 @@ module_exit(lp_exit);
 """)
     spec, _, notes = imported(p)
     lp = spec.patches[0]
-    check = "if (!s) return -ENOMEM"
-    assert [s.text for s in lp.init] == ["shadow-get-or-alloc sv_shared", f'log "TODO {at(p, "if (!s)")}: {check}"']
+    # the NULL check: the allocation can fail only when it creates the variable
+    assert [s.text for s in lp.init] == ["maybe-fail -ENOMEM unless shadow sv_shared", "shadow-get-or-alloc sv_shared"]
     assert [s.text for s in lp.exit] == ["shadow-free sv_shared", f'log "TODO {at(p, "schedule_work")}: schedule_work(&w)"']
     assert lp.shadows == (("sv_shared", "shared"),)
-    assert notes == [f"{at(p, 'if (!s)')}: not understood: {check}; write the statement by hand",
-                     f"{at(p, 'schedule_work')}: not understood: schedule_work(&w); write the statement by hand"]
+    assert notes == [f"{at(p, 'schedule_work')}: not understood: schedule_work(&w); write the statement by hand"]
+
+
+REFCOUNT = """#include <linux/livepatch.h>
+#define SV_SHARED 0x5e5e
+static void *anchor;
+static struct klp_object objs[] = { { }, { } };
+static struct klp_patch patch = { .mod = THIS_MODULE, .objs = objs };
+static int lp_init(void)
+{
+\tint *count = klp_shadow_get_or_alloc(anchor, SV_SHARED, sizeof(*count), GFP_KERNEL, NULL, NULL);
+\tif (!count)
+\t\treturn -ENOMEM;
+\t(*count)++;
+\treturn klp_enable_patch(&patch);
+}
+static void lp_exit(void)
+{
+\tint *count;
+EXIT}
+module_init(lp_init);
+module_exit(lp_exit);
+"""
+
+
+@pytest.mark.parametrize("exit_c, exit_spec", [
+    ("\tcount = klp_shadow_get(anchor, SV_SHARED);\n\t--*count;\n\tif (!*count)\n"
+     "\t\tklp_shadow_free(anchor, SV_SHARED, NULL);\n", ["put sv_shared"]),
+    ("\tcount = klp_shadow_get(anchor, SV_SHARED);\n\tif (count) {\n\t\tif (!--*count)\n"
+     "\t\t\tklp_shadow_free(anchor, SV_SHARED, NULL);\n\t}\n", ["put sv_shared if shadow sv_shared"]),
+    ("\tcount = klp_shadow_get(anchor, SV_SHARED);\n\tif (!count)\n\t\treturn;\n\t*count -= 1;\n"
+     "\tif (*count == 0)\n\t\tklp_shadow_free(anchor, SV_SHARED, NULL);\n", ["put sv_shared if shadow sv_shared"]),
+    # no free at 0: not the idiom, each C statement on its own
+    ("\tcount = klp_shadow_get(anchor, SV_SHARED);\n\t--*count;\n", ["shadow-get sv_shared", "TODO --*count"]),
+], ids=["put", "if-c", "return-guard", "not-the-idiom"])
+def test_the_refcount_idiom_in_init_and_exit(tmp_path, exit_c, exit_spec):
+    p = tmp_path / "lp.c"
+    p.write_text(REFCOUNT.replace("EXIT", exit_c))
+    spec, _, notes = imported(p)
+    lp = spec.patches[0]
+    assert [s.text for s in lp.init] == ["maybe-fail -ENOMEM unless shadow sv_shared", "get sv_shared"]
+    assert [s.text for s in lp.exit] == [f'log "TODO {at(p, "--*count")}: --*count"' if t == "TODO --*count" else t
+                                         for t in exit_spec]
+    assert notes == ([f"{at(p, '--*count')}: not understood: --*count; write the statement by hand"]
+                     if "TODO --*count" in exit_spec else [])
+    assert verify(spec, depth=4).verdict in ("holds", "violation")
 
 
 def test_shadow_ids_not_constant_and_names_taken_by_states(tmp_path):

@@ -930,10 +930,15 @@ class Importer:
             lines = _Fn.callback(self, ctx, name, cb, fname)
             obj.callbacks[cb] = (lines, item)
         for old, new in new_funcs:                                # the patched functions' shadow calls
+            if new not in u.funcs:
+                continue
             if NAME_RE.fullmatch(old.value) and old.value not in ("init", "init_error", "exit", *CALLBACKS):
                 lines = self._code(u, ctx, name, new)
                 if lines:
                     obj.code.append((old, lines))
+            elif _shadow_calls(u.funcs[new][1], helpers=self._shadow_helpers(u)):
+                self.warn(old.where, f"not understood: {old.ctext}; {new} calls the shadow API, but the function's "
+                          "name cannot be a key of [patch.code]: write its code by hand")
         return obj
 
     def _shadow_helpers(self, u: Unit) -> set[str]:

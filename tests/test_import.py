@@ -453,6 +453,35 @@ static void lp_obj_destroy(struct obj *o)
     assert imported(plain)[0].patches[0].code == ()
 
 
+def test_shadow_calls_a_patched_function_makes_through_helpers_or_odd_conditions(tmp_path):
+    body = """struct obj { const char *name; };
+static void drop(struct obj *o)
+{
+\tklp_shadow_free(o, 1, NULL);
+}
+static void lp_obj_create(struct obj *o)
+{
+\tif (!strcmp(o->name, "x\\"]\\n[patch]"))
+\t\tklp_shadow_get_or_alloc(o, 1, sizeof(int), GFP_KERNEL, NULL, NULL);
+}
+static void lp_obj_use(struct obj *o) { }
+static void lp_obj_destroy(struct obj *o)
+{
+\tdrop(o);
+}
+""" + FUNCS
+    p = module(tmp_path, body, objs=OBJS)
+    spec, text, notes = imported(p)
+    goa, drop = "klp_shadow_get_or_alloc(o, 1, sizeof(int), GFP_KERNEL, NULL, NULL)", "drop(o)"
+    assert [(f, [s.text for s in st]) for f, st in spec.patches[0].code] == [
+        ("obj_create", [f'log "TODO {at(p, goa)}: {goa}"']), ("obj_destroy", [f'log "TODO {at(p, drop)}: {drop}"'])]
+    assert notes == [f"{at(p, goa)}: not understood: {goa}; write the statement by hand",
+                     f"{at(p, drop)}: not understood: {drop}; it calls the shadow API in a function of the file, which "
+                     "is not read for a patched function's code: write the statements by hand"]
+    assert spec.patches[0].shadows == (("shadow_1", "int"),)
+    assert not any(ln.startswith("[patch]") for ln in text.splitlines())          # C text stays in one comment
+
+
 def test_the_livepatch_modules_init_and_exit(tmp_path):
     p = tmp_path / "lp.c"
     p.write_text("""#include <linux/livepatch.h>

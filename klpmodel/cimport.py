@@ -2316,6 +2316,9 @@ class ShadowReader:
             old = ctx.shadows.get(sv)
             if old is None or (old.value is None and layout is not None):
                 ctx.shadows[sv] = Item(layout, self.src.where(call), _one_line(_text(call)))
+            elif layout is not None and old.value != layout:
+                self.fr.imp.warn(self.src.where(call), f"the data of shadow variable {sv} is {layout} here and "
+                                 f"{old.value} at {old.where}; the spec keeps {old.value}: check which the C means")
         stmt = f"{SHADOW_STMT[name]} {sv}"
         if name == "klp_shadow_alloc" and self.code:
             obj = _strip(args[0])

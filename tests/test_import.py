@@ -570,6 +570,16 @@ def test_shadow_ids_not_constant_and_names_taken_by_states(tmp_path):
     assert notes[0] == f"{at(p, c)}: not understood: {c}; write the statement by hand"
 
 
+def test_two_layouts_for_one_shadow_variable_are_warned(tmp_path):
+    calls = [f"klp_shadow_get_or_alloc(obj, 1, sizeof(struct {t}), GFP_KERNEL, NULL, NULL)" for t in "ab"]
+    body = "static void post_patch_cb(struct klp_object *obj)\n{\n" + "".join(f"\t{c};\n" for c in calls) + "}\n"
+    p = module(tmp_path, body)
+    spec, _, notes = imported(p)
+    assert spec.patches[0].shadows == (("shadow_1", "a"),)
+    assert notes == [f"{at(p, calls[1])}: the data of shadow variable shadow_1 is b here and a at {at(p, calls[0])}; "
+                     "the spec keeps a: check which the C means"]
+
+
 @needs_kernel_c
 def test_the_shadow_samples_import_and_verify(tmp_path):
     fix1, fix2 = C / "livepatch-shadow-fix1.c", C / "livepatch-shadow-fix2.c"

@@ -207,6 +207,8 @@ def _profile(name: str) -> str:
 
 FAULTS_HELP = "Also explore this optional fault (repeatable): patching (klp_patch_object fails)."
 KERNEL_HELP = "Run under this kernel profile instead of the spec's `kernel` (see 'klpmodel profiles')."
+KERNELS_HELP = ("Run under this kernel profile instead of the spec's `kernel` (see 'klpmodel profiles'); "
+                "given twice or more, run under each and lead with the differences (docs/compare.md).")
 TIMEOUT_HELP = ("Give up after this many seconds, loading the spec included (exit 3 with what was found); "
                 "Ctrl-C stops the same way.")
 MAX_STATES_HELP = ("The explicit engine's budget of distinct states (default 1,000,000, about 3 GB of memory): "
@@ -266,9 +268,14 @@ def verify(
                                     help="Write each counterexample as a trace file (JSON and ITF) into DIR."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the verdict line (text format)."),
     faults: list[str] | None = typer.Option(None, "--faults", metavar="FAULT", help=FAULTS_HELP),
-    kernel: str | None = typer.Option(None, "--kernel", metavar="PROFILE", help=KERNEL_HELP),
+    kernels: list[str] | None = typer.Option(None, "--kernel", metavar="PROFILE", help=KERNELS_HELP),
 ):
     """Explore every operation sequence up to the depth; report the shortest counterexample per violated property."""
+    if kernels is not None and len(kernels) > 1:
+        _verify_side_by_side(spec, kernels, depth=depth, property=property, timeout=timeout, format=format,
+                             engine=engine, max_states=max_states, stats=stats,
+                             max_counterexamples=max_counterexamples, out=out, quiet=quiet, faults=faults)
+    kernel = kernels[0] if kernels else None
     try:
         from . import report
         from .deadline import watch
@@ -311,6 +318,88 @@ def verify(
     except (UserError, InternalError) as e:
         _fail(e)
     raise typer.Exit(result.exit_code)
+
+
+def _verify_side_by_side(spec: Path, kernels: list[str], *, depth, property, timeout, format, engine, max_states,
+                         stats, max_counterexamples, out, quiet, faults) -> NoReturn:
+    """verify with --kernel given twice or more (docs/compare.md): each profile's run, the
+    comparison first. Exit code: the worst of the runs that ran (3 if one is unknown, else 1
+    if one has a violation, else 0); 2 if no profile can express the spec."""
+    from dataclasses import replace
+
+    try:
+        from . import compare as cmp
+        from . import report
+        from .deadline import watch
+        from .kernel import PROFILES
+        from .spec import FAULTS, load_spec
+        from .term import progress, write
+        from .verify import verify as run
+
+        for k in kernels:
+            _profile(k)
+        dup = next((k for n, k in enumerate(kernels) if k in kernels[:n]), None)
+        if dup is not None:
+            raise UserError(f"--kernel {dup} is given twice; give each profile once")
+        if format is VerifyFormat.sarif:
+            raise UserError("--format sarif takes one kernel profile; give --kernel once (or use --format json)")
+        if out is not None:
+            raise UserError("--out takes one kernel profile; give --kernel once to write its trace files")
+        deadline = _deadline(timeout)
+        columns: list = []
+        try:
+            with watch(deadline):
+                loaded = load_spec(spec)
+                for f in faults or ():
+                    if f not in FAULTS:
+                        raise UserError(f"unknown fault '{f}' for --faults; known faults: {', '.join(FAULTS)}")
+                if faults:
+                    loaded = replace(loaded, faults=tuple(f for f in FAULTS if f in set(faults) | set(loaded.faults)))
+                specs = {}
+                for k in kernels:
+                    s = loaded if k == loaded.kernel else replace(loaded, kernel=k, file_kernel=loaded.kernel)
+                    try:
+                        PROFILES[k].refuse(s)
+                    except UserError as e:
+                        columns.append(cmp.Column(k, cannot=str(e)))
+                        continue
+                    specs[k] = s
+                    columns.append(cmp.Column(k))
+                if not specs:
+                    for col in columns:
+                        typer.echo(f"klpmodel: error: under {col.kernel}: {col.cannot}", err=True)
+                    raise typer.Exit(2)
+                if property:
+                    every = {p for k in specs for p in cmp.known(k)}
+                    bad = next((p for p in property if p not in every), None)
+                    if bad is not None:
+                        order = list(dict.fromkeys(p for k in specs for p in cmp.known(k)))
+                        raise UserError(f"unknown property '{bad}'; known properties: {', '.join(order)}")
+                results = {}
+                for k, s in specs.items():
+                    asked = [p for p in property or () if p in cmp.known(k)]
+                    if property and not asked:
+                        raise UserError(f"kernel profile {k} has none of the properties asked for; "
+                                        f"drop --kernel {k} or ask for another property")
+                    with progress(f"verifying {printable(str(spec))} under {k} up to depth {depth or s.depth}") as show:
+                        def done(eng, d, states, show=show):
+                            show(f"{eng}: depth {d} done" + (f", {states:,} states" if states is not None else ""))
+                        results[k] = run(s, depth=depth, properties=asked or None, timeout=deadline,
+                                         engine=engine.value, max_counterexamples=max_counterexamples,
+                                         progress=done, max_states=max_states)
+        except Stopped as e:
+            _stopped(e, "loading the spec")
+        columns = [cmp.Column(c.kernel, results.get(c.kernel), c.cannot) for c in columns]
+        c = cmp.compare(loaded, columns)
+        if format is VerifyFormat.json:
+            sys.stdout.write(cmp.json_text(c, stats))
+        elif quiet:
+            write(cmp.headline(c) + "\n")
+        else:
+            write(cmp.text(c, {k: report.text(r, stats) for k, r in results.items()}))
+    except (UserError, InternalError) as e:
+        _fail(e)
+    raise typer.Exit(c.exit_code)
 
 
 @app.command()

@@ -136,3 +136,14 @@ def test_options_that_take_one_profile_say_so(tmp_path):
     assert p.returncode == 2 and "--out takes one kernel profile" in p.stderr
     p = cli("verify", DEFAULT_ZERO, "--kernel", "mainline", "--kernel", "4.19")
     assert p.returncode == 2 and "unknown kernel profile '4.19' for --kernel" in p.stderr
+
+
+def test_the_commands_of_docs_compare_md_run():
+    from conftest import ROOT
+
+    text = (ROOT / "docs" / "compare.md").read_text()
+    assert "klpmodel verify tests/regressions/replace-set-default-zero.toml --kernel mainline --kernel replace-set" in text
+    p = cli("verify", DEFAULT_ZERO, "--kernel", "mainline", "--kernel", "replace-set")
+    block = text.split("$ klpmodel verify ", 1)[1].split("```", 1)[0].splitlines()[1:]
+    shown = [x for x in block if x != "..."]
+    assert len(shown) > 8 and all(x in p.stdout.splitlines() for x in shown)

@@ -55,12 +55,14 @@ class WhyNot:
     """Why profile `kernel` does not reach the violation found under another one."""
     kernel: str
     verdict: Verdict
-    step: int | None = None             # the first step whose outcome differs (None: none does)
-    operation: str | None = None
-    refused: str | None = None          # that step is refused under `kernel`
-    base: Outcome | None = None         # the differing step under the profile where it breaks
+    step: int | None = None             # the first step whose change of the state differs (else whose log
+    operation: str | None = None        # differs); None: none does
+    base: Outcome | None = None         # that step under the profile where it breaks
     other: Outcome | None = None        # ... and under `kernel`
     log_only_before: int | None = None  # an earlier step differing only in what it logs
+    refused_step: int | None = None     # a step refused under `kernel` (the replay stops there)
+    refused_operation: str | None = None
+    refused: str | None = None          # why
     breaks: bool = False                # the same operations break the property under `kernel` too
     breaks_other: tuple[str, ...] = ()  # what the same operations break under `kernel` instead
 
@@ -142,18 +144,18 @@ def _outcome(m: Model, step: Step) -> Outcome:
 
 def why_not(bm: Model, v: Violation, om: Model, kernel: str, verdict: Verdict) -> WhyNot:
     """Replay v's operations, with the same failing statements, under `om` (profile
-    `kernel`): the first step refused there, or the first whose change of the state
-    differs, else the first whose log differs; and whether the property breaks there."""
+    `kernel`): the first step whose change of the state differs (else whose log differs),
+    the step refused there if one is, and whether the property breaks there."""
     state = interp.initial(om)
     first: tuple[int, Step, Step] | None = None          # the first change of the state that differs
     log_only: tuple[int, Step, Step] | None = None       # the first step differing only in its log
     other: list[Step] = []
+    refused: tuple[int, Step, str] | None = None
     for k, step in enumerate(v.trace, 1):
-        refused = interp.refusal(om, state, step.op)
-        if refused is not None:
-            before = first or log_only
-            return WhyNot(kernel, verdict, k, str(step.op), str(refused), _outcome(bm, step), None,
-                          before[0] if before else None)
+        why = interp.refusal(om, state, step.op)
+        if why is not None:
+            refused = (k, step, str(why))
+            break
         out = interp.apply(om, state, step.op, {c: True for c in step.failed})
         mine = Step(step.op, tuple(out.failed_choices), tuple(out.events), state, out.state, tuple(out.violations))
         other.append(mine)
@@ -163,16 +165,18 @@ def why_not(bm: Model, v: Violation, om: Model, kernel: str, verdict: Verdict) -
         elif first is None and log_only is None and a.events != b.events:
             log_only = (k, step, mine)
         state = out.state
-    last = other[-1].violations
-    breaks = any(p == v.property for p, _ in last)
+    breaks = refused is None and any(p == v.property for p, _ in other[-1].violations)
     others = tuple(sorted({p for s in other for p, _ in s.violations} - {v.property}))
     pick = first or log_only
-    if pick is None:
-        return WhyNot(kernel, verdict, breaks=breaks, breaks_other=others)
-    k, step, mine = pick
-    return WhyNot(kernel, verdict, k, str(step.op), None, _outcome(bm, step), _outcome(om, mine),
-                  log_only[0] if first is not None and log_only is not None and log_only[0] < k else None,
-                  breaks, others)
+    where: dict[str, Any] = {}
+    if pick is not None:
+        k, step, mine = pick
+        where = {"step": k, "operation": str(step.op), "base": _outcome(bm, step), "other": _outcome(om, mine),
+                 "log_only_before": log_only[0] if first is not None and log_only is not None and log_only[0] < k
+                 else None}
+    if refused is not None:
+        where.update(refused_step=refused[0], refused_operation=str(refused[1].op), refused=refused[2])
+    return WhyNot(kernel, verdict, **where, breaks=breaks, breaks_other=others)
 
 
 # ------------------------------------------------------------------ text
@@ -213,9 +217,6 @@ def why_text(d: Difference, w: WhyNot) -> list[str]:
            f"failing statements, under {w.kernel}:"]
     if w.log_only_before is not None:
         out.append(f"    (step {w.log_only_before} differs only in what it logs)")
-    if w.refused is not None:
-        out.append(f"    step {w.step} `{w.operation}` is refused under {w.kernel}: {w.refused}")
-        return out
     if w.step is not None:
         assert w.base is not None and w.other is not None
         what = "the state changes differently" if w.base.changes != w.other.changes else "it logs differently"
@@ -224,7 +225,10 @@ def why_text(d: Difference, w: WhyNot) -> list[str]:
         out += [f"        {x}" for x in _side(w.base, w.other)]
         out.append(f"      under {w.kernel}:")
         out += [f"        {x}" for x in _side(w.other, w.base)]
-    else:
+    if w.refused is not None:
+        out.append(f"    step {w.refused_step} `{w.refused_operation}` is refused under {w.kernel}: {w.refused}")
+        return out
+    if w.step is None:
         out.append(f"    every step logs and changes the same under {w.kernel}")
     if w.breaks:
         out.append(f"    under {w.kernel} they break {d.property} too")
@@ -276,7 +280,9 @@ def to_json_doc(c: Comparison, stats: bool = False) -> dict[str, Any]:
         diffs.append({
             "property": d.property, "breaks_under": d.kernel, "same_verdict": list(d.same),
             "violation": violation_json(d.model, d.violation),
-            "why_not": [{"kernel": w.kernel, "step": w.step, "operation": w.operation, "refused": w.refused,
+            "why_not": [{"kernel": w.kernel, "step": w.step, "operation": w.operation,
+                         "refused": None if w.refused is None else
+                         {"step": w.refused_step, "operation": w.refused_operation, "reason": w.refused},
                          "under_breaking": _outcome_json(w.base), "under_this": _outcome_json(w.other),
                          "log_only_before": w.log_only_before, "breaks": w.breaks,
                          "breaks_instead": list(w.breaks_other), "text": [x.strip() for x in why_text(d, w)]}

@@ -39,6 +39,32 @@ post_unpatch = ["free s"]
 """
 
 
+# force pins a patching patch's module under 5.5 (it marks every listed patch) but not since
+# 5.18 (a patching transition without replace marks none, commit 2957308343fa). a's patching
+# transition completes only by force (a task sleeps in busy's work); its post_patch attaches a
+# shadow variable that nothing frees: only the rmmod that 5.5 refuses leaves it to no module
+FORCE = """
+[check]
+depth = 7
+operations = ["load", "complete", "disable", "rmmod", "force"]
+
+[shadows.users]
+id = 1
+
+[modules.busy]
+loaded = true
+params = { block = 1 }
+sleeps = { function = "work", while = "block" }
+
+[[patch]]
+name = "a"
+shadows = { users = "counter" }
+[patch.objects.busy]
+funcs = ["work"]
+post_patch = ["shadow-alloc users"]
+"""
+
+
 def test_a_difference_comes_first_with_its_trace_and_the_step_that_differs():
     p = cli("verify", DEFAULT_ZERO, "--kernel", "mainline", "--kernel", "replace-set")
     assert p.returncode == 1, p.stderr                      # the worst of the runs: a violation
@@ -67,6 +93,29 @@ def test_a_step_refused_under_the_other_profile_is_the_answer(write_spec):
     assert "no-leak (mainline: violated at depth 4; replace-set: holds)" in p.stdout.splitlines()[1]
     assert ("step 3 `load b` is refused under replace-set: -EINVAL: not compatible with the already installed "
             "livepatches (b declares state s, also declared by installed a, of another replace_set)") in p.stdout
+
+
+def test_force_under_5_5_and_mainline(write_spec):
+    """The difference is the force step (5.5 marks a forced), which makes the rmmod refused."""
+    spec = write_spec(FORCE)
+    p = cli("verify", str(spec), "--kernel", "mainline", "--kernel", "5.5")
+    assert p.returncode == 1, p.stderr
+    assert p.stdout.splitlines()[1] == ("differences: 1 of 14 properties: shadow-leak (mainline: violated at depth 6; "
+                                        "5.5: holds)")
+    why = p.stdout[p.stdout.index("why not under 5.5 (holds)"):p.stdout.index("==== kernel mainline")]
+    assert why.splitlines()[1:] == [
+        "    step 2 `force` differs (the state changes differently):",
+        "      under mainline:",
+        "        changed: nothing",
+        "      under 5.5:",
+        "        changed: a: forced (its module can never be removed)",
+        "    step 6 `rmmod a` is refused under 5.5: module a is in use for ever: its patch was forced",
+        ""]
+    doc = json.loads(cli("verify", str(spec), "--kernel", "mainline", "--kernel", "5.5", "-f", "json").stdout)
+    validate(doc, "verify-compare.schema.json")
+    (w,) = doc["comparison"]["differences"][0]["why_not"]
+    assert (w["step"], w["refused"]) == (2, {"step": 6, "operation": "rmmod a",
+                                             "reason": "module a is in use for ever: its patch was forced"})
 
 
 def test_the_same_verdicts_say_no_difference():

@@ -832,12 +832,16 @@ def review(
     traces: Path | None = typer.Option(None, "--traces", metavar="DIR",
                                        help="Also write the trace file (JSON and ITF) of every violation shown into DIR."),
     faults: list[str] | None = typer.Option(None, "--faults", metavar="FAULT", help=FAULTS_HELP),
-    kernel: str | None = typer.Option(None, "--kernel", metavar="PROFILE", help=KERNEL_HELP),
+    kernels: list[str] | None = typer.Option(None, "--kernel", metavar="PROFILE", help=KERNELS_HELP),
     full: bool = typer.Option(False, "--all", help="Show every unsafe pair, path group and list item in full "
                                                    "(by default the review caps them and says what it left out)."),
 ):
     """A design review of the series in Markdown: patches, compatibility matrix, upgrade and
     downgrade paths, property verdicts, coverage, lifecycle."""
+    if kernels is not None and len(kernels) > 1:
+        _review_side_by_side(spec, kernels, output=output, depth=depth, engine=engine, stats=stats, traces=traces,
+                             faults=faults, full=full)
+    kernel = kernels[0] if kernels else None
     try:
         from . import review as rv
 
@@ -868,3 +872,82 @@ def review(
             write_new(output, text, "-o", protect=[spec])
     except (UserError, InternalError) as e:
         _fail(e)
+
+
+def _loaded_per_profile(spec: Path, kernels: list[str], faults: list[str] | None):
+    """The spec once, and for each profile either the spec under it or the loader's refusal
+    (a key the profile gives no meaning): (loaded, {kernel: spec}, [Column])."""
+    from dataclasses import replace
+
+    from . import compare as cmp
+    from .kernel import PROFILES
+    from .spec import FAULTS, load_spec
+
+    for k in kernels:
+        _profile(k)
+    dup = next((k for n, k in enumerate(kernels) if k in kernels[:n]), None)
+    if dup is not None:
+        raise UserError(f"--kernel {dup} is given twice; give each profile once")
+    loaded = load_spec(spec)
+    for f in faults or ():
+        if f not in FAULTS:
+            raise UserError(f"unknown fault '{f}' for --faults; known faults: {', '.join(FAULTS)}")
+    if faults:
+        loaded = replace(loaded, faults=tuple(f for f in FAULTS if f in set(faults) | set(loaded.faults)))
+    specs, columns = {}, []
+    for k in kernels:
+        s = loaded if k == loaded.kernel else replace(loaded, kernel=k, file_kernel=loaded.kernel)
+        try:
+            PROFILES[k].refuse(s)
+        except UserError as e:
+            columns.append(cmp.Column(k, cannot=str(e)))
+            continue
+        specs[k] = s
+        columns.append(cmp.Column(k))
+    if not specs:
+        for col in columns:
+            typer.echo(f"klpmodel: error: under {col.kernel}: {col.cannot}", err=True)
+        raise typer.Exit(2)
+    return loaded, specs, columns
+
+
+def _review_side_by_side(spec: Path, kernels: list[str], *, output, depth, engine, stats, traces, faults,
+                         full) -> NoReturn:
+    """review with --kernel given twice or more (docs/compare.md): the comparison first,
+    then each profile's review. Exit 0 (as review), 2 if no profile can express the spec."""
+    try:
+        from . import compare as cmp
+        from . import review as rv
+
+        if traces is not None:
+            raise UserError("--traces takes one kernel profile; give --kernel once to write its trace files")
+        if output is not None:
+            from .files import check_writable
+
+            check_writable(output, "-o", protect=[spec])
+        if depth is not None and depth < 1:
+            raise UserError(f"--depth must be at least 1, not {depth}; e.g. --depth 8")
+        loaded, specs, columns = _loaded_per_profile(spec, kernels, faults)
+        command = "klpmodel review " + str(spec) + (f" --depth {depth}" if depth is not None else "") \
+            + (f" --engine {engine.value}" if engine is not Engine.auto else "") \
+            + "".join(f" --faults {f}" for f in faults or ()) + "".join(f" --kernel {k}" for k in kernels) \
+            + (" --all" if full else "")
+        reviews, texts = {}, {}
+        for k, s in specs.items():
+            reviews[k] = rv.review(s, depth=depth, engine=engine.value, full=full)
+            texts[k] = rv.markdown(reviews[k], stats=stats, command=command.split(" --kernel")[0] + f" --kernel {k}"
+                                   + (" --all" if full else ""))
+        import dataclasses
+
+        columns = [dataclasses.replace(c, result=reviews[c.kernel].result) if c.kernel in reviews else c
+                   for c in columns]
+        text = cmp.markdown(cmp.compare(loaded, columns), texts, command)
+        if output is None:
+            sys.stdout.write(text)
+        else:
+            from .files import write_new
+
+            write_new(output, text, "-o", protect=[spec])
+    except (UserError, InternalError) as e:
+        _fail(e)
+    raise typer.Exit(0)

@@ -196,3 +196,21 @@ def test_the_commands_of_docs_compare_md_run():
     block = text.split("$ klpmodel verify ", 1)[1].split("```", 1)[0].splitlines()[1:]
     shown = [x for x in block if x != "..."]
     assert len(shown) > 8 and all(x in p.stdout.splitlines() for x in shown)
+
+
+def test_review_side_by_side(tmp_path):
+    out = tmp_path / "r.md"
+    p = cli("review", DEFAULT_ZERO, "--kernel", "mainline", "--kernel", "replace-set", "-o", str(out))
+    assert p.returncode == 0, p.stderr
+    md = out.read_text()
+    assert md.startswith("# Design review side by side: replace-set-default-zero\n")
+    assert "| no-leak | holds | violated at depth 4 |" in md
+    assert md.index("### no-leak: mainline holds; replace-set violated at depth 4") \
+        < md.index("## Under `mainline`: Design review: replace-set-default-zero") \
+        < md.index("## Under `replace-set`: Design review: replace-set-default-zero")
+    assert "step 4 `complete` differs (the state changes differently):" in md
+    one = cli("review", DEFAULT_ZERO, "--kernel", "replace-set").stdout
+    assert one.startswith("# Design review: replace-set-default-zero\n")
+    assert "side by side" not in one and "## Under" not in one               # one --kernel: the single review
+    cannot = cli("review", "specs/selftest-state.toml", "--kernel", "mainline", "--kernel", "replace-set").stdout
+    assert "- `replace-set` cannot express the spec: specs/selftest-state.toml:17: patch 'test_klp_state'" in cannot

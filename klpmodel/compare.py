@@ -23,6 +23,7 @@ from .kernel import PROFILES, Model
 from .report import changes, event_lines, to_json, violation_json, violation_text
 from .spec import Spec
 from .verify import Result, Step, Violation
+from .words import plural
 
 
 @dataclass(frozen=True)
@@ -198,7 +199,7 @@ def headline(c: Comparison) -> str:
                 + ", ".join(k for k in kernels if k not in ran) + " cannot)")
     if not differ:
         return f"no difference: every property has the same verdict under {_and(ran)}"
-    return f"differences: {len(differ)} of {len(c.properties)} properties: " + ", ".join(
+    return f"differences: {len(differ)} of {plural(len(c.properties), 'property')}: " + ", ".join(
         f"{p} ({'; '.join(f'{k}: {c.verdicts[p][k]}' for k in ran)})" for p in differ)
 
 

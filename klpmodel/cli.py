@@ -324,58 +324,33 @@ def _verify_side_by_side(spec: Path, kernels: list[str], *, depth, property, tim
                          stats, max_counterexamples, out, quiet, faults) -> NoReturn:
     """verify with --kernel given twice or more (docs/compare.md): each profile's run, the
     comparison first. Exit code: the worst of the runs that ran (3 if one is unknown, else 1
-    if one has a violation, else 0); 2 if no profile can express the spec."""
-    from dataclasses import replace
+    if one has a violation, else 0); 2 if no profile can express the spec. --out DIR writes
+    each profile's trace files into DIR/PROFILE."""
+    import dataclasses
 
     try:
         from . import compare as cmp
         from . import report
         from .deadline import watch
-        from .kernel import PROFILES
-        from .spec import FAULTS, load_spec
         from .term import progress, write
         from .verify import verify as run
 
-        for k in kernels:
-            _profile(k)
-        dup = next((k for n, k in enumerate(kernels) if k in kernels[:n]), None)
-        if dup is not None:
-            raise UserError(f"--kernel {dup} is given twice; give each profile once")
         if format is VerifyFormat.sarif:
             raise UserError("--format sarif takes one kernel profile; give --kernel once (or use --format json)")
-        if out is not None:
-            raise UserError("--out takes one kernel profile; give --kernel once to write its trace files")
         deadline = _deadline(timeout)
-        columns: list = []
+        results: dict = {}
         try:
             with watch(deadline):
-                loaded = load_spec(spec)
-                for f in faults or ():
-                    if f not in FAULTS:
-                        raise UserError(f"unknown fault '{f}' for --faults; known faults: {', '.join(FAULTS)}")
-                if faults:
-                    loaded = replace(loaded, faults=tuple(f for f in FAULTS if f in set(faults) | set(loaded.faults)))
-                specs = {}
-                for k in kernels:
-                    s = loaded if k == loaded.kernel else replace(loaded, kernel=k, file_kernel=loaded.kernel)
-                    try:
-                        PROFILES[k].refuse(s)
-                    except UserError as e:
-                        columns.append(cmp.Column(k, cannot=str(e)))
-                        continue
-                    specs[k] = s
-                    columns.append(cmp.Column(k))
-                if not specs:
-                    for col in columns:
-                        typer.echo(f"klpmodel: error: under {col.kernel}: {col.cannot}", err=True)
-                    raise typer.Exit(2)
+                loaded, specs, columns = _loaded_per_profile(spec, kernels, faults)
+                if out is not None:
+                    from .traces import check_out_dir
+                    for k in specs:
+                        check_out_dir(out / k)          # before the search, as with one profile
                 if property:
-                    every = {p for k in specs for p in cmp.known(k)}
+                    every = list(dict.fromkeys(p for k in specs for p in cmp.known(k)))
                     bad = next((p for p in property if p not in every), None)
                     if bad is not None:
-                        order = list(dict.fromkeys(p for k in specs for p in cmp.known(k)))
-                        raise UserError(f"unknown property '{bad}'; known properties: {', '.join(order)}")
-                results = {}
+                        raise UserError(f"unknown property '{bad}'; known properties: {', '.join(every)}")
                 for k, s in specs.items():
                     asked = [p for p in property or () if p in cmp.known(k)]
                     if property and not asked:
@@ -388,15 +363,30 @@ def _verify_side_by_side(spec: Path, kernels: list[str], *, depth, property, tim
                                          engine=engine.value, max_counterexamples=max_counterexamples,
                                          progress=done, max_states=max_states)
         except Stopped as e:
-            _stopped(e, "loading the spec")
-        columns = [cmp.Column(c.kernel, results.get(c.kernel), c.cannot) for c in columns]
+            if not results:
+                _stopped(e, "loading the spec")
+            typer.echo(f"klpmodel: unknown: {e.reason} while running the profiles (finished: {', '.join(results)}); "
+                       f"nothing is reported side by side: give --kernel once, or a longer --timeout", err=True)
+            raise typer.Exit(3) from None
+        written: dict = {}
+        failed = None
+        if out is not None:
+            from .traces import write_all
+            for k, r in results.items():
+                try:
+                    written[k] = write_all(r, out / k)
+                except UserError as e:
+                    failed = failed or e        # the verdicts first, then why the files are missing
+        columns = [dataclasses.replace(c, result=results.get(c.kernel)) for c in columns]
         c = cmp.compare(loaded, columns)
         if format is VerifyFormat.json:
-            sys.stdout.write(cmp.json_text(c, stats))
+            sys.stdout.write(cmp.json_text(c, stats, written))
         elif quiet:
             write(cmp.headline(c) + "\n")
         else:
-            write(cmp.text(c, {k: report.text(r, stats) for k, r in results.items()}))
+            write(cmp.text(c, {k: report.text(r, stats, written.get(k, ())) for k, r in results.items()}))
+        if failed is not None:
+            _fail(failed)
     except (UserError, InternalError) as e:
         _fail(e)
     raise typer.Exit(c.exit_code)

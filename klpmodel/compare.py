@@ -20,7 +20,7 @@ from typing import Any
 
 from . import interp
 from .kernel import PROFILES, Model
-from .report import changes, event_lines, to_json, violation_json, violation_text
+from .report import Written, changes, event_lines, to_json, violation_json, violation_text
 from .spec import Spec
 from .verify import Result, Step, Violation
 from .words import plural
@@ -197,8 +197,10 @@ def headline(c: Comparison) -> str:
     if len(ran) < 2:
         return (f"no comparison: only {ran[0]} can express the spec ("
                 + ", ".join(k for k in kernels if k not in ran) + " cannot)")
+    stopped = [col.kernel for col in c.columns if col.result is not None and col.result.unknown]
     if not differ:
-        return f"no difference: every property has the same verdict under {_and(ran)}"
+        return f"no difference: every property has the same verdict under {_and(ran)}" + (
+            f" (the search stopped under {_and(stopped)}: see the reports below)" if stopped else "")
     return f"differences: {len(differ)} of {plural(len(c.properties), 'property')}: " + ", ".join(
         f"{p} ({'; '.join(f'{k}: {c.verdicts[p][k]}' for k in ran)})" for p in differ)
 
@@ -274,7 +276,7 @@ def _outcome_json(o: Outcome | None) -> dict[str, Any] | None:
     return None if o is None else {"events": list(o.events), "changes": list(o.changes)}
 
 
-def to_json_doc(c: Comparison, stats: bool = False) -> dict[str, Any]:
+def to_json_doc(c: Comparison, stats: bool = False, written: dict[str, Written] | None = None) -> dict[str, Any]:
     cols = {col.kernel: col for col in c.columns}
     diffs = []
     for d in c.differences:
@@ -297,12 +299,13 @@ def to_json_doc(c: Comparison, stats: bool = False) -> dict[str, Any]:
             "verdicts": {p: {k: _verdict_json(v, cols[k]) for k, v in c.verdicts[p].items()} for p in c.properties},
             "cannot_express": {col.kernel: col.cannot for col in c.columns if col.cannot is not None},
             "differences": diffs},
-        "reports": {col.kernel: to_json(col.result, stats) for col in c.columns if col.result is not None},
+        "reports": {col.kernel: to_json(col.result, stats, (written or {}).get(col.kernel, ()))
+                    for col in c.columns if col.result is not None},
     }
 
 
-def json_text(c: Comparison, stats: bool = False) -> str:
-    return json.dumps(to_json_doc(c, stats), indent=2) + "\n"
+def json_text(c: Comparison, stats: bool = False, written: dict[str, Written] | None = None) -> str:
+    return json.dumps(to_json_doc(c, stats, written), indent=2) + "\n"
 
 
 # ------------------------------------------------------------------ review (Markdown)

@@ -178,11 +178,15 @@ def test_the_json_document_follows_its_schema(write_spec):
     assert set(doc["reports"]) == {"replace-set", "mainline", "5.5"}
 
 
-def test_options_that_take_one_profile_say_so(tmp_path):
+def test_options_with_several_profiles(tmp_path):
     p = cli("verify", DEFAULT_ZERO, "--kernel", "mainline", "--kernel", "replace-set", "--format", "sarif")
     assert p.returncode == 2 and "--format sarif takes one kernel profile" in p.stderr
     p = cli("verify", DEFAULT_ZERO, "--kernel", "mainline", "--kernel", "replace-set", "--out", str(tmp_path / "o"))
-    assert p.returncode == 2 and "--out takes one kernel profile" in p.stderr
+    assert p.returncode == 1 and sorted(f.name for f in (tmp_path / "o").rglob("*.json")) == [
+        "no-leak.itf.json", "no-leak.trace.json"]
+    assert (tmp_path / "o" / "replace-set" / "no-leak.trace.json").exists()
+    assert f"trace file: {tmp_path / 'o' / 'replace-set' / 'no-leak.trace.json'}" in p.stdout
+    assert cli("replay", str(tmp_path / "o" / "replace-set" / "no-leak.trace.json"), "-q").returncode == 1
     p = cli("verify", DEFAULT_ZERO, "--kernel", "mainline", "--kernel", "4.19")
     assert p.returncode == 2 and "unknown kernel profile '4.19' for --kernel" in p.stderr
 

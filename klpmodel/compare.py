@@ -233,7 +233,10 @@ def why_text(d: Difference, w: WhyNot) -> list[str]:
         return out
     if w.step is None:
         out.append(f"    every step logs and changes the same under {w.kernel}")
-    if w.breaks:
+    if d.violation.reason is not None:          # recoverable: judged on the reachable graph, not at a step
+        out.append(f"    ({d.property} is judged on every state reachable from the last one, not at a step: "
+                   f"'klpmodel verify --kernel {w.kernel} -p {d.property}' says whether a way back exists there)")
+    elif w.breaks:
         out.append(f"    under {w.kernel} they break {d.property} too")
     else:
         also = f" (they break {', '.join(w.breaks_other)})" if w.breaks_other else ""

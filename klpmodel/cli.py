@@ -207,6 +207,8 @@ def _profile(name: str) -> str:
 
 FAULTS_HELP = "Also explore this optional fault (repeatable): patching (klp_patch_object fails)."
 KERNEL_HELP = "Run under this kernel profile instead of the spec's `kernel` (see 'klpmodel profiles')."
+KERNELS_HELP = ("Run under this kernel profile instead of the spec's `kernel` (see 'klpmodel profiles'); "
+                "given twice or more, run under each and lead with the differences (docs/compare.md).")
 TIMEOUT_HELP = ("Give up after this many seconds, loading the spec included (exit 3 with what was found); "
                 "Ctrl-C stops the same way.")
 MAX_STATES_HELP = ("The explicit engine's budget of distinct states (default 1,000,000, about 3 GB of memory): "
@@ -266,9 +268,14 @@ def verify(
                                     help="Write each counterexample as a trace file (JSON and ITF) into DIR."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the verdict line (text format)."),
     faults: list[str] | None = typer.Option(None, "--faults", metavar="FAULT", help=FAULTS_HELP),
-    kernel: str | None = typer.Option(None, "--kernel", metavar="PROFILE", help=KERNEL_HELP),
+    kernels: list[str] | None = typer.Option(None, "--kernel", metavar="PROFILE", help=KERNELS_HELP),
 ):
     """Explore every operation sequence up to the depth; report the shortest counterexample per violated property."""
+    if kernels is not None and len(kernels) > 1:
+        _verify_side_by_side(spec, kernels, depth=depth, property=property, timeout=timeout, format=format,
+                             engine=engine, max_states=max_states, stats=stats,
+                             max_counterexamples=max_counterexamples, out=out, quiet=quiet, faults=faults)
+    kernel = kernels[0] if kernels else None
     try:
         from . import report
         from .deadline import watch
@@ -311,6 +318,78 @@ def verify(
     except (UserError, InternalError) as e:
         _fail(e)
     raise typer.Exit(result.exit_code)
+
+
+def _verify_side_by_side(spec: Path, kernels: list[str], *, depth, property, timeout, format, engine, max_states,
+                         stats, max_counterexamples, out, quiet, faults) -> NoReturn:
+    """verify with --kernel given twice or more (docs/compare.md): each profile's run, the
+    comparison first. Exit code: the worst of the runs that ran (3 if one is unknown, else 1
+    if one has a violation, else 0); 2 if no profile can express the spec. --out DIR writes
+    each profile's trace files into DIR/PROFILE."""
+    import dataclasses
+
+    try:
+        from . import compare as cmp
+        from . import report
+        from .deadline import watch
+        from .term import progress, write
+        from .verify import verify as run
+
+        if format is VerifyFormat.sarif:
+            raise UserError("--format sarif takes one kernel profile; give --kernel once (or use --format json)")
+        deadline = _deadline(timeout)
+        results: dict = {}
+        try:
+            with watch(deadline):
+                loaded, specs, columns = _loaded_per_profile(spec, kernels, faults)
+                if out is not None:
+                    from .traces import check_out_dir
+                    for k in specs:
+                        check_out_dir(out / k)          # before the search, as with one profile
+                if property:
+                    every = list(dict.fromkeys(p for k in specs for p in cmp.known(k)))
+                    bad = next((p for p in property if p not in every), None)
+                    if bad is not None:
+                        raise UserError(f"unknown property '{bad}'; known properties: {', '.join(every)}")
+                for k, s in specs.items():
+                    asked = [p for p in property or () if p in cmp.known(k)]
+                    if property and not asked:
+                        raise UserError(f"kernel profile {k} has none of the properties asked for; "
+                                        f"drop --kernel {k} or ask for another property")
+                    with progress(f"verifying {printable(str(spec))} under {k} up to depth {depth or s.depth}") as show:
+                        def done(eng, d, states, show=show):
+                            show(f"{eng}: depth {d} done" + (f", {states:,} states" if states is not None else ""))
+                        results[k] = run(s, depth=depth, properties=asked or None, timeout=deadline,
+                                         engine=engine.value, max_counterexamples=max_counterexamples,
+                                         progress=done, max_states=max_states)
+        except Stopped as e:
+            if not results:
+                _stopped(e, "loading the spec")
+            typer.echo(f"klpmodel: unknown: {e.reason} while running the profiles (finished: {', '.join(results)}); "
+                       f"nothing is reported side by side: give --kernel once, or a longer --timeout", err=True)
+            raise typer.Exit(3) from None
+        written: dict = {}
+        failed = None
+        if out is not None:
+            from .traces import write_all
+            for k, r in results.items():
+                try:
+                    written[k] = write_all(r, out / k)
+                except UserError as e:
+                    failed = failed or e        # the verdicts first, then why the files are missing
+        columns = [dataclasses.replace(c, result=results.get(c.kernel)) for c in columns]
+        c = cmp.compare(loaded, columns)
+        if format is VerifyFormat.json:
+            sys.stdout.write(cmp.json_text(c, stats, written))
+        elif quiet:
+            write(cmp.headline(c) + "\n")
+        else:
+            write(cmp.text(c, {k: report.text(r, stats, written.get(k, ())) for k, r in results.items()}))
+        if failed is not None:
+            _fail(failed)
+    except (UserError, InternalError) as e:
+        _fail(e)
+    raise typer.Exit(c.exit_code)
 
 
 @app.command()
@@ -743,12 +822,16 @@ def review(
     traces: Path | None = typer.Option(None, "--traces", metavar="DIR",
                                        help="Also write the trace file (JSON and ITF) of every violation shown into DIR."),
     faults: list[str] | None = typer.Option(None, "--faults", metavar="FAULT", help=FAULTS_HELP),
-    kernel: str | None = typer.Option(None, "--kernel", metavar="PROFILE", help=KERNEL_HELP),
+    kernels: list[str] | None = typer.Option(None, "--kernel", metavar="PROFILE", help=KERNELS_HELP),
     full: bool = typer.Option(False, "--all", help="Show every unsafe pair, path group and list item in full "
                                                    "(by default the review caps them and says what it left out)."),
 ):
     """A design review of the series in Markdown: patches, compatibility matrix, upgrade and
     downgrade paths, property verdicts, coverage, lifecycle."""
+    if kernels is not None and len(kernels) > 1:
+        _review_side_by_side(spec, kernels, output=output, depth=depth, engine=engine, stats=stats, traces=traces,
+                             faults=faults, full=full)
+    kernel = kernels[0] if kernels else None
     try:
         from . import review as rv
 
@@ -779,3 +862,82 @@ def review(
             write_new(output, text, "-o", protect=[spec])
     except (UserError, InternalError) as e:
         _fail(e)
+
+
+def _loaded_per_profile(spec: Path, kernels: list[str], faults: list[str] | None):
+    """The spec once, and for each profile either the spec under it or the loader's refusal
+    (a key the profile gives no meaning): (loaded, {kernel: spec}, [Column])."""
+    from dataclasses import replace
+
+    from . import compare as cmp
+    from .kernel import PROFILES
+    from .spec import FAULTS, load_spec
+
+    for k in kernels:
+        _profile(k)
+    dup = next((k for n, k in enumerate(kernels) if k in kernels[:n]), None)
+    if dup is not None:
+        raise UserError(f"--kernel {dup} is given twice; give each profile once")
+    loaded = load_spec(spec)
+    for f in faults or ():
+        if f not in FAULTS:
+            raise UserError(f"unknown fault '{f}' for --faults; known faults: {', '.join(FAULTS)}")
+    if faults:
+        loaded = replace(loaded, faults=tuple(f for f in FAULTS if f in set(faults) | set(loaded.faults)))
+    specs, columns = {}, []
+    for k in kernels:
+        s = loaded if k == loaded.kernel else replace(loaded, kernel=k, file_kernel=loaded.kernel)
+        try:
+            PROFILES[k].refuse(s)
+        except UserError as e:
+            columns.append(cmp.Column(k, cannot=str(e)))
+            continue
+        specs[k] = s
+        columns.append(cmp.Column(k))
+    if not specs:
+        for col in columns:
+            typer.echo(f"klpmodel: error: under {col.kernel}: {col.cannot}", err=True)
+        raise typer.Exit(2)
+    return loaded, specs, columns
+
+
+def _review_side_by_side(spec: Path, kernels: list[str], *, output, depth, engine, stats, traces, faults,
+                         full) -> NoReturn:
+    """review with --kernel given twice or more (docs/compare.md): the comparison first,
+    then each profile's review. Exit 0 (as review), 2 if no profile can express the spec."""
+    try:
+        from . import compare as cmp
+        from . import review as rv
+
+        if traces is not None:
+            raise UserError("--traces takes one kernel profile; give --kernel once to write its trace files")
+        if output is not None:
+            from .files import check_writable
+
+            check_writable(output, "-o", protect=[spec])
+        if depth is not None and depth < 1:
+            raise UserError(f"--depth must be at least 1, not {depth}; e.g. --depth 8")
+        loaded, specs, columns = _loaded_per_profile(spec, kernels, faults)
+        command = "klpmodel review " + str(spec) + (f" --depth {depth}" if depth is not None else "") \
+            + (f" --engine {engine.value}" if engine is not Engine.auto else "") \
+            + "".join(f" --faults {f}" for f in faults or ()) + "".join(f" --kernel {k}" for k in kernels) \
+            + (" --all" if full else "")
+        reviews, texts = {}, {}
+        for k, s in specs.items():
+            reviews[k] = rv.review(s, depth=depth, engine=engine.value, full=full)
+            texts[k] = rv.markdown(reviews[k], stats=stats, command=command.split(" --kernel")[0] + f" --kernel {k}"
+                                   + (" --all" if full else ""))
+        import dataclasses
+
+        columns = [dataclasses.replace(c, result=reviews[c.kernel].result) if c.kernel in reviews else c
+                   for c in columns]
+        text = cmp.markdown(cmp.compare(loaded, columns), texts, command)
+        if output is None:
+            sys.stdout.write(text)
+        else:
+            from .files import write_new
+
+            write_new(output, text, "-o", protect=[spec])
+    except (UserError, InternalError) as e:
+        _fail(e)
+    raise typer.Exit(0)

@@ -36,7 +36,8 @@ def validate(doc, schema_file: str) -> None:
 
 def test_every_schema_is_a_valid_draft_2020_12_schema_and_is_shipped():
     names = sorted(p.name for p in SCHEMAS.glob("*.json"))
-    assert names == ["prove-report.schema.json", "trace.schema.json", "verify-report.schema.json"]
+    assert names == ["prove-report.schema.json", "trace.schema.json", "verify-compare.schema.json",
+                     "verify-report.schema.json"]
     for n in names:
         jsonschema.Draft202012Validator.check_schema(json.loads((SCHEMAS / n).read_text()))
     from klpmodel.examples import data_dir

@@ -1945,7 +1945,8 @@ class Mainline:
                 c.violate("shadow-orphan", c.get(var), E.Orphaned(op.target, sv.name))
                 for _ in c.when(c.get(var)):
                     c.event(E.ShadowOrphaned(op.target, sv.name))
-                self.drop_shadow(sv.name)                     # (the next objects are new ones)
+                self.drop_shadow(sv.name, every=False)        # (the next objects are new ones; the
+                                                              # entries of freed objects stay: D17)
 
     def module_logs(self, module: Module, stmts: tuple[Stmt, ...]) -> None:
         c = self.c

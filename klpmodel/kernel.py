@@ -529,6 +529,13 @@ class Model:
         """Every property there is to ask for: the default ones, then the opt-in ones."""
         return self.profile.PROPERTIES + self.profile.SHADOW + self.profile.EXTRA
 
+    @property
+    def not_applicable(self) -> tuple[str, ...]:
+        """The properties of mainline this profile has not (its kernel lacks what they judge:
+        `NOT_APPLICABLE` says why); a verdict of their own, shown as such."""
+        mine = {p.name for p in self.all_properties}
+        return tuple(p.name for p in Mainline.PROPERTIES + Mainline.SHADOW + Mainline.EXTRA if p.name not in mine)
+
     def prop(self, name: str) -> Property:
         return next(p for p in self.all_properties if p.name == name)
 
@@ -812,6 +819,7 @@ class Mainline:
     SYSFS = (frozenset(SYSFS_MODES) - {"replace_set"}) | {"patched"}   # the attributes of /sys/kernel/livepatch/<patch>/ (7.1)
     SETS = False            # klp_patch has replace_set (an unsigned int), not replace (a bool)
     STATE_CALLBACKS = False  # per-state callbacks, block_disable, is_shadow (proposals.md §A.3)
+    NOT_APPLICABLE = ""     # why some of mainline's properties are not this profile's (Model.not_applicable)
 
     @classmethod
     def refuse(cls, spec: Spec) -> None:
@@ -2248,6 +2256,8 @@ class StateCallbacks(Mainline):
     summary = ("per-state callbacks, block_disable and is_shadow (Petr Mladek's v1, Jan 2025, not merged): "
                "no version, no data, no per-object callbacks")
     STATE_CALLBACKS = True
+    NOT_APPLICABLE = ("v1 has no klp_state.version (04/19) and no klp_state.data (05/19): nothing to order, "
+                      "no data blocks to free, dereference or leak")
     # version-order and the data properties are not applicable: v1 has no version, no data
     PROPERTIES = tuple(p for p in properties.PROPERTIES if p.name not in _NO_VERSION_NO_DATA)
     EXTRA = tuple(p for p in properties.EXTRA if p.name not in _NO_VERSION_NO_DATA)

@@ -220,7 +220,9 @@ def text(r: Result, stats: bool = False, written: Written = ()) -> str:
            + ((f" ({plural(r.states, 'state')}, diameter {r.diameter})" if r.complete_at is not None
                else f" ({plural(r.states, 'state')} within the depth)") if r.states is not None else "")
            + (f"; auto chose {r.why_engine}" if r.why_engine else ""),
-           *(f"reduction: {why}" for why in r.reductions)]
+           *(f"reduction: {why}" for why in r.reductions),
+           *([f"not applicable under kernel {m.profile.name}: {', '.join(m.not_applicable)} "
+              f"({m.profile.NOT_APPLICABLE})"] if m.not_applicable else [])]
     files = _files(written)
     refused = refused_rules(m)
     if refused:
@@ -345,6 +347,8 @@ def to_json(r: Result, stats: bool = False, written: Written = ()) -> dict[str, 
            "refused_summary": refused_rules(m),
            "reductions": list(r.reductions)}
     out["complete"] = r.complete_at is not None
+    if r.model.not_applicable:                   # (a profile without some of mainline's properties)
+        out["not_applicable"] = {"properties": list(r.model.not_applicable), "why": r.model.profile.NOT_APPLICABLE}
     if r.unknown:
         out["unknown"] = {"reason": r.unknown, "depth_done": r.depth_done}
     if stats:

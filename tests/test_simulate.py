@@ -385,3 +385,17 @@ def test_the_replace_set_selftests_pass_under_their_profile_only():
             assert "replace_set is a key of kernel = \"replace-set\"" in str(e)
             continue
         assert not ok, path.name
+
+
+def test_the_state_callbacks_selftests_pass_under_their_profile():
+    """The selftests of the per-state callbacks series v1 (proposals.md §A.6) that are
+    scenarios pass under kernel state-callbacks; mainline cannot express their specs."""
+    from klpmodel.conformance import run_scenario
+
+    folder = ROOT / "specs" / "selftests-state-callbacks"
+    scenarios = sorted(folder.glob("*/*.toml"))
+    p = cli("conformance", str(folder), "--kernel", "state-callbacks")
+    assert p.returncode == 0 and p.stdout.splitlines()[-1] == f"{len(scenarios)} passed, 0 failed", p.stdout
+    for path in scenarios:
+        with pytest.raises(UserError, match="is a key of kernel = \"state-callbacks\""):
+            run_scenario(path, "mainline")

@@ -2287,6 +2287,16 @@ class StateCallbacks(Mainline):
                                 f"{where} has no klp_state.version (04/19 removed it; block_disable decides "
                                 f"compatibility): give the state one version in every patch, e.g. {s.name} = 1",
                                 path=spec.path, line=p.line)
+        for d in spec.states:                    # a parameter a state callback reads: in every patch running it
+            for _, sts in d.callbacks:
+                for st in sts:
+                    name = st.arg if st.action == "fail" and st.errno is None else \
+                        (st.cond.state if st.cond is not None and st.cond.param else None)
+                    for p in spec.patches:
+                        if name is not None and p.version(d.name) is not None and name not in dict(p.params):
+                            raise UserError(f"'{st.text}' of state '{d.name}' reads parameter '{name}', which patch "
+                                            f"'{p.name}' (it declares the state) does not have; add it to its params",
+                                            path=spec.path, line=st.line)
         every = [st for p in spec.patches for f in p.module_funcs() for st in p.module_func(f)]
         every += [st for d in spec.states for _, sts in d.callbacks for st in sts]
         for st in every:

@@ -144,6 +144,7 @@ class Module:
     line: int
     params: tuple[tuple[str, int], ...] = ()     # (klpmodel) module parameters and their defaults
     sleeps: tuple[str, str] | None = None        # (klpmodel) (function, param): a task sleeps in it while param
+    code: tuple[tuple[str, tuple[Stmt, ...]], ...] = ()   # (klpmodel) FUNC -> the log lines of one call of the original
 
 
 @dataclass(frozen=True)
@@ -606,8 +607,9 @@ class _Loader:
         modules = self.modules(data.get("modules", {}))
         shadows = self.shadows(data.get("shadows", {}), {m.name for m in modules}, {s.name for s in states})
         self.shadow_names = {sv.name for sv in shadows}
-        states = self.state_callbacks(data.get("states", {}), states, tuple(sv.name for sv in shadows))
         patches = self.patches(data.get("patch", []), {s.name for s in states}, {m.name for m in modules})
+        states = self.state_callbacks(data.get("states", {}), states, tuple(sv.name for sv in shadows),
+                                      tuple(dict.fromkeys(n for p in patches for n, _ in p.params)))
         return Spec(self.path, name, kernel, depth, operations, states, modules, patches, faults=faults, shadows=shadows,
                     also_check=also)
 
@@ -693,14 +695,16 @@ class _Loader:
             out.append(StateDecl(name, sid, self.loc.line(where) or 1))
         return tuple(out)
 
-    def state_callbacks(self, value: dict, states: tuple[StateDecl, ...], shadows: tuple) -> tuple[StateDecl, ...]:
+    def state_callbacks(self, value: dict, states: tuple[StateDecl, ...], shadows: tuple,
+                        params: tuple) -> tuple[StateDecl, ...]:
         """(kernel "state-callbacks") The per-state callbacks and flags of each [states.S];
-        their statements may name the state itself and any shadow variable."""
+        their statements may name the state itself, any shadow variable and any patch's
+        parameter (read in the module of the patch that runs the callback)."""
         out = []
         for d in states:
             where = ("states", d.name)
             body = value[d.name]
-            cbs = tuple((cb, self.stmts(where + (cb,), body[cb], cb, None, (d.name,), shadows=shadows))
+            cbs = tuple((cb, self.stmts(where + (cb,), body[cb], cb, None, (d.name,), params=params, shadows=shadows))
                         for cb in STATE_CALLBACKS if cb in body)
             flags = []
             for f in STATE_FLAGS:
@@ -721,7 +725,7 @@ class _Loader:
             if name == "vmlinux":
                 self.err(where, "'vmlinux' is not a module (the kernel refuses a module of that name); pick another name")
             body = self.table(where, body, f"[modules.{name}]")
-            self.keys(where, body, ("loaded", "init", "exit", "params", "sleeps"), f"[modules.{name}]")
+            self.keys(where, body, ("loaded", "init", "exit", "params", "sleeps", "code"), f"[modules.{name}]")
             loaded = self.boolean(where + ("loaded",), body.get("loaded", False), "loaded")
             params = self.params(where + ("params",), body.get("params", {}))
             names = tuple(n for n, _ in params)
@@ -737,7 +741,11 @@ class _Loader:
                              "while = \"block_transition\" }")
                 self.text(where + ("sleeps", "function"), sl["function"], "function")
                 sleeps = (sl["function"], sl["while"])
-            out.append(Module(name, loaded, init, exit_, self.loc.line(where) or 1, params, sleeps))
+            code_v = self.table(where + ("code",), body.get("code", {}), "code")
+            code = tuple((func, self.stmts(where + ("code", func), stmts, "module code", None, (), only_log=True,
+                                           params=names))
+                         for func, stmts in code_v.items())
+            out.append(Module(name, loaded, init, exit_, self.loc.line(where) or 1, params, sleeps, code))
         return tuple(out)
 
     def patches(self, value, state_names: set, module_names: set) -> tuple[Patch, ...]:

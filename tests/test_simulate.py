@@ -396,6 +396,9 @@ def test_the_state_callbacks_selftests_pass_under_their_profile():
     scenarios = sorted(folder.glob("*/*.toml"))
     p = cli("conformance", str(folder), "--kernel", "state-callbacks")
     assert p.returncode == 0 and p.stdout.splitlines()[-1] == f"{len(scenarios)} passed, 0 failed", p.stdout
-    for path in scenarios:
+    for path in scenarios:                  # test-order.sh's livepatch has no state: mainline runs it alike
+        if path.parent.name == "test-order":
+            assert run_scenario(path, "mainline")[0]
+            continue
         with pytest.raises(UserError, match="is a key of kernel = \"state-callbacks\""):
             run_scenario(path, "mainline")

@@ -102,7 +102,7 @@ def test_run_file_errors_name_the_line(tmp_path):
     assert p.returncode == 2
     assert p.stderr.strip() == (f"klpmodel: error: {f}:3: unknown operation 'unload' in 'unload test_klp_state'; "
                                 "known operations: load, complete, reverse, disable, rmmod, modload, modunload, force, call, param, "
-                                "probe, runs, ok, pending, sysfs, sysfs-rights, sysctl")
+                                "probe, runs, ok, pending, sysfs, sysfs-rights, sysctl, read-param")
     p = cli("simulate", "specs/selftests/test-state.toml", "--run", "load nope")
     assert p.returncode == 2
     assert "unknown patch 'nope'" in p.stderr

@@ -2344,6 +2344,13 @@ class StateCallbacks(Mainline):
                     out.append((why, c.ne(self.phase(i), PATCHING)))
         return out
 
+    def callback(self, i: int, oi: int, cb: str) -> Val:
+        """19/19: no per-object callbacks (the spec has none): only mainline's §8 flag
+        bookkeeping, and no callback event for a report to show."""
+        c, flag = self.c, self.v.pue[i][oi]
+        c.set(flag, cb == "pre_patch" or (cb != "post_unpatch" and c.get(flag)))
+        return True
+
     # ---- the per-state callbacks
     def in_other(self, i: int, s: str) -> Val:
         """is_state_in_other_patches() (§A.4.1): another patch on klp_patches declares s's id."""

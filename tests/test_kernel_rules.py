@@ -1116,3 +1116,20 @@ def test_state_callbacks_version_order_and_data_properties_are_not_applicable():
     names = {p.name for p in PROFILES["state-callbacks"].PROPERTIES}
     assert not names & {"version-order", "no-leak", "no-use-after-free", "no-double-free", "no-null-deref"}
     assert {"revert-restores", "disable-restores", "error-cleanup"} <= names
+
+
+def test_state_callbacks_reversed_disable_runs_post_patch_again_a4_5(sim):
+    """§A.4.5: pre_unpatch ran when the disable started; reversed, the completion (PATCHED)
+    runs post_patch again and no pre_patch; the shadow variable stays."""
+    s = sim(STATECB)
+    s.do("load a"); s.do("complete")
+    assert _texts(s, s.do("disable a")) == ["pre_unpatch s"]
+    assert _texts(s, s.do("reverse")) == []
+    assert _texts(s, s.do("complete")) == ["post_patch s"]
+    assert s.phase("a") == "enabled" and s.state["shadow[sv]"]
+
+
+def test_state_callbacks_block_disable_leaves_a_non_replace_load_alone_a4_2(sim):
+    s = sim(STATECB)
+    s.do("load blk"); s.do("complete")
+    assert s.refusal("load a") is None                  # a non-replace patch is always compatible

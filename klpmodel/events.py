@@ -55,7 +55,9 @@ class Incompatible(str):
     `version` below old's `installed`) or "undeclared" (new is cumulative and does not
     declare old's `state`; `version` is None); under kernel replace-set also
     "undeclared-in-set" (old is in new's set), "shared-state" (old, of another set, declares
-    `state` too) and "shared-function" (`state` is the function both patch)."""
+    `state` too) and "shared-function" (`state` is the function both patch); under kernel
+    state-callbacks "undeclared-block-disable" (new is cumulative and lacks old's `state`,
+    which has block_disable; no versions)."""
 
     new: str
     old: str

@@ -165,6 +165,9 @@ def refused_rules(m: Model, refused: Iterable[Incompatible] | None = None,
             elif rule == "shared-state":
                 out.append(f"{new} declare{'s' if one else ''} state {state}, also declared by {old}, of another "
                            f"replace_set{loads}")
+            elif rule == "undeclared-block-disable":  # (kernel state-callbacks, §A.4.2)
+                out.append(f"cumulative {new} do{'es' if one else ''} not declare state {state} of {old}, which has "
+                           f"block_disable{loads}")
             elif rule == "shared-function":
                 out.append(f"{new} patch{'es' if one else ''} {state}, also patched by {old}, of another "
                            f"replace_set{loads}")

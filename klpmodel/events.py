@@ -395,6 +395,7 @@ class StateCallback(Event):
     patch: str
     state: str
     callback: str
+    obj: str = ""                   # Where.obj of its statements: "state ID"
 
     def note(self) -> str:
         return f"{self.patch}: {self.callback}(state {self.state})"

@@ -2362,8 +2362,8 @@ class StateCallbacks(Mainline):
     def state_cb(self, i: int, d: StateDecl, cb: str) -> Val:
         """One state callback of patch i; returns 'it failed' (pre_patch only)."""
         c = self.c
-        c.event(E.StateCallback(self.m.P[i].name, d.name, cb))
         obj = Obj(f"{E.STATE_OBJ}{d.id}", (), d.line)
+        c.event(E.StateCallback(self.m.P[i].name, d.name, cb, obj.name))
         return self.body(i, obj, cb, d.cb(cb), cb == "pre_patch")
 
     def states_pre_patch(self, i: int) -> Val:

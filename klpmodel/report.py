@@ -281,7 +281,7 @@ def _step_json(m: Model, step: Step) -> dict[str, Any]:
     callbacks: list[dict[str, Any]] = []
     cur: dict[str, Any] | None = None
     for ev in step.events:
-        if isinstance(ev, E.Callback):
+        if isinstance(ev, (E.Callback, E.StateCallback)):     # (a state's: object "state ID")
             cur = {"patch": ev.patch, "object": ev.obj, "callback": ev.callback, "statements": []}
             callbacks.append(cur)
         elif isinstance(ev, E.Ran) and cur is not None:

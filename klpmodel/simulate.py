@@ -183,13 +183,13 @@ FAIL_RE = re.compile(r"(?:[A-Za-z_][A-Za-z0-9_]*/)?[A-Za-z_][A-Za-z0-9_]*"
 
 
 def _matches(f: str, key: Choice) -> bool:
-    """Does fail=F name the site `key`? [PATCH/]OBJECT, then the site: LINE (a fallible
+    """Does fail=F name the site `key`? [PATCH/]OBJECT (a state callback's: `stateID`), then the site: LINE (a fallible
     statement on that spec line), CALLBACK[N] (statement N of the callback, from 0, as in
     trace files), `patching` (the patching fault of the object); none: any fallible
     statement of the object."""
     who, _, at = f.partition(":")
     p, _, o = who.rpartition("/")
-    if o != key.obj or (p and p != key.patch):
+    if o not in (key.obj, key.obj.replace(" ", "")) or (p and p != key.patch):   # (a state's: stateID)
         return False
     if at == PATCHING_SITE or key.callback == PATCHING_SITE:
         return at == key.callback

@@ -402,3 +402,12 @@ def test_the_state_callbacks_selftests_pass_under_their_profile():
             continue
         with pytest.raises(UserError, match="is a key of kernel = \"state-callbacks\""):
             run_scenario(path, "mainline")
+
+
+def test_fail_names_a_state_callbacks_site(write_spec):
+    """`fail=P/stateID:CALLBACK[N]` (kernel state-callbacks): the object of a state's site is "state ID"."""
+    spec = write_spec('kernel = "state-callbacks"\n[states.s]\nid = 7\npre_patch = [\'log "pp"\', "maybe-fail -ENODEV"]\n'
+                      'post_unpatch = [\'log "pu"\']\n[[patch]]\nname = "a"\nstates = { s = 1 }\n')
+    p = cli("simulate", str(spec), "--run", "load a fail=a/state7:pre_patch[1]")
+    assert p.returncode == 0 and "a: pp" in p.stdout and "a: pu" not in p.stdout, p.stdout
+    assert "insmod: ERROR: could not insert module test_modules/a.ko: No such device" in p.stdout

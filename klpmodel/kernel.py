@@ -2376,8 +2376,10 @@ class StateCallbacks(Mainline):
         failed: Val = False
         for d in self.states_of(i):
             f: Val = False
-            for _ in c.when(c.and_(c.not_(failed), c.not_(self.in_other(i, d.name)))):
+            run = c.and_(c.not_(failed), c.not_(self.in_other(i, d.name)))
+            for _ in c.when(run):
                 f = self.state_cb(i, d, "pre_patch")
+            f = c.and_(run, f)                       # (symbolically the body ran on every path)
             for _ in c.when(c.and_(c.not_(failed), c.not_(f))):
                 c.set(v.pps[i][d.name], True)
             failed = c.or_(failed, f)

@@ -55,7 +55,9 @@ class Incompatible(str):
     `version` below old's `installed`) or "undeclared" (new is cumulative and does not
     declare old's `state`; `version` is None); under kernel replace-set also
     "undeclared-in-set" (old is in new's set), "shared-state" (old, of another set, declares
-    `state` too) and "shared-function" (`state` is the function both patch)."""
+    `state` too) and "shared-function" (`state` is the function both patch); under kernel
+    state-callbacks "undeclared-block-disable" (new is cumulative and lacks old's `state`,
+    which has block_disable; no versions)."""
 
     new: str
     old: str
@@ -91,7 +93,7 @@ class Refusal(str):
         if word in ("load", "modload"):
             return ([self.kernel] if self.kernel else []) + [insmod_error(name or "", self.errno, era)]
         if word in ("disable", "reverse", "force"):
-            return [f"echo: write error: {STRERROR.get(self.errno, STRERROR[-22])}"]
+            return ([self.kernel] if self.kernel else []) + [f"echo: write error: {STRERROR.get(self.errno, STRERROR[-22])}"]
         if word in ("rmmod", "modunload"):
             return [f"rmmod: ERROR: Module {name} is {'not currently loaded' if self.errno == -2 else 'in use'}"]
         return []
@@ -383,6 +385,33 @@ class Force(Event):
 
 # ------------------------------------------------------------------ callbacks and statements
 
+STATE_OBJ = "state "        # (kernel "state-callbacks") Where.obj of a per-state callback: "state ID"
+
+
+@dataclass(frozen=True)
+class StateCallback(Event):
+    """(kernel "state-callbacks", proposals.md §A.4) a per-state callback of a patch runs."""
+    kind: ClassVar[str] = "state-callback"
+    patch: str
+    state: str
+    callback: str
+    obj: str = ""                   # Where.obj of its statements: "state ID"
+
+    def note(self) -> str:
+        return f"{self.patch}: {self.callback}(state {self.state})"
+
+
+@dataclass(frozen=True)
+class ShadowFreeAll(Event):
+    """(kernel "state-callbacks", §A.4.3) an is_shadow state is removed: klp_shadow_free_all(id, dtor)."""
+    kind: ClassVar[str] = "shadow-free-all"
+    patch: str
+    state: str
+
+    def note(self) -> str:
+        return f"{self.patch}: klp_shadow_free_all(id of {self.state}, shadow_dtor)"
+
+
 @dataclass(frozen=True)
 class Callback(Event):
     kind: ClassVar[str] = "callback"
@@ -488,7 +517,7 @@ class Banner(Event):
 
     def log(self, ctx: LogContext) -> list[str]:
         w = self.where
-        if w.obj == "vmlinux":
+        if w.obj == "vmlinux" or w.obj.startswith(STATE_OBJ):     # (state-callbacks: "state ID", §A.6)
             return [f"{w.patch}: {w.callback}_callback: {w.obj}"]
         state = {"modload": "COMING", "modunload": "GOING"}.get(ctx.word) if w.obj == ctx.module else None
         return [f"{w.patch}: {w.callback}_callback: {w.obj} -> {MODULE_STATE[state or 'LIVE']}"]

@@ -87,6 +87,11 @@ def listing() -> str:
         n = len(list(proposal.glob("*/**/*.toml")))
         out += [f"  specs/selftests-replace-set/: {n} scenario{'s' if n != 1 else ''} the replace_set series v2 "
                 f"updates, under kernel replace-set (klpmodel conformance specs/selftests-replace-set)"]
+    proposal = specs / "selftests-state-callbacks"
+    if proposal.is_dir():                       # (kernel state-callbacks: the series' selftests)
+        n = len(list(proposal.glob("*/**/*.toml")))
+        out += [f"  specs/selftests-state-callbacks/: {n} scenario{'s' if n != 1 else ''} of the per-state callbacks "
+                f"series v1, under kernel state-callbacks (klpmodel conformance specs/selftests-state-callbacks)"]
     theorems = [p for p in sorted(proofs.glob("*.py")) if not p.name.startswith("_")]
     out += ["", "Theorems about the kernel's rules (klpmodel prove-theory proofs/):"]
     out += [f"  proofs/{p.name}" for p in theorems]

@@ -21,7 +21,7 @@ from .verify import Step, Violation
 
 # what the explain's callbacks section shows: the model's side of a step (the kernel's
 # own lines are in its log section)
-_CALLBACK_EVENTS = (E.Callback, E.Ran, E.AllocFailed, E.Failed, E.PatchFailed, E.Replaced, E.Leaked)
+_CALLBACK_EVENTS = (E.Callback, E.StateCallback, E.ShadowFreeAll, E.Ran, E.AllocFailed, E.Failed, E.PatchFailed, E.Replaced, E.Leaked)
 
 
 def callback_lines(step: Step) -> list[str]:

@@ -26,7 +26,7 @@ from .backend import Backend, Val
 from .errors import UserError
 from .events import ENABLED, IN_TRANSITION, LISTED, OFFLIST, PATCHING, PHASES, UNLOADED, UNPATCHING, Edge, Incompatible, Refusal, Where
 from .properties import Property
-from .spec import MODULE_FUNCS, SHADOW_ACTIONS, Cond, Module, Obj, Patch, Spec, Stmt
+from .spec import MODULE_FUNCS, SHADOW_ACTIONS, Cond, Module, Obj, Patch, Spec, StateDecl, Stmt
 
 EdgeInfo = tuple[int, int, tuple[str, ...]]          # (source phase, target phase, callbacks)
 EdgeTable = tuple[tuple[Any, ...], ...]              # (source, target, event, callbacks, note[, attributes])
@@ -258,6 +258,9 @@ class VarNames:
         self.count = {name: f"count[{name}]" for name in m.counted}
         self.layout = {name: f"layout[{name}]" for name in m.layouts}
         self.stale = {name: f"stale[{name}]" for name in m.fresh}
+        # (kernel "state-callbacks", §A.4.1) per patch and state: callbacks.pre_patch_succeeded
+        on = m.profile.STATE_CALLBACKS
+        self.pps = tuple({s: f"pps[{p.name}.{s}]" for s, _ in p.states} if on else {} for p in P)
 
 
 def param_top(value: int) -> int:
@@ -291,7 +294,7 @@ class Model:
         self.slots = {s: len(self.decl[s]) for s in self.state_names}
         # compatibility of i with j installed, for i loaded with replace = False / True (the
         # profile's flag: replace-set's is "i and j are in the same replace_set")
-        self.compat = {(i, j, r): self.profile.compatible(self.P[i], self.P[j], r)
+        self.compat = {(i, j, r): self.profile.compatible_in(spec, self.P[i], self.P[j], r)
                        for i in range(self.n) for j in range(self.n) if i != j for r in (False, True)}
         # shadow variables with a reference count (some `get` or `put`); the count saturates at
         # count_top (one more than the patches: each module's init takes at most one reference)
@@ -321,6 +324,10 @@ class Model:
                     yield from ((i, cb, st) for st in stmts)
             for f in p.module_funcs():
                 yield from ((i, f, st) for st in p.module_func(f))
+            for d in self.spec.states:               # (state-callbacks) the per-state callbacks it runs
+                if p.version(d.name) is not None:
+                    for cb, stmts in d.callbacks:
+                        yield from ((i, cb, st) for st in stmts)
 
     def choice_at(self, patch: str, obj: str, callback: str, index: int) -> Choice | None:
         """The fallible site at this position in the spec (None: there is none). The
@@ -329,6 +336,12 @@ class Model:
             p = self.spec.patch(patch)
         except StopIteration:
             return None
+        if obj.startswith(E.STATE_OBJ):           # (state-callbacks) "state ID"
+            d = next((d for d in self.spec.states if f"{E.STATE_OBJ}{d.id}" == obj), None)
+            stmts = d.cb(callback) if d is not None else ()
+            if not 0 <= index < len(stmts):
+                return None
+            return Choice(patch, obj, callback, index, stmts[index].line, stmts[index].text)
         if obj == MODULE_OBJ:
             stmts = p.module_func(callback)
             if not 0 <= index < len(stmts):
@@ -360,6 +373,7 @@ class Model:
         out += [(flag, None) for flag in v.pue[i]]
         for s in sorted(dict(p.states)):
             out += [(v.ptr[i][s], s), (v.snap_kind[i][s], None), (v.snap_cont[i][s], None)]
+            out += [(v.pps[i][s], None)] if s in v.pps[i] else []
         out += [(f"param[{p.name}.{n}]", None) for n, _ in p.params]
         return out
 
@@ -384,6 +398,8 @@ class Model:
                 out[v.ptr[i][st]] = ("ptr", p.name, st)
                 out[v.snap_kind[i][st]] = ("snap_kind", p.name, st)
                 out[v.snap_cont[i][st]] = ("snap_cont", p.name, st)
+                if st in v.pps[i]:
+                    out[v.pps[i][st]] = ("pps", p.name, st)
             for n, _ in p.params:
                 out[f"param[{p.name}.{n}]"] = ("param", f"{p.name}.{n}")
         for mod in self.spec.modules:
@@ -410,6 +426,8 @@ class Model:
               "leak_since": ("no block leaked since that load", "a block leaked since that load"),
               "switched": ("no force switched the tasks of the transition in progress",
                            "force switched every task of the transition in progress"),
+              "replaced_called": ("the replaced patches' pre_unpatch were not called",
+                                  "the replaced patches' state pre_unpatch were called (klp_states_pre_unpatch_replaced)"),
               "nops": ("the transition patch has no nop objects",
                        "the transition patch (a replace patch) still has its nop objects")}
 
@@ -430,6 +448,8 @@ class Model:
             if self.profile.SETS:
                 return f"{parts[0]} was loaded with replace_set = {v}"
             return f"{parts[0]} was loaded with replace = {'true' if v else 'false'}"
+        if kind == "pps":
+            return f"{parts[0]}'s pre_patch_succeeded flag for state {parts[1]} is {'set' if v else 'clear'}"
         if kind == "pue":
             return f"{parts[0]}'s post_unpatch_enabled flag for {parts[1]} is {'set' if v else 'clear'}"
         if kind == "ptr":
@@ -508,6 +528,13 @@ class Model:
     def all_properties(self) -> tuple[Property, ...]:
         """Every property there is to ask for: the default ones, then the opt-in ones."""
         return self.profile.PROPERTIES + self.profile.SHADOW + self.profile.EXTRA
+
+    @property
+    def not_applicable(self) -> tuple[str, ...]:
+        """The properties of mainline this profile has not (its kernel lacks what they judge:
+        `NOT_APPLICABLE` says why); a verdict of their own, shown as such."""
+        mine = {p.name for p in self.all_properties}
+        return tuple(p.name for p in Mainline.PROPERTIES + Mainline.SHADOW + Mainline.EXTRA if p.name not in mine)
 
     def prop(self, name: str) -> Property:
         return next(p for p in self.all_properties if p.name == name)
@@ -588,6 +615,11 @@ class Model:
             add(name, "i", len(self.layouts[sv]) - 1, 0)
         for name in n.stale.values():            # entries of freed objects may remain in the hash
             add(name, "b", 1, False)
+        for flags in n.pps:                      # (state-callbacks) pre_patch_succeeded (§A.4.1)
+            for name in flags.values():
+                add(name, "b", 1, False)
+        if self.profile.STATE_CALLBACKS:         # klp_states_pre_unpatch_replaced_called (§A.4.1)
+            add("replaced_called", "b", 1, False)
         add("switched", "b", 1, False)           # force switched every task of the transition (§6.4)
         add("nops", "b", 1, False)               # the transition patch still has its nop objects (§7)
         add("leaked", "b", 1, False)             # some live block became unreachable (never undone)
@@ -786,6 +818,8 @@ class Mainline:
     EXTRA: tuple[Property, ...] = properties.EXTRA
     SYSFS = (frozenset(SYSFS_MODES) - {"replace_set"}) | {"patched"}   # the attributes of /sys/kernel/livepatch/<patch>/ (7.1)
     SETS = False            # klp_patch has replace_set (an unsigned int), not replace (a bool)
+    STATE_CALLBACKS = False  # per-state callbacks, block_disable, is_shadow (proposals.md §A.3)
+    NOT_APPLICABLE = ""     # why some of mainline's properties are not this profile's (Model.not_applicable)
 
     @classmethod
     def refuse(cls, spec: Spec) -> None:
@@ -799,11 +833,22 @@ class Mainline:
                                     f"klp_patch has the bool replace; remove it, or write kernel = \"replace-set\" "
                                     f"(or give --kernel replace-set)",
                                     path=spec.path, line=line)
+        for d in spec.states:
+            for key, line in d.written:
+                raise UserError(f"state '{d.name}': {key} is a key of kernel = \"state-callbacks\" (Petr Mladek's "
+                                f"per-state callbacks, v1, not merged), not of kernel profile '{cls.name}', where "
+                                f"callbacks are per object; remove it, or write kernel = \"state-callbacks\" "
+                                f"(or give --kernel state-callbacks)", path=spec.path, line=line)
 
     @staticmethod
     def compatible(new: Patch, old: Patch, flag: bool) -> tuple[bool, Incompatible | None]:
         """klp_is_patch_compatible of `new`, loaded with replace = `flag`, against installed `old`."""
         return compatible(replace(new, replace=flag), old)
+
+    @classmethod
+    def compatible_in(cls, spec: Spec, new: Patch, old: Patch, flag: bool) -> tuple[bool, Incompatible | None]:
+        """`compatible` where the rule needs the spec's [states] table (state-callbacks)."""
+        return cls.compatible(new, old, flag)
 
     @staticmethod
     def static_flag(new: Patch, old: Patch) -> bool:
@@ -1692,7 +1737,7 @@ class Mainline:
         (_, entered, cbs), = self.edges("load")
         c.set(self.v.phase[i], entered)
         c.event(E.LoadStart(p.name, Edge(UNLOADED, entered, "load")))
-        failed = False
+        failed = self.states_pre_patch(i)
         for oi, o in enumerate(p.objects):           # interleaved per object, stop at failure (§3)
             go = c.and_(self.loaded(o.name), c.not_(failed))
             ok = True
@@ -1706,6 +1751,7 @@ class Mainline:
         for _ in c.when(failed):                     # §3.1: cancel, going to unpatch
             (from_, back, cancel), = self.edges("load-failed")
             c.event(E.LoadCancel(p.name, Edge(from_, back, "load-failed")))
+            self.states_unpatched(i)
             for oi, o in enumerate(p.objects):
                 for _ in c.when(self.loaded(o.name)):
                     self.run_edge(i, oi, cancel)
@@ -1714,6 +1760,20 @@ class Mainline:
             c.set("nops", False)
         for _ in c.when(c.not_(failed)):
             c.event(E.LoadStarted(p.name))
+
+    # ---- the per-state callbacks (kernel "state-callbacks"): none in mainline
+    def states_pre_patch(self, i: int) -> Val:
+        """klp_enable_patch, before the objects: returns 'it failed'."""
+        return False
+
+    def states_patched(self, i: int) -> None:
+        """klp_complete_transition to PATCHED, before the objects' callbacks."""
+
+    def states_unpatched(self, i: int) -> None:
+        """klp_complete_transition to UNPATCHED (also the cancel path), before the objects' callbacks."""
+
+    def states_pre_unpatch(self, i: int) -> None:
+        """__klp_disable_patch, before the objects' callbacks."""
 
     def op_complete(self, op: Op) -> None:
         c = self.c
@@ -1726,6 +1786,10 @@ class Mainline:
         c, m = self.c, self.m
         p = m.P[i]
         c.event(E.Complete(p.name, Edge(src, dst, "complete")))
+        if dst in LISTED:
+            self.states_patched(i)
+        else:
+            self.states_unpatched(i)
         for oi, o in enumerate(p.objects):
             for _ in c.when(self.loaded(o.name)):
                 self.run_edge(i, oi, cbs)
@@ -1838,6 +1902,7 @@ class Mainline:
         # klp_get_prev_state there sees the older listed patches (§12: a non-cumulative patch)
         self.move(i, src, dst)
         c.set("switched", False)
+        self.states_pre_unpatch(i)
         for oi, o in enumerate(self.m.P[i].objects):
             for _ in c.when(self.loaded(o.name)):
                 self.run_edge(i, oi, cbs)
@@ -2172,4 +2237,219 @@ class ReplaceSet(Mainline):
         return super().sysfs_read(patch, rel)
 
 
-PROFILES: dict[str, type[Mainline]] = {p.name: p for p in (Mainline, Linux55, ReplaceSet)}
+_NO_VERSION_NO_DATA = ("version-order", "no-use-after-free", "no-double-free", "no-null-deref", "no-leak")
+
+
+class StateCallbacks(Mainline):
+    """Petr Mladek's "Better integrate callbacks and shadow variables with the states API", v1
+    (15 Jan 2025, not merged; proposals.md Part A, semantics §A.4): the callbacks belong to a
+    state (`[states.S]` pre_patch, post_patch, pre_unpatch, post_unpatch, shadow_dtor) and run
+    only when the state is introduced or removed, i.e. when no other patch on klp_patches
+    declares its id (`in_other`, §A.4.1); a cumulative patch runs the replaced patches'
+    pre_unpatch/post_unpatch of the states it drops (§A.4.8) and, when its transition is
+    reversed or cancelled, their post_patch again (§A.4.3); `block_disable` refuses a disable
+    and a reversal of the patching transition (§A.4.4) and makes a cumulative patch that
+    drops the state incompatible (§A.4.2); an `is_shadow` state frees the shadow variables of
+    its id with its shadow_dtor after its post_unpatch (§A.4.3). No version (compatibility is
+    block_disable only), no data (04/19, 05/19), no per-object callbacks (19/19)."""
+
+    name = "state-callbacks"
+    summary = ("per-state callbacks, block_disable and is_shadow (Petr Mladek's v1, Jan 2025, not merged): "
+               "no version, no data, no per-object callbacks")
+    STATE_CALLBACKS = True
+    NOT_APPLICABLE = ("v1 has no klp_state.version (04/19) and no klp_state.data (05/19): nothing to order, "
+                      "no data blocks to free, dereference or leak")
+    # version-order and the data properties are not applicable: v1 has no version, no data
+    PROPERTIES = tuple(p for p in properties.PROPERTIES if p.name not in _NO_VERSION_NO_DATA)
+    EXTRA = tuple(p for p in properties.EXTRA if p.name not in _NO_VERSION_NO_DATA)
+    DATA_ACTIONS = ("alloc", "free", "save", "restore", "take", "copy", "free-prev")
+
+    @classmethod
+    def refuse(cls, spec: Spec) -> None:
+        """What v1 removed: per-object callbacks (19/19), klp_state.data (05/19: the data
+        statements), klp_state.version (04/19: `prev S cmp N`; two versions of one state)."""
+        where = f"kernel profile '{cls.name}' (v1 of the per-state callbacks series)"
+        for p in spec.patches:
+            for key, line in p.written:
+                if key == "replace_set":
+                    raise UserError(f"patch '{p.name}': replace_set is a key of kernel = \"replace-set\", not of "
+                                    f"{where}; remove it", path=spec.path, line=line)
+            for o in p.objects:
+                for cb, stmts in o.callbacks:
+                    line = stmts[0].line if stmts else o.line
+                    raise UserError(f"patch '{p.name}': {where} has no per-object callbacks (19/19 removes "
+                                    f"them); move the {cb} statements of object '{o.name}' to [states.S] {cb}",
+                                    path=spec.path, line=line)
+        for s in spec.states:
+            versions = {v for p in spec.patches for t, v in p.states if t == s.name}
+            if len(versions) > 1:
+                p = next(p for p in spec.patches if p.version(s.name) == max(versions))
+                raise UserError(f"patch '{p.name}': state '{s.name}' has versions {sorted(versions)} in this spec; "
+                                f"{where} has no klp_state.version (04/19 removed it; block_disable decides "
+                                f"compatibility): give the state one version in every patch, e.g. {s.name} = 1",
+                                path=spec.path, line=p.line)
+        for d in spec.states:                    # a parameter a state callback reads: in every patch running it
+            for _, sts in d.callbacks:
+                for st in sts:
+                    name = st.arg if st.action == "fail" and st.errno is None else \
+                        (st.cond.state if st.cond is not None and st.cond.param else None)
+                    for p in spec.patches:
+                        if name is not None and p.version(d.name) is not None and name not in dict(p.params):
+                            raise UserError(f"'{st.text}' of state '{d.name}' reads parameter '{name}', which patch "
+                                            f"'{p.name}' (it declares the state) does not have; add it to its params",
+                                            path=spec.path, line=st.line)
+        every = [st for p in spec.patches for f in p.module_funcs() for st in p.module_func(f)]
+        every += [st for d in spec.states for _, sts in d.callbacks for st in sts]
+        for st in every:
+            if st.action in cls.DATA_ACTIONS:
+                raise UserError(f"'{st.text}': {where} has no klp_state.data (05/19 removed it; shadow variables "
+                                f"keep a state's data): use shadow-alloc/shadow-get and an is_shadow state",
+                                path=spec.path, line=st.line)
+            if st.cond is not None and st.cond.cmp is not None and not st.cond.param and st.cond.shadow is None:
+                raise UserError(f"'{st.text}': {where} has no klp_state.version to compare (04/19 removed it); "
+                                f"write 'if prev {st.cond.state}'", path=spec.path, line=st.line)
+
+    @classmethod
+    def compatible_in(cls, spec: Spec, new: Patch, old: Patch, flag: bool) -> tuple[bool, Incompatible | None]:
+        """§A.4.2 step 2 (v1 04/19): a non-replace patch is always compatible; a replace patch
+        is not when installed `old` has a block_disable state that `new` lacks (no versions)."""
+        if not flag:
+            return True, None
+        for d in spec.states:
+            if d.block_disable and old.version(d.name) is not None and new.version(d.name) is None:
+                return False, Incompatible(f"cumulative {new.name} does not declare state {d.name} of installed "
+                                           f"{old.name}, which has block_disable", new.name, old.name,
+                                           "undeclared-block-disable", d.name, None, old.version(d.name) or 0)
+        return True, None
+
+    def block_disable(self, i: int) -> bool:
+        return any(d.block_disable and self.m.P[i].version(d.name) is not None for d in self.m.spec.states)
+
+    def checks(self, op: Op) -> list[tuple[Refusal, Val]]:
+        """§A.4.4 (v1 04/19): enabled_store refuses writing 0 while patch->enabled (patching or
+        enabled) when one of its states has block_disable, before the reversal branch: a
+        disable, and so a reversal of its patching transition, is -EINVAL."""
+        out = super().checks(op)
+        c = self.c
+        refused = Refusal
+        if op.word == "disable" and self.block_disable(self._index(op.target)):
+            why = refused(f"-EINVAL: {op.target} has a block_disable state", -22,
+                          f"livepatch: The livepatch '{op.target}' does not support disable")
+            ph = self.phase(self._index(op.target))
+            out.insert(1, (why, c.not_(c.or_(c.eq(ph, PATCHING), c.eq(ph, ENABLED)))))
+        if op.word == "reverse":
+            for i in range(self.m.n):
+                if self.block_disable(i):
+                    why = refused(f"-EINVAL: {self.m.P[i].name} has a block_disable state", -22,
+                                  f"livepatch: The livepatch '{self.m.P[i].name}' does not support disable")
+                    out.append((why, c.ne(self.phase(i), PATCHING)))
+        return out
+
+    def callback(self, i: int, oi: int, cb: str) -> Val:
+        """19/19: no per-object callbacks (the spec has none): only mainline's §8 flag
+        bookkeeping, and no callback event for a report to show."""
+        c, flag = self.c, self.v.pue[i][oi]
+        c.set(flag, cb == "pre_patch" or (cb != "post_unpatch" and c.get(flag)))
+        return True
+
+    # ---- the per-state callbacks
+    def in_other(self, i: int, s: str) -> Val:
+        """is_state_in_other_patches() (§A.4.1): another patch on klp_patches declares s's id."""
+        return self.c.or_(*(self.listed(q) for q in self.m.decl[s] if q != i))
+
+    def states_of(self, i: int) -> list[StateDecl]:
+        return [d for d in self.m.spec.states if self.m.P[i].version(d.name) is not None]
+
+    def state_cb(self, i: int, d: StateDecl, cb: str) -> Val:
+        """One state callback of patch i; returns 'it failed' (pre_patch only)."""
+        c = self.c
+        obj = Obj(f"{E.STATE_OBJ}{d.id}", (), d.line)
+        c.event(E.StateCallback(self.m.P[i].name, d.name, cb, obj.name))
+        return self.body(i, obj, cb, d.cb(cb), cb == "pre_patch")
+
+    def states_pre_patch(self, i: int) -> Val:
+        """§A.4.2 step 4.iv: klp_states_pre_patch (array order; stop at the first failure; the
+        flag set also for states another patch has); 4.v: for a replace patch,
+        klp_states_pre_unpatch_replaced (every other listed patch, list order)."""
+        c, v = self.c, self.v
+        for s in v.pps[i]:
+            c.set(v.pps[i][s], False)                # a new instance of the module's klp_state array
+        failed: Val = False
+        for d in self.states_of(i):
+            f: Val = False
+            run = c.and_(c.not_(failed), c.not_(self.in_other(i, d.name)))
+            for _ in c.when(run):
+                f = self.state_cb(i, d, "pre_patch")
+            f = c.and_(run, f)                       # (symbolically the body ran on every path)
+            for _ in c.when(c.and_(c.not_(failed), c.not_(f))):
+                c.set(v.pps[i][d.name], True)
+            failed = c.or_(failed, f)
+        for _ in c.when(c.and_(c.not_(failed), self.replace_of(i))):
+            self.replaced_walk(i, "pre_unpatch")
+            c.set("replaced_called", True)
+        return failed
+
+    def replaced_walk(self, i: int, cb: str) -> None:
+        """klp_states_{pre_unpatch,post_unpatch,post_patch}(old) for every other listed patch,
+        in klp_patches order (§A.4.2 4.v, §A.4.3)."""
+        c, m = self.c, self.m
+        others = [q for q in range(m.n) if q != i]
+        for k in range(m.n):                         # positions 0..n-1: list order
+            for q in others:
+                for _ in c.when(c.and_(self.listed(q), c.eq(self.pos(q), k))):
+                    if cb == "post_unpatch":
+                        self.states_post_unpatch(q)
+                    else:
+                        for d in self.states_of(q):
+                            for _ in c.when(c.not_(self.in_other(q, d.name))):
+                                self.state_cb(q, d, cb)
+
+    def states_post_unpatch(self, i: int) -> None:
+        """klp_states_post_unpatch (§A.4.3 UNPATCHED 3): post_unpatch of each state not in
+        another patch whose pre_patch succeeded, then for an is_shadow state
+        klp_shadow_free_all(id, shadow_dtor), then the flag cleared."""
+        c, m, v = self.c, self.m, self.v
+        for d in self.states_of(i):
+            flag = v.pps[i][d.name]
+            for _ in c.when(c.and_(c.not_(self.in_other(i, d.name)), c.get(flag))):
+                self.state_cb(i, d, "post_unpatch")
+                if d.is_shadow:
+                    c.event(E.ShadowFreeAll(m.P[i].name, d.name))
+                    for sv in m.spec.shadows:
+                        if sv.id != d.id:
+                            continue
+                        for _ in c.when(c.get(v.shadow[sv.name])):   # the dtor once per variable
+                            self.state_cb(i, d, "shadow_dtor") if d.cb("shadow_dtor") else None
+                        self.drop_shadow(sv.name)
+                c.set(flag, False)
+
+    def states_patched(self, i: int) -> None:
+        """§A.4.3 PATCHED: for a replace patch klp_states_post_unpatch_replaced (the flag reset),
+        then klp_states_post_patch of the new patch (states not in another patch)."""
+        c = self.c
+        for _ in c.when(self.replace_of(i)):
+            self.replaced_walk(i, "post_unpatch")
+            c.set("replaced_called", False)
+        for d in self.states_of(i):
+            for _ in c.when(c.not_(self.in_other(i, d.name))):
+                self.state_cb(i, d, "post_patch")
+
+    def states_unpatched(self, i: int) -> None:
+        """§A.4.3 UNPATCHED (disable, reversal, cancel): klp_states_post_patch_replaced (only
+        with the flag set: the replaced patches' obsolete states get post_patch again), then
+        klp_states_post_unpatch of the patch."""
+        c = self.c
+        for _ in c.when(c.and_(self.replace_of(i), c.get("replaced_called"))):
+            self.replaced_walk(i, "post_patch")
+            c.set("replaced_called", False)
+        self.states_post_unpatch(i)
+
+    def states_pre_unpatch(self, i: int) -> None:
+        """§A.4.4 step 4: klp_states_pre_unpatch (states not in another patch)."""
+        c = self.c
+        for d in self.states_of(i):
+            for _ in c.when(c.not_(self.in_other(i, d.name))):
+                self.state_cb(i, d, "pre_unpatch")
+
+
+PROFILES: dict[str, type[Mainline]] = {p.name: p for p in (Mainline, Linux55, StateCallbacks, ReplaceSet)}

@@ -165,6 +165,9 @@ def refused_rules(m: Model, refused: Iterable[Incompatible] | None = None,
             elif rule == "shared-state":
                 out.append(f"{new} declare{'s' if one else ''} state {state}, also declared by {old}, of another "
                            f"replace_set{loads}")
+            elif rule == "undeclared-block-disable":  # (kernel state-callbacks, §A.4.2)
+                out.append(f"cumulative {new} do{'es' if one else ''} not declare state {state} of {old}, which has "
+                           f"block_disable{loads}")
             elif rule == "shared-function":
                 out.append(f"{new} patch{'es' if one else ''} {state}, also patched by {old}, of another "
                            f"replace_set{loads}")
@@ -220,7 +223,9 @@ def text(r: Result, stats: bool = False, written: Written = ()) -> str:
            + ((f" ({plural(r.states, 'state')}, diameter {r.diameter})" if r.complete_at is not None
                else f" ({plural(r.states, 'state')} within the depth)") if r.states is not None else "")
            + (f"; auto chose {r.why_engine}" if r.why_engine else ""),
-           *(f"reduction: {why}" for why in r.reductions)]
+           *(f"reduction: {why}" for why in r.reductions),
+           *([f"not applicable under kernel {m.profile.name}: {', '.join(m.not_applicable)} "
+              f"({m.profile.NOT_APPLICABLE})"] if m.not_applicable else [])]
     files = _files(written)
     refused = refused_rules(m)
     if refused:
@@ -276,7 +281,7 @@ def _step_json(m: Model, step: Step) -> dict[str, Any]:
     callbacks: list[dict[str, Any]] = []
     cur: dict[str, Any] | None = None
     for ev in step.events:
-        if isinstance(ev, E.Callback):
+        if isinstance(ev, (E.Callback, E.StateCallback)):     # (a state's: object "state ID")
             cur = {"patch": ev.patch, "object": ev.obj, "callback": ev.callback, "statements": []}
             callbacks.append(cur)
         elif isinstance(ev, E.Ran) and cur is not None:
@@ -345,6 +350,8 @@ def to_json(r: Result, stats: bool = False, written: Written = ()) -> dict[str, 
            "refused_summary": refused_rules(m),
            "reductions": list(r.reductions)}
     out["complete"] = r.complete_at is not None
+    if r.model.not_applicable:                   # (a profile without some of mainline's properties)
+        out["not_applicable"] = {"properties": list(r.model.not_applicable), "why": r.model.profile.NOT_APPLICABLE}
     if r.unknown:
         out["unknown"] = {"reason": r.unknown, "depth_done": r.depth_done}
     if stats:

@@ -246,7 +246,7 @@ class Coverage:
                 self.edges.setdefault((src, dst, event), set()).add(name)
             if isinstance(ev, E.Judged):                     # kernel.py says where each property is judged
                 judged.add(ev.prop)
-            elif isinstance(ev, E.Callback):
+            elif isinstance(ev, (E.Callback, E.StateCallback)):   # (a state's: object "state ID")
                 self.callbacks[(ev.patch, ev.obj, ev.callback)] += 1
             elif isinstance(ev, E.Ran):
                 w = ev.where
@@ -909,11 +909,13 @@ def _callback_coverage(rv: Review) -> list[str]:
     rows = []
     per: dict[tuple[str, str], list[tuple[str, int]]] = {}
     for p in rv.spec.patches:
-        for o in p.objects:
-            for cb, _stmts in o.callbacks:
-                n = cov.callbacks.get((p.name, o.name, cb), 0)
-                rows.append([f"`{p.name}`", o.name, cb, str(n) if n else "**never**"])
-                per.setdefault((o.name, cb), []).append((p.name, n))
+        objs = [(o.name, o.callbacks) for o in p.objects]
+        objs += [(f"{E.STATE_OBJ}{d.id}", d.callbacks) for d in rv.spec.states if p.version(d.name) is not None]
+        for name, callbacks in objs:                  # (kernel state-callbacks: a state's, "state ID")
+            for cb, _stmts in callbacks:
+                n = cov.callbacks.get((p.name, name, cb), 0)
+                rows.append([f"`{p.name}`", name, cb, str(n) if n else "**never**"])
+                per.setdefault((name, cb), []).append((p.name, n))
     if not rows:
         return out + ["The series declares no callback."]
     if rv.full or len(rows) <= MAX_ROWS:
@@ -975,6 +977,8 @@ def _sites(spec: Spec) -> list[tuple[StmtKey, Stmt]]:
     for p in spec.patches:
         out += [((p.name, o.name, cb, n), st) for o in p.objects for cb, sts in o.callbacks for n, st in enumerate(sts)]
         out += [((p.name, MODULE_OBJ, f, n), st) for f in p.module_funcs() for n, st in enumerate(p.module_func(f))]
+        out += [((p.name, f"{E.STATE_OBJ}{d.id}", cb, n), st) for d in spec.states if p.version(d.name) is not None
+                for cb, sts in d.callbacks for n, st in enumerate(sts)]      # (kernel state-callbacks)
     return out
 
 

@@ -16,7 +16,7 @@ from .kernel import PATCHING_SITE, Choice, Model, Op
 
 # the kernel operations (verify's, plus `param`), then what the selftest scripts do besides:
 # read a patched function's output, check sysfs attributes, set kernel.ftrace_enabled
-SCRIPT_WORDS = ("probe", "runs", "ok", "pending", "sysfs", "sysfs-rights", "sysctl")
+SCRIPT_WORDS = ("probe", "runs", "ok", "pending", "sysfs", "sysfs-rights", "sysctl", "read-param")
 OP_WORDS = ("load", "complete", "reverse", "disable", "rmmod", "modload", "modunload", "force", "call",
             "param") + SCRIPT_WORDS
 SYSFS_KLP_DIR = "/sys/kernel/livepatch"
@@ -143,6 +143,12 @@ def _script_words(word: str, rest: list[str], chunk: str, model: Model, bad: Cal
             bad(f"'{chunk}': no object of the spec lists '{f}' in its funcs; add it where the patch patches it")
         return f
 
+    if word == "read-param":                # read_module_param MODULE PARAM: its show function FUNCTION runs
+        mods = {mod.name for mod in model.spec.modules}
+        if len(rest) != 2 or rest[0].partition("/")[0] not in mods or not rest[0].partition("/")[2]:
+            bad(f"write 'read-param MODULE/PARAM FUNCTION' (read_module_param MODULE PARAM; FUNCTION prints "
+                f"the value), MODULE one of the spec's modules, not '{chunk}'")
+        return (rest[0], function(rest[1]))
     if word == "probe":
         if len(rest) != 1:
             bad(f"write 'probe FUNCTION' (the output of the function's patched version, if one runs), not '{chunk}'")
@@ -177,13 +183,13 @@ FAIL_RE = re.compile(r"(?:[A-Za-z_][A-Za-z0-9_]*/)?[A-Za-z_][A-Za-z0-9_]*"
 
 
 def _matches(f: str, key: Choice) -> bool:
-    """Does fail=F name the site `key`? [PATCH/]OBJECT, then the site: LINE (a fallible
+    """Does fail=F name the site `key`? [PATCH/]OBJECT (a state callback's: `stateID`), then the site: LINE (a fallible
     statement on that spec line), CALLBACK[N] (statement N of the callback, from 0, as in
     trace files), `patching` (the patching fault of the object); none: any fallible
     statement of the object."""
     who, _, at = f.partition(":")
     p, _, o = who.rpartition("/")
-    if o != key.obj or (p and p != key.patch):
+    if o not in (key.obj, key.obj.replace(" ", "")) or (p and p != key.patch):   # (a state's: stateID)
         return False
     if at == PATCHING_SITE or key.callback == PATCHING_SITE:
         return at == key.callback
@@ -282,6 +288,23 @@ def _script(m: Model, state: State, r: RunOp) -> tuple[list[str], str | None]:
     """A script word: the lines the script writes into the kernel log, and why it stops
     (None: it goes on). What it reads comes from kernel.py's read helpers."""
     c, word, w = Concrete(state), r.op.word, r.words
+    if word == "read-param":                # cat /sys/module/MODULE/parameters/PARAM: FUNCTION runs once
+        mod, _, param = w[0].partition("/")
+        func = w[1]
+        lines = [f"% cat /sys/module/{mod}/parameters/{param}"]
+        if not m.view(state).module_loaded(mod):
+            return lines, f"/sys/module/{mod} does not exist ({mod} is not loaded)"
+        owner = kernel.effective(m, c, func) if kernel.function_loaded(m, c, func) else None
+        if owner:                           # the patched version: a call of the patch's code
+            op = kernel.Op("call", f"{owner}.{func}")
+            if interp.refusal(m, state, op) is None:
+                o = interp.apply(m, state, op, {})
+                state.clear()
+                state.update(o.state)
+                return lines + klog.event_lines(op, o.events), None
+            return lines, None
+        module = next(x for x in m.spec.modules if x.name == mod)
+        return lines + [f"{mod}: {st.arg}" for st in dict(module.code).get(func, ())], None
     if word in ("probe", "runs", "ok", "pending"):
         func = w[1] if word == "pending" else w[0]
         owner = kernel.effective(m, c, func) if kernel.function_loaded(m, c, func) else ""

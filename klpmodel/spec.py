@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import NamedTuple, NoReturn
 
@@ -19,6 +19,9 @@ OBJECT_KEYS = CALLBACKS + ("pre_patch_error",)
 OPERATIONS = ("load", "complete", "reverse", "disable", "rmmod", "modload", "modunload", "force", "call")
 DEFAULT_OPERATIONS = tuple(op for op in OPERATIONS if op != "force")
 FAULTS = ("patching",)      # optional environmental faults (klp_patch_object fails, semantics §16)
+# (kernel "state-callbacks") the keys of [states.S]: struct klp_state_callbacks (§A.3) and the flags
+STATE_CALLBACKS = CALLBACKS + ("shadow_dtor",)
+STATE_FLAGS = ("block_disable", "is_shadow")
 STATE_ACTIONS = ("alloc", "free", "save", "restore", "modify", "reset", "take", "copy", "free-prev")
 # (klpmodel) shadow variables (semantics §14): klp_shadow_alloc, _get_or_alloc, _get, _free, _free_all,
 # and a reference count kept in the variable (get: get_or_alloc and count + 1; put: count - 1, freed at 0)
@@ -112,6 +115,14 @@ class StateDecl:
     name: str
     id: int
     line: int
+    # (kernel "state-callbacks", proposals.md §A.3) the per-state callbacks, block_disable, is_shadow
+    callbacks: tuple[tuple[str, tuple[Stmt, ...]], ...] = ()
+    block_disable: bool = False
+    is_shadow: bool = False
+    written: tuple[tuple[str, int], ...] = ()    # the profile-dependent keys written, with their lines
+
+    def cb(self, name: str) -> tuple[Stmt, ...]:
+        return dict(self.callbacks).get(name, ())
 
 
 @dataclass(frozen=True)
@@ -133,6 +144,7 @@ class Module:
     line: int
     params: tuple[tuple[str, int], ...] = ()     # (klpmodel) module parameters and their defaults
     sleeps: tuple[str, str] | None = None        # (klpmodel) (function, param): a task sleeps in it while param
+    code: tuple[tuple[str, tuple[Stmt, ...]], ...] = ()   # (klpmodel) FUNC -> the log lines of one call of the original
 
 
 @dataclass(frozen=True)
@@ -596,6 +608,8 @@ class _Loader:
         shadows = self.shadows(data.get("shadows", {}), {m.name for m in modules}, {s.name for s in states})
         self.shadow_names = {sv.name for sv in shadows}
         patches = self.patches(data.get("patch", []), {s.name for s in states}, {m.name for m in modules})
+        states = self.state_callbacks(data.get("states", {}), states, tuple(sv.name for sv in shadows),
+                                      tuple(dict.fromkeys(n for p in patches for n, _ in p.params)))
         return Spec(self.path, name, kernel, depth, operations, states, modules, patches, faults=faults, shadows=shadows,
                     also_check=also)
 
@@ -668,7 +682,7 @@ class _Loader:
             where = ("states", name)
             self.name(where, name, "state name")
             body = self.table(where, body, f"[states.{name}]")
-            self.keys(where, body, ("id",), f"[states.{name}]")
+            self.keys(where, body, ("id", *STATE_CALLBACKS, *STATE_FLAGS), f"[states.{name}]")
             if "id" not in body:
                 self.err(where, f"state '{name}' has no id; add id = N (a non-zero integer, the klp_state.id)")
             sid = body["id"]
@@ -681,6 +695,27 @@ class _Loader:
             out.append(StateDecl(name, sid, self.loc.line(where) or 1))
         return tuple(out)
 
+    def state_callbacks(self, value: dict, states: tuple[StateDecl, ...], shadows: tuple,
+                        params: tuple) -> tuple[StateDecl, ...]:
+        """(kernel "state-callbacks") The per-state callbacks and flags of each [states.S];
+        their statements may name the state itself, any shadow variable and any patch's
+        parameter (read in the module of the patch that runs the callback)."""
+        out = []
+        for d in states:
+            where = ("states", d.name)
+            body = value[d.name]
+            cbs = tuple((cb, self.stmts(where + (cb,), body[cb], cb, None, (d.name,), params=params, shadows=shadows))
+                        for cb in STATE_CALLBACKS if cb in body)
+            flags = []
+            for f in STATE_FLAGS:
+                v = body.get(f, False)
+                if not isinstance(v, bool):
+                    self.err(where + (f,), f"{f} must be true or false, not {_show(v)}; e.g. {f} = true")
+                flags.append(v)
+            written = tuple((k, self.loc.line(where + (k,)) or 1) for k in (*STATE_CALLBACKS, *STATE_FLAGS) if k in body)
+            out.append(replace(d, callbacks=cbs, written=written, block_disable=flags[0], is_shadow=flags[1]))
+        return tuple(out)
+
     def modules(self, value) -> tuple[Module, ...]:
         value = self.table(("modules",), value, "[modules]")
         out = []
@@ -690,7 +725,7 @@ class _Loader:
             if name == "vmlinux":
                 self.err(where, "'vmlinux' is not a module (the kernel refuses a module of that name); pick another name")
             body = self.table(where, body, f"[modules.{name}]")
-            self.keys(where, body, ("loaded", "init", "exit", "params", "sleeps"), f"[modules.{name}]")
+            self.keys(where, body, ("loaded", "init", "exit", "params", "sleeps", "code"), f"[modules.{name}]")
             loaded = self.boolean(where + ("loaded",), body.get("loaded", False), "loaded")
             params = self.params(where + ("params",), body.get("params", {}))
             names = tuple(n for n, _ in params)
@@ -706,7 +741,11 @@ class _Loader:
                              "while = \"block_transition\" }")
                 self.text(where + ("sleeps", "function"), sl["function"], "function")
                 sleeps = (sl["function"], sl["while"])
-            out.append(Module(name, loaded, init, exit_, self.loc.line(where) or 1, params, sleeps))
+            code_v = self.table(where + ("code",), body.get("code", {}), "code")
+            code = tuple((func, self.stmts(where + ("code", func), stmts, "module code", None, (), only_log=True,
+                                           params=names))
+                         for func, stmts in code_v.items())
+            out.append(Module(name, loaded, init, exit_, self.loc.line(where) or 1, params, sleeps, code))
         return tuple(out)
 
     def patches(self, value, state_names: set, module_names: set) -> tuple[Patch, ...]:

@@ -113,6 +113,9 @@ def check_properties(names: list[str] | None, model: Model) -> tuple[str, ...]:
     if not names:
         return tuple(p.name for p in model.properties)
     for n in names:
+        if n in model.not_applicable:
+            raise UserError(f"property '{n}' is not applicable under kernel profile '{model.profile.name}' "
+                            f"({model.profile.NOT_APPLICABLE}); its properties: {', '.join(known)}")
         if n not in known:
             raise UserError(f"unknown property '{n}'; known properties: {', '.join(known)}")
     return tuple(p for p in known if p in names)

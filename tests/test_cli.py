@@ -111,7 +111,7 @@ def test_verdict_comes_first_and_completeness_is_reported(write_spec):
 def test_profiles_and_the_kernel_option():
     p = cli("profiles")
     assert p.returncode == 0
-    assert [line.split()[0] for line in p.stdout.splitlines()] == ["mainline", "5.5", "replace-set"]
+    assert [line.split()[0] for line in p.stdout.splitlines()] == ["mainline", "5.5", "state-callbacks", "replace-set"]
     r = json.loads(cli("verify", "specs/selftest-state.toml", "--kernel", "5.5", "--format", "json").stdout)
     assert r["spec"]["kernel"] == "5.5" and r["verdict"] == "holds"
     assert "kernel 5.5," in cli("verify", "specs/selftest-state.toml", "--kernel", "5.5").stdout
@@ -124,3 +124,6 @@ def test_profiles_and_the_kernel_option():
     assert cli("check", "specs/selftests-replace-set/test-state.toml").returncode == 0
     bad = cli("verify", "specs/selftests-replace-set/test-state.toml", "--kernel", "mainline")
     assert bad.returncode == 2 and "test-state.toml:17: patch 'test_klp_state': replace_set is a key of" in bad.stderr
+    bad = cli("verify", "specs/selftest-state.toml", "--kernel", "state-callbacks")   # 19/19: no per-object callbacks
+    assert bad.returncode == 2 and "kernel profile 'state-callbacks' (v1 of the per-state callbacks series) has no " \
+        "per-object callbacks" in bad.stderr

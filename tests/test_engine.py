@@ -14,7 +14,8 @@ from klpmodel.spec import load_spec
 from klpmodel.verify import replay, verify
 
 ALL_SPECS = sorted(SPECS.glob("*.toml")) + sorted(SPECS.glob("selftests/*.toml")) + sorted((SHARED / "specs").glob("*.toml")) \
-    + sorted(SPECS.glob("selftests-replace-set/*.toml"))        # (kernel replace-set)
+    + sorted(SPECS.glob("selftests-replace-set/*.toml")) \
+    + sorted(SPECS.glob("selftests-state-callbacks/*.toml"))    # (kernel state-callbacks)
 
 
 @pytest.mark.parametrize("path", ALL_SPECS, ids=lambda p: f"{p.parent.parent.name}/{p.name}")

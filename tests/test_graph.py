@@ -28,7 +28,7 @@ def test_lifecycle_of_each_profile():
     assert sets.startswith('digraph "klp per-patch lifecycle (replace-set)" {')
     assert 'n2 -> n2 [label="force (marks forced if a patch of its replace_set patches)"];' in sets
     bad = cli("graph", "--lifecycle", "--kernel", "4.19")
-    assert bad.returncode == 2 and "unknown kernel profile '4.19' for --kernel; known profiles: mainline, 5.5, replace-set" in bad.stderr
+    assert bad.returncode == 2 and "unknown kernel profile '4.19' for --kernel; known profiles: mainline, 5.5, state-callbacks, replace-set" in bad.stderr
 
 
 def test_states_graph_marks_violating_transitions():

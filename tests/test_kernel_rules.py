@@ -977,3 +977,159 @@ funcs = ["f"]
     assert sorted(refused_rules(m)) == ["hot patches f, also patched by installed v1, of another replace_set",
                                         "v1 patches f, also patched by installed hot, of another replace_set",
                                         "v2 does not declare state s of installed v1, of the same replace_set"]
+
+
+# ------------------------------------------------------------ the state-callbacks profile (proposals.md §A.4)
+
+STATECB = """
+kernel = "state-callbacks"
+[states.s]
+id = 1
+is_shadow = true
+pre_patch    = ['log "pre_patch s"', "shadow-alloc sv"]
+post_patch   = ['log "post_patch s"']
+pre_unpatch  = ['log "pre_unpatch s"']
+post_unpatch = ['log "post_unpatch s"']
+shadow_dtor  = ['log "dtor s"']
+[states.t]
+id = 2
+block_disable = true
+pre_patch    = ['log "pre_patch t"']
+[shadows.sv]
+id = 1
+[[patch]]
+name = "a"
+states = { s = 1 }
+shadows = { sv = "int" }
+[[patch]]
+name = "b"
+states = { s = 1 }
+shadows = { sv = "int" }
+[[patch]]
+name = "c"
+replace = true
+[[patch]]
+name = "blk"
+states = { t = 1 }
+"""
+
+
+def _texts(s, out):
+    return [line.split(": ", 1)[1] for line in Sim.log(s.model, out) if not line.startswith("livepatch:")]
+
+
+def test_state_callbacks_run_once_for_two_patches_declaring_the_id_a4(sim):
+    """§A.4.2/§A.4.4: a state's callbacks run only when no other listed patch declares its id:
+    pre_patch for the first patch, post_unpatch and the shadow free for the last one."""
+    s = sim(STATECB)
+    assert _texts(s, s.do("load a")) == ["pre_patch s"]
+    assert _texts(s, s.do("complete")) == ["post_patch s"]
+    assert _texts(s, s.do("load b")) == [] and _texts(s, s.do("complete")) == []
+    assert _texts(s, s.do("disable a")) == [] and _texts(s, s.do("complete")) == []
+    assert s.state["shadow[sv]"]                       # b still owns the state
+    assert _texts(s, s.do("disable b")) == ["pre_unpatch s"]
+    assert _texts(s, s.do("complete")) == ["post_unpatch s", "dtor s"]
+    assert not s.state["shadow[sv]"]                  # is_shadow: klp_shadow_free_all (§A.4.3)
+
+
+def test_state_callbacks_and_mainline_differ_on_one_spec(write_spec):
+    """The same two patches with the same callbacks: mainline runs the per-object callbacks
+    of each patch, state-callbacks runs the state's once."""
+    body = '[states.s]\nid = 1\n[[patch]]\nname = "a"\nstates = { s = 1 }\n[[patch]]\nname = "b"\nstates = { s = 1 }\n'
+    main = Sim(write_spec(body.replace('states = { s = 1 }\n', 'states = { s = 1 }\n[patch.objects.vmlinux]\n'
+                                       'pre_patch = [\'log "pre_patch s"\']\n')))
+    mine = Sim(write_spec('kernel = "state-callbacks"\n' + body.replace("id = 1\n", "id = 1\npre_patch = ['log \"pre_patch s\"']\n")))
+    for s in (main, mine):
+        s.do("load a"); s.do("complete")
+    assert _texts(main, main.do("load b")) == ["pre_patch s"]
+    assert _texts(mine, mine.do("load b")) == []
+
+
+def test_state_callbacks_replace_runs_the_replaced_patches_callbacks_a4_8(sim):
+    """§A.4.8: a cumulative patch that drops s (carried by one old patch) runs the old patch's
+    pre_unpatch at its enable and post_unpatch (then the shadow free) at its completion; a
+    reversal runs the old patch's post_patch again (§A.4.3 UNPATCHED 2)."""
+    s = sim(STATECB)
+    s.do("load a"); s.do("complete")
+    out = s.do("load c")
+    assert _texts(s, out) == ["pre_unpatch s"] and Sim.log(s.model, out)[-1].endswith("starting patching transition")
+    s.do("reverse")
+    assert _texts(s, s.do("complete")) == ["post_patch s"]            # reversal: re-enabled
+    s.do("rmmod c"); s.do("load c")
+    assert _texts(s, s.do("complete")) == ["post_unpatch s", "dtor s"]
+    assert s.order() == ["c"] and not s.state["shadow[sv]"]
+
+
+def test_state_callbacks_shared_state_leaks_on_replace_a4_8(sim):
+    """§A.4.8 last row (Sashiko finding 1): two old patches carry s, the cumulative c drops it:
+    each sees the other, nothing runs, the shadow variable is left: shadow-leak once both go."""
+    s = sim(STATECB)
+    for p in ("a", "b"):
+        s.do(f"load {p}"); s.do("complete")
+    assert _texts(s, s.do("load c")) == [] and _texts(s, s.do("complete")) == []
+    s.do("rmmod a")
+    assert Sim.violations(s.do("rmmod b")) == ["shadow-leak"]
+
+
+def test_state_callbacks_block_disable_refuses_disable_and_reversal_a4_4(sim):
+    s = sim(STATECB)
+    s.do("load blk")
+    assert s.refusal("disable blk") == "-EINVAL: blk has a block_disable state"    # no reversal either
+    assert s.refusal("reverse") == "-EINVAL: blk has a block_disable state"
+    assert s.refusal("disable blk").lines("disable", "blk") == [
+        "livepatch: The livepatch 'blk' does not support disable", "echo: write error: Invalid argument"]
+    s.do("complete")
+    assert s.refusal("disable blk").startswith("-EINVAL: blk has a block_disable state")
+    assert s.refusal("load c").startswith("-EINVAL: not compatible")   # §A.4.2: c drops t
+
+
+def test_state_callbacks_failing_pre_patch_skips_its_post_unpatch_a4_2(sim):
+    s = sim(STATECB.replace("""pre_patch    = ['log "pre_patch t"']""", """pre_patch    = ['log "pre_patch t"', "maybe-fail -ENODEV"]
+post_unpatch = ['log "post_unpatch t"']"""))
+    out = s.do("load blk", fail=[("blk", "state 2")])
+    assert s.phase("blk") == "unloaded" and _texts(s, out)[:1] == ["pre_patch t"]
+    assert "post_unpatch t" not in _texts(s, out)
+
+
+def test_state_callbacks_refuses_what_v1_removed(write_spec):
+    from klpmodel.errors import UserError
+    from klpmodel.kernel import Model
+    from klpmodel.spec import load_spec
+    cases = [('[[patch]]\nname = "a"\n[patch.objects.vmlinux]\npre_patch = ["return"]\n', 5, "no per-object callbacks"),
+             ('[states.s]\nid = 1\npre_patch = ["alloc s"]\n[[patch]]\nname = "a"\nstates = { s = 1 }\n', 4,
+              "no klp_state.data"),
+             ('[states.s]\nid = 1\n[[patch]]\nname = "a"\nstates = { s = 1 }\n[[patch]]\nname = "b"\nstates = { s = 2 }\n',
+              7, "no klp_state.version")]
+    for text, line, words in cases:
+        path = write_spec('kernel = "state-callbacks"\n' + text)
+        with pytest.raises(UserError) as e:
+            Model(load_spec(path))
+        assert str(e.value).startswith(f"{path}:{line}:") and words in str(e.value), str(e.value)
+    path = write_spec('[states.s]\nid = 1\nblock_disable = true\n[[patch]]\nname = "a"\n')
+    with pytest.raises(UserError) as e:
+        Model(load_spec(path))
+    assert str(e.value).startswith(f"{path}:3: state 's': block_disable is a key of kernel = \"state-callbacks\"")
+
+
+def test_state_callbacks_version_order_and_data_properties_are_not_applicable():
+    from klpmodel.kernel import PROFILES
+    names = {p.name for p in PROFILES["state-callbacks"].PROPERTIES}
+    assert not names & {"version-order", "no-leak", "no-use-after-free", "no-double-free", "no-null-deref"}
+    assert {"revert-restores", "disable-restores", "error-cleanup"} <= names
+
+
+def test_state_callbacks_reversed_disable_runs_post_patch_again_a4_5(sim):
+    """§A.4.5: pre_unpatch ran when the disable started; reversed, the completion (PATCHED)
+    runs post_patch again and no pre_patch; the shadow variable stays."""
+    s = sim(STATECB)
+    s.do("load a"); s.do("complete")
+    assert _texts(s, s.do("disable a")) == ["pre_unpatch s"]
+    assert _texts(s, s.do("reverse")) == []
+    assert _texts(s, s.do("complete")) == ["post_patch s"]
+    assert s.phase("a") == "enabled" and s.state["shadow[sv]"]
+
+
+def test_state_callbacks_block_disable_leaves_a_non_replace_load_alone_a4_2(sim):
+    s = sim(STATECB)
+    s.do("load blk"); s.do("complete")
+    assert s.refusal("load a") is None                  # a non-replace patch is always compatible

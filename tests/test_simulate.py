@@ -102,7 +102,7 @@ def test_run_file_errors_name_the_line(tmp_path):
     assert p.returncode == 2
     assert p.stderr.strip() == (f"klpmodel: error: {f}:3: unknown operation 'unload' in 'unload test_klp_state'; "
                                 "known operations: load, complete, reverse, disable, rmmod, modload, modunload, force, call, param, "
-                                "probe, runs, ok, pending, sysfs, sysfs-rights, sysctl")
+                                "probe, runs, ok, pending, sysfs, sysfs-rights, sysctl, read-param")
     p = cli("simulate", "specs/selftests/test-state.toml", "--run", "load nope")
     assert p.returncode == 2
     assert "unknown patch 'nope'" in p.stderr
@@ -385,3 +385,29 @@ def test_the_replace_set_selftests_pass_under_their_profile_only():
             assert "replace_set is a key of kernel = \"replace-set\"" in str(e)
             continue
         assert not ok, path.name
+
+
+def test_the_state_callbacks_selftests_pass_under_their_profile():
+    """The selftests of the per-state callbacks series v1 (proposals.md §A.6) that are
+    scenarios pass under kernel state-callbacks; mainline cannot express their specs."""
+    from klpmodel.conformance import run_scenario
+
+    folder = ROOT / "specs" / "selftests-state-callbacks"
+    scenarios = sorted(folder.glob("*/*.toml"))
+    p = cli("conformance", str(folder), "--kernel", "state-callbacks")
+    assert p.returncode == 0 and p.stdout.splitlines()[-1] == f"{len(scenarios)} passed, 0 failed", p.stdout
+    for path in scenarios:                  # test-order.sh's livepatch has no state: mainline runs it alike
+        if path.parent.name == "test-order":
+            assert run_scenario(path, "mainline")[0]
+            continue
+        with pytest.raises(UserError, match="is a key of kernel = \"state-callbacks\""):
+            run_scenario(path, "mainline")
+
+
+def test_fail_names_a_state_callbacks_site(write_spec):
+    """`fail=P/stateID:CALLBACK[N]` (kernel state-callbacks): the object of a state's site is "state ID"."""
+    spec = write_spec('kernel = "state-callbacks"\n[states.s]\nid = 7\npre_patch = [\'log "pp"\', "maybe-fail -ENODEV"]\n'
+                      'post_unpatch = [\'log "pu"\']\n[[patch]]\nname = "a"\nstates = { s = 1 }\n')
+    p = cli("simulate", str(spec), "--run", "load a fail=a/state7:pre_patch[1]")
+    assert p.returncode == 0 and "a: pp" in p.stdout and "a: pu" not in p.stdout, p.stdout
+    assert "insmod: ERROR: could not insert module test_modules/a.ko: No such device" in p.stdout

@@ -65,7 +65,7 @@ CASES = [
      "9: pre_patch must be a list of statement strings; write e.g. pre_patch = [\"alloc loglevel\"]"),
     ("TOML syntax", BASE + "replace = \n",
      "7: TOML syntax error: Invalid value (a value is missing or malformed after '='); fix the TOML syntax (see docs/spec-format.md)"),
-    ("unknown kernel profile", 'kernel = "5.4"\n' + BASE, "1: unknown kernel profile '5.4'; write one of: mainline, 5.5, replace-set ('klpmodel profiles' says what each is), or leave it out for mainline"),
+    ("unknown kernel profile", 'kernel = "5.4"\n' + BASE, "1: unknown kernel profile '5.4'; write one of: mainline, 5.5, state-callbacks, replace-set ('klpmodel profiles' says what each is), or leave it out for mainline"),
     ("bad depth", "[check]\ndepth = 0\n" + BASE, "2: depth must be an integer from 1 to 1000000, not 0; e.g. depth = 8"),
     ("unknown operation", '[check]\noperations = ["load", "unload"]\n' + BASE,
      "2: unknown operation 'unload'; write one of: load, complete, reverse, disable, rmmod, modload, modunload, force, call"),

@@ -31,6 +31,28 @@ DEFAULT_SERIES = [(2, 1, 0, 6), (3, 1, 0, 8), (3, 2, 1, 8), (4, 2, 1, 8), (4, 2,
                   (5, 3, 2, 10), (6, 3, 2, 12)]
 
 
+def recipe(names: list[str], mods: list[str], forget_take: str | None = None) -> list[str]:
+    """A release's vmlinux callbacks by the seed's recipe for each state (allocate unless a
+    previous release provides the data, take it over, modify only when nothing was taken
+    over, restore and free only on a real disable; `forget_take`: that state's take-over is
+    missing), then an object per target module whose callbacks log."""
+    pre, post, pre_un, post_un = [], [], [], []
+    for s in names:
+        pre += [f"alloc {s} unless prev {s}"]
+        post += ([] if s == forget_take else [f"take {s} if prev {s}"]) + \
+            [f"save {s} unless prev {s}", f"modify {s} unless prev {s}"]
+        pre_un += [f"restore {s} unless prev {s}"]
+        post_un += [f"free {s} unless prev {s}"]
+    out = [f"{key} = {json.dumps(stmts)}" for key, stmts in
+           (("pre_patch", pre), ("pre_patch_error", post_un), ("post_patch", post),
+            ("pre_unpatch", pre_un), ("post_unpatch", post_un))]
+    out.append("")
+    for m in mods:
+        out += [f"[patch.objects.{m}]", "pre_patch = ['log \"pre_patch\"']",
+                "post_unpatch = ['log \"post_unpatch\"']", ""]
+    return out
+
+
 def generated(patches: int, states: int, modules: int) -> str:
     """A correct cumulative series: every patch replaces the others, declares every state
     (versions 1,1,2,2,3,...: equal neighbours allow the selftests' downgrade-by-reload),
@@ -48,19 +70,7 @@ def generated(patches: int, states: int, modules: int) -> str:
         decl = ", ".join(f"{s} = {version}" for s in names)
         out += ["[[patch]]", f'name = "lp{i}"', "replace = true", f"states = {{ {decl} }}", "",
                 "[patch.objects.vmlinux]"]
-        pre, post, pre_un, post_un = [], [], [], []
-        for s in names:
-            pre += [f"alloc {s} unless prev {s}"]
-            post += [f"take {s} if prev {s}", f"save {s} unless prev {s}", f"modify {s} unless prev {s}"]
-            pre_un += [f"restore {s} unless prev {s}"]
-            post_un += [f"free {s} unless prev {s}"]
-        for key, stmts in (("pre_patch", pre), ("pre_patch_error", post_un), ("post_patch", post),
-                           ("pre_unpatch", pre_un), ("post_unpatch", post_un)):
-            out.append(f"{key} = {json.dumps(stmts)}")
-        out.append("")
-        for m in mods:
-            out += [f"[patch.objects.{m}]", "pre_patch = ['log \"pre_patch\"']",
-                    "post_unpatch = ['log \"post_unpatch\"']", ""]
+        out += recipe(names, mods)
     return "\n".join(out)
 
 
@@ -92,20 +102,7 @@ def cumulative(releases: int, states: int = 2, modules: int = 2, bug: int | None
         decl = ", ".join(f"{s} = {1 + (i - 1) // (4 * k)}" for k, s in enumerate(names, 1))
         out += ["[[patch]]", f'name = "r{i:02d}"', "replace = true", f"states = {{ {decl} }}", "",
                 "[patch.objects.vmlinux]"]
-        pre, post, pre_un, post_un = [], [], [], []
-        for s in names:
-            pre += [f"alloc {s} unless prev {s}"]
-            post += ([] if (i, s) == (bug, "s1") else [f"take {s} if prev {s}"]) + \
-                [f"save {s} unless prev {s}", f"modify {s} unless prev {s}"]
-            pre_un += [f"restore {s} unless prev {s}"]
-            post_un += [f"free {s} unless prev {s}"]
-        for key, stmts in (("pre_patch", pre), ("pre_patch_error", post_un), ("post_patch", post),
-                           ("pre_unpatch", pre_un), ("post_unpatch", post_un)):
-            out.append(f"{key} = {json.dumps(stmts)}")
-        out.append("")
-        for m in mods:
-            out += [f"[patch.objects.{m}]", "pre_patch = ['log \"pre_patch\"']",
-                    "post_unpatch = ['log \"post_unpatch\"']", ""]
+        out += recipe(names, mods, forget_take="s1" if i == bug else None)
     return "\n".join(out)
 
 

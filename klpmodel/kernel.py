@@ -1191,19 +1191,10 @@ class Mainline:
         have = c.get(var)
         if a != "shadow-free-all":                   # (free_all passes no object: no data of one)
             self.judge_layout(i, sv, have, where)
-        if a == "shadow-alloc" and st.fresh:         # on a new object: a duplicate only when it
-            dup = c.get(self.v.stale[sv])            # reuses the address of a freed one whose entry stayed
-            c.violate("shadow-duplicate", dup, where)
+        if a == "shadow-alloc":                      # a second alloc of the pair: WARN, NULL; on a new
+            dup = c.get(self.v.stale[sv]) if st.fresh else have   # object only when it reuses the address
+            c.violate("shadow-duplicate", dup, where)             # of a freed one whose entry stayed
             for _ in c.when(dup):
-                c.event(E.ShadowDuplicate(where, sv, m.shadow_ids[sv]))
-            for _ in c.when(c.not_(have)):
-                if sv in self.v.layout:
-                    c.set(self.v.layout[sv], self.layout_of(i, sv))
-            c.set(var, True)
-            return False
-        if a == "shadow-alloc":                      # a second alloc of the pair: WARN, NULL
-            c.violate("shadow-duplicate", have, where)
-            for _ in c.when(have):
                 c.event(E.ShadowDuplicate(where, sv, m.shadow_ids[sv]))
             for _ in c.when(c.not_(have)):
                 if sv in self.v.layout:

@@ -175,19 +175,29 @@ def _fail(e: Exception) -> NoReturn:
     raise e
 
 
-def _load(spec: Path, faults: list[str] | None = None, kernel: str | None = None):
-    """Load a spec; `--faults` adds optional faults to the spec's [check] faults, `--kernel`
-    runs it under another kernel profile than its `kernel` key names."""
+def _with_faults(loaded, faults: list[str] | None):
+    """The spec with `--faults` added to its [check] faults (each one known)."""
     from dataclasses import replace
 
-    from .spec import FAULTS, load_spec
+    from .spec import FAULTS
 
-    loaded = load_spec(spec)
     for f in faults or ():
         if f not in FAULTS:
             raise UserError(f"unknown fault '{f}' for --faults; known faults: {', '.join(FAULTS)}")
     if faults:
         loaded = replace(loaded, faults=tuple(f for f in FAULTS if f in set(faults) | set(loaded.faults)))
+    return loaded
+
+
+def _load(spec: Path, faults: list[str] | None = None, kernel: str | None = None):
+    """Load a spec; `--faults` adds optional faults to the spec's [check] faults, `--kernel`
+    runs it under another kernel profile than its `kernel` key names."""
+    from dataclasses import replace
+
+    from .spec import load_spec
+
+    loaded = load_spec(spec)
+    loaded = _with_faults(loaded, faults)
     if kernel is not None and kernel != loaded.kernel:
         loaded = replace(loaded, kernel=_profile(kernel), file_kernel=loaded.kernel)
     from .kernel import PROFILES
@@ -871,7 +881,7 @@ def _loaded_per_profile(spec: Path, kernels: list[str], faults: list[str] | None
 
     from . import compare as cmp
     from .kernel import PROFILES
-    from .spec import FAULTS, load_spec
+    from .spec import load_spec
 
     for k in kernels:
         _profile(k)
@@ -879,11 +889,7 @@ def _loaded_per_profile(spec: Path, kernels: list[str], faults: list[str] | None
     if dup is not None:
         raise UserError(f"--kernel {dup} is given twice; give each profile once")
     loaded = load_spec(spec)
-    for f in faults or ():
-        if f not in FAULTS:
-            raise UserError(f"unknown fault '{f}' for --faults; known faults: {', '.join(FAULTS)}")
-    if faults:
-        loaded = replace(loaded, faults=tuple(f for f in FAULTS if f in set(faults) | set(loaded.faults)))
+    loaded = _with_faults(loaded, faults)
     specs, columns = {}, []
     for k in kernels:
         s = loaded if k == loaded.kernel else replace(loaded, kernel=k, file_kernel=loaded.kernel)

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -216,7 +216,10 @@ def _files(written: Written) -> dict[tuple[str, int], tuple[Path, Path]]:
     return {(v.property, v.index): (pj, pi) for v, pj, pi in written}
 
 
-def text(r: Result, stats: bool = False, written: Written = ()) -> str:
+def text(r: Result, stats: bool = False, written: Written = (),
+         shown_above: Mapping[tuple[str, int], str] | None = None) -> str:
+    """The report. `shown_above`: (property, index) -> where the side-by-side report already
+    printed that trace; the trace is then named, not printed again (docs/compare.md)."""
     m, spec = r.model, r.spec
     out = [f"klpmodel verify {spec.path}: {spec.name}", *summary(r),
            f"kernel {spec.kernel}, depth {r.depth}, engine {r.engine}"
@@ -235,7 +238,9 @@ def text(r: Result, stats: bool = False, written: Written = ()) -> str:
     for first in r.violations:
         shown = r.traces(first.property)
         for v in shown:
-            out += ["", *violation_text(m, v, len(shown))]
+            where = (shown_above or {}).get((v.property, v.index))
+            out += ["", *([f"{violation_head(v, len(shown))}: shown above ({where})"] if where is not None
+                          else violation_text(m, v, len(shown)))]
             if (v.property, v.index) in files:
                 pj, pi = files[(v.property, v.index)]
                 out.append(f"  trace file: {pj} (ITF: {pi}); 'klpmodel explain {pj}' walks through it")
@@ -254,13 +259,17 @@ def more_not_shown(prop: str, shown: int) -> str:
             f"(--max-counterexamples {shown + 1} or more shows them)")
 
 
+def violation_head(v: Violation, of: int = 1) -> str:
+    """A counterexample's first line: VIOLATED P: shortest trace has N operations."""
+    ops = f"{v.depth} operation{'s' if v.depth > 1 else ''}"
+    return (f"VIOLATED {v.property}: shortest trace has {ops}" if of == 1
+            else f"VIOLATED {v.property}: shortest trace {v.index} of {of}, {ops}")
+
+
 def violation_text(m: Model, v: Violation, of: int = 1) -> list[str]:
     """One counterexample: the property, its seed sentence, each step, what broke it."""
     prop = m.prop(v.property)
-    ops = f"{v.depth} operation{'s' if v.depth > 1 else ''}"
-    head = (f"VIOLATED {v.property}: shortest trace has {ops}" if of == 1
-            else f"VIOLATED {v.property}: shortest trace {v.index} of {of}, {ops}")
-    out = [head, f"  seed: {prop.seed}", f"  violated when: {prop.violated_when}", ""]
+    out = [violation_head(v, of), f"  seed: {prop.seed}", f"  violated when: {prop.violated_when}", ""]
     for n, step in enumerate(v.trace, 1):
         out.append(f"  {n}. {step.op}")
         for line in event_lines(m, step):

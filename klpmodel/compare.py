@@ -10,15 +10,19 @@ log lines and notes). Everything here is read through the read side (events, Vie
 report.changes/event_lines): no kernel rule and no state variable name.
 
 A profile that cannot express the spec (its `refuse`: a key it gives no meaning) gets a
-column "cannot express: <the loader's message>"; the spec is never translated.
+column "cannot express: <the loader's message>"; the spec is never translated. A profile
+the --timeout (or Ctrl-C) left without a run gets a column "timeout: not checked"; the
+others are compared as they are.
 """
 from __future__ import annotations
 
+import builtins
 import json
 from dataclasses import dataclass
 from typing import Any
 
 from . import interp
+from .deadline import TIMEOUT
 from .kernel import PROFILES, Model
 from .report import Written, changes, event_lines, to_json, violation_json, violation_text
 from .spec import Spec
@@ -32,16 +36,30 @@ class Column:
     kernel: str
     result: Result | None = None
     cannot: str | None = None           # the loader's message (FILE:LINE: ...)
+    stopped: str | None = None          # not checked: why (deadline.TIMEOUT, INTERRUPTED) the run never ran
+
+
+def not_checked(why: str) -> str:
+    """A profile the deadline left without a run, in a table cell: "timeout: not checked"."""
+    return f"{why.split(' (')[0]}: not checked"
 
 
 @dataclass(frozen=True)
 class Verdict:
-    kind: str                           # holds, violated, unknown, not-applicable, cannot-express
+    kind: str                           # holds, violated, unknown, not-applicable, cannot-express, not-checked
     depth: int | None = None            # violated: the shortest trace's length
+    why: str | None = None              # not-checked: what stopped the runs (timeout, interrupted (Ctrl-C))
 
     def __str__(self) -> str:
+        if self.kind == "not-checked":
+            return not_checked(self.why or "timeout")
         return {"violated": f"violated at depth {self.depth}", "not-applicable": "not applicable",
                 "cannot-express": "cannot express"}.get(self.kind, self.kind)
+
+    @property
+    def applies(self) -> bool:
+        """A verdict of a profile that ran and has the property (what a difference is made of)."""
+        return self.kind in ("holds", "violated", "unknown")
 
 
 @dataclass(frozen=True)
@@ -69,13 +87,27 @@ class WhyNot:
 
 
 @dataclass(frozen=True)
+class Traced:
+    """One shortest trace of a difference and why each other profile does not reach it."""
+    violation: Violation
+    why_not: tuple[WhyNot, ...]
+
+
+@dataclass(frozen=True)
 class Difference:
     property: str
     kernel: str                         # the profile where it breaks (the shortest trace)
-    violation: Violation
     model: Model
     same: tuple[str, ...]               # other profiles with the same verdict
-    why_not: tuple[WhyNot, ...]
+    traces: tuple[Traced, ...]          # each shortest trace reported there (--max-counterexamples), replayed
+
+    @builtins.property                  # (the field `property` hides the builtin in this class)
+    def violation(self) -> Violation:
+        return self.traces[0].violation
+
+    @builtins.property
+    def why_not(self) -> tuple[WhyNot, ...]:
+        return self.traces[0].why_not
 
 
 @dataclass(frozen=True)
@@ -88,9 +120,11 @@ class Comparison:
 
     @property
     def exit_code(self) -> int:
-        """The worst of the runs: 3 if one is unknown, else 1 if one has a violation, else 0
-        (a profile that cannot express the spec does not count; none that can is exit 2,
-        before any run)."""
+        """The worst of the runs: 3 if one is unknown or a profile was not checked (the
+        deadline came first), else 1 if one has a violation, else 0 (a profile that cannot
+        express the spec does not count; none that can is exit 2, before any run)."""
+        if any(c.stopped is not None for c in self.columns):
+            return 3
         return max(c.result.exit_code for c in self.columns if c.result is not None)
 
 
@@ -102,6 +136,8 @@ def known(kernel: str) -> tuple[str, ...]:
 
 def _verdict(col: Column, prop: str) -> Verdict:
     r = col.result
+    if col.stopped is not None:
+        return Verdict("not-checked", why=col.stopped)
     if r is None:
         return Verdict("cannot-express")
     if prop not in r.properties:
@@ -110,6 +146,12 @@ def _verdict(col: Column, prop: str) -> Verdict:
     if v is not None:
         return Verdict("violated", v.depth)
     return Verdict("unknown") if r.unknown else Verdict("holds")
+
+
+def differs(row: dict[str, Verdict]) -> bool:
+    """The verdicts differ among the profiles that ran and have the property (not applicable,
+    cannot express and not checked are no verdict to differ from)."""
+    return len({str(v) for v in row.values() if v.applies}) > 1
 
 
 def compare(spec: Spec, columns: list[Column]) -> Comparison:
@@ -124,18 +166,20 @@ def compare(spec: Spec, columns: list[Column]) -> Comparison:
     diffs = []
     for p in props:
         row = verdicts[p]
-        if len({str(row[c.kernel]) for c in ran}) < 2:
+        if not differs(row):
             continue
         broke = [c for c in ran if row[c.kernel].kind == "violated"]
-        if not broke:                   # holds against unknown or not applicable: nothing to show
+        if not broke:                   # holds against unknown: nothing to show
             continue
         base = min(broke, key=lambda c: row[c.kernel].depth or 0)
         assert base.result is not None
-        v = next(v for v in base.result.violations if v.property == p)
         same = tuple(c.kernel for c in ran if c is not base and str(row[c.kernel]) == str(row[base.kernel]))
-        why = tuple(why_not(base.result.model, v, c.result.model, c.kernel, row[c.kernel]) for c in ran
-                    if c.kernel not in same and c is not base and c.result is not None)
-        diffs.append(Difference(p, base.kernel, v, base.result.model, same, why))
+        others = [c for c in ran if c.kernel not in same and c is not base and row[c.kernel].applies]
+        traced = []
+        for v in base.result.traces(p):             # each shortest trace reported (-n N), each replayed
+            traced.append(Traced(v, tuple(why_not(base.result.model, v, c.result.model, c.kernel, row[c.kernel])
+                                          for c in others if c.result is not None)))
+        diffs.append(Difference(p, base.kernel, base.result.model, same, tuple(traced)))
     return Comparison(spec, tuple(columns), tuple(props), verdicts, tuple(diffs))
 
 
@@ -191,18 +235,41 @@ def _table(c: Comparison) -> list[str]:
 
 def headline(c: Comparison) -> str:
     """The comparison in one line: which properties differ, or that none does."""
-    kernels = [col.kernel for col in c.columns]
     ran = [col.kernel for col in c.columns if col.result is not None]
-    differ = [p for p in c.properties if len({str(c.verdicts[p][k]) for k in ran}) > 1]
+    cannot = [col.kernel for col in c.columns if col.cannot is not None]
+    unchecked = "; ".join(f"{col.kernel}: {not_checked(col.stopped)}" for col in c.columns if col.stopped is not None)
+    differ = [p for p in c.properties if differs(c.verdicts[p])]
     if len(ran) < 2:
-        return (f"no comparison: only {ran[0]} can express the spec ("
-                + ", ".join(k for k in kernels if k not in ran) + " cannot)")
+        if not unchecked:
+            return f"no comparison: only {ran[0]} can express the spec ({', '.join(cannot)} cannot)"
+        return ("no comparison: " + (f"only {ran[0]} was checked" if ran else "no profile was checked") + " ("
+                + "; ".join([*([f"{_and(cannot)} cannot express the spec"] if cannot else []), unchecked]) + ")")
+    tail = f" ({unchecked})" if unchecked else ""
     stopped = [col.kernel for col in c.columns if col.result is not None and col.result.unknown]
     if not differ:
         return f"no difference: every property has the same verdict under {_and(ran)}" + (
-            f" (the search stopped under {_and(stopped)}: see the reports below)" if stopped else "")
+            f" (the search stopped under {_and(stopped)}: see the reports below)" if stopped else "") + tail
     return f"differences: {len(differ)} of {plural(len(c.properties), 'property')}: " + ", ".join(
-        f"{p} ({'; '.join(f'{k}: {c.verdicts[p][k]}' for k in ran)})" for p in differ)
+        f"{p} ({'; '.join(f'{k}: {c.verdicts[p][k]}' for k in ran)})" for p in differ) + tail
+
+
+def notes(c: Comparison) -> list[str]:
+    """Under the headline, a line per profile without a full verdict: it cannot express the
+    spec, it was not checked (the deadline came before its run), or its search stopped."""
+    out = []
+    for col in c.columns:
+        if col.cannot is not None:
+            out.append(f"{col.kernel}: cannot express: {col.cannot}")
+        elif col.stopped is not None:
+            what = ("the --timeout expired before its run" if col.stopped == TIMEOUT
+                    else f"{col.stopped} before its run")
+            out.append(f"{col.kernel}: {not_checked(col.stopped)}: {what}; run it alone with "
+                       f"--kernel {col.kernel}, or give a longer --timeout")
+        elif col.result is not None and col.result.unknown:
+            r = col.result
+            out.append(f"{col.kernel}: unknown: the search stopped after depth {r.depth_done} of {r.depth} "
+                       f"({r.unknown})")
+    return out
 
 
 def _and(words: list[str]) -> str:
@@ -214,8 +281,10 @@ def _side(o: Outcome, against: Outcome) -> list[str]:
     return lines + (["changed: " + "; ".join(o.changes)] if o.changes else ["changed: nothing"])
 
 
-def why_text(d: Difference, w: WhyNot) -> list[str]:
-    n = len(d.violation.trace)
+def why_text(d: Difference, w: WhyNot, v: Violation | None = None) -> list[str]:
+    """Why profile w.kernel does not reach trace v (default: the difference's first trace)."""
+    v = d.violation if v is None else v
+    n = len(v.trace)
     out = [f"  why not under {w.kernel} ({w.verdict}): the same {n} operation{'s' if n > 1 else ''}, with the same "
            f"failing statements, under {w.kernel}:"]
     if w.log_only_before is not None:
@@ -233,7 +302,7 @@ def why_text(d: Difference, w: WhyNot) -> list[str]:
         return out
     if w.step is None:
         out.append(f"    every step logs and changes the same under {w.kernel}")
-    if d.violation.reason is not None:          # recoverable: judged on the reachable graph, not at a step
+    if v.reason is not None:          # recoverable: judged on the reachable graph, not at a step
         out.append(f"    ({d.property} is judged on every state reachable from the last one, not at a step: "
                    f"'klpmodel verify --kernel {w.kernel} -p {d.property}' says whether a way back exists there)")
     elif w.breaks:
@@ -244,20 +313,41 @@ def why_text(d: Difference, w: WhyNot) -> list[str]:
     return out
 
 
+def _trace_head(d: Difference, t: Traced, q: str = "") -> str:
+    """What introduces one trace of a difference: the shortest trace under K (or trace i of
+    n); `q` quotes the profiles (Markdown: a backtick)."""
+    same = f" (and {_and([q + k + q for k in d.same])}, the same verdict)" if d.same else ""
+    n = len(d.traces)
+    return (f"the shortest trace under {q}{d.kernel}{q}{same}" if n == 1
+            else f"shortest trace {t.violation.index} of {n} under {q}{d.kernel}{q}{same}")
+
+
+def shown(c: Comparison) -> dict[str, dict[tuple[str, int], str]]:
+    """kernel -> (property, index) -> where the comparison prints that trace: each profile's
+    report then names it instead of printing it a second time."""
+    out: dict[str, dict[tuple[str, int], str]] = {}
+    for d in c.differences:
+        for t in d.traces:
+            out.setdefault(d.kernel, {})[(d.property, t.violation.index)] = f"DIFFERENCE {d.property}"
+    return out
+
+
 def text(c: Comparison, reports: dict[str, str]) -> str:
-    """The comparison first (headline, table, each difference), then each profile's report."""
+    """The comparison first (headline, table, each difference), then each profile's report
+    (made with report.text(..., shown_above=shown(c)[kernel]): a trace printed here is not
+    printed again)."""
     kernels = [col.kernel for col in c.columns]
-    out = [f"klpmodel verify {c.spec.path}: {c.spec.name}, side by side under {_and(kernels)}", headline(c)]
-    out += [f"{col.kernel}: cannot express: {col.cannot}" for col in c.columns if col.cannot is not None]
+    out = [f"klpmodel verify {c.spec.path}: {c.spec.name}, side by side under {_and(kernels)}", headline(c),
+           *notes(c)]
     out += ["", *_table(c)]
     for d in c.differences:
         row = c.verdicts[d.property]
         out += ["", f"DIFFERENCE {d.property}: " + "; ".join(f"{k}: {row[k]}" for k in kernels)]
-        same = f" (and {_and(list(d.same))}, the same verdict)" if d.same else ""
-        out.append(f"  the shortest trace under {d.kernel}{same}:")
-        out += ["  " + line if line else "" for line in violation_text(d.model, d.violation)]
-        for w in d.why_not:
-            out += why_text(d, w)
+        for t in d.traces:
+            out.append(f"  {_trace_head(d, t)}:")
+            out += ["  " + line if line else "" for line in violation_text(d.model, t.violation, len(d.traces))]
+            for w in t.why_not:
+                out += why_text(d, w, t.violation)
     for k in kernels:
         if k in reports:
             out += ["", f"==== kernel {k} ====", reports[k].rstrip("\n")]
@@ -272,6 +362,8 @@ def _verdict_json(v: Verdict, col: Column) -> dict[str, Any]:
         out["depth"] = v.depth
     if col.cannot is not None:
         out["reason"] = col.cannot
+    if col.stopped is not None:
+        out["reason"] = col.stopped
     return out
 
 
@@ -279,20 +371,26 @@ def _outcome_json(o: Outcome | None) -> dict[str, Any] | None:
     return None if o is None else {"events": list(o.events), "changes": list(o.changes)}
 
 
+def _why_json(d: Difference, v: Violation, w: WhyNot) -> dict[str, Any]:
+    return {"kernel": w.kernel, "step": w.step, "operation": w.operation,
+            "refused": None if w.refused is None else
+            {"step": w.refused_step, "operation": w.refused_operation, "reason": w.refused},
+            "under_breaking": _outcome_json(w.base), "under_this": _outcome_json(w.other),
+            "log_only_before": w.log_only_before, "breaks": w.breaks,
+            "breaks_instead": list(w.breaks_other), "text": [x.strip() for x in why_text(d, w, v)]}
+
+
 def to_json_doc(c: Comparison, stats: bool = False, written: dict[str, Written] | None = None) -> dict[str, Any]:
     cols = {col.kernel: col for col in c.columns}
     diffs = []
     for d in c.differences:
+        first, *more = d.traces
         diffs.append({
             "property": d.property, "breaks_under": d.kernel, "same_verdict": list(d.same),
-            "violation": violation_json(d.model, d.violation),
-            "why_not": [{"kernel": w.kernel, "step": w.step, "operation": w.operation,
-                         "refused": None if w.refused is None else
-                         {"step": w.refused_step, "operation": w.refused_operation, "reason": w.refused},
-                         "under_breaking": _outcome_json(w.base), "under_this": _outcome_json(w.other),
-                         "log_only_before": w.log_only_before, "breaks": w.breaks,
-                         "breaks_instead": list(w.breaks_other), "text": [x.strip() for x in why_text(d, w)]}
-                        for w in d.why_not]})
+            "violation": violation_json(d.model, first.violation),
+            "why_not": [_why_json(d, first.violation, w) for w in first.why_not],
+            "more_traces": [{"violation": violation_json(d.model, t.violation),
+                             "why_not": [_why_json(d, t.violation, w) for w in t.why_not]} for t in more]})
     return {
         "format": 1, "command": "verify", "kernels": [col.kernel for col in c.columns],
         "spec": {"path": c.spec.path, "name": c.spec.name},
@@ -301,6 +399,8 @@ def to_json_doc(c: Comparison, stats: bool = False, written: dict[str, Written] 
             "properties": list(c.properties),
             "verdicts": {p: {k: _verdict_json(v, cols[k]) for k, v in c.verdicts[p].items()} for p in c.properties},
             "cannot_express": {col.kernel: col.cannot for col in c.columns if col.cannot is not None},
+            "not_checked": {col.kernel: col.stopped for col in c.columns if col.stopped is not None},
+            "notes": notes(c),
             "differences": diffs},
         "reports": {col.kernel: to_json(col.result, stats, (written or {}).get(col.kernel, ()))
                     for col in c.columns if col.result is not None},
@@ -336,19 +436,22 @@ def markdown(c: Comparison, reviews: dict[str, str], command: str) -> str:
     for col in c.columns:
         if col.cannot is not None:
             out += [f"- `{col.kernel}` cannot express the spec: {col.cannot}"]
+        elif col.stopped is not None or (col.result is not None and col.result.unknown):
+            out += [f"- `{col.kernel}`" + next(x for x in notes(c) if x.startswith(col.kernel + ": "))[len(col.kernel):]]
     out += ["", "| property | " + " | ".join(f"`{k}`" for k in kernels) + " |",
             "|---|" + "---|" * len(kernels)]
     out += [f"| {p} | " + " | ".join(str(c.verdicts[p][k]) for k in kernels) + " |" for p in c.properties]
     for d in c.differences:
         row = c.verdicts[d.property]
-        out += ["", f"### {d.property}: " + "; ".join(f"{k} {row[k]}" for k in kernels), "",
-                f"The shortest trace under `{d.kernel}`"
-                + (f" (and {_and([f'`{k}`' for k in d.same])}, the same verdict)" if d.same else "") + ":", "",
-                "```text", *violation_text(d.model, d.violation), "```"]
-        for w in d.why_not:
-            lines = why_text(d, w)
-            out += ["", f"Why not under `{w.kernel}` ({w.verdict}):", "", "```text",
-                    *(x[4:] for x in lines[1:]), "```"]
+        out += ["", f"### {d.property}: " + "; ".join(f"{k} {row[k]}" for k in kernels)]
+        for t in d.traces:
+            head = _trace_head(d, t, "`")
+            out += ["", head[0].upper() + head[1:] + ":", "",
+                    "```text", *violation_text(d.model, t.violation, len(d.traces)), "```"]
+            for w in t.why_not:
+                lines = why_text(d, w, t.violation)
+                out += ["", f"Why not under `{w.kernel}` ({w.verdict}):", "", "```text",
+                        *(x[4:] for x in lines[1:]), "```"]
     for k in kernels:
         if k in reviews:
             lines = _demote(reviews[k])

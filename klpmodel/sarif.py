@@ -6,18 +6,32 @@ statement where the violation shows (the report's FILE:LINE), else at the statem
 set it up (explain's culprit), else at the last statement that ran. Each reported trace is
 a code flow with one location per operation: the first statement that ran in it, or the
 patch it names. The output is byte for byte the same on every run.
+
+Side by side (`--kernel A --kernel B`, docs/compare.md): one log, one run per profile, each
+with its own `automationDetails.id` (`klpmodel/PROFILE/`): GitHub code scanning takes each
+as its own category (it no longer merges runs of one tool and category from one upload),
+and every result says its profile (in its message, its properties, its fingerprint). A
+profile that cannot express the spec is a run without results whose notification points at
+the key; one the --timeout left unchecked has no run (its earlier alerts stay as they were)
+and every run's invocation says so.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import PurePath
+from typing import TYPE_CHECKING
 
 from . import __version__
 from .events import Ran, Where
 from .kernel import Model
 from .report import broke, event_lines
+from .spec import Spec
 from .verify import Result, Step, Violation
+
+if TYPE_CHECKING:
+    from .compare import Comparison
 
 SCHEMA = "https://json.schemastore.org/sarif-2.1.0.json"
 
@@ -93,12 +107,22 @@ def code_flow(m: Model, v: Violation) -> dict:
             "threadFlows": [{"locations": locations}]}
 
 
-def _fingerprint(v: Violation) -> str:
-    key = v.property + "|" + "; ".join(str(s.op) for s in v.trace)
+def _fingerprint(v: Violation, kernel: str | None = None) -> str:
+    key = v.property + "|" + "; ".join(str(s.op) for s in v.trace) + (f"|{kernel}" if kernel is not None else "")
     return hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
-def to_sarif(r: Result) -> dict:
+def _driver(rules: list) -> dict:
+    return {"driver": {"name": "klpmodel", "version": __version__, "semanticVersion": __version__, "rules": rules}}
+
+
+def _artifacts(spec: Spec) -> list:
+    return [{"location": _artifact(spec.path), "hashes": {"sha-256": spec.digest}, "description": {"text": spec.name}}]
+
+
+def to_sarif(r: Result, kernel: str | None = None) -> dict:
+    """The SARIF log of one run. `kernel`: the run is one profile of a side-by-side log:
+    its results say so (message, properties, fingerprint)."""
     m = r.model
     names = list(r.properties)
     rules = []
@@ -115,13 +139,16 @@ def to_sarif(r: Result) -> dict:
         traces = r.traces(v.property)
         result = {
             "ruleId": v.property, "ruleIndex": names.index(v.property), "level": "error",
-            "message": {"text": f"{v.property} broken after {v.depth} operation{'s' if v.depth != 1 else ''} "
+            "message": {"text": (f"under kernel {kernel}: " if kernel is not None else "")
+                                + f"{v.property} broken after {v.depth} operation{'s' if v.depth != 1 else ''} "
                                 f"({'; '.join(str(s.op) for s in v.trace)}): {broke(m, v)}"
                                 + (f"; set up by {cause[1]}" if cause else "")},
             "locations": [_location(m, line)],
             "codeFlows": [code_flow(m, t) for t in traces],
-            "partialFingerprints": {"klpmodelTrace/v1": _fingerprint(v)},
+            "partialFingerprints": {"klpmodelTrace/v1": _fingerprint(v, kernel)},
         }
+        if kernel is not None:
+            result["properties"] = {"kernel": kernel}
         if cause and cause[0] != line:
             result["relatedLocations"] = [{"id": 1, **_location(m, cause[0], cause[1])}]
         results.append(result)
@@ -131,18 +158,63 @@ def to_sarif(r: Result) -> dict:
             {"level": "warning", "message": {"text": f"the search stopped after depth {r.depth_done} of {r.depth} "
                                                      f"({r.unknown}): no verdict for the properties not reported"}}]
     run = {
-        "tool": {"driver": {"name": "klpmodel", "version": __version__, "semanticVersion": __version__,
-                            "rules": rules}},
+        "tool": _driver(rules),
         "invocations": [invocation],
-        "artifacts": [{"location": _artifact(m.spec.path), "hashes": {"sha-256": m.spec.digest},
-                       "description": {"text": m.spec.name}}],
+        "artifacts": _artifacts(m.spec),
         "results": results,
         "properties": {"verdict": r.verdict, "depth": r.depth, "engine": r.engine},
     }
-    if not PurePath(m.spec.path).is_absolute():
+    return {"$schema": SCHEMA, "version": "2.1.0", "runs": [_based(run, m.spec)]}
+
+
+def _based(run: dict, spec: Spec) -> dict:
+    if not PurePath(spec.path).is_absolute():
         run["originalUriBaseIds"] = {"%SRCROOT%": {"description": {"text": "the directory klpmodel verify ran in"}}}
-    return {"$schema": SCHEMA, "version": "2.1.0", "runs": [run]}
+    return run
 
 
 def sarif_text(r: Result) -> str:
     return json.dumps(to_sarif(r), indent=2) + "\n"
+
+
+def _cannot_run(spec: Spec, kernel: str, why: str) -> dict:
+    """The run of a profile that cannot express the spec: no results; a notification at the key."""
+    note: dict = {"level": "warning", "message": {"text": f"kernel {kernel} cannot express the spec: {why}"}}
+    line = re.match(re.escape(spec.path) + r":(\d+): ", why)
+    if line:
+        note["locations"] = [{"physicalLocation": {"artifactLocation": _artifact(spec.path),
+                                                   "region": {"startLine": max(1, int(line.group(1)))}}}]
+    return {"tool": _driver([]),
+            "invocations": [{"executionSuccessful": True, "toolConfigurationNotifications": [note]}],
+            "artifacts": _artifacts(spec), "results": [],
+            "properties": {"verdict": "cannot-express", "kernel": kernel}}
+
+
+def compare_sarif(c: Comparison) -> dict:
+    """The side-by-side log: one run per profile (see the module docstring)."""
+    from .compare import not_checked
+
+    unchecked = [f"kernel {col.kernel}: {not_checked(col.stopped)} (the runs stopped before it: no run for it "
+                 f"in this log)" for col in c.columns if col.stopped is not None]
+    runs = []
+    for col in c.columns:
+        if col.stopped is not None:
+            continue
+        if col.result is None:
+            run = _cannot_run(c.spec, col.kernel, col.cannot or "")
+        else:
+            run = to_sarif(col.result, col.kernel)["runs"][0]
+            run["properties"]["kernel"] = col.kernel
+            run["properties"]["comparison"] = {p: str(c.verdicts[p][col.kernel]) for p in c.properties}
+        if unchecked:
+            run["invocations"][0]["executionSuccessful"] = False
+            run["invocations"][0].setdefault("toolExecutionNotifications", []).extend(
+                {"level": "warning", "message": {"text": x}} for x in unchecked)
+        run["automationDetails"] = {"id": f"klpmodel/{col.kernel}/",
+                                    "description": {"text": f"klpmodel verify under kernel profile {col.kernel}"}}
+        runs.append(_based(run, c.spec))
+    return {"$schema": SCHEMA, "version": "2.1.0", "runs": runs}
+
+
+def compare_sarif_text(c: Comparison) -> str:
+    return json.dumps(compare_sarif(c), indent=2) + "\n"

@@ -333,9 +333,10 @@ def verify(
 def _verify_side_by_side(spec: Path, kernels: list[str], *, depth, property, timeout, format, engine, max_states,
                          stats, max_counterexamples, out, quiet, faults) -> NoReturn:
     """verify with --kernel given twice or more (docs/compare.md): each profile's run, the
-    comparison first. Exit code: the worst of the runs that ran (3 if one is unknown, else 1
-    if one has a violation, else 0); 2 if no profile can express the spec. --out DIR writes
-    each profile's trace files into DIR/PROFILE."""
+    comparison first. Exit code: the worst of the runs that ran (3 if one is unknown or a
+    profile was not checked before the --timeout, else 1 if one has a violation, else 0); 2
+    if no profile can express the spec. --out DIR writes each profile's trace files into
+    DIR/PROFILE."""
     import dataclasses
 
     try:
@@ -345,27 +346,28 @@ def _verify_side_by_side(spec: Path, kernels: list[str], *, depth, property, tim
         from .term import progress, write
         from .verify import verify as run
 
-        if format is VerifyFormat.sarif:
-            raise UserError("--format sarif takes one kernel profile; give --kernel once (or use --format json)")
         deadline = _deadline(timeout)
         results: dict = {}
+        specs: dict = {}
         try:
             with watch(deadline):
                 loaded, specs, columns = _loaded_per_profile(spec, kernels, faults)
                 if out is not None:
-                    from .traces import check_out_dir
                     for k in specs:
-                        check_out_dir(out / k)          # before the search, as with one profile
+                        _profile_dir(out, k, "--out")   # before the search, as with one profile
                 if property:
                     every = list(dict.fromkeys(p for k in specs for p in cmp.known(k)))
                     bad = next((p for p in property if p not in every), None)
                     if bad is not None:
                         raise UserError(f"unknown property '{bad}'; known properties: {', '.join(every)}")
+                    for k in specs:
+                        if not any(p in cmp.known(k) for p in property):
+                            raise UserError(f"kernel profile {k} has none of the properties asked for; "
+                                            f"drop --kernel {k} or ask for another property")
                 for k, s in specs.items():
+                    if deadline.expired():              # the next profiles are not checked (said so)
+                        break
                     asked = [p for p in property or () if p in cmp.known(k)]
-                    if property and not asked:
-                        raise UserError(f"kernel profile {k} has none of the properties asked for; "
-                                        f"drop --kernel {k} or ask for another property")
                     with progress(f"verifying {printable(str(spec))} under {k} up to depth {depth or s.depth}") as show:
                         def done(eng, d, states, show=show):
                             show(f"{eng}: depth {d} done" + (f", {states:,} states" if states is not None else ""))
@@ -374,10 +376,9 @@ def _verify_side_by_side(spec: Path, kernels: list[str], *, depth, property, tim
                                          progress=done, max_states=max_states)
         except Stopped as e:
             if not results:
-                _stopped(e, "loading the spec")
-            typer.echo(f"klpmodel: unknown: {e.reason} while running the profiles (finished: {', '.join(results)}); "
-                       f"nothing is reported side by side: give --kernel once, or a longer --timeout", err=True)
-            raise typer.Exit(3) from None
+                _stopped(e, "loading the spec" if not specs else f"running under {next(iter(specs))}")
+        if not results:                                 # the deadline came before the first run
+            _stopped(Stopped(deadline.reason), "loading the spec")
         written: dict = {}
         failed = None
         if out is not None:
@@ -387,19 +388,37 @@ def _verify_side_by_side(spec: Path, kernels: list[str], *, depth, property, tim
                     written[k] = write_all(r, out / k)
                 except UserError as e:
                     failed = failed or e        # the verdicts first, then why the files are missing
-        columns = [dataclasses.replace(c, result=results.get(c.kernel)) for c in columns]
+        columns = [dataclasses.replace(c, result=results.get(c.kernel),
+                                       stopped=deadline.reason if c.kernel in specs and c.kernel not in results
+                                       else None) for c in columns]
         c = cmp.compare(loaded, columns)
         if format is VerifyFormat.json:
             sys.stdout.write(cmp.json_text(c, stats, written))
+        elif format is VerifyFormat.sarif:
+            from .sarif import compare_sarif_text
+            sys.stdout.write(compare_sarif_text(c))
         elif quiet:
             write(cmp.headline(c) + "\n")
         else:
-            write(cmp.text(c, {k: report.text(r, stats, written.get(k, ())) for k, r in results.items()}))
+            above = cmp.shown(c)
+            write(cmp.text(c, {k: report.text(r, stats, written.get(k, ()), above.get(k)) for k, r in results.items()}))
         if failed is not None:
             _fail(failed)
     except (UserError, InternalError) as e:
         _fail(e)
     raise typer.Exit(c.exit_code)
+
+
+def _profile_dir(out: Path, kernel: str, option: str) -> None:
+    """Before the work: DIR/PROFILE, where a profile's trace files go, is a directory that
+    takes new files, or can be created; a symbolic link there is refused (nothing is written
+    through a link)."""
+    from .traces import check_out_dir
+
+    if (out / kernel).is_symlink():
+        raise UserError(f"{option} {out}: {out / kernel} is a symbolic link; klpmodel does not write through "
+                        f"links: remove it or give another directory")
+    check_out_dir(out / kernel, option)
 
 
 @app.command()
@@ -915,8 +934,6 @@ def _review_side_by_side(spec: Path, kernels: list[str], *, output, depth, engin
         from . import compare as cmp
         from . import review as rv
 
-        if traces is not None:
-            raise UserError("--traces takes one kernel profile; give --kernel once to write its trace files")
         if output is not None:
             from .files import check_writable
 
@@ -924,15 +941,21 @@ def _review_side_by_side(spec: Path, kernels: list[str], *, output, depth, engin
         if depth is not None and depth < 1:
             raise UserError(f"--depth must be at least 1, not {depth}; e.g. --depth 8")
         loaded, specs, columns = _loaded_per_profile(spec, kernels, faults)
-        command = "klpmodel review " + str(spec) + (f" --depth {depth}" if depth is not None else "") \
+        if traces is not None:
+            for k in specs:
+                _profile_dir(traces, k, "--traces")     # each profile's trace files in DIR/PROFILE
+        base = "klpmodel review " + str(spec) + (f" --depth {depth}" if depth is not None else "") \
             + (f" --engine {engine.value}" if engine is not Engine.auto else "") \
-            + "".join(f" --faults {f}" for f in faults or ()) + "".join(f" --kernel {k}" for k in kernels) \
-            + (" --all" if full else "")
+            + "".join(f" --faults {f}" for f in faults or ())
+        command = base + "".join(f" --kernel {k}" for k in kernels) + (" --all" if full else "") \
+            + (f" --traces {traces}" if traces is not None else "")
         reviews, texts = {}, {}
         for k, s in specs.items():
             reviews[k] = rv.review(s, depth=depth, engine=engine.value, full=full)
-            texts[k] = rv.markdown(reviews[k], stats=stats, command=command.split(" --kernel")[0] + f" --kernel {k}"
-                                   + (" --all" if full else ""))
+            if traces is not None:
+                rv.write_traces(reviews[k], traces / k)
+            texts[k] = rv.markdown(reviews[k], stats=stats, command=base + f" --kernel {k}" + (" --all" if full else "")
+                                   + (f" --traces {traces / k}" if traces is not None else ""))
         import dataclasses
 
         columns = [dataclasses.replace(c, result=reviews[c.kernel].result) if c.kernel in reviews else c

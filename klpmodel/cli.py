@@ -877,7 +877,7 @@ def review(
             + (" --all" if full else "")
         if traces is not None:
             from .traces import check_out_dir
-            check_out_dir(traces)
+            check_out_dir(traces, "--traces")
             command += f" --traces {traces}"
         result = rv.review(s, depth=depth, engine=engine.value, full=full)
         if traces is not None:

@@ -42,7 +42,7 @@ from .words import pairs_text, plural, runs
 # --------------------------------------------------------------------------- trace files
 
 
-def write_traces(rv: Review, out: Path) -> None:
+def write_traces(rv: Review, out: Path, option: str = "--traces") -> None:
     """Write the trace file of every violation the review shows (`review --traces DIR`; not
     those of the unsafe pairs past MAX_UNSAFE_PAIRS without --all), each
     run on the whole series so that explain/replay/kselftest read it against the spec itself:
@@ -55,7 +55,7 @@ def write_traces(rv: Review, out: Path) -> None:
             ops = [s.op for s in v.trace]
             whole = replay(rv.model, ops, [dict.fromkeys(s.failed, True) for s in v.trace], None, v.property)
             items.append((Violation(v.property, len(whole), whole), f"pair-{x.installed}-{x.loaded}-{v.property}", v))
-    written = write_files(rv.model, [(w, stem) for w, stem, _ in items], out, rv.result.engine, rv.depth)
+    written = write_files(rv.model, [(w, stem) for w, stem, _ in items], out, rv.result.engine, rv.depth, option)
     for (_, _, shown), (_, pj, _) in zip(items, written, strict=True):
         rv.files[id(shown)] = str(pj)
 

@@ -246,8 +246,12 @@ def headline(c: Comparison) -> str:
                 + "; ".join([*([f"{_and(cannot)} cannot express the spec"] if cannot else []), unchecked]) + ")")
     tail = f" ({unchecked})" if unchecked else ""
     stopped = [col.kernel for col in c.columns if col.result is not None and col.result.unknown]
+    na = {col.kernel: sum(c.verdicts[p][col.kernel].kind == "not-applicable" for p in c.properties)
+          for col in c.columns if col.result is not None}
+    where = "; ".join(f"{n} not applicable under {k}" for k, n in na.items() if n)
     if not differ:
         return f"no difference: every property has the same verdict under {_and(ran)}" + (
+            f" wherever it applies ({where})" if where else "") + (
             f" (the search stopped under {_and(stopped)}: see the reports below)" if stopped else "") + tail
     return f"differences: {len(differ)} of {plural(len(c.properties), 'property')}: " + ", ".join(
         f"{p} ({'; '.join(f'{k}: {c.verdicts[p][k]}' for k in ran)})" for p in differ) + tail

@@ -4,9 +4,10 @@ trace where it breaks and the first step that differs under the other profile (o
 there); a profile that cannot express the spec says so and the others still run."""
 from __future__ import annotations
 
+import dataclasses
 import json
 
-from conftest import cli
+from conftest import ROOT, cli
 from test_ci import validate
 
 DEFAULT_ZERO = "tests/regressions/replace-set-default-zero.toml"
@@ -153,8 +154,55 @@ def test_one_kernel_is_the_single_report_byte_for_byte():
     one = cli("verify", DEFAULT_ZERO, "--kernel", "replace-set")
     plain = cli("verify", DEFAULT_ZERO)
     assert (one.stdout, one.returncode) == (plain.stdout, plain.returncode) == (plain.stdout, 1)
+    both = cli("verify", DEFAULT_ZERO, "--kernel", "replace-set", "--kernel", "mainline").stdout
+    mainline = cli("verify", DEFAULT_ZERO, "--kernel", "mainline").stdout
+    assert both.endswith("==== kernel mainline ====\n" + mainline)     # the full reports follow
+
+
+def test_the_trace_of_a_difference_is_printed_once():
+    """The difference's trace is printed next to its why-not; the profile's own report names
+    it instead of printing it again (and the rest of that report is the single one's)."""
     both = cli("verify", DEFAULT_ZERO, "--kernel", "mainline", "--kernel", "replace-set").stdout
-    assert both.endswith("==== kernel replace-set ====\n" + plain.stdout)     # the full reports follow
+    assert both.count("VIOLATED no-leak: shortest trace has 4 operations") == 2
+    assert both.count("    1. load a\n") == 1 and both.count("'a' is replaced: it leaves klp_patches") == 2  # + why-not
+    single = cli("verify", DEFAULT_ZERO).stdout
+    own = both[both.index("==== kernel replace-set ====\n") + len("==== kernel replace-set ====\n"):]
+    trace = single[single.index("VIOLATED no-leak"):single.index("\n\nverdict: violation")]
+    assert own == single.replace(trace, "VIOLATED no-leak: shortest trace has 4 operations: shown above "
+                                        "(DIFFERENCE no-leak)")
+
+
+def test_every_counterexample_of_a_difference_is_replayed():
+    """-n 2: each shortest trace under mainline, each with its own why-not under replace-set
+    (the first is refused there at step 5, the second runs and breaks nothing)."""
+    args = ("verify", "specs/disable-keeps-shared-bad.toml", "--kernel", "mainline", "--kernel", "replace-set", "-n", "2")
+    p = cli(*args)
+    assert p.returncode == 1, p.stderr
+    diff = p.stdout[p.stdout.index("DIFFERENCE disable-keeps-shared"):p.stdout.index("==== kernel mainline")]
+    one, two = diff.split("  shortest trace 2 of 2 under mainline:\n")
+    assert "  shortest trace 1 of 2 under mainline:\n  VIOLATED disable-keeps-shared: shortest trace 1 of 2" in one
+    assert two.startswith("  VIOLATED disable-keeps-shared: shortest trace 2 of 2, 5 operations")
+    assert one.count("why not under replace-set (holds)") == two.count("why not under replace-set (holds)") == 1
+    assert "step 5 `disable lp_a` is refused under replace-set" in one
+    assert "refused" not in two and "under replace-set they do not break disable-keeps-shared" in two
+    own = p.stdout[p.stdout.index("==== kernel mainline"):]
+    assert "shortest trace 2 of 2, 5 operations: shown above (DIFFERENCE disable-keeps-shared)" in own
+    doc = json.loads(cli(*args, "-f", "json").stdout)
+    validate(doc, "verify-compare.schema.json")
+    (d,) = doc["comparison"]["differences"]
+    (more,) = d["more_traces"]
+    assert d["why_not"][0]["refused"]["step"] == 5 and more["why_not"][0]["refused"] is None
+    assert more["violation"]["trace"] != d["violation"]["trace"]
+
+
+def test_not_applicable_is_no_difference(write_spec):
+    """A property a profile does not have is no verdict to differ from (finding2 listed five)."""
+    spec = write_spec("[check]\ndepth = 3\n\n[states.s]\nid = 1\n\n[[patch]]\nname = \"a\"\nstates = { s = 1 }\n")
+    p = cli("verify", str(spec), "--kernel", "mainline", "--kernel", "state-callbacks")
+    assert p.returncode == 0, p.stderr
+    assert p.stdout.splitlines()[1] == ("no difference: every property has the same verdict under mainline and "
+                                        "state-callbacks wherever it applies (5 not applicable under state-callbacks)")
+    assert "DIFFERENCE" not in p.stdout
 
 
 def test_the_json_document_follows_its_schema(write_spec):
@@ -179,8 +227,6 @@ def test_the_json_document_follows_its_schema(write_spec):
 
 
 def test_options_with_several_profiles(tmp_path):
-    p = cli("verify", DEFAULT_ZERO, "--kernel", "mainline", "--kernel", "replace-set", "--format", "sarif")
-    assert p.returncode == 2 and "--format sarif takes one kernel profile" in p.stderr
     p = cli("verify", DEFAULT_ZERO, "--kernel", "mainline", "--kernel", "replace-set", "--out", str(tmp_path / "o"))
     assert p.returncode == 1 and sorted(f.name for f in (tmp_path / "o").rglob("*.json")) == [
         "no-leak.itf.json", "no-leak.trace.json"]
@@ -218,3 +264,115 @@ def test_review_side_by_side(tmp_path):
     assert "side by side" not in one and "## Under" not in one               # one --kernel: the single review
     cannot = cli("review", "specs/selftest-state.toml", "--kernel", "mainline", "--kernel", "replace-set").stdout
     assert "- `replace-set` cannot express the spec: specs/selftest-state.toml:17: patch 'test_klp_state'" in cannot
+
+
+def test_sarif_has_one_run_per_profile():
+    """One valid SARIF 2.1.0 log; each profile its own run and its own automationDetails id
+    (GitHub code scanning's category: it no longer merges runs of one tool and category);
+    every result names its profile; a profile that cannot express the spec is a run without
+    results whose notification points at the key."""
+    import jsonschema
+    from test_ci import _sarif_schema
+
+    args = ("verify", DEFAULT_ZERO, "--kernel", "mainline", "--kernel", "state-callbacks", "--kernel", "replace-set",
+            "--format", "sarif")
+    p = cli(*args)
+    assert p.returncode == 1, p.stderr
+    doc = json.loads(p.stdout)
+    jsonschema.Draft4Validator(_sarif_schema()).validate(doc)
+    runs = doc["runs"]
+    assert [r["automationDetails"]["id"] for r in runs] == ["klpmodel/mainline/", "klpmodel/state-callbacks/",
+                                                           "klpmodel/replace-set/"]
+    mainline, cannot, rs = runs
+    assert mainline["results"] == [] and mainline["properties"]["verdict"] == "holds"
+    (res,) = rs["results"]
+    assert res["ruleId"] == "no-leak" and res["properties"] == {"kernel": "replace-set"}
+    assert res["message"]["text"].startswith("under kernel replace-set: no-leak broken after 4 operations")
+    assert rs["properties"]["comparison"]["no-leak"] == "violated at depth 4"
+    single = json.loads(cli("verify", DEFAULT_ZERO, "--format", "sarif").stdout)["runs"][0]["results"][0]
+    assert res["partialFingerprints"] != single["partialFingerprints"]      # the profile is part of the alert
+    assert res["locations"] == single["locations"] and res["codeFlows"] == single["codeFlows"]
+    (note,) = cannot["invocations"][0]["toolConfigurationNotifications"]
+    assert cannot["results"] == [] and note["message"]["text"].startswith("kernel state-callbacks cannot express")
+    assert note["locations"][0]["physicalLocation"]["region"]["startLine"] > 1
+    assert cli(*args).stdout == p.stdout                                     # byte for byte on every run
+
+
+def test_review_traces_go_to_a_folder_per_profile(tmp_path):
+    out = tmp_path / "t"
+    p = cli("review", DEFAULT_ZERO, "--kernel", "mainline", "--kernel", "replace-set", "--traces", str(out),
+            "-o", str(tmp_path / "r.md"))
+    assert p.returncode == 0, p.stderr
+    assert sorted(str(f.relative_to(out)) for f in out.rglob("*.trace.json")) == [
+        "replace-set/no-leak.trace.json", "replace-set/pair-a-b-no-leak.trace.json",
+        "replace-set/pair-b-a-no-leak.trace.json"]
+    md = (tmp_path / "r.md").read_text()
+    assert f"Trace file: `{out / 'replace-set' / 'no-leak.trace.json'}`" in md
+    assert f"--kernel replace-set --traces {out / 'replace-set'}`" in md
+    assert cli("replay", str(out / "replace-set" / "no-leak.trace.json"), "-q").returncode == 1
+
+
+def test_profile_folders_follow_no_link_and_never_overwrite_an_input(tmp_path):
+    """A symbolic link at DIR/PROFILE is refused before any work (for --out and --traces);
+    the spec itself where a trace file would go is left as it was."""
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    for cmd, opt in (("verify", "--out"), ("review", "--traces")):
+        out = tmp_path / cmd
+        out.mkdir()
+        (out / "replace-set").symlink_to(elsewhere)
+        p = cli(cmd, DEFAULT_ZERO, "--kernel", "mainline", "--kernel", "replace-set", opt, str(out))
+        assert p.returncode == 2 and p.stdout == "", p.stderr
+        assert p.stderr == (f"klpmodel: error: {opt} {out}: {out / 'replace-set'} is a symbolic link; klpmodel does "
+                            f"not write through links: remove it or give another directory\n")
+        assert list(elsewhere.iterdir()) == []
+    inside = tmp_path / "in" / "replace-set"
+    inside.mkdir(parents=True)
+    spec = inside / "no-leak.trace.json"                     # the spec, where replace-set's trace would go
+    spec.write_bytes((ROOT / DEFAULT_ZERO).read_bytes())
+    p = cli("review", str(spec), "--kernel", "mainline", "--kernel", "replace-set", "--traces", str(tmp_path / "in"))
+    assert p.returncode == 2 and len(p.stderr.splitlines()) == 1
+    assert "exists and is not a klpmodel trace file" in p.stderr and "--traces" in p.stderr
+    assert spec.read_bytes() == (ROOT / DEFAULT_ZERO).read_bytes()
+
+
+def test_a_timeout_before_the_last_profile_shows_what_finished():
+    """The --timeout stops the first run (z3, depth 30): its verdicts are unknown, the next
+    profile was not checked, and both say so, in text and JSON; exit 3 (unknown)."""
+    args = ("verify", "specs/selftest-state.toml", "--engine", "z3", "--depth", "30", "--timeout", "4",
+            "--kernel", "mainline", "--kernel", "5.5")
+    p = cli(*args)
+    assert p.returncode == 3, p.stderr
+    lines = p.stdout.splitlines()
+    assert lines[1] == "no comparison: only mainline was checked (5.5: timeout: not checked)"
+    assert lines[2].startswith("mainline: unknown: the search stopped after depth ") and lines[2].endswith("(timeout)")
+    assert lines[3] == ("5.5: timeout: not checked: the --timeout expired before its run; run it alone with "
+                        "--kernel 5.5, or give a longer --timeout")
+    row = next(x for x in lines if x.split()[:1] == ["no-leak"])
+    assert row.split() == ["no-leak", "unknown", "timeout:", "not", "checked"]
+    assert "==== kernel mainline ====" in p.stdout and "==== kernel 5.5 ====" not in p.stdout
+    doc = json.loads(cli(*args, "-f", "json").stdout)
+    validate(doc, "verify-compare.schema.json")
+    assert doc["comparison"]["not_checked"] == {"5.5": "timeout"} and set(doc["reports"]) == {"mainline"}
+    assert doc["comparison"]["verdicts"]["no-leak"]["5.5"] == {"verdict": "not-checked", "reason": "timeout"}
+
+
+def test_a_profile_not_checked_beside_two_that_ran():
+    """Two profiles finished, the third was not checked: the comparison of the two, the third
+    named in the headline and in its column; exit 3 even with a violation."""
+    from klpmodel import compare as cmp
+    from klpmodel.spec import load_spec
+    from klpmodel.verify import verify
+
+    s = load_spec(ROOT / DEFAULT_ZERO)
+    cols = [cmp.Column(k, verify(dataclasses.replace(s, kernel=k))) for k in ("mainline", "replace-set")]
+    c = cmp.compare(s, [*cols, cmp.Column("5.5", stopped="timeout")])
+    assert cmp.headline(c) == ("differences: 1 of 8 properties: no-leak (mainline: holds; replace-set: violated at "
+                               "depth 4) (5.5: timeout: not checked)")
+    assert c.exit_code == 3 and str(c.verdicts["no-leak"]["5.5"]) == "timeout: not checked"
+    assert [w.kernel for w in c.differences[0].why_not] == ["mainline"]
+    text = cmp.text(c, {})
+    assert "5.5: timeout: not checked: the --timeout expired before its run" in text
+    ctrl_c = cmp.compare(s, [*cols, cmp.Column("5.5", stopped="interrupted (Ctrl-C)")])
+    assert str(ctrl_c.verdicts["no-leak"]["5.5"]) == "interrupted: not checked"
+    validate(cmp.to_json_doc(c), "verify-compare.schema.json")

@@ -8,8 +8,10 @@ a code flow with one location per operation: the first statement that ran in it,
 patch it names. The output is byte for byte the same on every run.
 
 Side by side (`--kernel A --kernel B`, docs/compare.md): one log, one run per profile, each
-with its own `automationDetails.id` (`klpmodel/PROFILE/`): GitHub code scanning takes each
-as its own category (it no longer merges runs of one tool and category from one upload),
+with its own `automationDetails.id` (`klpmodel/SPEC/PROFILE/`): GitHub code scanning takes
+each as its own category (it no longer merges runs of one tool and category from one upload;
+upload-sarif's `category` fills in only a run without an id; the spec's path keeps the
+categories of a matrix of specs apart),
 and every result says its profile (in its message, its properties, its fingerprint). A
 profile that cannot express the spec is a run without results whose notification points at
 the key; one the --timeout left unchecked has no run (its earlier alerts stay as they were)
@@ -210,7 +212,7 @@ def compare_sarif(c: Comparison) -> dict:
             run["invocations"][0]["executionSuccessful"] = False
             run["invocations"][0].setdefault("toolExecutionNotifications", []).extend(
                 {"level": "warning", "message": {"text": x}} for x in unchecked)
-        run["automationDetails"] = {"id": f"klpmodel/{col.kernel}/",
+        run["automationDetails"] = {"id": f"klpmodel/{PurePath(c.spec.path).as_posix().lstrip('/')}/{col.kernel}/",
                                     "description": {"text": f"klpmodel verify under kernel profile {col.kernel}"}}
         runs.append(_based(run, c.spec))
     return {"$schema": SCHEMA, "version": "2.1.0", "runs": runs}

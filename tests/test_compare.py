@@ -281,8 +281,8 @@ def test_sarif_has_one_run_per_profile():
     doc = json.loads(p.stdout)
     jsonschema.Draft4Validator(_sarif_schema()).validate(doc)
     runs = doc["runs"]
-    assert [r["automationDetails"]["id"] for r in runs] == ["klpmodel/mainline/", "klpmodel/state-callbacks/",
-                                                           "klpmodel/replace-set/"]
+    assert [r["automationDetails"]["id"] for r in runs] == [f"klpmodel/{DEFAULT_ZERO}/{k}/" for k in
+                                                           ("mainline", "state-callbacks", "replace-set")]
     mainline, cannot, rs = runs
     assert mainline["results"] == [] and mainline["properties"]["verdict"] == "holds"
     (res,) = rs["results"]

@@ -346,7 +346,8 @@ def text(c: Comparison, reports: dict[str, str]) -> str:
     out += ["", *_table(c)]
     for d in c.differences:
         row = c.verdicts[d.property]
-        out += ["", f"DIFFERENCE {d.property}: " + "; ".join(f"{k}: {row[k]}" for k in kernels)]
+        out += ["", f"DIFFERENCE {d.property}: " + "; ".join(f"{k}: {row[k]}" for k in kernels if row[k].applies
+                                                             or row[k].kind == "not-applicable")]
         for t in d.traces:
             out.append(f"  {_trace_head(d, t)}:")
             out += ["  " + line if line else "" for line in violation_text(d.model, t.violation, len(d.traces))]
@@ -447,7 +448,8 @@ def markdown(c: Comparison, reviews: dict[str, str], command: str) -> str:
     out += [f"| {p} | " + " | ".join(str(c.verdicts[p][k]) for k in kernels) + " |" for p in c.properties]
     for d in c.differences:
         row = c.verdicts[d.property]
-        out += ["", f"### {d.property}: " + "; ".join(f"{k} {row[k]}" for k in kernels)]
+        out += ["", f"### {d.property}: " + "; ".join(f"{k} {row[k]}" for k in kernels if row[k].applies
+                                                      or row[k].kind == "not-applicable")]
         for t in d.traces:
             head = _trace_head(d, t, "`")
             out += ["", head[0].upper() + head[1:] + ":", "",

@@ -376,3 +376,13 @@ def test_a_profile_not_checked_beside_two_that_ran():
     ctrl_c = cmp.compare(s, [*cols, cmp.Column("5.5", stopped="interrupted (Ctrl-C)")])
     assert str(ctrl_c.verdicts["no-leak"]["5.5"]) == "interrupted: not checked"
     validate(cmp.to_json_doc(c), "verify-compare.schema.json")
+
+
+def test_a_difference_names_the_profiles_that_have_a_verdict():
+    """The DIFFERENCE line, like the headline, leaves out a profile that cannot express the
+    spec (its column says so)."""
+    p = cli("verify", "specs/disable-keeps-shared-bad.toml", "--kernel", "mainline", "--kernel", "state-callbacks",
+            "--kernel", "replace-set")
+    assert p.returncode == 1, p.stderr
+    assert "\nDIFFERENCE disable-keeps-shared: mainline: violated at depth 5; replace-set: holds\n" in p.stdout
+    assert [w.split()[3] for w in p.stdout.splitlines() if w.startswith("  why not under")] == ["replace-set"]

@@ -149,9 +149,10 @@ def _verdict(col: Column, prop: str) -> Verdict:
 
 
 def differs(row: dict[str, Verdict]) -> bool:
-    """The verdicts differ among the profiles that ran and have the property (not applicable,
-    cannot express and not checked are no verdict to differ from)."""
-    return len({str(v) for v in row.values() if v.applies}) > 1
+    """Two profiles have different verdicts on the property: holds against violated, or
+    violated at different depths. Unknown (the search stopped), not applicable, cannot
+    express and not checked are no verdict to differ from: the table shows them."""
+    return len({str(v) for v in row.values() if v.kind in ("holds", "violated")}) > 1
 
 
 def compare(spec: Spec, columns: list[Column]) -> Comparison:
@@ -245,14 +246,15 @@ def headline(c: Comparison) -> str:
         return ("no comparison: " + (f"only {ran[0]} was checked" if ran else "no profile was checked") + " ("
                 + "; ".join([*([f"{_and(cannot)} cannot express the spec"] if cannot else []), unchecked]) + ")")
     tail = f" ({unchecked})" if unchecked else ""
-    stopped = [col.kernel for col in c.columns if col.result is not None and col.result.unknown]
-    na = {col.kernel: sum(c.verdicts[p][col.kernel].kind == "not-applicable" for p in c.properties)
-          for col in c.columns if col.result is not None}
-    where = "; ".join(f"{n} not applicable under {k}" for k, n in na.items() if n)
+    kinds = {col.kernel: [c.verdicts[p][col.kernel].kind for p in c.properties]
+             for col in c.columns if col.result is not None}
+    without = [f"{n} not applicable under {k}" for k, v in kinds.items() if (n := v.count("not-applicable"))]
+    without += [f"the search stopped under {k}: {n} unknown" for k, v in kinds.items() if (n := v.count("unknown"))]
     if not differ:
-        return f"no difference: every property has the same verdict under {_and(ran)}" + (
-            f" wherever it applies ({where})" if where else "") + (
-            f" (the search stopped under {_and(stopped)}: see the reports below)" if stopped else "") + tail
+        if not without:
+            return f"no difference: every property has the same verdict under {_and(ran)}" + tail
+        return (f"no difference: no property has two different verdicts under {_and(ran)} ("
+                + "; ".join(without) + (f"; {unchecked}" if unchecked else "") + ")")
     return f"differences: {len(differ)} of {plural(len(c.properties), 'property')}: " + ", ".join(
         f"{p} ({'; '.join(f'{k}: {c.verdicts[p][k]}' for k in ran)})" for p in differ) + tail
 

@@ -200,9 +200,26 @@ def test_not_applicable_is_no_difference(write_spec):
     spec = write_spec("[check]\ndepth = 3\n\n[states.s]\nid = 1\n\n[[patch]]\nname = \"a\"\nstates = { s = 1 }\n")
     p = cli("verify", str(spec), "--kernel", "mainline", "--kernel", "state-callbacks")
     assert p.returncode == 0, p.stderr
-    assert p.stdout.splitlines()[1] == ("no difference: every property has the same verdict under mainline and "
-                                        "state-callbacks wherever it applies (5 not applicable under state-callbacks)")
+    assert p.stdout.splitlines()[1] == ("no difference: no property has two different verdicts under mainline and "
+                                        "state-callbacks (5 not applicable under state-callbacks)")
     assert "DIFFERENCE" not in p.stdout
+
+
+def test_unknown_is_no_difference():
+    """A profile whose search stopped has no verdict to differ from: 'holds' against 'unknown'
+    is no difference (it listed every property when the --timeout stopped the last run)."""
+    from klpmodel import compare as cmp
+    from klpmodel.spec import load_spec
+    from klpmodel.verify import verify
+
+    s = load_spec(ROOT / DEFAULT_ZERO)
+    held = verify(s)                                              # mainline: every property holds
+    stopped = dataclasses.replace(verify(dataclasses.replace(s, kernel="5.5")), unknown="timeout", depth_done=2)
+    c = cmp.compare(s, [cmp.Column("mainline", held), cmp.Column("5.5", stopped)])
+    assert c.differences == () and c.exit_code == 3
+    assert cmp.headline(c) == ("no difference: no property has two different verdicts under mainline and 5.5 "
+                               "(the search stopped under 5.5: 8 unknown)")
+    assert "5.5: unknown: the search stopped after depth 2 of 5 (timeout)" in cmp.notes(c)
 
 
 def test_the_json_document_follows_its_schema(write_spec):

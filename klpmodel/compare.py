@@ -241,7 +241,7 @@ def headline(c: Comparison) -> str:
     unchecked = "; ".join(f"{col.kernel}: {not_checked(col.stopped)}" for col in c.columns if col.stopped is not None)
     differ = [p for p in c.properties if differs(c.verdicts[p])]
     if len(ran) < 2:
-        if not unchecked:
+        if not unchecked and ran:
             return f"no comparison: only {ran[0]} can express the spec ({', '.join(cannot)} cannot)"
         return ("no comparison: " + (f"only {ran[0]} was checked" if ran else "no profile was checked") + " ("
                 + "; ".join([*([f"{_and(cannot)} cannot express the spec"] if cannot else []), unchecked]) + ")")
@@ -267,10 +267,10 @@ def notes(c: Comparison) -> list[str]:
         if col.cannot is not None:
             out.append(f"{col.kernel}: cannot express: {col.cannot}")
         elif col.stopped is not None:
-            what = ("the --timeout expired before its run" if col.stopped == TIMEOUT
-                    else f"{col.stopped} before its run")
-            out.append(f"{col.kernel}: {not_checked(col.stopped)}: {what}; run it alone with "
-                       f"--kernel {col.kernel}, or give a longer --timeout")
+            what = ("the --timeout expired before its run; run it alone with --kernel {k}, or give a longer "
+                    "--timeout" if col.stopped == TIMEOUT else "{why} stopped the runs before it; run it alone "
+                    "with --kernel {k}")
+            out.append(f"{col.kernel}: {not_checked(col.stopped)}: " + what.format(k=col.kernel, why=col.stopped))
         elif col.result is not None and col.result.unknown:
             r = col.result
             out.append(f"{col.kernel}: unknown: the search stopped after depth {r.depth_done} of {r.depth} "

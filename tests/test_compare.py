@@ -392,6 +392,8 @@ def test_a_profile_not_checked_beside_two_that_ran():
     assert "5.5: timeout: not checked: the --timeout expired before its run" in text
     ctrl_c = cmp.compare(s, [*cols, cmp.Column("5.5", stopped="interrupted (Ctrl-C)")])
     assert str(ctrl_c.verdicts["no-leak"]["5.5"]) == "interrupted: not checked"
+    assert ("5.5: interrupted: not checked: interrupted (Ctrl-C) stopped the runs before it; run it alone with "
+            "--kernel 5.5") in cmp.notes(ctrl_c)
     validate(cmp.to_json_doc(c), "verify-compare.schema.json")
 
 

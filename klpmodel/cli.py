@@ -949,18 +949,23 @@ def _review_side_by_side(spec: Path, kernels: list[str], *, output, depth, engin
             + "".join(f" --faults {f}" for f in faults or ())
         command = base + "".join(f" --kernel {k}" for k in kernels) + (" --all" if full else "") \
             + (f" --traces {traces}" if traces is not None else "")
-        reviews, texts = {}, {}
+        reviews = {}
         for k, s in specs.items():
             reviews[k] = rv.review(s, depth=depth, engine=engine.value, full=full)
             if traces is not None:
                 rv.write_traces(reviews[k], traces / k)
-            texts[k] = rv.markdown(reviews[k], stats=stats, command=base + f" --kernel {k}" + (" --all" if full else "")
-                                   + (f" --traces {traces / k}" if traces is not None else ""))
         import dataclasses
 
         columns = [dataclasses.replace(c, result=reviews[c.kernel].result) if c.kernel in reviews else c
                    for c in columns]
-        text = cmp.markdown(cmp.compare(loaded, columns), texts, command)
+        c = cmp.compare(loaded, columns)
+        texts = {}
+        for k, shown in cmp.shown_in_markdown(c).items():
+            reviews[k].shown_above.update(shown)          # each trace once: under its difference
+        for k in specs:
+            texts[k] = rv.markdown(reviews[k], stats=stats, command=base + f" --kernel {k}" + (" --all" if full else "")
+                                   + (f" --traces {traces / k}" if traces is not None else ""))
+        text = cmp.markdown(c, texts, command)
         if output is None:
             sys.stdout.write(text)
         else:

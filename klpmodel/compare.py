@@ -431,6 +431,15 @@ def _demote(md: str) -> list[str]:
     return out
 
 
+def shown_in_markdown(c: Comparison) -> dict[str, dict[int, str]]:
+    """kernel -> id(violation) -> where `markdown` shows that trace (review.Review.shown_above)."""
+    out: dict[str, dict[int, str]] = {}
+    for d in c.differences:
+        for t in d.traces:
+            out.setdefault(d.kernel, {})[id(t.violation)] = f"Differences, `{d.property}`"
+    return out
+
+
 def markdown(c: Comparison, reviews: dict[str, str], command: str) -> str:
     """`klpmodel review SPEC --kernel A --kernel B`: the comparison first (headline, the
     verdict table, each difference with its trace and why not under the others), then each

@@ -306,6 +306,7 @@ class Review:
     coverage: Coverage
     seconds: dict[str, float] = field(default_factory=dict)
     files: dict[int, str] = field(default_factory=dict)      # id(violation shown) -> its trace file (write_traces)
+    shown_above: dict[int, str] = field(default_factory=dict)  # id(violation) -> where the side-by-side review shows it
     full: bool = False                                       # --all: no cap on sections and lists
 
 
@@ -388,6 +389,8 @@ def _violation_block(rv: Review, m: Model, v: Violation, level: int = 0) -> list
     path = rv.files.get(id(v))
     if path:
         out += ["", f"{pad}Trace file: `{path}`"]
+    if id(v) in rv.shown_above:           # side by side: printed once, under its difference
+        return out + ["", f"{pad}The trace is shown above, in {rv.shown_above[id(v)]}.", ""]
     out += ["", f"{pad}```text", *[pad + line for line in report.violation_text(m, v)], f"{pad}```", ""]
     return out
 

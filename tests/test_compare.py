@@ -276,9 +276,14 @@ def test_review_side_by_side(tmp_path):
         < md.index("## Under `mainline`: Design review: replace-set-default-zero") \
         < md.index("## Under `replace-set`: Design review: replace-set-default-zero")
     assert "step 4 `complete` differs (the state changes differently):" in md
+    # the difference's trace once: replace-set's own review points at it
+    own = md[md.index("## Under `replace-set`"):]
+    assert "  The trace is shown above, in Differences, `no-leak`." in own
+    assert "\n  VIOLATED no-leak" not in own and md.count("\nVIOLATED no-leak: shortest trace has 4") == 1
     one = cli("review", DEFAULT_ZERO, "--kernel", "replace-set").stdout
     assert one.startswith("# Design review: replace-set-default-zero\n")
     assert "side by side" not in one and "## Under" not in one               # one --kernel: the single review
+    assert one.count("\n  VIOLATED no-leak: shortest trace has 4") == 1          # (which prints the trace)
     cannot = cli("review", "specs/selftest-state.toml", "--kernel", "mainline", "--kernel", "replace-set").stdout
     assert "- `replace-set` cannot express the spec: specs/selftest-state.toml:17: patch 'test_klp_state'" in cannot
 

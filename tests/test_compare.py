@@ -377,6 +377,13 @@ def test_a_timeout_before_the_last_profile_shows_what_finished():
     validate(doc, "verify-compare.schema.json")
     assert doc["comparison"]["not_checked"] == {"5.5": "timeout"} and set(doc["reports"]) == {"mainline"}
     assert doc["comparison"]["verdicts"]["no-leak"]["5.5"] == {"verdict": "not-checked", "reason": "timeout"}
+    sarif = cli(*args, "-f", "sarif")                      # no run for 5.5 (its alerts stay); the run says so
+    assert sarif.returncode == 3
+    (run,) = json.loads(sarif.stdout)["runs"]
+    assert run["automationDetails"]["id"] == "klpmodel/specs/selftest-state.toml/mainline/"
+    assert not run["invocations"][0]["executionSuccessful"]
+    assert any(n["message"]["text"].startswith("kernel 5.5: timeout: not checked")
+               for n in run["invocations"][0]["toolExecutionNotifications"])
 
 
 def test_a_profile_not_checked_beside_two_that_ran():

@@ -361,7 +361,7 @@ def test_profile_folders_follow_no_link_and_never_overwrite_an_input(tmp_path):
 def test_a_timeout_before_the_last_profile_shows_what_finished():
     """The --timeout stops the first run (z3, depth 30): its verdicts are unknown, the next
     profile was not checked, and both say so, in text and JSON; exit 3 (unknown)."""
-    args = ("verify", "specs/selftest-state.toml", "--engine", "z3", "--depth", "30", "--timeout", "4",
+    args = ("verify", "specs/selftest-state.toml", "--engine", "z3", "--depth", "30", "--timeout", "6",
             "--kernel", "mainline", "--kernel", "5.5")
     p = cli(*args)
     assert p.returncode == 3, p.stderr

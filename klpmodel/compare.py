@@ -49,6 +49,7 @@ class Verdict:
     kind: str                           # holds, violated, unknown, not-applicable, cannot-express, not-checked
     depth: int | None = None            # violated: the shortest trace's length
     why: str | None = None              # not-checked: what stopped the runs (timeout, interrupted (Ctrl-C))
+    searched: int | None = None         # unknown: the depth the search finished without breaking the property
 
     def __str__(self) -> str:
         if self.kind == "not-checked":
@@ -145,14 +146,19 @@ def _verdict(col: Column, prop: str) -> Verdict:
     v = next((v for v in r.violations if v.property == prop), None)
     if v is not None:
         return Verdict("violated", v.depth)
-    return Verdict("unknown") if r.unknown else Verdict("holds")
+    return Verdict("unknown", searched=r.depth_done) if r.unknown else Verdict("holds")
 
 
 def differs(row: dict[str, Verdict]) -> bool:
     """Two profiles have different verdicts on the property: holds against violated, or
-    violated at different depths. Unknown (the search stopped), not applicable, cannot
-    express and not checked are no verdict to differ from: the table shows them."""
-    return len({str(v) for v in row.values() if v.kind in ("holds", "violated")}) > 1
+    violated at different depths, or violated at depth N against a search that stopped
+    (unknown) after finishing depth N without breaking it. Otherwise unknown, not
+    applicable, cannot express and not checked are no verdict to differ from: the table
+    shows them."""
+    if len({str(v) for v in row.values() if v.kind in ("holds", "violated")}) > 1:
+        return True
+    broke = [v.depth or 0 for v in row.values() if v.kind == "violated"]
+    return bool(broke) and any(v.kind == "unknown" and (v.searched or 0) >= min(broke) for v in row.values())
 
 
 def compare(spec: Spec, columns: list[Column]) -> Comparison:

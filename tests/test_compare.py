@@ -207,19 +207,29 @@ def test_not_applicable_is_no_difference(write_spec):
 
 def test_unknown_is_no_difference():
     """A profile whose search stopped has no verdict to differ from: 'holds' against 'unknown'
-    is no difference (it listed every property when the --timeout stopped the last run)."""
+    is no difference (it listed every property when the --timeout stopped the last run);
+    'violated at depth N' against a search that finished depth N without it is one."""
     from klpmodel import compare as cmp
     from klpmodel.spec import load_spec
     from klpmodel.verify import verify
 
     s = load_spec(ROOT / DEFAULT_ZERO)
-    held = verify(s)                                              # mainline: every property holds
+    held = verify(dataclasses.replace(s, kernel="mainline"))      # every property holds
     stopped = dataclasses.replace(verify(dataclasses.replace(s, kernel="5.5")), unknown="timeout", depth_done=2)
     c = cmp.compare(s, [cmp.Column("mainline", held), cmp.Column("5.5", stopped)])
     assert c.differences == () and c.exit_code == 3
     assert cmp.headline(c) == ("no difference: no property has two different verdicts under mainline and 5.5 "
                                "(the search stopped under 5.5: 8 unknown)")
     assert "5.5: unknown: the search stopped after depth 2 of 5 (timeout)" in cmp.notes(c)
+    # violated at depth 4 against a search that finished depth 4 without it: a difference
+    rs = verify(dataclasses.replace(s, kernel="replace-set"))
+    for done, differ in ((3, False), (4, True)):
+        c = cmp.compare(s, [cmp.Column("mainline", dataclasses.replace(held, unknown="timeout", depth_done=done)),
+                            cmp.Column("replace-set", rs)])
+        assert [d.property for d in c.differences] == (["no-leak"] if differ else []), done
+    assert cmp.headline(c).startswith("differences: 1 of 8 properties: no-leak (mainline: unknown; replace-set: "
+                                      "violated at depth 4)")
+    assert [w.kernel for w in c.differences[0].why_not] == ["mainline"]
 
 
 def test_the_json_document_follows_its_schema(write_spec):

@@ -352,18 +352,19 @@ def _verify_side_by_side(spec: Path, kernels: list[str], *, depth, property, tim
         try:
             with watch(deadline):
                 loaded, specs, columns = _loaded_per_profile(spec, kernels, faults)
-                if out is not None:
-                    for k in specs:
-                        _profile_dir(out, k, "--out")   # before the search, as with one profile
                 if property:
                     every = list(dict.fromkeys(p for k in specs for p in cmp.known(k)))
                     bad = next((p for p in property if p not in every), None)
                     if bad is not None:
                         raise UserError(f"unknown property '{bad}'; known properties: {', '.join(every)}")
-                    for k in specs:
+                    for k in list(specs):             # a not-applicable column, not an error
                         if not any(p in cmp.known(k) for p in property):
-                            raise UserError(f"kernel profile {k} has none of the properties asked for; "
-                                            f"drop --kernel {k} or ask for another property")
+                            del specs[k]
+                            columns = [dataclasses.replace(col, lacks=tuple(property)) if col.kernel == k else col
+                                       for col in columns]
+                if out is not None:
+                    for k in specs:
+                        _profile_dir(out, k, "--out")   # before the search, as with one profile
                 for k, s in specs.items():
                     if deadline.expired():              # the next profiles are not checked (said so)
                         break

@@ -37,6 +37,7 @@ class Column:
     result: Result | None = None
     cannot: str | None = None           # the loader's message (FILE:LINE: ...)
     stopped: str | None = None          # not checked: why (deadline.TIMEOUT, INTERRUPTED) the run never ran
+    lacks: tuple[str, ...] = ()         # -p: the properties asked for, none of which this profile has (no run)
 
 
 def not_checked(why: str) -> str:
@@ -139,6 +140,8 @@ def _verdict(col: Column, prop: str) -> Verdict:
     r = col.result
     if col.stopped is not None:
         return Verdict("not-checked", why=col.stopped)
+    if col.lacks:
+        return Verdict("not-applicable")
     if r is None:
         return Verdict("cannot-express")
     if prop not in r.properties:
@@ -246,11 +249,15 @@ def headline(c: Comparison) -> str:
     cannot = [col.kernel for col in c.columns if col.cannot is not None]
     unchecked = "; ".join(f"{col.kernel}: {not_checked(col.stopped)}" for col in c.columns if col.stopped is not None)
     differ = [p for p in c.properties if differs(c.verdicts[p])]
+    lacking = [col.kernel for col in c.columns if col.lacks]
     if len(ran) < 2:
-        if not unchecked and ran:
+        if not unchecked and not lacking and ran:
             return f"no comparison: only {ran[0]} can express the spec ({', '.join(cannot)} cannot)"
         return ("no comparison: " + (f"only {ran[0]} was checked" if ran else "no profile was checked") + " ("
-                + "; ".join([*([f"{_and(cannot)} cannot express the spec"] if cannot else []), unchecked]) + ")")
+                + "; ".join([*([f"{_and(cannot)} cannot express the spec"] if cannot else []),
+                             *([f"{_and(lacking)} {'has' if len(lacking) == 1 else 'have'} none of the properties "
+                                f"asked for"] if lacking else []),
+                             *([unchecked] if unchecked else [])]) + ")")
     tail = f" ({unchecked})" if unchecked else ""
     kinds = {col.kernel: [c.verdicts[p][col.kernel].kind for p in c.properties]
              for col in c.columns if col.result is not None}
@@ -277,6 +284,10 @@ def notes(c: Comparison) -> list[str]:
                     "--timeout" if col.stopped == TIMEOUT else "{why} stopped the runs before it; run it alone "
                     "with --kernel {k}")
             out.append(f"{col.kernel}: {not_checked(col.stopped)}: " + what.format(k=col.kernel, why=col.stopped))
+        elif col.lacks:
+            why = PROFILES[col.kernel].NOT_APPLICABLE
+            out.append(f"{col.kernel}: not applicable: kernel profile {col.kernel} has none of the properties asked "
+                       f"for ({', '.join(col.lacks)})" + (f": {why}" if why else ""))
         elif col.result is not None and col.result.unknown:
             r = col.result
             out.append(f"{col.kernel}: unknown: the search stopped after depth {r.depth_done} of {r.depth} "

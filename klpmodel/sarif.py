@@ -181,15 +181,21 @@ def sarif_text(r: Result) -> str:
 
 def _cannot_run(spec: Spec, kernel: str, why: str) -> dict:
     """The run of a profile that cannot express the spec: no results; a notification at the key."""
-    note: dict = {"level": "warning", "message": {"text": f"kernel {kernel} cannot express the spec: {why}"}}
-    line = re.match(re.escape(spec.path) + r":(\d+): ", why)
+    return _empty_run(spec, kernel, f"kernel {kernel} cannot express the spec: {why}", "cannot-express",
+                      re.match(re.escape(spec.path) + r":(\d+): ", why))
+
+
+def _empty_run(spec: Spec, kernel: str, text: str, verdict: str, line: re.Match | None = None) -> dict:
+    """The run of a profile that did not run: no results; a notification saying why (at the
+    spec's line, if one is given)."""
+    note: dict = {"level": "warning", "message": {"text": text}}
     if line:
         note["locations"] = [{"physicalLocation": {"artifactLocation": _artifact(spec.path),
                                                    "region": {"startLine": max(1, int(line.group(1)))}}}]
     return {"tool": _driver([]),
             "invocations": [{"executionSuccessful": True, "toolConfigurationNotifications": [note]}],
             "artifacts": _artifacts(spec), "results": [],
-            "properties": {"verdict": "cannot-express", "kernel": kernel}}
+            "properties": {"verdict": verdict, "kernel": kernel}}
 
 
 def compare_sarif(c: Comparison) -> dict:
@@ -202,7 +208,10 @@ def compare_sarif(c: Comparison) -> dict:
     for col in c.columns:
         if col.stopped is not None:
             continue
-        if col.result is None:
+        if col.lacks:
+            run = _empty_run(c.spec, col.kernel, f"kernel {col.kernel} has none of the properties asked for "
+                                                 f"({', '.join(col.lacks)})", "not-applicable")
+        elif col.result is None:
             run = _cannot_run(c.spec, col.kernel, col.cannot or "")
         else:
             run = to_sarif(col.result, col.kernel)["runs"][0]

@@ -427,3 +427,26 @@ def test_a_difference_names_the_profiles_that_have_a_verdict():
     assert p.returncode == 1, p.stderr
     assert "\nDIFFERENCE disable-keeps-shared: mainline: violated at depth 5; replace-set: holds\n" in p.stdout
     assert [w.split()[3] for w in p.stdout.splitlines() if w.startswith("  why not under")] == ["replace-set"]
+
+
+def test_a_property_asked_for_that_a_profile_lacks_is_a_not_applicable_column(write_spec):
+    """-p no-leak with state-callbacks (v1 has no data): that profile's column says not
+    applicable and the others run (it was an error, exit 2)."""
+    spec = write_spec("[check]\ndepth = 3\n\n[states.s]\nid = 1\n\n[[patch]]\nname = \"a\"\nstates = { s = 1 }\n")
+    args = ("verify", str(spec), "--kernel", "mainline", "--kernel", "state-callbacks", "-p", "no-leak")
+    p = cli(*args)
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    assert lines[1] == "no comparison: only mainline was checked (state-callbacks has none of the properties asked for)"
+    assert lines[2].startswith("state-callbacks: not applicable: kernel profile state-callbacks has none of the "
+                               "properties asked for (no-leak): v1 has no klp_state.version")
+    assert [x.split() for x in lines[4:6]] == [["property", "mainline", "state-callbacks"],
+                                               ["no-leak", "holds", "not", "applicable"]]
+    doc = json.loads(cli(*args, "-f", "json").stdout)
+    validate(doc, "verify-compare.schema.json")
+    assert doc["comparison"]["verdicts"]["no-leak"]["state-callbacks"] == {"verdict": "not-applicable"}
+    assert set(doc["reports"]) == {"mainline"}
+    runs = json.loads(cli(*args, "-f", "sarif").stdout)["runs"]
+    assert [r["properties"]["verdict"] for r in runs] == ["holds", "not-applicable"]
+    bad = cli("verify", str(spec), "--kernel", "mainline", "--kernel", "state-callbacks", "-p", "nope")
+    assert bad.returncode == 2 and "unknown property 'nope'" in bad.stderr

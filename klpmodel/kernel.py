@@ -833,6 +833,11 @@ class Mainline:
                                     f"klp_patch has the bool replace; remove it, or write kernel = \"replace-set\" "
                                     f"(or give --kernel replace-set)",
                                     path=spec.path, line=line)
+        cls.refuse_state_keys(spec)
+
+    @classmethod
+    def refuse_state_keys(cls, spec: Spec) -> None:
+        """The per-state callbacks and flags of [states.S] exist only under state-callbacks."""
         for d in spec.states:
             for key, line in d.written:
                 raise UserError(f"state '{d.name}': {key} is a key of kernel = \"state-callbacks\" (Petr Mladek's "
@@ -2137,6 +2142,7 @@ class ReplaceSet(Mainline):
                 if key == "replace_set" and p.replace_param is not None:
                     raise UserError(f"patch '{p.name}': replace_set is given twice, by replace_set and by "
                                     f"replace_param = \"{p.replace_param}\"; keep one", path=spec.path, line=line)
+        cls.refuse_state_keys(spec)        # (v2 has no per-state callbacks)
 
     @staticmethod
     def compatible(new: Patch, old: Patch, flag: bool) -> tuple[bool, Incompatible | None]:

@@ -1133,3 +1133,18 @@ def test_state_callbacks_block_disable_leaves_a_non_replace_load_alone_a4_2(sim)
     s = sim(STATECB)
     s.do("load blk"); s.do("complete")
     assert s.refusal("load a") is None                  # a non-replace patch is always compatible
+
+
+def test_replace_set_refuses_per_state_callbacks(write_spec):
+    """replace-set (v2) has no per-state callbacks, block_disable or is_shadow: a [states.S]
+    key of state-callbacks is refused with its line, not silently ignored (it made the
+    side-by-side column of specs/proposals/finding2-state-callbacks.toml say "holds")."""
+    from klpmodel.errors import UserError
+    from klpmodel.kernel import Model
+    from klpmodel.spec import load_spec
+    path = write_spec('kernel = "replace-set"\n[states.s]\nid = 1\npost_unpatch = [\'log "x"\']\n'
+                      '[[patch]]\nname = "a"\nstates = { s = 1 }\n')
+    with pytest.raises(UserError) as e:
+        Model(load_spec(path))
+    assert str(e.value).startswith(f"{path}:4: state 's': post_unpatch is a key of kernel = \"state-callbacks\"")
+    assert "not of kernel profile 'replace-set'" in str(e.value)

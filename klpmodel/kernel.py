@@ -1742,7 +1742,7 @@ class Mainline:
         for _ in c.when(failed):                     # §3.1: cancel, going to unpatch
             (from_, back, cancel), = self.edges("load-failed")
             c.event(E.LoadCancel(p.name, Edge(from_, back, "load-failed")))
-            self.states_unpatched(i)
+            self.states_unpatched(i, (from_, back, "load-failed"))
             for oi, o in enumerate(p.objects):
                 for _ in c.when(self.loaded(o.name)):
                     self.run_edge(i, oi, cancel)
@@ -1757,11 +1757,12 @@ class Mainline:
         """klp_enable_patch, before the objects: returns 'it failed'."""
         return False
 
-    def states_patched(self, i: int) -> None:
-        """klp_complete_transition to PATCHED, before the objects' callbacks."""
+    def states_patched(self, i: int, edge: tuple[int, int, str]) -> None:
+        """klp_complete_transition to PATCHED (the lifecycle `edge`), before the objects' callbacks."""
 
-    def states_unpatched(self, i: int) -> None:
-        """klp_complete_transition to UNPATCHED (also the cancel path), before the objects' callbacks."""
+    def states_unpatched(self, i: int, edge: tuple[int, int, str]) -> None:
+        """klp_complete_transition to UNPATCHED (the lifecycle `edge`: a completion or the cancel
+        path, `load-failed`), before the objects' callbacks."""
 
     def states_pre_unpatch(self, i: int) -> None:
         """__klp_disable_patch, before the objects' callbacks."""
@@ -1778,9 +1779,9 @@ class Mainline:
         p = m.P[i]
         c.event(E.Complete(p.name, Edge(src, dst, "complete")))
         if dst in LISTED:
-            self.states_patched(i)
+            self.states_patched(i, (src, dst, "complete"))
         else:
-            self.states_unpatched(i)
+            self.states_unpatched(i, (src, dst, "complete"))
         for oi, o in enumerate(p.objects):
             for _ in c.when(self.loaded(o.name)):
                 self.run_edge(i, oi, cbs)
@@ -2231,6 +2232,49 @@ class ReplaceSet(Mainline):
 _NO_VERSION_NO_DATA = ("version-order", "no-use-after-free", "no-double-free", "no-null-deref", "no-leak")
 
 
+# What the per-state callbacks series v1 runs on each lifecycle edge (proposals.md §A.4): the
+# `states` attribute lists the state callbacks (the patch's own, or "replaced ...": those of the
+# patches a cumulative patch replaces), which StateCallbacks' hooks read; `refused` names the
+# rule that refuses the edge's action. The object `callbacks` stay mainline's: under this
+# profile they only patch the objects and print the module lines (19/19: no per-object callbacks).
+_SC_STATES: dict[tuple[int, int, str], tuple[tuple[str, ...], str]] = {
+    (UNLOADED, PATCHING, "load"): (("pre_patch", "replaced pre_unpatch"),
+        "§A.4.2: compatible (block_disable, §A.4.2 step 2); pre_patch of the states no other listed patch has, "
+        "then for a cumulative patch the replaced patches' pre_unpatch of the states it drops; then the objects"),
+    (UNLOADED, UNLOADED, "load-failed"): (("replaced post_patch", "post_unpatch", "shadow_dtor"),
+        "§A.4.2 step 5, §A.4.3: klp_cancel_transition: the replaced patches' post_patch again (if their "
+        "pre_unpatch ran), post_unpatch of the states whose pre_patch succeeded, the is_shadow states' shadow_dtor"),
+    (PATCHING, ENABLED, "complete"): (("replaced post_unpatch", "replaced shadow_dtor", "post_patch"),
+        "§A.4.3 PATCHED: the replaced patches' post_unpatch and shadow_dtor of the states it drops, then "
+        "post_patch of the states no other listed patch has. Not while a task sleeps in a function being "
+        "patched (§11), unless force switched it"),
+    (UNPATCHING, OFFLIST, "complete"): (("replaced post_patch", "post_unpatch", "shadow_dtor"),
+        "§A.4.3 UNPATCHED: the replaced patches' post_patch again (a reversed cumulative load), post_unpatch "
+        "of the states no other listed patch has, then klp_shadow_free_all with the is_shadow state's shadow_dtor"),
+    (PATCHING, UNPATCHING, "reverse"): ((),
+        "§A.4.5: no callbacks at reversal; echo 0 > enabled is refused while the patch has a block_disable state (§A.4.4)"),
+    (UNPATCHING, PATCHING, "reverse"): ((), "§A.4.5: no callbacks at reversal"),
+    (ENABLED, UNPATCHING, "disable"): (("pre_unpatch",),
+        "§A.4.4: refused while the patch has a block_disable state; pre_unpatch of the states no other listed patch has"),
+    (ENABLED, OFFLIST, "replaced"): ((),
+        "§A.4.8: a cumulative patch completed; its pre_unpatch and post_unpatch of the dropped states ran on the "
+        "cumulative patch's load and completion edges"),
+}
+_SC_REFUSED = {(PATCHING, UNPATCHING, "reverse"), (ENABLED, UNPATCHING, "disable")}   # by block_disable (§A.4.4)
+
+
+def _state_callback_edge(e: tuple[Any, ...]) -> tuple[Any, ...]:
+    src, dst, event, cbs, note, *rest = e
+    attrs = tuple(rest[0]) if rest else ()
+    states, note = _SC_STATES.get((src, dst, event), ((), note if event == "force" else
+                                                      f"§A.4.7: no state callback at module events; {note}"))
+    attrs += (("states", states),) + ((("refused", "block_disable"),) if (src, dst, event) in _SC_REFUSED else ())
+    return (src, dst, event, cbs, note, attrs)
+
+
+_STATE_CALLBACK_EDGES = tuple(_state_callback_edge(e) for e in _EDGES)
+
+
 class StateCallbacks(Mainline):
     """Petr Mladek's "Better integrate callbacks and shadow variables with the states API", v1
     (15 Jan 2025, not merged; proposals.md Part A, semantics §A.4): the callbacks belong to a
@@ -2248,6 +2292,7 @@ class StateCallbacks(Mainline):
     summary = ("per-state callbacks, block_disable and is_shadow (Petr Mladek's v1, Jan 2025, not merged): "
                "no version, no data, no per-object callbacks")
     STATE_CALLBACKS = True
+    EDGES = _STATE_CALLBACK_EDGES
     NOT_APPLICABLE = ("v1 has no klp_state.version (04/19) and no klp_state.data (05/19): nothing to order, "
                       "no data blocks to free, dereference or leak")
     # version-order and the data properties are not applicable: v1 has no version, no data
@@ -2322,18 +2367,20 @@ class StateCallbacks(Mainline):
         disable, and so a reversal of its patching transition, is -EINVAL."""
         out = super().checks(op)
         c = self.c
-        refused = Refusal
+        def refused(event: str) -> list[int]:        # the phases whose `event` edge block_disable refuses
+            return [src for src, dst, _ in self.edges(event) if self.edge(src, dst, event).get("refused") == "block_disable"]
+        # echo 0 > enabled: a disable, or during the patch's own patching transition a reversal
         if op.word == "disable" and self.block_disable(self._index(op.target)):
-            why = refused(f"-EINVAL: {op.target} has a block_disable state", -22,
+            why = Refusal(f"-EINVAL: {op.target} has a block_disable state", -22,
                           f"livepatch: The livepatch '{op.target}' does not support disable")
             ph = self.phase(self._index(op.target))
-            out.insert(1, (why, c.not_(c.or_(c.eq(ph, PATCHING), c.eq(ph, ENABLED)))))
+            out.insert(1, (why, c.not_(c.or_(*(c.eq(ph, r) for r in refused("disable") + refused("reverse"))))))
         if op.word == "reverse":
             for i in range(self.m.n):
                 if self.block_disable(i):
-                    why = refused(f"-EINVAL: {self.m.P[i].name} has a block_disable state", -22,
+                    why = Refusal(f"-EINVAL: {self.m.P[i].name} has a block_disable state", -22,
                                   f"livepatch: The livepatch '{self.m.P[i].name}' does not support disable")
-                    out.append((why, c.ne(self.phase(i), PATCHING)))
+                    out.append((why, c.not_(c.or_(*(c.eq(self.phase(i), r) for r in refused("reverse"))))))
         return out
 
     def callback(self, i: int, oi: int, cb: str) -> Val:
@@ -2358,15 +2405,21 @@ class StateCallbacks(Mainline):
         c.event(E.StateCallback(self.m.P[i].name, d.name, cb, obj.name))
         return self.body(i, obj, cb, d.cb(cb), cb == "pre_patch")
 
+    def states_run(self, edge: tuple[int, int, str]) -> tuple[str, ...]:
+        """The per-state callbacks the lifecycle edge runs (its `states`, in order)."""
+        return tuple(self.edge(*edge)["states"])
+
     def states_pre_patch(self, i: int) -> Val:
         """§A.4.2 step 4.iv: klp_states_pre_patch (array order; stop at the first failure; the
         flag set also for states another patch has); 4.v: for a replace patch,
-        klp_states_pre_unpatch_replaced (every other listed patch, list order)."""
+        klp_states_pre_unpatch_replaced (every other listed patch, list order). What runs is
+        the load edge's `states`."""
         c, v = self.c, self.v
+        run_cbs = self.states_run((UNLOADED, PATCHING, "load"))
         for s in v.pps[i]:
             c.set(v.pps[i][s], False)                # a new instance of the module's klp_state array
         failed: Val = False
-        for d in self.states_of(i):
+        for d in self.states_of(i) if "pre_patch" in run_cbs else ():
             f: Val = False
             run = c.and_(c.not_(failed), c.not_(self.in_other(i, d.name)))
             for _ in c.when(run):
@@ -2375,12 +2428,13 @@ class StateCallbacks(Mainline):
             for _ in c.when(c.and_(c.not_(failed), c.not_(f))):
                 c.set(v.pps[i][d.name], True)
             failed = c.or_(failed, f)
-        for _ in c.when(c.and_(c.not_(failed), self.replace_of(i))):
-            self.replaced_walk(i, "pre_unpatch")
-            c.set("replaced_called", True)
+        if "replaced pre_unpatch" in run_cbs:
+            for _ in c.when(c.and_(c.not_(failed), self.replace_of(i))):
+                self.replaced_walk(i, "pre_unpatch")
+                c.set("replaced_called", True)
         return failed
 
-    def replaced_walk(self, i: int, cb: str) -> None:
+    def replaced_walk(self, i: int, cb: str, dtor: bool = True) -> None:
         """klp_states_{pre_unpatch,post_unpatch,post_patch}(old) for every other listed patch,
         in klp_patches order (§A.4.2 4.v, §A.4.3)."""
         c, m = self.c, self.m
@@ -2389,22 +2443,23 @@ class StateCallbacks(Mainline):
             for q in others:
                 for _ in c.when(c.and_(self.listed(q), c.eq(self.pos(q), k))):
                     if cb == "post_unpatch":
-                        self.states_post_unpatch(q)
+                        self.states_post_unpatch(q, dtor)
                     else:
                         for d in self.states_of(q):
                             for _ in c.when(c.not_(self.in_other(q, d.name))):
                                 self.state_cb(q, d, cb)
 
-    def states_post_unpatch(self, i: int) -> None:
+    def states_post_unpatch(self, i: int, dtor: bool = True) -> None:
         """klp_states_post_unpatch (§A.4.3 UNPATCHED 3): post_unpatch of each state not in
         another patch whose pre_patch succeeded, then for an is_shadow state
-        klp_shadow_free_all(id, shadow_dtor), then the flag cleared."""
+        klp_shadow_free_all(id, shadow_dtor) (`dtor`: the edge lists shadow_dtor), then the
+        flag cleared."""
         c, m, v = self.c, self.m, self.v
         for d in self.states_of(i):
             flag = v.pps[i][d.name]
             for _ in c.when(c.and_(c.not_(self.in_other(i, d.name)), c.get(flag))):
                 self.state_cb(i, d, "post_unpatch")
-                if d.is_shadow:
+                if d.is_shadow and dtor:
                     c.event(E.ShadowFreeAll(m.P[i].name, d.name))
                     for sv in m.spec.shadows:
                         if sv.id != d.id:
@@ -2414,31 +2469,36 @@ class StateCallbacks(Mainline):
                         self.drop_shadow(sv.name)
                 c.set(flag, False)
 
-    def states_patched(self, i: int) -> None:
+    def states_patched(self, i: int, edge: tuple[int, int, str]) -> None:
         """§A.4.3 PATCHED: for a replace patch klp_states_post_unpatch_replaced (the flag reset),
-        then klp_states_post_patch of the new patch (states not in another patch)."""
-        c = self.c
-        for _ in c.when(self.replace_of(i)):
-            self.replaced_walk(i, "post_unpatch")
-            c.set("replaced_called", False)
-        for d in self.states_of(i):
+        then klp_states_post_patch of the new patch (states not in another patch), as the
+        completion edge's `states` list them."""
+        c, run_cbs = self.c, self.states_run(edge)
+        if "replaced post_unpatch" in run_cbs:
+            for _ in c.when(self.replace_of(i)):
+                self.replaced_walk(i, "post_unpatch", "replaced shadow_dtor" in run_cbs)
+                c.set("replaced_called", False)
+        for d in self.states_of(i) if "post_patch" in run_cbs else ():
             for _ in c.when(c.not_(self.in_other(i, d.name))):
                 self.state_cb(i, d, "post_patch")
 
-    def states_unpatched(self, i: int) -> None:
+    def states_unpatched(self, i: int, edge: tuple[int, int, str]) -> None:
         """§A.4.3 UNPATCHED (disable, reversal, cancel): klp_states_post_patch_replaced (only
         with the flag set: the replaced patches' obsolete states get post_patch again), then
-        klp_states_post_unpatch of the patch."""
-        c = self.c
-        for _ in c.when(c.and_(self.replace_of(i), c.get("replaced_called"))):
-            self.replaced_walk(i, "post_patch")
-            c.set("replaced_called", False)
-        self.states_post_unpatch(i)
+        klp_states_post_unpatch of the patch, as the edge's `states` list them."""
+        c, run_cbs = self.c, self.states_run(edge)
+        if "replaced post_patch" in run_cbs:
+            for _ in c.when(c.and_(self.replace_of(i), c.get("replaced_called"))):
+                self.replaced_walk(i, "post_patch")
+                c.set("replaced_called", False)
+        if "post_unpatch" in run_cbs:
+            self.states_post_unpatch(i, "shadow_dtor" in run_cbs)
 
     def states_pre_unpatch(self, i: int) -> None:
-        """§A.4.4 step 4: klp_states_pre_unpatch (states not in another patch)."""
+        """§A.4.4 step 4: klp_states_pre_unpatch (states not in another patch), if the disable
+        edge lists it."""
         c = self.c
-        for d in self.states_of(i):
+        for d in self.states_of(i) if "pre_unpatch" in self.states_run((ENABLED, UNPATCHING, "disable")) else ():
             for _ in c.when(c.not_(self.in_other(i, d.name))):
                 self.state_cb(i, d, "pre_unpatch")
 

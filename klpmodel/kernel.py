@@ -247,6 +247,9 @@ class VarNames:
         self.snap_kind = tuple({s: f"snap_kind[{p.name}.{s}]" for s, _ in p.states} for p in P)
         self.snap_cont = tuple({s: f"snap_cont[{p.name}.{s}]" for s, _ in p.states} for p in P)
         self.mod = {name: f"mod[{name}]" for name in m.module_names}
+        # (issue 15) a module whose task sleeps in a function: which version of it (0: the
+        # original, k + 1: patch k's), the one a new task ran when it went to sleep
+        self.sleep = {mod.name: f"sleep[{mod.name}]" for mod in m.spec.modules if mod.sleeps is not None}
         self.val = {s: f"val[{s}]" for s in m.state_names}
         self.hi = {s: f"hi[{s}]" for s in m.state_names}
         self.snap_val = {s: f"snap_val[{s}]" for s in m.state_names}
@@ -404,6 +407,8 @@ class Model:
                 out[f"param[{p.name}.{n}]"] = ("param", f"{p.name}.{n}")
         for mod in self.spec.modules:
             out[v.mod[mod.name]] = ("mod", mod.name)
+            if mod.name in v.sleep:
+                out[v.sleep[mod.name]] = ("sleep", mod.name)
             for n, _ in mod.params:
                 out[f"param[{mod.name}.{n}]"] = ("param", f"{mod.name}.{n}")
         for sv, name in v.shadow.items():
@@ -463,6 +468,12 @@ class Model:
             return f"module {parts[0]} is {'loaded' if v else 'not loaded'}"
         if kind == "param":
             return f"parameter {parts[0]} is {v}"
+        if kind == "sleep":
+            func = next(mod.sleeps[0] for mod in self.spec.modules if mod.name == parts[0] and mod.sleeps)
+            if v > self.n:
+                return bad
+            return f"a task of {parts[0]} that sleeps is in " + \
+                ("the original " + func if v == 0 else f"{self.P[v - 1].name}'s version of {func}")
         if kind == "shadow":
             return f"shadow variable {parts[0]} {'exists' if v else 'does not exist'}"
         if kind == "count":
@@ -600,6 +611,8 @@ class Model:
             add(n.mod[m.name], "b", 1, m.loaded)
             for name, default in m.params:
                 add(f"param[{m.name}.{name}]", "i", param_top(default), default)
+            if m.name in n.sleep:                # the version of its `sleeps` function it sleeps in
+                add(n.sleep[m.name], "i", max(self.n, 1), 0)
         for s in self.state_names:
             add(n.val[s], "i", nvals[s] - 1, ORIGINAL)
             add(n.hi[s], "i", nvals[s] - 1, NO_VARIANT)
@@ -874,6 +887,8 @@ class Mainline:
         self.frozen = frozen            # the state will not change: memoized values stay valid
         self._memo: dict[object, tuple[Any, Any]] = {}
         self.recompute = not frozen and not c.symbolic      # memo() would only call fn()
+        self.task: str | None = None    # the task running code (`call`): None a new one, else a sleeping module's
+        self.arg = ""                   # the text argument of the function running (`call FUNC "TEXT"`)
 
     def memo(self, key: object, fn: Callable[[], Any]) -> Any:
         """Reuse a value derived from the list (phases and positions): in a frozen state
@@ -1136,7 +1151,12 @@ class Mainline:
                 c.event(E.Failed(where, st.errno or -22))
             return fails
         if a == "log":
-            c.event(E.Log(where, st.arg or ""))
+            text = st.arg or ""
+            in_code = where.obj == MODULE_OBJ and where.callback not in ("init", "init_error", "exit")
+            c.event(E.Log(where, text.replace("{arg}", self.arg) if in_code else text))   # (a function's {arg})
+            return False
+        if a == "call":                              # (issue 15) the version this task runs
+            self.run_code(st.arg or "", self.task, st.value or "")
             return False
         if a == "banner":
             c.event(E.Banner(where))
@@ -1531,20 +1551,121 @@ class Mainline:
                        f"already installed livepatches.", why)
 
     def stuck(self) -> list[tuple[str, str, Val]]:
-        """(module, function, condition): a task sleeps in function while a patching
-        transition of a patch that patches it is in progress (the busy test module)."""
-        c, m, out = self.c, self.m, []
-        for mod in m.spec.modules:
+        """(module, function, condition): a task sleeps in function while a transition that
+        needs it to leave the version it is in is in progress (klp_check_stack, §11, and
+        proposals.md §A.6.1.5): a patching transition of a patch that patches the function,
+        when the task is in the version below the patch (the one the patch replaces), or an
+        unpatching transition, when the task is in the patch's own version."""
+        out = []
+        for mod in self.m.spec.modules:
             if mod.sleeps is None:
                 continue
-            func, param = mod.sleeps
-            asleep = c.and_(c.get(self.v.mod[mod.name]), c.ne(c.get(f"param[{mod.name}.{param}]"), 0),
-                            c.not_(c.get("switched")))       # force switched every task (§6.4)
-            patching = [c.eq(self.phase(i), PATCHING) for i, p in enumerate(m.P)
-                        if any(o.name == mod.name and func in o.funcs for o in p.objects)]
-            if patching:
-                out.append((mod.name, func, c.and_(asleep, c.or_(*patching))))
+            func = mod.sleeps[0]
+            blocked = [self.blocks(mod, k) for k, p in enumerate(self.m.P) if self.patches_func(k, func)]
+            if blocked:
+                out.append((mod.name, func, self.c.and_(self.asleep(mod), self.c.or_(*blocked))))
         return out
+
+    # ---- tasks and the version of a function they run (issue 15: the sleeping task of a
+    # module with `sleeps`, and a new task such as the scripts' `cat`)
+    def patches_func(self, k: int, func: str) -> bool:
+        return any(func in o.funcs for o in self.m.P[k].objects)
+
+    def asleep(self, mod: Module) -> Val:
+        """A task of `mod` sleeps in its `sleeps` function (the module is loaded, the parameter
+        set) and force did not switch it."""
+        c = self.c
+        _, param = mod.sleeps or ("", "")
+        return c.and_(c.get(self.v.mod[mod.name]), c.ne(c.get(f"param[{mod.name}.{param}]"), 0), c.not_(c.get("switched")))
+
+    def below(self, k: int, func: str) -> Val:
+        """The version of `func` that transition patch k replaces: the newest other listed
+        patch that patches it (j + 1), or the original (0)."""
+        c = self.c
+        cand = [j for j in range(self.m.n) if j != k and self.patches_func(j, func)]
+        out: Val = 0
+        for j, top in self.tops(cand, {j: self.listed(j) for j in cand}):
+            out = c.ite(top, j + 1, out)
+        return out
+
+    def blocks(self, mod: Module, k: int) -> Val:
+        """The sleeping task of `mod` (if asleep) holds patch k's transition: the version of the
+        function it sleeps in is the one the transition takes it from."""
+        c = self.c
+        func, v = (mod.sleeps or ("", ""))[0], c.get(self.v.sleep[mod.name])
+        return c.or_(c.and_(c.eq(self.phase(k), PATCHING), c.eq(v, self.below(k, func))),
+                     c.and_(c.eq(self.phase(k), UNPATCHING), c.eq(v, k + 1)))
+
+    def tops(self, cand: list[int], counts: dict[int, Val]) -> list[tuple[int, Val]]:
+        """(j, j is the newest of `cand` on klp_patches among those that count)."""
+        c = self.c
+        return [(j, c.and_(counts[j], c.not_(c.or_(*(c.and_(counts[q], c.lt(self.pos(j), self.pos(q)))
+                                                       for q in cand if q != j)))))
+                for j in cand]
+
+    def runs_patched(self, k: int, task: str | None) -> Val:
+        """Listed patch k's code counts for `task` (its patch state): outside k's transition
+        always; in it, a new task is at the target state (patched while patching), the
+        sleeping task of a module (`task`) at the state it started from while it holds the
+        transition, at the target once it could switch."""
+        c, ph = self.c, self.phase(k)
+        if task is None:
+            at_target: Val = True
+        else:
+            mod = next(x for x in self.m.spec.modules if x.name == task)
+            holds = self.patches_func(k, mod.sleeps[0]) if mod.sleeps else False
+            at_target = c.not_(c.and_(holds, self.asleep(mod), self.blocks(mod, k)))
+        return c.and_(self.listed(k), c.ite(c.eq(ph, PATCHING), at_target,
+                                            c.ite(c.eq(ph, UNPATCHING), c.not_(at_target), True)))
+
+    def version(self, func: str, task: str | None) -> list[tuple[int | None, Val]]:
+        """(patch k or None for the original, `task` runs that version of `func`): the newest
+        listed patch that patches it and counts for the task (the ftrace func_stack top)."""
+        c = self.c
+        cand = [k for k in range(self.m.n) if self.patches_func(k, func)]
+        counts = {k: self.runs_patched(k, task) for k in cand}
+        return [*self.tops(cand, counts), (None, c.not_(c.or_(*counts.values())))]
+
+    def run_code(self, func: str, task: str | None, arg: str) -> None:
+        """`call FUNC "ARG"`: `task` runs its version of `func`: a patch's `code`, or the
+        target module's own `code` (nothing when that version has none)."""
+        c, m = self.c, self.m
+        saved = self.task, self.arg
+        self.task, self.arg = task, arg
+        for k, runs in self.version(func, task):
+            if k is not None and not m.P[k].module_func(func):
+                continue
+            for _ in c.when(runs):
+                if k is not None:
+                    self.module_func(k, func)
+                    continue
+                for mod in m.spec.modules:
+                    if func in dict(mod.code):
+                        self.run_module_code(mod, dict(mod.code)[func], task, arg)
+        self.task, self.arg = saved
+
+    def run_module_code(self, mod: Module, stmts: tuple[Stmt, ...], task: str | None, arg: str) -> None:
+        """A target module's statements (its code, its sleeps.wake): log lines with the text
+        argument in place of {arg}, and calls."""
+        c = self.c
+        for st in stmts:
+            for _ in c.when(self.cond(st.cond, mod.name)):
+                if st.action == "call":
+                    self.run_code(st.arg or "", task, st.value or "")
+                else:
+                    c.event(E.ModLog(mod.name, (st.arg or "").replace("{arg}", arg)))
+
+    def fall_asleep(self, mod: Module) -> None:
+        """The parameter of `sleeps` became set: a new task calls the function (its code runs,
+        in the version a new task runs) and sleeps in that version."""
+        c = self.c
+        func = (mod.sleeps or ("", ""))[0]
+        where: Val = 0
+        for k, runs in self.version(func, None):
+            if k is not None:
+                where = c.ite(runs, k + 1, where)
+        c.set(self.v.sleep[mod.name], where)
+        self.run_code(func, None, "")
 
     def load_replace(self, i: int, op: Op) -> bool:
         """klp_patch.replace of the instance `op` loads (a module parameter may set it)."""
@@ -1588,12 +1709,13 @@ class Mainline:
             self.c.set(f"param[{owner}.{name}]", values.get(name, default))
 
     def effective(self, func: str) -> str | None:
-        """Concrete only: whose version of `func` runs at a quiescent point — the newest
-        patch on klp_patches that patches it (the ftrace func_stack top, §3); None: the
-        original (a cumulative patch's nops leave no older patch listed once complete)."""
-        c, m = self.c, self.m
-        owners = [p.name for i, p in enumerate(m.P) if self.listed(i) and any(func in o.funcs for o in p.objects)]
-        return max(owners, key=lambda n: c.get(f"pos[{n}]"), default=None)
+        """Concrete only: whose version of `func` a new task runs (the scripts' `cat`, `grep`):
+        the newest patch on klp_patches that patches it (the ftrace func_stack top, §3), the
+        transition patch only while patching (a new task inherits the target state from the
+        script's shell, which has switched); None: the original (a cumulative patch's nops
+        leave no older patch listed once complete; during its transition they are not
+        modelled)."""
+        return next((self.m.P[k].name for k, runs in self.version(func, None) if k is not None and runs), None)
 
     # ---- what the selftest scripts read (simulate): concrete only, nothing here changes a rule
     def sysfs_read(self, patch: str, rel: str) -> str | None:
@@ -1987,6 +2109,10 @@ class Mainline:
             c.set(self.v.mod[op.target], False)
             c.event(E.ModLoadFailed(op.target))
         for _ in c.when(c.not_(failed)):                      # then the module's own init runs
+            if module.sleeps is not None:                     # (its parameters' setters first: the
+                param = f"param[{module.name}.{module.sleeps[1]}]"   # task goes to sleep)
+                for _ in c.when(c.ne(c.get(param), 0)):
+                    self.fall_asleep(module)
             self.module_logs(module, module.init)
 
     def op_modunload(self, op: Op) -> None:
@@ -1994,6 +2120,8 @@ class Mainline:
         c.event(E.ModUnload(op.target))
         module = next(mod for mod in self.m.spec.modules if mod.name == op.target)
         self.module_logs(module, module.exit)                 # exit runs before klp_module_going
+        if module.name in self.v.sleep:                       # (its exit makes the task leave)
+            c.set(self.v.sleep[module.name], 0)
         self._unapply(self._module_objects(op.target), lambda i: True, op.target)
         c.set(self.v.mod[op.target], False)
         for sv in self.m.spec.shadows:                        # its objects are freed; the shadow
@@ -2021,9 +2149,28 @@ class Mainline:
         self.module_func(self._index(patch), func)
 
     def op_param(self, op: Op) -> None:
-        """echo VALUE > /sys/module/OWNER/parameters/NAME"""
+        """echo VALUE > /sys/module/OWNER/parameters/NAME. The parameter of a module's `sleeps`
+        (issue 15): cleared, the sleeping task wakes, runs `wake` in the version of the code it
+        runs (while still in the function: it may hold a transition), and leaves; set, a task
+        calls the function and sleeps in it."""
+        c = self.c
         owner, name, value = op.target.split(" ")
-        self.c.set(f"param[{owner}.{name}]", int(value))
+        var = f"param[{owner}.{name}]"
+        mod = next((x for x in self.m.spec.modules if x.name == owner and x.sleeps and x.sleeps[1] == name), None)
+        if mod is None:
+            c.set(var, int(value))
+            return
+        was = c.ne(c.get(var), 0)
+        if int(value) == 0:
+            for _ in c.when(c.and_(was, c.not_(c.get("switched")))):
+                self.run_module_code(mod, mod.wake, mod.name, "")
+            for _ in c.when(c.and_(was, c.get("switched"))):  # (force switched it: it runs the new code)
+                self.run_module_code(mod, mod.wake, None, "")
+            c.set(self.v.sleep[mod.name], 0)
+        c.set(var, int(value))
+        if int(value) != 0:
+            for _ in c.when(c.not_(was)):
+                self.fall_asleep(mod)
 
     def _unapply(self, targets: list[tuple[int, int | None]], which: Callable[[int], Val], module: str) -> None:
         c = self.c
@@ -2069,6 +2216,12 @@ def possible(model: Model, ctx: Backend, ops: Iterable[Op]) -> list[Op]:
 
 def effective(model: Model, ctx: Backend, func: str) -> str | None:
     return model.profile(model, ctx).effective(func)
+
+
+def run_code(model: Model, ctx: Backend, func: str) -> None:
+    """A new task runs its version of `func` (issue 15: the original's `code` of a target
+    module, as `read-param` reads it); its events go to ctx."""
+    model.profile(model, ctx).run_code(func, None, "")
 
 
 def sysfs_read(model: Model, ctx: Backend, patch: str, rel: str) -> str | None:

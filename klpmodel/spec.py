@@ -964,7 +964,7 @@ class _StmtReader:
                           m.group(2).replace('\\"', '"') if m.group(2) is not None else None)
         if src.split()[:1] == ["call"]:
             self.bad(f"malformed statement {shown}: write 'call FUNCTION' or 'call FUNCTION \"TEXT\"' (TEXT: the "
-                     f"function's string argument, which its log lines print where they write %s)")
+                     f"function's string argument, which its log lines print where they write {{arg}})")
         words = src.split()
         if not words:
             self.bad(f"empty statement in {self.callback}; remove it or write an action such as \"free STATE\"")
@@ -1041,6 +1041,9 @@ class _StmtReader:
                          f"module's code, its sleeps.wake, or a patch's [patch.code]")
             return
         if only_log and action != "log":
+            if callback in CALLERS:
+                self.bad(f"'{action}' is not allowed in {callback}; a target module's code and sleeps.wake take only "
+                         f"'log \"TEXT\"' and 'call FUNCTION' statements")
             self.bad(f"'{action}' is not allowed in {callback}; a target module's init and exit take only 'log \"TEXT\"' statements")
         if callback in MODULE_FUNCS and action not in MODULE_ACTIONS:
             self.bad(f"'{action}' is not allowed in the livepatch module's {callback}; it takes log, fail (init), "

@@ -52,7 +52,7 @@ CASES = [
     ("statement without its state", OBJ + 'pre_patch = ["alloc"]\n',
      "9: malformed statement 'alloc': alloc takes one state name; write \"alloc STATE\""),
     ("unknown action", OBJ + 'pre_patch = ["allocate s"]\n',
-     "9: unknown action 'allocate' in 'allocate s'; write one of: alloc, free, save, restore, modify, reset, take, copy, free-prev, fail, maybe-fail, return, log, banner, shadow-alloc, shadow-get-or-alloc, shadow-get, shadow-free, shadow-free-all, get, put"),
+     "9: unknown action 'allocate' in 'allocate s'; write one of: alloc, free, save, restore, modify, reset, take, copy, free-prev, fail, maybe-fail, return, log, banner, call, shadow-alloc, shadow-get-or-alloc, shadow-get, shadow-free, shadow-free-all, get, put"),
     ("malformed condition", OBJ + 'pre_patch = ["alloc s if s"]\n',
      "9: malformed condition 'if s' in 'alloc s if s'; write 'if prev STATE' or 'unless prev STATE >= 2'"),
     ("bad errno", OBJ + 'pre_patch = ["fail ENOMEM"]\n',
@@ -85,6 +85,23 @@ CASES = [
     ("sleeps without its parameter", '[modules.m]\nsleeps = { function = "f" }\n[[patch]]\nname = "a"\n',
      '2: sleeps needs function = "FUNC" and while = "PARAM" (a boolean parameter of this module); '
      'write e.g. sleeps = { function = "busymod_work_func", while = "block_transition" }'),
+    ("call of a function without code", '[modules.m]\ncode = { f = [\'log "x"\', "call g"] }\n[[patch]]\nname = "a"\n',
+     "2: 'call g' calls g, which no target module's or patch's code gives; add g = [...] to a [modules.M] code or "
+     "a [patch.code] (functions with code: f)"),
+    ("call that recurses", '[modules.m]\ncode = { f = ["call g"], g = ["call f"] }\n[[patch]]\nname = "a"\n',
+     "2: 'call f': f -> g -> f calls itself; the model runs a call inline, so a function may not call itself "
+     "(directly or through others)"),
+    ("call in a callback", '[modules.m]\ncode = { f = [] }\n[[patch]]\nname = "a"\n[patch.objects.vmlinux]\n'
+     'pre_patch = ["call f"]\n',
+     "6: 'call' is not allowed in pre_patch; only a function's code calls functions: a target module's code, "
+     "its sleeps.wake, or a patch's [patch.code]"),
+    ("malformed call", '[modules.m]\ncode = { f = [\'call f "x\'] }\n[[patch]]\nname = "a"\n',
+     "2: malformed statement 'call f \"x': write 'call FUNCTION' or 'call FUNCTION \"TEXT\"' (TEXT: the "
+     "function's string argument, which its log lines print where they write {arg})"),
+    ("sleeps wake with an action a module cannot run", '[modules.m]\nparams = { b = 0 }\n[modules.m.sleeps]\n'
+     'function = "f"\nwhile = "b"\nwake = ["fail"]\n[[patch]]\nname = "a"\n',
+     "6: 'fail' is not allowed in sleeps wake; a target module's code and sleeps.wake take only 'log \"TEXT\"' "
+     "and 'call FUNCTION' statements"),
     ("funcs not a list", '[[patch]]\nname = "a"\n[patch.objects.vmlinux]\nfuncs = "f"\n',
      '4: funcs must be a list of function names; write e.g. funcs = ["busymod_work_func"]'),
     ("condition on an undeclared parameter", '[[patch]]\nname = "a"\n[patch.objects.vmlinux]\npre_patch = [\'log "x" if param nope\']\n',

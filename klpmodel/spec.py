@@ -768,7 +768,8 @@ class _Loader:
             names = tuple(n for n, _ in params)
             init = self.stmts(where + ("init",), body.get("init", []), "module init", None, (), only_log=True, params=names)
             exit_ = self.stmts(where + ("exit",), body.get("exit", []), "module exit", None, (), only_log=True, params=names)
-            sleeps, wake = None, ()
+            sleeps: tuple[str, str] | None = None
+            wake: tuple[Stmt, ...] = ()
             if "sleeps" in body:
                 sl = self.table(where + ("sleeps",), body["sleeps"], "sleeps")
                 self.keys(where + ("sleeps",), sl, ("function", "while", "wake"), "sleeps")

@@ -264,6 +264,9 @@ class VarNames:
         # (kernel "state-callbacks", §A.4.1) per patch and state: callbacks.pre_patch_succeeded
         on = m.profile.STATE_CALLBACKS
         self.pps = tuple({s: f"pps[{p.name}.{s}]" for s, _ in p.states} if on else {} for p in P)
+        # (issue 15) what the module's init set from a parameter: patch.states = NULL; a state's block_disable
+        self.nostate = {i: f"nostate[{p.name}]" for i, p in enumerate(P) if on and p.no_states_param}
+        self.bd = tuple({s: f"bd[{p.name}.{s}]" for s, _ in p.block_disable_param} if on else {} for p in P)
 
 
 def param_top(value: int) -> int:
@@ -403,6 +406,10 @@ class Model:
                 out[v.snap_cont[i][st]] = ("snap_cont", p.name, st)
                 if st in v.pps[i]:
                     out[v.pps[i][st]] = ("pps", p.name, st)
+                if st in v.bd[i]:
+                    out[v.bd[i][st]] = ("bd", p.name, st)
+            if i in v.nostate:
+                out[v.nostate[i]] = ("nostate", p.name)
             for n, _ in p.params:
                 out[f"param[{p.name}.{n}]"] = ("param", f"{p.name}.{n}")
         for mod in self.spec.modules:
@@ -453,6 +460,10 @@ class Model:
             if self.profile.SETS:
                 return f"{parts[0]} was loaded with replace_set = {v}"
             return f"{parts[0]} was loaded with replace = {'true' if v else 'false'}"
+        if kind == "nostate":
+            return f"{parts[0]} was loaded {'without' if v else 'with'} its states (patch.states is {'NULL' if v else 'set'})"
+        if kind == "bd":
+            return f"{parts[0]} was loaded with block_disable {'set' if v else 'clear'} for state {parts[1]}"
         if kind == "pps":
             return f"{parts[0]}'s pre_patch_succeeded flag for state {parts[1]} is {'set' if v else 'clear'}"
         if kind == "pue":
@@ -629,6 +640,11 @@ class Model:
         for name in n.stale.values():            # entries of freed objects may remain in the hash
             add(name, "b", 1, False)
         for flags in n.pps:                      # (state-callbacks) pre_patch_succeeded (§A.4.1)
+            for name in flags.values():
+                add(name, "b", 1, False)
+        for name in n.nostate.values():          # (state-callbacks) the instance has no states array
+            add(name, "b", 1, False)
+        for flags in n.bd:                       # (state-callbacks) block_disable set at init
             for name in flags.values():
                 add(name, "b", 1, False)
         if self.profile.STATE_CALLBACKS:         # klp_states_pre_unpatch_replaced_called (§A.4.1)
@@ -813,6 +829,18 @@ def choice_of(w: Where) -> Choice:
     return Choice(w.patch, w.obj, w.callback, w.index, w.stmt.line, w.stmt.text)
 
 
+def refuse_state_params(profile: str, spec: Spec) -> None:
+    """no_states_param and block_disable_param are keys of kernel "state-callbacks" (its
+    klp_state has block_disable; elsewhere the states are fixed): FILE:LINE elsewhere."""
+    for p in spec.patches:
+        for key, line in p.written:
+            if key in ("no_states_param", "block_disable_param"):
+                raise UserError(f"patch '{p.name}': {key} is a key of kernel = \"state-callbacks\" (Petr Mladek's "
+                                f"per-state callbacks, v1, not merged), not of kernel profile '{profile}'; remove it, "
+                                f"or write kernel = \"state-callbacks\" (or give --kernel state-callbacks)",
+                                path=spec.path, line=line)
+
+
 class Mainline:
     """The rules of the `mainline` profile (Linux 5.18 through 7.1), `step` split into
     helpers; `c` is a backend (Concrete or Symbolic) holding the state.
@@ -846,6 +874,7 @@ class Mainline:
                                     f"klp_patch has the bool replace; remove it, or write kernel = \"replace-set\" "
                                     f"(or give --kernel replace-set)",
                                     path=spec.path, line=line)
+        refuse_state_params(cls.name, spec)
         for d in spec.states:
             for key, line in d.written:
                 raise UserError(f"state '{d.name}': {key} is a key of kernel = \"state-callbacks\" (Petr Mladek's "
@@ -2291,6 +2320,7 @@ class ReplaceSet(Mainline):
                 if key == "replace_set" and p.replace_param is not None:
                     raise UserError(f"patch '{p.name}': replace_set is given twice, by replace_set and by "
                                     f"replace_param = \"{p.replace_param}\"; keep one", path=spec.path, line=line)
+        refuse_state_params(cls.name, spec)
 
     @staticmethod
     def compatible(new: Patch, old: Patch, flag: bool) -> tuple[bool, Incompatible | None]:
@@ -2511,8 +2541,57 @@ class StateCallbacks(Mainline):
                                            "undeclared-block-disable", d.name, None, old.version(d.name) or 0)
         return True, None
 
-    def block_disable(self, i: int) -> bool:
-        return any(d.block_disable and self.m.P[i].version(d.name) is not None for d in self.m.spec.states)
+    # ---- what the module's init set in the klp_state array from a parameter (issue 15)
+    def declares(self, i: int, s: str) -> Val:
+        """Patch i's loaded instance has state s: declared, and not dropped by no_states_param."""
+        if self.m.P[i].version(s) is None:
+            return False
+        name = self.v.nostate.get(i)
+        return True if name is None else self.c.not_(self.c.get(name))
+
+    def bd_of(self, i: int, d: StateDecl) -> Val:
+        """block_disable of state d in patch i's loaded instance (its block_disable_param, else the spec's)."""
+        name = self.v.bd[i].get(d.name)
+        return d.block_disable if name is None else self.c.get(name)
+
+    def block_disable(self, i: int) -> Val:
+        c = self.c
+        return c.or_(*(c.and_(self.bd_of(i, d), self.declares(i, d.name)) for d in self.states_of(i)))
+
+    def init_states(self, i: int) -> None:
+        """The module's init builds its klp_state array from its parameters (test_klp_state.c:
+        states[0].block_disable = state_block_disable; patch.states = NULL if no_state)."""
+        c, p, v = self.c, self.m.P[i], self.v
+        if i in v.nostate:
+            c.set(v.nostate[i], c.ne(c.get(f"param[{p.name}.{p.no_states_param}]"), 0))
+        for s, prm in p.block_disable_param:
+            c.set(v.bd[i][s], c.ne(c.get(f"param[{p.name}.{prm}]"), 0))
+
+    def compat_checks(self, i: int, op: Op) -> list[tuple[Refusal, Val]]:
+        """§A.4.2 step 2 with the installed patches' instances: a replace patch is refused when
+        an installed patch has a block_disable state (its instance's) that the new instance
+        lacks (not declared, or dropped by its no_states_param given at insmod)."""
+        c, m = self.c, self.m
+        if not any(q.no_states_param or q.block_disable_param for q in m.P):
+            return super().compat_checks(i, op)
+        p = m.P[i]
+        if not self.load_replace(i, op):
+            return []
+        given = dict(p.params) | dict(op.params or ())
+        dropped = p.no_states_param is not None and given[p.no_states_param] != 0
+        out = []
+        for j in range(m.n):
+            for d in self.states_of(j) if j != i else ():
+                if p.version(d.name) is not None and not dropped:
+                    continue
+                refused = c.and_(self.listed(j), self.bd_of(j, d), self.declares(j, d.name))
+                if refused is False:
+                    continue
+                why = Incompatible(f"cumulative {p.name} does not declare state {d.name} of installed "
+                                   f"{m.P[j].name}, which has block_disable", p.name, m.P[j].name,
+                                   "undeclared-block-disable", d.name, None, m.P[j].version(d.name) or 0)
+                out.append((self.incompatible(op, why), c.not_(refused)))
+        return out
 
     def checks(self, op: Op) -> list[tuple[Refusal, Val]]:
         """§A.4.4 (v1 04/19): enabled_store refuses writing 0 while patch->enabled (patching or
@@ -2523,17 +2602,19 @@ class StateCallbacks(Mainline):
         def refused(event: str) -> list[int]:        # the phases whose `event` edge block_disable refuses
             return [src for src, dst, _ in self.edges(event) if self.edge(src, dst, event).get("refused") == "block_disable"]
         # echo 0 > enabled: a disable, or during the patch's own patching transition a reversal
-        if op.word == "disable" and self.block_disable(self._index(op.target)):
+        if op.word == "disable" and self.block_disable(self._index(op.target)) is not False:
+            bd = self.block_disable(self._index(op.target))
             why = Refusal(f"-EINVAL: {op.target} has a block_disable state", -22,
                           f"livepatch: The livepatch '{op.target}' does not support disable")
             ph = self.phase(self._index(op.target))
-            out.insert(1, (why, c.not_(c.or_(*(c.eq(ph, r) for r in refused("disable") + refused("reverse"))))))
+            out.insert(1, (why, c.not_(c.and_(bd, c.or_(*(c.eq(ph, r) for r in refused("disable") + refused("reverse")))))))
         if op.word == "reverse":
             for i in range(self.m.n):
-                if self.block_disable(i):
+                bd = self.block_disable(i)
+                if bd is not False:
                     why = Refusal(f"-EINVAL: {self.m.P[i].name} has a block_disable state", -22,
                                   f"livepatch: The livepatch '{self.m.P[i].name}' does not support disable")
-                    out.append((why, c.not_(c.or_(*(c.eq(self.phase(i), r) for r in refused("reverse"))))))
+                    out.append((why, c.not_(c.and_(bd, c.or_(*(c.eq(self.phase(i), r) for r in refused("reverse")))))))
         return out
 
     def callback(self, i: int, oi: int, cb: str) -> Val:
@@ -2546,7 +2627,11 @@ class StateCallbacks(Mainline):
     # ---- the per-state callbacks
     def in_other(self, i: int, s: str) -> Val:
         """is_state_in_other_patches() (§A.4.1): another patch on klp_patches declares s's id."""
-        return self.c.or_(*(self.listed(q) for q in self.m.decl[s] if q != i))
+        return self.c.or_(*(self.c.and_(self.listed(q), self.declares(q, s)) for q in self.m.decl[s] if q != i))
+
+    def introduces(self, i: int, s: str) -> Val:
+        """Patch i's instance has state s and no other listed patch has it: its callbacks run."""
+        return self.c.and_(self.declares(i, s), self.c.not_(self.in_other(i, s)))
 
     def states_of(self, i: int) -> list[StateDecl]:
         return [d for d in self.m.spec.states if self.m.P[i].version(d.name) is not None]
@@ -2569,16 +2654,17 @@ class StateCallbacks(Mainline):
         the load edge's `states`."""
         c, v = self.c, self.v
         run_cbs = self.states_run((UNLOADED, PATCHING, "load"))
+        self.init_states(i)                          # (the module's init built its klp_state array)
         for s in v.pps[i]:
             c.set(v.pps[i][s], False)                # a new instance of the module's klp_state array
         failed: Val = False
         for d in self.states_of(i) if "pre_patch" in run_cbs else ():
             f: Val = False
-            run = c.and_(c.not_(failed), c.not_(self.in_other(i, d.name)))
+            run = c.and_(c.not_(failed), self.introduces(i, d.name))
             for _ in c.when(run):
                 f = self.state_cb(i, d, "pre_patch")
             f = c.and_(run, f)                       # (symbolically the body ran on every path)
-            for _ in c.when(c.and_(c.not_(failed), c.not_(f))):
+            for _ in c.when(c.and_(c.not_(failed), c.not_(f), self.declares(i, d.name))):
                 c.set(v.pps[i][d.name], True)
             failed = c.or_(failed, f)
         if "replaced pre_unpatch" in run_cbs:
@@ -2599,7 +2685,7 @@ class StateCallbacks(Mainline):
                         self.states_post_unpatch(q, dtor)
                     else:
                         for d in self.states_of(q):
-                            for _ in c.when(c.not_(self.in_other(q, d.name))):
+                            for _ in c.when(self.introduces(q, d.name)):
                                 self.state_cb(q, d, cb)
 
     def states_post_unpatch(self, i: int, dtor: bool = True) -> None:
@@ -2610,7 +2696,7 @@ class StateCallbacks(Mainline):
         c, m, v = self.c, self.m, self.v
         for d in self.states_of(i):
             flag = v.pps[i][d.name]
-            for _ in c.when(c.and_(c.not_(self.in_other(i, d.name)), c.get(flag))):
+            for _ in c.when(c.and_(self.introduces(i, d.name), c.get(flag))):
                 self.state_cb(i, d, "post_unpatch")
                 if d.is_shadow and dtor:
                     c.event(E.ShadowFreeAll(m.P[i].name, d.name))
@@ -2632,7 +2718,7 @@ class StateCallbacks(Mainline):
                 self.replaced_walk(i, "post_unpatch", "replaced shadow_dtor" in run_cbs)
                 c.set("replaced_called", False)
         for d in self.states_of(i) if "post_patch" in run_cbs else ():
-            for _ in c.when(c.not_(self.in_other(i, d.name))):
+            for _ in c.when(self.introduces(i, d.name)):
                 self.state_cb(i, d, "post_patch")
 
     def states_unpatched(self, i: int, edge: tuple[int, int, str]) -> None:
@@ -2652,7 +2738,7 @@ class StateCallbacks(Mainline):
         edge lists it."""
         c = self.c
         for d in self.states_of(i) if "pre_unpatch" in self.states_run((ENABLED, UNPATCHING, "disable")) else ():
-            for _ in c.when(c.not_(self.in_other(i, d.name))):
+            for _ in c.when(self.introduces(i, d.name)):
                 self.state_cb(i, d, "pre_unpatch")
 
 

@@ -30,6 +30,7 @@ SHADOW_ACTIONS = ("shadow-alloc", "shadow-get-or-alloc", "shadow-get", "shadow-f
 # klp_enable_patch fails, and its exit (at rmmod)
 MODULE_FUNCS = ("init", "init_error", "exit", "code")     # code: the patch's new functions, run by `call`
 INIT_EXIT = MODULE_FUNCS[:3]
+STATE_PARAMS = ("no_states_param", "block_disable_param")   # (kernel "state-callbacks") set at init from a parameter
 CALLERS = ("code", "module code", "sleeps wake")           # where `call FUNC` may stand
 MODULE_ACTIONS = ("log", "fail", "maybe-fail", "return", "modify", "reset") + SHADOW_ACTIONS
 ERRNOS = {"EPERM": 1, "ENOENT": 2, "EIO": 5, "ENXIO": 6, "E2BIG": 7, "EAGAIN": 11, "ENOMEM": 12,
@@ -95,6 +96,8 @@ class Patch:
     code: tuple[tuple[str, tuple[Stmt, ...]], ...] = ()   # (klpmodel) FUNC -> what one call of its new version does
     replace_set: int = 0                         # (kernel "replace-set") klp_patch.replace_set
     written: tuple[tuple[str, int], ...] = ()    # the profile-dependent keys written (replace, replace_set), with their lines
+    no_states_param: str | None = None           # (kernel "state-callbacks") set at init: patch.states = NULL
+    block_disable_param: tuple[tuple[str, str], ...] = ()   # (kernel "state-callbacks") state -> parameter read at init
 
     def module_func(self, name: str) -> tuple[Stmt, ...]:
         """The statements of the module's own init, init_error or exit, or of its new function `name`."""
@@ -799,7 +802,7 @@ class _Loader:
             where = ("patch", i)
             body = self.table(where, body, "[[patch]]")
             self.keys(where, body, ("name", "replace", "states", "uses", "objects", "params", "replace_param",
-                                    "replace_set", "shadows", *MODULE_FUNCS), "[[patch]]")
+                                    "replace_set", "shadows", *MODULE_FUNCS, *STATE_PARAMS), "[[patch]]")
             if "name" not in body:
                 self.err(where, "[[patch]] has no name; add name = \"...\" (the livepatch module name)")
             name = self.name(where + ("name",), body["name"], "patch name")
@@ -811,7 +814,8 @@ class _Loader:
             replace = self.boolean(where + ("replace",), body.get("replace", False), "replace")
             replace_set = self.integer(where + ("replace_set",), body.get("replace_set", 0), "replace_set", 0, MAX_VERSION,
                                        "replace_set = 1 (klp_patch.replace_set is an unsigned int)")
-            written = tuple((k, self.loc.line(where + (k,)) or 1) for k in ("replace", "replace_set") if k in body)
+            written = tuple((k, self.loc.line(where + (k,)) or 1) for k in ("replace", "replace_set", *STATE_PARAMS)
+                            if k in body)
             params = self.params(where + ("params",), body.get("params", {}))
             pnames = tuple(n for n, _ in params)
             replace_param = body.get("replace_param")
@@ -831,6 +835,7 @@ class _Loader:
                                                     f"integer from 0 to {MAX_VERSION} (an unsigned int), e.g. {s} = 1")
                 decl.append((s, v))
             declared = {s for s, _ in decl}
+            no_states_param, block_disable_param = self.state_params(where, body, pnames, declared)
             svs = self.patch_shadows(where + ("shadows",), body.get("shadows", {}))
             sv_names = tuple(sv for sv, _ in svs)
             uses = body.get("uses", [])
@@ -875,8 +880,32 @@ class _Loader:
                              self.loc.line(where) or 1, params, replace_param, shadows=svs,
                              shadow_uses=tuple(s for s in uses if s not in declared), init=funcs_of["init"],
                              init_error=funcs_of["init_error"], exit=funcs_of["exit"], code=tuple(code),
-                             replace_set=replace_set, written=written))
+                             replace_set=replace_set, written=written, no_states_param=no_states_param,
+                             block_disable_param=block_disable_param))
         return tuple(out)
+
+    def state_params(self, where: tuple, body: dict, pnames: tuple,
+                     declared: set) -> tuple[str | None, tuple[tuple[str, str], ...]]:
+        """(kernel "state-callbacks") What the module's init sets in its klp_state array from a
+        parameter (the per-state callbacks series' test_klp_state.c): `no_states_param =
+        "P"` (P set: patch.states = NULL) and `block_disable_param = { S = "P" }` (the state's
+        block_disable is P)."""
+        nsp = body.get("no_states_param")
+        if nsp is not None and (not isinstance(nsp, str) or nsp not in pnames):
+            self.err(where + ("no_states_param",), f"no_states_param names {_show(nsp)}, which is not in this patch's "
+                     f"params; declare it, e.g. params = {{ no_state = false }}")
+        if nsp is not None and not declared:
+            self.err(where + ("no_states_param",), "no_states_param drops the patch's states at init, but it declares "
+                     "none; give it states = { S = 1 } or remove no_states_param")
+        bdp = self.table(where + ("block_disable_param",), body.get("block_disable_param", {}), "block_disable_param")
+        for st, prm in bdp.items():
+            if st not in declared:
+                self.err(where + ("block_disable_param", st), f"block_disable_param names state {_show(st)}, which this "
+                         f"patch does not declare; add it to its states or remove it here")
+            if not isinstance(prm, str) or prm not in pnames:
+                self.err(where + ("block_disable_param", st), f"block_disable_param sets state '{st}' from {_show(prm)}, "
+                         f"which is not in this patch's params; declare it, e.g. params = {{ state_block_disable = false }}")
+        return nsp, tuple(bdp.items())
 
     def patch_shadows(self, where: tuple, value) -> tuple[tuple[str, str], ...]:
         """`shadows = { SV = "LAYOUT" }`: the shadow variables the patch uses, each with the

@@ -1194,3 +1194,55 @@ def test_a_sleeping_task_holds_the_transition_out_of_the_version_it_sleeps_in_11
     assert log == ["p: patched work", "% cat /sys/module/m/parameters/x", "p: patched hello", held,
                    "% cat /sys/module/m/parameters/x", "m: hello", "m: woken", "p: patched hello <- from the sleeper"], log
     assert go("load p; complete; modload m block=1; disable p; complete; reverse; complete").count(held) == 1
+
+
+INIT_STATES = """
+kernel = "state-callbacks"
+[states.s]
+id = 1
+pre_patch = ['log "pre"']
+[[patch]]
+name = "old"
+replace = true
+states = { s = 1 }
+params = { bd = false }
+block_disable_param = { s = "bd" }
+[[patch]]
+name = "new"
+replace = true
+states = { s = 1 }
+params = { none = false }
+no_states_param = "none"
+"""
+
+
+def test_the_init_builds_the_states_array_from_parameters_A_6_3_4(write_spec):
+    """(issue 15, test_klp_state.c of the per-state callbacks series) block_disable_param and
+    no_states_param are read at the module's init: the installed instance's block_disable
+    refuses its disable and a cumulative instance without the state; without the parameter
+    both go through, and the instance with its states keeps the state (no callback)."""
+    from klpmodel import interp, simulate
+    from klpmodel.kernel import Model
+    from klpmodel.spec import load_spec
+
+    m = Model(load_spec(write_spec(INIT_STATES)))
+
+    def go(text):
+        st, out = interp.initial(m), []
+        for r in simulate.parse_run(text, m, "run"):
+            why = interp.refusal(m, st, r.op)
+            if why is not None:
+                out.append(f"refused: {why.kernel or why}")
+                continue
+            o = interp.apply(m, st, r.op)
+            st = o.state
+            out += [line for line in Sim.log(m, o) if not line.startswith("livepatch: '")]
+        return out
+
+    assert go("load old bd=1; complete; disable old; load new none=1; load new; complete") == [
+        "livepatch: enabling patch 'old'", "old: pre",
+        "refused: livepatch: The livepatch 'old' does not support disable",
+        "refused: livepatch: Livepatch patch (new) is not compatible with the already installed livepatches.",
+        "livepatch: enabling patch 'new'"]
+    assert go("load old; complete; load new none=1; complete; disable new; complete") == [
+        "livepatch: enabling patch 'old'", "old: pre", "livepatch: enabling patch 'new'"]

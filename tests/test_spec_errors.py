@@ -16,7 +16,7 @@ CASES = [
     ("unknown top-level key", 'nmae = "x"\n' + BASE,
      "1: unknown key 'nmae' in the top level; did you mean 'name'? allowed keys: name, kernel, check, states, modules, shadows, patch"),
     ("unknown patch key", BASE + "replcae = true\n",
-     "7: unknown key 'replcae' in [[patch]]; did you mean 'replace'? allowed keys: name, replace, states, uses, objects, params, replace_param, replace_set, shadows, init, init_error, exit, code"),
+     "7: unknown key 'replcae' in [[patch]]; did you mean 'replace'? allowed keys: name, replace, states, uses, objects, params, replace_param, replace_set, shadows, init, init_error, exit, code, no_states_param, block_disable_param"),
     ("did you mean: the closest key, not the first with the same prefix", OBJ + 'pre_unptach = []\n',
      "9: unknown key 'pre_unptach' in [patch.objects.vmlinux]; did you mean 'pre_unpatch'? allowed keys: pre_patch, post_patch, pre_unpatch, post_unpatch, pre_patch_error, funcs"),
     ("unknown object key", OBJ + 'post_pach = []\n',
@@ -102,6 +102,11 @@ CASES = [
      'function = "f"\nwhile = "b"\nwake = ["fail"]\n[[patch]]\nname = "a"\n',
      "6: 'fail' is not allowed in sleeps wake; a target module's code and sleeps.wake take only 'log \"TEXT\"' "
      "and 'call FUNCTION' statements"),
+    ("no_states_param without the parameter", 'kernel = "state-callbacks"\n' + BASE + 'no_states_param = "x"\n',
+     "8: no_states_param names 'x', which is not in this patch's params; declare it, e.g. params = { no_state = false }"),
+    ("block_disable_param of an undeclared state", 'kernel = "state-callbacks"\n' + BASE +
+     'params = { b = false }\nblock_disable_param = { t = "b" }\n',
+     "9: block_disable_param names state 't', which this patch does not declare; add it to its states or remove it here"),
     ("funcs not a list", '[[patch]]\nname = "a"\n[patch.objects.vmlinux]\nfuncs = "f"\n',
      '4: funcs must be a list of function names; write e.g. funcs = ["busymod_work_func"]'),
     ("condition on an undeclared parameter", '[[patch]]\nname = "a"\n[patch.objects.vmlinux]\npre_patch = [\'log "x" if param nope\']\n',
@@ -151,3 +156,15 @@ def test_statements_keep_their_lines():
             for _, stmts in o.callbacks:
                 for st in stmts:
                     assert st.text in text[st.line - 1], (st.text, st.line)
+
+
+def test_init_state_parameters_are_keys_of_state_callbacks_only(write_spec):
+    """no_states_param/block_disable_param (issue 15) under another profile: FILE:LINE, exit 2."""
+    path = write_spec(BASE + 'params = { b = false }\nblock_disable_param = { s = "b" }\n')
+    for kernel in ("mainline", "replace-set"):
+        p = cli("verify", str(path), "--kernel", kernel, "--depth", "1")
+        assert p.returncode == 2, p.stderr
+        assert p.stderr.strip().endswith(
+            f"{path}:8: patch 'a': block_disable_param is a key of kernel = \"state-callbacks\" (Petr Mladek's "
+            f"per-state callbacks, v1, not merged), not of kernel profile '{kernel}'; remove it, or write kernel = "
+            f"\"state-callbacks\" (or give --kernel state-callbacks)"), p.stderr

@@ -531,10 +531,9 @@ def klp_task_blocks(k: Kernel) -> str | None:
         function, param = m.sleeps
         if not mod.params.get(param) or not _patches(patch, m.name, function):
             continue
-        if k.klp_target_state == KLP_TRANSITION_PATCHED:
-            old = klp_func_stack_top(k, m.name, function, skip=patch)    # the previous func
-        else:
-            old = patch                                                   # func->new_func
+        # patching: the previous func on the func_stack; unpatching: func->new_func
+        old = klp_func_stack_top(k, m.name, function, skip=patch) if k.klp_target_state == KLP_TRANSITION_PATCHED \
+            else patch
         if mod.sleeping_in is old:
             return f"a task of {m.name} is sleeping on function {function}"
     return None

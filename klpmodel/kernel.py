@@ -2190,11 +2190,9 @@ class Mainline:
             c.set(var, int(value))
             return
         was = c.ne(c.get(var), 0)
-        if int(value) == 0:
-            for _ in c.when(c.and_(was, c.not_(c.get("switched")))):
+        if int(value) == 0:                          # (the task's version: runs_patched; force
+            for _ in c.when(was):                    # switched it, so it is at the target then)
                 self.run_module_code(mod, mod.wake, mod.name, "")
-            for _ in c.when(c.and_(was, c.get("switched"))):  # (force switched it: it runs the new code)
-                self.run_module_code(mod, mod.wake, None, "")
             c.set(self.v.sleep[mod.name], 0)
         c.set(var, int(value))
         if int(value) != 0:

@@ -1194,6 +1194,9 @@ def test_a_sleeping_task_holds_the_transition_out_of_the_version_it_sleeps_in_11
     assert log == ["p: patched work", "% cat /sys/module/m/parameters/x", "p: patched hello", held,
                    "% cat /sys/module/m/parameters/x", "m: hello", "m: woken", "p: patched hello <- from the sleeper"], log
     assert go("load p; complete; modload m block=1; disable p; complete; reverse; complete").count(held) == 1
+    # force switched it: woken, it runs the target's code (the original while unpatching)
+    assert go("load p; complete; modload m block=1; disable p; force; param m block=0")[-2:] == \
+        ["m: woken", "m: hello <- from the sleeper"]
 
 
 INIT_STATES = """

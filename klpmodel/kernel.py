@@ -674,7 +674,12 @@ class Model:
                 tuple((f, tuple((st.action, st.arg if st.action != "log" else None, st.errno, st.cond) for st in stmts))
                       for f, stmts in p.code)
             return (p.replace, p.replace_set, tuple(sorted(p.states)), tuple(sorted(p.uses)), objs, p.params, p.replace_param,
-                    tuple(sorted(p.shadows)), tuple(sorted(p.shadow_uses)), funcs)
+                    tuple(sorted(p.shadows)), tuple(sorted(p.shadow_uses)), funcs,
+                    p.no_states_param, tuple(sorted(p.block_disable_param)),
+                    # sleep[M] names the patch whose version a task sleeps in: renaming such a
+                    # patch would need its value renamed too, so it has no twin
+                    p.name if any(mod.sleeps and any(mod.sleeps[0] in o.funcs for o in p.objects)
+                                  for mod in self.spec.modules) else None)
         groups: dict[tuple[Any, ...], list[int]] = {}
         for i, p in enumerate(self.P):
             groups.setdefault(shape(p), []).append(i)

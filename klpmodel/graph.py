@@ -35,11 +35,14 @@ def lifecycle_graph(profile: str = "mainline") -> tuple[Nodes, Edges]:
     nodes = [(f"n{n}", g.nodes[n]["name"]) for n in sorted(g.nodes)]
     edges: Edges = []
     for u, v, data in sorted(g.edges(data=True), key=lambda e: (e[0], e[1], e[2]["event"])):
-        cbs = ", ".join(data["callbacks"])
+        # what runs: a profile with per-state callbacks lists them as `states` (its object
+        # callbacks are none); otherwise the per-object callbacks
+        cbs = ", ".join(data["states"] if "states" in data else data["callbacks"])
+        refused = f" (refused if {data['refused']})" if data.get("refused") else ""
         marks = {"yes": " (marks forced)", "if-replacing": " (marks forced if a replace patch patches)",
                  "if-same-set": " (marks forced if a patch of its replace_set patches)"}.get(
             data.get("marks", ""), "")
-        edges.append((f"n{u}", f"n{v}", data["event"] + marks + (f" / {cbs}" if cbs else ""), False))
+        edges.append((f"n{u}", f"n{v}", data["event"] + marks + refused + (f" / {cbs}" if cbs else ""), False))
     return nodes, edges
 
 

@@ -247,6 +247,9 @@ class VarNames:
         self.snap_kind = tuple({s: f"snap_kind[{p.name}.{s}]" for s, _ in p.states} for p in P)
         self.snap_cont = tuple({s: f"snap_cont[{p.name}.{s}]" for s, _ in p.states} for p in P)
         self.mod = {name: f"mod[{name}]" for name in m.module_names}
+        # (issue 15) a module whose task sleeps in a function: which version of it (0: the
+        # original, k + 1: patch k's), the one a new task ran when it went to sleep
+        self.sleep = {mod.name: f"sleep[{mod.name}]" for mod in m.spec.modules if mod.sleeps is not None}
         self.val = {s: f"val[{s}]" for s in m.state_names}
         self.hi = {s: f"hi[{s}]" for s in m.state_names}
         self.snap_val = {s: f"snap_val[{s}]" for s in m.state_names}
@@ -261,6 +264,9 @@ class VarNames:
         # (kernel "state-callbacks", §A.4.1) per patch and state: callbacks.pre_patch_succeeded
         on = m.profile.STATE_CALLBACKS
         self.pps = tuple({s: f"pps[{p.name}.{s}]" for s, _ in p.states} if on else {} for p in P)
+        # (issue 15) what the module's init set from a parameter: patch.states = NULL; a state's block_disable
+        self.nostate = {i: f"nostate[{p.name}]" for i, p in enumerate(P) if on and p.no_states_param}
+        self.bd = tuple({s: f"bd[{p.name}.{s}]" for s, _ in p.block_disable_param} if on else {} for p in P)
 
 
 def param_top(value: int) -> int:
@@ -400,10 +406,16 @@ class Model:
                 out[v.snap_cont[i][st]] = ("snap_cont", p.name, st)
                 if st in v.pps[i]:
                     out[v.pps[i][st]] = ("pps", p.name, st)
+                if st in v.bd[i]:
+                    out[v.bd[i][st]] = ("bd", p.name, st)
+            if i in v.nostate:
+                out[v.nostate[i]] = ("nostate", p.name)
             for n, _ in p.params:
                 out[f"param[{p.name}.{n}]"] = ("param", f"{p.name}.{n}")
         for mod in self.spec.modules:
             out[v.mod[mod.name]] = ("mod", mod.name)
+            if mod.name in v.sleep:
+                out[v.sleep[mod.name]] = ("sleep", mod.name)
             for n, _ in mod.params:
                 out[f"param[{mod.name}.{n}]"] = ("param", f"{mod.name}.{n}")
         for sv, name in v.shadow.items():
@@ -448,6 +460,10 @@ class Model:
             if self.profile.SETS:
                 return f"{parts[0]} was loaded with replace_set = {v}"
             return f"{parts[0]} was loaded with replace = {'true' if v else 'false'}"
+        if kind == "nostate":
+            return f"{parts[0]} was loaded {'without' if v else 'with'} its states (patch.states is {'NULL' if v else 'set'})"
+        if kind == "bd":
+            return f"{parts[0]} was loaded with block_disable {'set' if v else 'clear'} for state {parts[1]}"
         if kind == "pps":
             return f"{parts[0]}'s pre_patch_succeeded flag for state {parts[1]} is {'set' if v else 'clear'}"
         if kind == "pue":
@@ -463,6 +479,12 @@ class Model:
             return f"module {parts[0]} is {'loaded' if v else 'not loaded'}"
         if kind == "param":
             return f"parameter {parts[0]} is {v}"
+        if kind == "sleep":
+            func = next(mod.sleeps[0] for mod in self.spec.modules if mod.name == parts[0] and mod.sleeps)
+            if v > self.n:
+                return bad
+            return f"a task of {parts[0]} that sleeps is in " + \
+                ("the original " + func if v == 0 else f"{self.P[v - 1].name}'s version of {func}")
         if kind == "shadow":
             return f"shadow variable {parts[0]} {'exists' if v else 'does not exist'}"
         if kind == "count":
@@ -600,6 +622,8 @@ class Model:
             add(n.mod[m.name], "b", 1, m.loaded)
             for name, default in m.params:
                 add(f"param[{m.name}.{name}]", "i", param_top(default), default)
+            if m.name in n.sleep:                # the version of its `sleeps` function it sleeps in
+                add(n.sleep[m.name], "i", max(self.n, 1), 0)
         for s in self.state_names:
             add(n.val[s], "i", nvals[s] - 1, ORIGINAL)
             add(n.hi[s], "i", nvals[s] - 1, NO_VARIANT)
@@ -616,6 +640,11 @@ class Model:
         for name in n.stale.values():            # entries of freed objects may remain in the hash
             add(name, "b", 1, False)
         for flags in n.pps:                      # (state-callbacks) pre_patch_succeeded (§A.4.1)
+            for name in flags.values():
+                add(name, "b", 1, False)
+        for name in n.nostate.values():          # (state-callbacks) the instance has no states array
+            add(name, "b", 1, False)
+        for flags in n.bd:                       # (state-callbacks) block_disable set at init
             for name in flags.values():
                 add(name, "b", 1, False)
         if self.profile.STATE_CALLBACKS:         # klp_states_pre_unpatch_replaced_called (§A.4.1)
@@ -645,7 +674,12 @@ class Model:
                 tuple((f, tuple((st.action, st.arg if st.action != "log" else None, st.errno, st.cond) for st in stmts))
                       for f, stmts in p.code)
             return (p.replace, p.replace_set, tuple(sorted(p.states)), tuple(sorted(p.uses)), objs, p.params, p.replace_param,
-                    tuple(sorted(p.shadows)), tuple(sorted(p.shadow_uses)), funcs)
+                    tuple(sorted(p.shadows)), tuple(sorted(p.shadow_uses)), funcs,
+                    p.no_states_param, tuple(sorted(p.block_disable_param)),
+                    # sleep[M] names the patch whose version a task sleeps in: renaming such a
+                    # patch would need its value renamed too, so it has no twin
+                    p.name if any(mod.sleeps and any(mod.sleeps[0] in o.funcs for o in p.objects)
+                                  for mod in self.spec.modules) else None)
         groups: dict[tuple[Any, ...], list[int]] = {}
         for i, p in enumerate(self.P):
             groups.setdefault(shape(p), []).append(i)
@@ -800,6 +834,18 @@ def choice_of(w: Where) -> Choice:
     return Choice(w.patch, w.obj, w.callback, w.index, w.stmt.line, w.stmt.text)
 
 
+def refuse_state_params(profile: str, spec: Spec) -> None:
+    """no_states_param and block_disable_param are keys of kernel "state-callbacks" (its
+    klp_state has block_disable; elsewhere the states are fixed): FILE:LINE elsewhere."""
+    for p in spec.patches:
+        for key, line in p.written:
+            if key in ("no_states_param", "block_disable_param"):
+                raise UserError(f"patch '{p.name}': {key} is a key of kernel = \"state-callbacks\" (Petr Mladek's "
+                                f"per-state callbacks, v1, not merged), not of kernel profile '{profile}'; remove it, "
+                                f"or write kernel = \"state-callbacks\" (or give --kernel state-callbacks)",
+                                path=spec.path, line=line)
+
+
 class Mainline:
     """The rules of the `mainline` profile (Linux 5.18 through 7.1), `step` split into
     helpers; `c` is a backend (Concrete or Symbolic) holding the state.
@@ -837,7 +883,9 @@ class Mainline:
 
     @classmethod
     def refuse_state_keys(cls, spec: Spec) -> None:
-        """The per-state callbacks and flags of [states.S] exist only under state-callbacks."""
+        """The per-state callbacks and flags of [states.S], and the patch keys that build a
+        klp_state array at init, exist only under state-callbacks."""
+        refuse_state_params(cls.name, spec)
         for d in spec.states:
             for key, line in d.written:
                 raise UserError(f"state '{d.name}': {key} is a key of kernel = \"state-callbacks\" (Petr Mladek's "
@@ -879,6 +927,8 @@ class Mainline:
         self.frozen = frozen            # the state will not change: memoized values stay valid
         self._memo: dict[object, tuple[Any, Any]] = {}
         self.recompute = not frozen and not c.symbolic      # memo() would only call fn()
+        self.task: str | None = None    # the task running code (`call`): None a new one, else a sleeping module's
+        self.arg = ""                   # the text argument of the function running (`call FUNC "TEXT"`)
 
     def memo(self, key: object, fn: Callable[[], Any]) -> Any:
         """Reuse a value derived from the list (phases and positions): in a frozen state
@@ -1141,7 +1191,12 @@ class Mainline:
                 c.event(E.Failed(where, st.errno or -22))
             return fails
         if a == "log":
-            c.event(E.Log(where, st.arg or ""))
+            text = st.arg or ""
+            in_code = where.obj == MODULE_OBJ and where.callback not in ("init", "init_error", "exit")
+            c.event(E.Log(where, text.replace("{arg}", self.arg) if in_code else text))   # (a function's {arg})
+            return False
+        if a == "call":                              # (issue 15) the version this task runs
+            self.run_code(st.arg or "", self.task, st.value or "")
             return False
         if a == "banner":
             c.event(E.Banner(where))
@@ -1536,20 +1591,121 @@ class Mainline:
                        f"already installed livepatches.", why)
 
     def stuck(self) -> list[tuple[str, str, Val]]:
-        """(module, function, condition): a task sleeps in function while a patching
-        transition of a patch that patches it is in progress (the busy test module)."""
-        c, m, out = self.c, self.m, []
-        for mod in m.spec.modules:
+        """(module, function, condition): a task sleeps in function while a transition that
+        needs it to leave the version it is in is in progress (klp_check_stack, §11, and
+        proposals.md §A.6.1.5): a patching transition of a patch that patches the function,
+        when the task is in the version below the patch (the one the patch replaces), or an
+        unpatching transition, when the task is in the patch's own version."""
+        out = []
+        for mod in self.m.spec.modules:
             if mod.sleeps is None:
                 continue
-            func, param = mod.sleeps
-            asleep = c.and_(c.get(self.v.mod[mod.name]), c.ne(c.get(f"param[{mod.name}.{param}]"), 0),
-                            c.not_(c.get("switched")))       # force switched every task (§6.4)
-            patching = [c.eq(self.phase(i), PATCHING) for i, p in enumerate(m.P)
-                        if any(o.name == mod.name and func in o.funcs for o in p.objects)]
-            if patching:
-                out.append((mod.name, func, c.and_(asleep, c.or_(*patching))))
+            func = mod.sleeps[0]
+            blocked = [self.blocks(mod, k) for k, p in enumerate(self.m.P) if self.patches_func(k, func)]
+            if blocked:
+                out.append((mod.name, func, self.c.and_(self.asleep(mod), self.c.or_(*blocked))))
         return out
+
+    # ---- tasks and the version of a function they run (issue 15: the sleeping task of a
+    # module with `sleeps`, and a new task such as the scripts' `cat`)
+    def patches_func(self, k: int, func: str) -> bool:
+        return any(func in o.funcs for o in self.m.P[k].objects)
+
+    def asleep(self, mod: Module) -> Val:
+        """A task of `mod` sleeps in its `sleeps` function (the module is loaded, the parameter
+        set) and force did not switch it."""
+        c = self.c
+        _, param = mod.sleeps or ("", "")
+        return c.and_(c.get(self.v.mod[mod.name]), c.ne(c.get(f"param[{mod.name}.{param}]"), 0), c.not_(c.get("switched")))
+
+    def below(self, k: int, func: str) -> Val:
+        """The version of `func` that transition patch k replaces: the newest other listed
+        patch that patches it (j + 1), or the original (0)."""
+        c = self.c
+        cand = [j for j in range(self.m.n) if j != k and self.patches_func(j, func)]
+        out: Val = 0
+        for j, top in self.tops(cand, {j: self.listed(j) for j in cand}):
+            out = c.ite(top, j + 1, out)
+        return out
+
+    def blocks(self, mod: Module, k: int) -> Val:
+        """The sleeping task of `mod` (if asleep) holds patch k's transition: the version of the
+        function it sleeps in is the one the transition takes it from."""
+        c = self.c
+        func, v = (mod.sleeps or ("", ""))[0], c.get(self.v.sleep[mod.name])
+        return c.or_(c.and_(c.eq(self.phase(k), PATCHING), c.eq(v, self.below(k, func))),
+                     c.and_(c.eq(self.phase(k), UNPATCHING), c.eq(v, k + 1)))
+
+    def tops(self, cand: list[int], counts: dict[int, Val]) -> list[tuple[int, Val]]:
+        """(j, j is the newest of `cand` on klp_patches among those that count)."""
+        c = self.c
+        return [(j, c.and_(counts[j], c.not_(c.or_(*(c.and_(counts[q], c.lt(self.pos(j), self.pos(q)))
+                                                       for q in cand if q != j)))))
+                for j in cand]
+
+    def runs_patched(self, k: int, task: str | None) -> Val:
+        """Listed patch k's code counts for `task` (its patch state): outside k's transition
+        always; in it, a new task is at the target state (patched while patching), the
+        sleeping task of a module (`task`) at the state it started from while it holds the
+        transition, at the target once it could switch."""
+        c, ph = self.c, self.phase(k)
+        if task is None:
+            at_target: Val = True
+        else:
+            mod = next(x for x in self.m.spec.modules if x.name == task)
+            holds = self.patches_func(k, mod.sleeps[0]) if mod.sleeps else False
+            at_target = c.not_(c.and_(holds, self.asleep(mod), self.blocks(mod, k)))
+        return c.and_(self.listed(k), c.ite(c.eq(ph, PATCHING), at_target,
+                                            c.ite(c.eq(ph, UNPATCHING), c.not_(at_target), True)))
+
+    def version(self, func: str, task: str | None) -> list[tuple[int | None, Val]]:
+        """(patch k or None for the original, `task` runs that version of `func`): the newest
+        listed patch that patches it and counts for the task (the ftrace func_stack top)."""
+        c = self.c
+        cand = [k for k in range(self.m.n) if self.patches_func(k, func)]
+        counts = {k: self.runs_patched(k, task) for k in cand}
+        return [*self.tops(cand, counts), (None, c.not_(c.or_(*counts.values())))]
+
+    def run_code(self, func: str, task: str | None, arg: str) -> None:
+        """`call FUNC "ARG"`: `task` runs its version of `func`: a patch's `code`, or the
+        target module's own `code` (nothing when that version has none)."""
+        c, m = self.c, self.m
+        saved = self.task, self.arg
+        self.task, self.arg = task, arg
+        for k, runs in self.version(func, task):
+            if k is not None and not m.P[k].module_func(func):
+                continue
+            for _ in c.when(runs):
+                if k is not None:
+                    self.module_func(k, func)
+                    continue
+                for mod in m.spec.modules:
+                    if func in dict(mod.code):
+                        self.run_module_code(mod, dict(mod.code)[func], task, arg)
+        self.task, self.arg = saved
+
+    def run_module_code(self, mod: Module, stmts: tuple[Stmt, ...], task: str | None, arg: str) -> None:
+        """A target module's statements (its code, its sleeps.wake): log lines with the text
+        argument in place of {arg}, and calls."""
+        c = self.c
+        for st in stmts:
+            for _ in c.when(self.cond(st.cond, mod.name)):
+                if st.action == "call":
+                    self.run_code(st.arg or "", task, st.value or "")
+                else:
+                    c.event(E.ModLog(mod.name, (st.arg or "").replace("{arg}", arg)))
+
+    def fall_asleep(self, mod: Module) -> None:
+        """The parameter of `sleeps` became set: a new task calls the function (its code runs,
+        in the version a new task runs) and sleeps in that version."""
+        c = self.c
+        func = (mod.sleeps or ("", ""))[0]
+        where: Val = 0
+        for k, runs in self.version(func, None):
+            if k is not None:
+                where = c.ite(runs, k + 1, where)
+        c.set(self.v.sleep[mod.name], where)
+        self.run_code(func, None, "")
 
     def load_replace(self, i: int, op: Op) -> bool:
         """klp_patch.replace of the instance `op` loads (a module parameter may set it)."""
@@ -1593,12 +1749,13 @@ class Mainline:
             self.c.set(f"param[{owner}.{name}]", values.get(name, default))
 
     def effective(self, func: str) -> str | None:
-        """Concrete only: whose version of `func` runs at a quiescent point — the newest
-        patch on klp_patches that patches it (the ftrace func_stack top, §3); None: the
-        original (a cumulative patch's nops leave no older patch listed once complete)."""
-        c, m = self.c, self.m
-        owners = [p.name for i, p in enumerate(m.P) if self.listed(i) and any(func in o.funcs for o in p.objects)]
-        return max(owners, key=lambda n: c.get(f"pos[{n}]"), default=None)
+        """Concrete only: whose version of `func` a new task runs (the scripts' `cat`, `grep`):
+        the newest patch on klp_patches that patches it (the ftrace func_stack top, §3), the
+        transition patch only while patching (a new task inherits the target state from the
+        script's shell, which has switched); None: the original (a cumulative patch's nops
+        leave no older patch listed once complete; during its transition they are not
+        modelled)."""
+        return next((self.m.P[k].name for k, runs in self.version(func, None) if k is not None and runs), None)
 
     # ---- what the selftest scripts read (simulate): concrete only, nothing here changes a rule
     def sysfs_read(self, patch: str, rel: str) -> str | None:
@@ -1747,7 +1904,7 @@ class Mainline:
         for _ in c.when(failed):                     # §3.1: cancel, going to unpatch
             (from_, back, cancel), = self.edges("load-failed")
             c.event(E.LoadCancel(p.name, Edge(from_, back, "load-failed")))
-            self.states_unpatched(i)
+            self.states_unpatched(i, (from_, back, "load-failed"))
             for oi, o in enumerate(p.objects):
                 for _ in c.when(self.loaded(o.name)):
                     self.run_edge(i, oi, cancel)
@@ -1762,11 +1919,12 @@ class Mainline:
         """klp_enable_patch, before the objects: returns 'it failed'."""
         return False
 
-    def states_patched(self, i: int) -> None:
-        """klp_complete_transition to PATCHED, before the objects' callbacks."""
+    def states_patched(self, i: int, edge: tuple[int, int, str]) -> None:
+        """klp_complete_transition to PATCHED (the lifecycle `edge`), before the objects' callbacks."""
 
-    def states_unpatched(self, i: int) -> None:
-        """klp_complete_transition to UNPATCHED (also the cancel path), before the objects' callbacks."""
+    def states_unpatched(self, i: int, edge: tuple[int, int, str]) -> None:
+        """klp_complete_transition to UNPATCHED (the lifecycle `edge`: a completion or the cancel
+        path, `load-failed`), before the objects' callbacks."""
 
     def states_pre_unpatch(self, i: int) -> None:
         """__klp_disable_patch, before the objects' callbacks."""
@@ -1783,9 +1941,9 @@ class Mainline:
         p = m.P[i]
         c.event(E.Complete(p.name, Edge(src, dst, "complete")))
         if dst in LISTED:
-            self.states_patched(i)
+            self.states_patched(i, (src, dst, "complete"))
         else:
-            self.states_unpatched(i)
+            self.states_unpatched(i, (src, dst, "complete"))
         for oi, o in enumerate(p.objects):
             for _ in c.when(self.loaded(o.name)):
                 self.run_edge(i, oi, cbs)
@@ -1991,6 +2149,10 @@ class Mainline:
             c.set(self.v.mod[op.target], False)
             c.event(E.ModLoadFailed(op.target))
         for _ in c.when(c.not_(failed)):                      # then the module's own init runs
+            if module.sleeps is not None:                     # (its parameters' setters first: the
+                param = f"param[{module.name}.{module.sleeps[1]}]"   # task goes to sleep)
+                for _ in c.when(c.ne(c.get(param), 0)):
+                    self.fall_asleep(module)
             self.module_logs(module, module.init)
 
     def op_modunload(self, op: Op) -> None:
@@ -1998,6 +2160,8 @@ class Mainline:
         c.event(E.ModUnload(op.target))
         module = next(mod for mod in self.m.spec.modules if mod.name == op.target)
         self.module_logs(module, module.exit)                 # exit runs before klp_module_going
+        if module.name in self.v.sleep:                       # (its exit makes the task leave)
+            c.set(self.v.sleep[module.name], 0)
         self._unapply(self._module_objects(op.target), lambda i: True, op.target)
         c.set(self.v.mod[op.target], False)
         for sv in self.m.spec.shadows:                        # its objects are freed; the shadow
@@ -2025,9 +2189,26 @@ class Mainline:
         self.module_func(self._index(patch), func)
 
     def op_param(self, op: Op) -> None:
-        """echo VALUE > /sys/module/OWNER/parameters/NAME"""
+        """echo VALUE > /sys/module/OWNER/parameters/NAME. The parameter of a module's `sleeps`
+        (issue 15): cleared, the sleeping task wakes, runs `wake` in the version of the code it
+        runs (while still in the function: it may hold a transition), and leaves; set, a task
+        calls the function and sleeps in it."""
+        c = self.c
         owner, name, value = op.target.split(" ")
-        self.c.set(f"param[{owner}.{name}]", int(value))
+        var = f"param[{owner}.{name}]"
+        mod = next((x for x in self.m.spec.modules if x.name == owner and x.sleeps and x.sleeps[1] == name), None)
+        if mod is None:
+            c.set(var, int(value))
+            return
+        was = c.ne(c.get(var), 0)
+        if int(value) == 0:                          # (the task's version: runs_patched; force
+            for _ in c.when(was):                    # switched it, so it is at the target then)
+                self.run_module_code(mod, mod.wake, mod.name, "")
+            c.set(self.v.sleep[mod.name], 0)
+        c.set(var, int(value))
+        if int(value) != 0:
+            for _ in c.when(c.not_(was)):
+                self.fall_asleep(mod)
 
     def _unapply(self, targets: list[tuple[int, int | None]], which: Callable[[int], Val], module: str) -> None:
         c = self.c
@@ -2073,6 +2254,12 @@ def possible(model: Model, ctx: Backend, ops: Iterable[Op]) -> list[Op]:
 
 def effective(model: Model, ctx: Backend, func: str) -> str | None:
     return model.profile(model, ctx).effective(func)
+
+
+def run_code(model: Model, ctx: Backend, func: str) -> None:
+    """A new task runs its version of `func` (issue 15: the original's `code` of a target
+    module, as `read-param` reads it); its events go to ctx."""
+    model.profile(model, ctx).run_code(func, None, "")
 
 
 def sysfs_read(model: Model, ctx: Backend, patch: str, rel: str) -> str | None:
@@ -2237,6 +2424,49 @@ class ReplaceSet(Mainline):
 _NO_VERSION_NO_DATA = ("version-order", "no-use-after-free", "no-double-free", "no-null-deref", "no-leak")
 
 
+# What the per-state callbacks series v1 runs on each lifecycle edge (proposals.md §A.4): the
+# `states` attribute lists the state callbacks (the patch's own, or "replaced ...": those of the
+# patches a cumulative patch replaces), which StateCallbacks' hooks read; `refused` names the
+# rule that refuses the edge's action. The object `callbacks` stay mainline's: under this
+# profile they only patch the objects and print the module lines (19/19: no per-object callbacks).
+_SC_STATES: dict[tuple[int, int, str], tuple[tuple[str, ...], str]] = {
+    (UNLOADED, PATCHING, "load"): (("pre_patch", "replaced pre_unpatch"),
+        "§A.4.2: compatible (block_disable, §A.4.2 step 2); pre_patch of the states no other listed patch has, "
+        "then for a cumulative patch the replaced patches' pre_unpatch of the states it drops; then the objects"),
+    (UNLOADED, UNLOADED, "load-failed"): (("replaced post_patch", "post_unpatch", "shadow_dtor"),
+        "§A.4.2 step 5, §A.4.3: klp_cancel_transition: the replaced patches' post_patch again (if their "
+        "pre_unpatch ran), post_unpatch of the states whose pre_patch succeeded, the is_shadow states' shadow_dtor"),
+    (PATCHING, ENABLED, "complete"): (("replaced post_unpatch", "replaced shadow_dtor", "post_patch"),
+        "§A.4.3 PATCHED: the replaced patches' post_unpatch and shadow_dtor of the states it drops, then "
+        "post_patch of the states no other listed patch has. Not while a task sleeps in a function being "
+        "patched (§11), unless force switched it"),
+    (UNPATCHING, OFFLIST, "complete"): (("replaced post_patch", "post_unpatch", "shadow_dtor"),
+        "§A.4.3 UNPATCHED: the replaced patches' post_patch again (a reversed cumulative load), post_unpatch "
+        "of the states no other listed patch has, then klp_shadow_free_all with the is_shadow state's shadow_dtor"),
+    (PATCHING, UNPATCHING, "reverse"): ((),
+        "§A.4.5: no callbacks at reversal; echo 0 > enabled is refused while the patch has a block_disable state (§A.4.4)"),
+    (UNPATCHING, PATCHING, "reverse"): ((), "§A.4.5: no callbacks at reversal"),
+    (ENABLED, UNPATCHING, "disable"): (("pre_unpatch",),
+        "§A.4.4: refused while the patch has a block_disable state; pre_unpatch of the states no other listed patch has"),
+    (ENABLED, OFFLIST, "replaced"): ((),
+        "§A.4.8: a cumulative patch completed; its pre_unpatch and post_unpatch of the dropped states ran on the "
+        "cumulative patch's load and completion edges"),
+}
+_SC_REFUSED = {(PATCHING, UNPATCHING, "reverse"), (ENABLED, UNPATCHING, "disable")}   # by block_disable (§A.4.4)
+
+
+def _state_callback_edge(e: tuple[Any, ...]) -> tuple[Any, ...]:
+    src, dst, event, cbs, note, *rest = e
+    attrs = tuple(rest[0]) if rest else ()
+    states, note = _SC_STATES.get((src, dst, event), ((), note if event == "force" else
+                                                      f"§A.4.7: no state callback at module events; {note}"))
+    attrs += (("states", states),) + ((("refused", "block_disable"),) if (src, dst, event) in _SC_REFUSED else ())
+    return (src, dst, event, cbs, note, attrs)
+
+
+_STATE_CALLBACK_EDGES = tuple(_state_callback_edge(e) for e in _EDGES)
+
+
 class StateCallbacks(Mainline):
     """Petr Mladek's "Better integrate callbacks and shadow variables with the states API", v1
     (15 Jan 2025, not merged; proposals.md Part A, semantics §A.4): the callbacks belong to a
@@ -2254,6 +2484,7 @@ class StateCallbacks(Mainline):
     summary = ("per-state callbacks, block_disable and is_shadow (Petr Mladek's v1, Jan 2025, not merged): "
                "no version, no data, no per-object callbacks")
     STATE_CALLBACKS = True
+    EDGES = _STATE_CALLBACK_EDGES
     NOT_APPLICABLE = ("v1 has no klp_state.version (04/19) and no klp_state.data (05/19): nothing to order, "
                       "no data blocks to free, dereference or leak")
     # version-order and the data properties are not applicable: v1 has no version, no data
@@ -2319,8 +2550,57 @@ class StateCallbacks(Mainline):
                                            "undeclared-block-disable", d.name, None, old.version(d.name) or 0)
         return True, None
 
-    def block_disable(self, i: int) -> bool:
-        return any(d.block_disable and self.m.P[i].version(d.name) is not None for d in self.m.spec.states)
+    # ---- what the module's init set in the klp_state array from a parameter (issue 15)
+    def declares(self, i: int, s: str) -> Val:
+        """Patch i's loaded instance has state s: declared, and not dropped by no_states_param."""
+        if self.m.P[i].version(s) is None:
+            return False
+        name = self.v.nostate.get(i)
+        return True if name is None else self.c.not_(self.c.get(name))
+
+    def bd_of(self, i: int, d: StateDecl) -> Val:
+        """block_disable of state d in patch i's loaded instance (its block_disable_param, else the spec's)."""
+        name = self.v.bd[i].get(d.name)
+        return d.block_disable if name is None else self.c.get(name)
+
+    def block_disable(self, i: int) -> Val:
+        c = self.c
+        return c.or_(*(c.and_(self.bd_of(i, d), self.declares(i, d.name)) for d in self.states_of(i)))
+
+    def init_states(self, i: int) -> None:
+        """The module's init builds its klp_state array from its parameters (test_klp_state.c:
+        states[0].block_disable = state_block_disable; patch.states = NULL if no_state)."""
+        c, p, v = self.c, self.m.P[i], self.v
+        if i in v.nostate:
+            c.set(v.nostate[i], c.ne(c.get(f"param[{p.name}.{p.no_states_param}]"), 0))
+        for s, prm in p.block_disable_param:
+            c.set(v.bd[i][s], c.ne(c.get(f"param[{p.name}.{prm}]"), 0))
+
+    def compat_checks(self, i: int, op: Op) -> list[tuple[Refusal, Val]]:
+        """§A.4.2 step 2 with the installed patches' instances: a replace patch is refused when
+        an installed patch has a block_disable state (its instance's) that the new instance
+        lacks (not declared, or dropped by its no_states_param given at insmod)."""
+        c, m = self.c, self.m
+        if not any(q.no_states_param or q.block_disable_param for q in m.P):
+            return super().compat_checks(i, op)
+        p = m.P[i]
+        if not self.load_replace(i, op):
+            return []
+        given = dict(p.params) | dict(op.params or ())
+        dropped = p.no_states_param is not None and given[p.no_states_param] != 0
+        out = []
+        for j in range(m.n):
+            for d in self.states_of(j) if j != i else ():
+                if p.version(d.name) is not None and not dropped:
+                    continue
+                refused = c.and_(self.listed(j), self.bd_of(j, d), self.declares(j, d.name))
+                if refused is False:
+                    continue
+                why = Incompatible(f"cumulative {p.name} does not declare state {d.name} of installed "
+                                   f"{m.P[j].name}, which has block_disable", p.name, m.P[j].name,
+                                   "undeclared-block-disable", d.name, None, m.P[j].version(d.name) or 0)
+                out.append((self.incompatible(op, why), c.not_(refused)))
+        return out
 
     def checks(self, op: Op) -> list[tuple[Refusal, Val]]:
         """§A.4.4 (v1 04/19): enabled_store refuses writing 0 while patch->enabled (patching or
@@ -2328,18 +2608,22 @@ class StateCallbacks(Mainline):
         disable, and so a reversal of its patching transition, is -EINVAL."""
         out = super().checks(op)
         c = self.c
-        refused = Refusal
-        if op.word == "disable" and self.block_disable(self._index(op.target)):
-            why = refused(f"-EINVAL: {op.target} has a block_disable state", -22,
+        def refused(event: str) -> list[int]:        # the phases whose `event` edge block_disable refuses
+            return [src for src, dst, _ in self.edges(event) if self.edge(src, dst, event).get("refused") == "block_disable"]
+        # echo 0 > enabled: a disable, or during the patch's own patching transition a reversal
+        if op.word == "disable" and self.block_disable(self._index(op.target)) is not False:
+            bd = self.block_disable(self._index(op.target))
+            why = Refusal(f"-EINVAL: {op.target} has a block_disable state", -22,
                           f"livepatch: The livepatch '{op.target}' does not support disable")
             ph = self.phase(self._index(op.target))
-            out.insert(1, (why, c.not_(c.or_(c.eq(ph, PATCHING), c.eq(ph, ENABLED)))))
+            out.insert(1, (why, c.not_(c.and_(bd, c.or_(*(c.eq(ph, r) for r in refused("disable") + refused("reverse")))))))
         if op.word == "reverse":
             for i in range(self.m.n):
-                if self.block_disable(i):
-                    why = refused(f"-EINVAL: {self.m.P[i].name} has a block_disable state", -22,
+                bd = self.block_disable(i)
+                if bd is not False:
+                    why = Refusal(f"-EINVAL: {self.m.P[i].name} has a block_disable state", -22,
                                   f"livepatch: The livepatch '{self.m.P[i].name}' does not support disable")
-                    out.append((why, c.ne(self.phase(i), PATCHING)))
+                    out.append((why, c.not_(c.and_(bd, c.or_(*(c.eq(self.phase(i), r) for r in refused("reverse")))))))
         return out
 
     def callback(self, i: int, oi: int, cb: str) -> Val:
@@ -2352,7 +2636,11 @@ class StateCallbacks(Mainline):
     # ---- the per-state callbacks
     def in_other(self, i: int, s: str) -> Val:
         """is_state_in_other_patches() (§A.4.1): another patch on klp_patches declares s's id."""
-        return self.c.or_(*(self.listed(q) for q in self.m.decl[s] if q != i))
+        return self.c.or_(*(self.c.and_(self.listed(q), self.declares(q, s)) for q in self.m.decl[s] if q != i))
+
+    def introduces(self, i: int, s: str) -> Val:
+        """Patch i's instance has state s and no other listed patch has it: its callbacks run."""
+        return self.c.and_(self.declares(i, s), self.c.not_(self.in_other(i, s)))
 
     def states_of(self, i: int) -> list[StateDecl]:
         return [d for d in self.m.spec.states if self.m.P[i].version(d.name) is not None]
@@ -2364,29 +2652,37 @@ class StateCallbacks(Mainline):
         c.event(E.StateCallback(self.m.P[i].name, d.name, cb, obj.name))
         return self.body(i, obj, cb, d.cb(cb), cb == "pre_patch")
 
+    def states_run(self, edge: tuple[int, int, str]) -> tuple[str, ...]:
+        """The per-state callbacks the lifecycle edge runs (its `states`, in order)."""
+        return tuple(self.edge(*edge)["states"])
+
     def states_pre_patch(self, i: int) -> Val:
         """§A.4.2 step 4.iv: klp_states_pre_patch (array order; stop at the first failure; the
         flag set also for states another patch has); 4.v: for a replace patch,
-        klp_states_pre_unpatch_replaced (every other listed patch, list order)."""
+        klp_states_pre_unpatch_replaced (every other listed patch, list order). What runs is
+        the load edge's `states`."""
         c, v = self.c, self.v
+        run_cbs = self.states_run((UNLOADED, PATCHING, "load"))
+        self.init_states(i)                          # (the module's init built its klp_state array)
         for s in v.pps[i]:
             c.set(v.pps[i][s], False)                # a new instance of the module's klp_state array
         failed: Val = False
-        for d in self.states_of(i):
+        for d in self.states_of(i) if "pre_patch" in run_cbs else ():
             f: Val = False
-            run = c.and_(c.not_(failed), c.not_(self.in_other(i, d.name)))
+            run = c.and_(c.not_(failed), self.introduces(i, d.name))
             for _ in c.when(run):
                 f = self.state_cb(i, d, "pre_patch")
             f = c.and_(run, f)                       # (symbolically the body ran on every path)
-            for _ in c.when(c.and_(c.not_(failed), c.not_(f))):
+            for _ in c.when(c.and_(c.not_(failed), c.not_(f), self.declares(i, d.name))):
                 c.set(v.pps[i][d.name], True)
             failed = c.or_(failed, f)
-        for _ in c.when(c.and_(c.not_(failed), self.replace_of(i))):
-            self.replaced_walk(i, "pre_unpatch")
-            c.set("replaced_called", True)
+        if "replaced pre_unpatch" in run_cbs:
+            for _ in c.when(c.and_(c.not_(failed), self.replace_of(i))):
+                self.replaced_walk(i, "pre_unpatch")
+                c.set("replaced_called", True)
         return failed
 
-    def replaced_walk(self, i: int, cb: str) -> None:
+    def replaced_walk(self, i: int, cb: str, dtor: bool = True) -> None:
         """klp_states_{pre_unpatch,post_unpatch,post_patch}(old) for every other listed patch,
         in klp_patches order (§A.4.2 4.v, §A.4.3)."""
         c, m = self.c, self.m
@@ -2395,22 +2691,23 @@ class StateCallbacks(Mainline):
             for q in others:
                 for _ in c.when(c.and_(self.listed(q), c.eq(self.pos(q), k))):
                     if cb == "post_unpatch":
-                        self.states_post_unpatch(q)
+                        self.states_post_unpatch(q, dtor)
                     else:
                         for d in self.states_of(q):
-                            for _ in c.when(c.not_(self.in_other(q, d.name))):
+                            for _ in c.when(self.introduces(q, d.name)):
                                 self.state_cb(q, d, cb)
 
-    def states_post_unpatch(self, i: int) -> None:
+    def states_post_unpatch(self, i: int, dtor: bool = True) -> None:
         """klp_states_post_unpatch (§A.4.3 UNPATCHED 3): post_unpatch of each state not in
         another patch whose pre_patch succeeded, then for an is_shadow state
-        klp_shadow_free_all(id, shadow_dtor), then the flag cleared."""
+        klp_shadow_free_all(id, shadow_dtor) (`dtor`: the edge lists shadow_dtor), then the
+        flag cleared."""
         c, m, v = self.c, self.m, self.v
         for d in self.states_of(i):
             flag = v.pps[i][d.name]
-            for _ in c.when(c.and_(c.not_(self.in_other(i, d.name)), c.get(flag))):
+            for _ in c.when(c.and_(self.introduces(i, d.name), c.get(flag))):
                 self.state_cb(i, d, "post_unpatch")
-                if d.is_shadow:
+                if d.is_shadow and dtor:
                     c.event(E.ShadowFreeAll(m.P[i].name, d.name))
                     for sv in m.spec.shadows:
                         if sv.id != d.id:
@@ -2420,32 +2717,37 @@ class StateCallbacks(Mainline):
                         self.drop_shadow(sv.name)
                 c.set(flag, False)
 
-    def states_patched(self, i: int) -> None:
+    def states_patched(self, i: int, edge: tuple[int, int, str]) -> None:
         """§A.4.3 PATCHED: for a replace patch klp_states_post_unpatch_replaced (the flag reset),
-        then klp_states_post_patch of the new patch (states not in another patch)."""
-        c = self.c
-        for _ in c.when(self.replace_of(i)):
-            self.replaced_walk(i, "post_unpatch")
-            c.set("replaced_called", False)
-        for d in self.states_of(i):
-            for _ in c.when(c.not_(self.in_other(i, d.name))):
+        then klp_states_post_patch of the new patch (states not in another patch), as the
+        completion edge's `states` list them."""
+        c, run_cbs = self.c, self.states_run(edge)
+        if "replaced post_unpatch" in run_cbs:
+            for _ in c.when(self.replace_of(i)):
+                self.replaced_walk(i, "post_unpatch", "replaced shadow_dtor" in run_cbs)
+                c.set("replaced_called", False)
+        for d in self.states_of(i) if "post_patch" in run_cbs else ():
+            for _ in c.when(self.introduces(i, d.name)):
                 self.state_cb(i, d, "post_patch")
 
-    def states_unpatched(self, i: int) -> None:
+    def states_unpatched(self, i: int, edge: tuple[int, int, str]) -> None:
         """§A.4.3 UNPATCHED (disable, reversal, cancel): klp_states_post_patch_replaced (only
         with the flag set: the replaced patches' obsolete states get post_patch again), then
-        klp_states_post_unpatch of the patch."""
-        c = self.c
-        for _ in c.when(c.and_(self.replace_of(i), c.get("replaced_called"))):
-            self.replaced_walk(i, "post_patch")
-            c.set("replaced_called", False)
-        self.states_post_unpatch(i)
+        klp_states_post_unpatch of the patch, as the edge's `states` list them."""
+        c, run_cbs = self.c, self.states_run(edge)
+        if "replaced post_patch" in run_cbs:
+            for _ in c.when(c.and_(self.replace_of(i), c.get("replaced_called"))):
+                self.replaced_walk(i, "post_patch")
+                c.set("replaced_called", False)
+        if "post_unpatch" in run_cbs:
+            self.states_post_unpatch(i, "shadow_dtor" in run_cbs)
 
     def states_pre_unpatch(self, i: int) -> None:
-        """§A.4.4 step 4: klp_states_pre_unpatch (states not in another patch)."""
+        """§A.4.4 step 4: klp_states_pre_unpatch (states not in another patch), if the disable
+        edge lists it."""
         c = self.c
-        for d in self.states_of(i):
-            for _ in c.when(c.not_(self.in_other(i, d.name))):
+        for d in self.states_of(i) if "pre_unpatch" in self.states_run((ENABLED, UNPATCHING, "disable")) else ():
+            for _ in c.when(self.introduces(i, d.name)):
                 self.state_cb(i, d, "pre_unpatch")
 
 

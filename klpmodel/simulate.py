@@ -16,7 +16,7 @@ from .kernel import PATCHING_SITE, Choice, Model, Op
 
 # the kernel operations (verify's, plus `param`), then what the selftest scripts do besides:
 # read a patched function's output, check sysfs attributes, set kernel.ftrace_enabled
-SCRIPT_WORDS = ("probe", "runs", "ok", "pending", "sysfs", "sysfs-rights", "sysctl", "read-param")
+SCRIPT_WORDS = ("probe", "runs", "ok", "pending", "sysfs", "sysfs-rights", "sysfs-gone", "sysctl", "read-param")
 OP_WORDS = ("load", "complete", "reverse", "disable", "rmmod", "modload", "modunload", "force", "call",
             "param") + SCRIPT_WORDS
 SYSFS_KLP_DIR = "/sys/kernel/livepatch"
@@ -164,6 +164,10 @@ def _script_words(word: str, rest: list[str], chunk: str, model: Model, bad: Cal
             bad(f"unknown patch '{owner}' in '{chunk}'; the spec has: {', '.join(sorted(patches))}"
                 + (" (or 'original')" if word == "runs" else ""))
         return (func, owner) if word != "pending" else (owner, func)
+    if word == "sysfs-gone":                # loop_until 'test ! -f /sys/kernel/livepatch/PATCH/ATTRIBUTE'
+        if len(rest) != 1:
+            bad(f"write 'sysfs-gone PATCH/ATTRIBUTE' (loop_until 'test ! -f $SYSFS_KLP_DIR/PATCH/ATTRIBUTE'), not '{chunk}'")
+        return patch_path(rest[0], "value")
     if word in ("sysfs", "sysfs-rights"):
         what = "value" if word == "sysfs" else "rights"
         if len(rest) != 2:
@@ -303,8 +307,9 @@ def _script(m: Model, state: State, r: RunOp) -> tuple[list[str], str | None]:
                 state.update(o.state)
                 return lines + klog.event_lines(op, o.events), None
             return lines, None
-        module = next(x for x in m.spec.modules if x.name == mod)
-        return lines + [f"{mod}: {st.arg}" for st in dict(module.code).get(func, ())], None
+        orig = Concrete(dict(state))        # the module's own code (its log lines, its calls)
+        kernel.run_code(m, orig, func)
+        return lines + klog.event_lines(kernel.Op("call", func), orig.events), None
     if word in ("probe", "runs", "ok", "pending"):
         func = w[1] if word == "pending" else w[0]
         owner = kernel.effective(m, c, func) if kernel.function_loaded(m, c, func) else ""
@@ -337,6 +342,13 @@ def _script(m: Model, state: State, r: RunOp) -> tuple[list[str], str | None]:
         return [f"ERROR: Unexpected value in {path}: {want} vs. {got or ''}".rstrip()], \
             f"{path} reads {got}, the script expects {want}" if got is not None else \
             f"{path} does not exist ({_why_absent(m, c, patch)}), the script expects {want}"
+    if word == "sysfs-gone":                    # the file is gone (the patch left klp_patches)
+        patch, rel = w
+        path = f"{SYSFS_KLP_DIR}/{patch}/{rel}"
+        got = kernel.sysfs_read(m, c, patch, rel)
+        if got is None:
+            return [], None
+        return [f"ERROR: {path} still exists"], f"{path} still exists (it reads {got}), the script waits for it to go"
     if word == "sysfs-rights":                  # check_sysfs_rights
         patch, rel, want = w
         got = kernel.sysfs_mode(m, c, patch, rel)

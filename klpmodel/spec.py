@@ -30,6 +30,8 @@ SHADOW_ACTIONS = ("shadow-alloc", "shadow-get-or-alloc", "shadow-get", "shadow-f
 # klp_enable_patch fails, and its exit (at rmmod)
 MODULE_FUNCS = ("init", "init_error", "exit", "code")     # code: the patch's new functions, run by `call`
 INIT_EXIT = MODULE_FUNCS[:3]
+STATE_PARAMS = ("no_states_param", "block_disable_param")   # (kernel "state-callbacks") set at init from a parameter
+CALLERS = ("code", "module code", "sleeps wake")           # where `call FUNC` may stand
 MODULE_ACTIONS = ("log", "fail", "maybe-fail", "return", "modify", "reset") + SHADOW_ACTIONS
 ERRNOS = {"EPERM": 1, "ENOENT": 2, "EIO": 5, "ENXIO": 6, "E2BIG": 7, "EAGAIN": 11, "ENOMEM": 12,
           "EFAULT": 14, "EBUSY": 16, "EEXIST": 17, "ENODEV": 19, "EINVAL": 22, "ENOSPC": 28,
@@ -59,6 +61,7 @@ class Stmt:
     text: str                # as written
     line: int                # line in the spec file
     fresh: bool = False      # (klpmodel) `shadow-alloc SV on new`: on an object the code just created
+    value: str | None = None  # (klpmodel) `call FUNC "TEXT"`: the text argument (the C function's context string)
 
 
 @dataclass(frozen=True)
@@ -93,6 +96,8 @@ class Patch:
     code: tuple[tuple[str, tuple[Stmt, ...]], ...] = ()   # (klpmodel) FUNC -> what one call of its new version does
     replace_set: int = 0                         # (kernel "replace-set") klp_patch.replace_set
     written: tuple[tuple[str, int], ...] = ()    # the profile-dependent keys written (replace, replace_set), with their lines
+    no_states_param: str | None = None           # (kernel "state-callbacks") set at init: patch.states = NULL
+    block_disable_param: tuple[tuple[str, str], ...] = ()   # (kernel "state-callbacks") state -> parameter read at init
 
     def module_func(self, name: str) -> tuple[Stmt, ...]:
         """The statements of the module's own init, init_error or exit, or of its new function `name`."""
@@ -145,6 +150,7 @@ class Module:
     params: tuple[tuple[str, int], ...] = ()     # (klpmodel) module parameters and their defaults
     sleeps: tuple[str, str] | None = None        # (klpmodel) (function, param): a task sleeps in it while param
     code: tuple[tuple[str, tuple[Stmt, ...]], ...] = ()   # (klpmodel) FUNC -> the log lines of one call of the original
+    wake: tuple[Stmt, ...] = ()                  # (klpmodel) sleeps.wake: what the sleeping task does when woken
 
 
 @dataclass(frozen=True)
@@ -610,8 +616,42 @@ class _Loader:
         patches = self.patches(data.get("patch", []), {s.name for s in states}, {m.name for m in modules})
         states = self.state_callbacks(data.get("states", {}), states, tuple(sv.name for sv in shadows),
                                       tuple(dict.fromkeys(n for p in patches for n, _ in p.params)))
+        self.calls(modules, patches)
         return Spec(self.path, name, kernel, depth, operations, states, modules, patches, faults=faults, shadows=shadows,
                     also_check=also)
+
+    def calls(self, modules: tuple[Module, ...], patches: tuple[Patch, ...]) -> None:
+        """`call FUNC` names a function some target module's or patch's `code` gives, and no
+        function calls itself, directly or through others (the model runs calls inline)."""
+        bodies: dict[str, list[tuple[Stmt, ...]]] = {}
+        for mod in modules:
+            for f, sts in mod.code:
+                bodies.setdefault(f, []).append(sts)
+        for p in patches:
+            for f, sts in p.code:
+                bodies.setdefault(f, []).append(sts)
+        callers = [sts for mod in modules for sts in (mod.wake, *(b for _, b in mod.code))]
+        callers += [b for p in patches for _, b in p.code]
+        for sts in callers:
+            for st in sts:
+                if st.action == "call" and st.arg not in bodies:
+                    known = ", ".join(sorted(bodies)) or "(none)"
+                    raise UserError(f"{_show(st.text)} calls {st.arg}, which no target module's or patch's code "
+                                    f"gives; add {st.arg} = [...] to a [modules.M] code or a [patch.code] "
+                                    f"(functions with code: {known})", path=self.path, line=st.line)
+
+        def visit(f: str, path: tuple[str, ...]) -> None:
+            for sts in bodies.get(f, ()):
+                for st in sts:
+                    if st.action != "call":
+                        continue
+                    if st.arg in path + (f,):
+                        raise UserError(f"{_show(st.text)}: {' -> '.join(path + (f, st.arg or ''))} calls itself; "
+                                        f"the model runs a call inline, so a function may not call itself "
+                                        f"(directly or through others)", path=self.path, line=st.line)
+                    visit(st.arg or "", path + (f,))
+        for f in bodies:
+            visit(f, ())
 
     def shadows(self, value, module_names: set, state_names: set) -> tuple[ShadowDecl, ...]:
         value = self.table(("shadows",), value, "[shadows]")
@@ -731,21 +771,24 @@ class _Loader:
             names = tuple(n for n, _ in params)
             init = self.stmts(where + ("init",), body.get("init", []), "module init", None, (), only_log=True, params=names)
             exit_ = self.stmts(where + ("exit",), body.get("exit", []), "module exit", None, (), only_log=True, params=names)
-            sleeps = None
+            sleeps: tuple[str, str] | None = None
+            wake: tuple[Stmt, ...] = ()
             if "sleeps" in body:
                 sl = self.table(where + ("sleeps",), body["sleeps"], "sleeps")
-                self.keys(where + ("sleeps",), sl, ("function", "while"), "sleeps")
+                self.keys(where + ("sleeps",), sl, ("function", "while", "wake"), "sleeps")
                 if not isinstance(sl.get("function"), str) or sl.get("while") not in names:
                     self.err(where + ("sleeps",), "sleeps needs function = \"FUNC\" and while = \"PARAM\" "
                              "(a boolean parameter of this module); write e.g. sleeps = { function = \"busymod_work_func\", "
                              "while = \"block_transition\" }")
                 self.text(where + ("sleeps", "function"), sl["function"], "function")
                 sleeps = (sl["function"], sl["while"])
+                wake = self.stmts(where + ("sleeps", "wake"), sl.get("wake", []), "sleeps wake", None, (),
+                                  only_log=True, params=names)
             code_v = self.table(where + ("code",), body.get("code", {}), "code")
             code = tuple((func, self.stmts(where + ("code", func), stmts, "module code", None, (), only_log=True,
                                            params=names))
                          for func, stmts in code_v.items())
-            out.append(Module(name, loaded, init, exit_, self.loc.line(where) or 1, params, sleeps, code))
+            out.append(Module(name, loaded, init, exit_, self.loc.line(where) or 1, params, sleeps, code, wake))
         return tuple(out)
 
     def patches(self, value, state_names: set, module_names: set) -> tuple[Patch, ...]:
@@ -759,7 +802,7 @@ class _Loader:
             where = ("patch", i)
             body = self.table(where, body, "[[patch]]")
             self.keys(where, body, ("name", "replace", "states", "uses", "objects", "params", "replace_param",
-                                    "replace_set", "shadows", *MODULE_FUNCS), "[[patch]]")
+                                    "replace_set", "shadows", *MODULE_FUNCS, *STATE_PARAMS), "[[patch]]")
             if "name" not in body:
                 self.err(where, "[[patch]] has no name; add name = \"...\" (the livepatch module name)")
             name = self.name(where + ("name",), body["name"], "patch name")
@@ -771,7 +814,8 @@ class _Loader:
             replace = self.boolean(where + ("replace",), body.get("replace", False), "replace")
             replace_set = self.integer(where + ("replace_set",), body.get("replace_set", 0), "replace_set", 0, MAX_VERSION,
                                        "replace_set = 1 (klp_patch.replace_set is an unsigned int)")
-            written = tuple((k, self.loc.line(where + (k,)) or 1) for k in ("replace", "replace_set") if k in body)
+            written = tuple((k, self.loc.line(where + (k,)) or 1) for k in ("replace", "replace_set", *STATE_PARAMS)
+                            if k in body)
             params = self.params(where + ("params",), body.get("params", {}))
             pnames = tuple(n for n, _ in params)
             replace_param = body.get("replace_param")
@@ -791,6 +835,7 @@ class _Loader:
                                                     f"integer from 0 to {MAX_VERSION} (an unsigned int), e.g. {s} = 1")
                 decl.append((s, v))
             declared = {s for s, _ in decl}
+            no_states_param, block_disable_param = self.state_params(where, body, pnames, declared)
             svs = self.patch_shadows(where + ("shadows",), body.get("shadows", {}))
             sv_names = tuple(sv for sv, _ in svs)
             uses = body.get("uses", [])
@@ -835,8 +880,32 @@ class _Loader:
                              self.loc.line(where) or 1, params, replace_param, shadows=svs,
                              shadow_uses=tuple(s for s in uses if s not in declared), init=funcs_of["init"],
                              init_error=funcs_of["init_error"], exit=funcs_of["exit"], code=tuple(code),
-                             replace_set=replace_set, written=written))
+                             replace_set=replace_set, written=written, no_states_param=no_states_param,
+                             block_disable_param=block_disable_param))
         return tuple(out)
+
+    def state_params(self, where: tuple, body: dict, pnames: tuple,
+                     declared: set) -> tuple[str | None, tuple[tuple[str, str], ...]]:
+        """(kernel "state-callbacks") What the module's init sets in its klp_state array from a
+        parameter (the per-state callbacks series' test_klp_state.c): `no_states_param =
+        "P"` (P set: patch.states = NULL) and `block_disable_param = { S = "P" }` (the state's
+        block_disable is P)."""
+        nsp = body.get("no_states_param")
+        if nsp is not None and (not isinstance(nsp, str) or nsp not in pnames):
+            self.err(where + ("no_states_param",), f"no_states_param names {_show(nsp)}, which is not in this patch's "
+                     f"params; declare it, e.g. params = {{ no_state = false }}")
+        if nsp is not None and not declared:
+            self.err(where + ("no_states_param",), "no_states_param drops the patch's states at init, but it declares "
+                     "none; give it states = { S = 1 } or remove no_states_param")
+        bdp = self.table(where + ("block_disable_param",), body.get("block_disable_param", {}), "block_disable_param")
+        for st, prm in bdp.items():
+            if st not in declared:
+                self.err(where + ("block_disable_param", st), f"block_disable_param names state {_show(st)}, which this "
+                         f"patch does not declare; add it to its states or remove it here")
+            if not isinstance(prm, str) or prm not in pnames:
+                self.err(where + ("block_disable_param", st), f"block_disable_param sets state '{st}' from {_show(prm)}, "
+                         f"which is not in this patch's params; declare it, e.g. params = {{ state_block_disable = false }}")
+        return nsp, tuple(bdp.items())
 
     def patch_shadows(self, where: tuple, value) -> tuple[tuple[str, str], ...]:
         """`shadows = { SV = "LAYOUT" }`: the shadow variables the patch uses, each with the
@@ -887,6 +956,7 @@ class _Words(NamedTuple):
     arg: str | None          # the state (state actions), the text (log), the parameter (fail PARAM)
     errno: int | None        # fail / maybe-fail with an errno
     cond: str                # the condition as written ("" when there is none)
+    value: str | None = None  # call FUNC "TEXT": the text
 
 
 class _StmtReader:
@@ -909,7 +979,8 @@ class _StmtReader:
         words = self.words()
         self.placed(words, only_log)
         fresh = words.action == "shadow-alloc" and len(self.text.split()) > 2 and self.text.split()[2:4] == ["on", "new"]
-        return Stmt(words.action, words.arg, words.errno, self.condition(words.cond), self.text, self.line, fresh)
+        return Stmt(words.action, words.arg, words.errno, self.condition(words.cond), self.text, self.line, fresh,
+                    words.value)
 
     def words(self) -> _Words:
         """The action and its argument; the condition's words are kept for `condition`."""
@@ -917,6 +988,13 @@ class _StmtReader:
         m = re.fullmatch(r'log\s+"((?:[^"\\]|\\.)*)"\s*(.*)', src)
         if m:
             return _Words("log", m.group(1).replace('\\"', '"'), None, m.group(2))
+        m = re.fullmatch(r'call\s+([A-Za-z_][A-Za-z0-9_]*)(?:\s+"((?:[^"\\]|\\.)*)")?(?:\s+((?:if|unless)\s.*))?', src)
+        if m:
+            return _Words("call", m.group(1), None, m.group(3) or "",
+                          m.group(2).replace('\\"', '"') if m.group(2) is not None else None)
+        if src.split()[:1] == ["call"]:
+            self.bad(f"malformed statement {shown}: write 'call FUNCTION' or 'call FUNCTION \"TEXT\"' (TEXT: the "
+                     f"function's string argument, which its log lines print where they write {{arg}})")
         words = src.split()
         if not words:
             self.bad(f"empty statement in {self.callback}; remove it or write an action such as \"free STATE\"")
@@ -941,7 +1019,7 @@ class _StmtReader:
             if rest:
                 self.bad(f"malformed statement {shown}: {action} takes no argument; write \"{action}\"")
             return _Words(action, None, None, cond)
-        known = ", ".join(STATE_ACTIONS + ("fail", "maybe-fail", "return", "log", "banner") + SHADOW_ACTIONS)
+        known = ", ".join(STATE_ACTIONS + ("fail", "maybe-fail", "return", "log", "banner", "call") + SHADOW_ACTIONS)
         self.bad(f"unknown action {_show(action)} in {shown}; write one of: {known}")
 
     def shadow(self, action: str, rest: list[str], cond: str) -> _Words:
@@ -987,7 +1065,15 @@ class _StmtReader:
     def placed(self, words: _Words, only_log: bool) -> None:
         """The action may stand in this callback, and a state it names is the patch's."""
         action, arg, callback = words.action, words.arg, self.callback
+        if action == "call":                # a function's code calls another one (issue 15)
+            if callback not in CALLERS:
+                self.bad(f"'call' is not allowed in {callback}; only a function's code calls functions: a target "
+                         f"module's code, its sleeps.wake, or a patch's [patch.code]")
+            return
         if only_log and action != "log":
+            if callback in CALLERS:
+                self.bad(f"'{action}' is not allowed in {callback}; a target module's code and sleeps.wake take only "
+                         f"'log \"TEXT\"' and 'call FUNCTION' statements")
             self.bad(f"'{action}' is not allowed in {callback}; a target module's init and exit take only 'log \"TEXT\"' statements")
         if callback in MODULE_FUNCS and action not in MODULE_ACTIONS:
             self.bad(f"'{action}' is not allowed in the livepatch module's {callback}; it takes log, fail (init), "

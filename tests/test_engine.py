@@ -134,3 +134,19 @@ def test_the_search_memo_answers_as_the_rules_do(name, write_spec):
             assert got == want
             assert [tuple(map(type, s)) for s, _, _ in got] == [tuple(map(type, s)) for s, _, _ in want]
     assert memo.hits > 0                 # some answers did come from runs on other states
+
+
+def test_a_patch_a_task_may_sleep_in_has_no_twin(write_spec):
+    """sleep[M] holds the index of the patch whose version a task sleeps in (issue 15): the
+    symmetry reduction does not rename such patches; nor patches whose init builds their
+    states differently (block_disable_param, no_states_param)."""
+    from klpmodel.kernel import Model
+
+    twins = '[modules.m]\nparams = { b = true }\nsleeps = { function = "f", while = "b" }\n' + \
+        ''.join(f'[[patch]]\nname = "{n}"\n[patch.objects.m]\nfuncs = ["{f}"]\n' for n, f in
+                (("a", "f"), ("b", "f"), ("c", "g"), ("d", "g")))
+    assert Model(load_spec(write_spec(twins))).interchangeable() == [[2, 3]]
+    init = 'kernel = "state-callbacks"\n[states.s]\nid = 1\n' + ''.join(
+        f'[[patch]]\nname = "{n}"\nstates = {{ s = 1 }}\nparams = {{ x = false }}\n{extra}' for n, extra in
+        (("a", 'block_disable_param = { s = "x" }\n'), ("b", ""), ("c", "")))
+    assert Model(load_spec(write_spec(init, "init.toml"))).interchangeable() == [[1, 2]]

@@ -62,3 +62,21 @@ def test_svg_without_graphviz_names_the_package(tmp_path):
 def test_svg_renders():
     p = cli("graph", "specs/no-leak-bad.toml", "--states", "--depth", "4", "--format", "svg")
     assert p.returncode == 0 and "<svg" in p.stdout
+
+
+def test_lifecycle_of_state_callbacks_shows_what_that_profile_runs():
+    """Under state-callbacks the edges show the per-state callbacks (the replaced patches' on a
+    cumulative load and completion, shadow_dtor after post_unpatch), none at module events,
+    and the actions block_disable refuses; no per-object callback."""
+    sc = cli("graph", "--lifecycle", "--kernel", "state-callbacks").stdout
+    assert sc.startswith('digraph "klp per-patch lifecycle (state-callbacks)" {')
+    assert 'n0 -> n1 [label="load / pre_patch, replaced pre_unpatch"];' in sc
+    assert 'n1 -> n2 [label="complete / replaced post_unpatch, replaced shadow_dtor, post_patch"];' in sc
+    assert 'n3 -> n4 [label="complete / replaced post_patch, post_unpatch, shadow_dtor"];' in sc
+    assert 'n0 -> n0 [label="load-failed / replaced post_patch, post_unpatch, shadow_dtor"];' in sc
+    assert 'n2 -> n3 [label="disable (refused if block_disable) / pre_unpatch"];' in sc
+    assert 'n1 -> n3 [label="reverse (refused if block_disable)"];' in sc
+    assert 'n2 -> n2 [label="modload"];' in sc and 'n1 -> n1 [label="modunload"];' in sc
+    assert "pre_patch, post_patch" not in sc                    # mainline's per-object labels
+    m = cli("graph", "--lifecycle", "--kernel", "state-callbacks", "--format", "mermaid").stdout
+    assert '-->|"disable (refused if block_disable) / pre_unpatch"|' in m

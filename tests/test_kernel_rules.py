@@ -1148,3 +1148,119 @@ def test_replace_set_refuses_per_state_callbacks(write_spec):
         Model(load_spec(path))
     assert str(e.value).startswith(f"{path}:4: state 's': post_unpatch is a key of kernel = \"state-callbacks\"")
     assert "not of kernel profile 'replace-set'" in str(e.value)
+
+
+SPEAKER = """
+[modules.m]
+params = { block = false }
+[modules.m.sleeps]
+function = "work"
+while = "block"
+wake = ['log "woken"', 'call greet " <- from the sleeper"']
+[modules.m.code]
+greet = ['log "hello{arg}"']
+work = ['log "work"']
+[[patch]]
+name = "p"
+[patch.objects.m]
+funcs = ["greet", "work"]
+[patch.code]
+greet = ['log "patched hello{arg}"']
+work = ['log "patched work"']
+"""
+
+
+def test_a_sleeping_task_holds_the_transition_out_of_the_version_it_sleeps_in_11(write_spec):
+    """(issue 15, proposals.md §A.6.1.4-5) klp_check_stack: a task sleeping in the original
+    `work` holds p's patching transition, not its unpatching one; sleeping in p's `work` (it
+    went to sleep after p was enabled) it holds p's unpatching transition, and a reversal to
+    patching lets it go. Woken, it runs the code version of its own patch state (the one it
+    started from while it holds the transition); a new task runs the target's."""
+    from klpmodel import interp, simulate
+    from klpmodel.kernel import Model
+    from klpmodel.spec import load_spec
+
+    m = Model(load_spec(write_spec(SPEAKER)))
+
+    def go(text):
+        st = interp.initial(m)
+        lines = []
+        for r in simulate.parse_run(text, m, "run"):
+            if r.op.word in simulate.SCRIPT_WORDS:
+                lines += simulate._script(m, st, r)[0]
+                continue
+            why = interp.refusal(m, st, r.op)
+            if why is not None:
+                lines.append(f"refused: {why}")
+                continue
+            out = interp.apply(m, st, r.op)
+            st = out.state
+            lines += [line for line in Sim.log(m, out) if not line.startswith("livepatch:")]
+        return lines
+
+    held = "refused: the transition cannot complete: a task of m sleeps in work"
+    # asleep in the original: holds patching, not its reversal; woken, it runs the original
+    log = go("modload m block=1; load p; complete; reverse; complete; rmmod p; load p; complete; param m block=0; complete")
+    assert log == ["m: work", held, held, "m: woken", "m: hello <- from the sleeper"], log
+    # asleep in p's version: holds the unpatching transition; a new task runs the original
+    # meanwhile, the woken task p's version; reversed to patching, nothing holds it
+    log = go("load p; complete; modload m block=1; read-param m/x greet; disable p; complete; "
+             "read-param m/x greet; param m block=0; complete")
+    assert log == ["p: patched work", "% cat /sys/module/m/parameters/x", "p: patched hello", held,
+                   "% cat /sys/module/m/parameters/x", "m: hello", "m: woken", "p: patched hello <- from the sleeper"], log
+    assert go("load p; complete; modload m block=1; disable p; complete; reverse; complete").count(held) == 1
+    # force switched it: woken, it runs the target's code (the original while unpatching)
+    assert go("load p; complete; modload m block=1; disable p; force; param m block=0")[-2:] == \
+        ["m: woken", "m: hello <- from the sleeper"]
+
+
+INIT_STATES = """
+kernel = "state-callbacks"
+[states.s]
+id = 1
+pre_patch = ['log "pre"']
+[[patch]]
+name = "old"
+replace = true
+states = { s = 1 }
+params = { bd = false }
+block_disable_param = { s = "bd" }
+[[patch]]
+name = "new"
+replace = true
+states = { s = 1 }
+params = { none = false }
+no_states_param = "none"
+"""
+
+
+def test_the_init_builds_the_states_array_from_parameters_A_6_3_4(write_spec):
+    """(issue 15, test_klp_state.c of the per-state callbacks series) block_disable_param and
+    no_states_param are read at the module's init: the installed instance's block_disable
+    refuses its disable and a cumulative instance without the state; without the parameter
+    both go through, and the instance with its states keeps the state (no callback)."""
+    from klpmodel import interp, simulate
+    from klpmodel.kernel import Model
+    from klpmodel.spec import load_spec
+
+    m = Model(load_spec(write_spec(INIT_STATES)))
+
+    def go(text):
+        st, out = interp.initial(m), []
+        for r in simulate.parse_run(text, m, "run"):
+            why = interp.refusal(m, st, r.op)
+            if why is not None:
+                out.append(f"refused: {why.kernel or why}")
+                continue
+            o = interp.apply(m, st, r.op)
+            st = o.state
+            out += [line for line in Sim.log(m, o) if not line.startswith("livepatch: '")]
+        return out
+
+    assert go("load old bd=1; complete; disable old; load new none=1; load new; complete") == [
+        "livepatch: enabling patch 'old'", "old: pre",
+        "refused: livepatch: The livepatch 'old' does not support disable",
+        "refused: livepatch: Livepatch patch (new) is not compatible with the already installed livepatches.",
+        "livepatch: enabling patch 'new'"]
+    assert go("load old; complete; load new none=1; complete; disable new; complete") == [
+        "livepatch: enabling patch 'old'", "old: pre", "livepatch: enabling patch 'new'"]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from sim import Sim
 
 from klpmodel import interp
-from klpmodel.events import Callback
+from klpmodel.events import Callback, Log
 from klpmodel.kernel import ENABLED, OFFLIST, PATCHING, PROFILES, UNLOADED, UNPATCHING, Mainline, Model, Op, lifecycle
 from klpmodel.spec import load_spec
 
@@ -120,3 +120,67 @@ def test_the_5_5_profile_marks_what_its_force_edges_say(write_spec):
         s = Sim(write_spec(FORCE), profile=profile)
         s.do("load a"); s.do("complete"); s.do("load b"); s.do("force")
         assert {p for p in "ab" if s.state[f"forced[{p}]"]} == forced, profile
+
+
+SC = """
+kernel = "state-callbacks"
+[states.s]
+id = 1
+is_shadow = true
+pre_patch    = ['log "pre"', "shadow-alloc x"]
+post_patch   = ['log "post"']
+pre_unpatch  = ['log "pre_un"']
+post_unpatch = ['log "post_un"']
+shadow_dtor  = ['log "dtor"']
+[states.b]
+id = 2
+block_disable = true
+[shadows.x]
+id = 1
+[[patch]]
+name = "p"
+states = { s = 1 }
+shadows = { x = "int" }
+[[patch]]
+name = "q"
+states = { b = 1 }
+"""
+
+
+def test_the_state_callbacks_profile_runs_what_its_edges_list(write_spec):
+    """Under state-callbacks the lifecycle's `states` attribute is the rule: the graph lists the
+    per-state callbacks each edge runs (and mainline's edges have none), and a profile whose
+    completion edge lists no post_patch runs none; `refused` marks the edges block_disable
+    refuses, and a profile without it lets the disable through."""
+    from klpmodel.kernel import StateCallbacks
+
+    g = PROFILES["state-callbacks"].lifecycle()
+    assert g.edges[UNLOADED, PATCHING, "load"]["states"] == ("pre_patch", "replaced pre_unpatch")
+    assert g.edges[UNPATCHING, OFFLIST, "complete"]["states"] == ("replaced post_patch", "post_unpatch", "shadow_dtor")
+    assert g.edges[ENABLED, ENABLED, "modload"]["states"] == ()                 # §A.4.7
+    assert {(u, v, k) for u, v, k, d in g.edges(keys=True, data=True) if d.get("refused")} == \
+        {(PATCHING, UNPATCHING, "reverse"), (ENABLED, UNPATCHING, "disable")}
+    assert not any("states" in d for _, _, d in lifecycle().edges(data=True))
+
+    class Edited(StateCallbacks):
+        name = "edited"
+        EDGES = tuple((s, d, e, cbs, note, tuple((k, () if k == "states" else v) for k, v in attrs))
+                      if (s, e) == (PATCHING, "complete") else (s, d, e, cbs, note, tuple(a for a in attrs if a[0] != "refused"))
+                      for s, d, e, cbs, note, attrs in StateCallbacks.EDGES)
+
+    spec = load_spec(write_spec(SC))
+    logs, refusals = {}, {}
+    for rules in (StateCallbacks, Edited):
+        m = Model(spec)
+        m.profile = rules
+        st, lines = interp.initial(m), []
+        for op in (Op("load", "p"), Op("complete"), Op("disable", "p"), Op("complete"), Op("load", "q"), Op("complete")):
+            out = interp.apply(m, st, op)
+            st = out.state
+            lines += [e.text for e in out.events if isinstance(e, Log)]
+        logs[rules.name] = lines
+        refusals[rules.name] = interp.refusal(m, st, Op("disable", "q"))
+    assert logs["state-callbacks"] == ["pre", "post", "pre_un", "post_un", "dtor"]
+    assert logs["edited"] == ["pre", "pre_un", "post_un", "dtor"]
+    assert refusals["state-callbacks"] is not None and "block_disable" in refusals["state-callbacks"]
+    assert refusals["edited"] is None

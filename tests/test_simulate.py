@@ -102,7 +102,7 @@ def test_run_file_errors_name_the_line(tmp_path):
     assert p.returncode == 2
     assert p.stderr.strip() == (f"klpmodel: error: {f}:3: unknown operation 'unload' in 'unload test_klp_state'; "
                                 "known operations: load, complete, reverse, disable, rmmod, modload, modunload, force, call, param, "
-                                "probe, runs, ok, pending, sysfs, sysfs-rights, sysctl, read-param")
+                                "probe, runs, ok, pending, sysfs, sysfs-rights, sysfs-gone, sysctl, read-param")
     p = cli("simulate", "specs/selftests/test-state.toml", "--run", "load nope")
     assert p.returncode == 2
     assert "unknown patch 'nope'" in p.stderr
@@ -411,3 +411,18 @@ def test_fail_names_a_state_callbacks_site(write_spec):
     p = cli("simulate", str(spec), "--run", "load a fail=a/state7:pre_patch[1]")
     assert p.returncode == 0 and "a: pp" in p.stdout and "a: pu" not in p.stdout, p.stdout
     assert "insmod: ERROR: could not insert module test_modules/a.ko: No such device" in p.stdout
+
+
+def test_sysfs_gone_waits_for_the_patch_to_leave(write_spec):
+    """`sysfs-gone PATCH/ATTRIBUTE` (loop_until 'test ! -f ...'): passes once the file is gone
+    (the patch left klp_patches), else the script dies; a malformed one is FILE:LINE, exit 2."""
+    spec = write_spec('[[patch]]\nname = "p"\n')
+    ok = cli("simulate", str(spec), "--run", "load p; complete; disable p; complete; sysfs-gone p/transition")
+    assert ok.returncode == 0 and "ERROR" not in ok.stdout, ok.stdout
+    died = cli("simulate", str(spec), "--run", "load p; complete; disable p; sysfs-gone p/transition")
+    assert "ERROR: /sys/kernel/livepatch/p/transition still exists" in died.stdout
+    assert "the script stops here: run line 1 (sysfs-gone p/transition): /sys/kernel/livepatch/p/transition " \
+           "still exists (it reads 1), the script waits for it to go" in died.stdout
+    run = write_spec("sysfs-gone p/transition 0\n", "run.txt")
+    bad = cli("simulate", str(spec), "--run-file", str(run))
+    assert bad.returncode == 2 and f"{run}:1:" in bad.stderr and "write 'sysfs-gone PATCH/ATTRIBUTE'" in bad.stderr

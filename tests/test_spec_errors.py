@@ -16,7 +16,7 @@ CASES = [
     ("unknown top-level key", 'nmae = "x"\n' + BASE,
      "1: unknown key 'nmae' in the top level; did you mean 'name'? allowed keys: name, kernel, check, states, modules, shadows, patch"),
     ("unknown patch key", BASE + "replcae = true\n",
-     "7: unknown key 'replcae' in [[patch]]; did you mean 'replace'? allowed keys: name, replace, states, uses, objects, params, replace_param, replace_set, shadows, init, init_error, exit, code"),
+     "7: unknown key 'replcae' in [[patch]]; did you mean 'replace'? allowed keys: name, replace, states, uses, objects, params, replace_param, replace_set, shadows, init, init_error, exit, code, no_states_param, block_disable_param"),
     ("did you mean: the closest key, not the first with the same prefix", OBJ + 'pre_unptach = []\n',
      "9: unknown key 'pre_unptach' in [patch.objects.vmlinux]; did you mean 'pre_unpatch'? allowed keys: pre_patch, post_patch, pre_unpatch, post_unpatch, pre_patch_error, funcs"),
     ("unknown object key", OBJ + 'post_pach = []\n',
@@ -52,7 +52,7 @@ CASES = [
     ("statement without its state", OBJ + 'pre_patch = ["alloc"]\n',
      "9: malformed statement 'alloc': alloc takes one state name; write \"alloc STATE\""),
     ("unknown action", OBJ + 'pre_patch = ["allocate s"]\n',
-     "9: unknown action 'allocate' in 'allocate s'; write one of: alloc, free, save, restore, modify, reset, take, copy, free-prev, fail, maybe-fail, return, log, banner, shadow-alloc, shadow-get-or-alloc, shadow-get, shadow-free, shadow-free-all, get, put"),
+     "9: unknown action 'allocate' in 'allocate s'; write one of: alloc, free, save, restore, modify, reset, take, copy, free-prev, fail, maybe-fail, return, log, banner, call, shadow-alloc, shadow-get-or-alloc, shadow-get, shadow-free, shadow-free-all, get, put"),
     ("malformed condition", OBJ + 'pre_patch = ["alloc s if s"]\n',
      "9: malformed condition 'if s' in 'alloc s if s'; write 'if prev STATE' or 'unless prev STATE >= 2'"),
     ("bad errno", OBJ + 'pre_patch = ["fail ENOMEM"]\n',
@@ -85,6 +85,28 @@ CASES = [
     ("sleeps without its parameter", '[modules.m]\nsleeps = { function = "f" }\n[[patch]]\nname = "a"\n',
      '2: sleeps needs function = "FUNC" and while = "PARAM" (a boolean parameter of this module); '
      'write e.g. sleeps = { function = "busymod_work_func", while = "block_transition" }'),
+    ("call of a function without code", '[modules.m]\ncode = { f = [\'log "x"\', "call g"] }\n[[patch]]\nname = "a"\n',
+     "2: 'call g' calls g, which no target module's or patch's code gives; add g = [...] to a [modules.M] code or "
+     "a [patch.code] (functions with code: f)"),
+    ("call that recurses", '[modules.m]\ncode = { f = ["call g"], g = ["call f"] }\n[[patch]]\nname = "a"\n',
+     "2: 'call f': f -> g -> f calls itself; the model runs a call inline, so a function may not call itself "
+     "(directly or through others)"),
+    ("call in a callback", '[modules.m]\ncode = { f = [] }\n[[patch]]\nname = "a"\n[patch.objects.vmlinux]\n'
+     'pre_patch = ["call f"]\n',
+     "6: 'call' is not allowed in pre_patch; only a function's code calls functions: a target module's code, "
+     "its sleeps.wake, or a patch's [patch.code]"),
+    ("malformed call", '[modules.m]\ncode = { f = [\'call f "x\'] }\n[[patch]]\nname = "a"\n',
+     "2: malformed statement 'call f \"x': write 'call FUNCTION' or 'call FUNCTION \"TEXT\"' (TEXT: the "
+     "function's string argument, which its log lines print where they write {arg})"),
+    ("sleeps wake with an action a module cannot run", '[modules.m]\nparams = { b = 0 }\n[modules.m.sleeps]\n'
+     'function = "f"\nwhile = "b"\nwake = ["fail"]\n[[patch]]\nname = "a"\n',
+     "6: 'fail' is not allowed in sleeps wake; a target module's code and sleeps.wake take only 'log \"TEXT\"' "
+     "and 'call FUNCTION' statements"),
+    ("no_states_param without the parameter", 'kernel = "state-callbacks"\n' + BASE + 'no_states_param = "x"\n',
+     "8: no_states_param names 'x', which is not in this patch's params; declare it, e.g. params = { no_state = false }"),
+    ("block_disable_param of an undeclared state", 'kernel = "state-callbacks"\n' + BASE +
+     'params = { b = false }\nblock_disable_param = { t = "b" }\n',
+     "9: block_disable_param names state 't', which this patch does not declare; add it to its states or remove it here"),
     ("funcs not a list", '[[patch]]\nname = "a"\n[patch.objects.vmlinux]\nfuncs = "f"\n',
      '4: funcs must be a list of function names; write e.g. funcs = ["busymod_work_func"]'),
     ("condition on an undeclared parameter", '[[patch]]\nname = "a"\n[patch.objects.vmlinux]\npre_patch = [\'log "x" if param nope\']\n',
@@ -134,3 +156,15 @@ def test_statements_keep_their_lines():
             for _, stmts in o.callbacks:
                 for st in stmts:
                     assert st.text in text[st.line - 1], (st.text, st.line)
+
+
+def test_init_state_parameters_are_keys_of_state_callbacks_only(write_spec):
+    """no_states_param/block_disable_param (issue 15) under another profile: FILE:LINE, exit 2."""
+    path = write_spec(BASE + 'params = { b = false }\nblock_disable_param = { s = "b" }\n')
+    for kernel in ("mainline", "replace-set"):
+        p = cli("verify", str(path), "--kernel", kernel, "--depth", "1")
+        assert p.returncode == 2, p.stderr
+        assert p.stderr.strip().endswith(
+            f"{path}:8: patch 'a': block_disable_param is a key of kernel = \"state-callbacks\" (Petr Mladek's "
+            f"per-state callbacks, v1, not merged), not of kernel profile '{kernel}'; remove it, or write kernel = "
+            f"\"state-callbacks\" (or give --kernel state-callbacks)"), p.stderr

@@ -145,7 +145,8 @@ class Reference:
             pf = None if p is None else (p.enabled, p.forced, p.replace, tuple(
                 (o.label, o.dynamic, o.mod, o.patched, o.post_unpatch_enabled, tuple(o.func_list)) for o in p.obj_list))
             mods.append((name, mod.loaded, mod.klp_alive, mod.refcnt, mod.state,
-                         tuple(sorted(mod.params.items())), pf))
+                         tuple(sorted(mod.params.items())), pf,
+                         None if mod.sleeping_in is None else mod.sleeping_in.name))
         return (tuple(p.name for p in k.klp_patches), tuple(listed), tuple(blocks), unreachable,
                 None if k.klp_transition_patch is None else k.klp_transition_patch.name,
                 k.klp_target_state, k.tasks_switched, tuple(mods),

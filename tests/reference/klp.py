@@ -10,9 +10,12 @@ livepatch core sees of them (`load_livepatch`, `enabled_store`, ...).
 What the model abstracts, and how:
 - tasks: one flag, `k.tasks_switched` -- klp_force_transition() switched every task since
   the last klp_init_transition()/klp_start_transition(). Otherwise a task of a target
-  module that `sleeps` in a function blocks completion of a *patching* transition whose
-  patch's loaded object for that module lists the function in `funcs`
-  (docs/spec-format.md, `sleeps`); every other task switches at the next attempt.
+  module that `sleeps` in a function is in the version of it that was on top of the
+  function's func_stack for a switched task when it went to sleep (`Module.sleeping_in`),
+  and klp_check_stack() finds that version on its stack when the transition needs it to
+  leave it: the previous function of the transition patch's (patching), or the transition
+  patch's own (unpatching) (docs/spec-format.md, `sleeps`; proposals.md §A.6.1.5). Every
+  other task switches at the next attempt.
 - the first completion attempt inside klp_enable_patch/__klp_disable_patch is taken as
   unsuccessful: completing right there is the same as the `complete` step following at
   once, which the search explores anyway.
@@ -91,6 +94,7 @@ class Module:                     # struct module, target and livepatch modules 
     klp_alive: bool = False
     refcnt: int = 0               # try_module_get() held by the livepatch core
     patch: KlpPatch | None = None  # the livepatch module's static struct klp_patch
+    sleeping_in: KlpPatch | None = None   # a `sleeps` task: whose new_func it sleeps in (None: the original)
 
 
 @dataclass
@@ -153,7 +157,8 @@ def clone(k: Kernel) -> Kernel:
     n.klp_transition_patch = patch(k.klp_transition_patch)
     n.klp_target_state = k.klp_target_state
     n.tasks_switched = k.tasks_switched
-    n.modules = {name: Module(m.name, m.livepatch, dict(m.params), m.loaded, m.state, m.klp_alive, m.refcnt, patch(m.patch))
+    n.modules = {name: Module(m.name, m.livepatch, dict(m.params), m.loaded, m.state, m.klp_alive, m.refcnt, patch(m.patch),
+                              patch(m.sleeping_in))
                  for name, m in k.modules.items()}
     n.blocks = [list(b) for b in k.blocks]
     n.values = dict(k.values)
@@ -488,21 +493,49 @@ def klp_start_transition(k: Kernel) -> None:
     k.tasks_switched = False                 # TIF_PATCH_PENDING for every task not in the target state
 
 
+def _patches(patch: KlpPatch, module: str, function: str) -> bool:
+    return any(obj.name == module and obj.patched and obj.spec is not None and function in obj.spec.funcs
+               for obj in patch.obj_list)
+
+
+def klp_func_stack_top(k: Kernel, module: str, function: str, skip: KlpPatch | None = None) -> KlpPatch | None:
+    """The newest patch on klp_patches whose patched object for `module` has `function` (the
+    ftrace func_stack top, what klp_ftrace_handler calls for a task in the patched state),
+    leaving out `skip`; None: the original function."""
+    top = None
+    for patch in k.klp_patches:
+        if patch is not skip and _patches(patch, module, function):
+            top = patch
+    return top
+
+
+def switched_task_func(k: Kernel, module: str, function: str) -> KlpPatch | None:
+    """The version a switched (or new) task runs: during an unpatching transition the
+    transition patch's function is not used any more (klp_ftrace_handler: patch_state)."""
+    skip = k.klp_transition_patch if k.klp_target_state == KLP_TRANSITION_UNPATCHED else None
+    return klp_func_stack_top(k, module, function, skip)
+
+
 def klp_task_blocks(k: Kernel) -> str | None:
     """Why some task cannot switch (klp_try_switch_task/klp_check_stack): a target
-    module's task sleeping in a function that the transition patch's loaded, patched
-    object for that module patches, during a patching transition. None: all switch."""
-    if k.tasks_switched or k.klp_target_state != KLP_TRANSITION_PATCHED:
+    module's task sleeping in a function, in the version the transition would take it out of:
+    the transition patch's previous function (patching) or its own (unpatching), when the
+    transition patch's loaded object for that module patches it. None: all switch."""
+    if k.tasks_switched or k.klp_target_state == KLP_TRANSITION_IDLE:
         return None
+    patch = k.klp_transition_patch
     for m in k.spec.modules:
-        if m.sleeps is None or not k.modules[m.name].loaded:
+        mod = k.modules[m.name]
+        if m.sleeps is None or not mod.loaded:
             continue
         function, param = m.sleeps
-        if not k.modules[m.name].params.get(param):
+        if not mod.params.get(param) or not _patches(patch, m.name, function):
             continue
-        for obj in k.klp_transition_patch.obj_list:
-            if obj.name == m.name and obj.patched and obj.spec is not None and function in obj.spec.funcs:
-                return f"a task of {m.name} is sleeping on function {function}"
+        # patching: the previous func on the func_stack; unpatching: func->new_func
+        old = klp_func_stack_top(k, m.name, function, skip=patch) if k.klp_target_state == KLP_TRANSITION_PATCHED \
+            else patch
+        if mod.sleeping_in is old:
+            return f"a task of {m.name} is sleeping on function {function}"
     return None
 
 
@@ -780,6 +813,9 @@ def load_target(k: Kernel, name: str, params=None) -> int:
         mod.loaded = False
         mod.state = MODULE_STATE_LIVE
         return ret
+    mod.sleeping_in = None
+    if spec.sleeps is not None and mod.params.get(spec.sleeps[1]):   # the parameter's work goes to sleep
+        mod.sleeping_in = switched_task_func(k, name, spec.sleeps[0])
     callbacks.module_lines(k, spec, spec.init, mod.params)
     mod.state = MODULE_STATE_LIVE
     return 0
@@ -795,6 +831,7 @@ def unload_target(k: Kernel, name: str) -> int:
     callbacks.module_lines(k, spec, spec.exit, mod.params)
     klp_module_going(k, mod)
     mod.loaded = False
+    mod.sleeping_in = None
     mod.state = MODULE_STATE_LIVE
     shadow.module_going(k, name)             # (issue 14) its objects are gone
     return 0
@@ -805,5 +842,11 @@ def param_store(k: Kernel, owner: str, name: str, value: int) -> int:
     mod = k.modules[owner]
     if not mod.loaded:
         return k.refuse("ENOENT", -2)
+    spec = next((m for m in k.spec.modules if m.name == owner), None)
+    if spec is not None and spec.sleeps is not None and spec.sleeps[1] == name:
+        if mod.params.get(name) and not value:            # the sleeping task leaves the function
+            mod.sleeping_in = None
+        elif not mod.params.get(name) and value:          # a task calls it and sleeps in it
+            mod.sleeping_in = switched_task_func(k, owner, spec.sleeps[0])
     mod.params[name] = value
     return 0

@@ -29,6 +29,29 @@ def pre_patch(k, patch, obj) -> int:
     return ret
 
 
+class StateSite:
+    """(kernel "state-callbacks") A state's callbacks as `run` and `statement` see an object:
+    no name, so `banner` prints the label, `P: CALLBACK_callback: state ID`
+    (docs/spec-format.md); the label is the fallible points' object too; the spec's
+    [states.S] holds the statements (one set of callbacks per state, whichever patch runs them)."""
+
+    def __init__(self, k, state):
+        self.name = None
+        self.label = f"state {state.id}"
+        self.spec = next(d for d in k.spec.states if d.id == state.id)
+
+
+def state_pre_patch(k, patch, state) -> int:
+    """A state's pre_patch (v1 01/19): its statements; no cleanup label (struct
+    klp_state_callbacks has none: the series rolls back with the other states' post_unpatch)."""
+    return run(k, patch, StateSite(k, state), "pre_patch")
+
+
+def state_run(k, patch, state, cb: str) -> None:
+    """post_patch, pre_unpatch, post_unpatch, or the shadow_dtor (once per variable freed)."""
+    run(k, patch, StateSite(k, state), cb)
+
+
 def run(k, patch, obj, cb: str) -> int:
     """Run one callback's statements in order; the value it returns."""
     for index, st in enumerate(obj.spec.cb(cb)):

@@ -2349,7 +2349,10 @@ class StateCallbacks(Mainline):
         return self.c.or_(*(self.listed(q) for q in self.m.decl[s] if q != i))
 
     def states_of(self, i: int) -> list[StateDecl]:
-        return [d for d in self.m.spec.states if self.m.P[i].version(d.name) is not None]
+        """Patch i's struct klp_state array, in its order (the patch's `states`, file order):
+        klp_for_each_state walks patch->states (D30)."""
+        decl = {d.name: d for d in self.m.spec.states}
+        return [decl[name] for name, _ in self.m.P[i].states]
 
     def state_cb(self, i: int, d: StateDecl, cb: str) -> Val:
         """One state callback of patch i; returns 'it failed' (pre_patch only)."""

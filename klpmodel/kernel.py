@@ -2412,9 +2412,10 @@ class StateCallbacks(Mainline):
                     for sv in m.spec.shadows:
                         if sv.id != d.id:
                             continue
-                        for _ in c.when(c.get(v.shadow[sv.name])):   # the dtor once per variable
+                        had = c.get(v.shadow[sv.name])
+                        self.drop_shadow(sv.name)        # klp_shadow_free_struct: hash_del_rcu, then
+                        for _ in c.when(had):            # dtor(obj, data): once per variable, off the hash (D32)
                             self.state_cb(i, d, "shadow_dtor") if d.cb("shadow_dtor") else None
-                        self.drop_shadow(sv.name)
                 c.set(flag, False)
 
     def states_patched(self, i: int) -> None:

@@ -954,3 +954,81 @@ def test_reference_nop_object_fault(tmp_path):
         k = ref.apply(k, op, lambda key: False).kernel
     assert {o.failed for o in ref.outcomes(k, ops[-1])} == {
         frozenset(), frozenset({("b", "m", "patching", 0)}), frozenset({("r", "m", "patching", 0)})}
+
+
+# --------------------------------------------------------------------------- the per-state callbacks v1, on the reference alone
+# (proposals.md §A.5.4 state.c, §A.4.8's table: pinned to the code, not to klpmodel)
+
+STATECB_SPEC = """
+kernel = "state-callbacks"
+[states.x]
+id = 1
+is_shadow = true
+pre_patch = ["banner", "shadow-alloc sv"]
+post_patch = ["banner"]
+pre_unpatch = ["banner"]
+post_unpatch = ["banner"]
+shadow_dtor = ['log "dtor" unless shadow sv']
+[states.y]
+id = 2
+pre_patch = ["banner"]
+post_patch = ["banner"]
+pre_unpatch = ["banner"]
+post_unpatch = ["banner"]
+[shadows.sv]
+id = 1
+[[patch]]
+name = "a"
+states = { x = 1 }
+shadows = { sv = "l" }
+[[patch]]
+name = "b"
+states = { x = 1 }
+shadows = { sv = "l" }
+[[patch]]
+name = "n"
+replace = true
+states = { y = 1 }
+"""
+
+
+def _statecb(tmp_path, ops):
+    path = tmp_path / "statecb.toml"
+    path.write_text(STATECB_SPEC)
+    ref = Reference(load_spec(path))
+    k, logs = ref.initial(), []
+    for op in ops:
+        r = ref.apply(k, op, lambda key: False)
+        assert r.refused is None, (op, r.refused)
+        k, logs = r.kernel, logs + [r.log]
+    return k, logs
+
+
+def test_reference_statecb_obsolete_state_of_a_replaced_patch(tmp_path):
+    """§A.4.8 row 3: the replaced patch's pre_unpatch after the new patch's pre_patch; its
+    post_unpatch and the shadow free (old dtor, variable off the hash) before the new
+    patch's post_patch."""
+    k, logs = _statecb(tmp_path, [("load", "a"), ("complete", None), ("load", "n"), ("complete", None)])
+    assert logs[2][2:5] == ["n: pre_patch_callback: state 2", "a: pre_unpatch_callback: state 1",
+                            "livepatch: 'n': starting patching transition"]
+    assert logs[3][1:4] == ["a: post_unpatch_callback: state 1", "a: dtor", "n: post_patch_callback: state 2"]
+    assert [p.name for p in k.klp_patches] == ["n"] and k.shadows == {}
+
+
+def test_reference_statecb_reversed_replace_reenables_the_obsolete_state(tmp_path):
+    """v1 "Revert pre_unpatch() callbacks": a reversed replace runs the replaced patch's
+    post_patch again (the flag set), then its own post_unpatch; no pre_unpatch of its own."""
+    k, logs = _statecb(tmp_path, [("load", "a"), ("complete", None), ("load", "n"), ("reverse", None),
+                                  ("complete", None)])
+    assert logs[4] == ["livepatch: 'n': completing unpatching transition", "a: post_patch_callback: state 1",
+                       "n: post_unpatch_callback: state 2", "livepatch: 'n': unpatching complete"]
+    assert not k.pre_unpatch_replaced_called and [p.name for p in k.klp_patches] == ["a"]
+
+
+def test_reference_statecb_two_replaced_patches_sharing_a_state_leak_it(tmp_path):
+    """§A.4.8 row 4 (Sashiko finding 1): a and b both carry x, n does not: each sees the
+    other, so neither pre_unpatch nor post_unpatch runs and sv outlives both."""
+    k, logs = _statecb(tmp_path, [("load", "a"), ("complete", None), ("load", "b"), ("complete", None),
+                                  ("load", "n"), ("complete", None)])
+    assert not any("state 1" in line for line in logs[4] + logs[5])
+    assert [p.name for p in k.klp_patches] == ["n"] and 1 in k.shadows

@@ -2289,6 +2289,16 @@ class StateCallbacks(Mainline):
                             raise UserError(f"'{st.text}' of state '{d.name}' reads parameter '{name}', which patch "
                                             f"'{p.name}' (it declares the state) does not have; add it to its params",
                                             path=spec.path, line=st.line)
+        for d in spec.states:                    # a shadow variable a state callback names: listed (with
+            for _, sts in d.callbacks:           # its layout) by every patch running it (else the model
+                for st in sts:                   # has no layout to give it)
+                    sv = st.cond.state if st.cond is not None and st.cond.shadow is not None else None
+                    for name in {st.arg if st.action.startswith("shadow-") or st.action in ("get", "put") else None, sv}:
+                        for p in spec.patches:
+                            if name is not None and p.version(d.name) is not None and name not in dict(p.shadows):
+                                raise UserError(f"'{st.text}' of state '{d.name}' names shadow variable '{name}', "
+                                                f"which patch '{p.name}' (it declares the state) does not list; add "
+                                                f"it to its shadows with its layout", path=spec.path, line=st.line)
         every = [st for p in spec.patches for f in p.module_funcs() for st in p.module_func(f)]
         every += [st for d in spec.states for _, sts in d.callbacks for st in sts]
         for st in every:

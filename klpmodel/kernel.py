@@ -2526,6 +2526,16 @@ class StateCallbacks(Mainline):
                             raise UserError(f"'{st.text}' of state '{d.name}' reads parameter '{name}', which patch "
                                             f"'{p.name}' (it declares the state) does not have; add it to its params",
                                             path=spec.path, line=st.line)
+        for d in spec.states:                    # a shadow variable a state callback names: listed (with
+            for _, sts in d.callbacks:           # its layout) by every patch running it (else the model
+                for st in sts:                   # has no layout to give it)
+                    sv = st.cond.state if st.cond is not None and st.cond.shadow is not None else None
+                    for name in {st.arg if st.action.startswith("shadow-") or st.action in ("get", "put") else None, sv}:
+                        for p in spec.patches:
+                            if name is not None and p.version(d.name) is not None and name not in dict(p.shadows):
+                                raise UserError(f"'{st.text}' of state '{d.name}' names shadow variable '{name}', "
+                                                f"which patch '{p.name}' (it declares the state) does not list; add "
+                                                f"it to its shadows with its layout", path=spec.path, line=st.line)
         every = [st for p in spec.patches for f in p.module_funcs() for st in p.module_func(f)]
         every += [st for d in spec.states for _, sts in d.callbacks for st in sts]
         for st in every:
@@ -2643,7 +2653,10 @@ class StateCallbacks(Mainline):
         return self.c.and_(self.declares(i, s), self.c.not_(self.in_other(i, s)))
 
     def states_of(self, i: int) -> list[StateDecl]:
-        return [d for d in self.m.spec.states if self.m.P[i].version(d.name) is not None]
+        """Patch i's struct klp_state array, in its order (the patch's `states`, file order):
+        klp_for_each_state walks patch->states (D30)."""
+        decl = {d.name: d for d in self.m.spec.states}
+        return [decl[name] for name, _ in self.m.P[i].states]
 
     def state_cb(self, i: int, d: StateDecl, cb: str) -> Val:
         """One state callback of patch i; returns 'it failed' (pre_patch only)."""
@@ -2712,9 +2725,10 @@ class StateCallbacks(Mainline):
                     for sv in m.spec.shadows:
                         if sv.id != d.id:
                             continue
-                        for _ in c.when(c.get(v.shadow[sv.name])):   # the dtor once per variable
+                        had = c.get(v.shadow[sv.name])
+                        self.drop_shadow(sv.name)        # klp_shadow_free_struct: hash_del_rcu, then
+                        for _ in c.when(had):            # dtor(obj, data): once per variable, off the hash (D32)
                             self.state_cb(i, d, "shadow_dtor") if d.cb("shadow_dtor") else None
-                        self.drop_shadow(sv.name)
                 c.set(flag, False)
 
     def states_patched(self, i: int, edge: tuple[int, int, str]) -> None:

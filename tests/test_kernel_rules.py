@@ -1099,7 +1099,12 @@ def test_state_callbacks_refuses_what_v1_removed(write_spec):
              ('[states.s]\nid = 1\npre_patch = ["alloc s"]\n[[patch]]\nname = "a"\nstates = { s = 1 }\n', 4,
               "no klp_state.data"),
              ('[states.s]\nid = 1\n[[patch]]\nname = "a"\nstates = { s = 1 }\n[[patch]]\nname = "b"\nstates = { s = 2 }\n',
-              7, "no klp_state.version")]
+              7, "no klp_state.version"),
+             # (not removed by v1, but the model needs it) a shadow variable of a state callback: in every
+             # patch running it, with its layout -- it crashed the model before (KeyError)
+             ('[states.s]\nid = 1\npre_patch = ["log \\"x\\" if shadow v"]\n[shadows.v]\nid = 2\n[[patch]]\nname = "a"\n'
+              'states = { s = 1 }\nshadows = { v = "l1" }\n[[patch]]\nname = "b"\nstates = { s = 1 }\n', 4,
+              "names shadow variable 'v', which patch 'b' (it declares the state) does not list")]
     for text, line, words in cases:
         path = write_spec('kernel = "state-callbacks"\n' + text)
         with pytest.raises(UserError) as e:

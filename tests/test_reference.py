@@ -108,7 +108,7 @@ class KlpSide:
                     continue
                 n = canon.setdefault((state, b.slot), len(canon))
                 data[(name, state)] = (n, b.live, view.describe(state, b.content) if b.live else None)
-            for o in p.objects:
+            for o in p.objects if spec.kernel != "state-callbacks" else ():   # (D31: no such flag after 19/19)
                 pue[(name, o.name)] = view.post_unpatch_enabled(name, o.name)
         return {
             "list": tuple(view.order()),
@@ -133,6 +133,7 @@ def refusal_class(why: str) -> str:
     """klpmodel's refusal sentence, as the reference's class of the kernel's answer."""
     w = why.lower()
     for needle, cls in (("not on klp_patches", "not listed"), ("not compatible", "incompatible"), ("-ebusy", "EBUSY"), ("already loaded", "EEXIST"),
+                        ("block_disable", "disable blocked"),
                         ("in use", "in use"), ("already forced", "already forced"), ("not loaded", "ENOENT"), ("that is `reverse`", "reverse"),
                         ("-einval", "EINVAL"), ("no transition is in progress", "idle"),
                         ("sleep", "blocked"), ("cannot complete", "blocked"), ("block", "blocked")):
@@ -495,9 +496,150 @@ def test_reference_agrees_on_random_replace_set_specs(tmp_path_factory, text):
     assert not stats.disagreements, f"{text}\n{stats.disagreements[0]}"
 
 
+@st.composite
+def state_callback_specs(draw) -> str:
+    """Random specs under kernel "state-callbacks" (Petr Mladek's per-state callbacks v1): the
+    callbacks belong to the states (`[states.S]` pre_patch/post_patch/pre_unpatch/post_unpatch,
+    the shadow_dtor of an is_shadow state), block_disable on some; no per-object callbacks, no
+    version (every patch carries S as S = 1) and no data. Shadow variables share ids with
+    the states (is_shadow ties them) or not; 2-4 patches, `replace` fixed or from a
+    parameter, some of them sharing a state (the in-other-patches rule), target modules and
+    sleeping tasks, force and the patching fault as in `specs()`."""
+    deep = draw(st.integers(0, 3)) == 0
+    n_states = draw(st.integers(1, 3 if not deep else 2))
+    n_mods = draw(st.integers(0, 1 if deep else 2))
+    n_patches = 2 if deep else draw(st.integers(2, 4))
+    states = [f"s{i}" for i in range(n_states)]
+    mods = [f"m{i}" for i in range(n_mods)]
+    ops = ["load", "complete", "reverse", "disable", "rmmod", "modload", "modunload"]
+    check = [f"depth = {draw(st.integers(6, 7) if deep else st.integers(3, 5))}"]
+    if draw(st.booleans()):
+        check.append(f"operations = {ops + ['force']!r}".replace("'", '"'))
+    if FAULTS and draw(st.integers(0, 3)) == 0:
+        check.append('faults = ["patching"]')
+    out = ['kernel = "state-callbacks"\n[check]\n' + "\n".join(check) + "\n"]
+    # shadow variables: sv{i} has id i + 1, the id of state s{i} when there is one
+    shadows = [f"sv{i}" for i in range(draw(st.integers(0, 2)))]
+    has_ret = draw(st.booleans())                # every patch then has the parameter `ret`
+    named: dict[str, set] = {}                   # the shadow variables each state's callbacks name
+    for i, s in enumerate(states):
+        lines = [f"[states.{s}]", f"id = {i + 1}"]
+        if draw(st.booleans()):
+            lines.append("is_shadow = true")
+        if draw(st.integers(0, 4)) == 0:
+            lines.append("block_disable = true")
+        for cb in ("pre_patch", "post_patch", "pre_unpatch", "post_unpatch", "shadow_dtor"):
+            stmts = draw(st.lists(state_statement(s, shadows, cb, has_ret), max_size=2 if deep else 3))
+            if stmts and draw(st.integers(0, 4)) == 0:
+                stmts.append(stmts[draw(st.integers(0, len(stmts) - 1))])   # identical, same line
+            if stmts:
+                lines.append(f"{cb} = [{', '.join(_toml_str(x) for x in stmts)}]")
+            named.setdefault(s, set()).update(sv for x in stmts for sv in shadows if sv in x.split())
+        out.append("\n".join(lines) + "\n")
+    sleeping = set()
+    for m in mods:
+        lines = [f"[modules.{m}]", f"loaded = {_b(draw(st.booleans()))}"]
+        if draw(st.booleans()):
+            sleeping.add(m)
+            lines.append(f"params = {{ busy = {_b(draw(st.booleans()))} }}")
+            lines.append(f'sleeps = {{ function = "{m}_fn", while = "busy" }}')
+        out.append("\n".join(lines) + "\n")
+    for i, sv in enumerate(shadows):
+        parent = f'\nparent = "{mods[0]}"' if mods and draw(st.integers(0, 3)) == 0 else ""
+        out.append(f"[shadows.{sv}]\nid = {i + 1}{parent}\n")
+    for k in range(n_patches):
+        decl = draw(st.lists(st.sampled_from(states), unique=True, max_size=n_states))
+        lines = ["[[patch]]", f'name = "p{k}"']
+        params = ["ret = 0"] if has_ret else []
+        how = draw(st.sampled_from(["plain", "replace", "param"]))
+        if how == "replace":
+            lines.append("replace = true")
+        elif how == "param":
+            params.append(f"replace = {draw(st.integers(0, 1))}")
+            lines.append('replace_param = "replace"')
+        if params:
+            lines.append(f"params = {{ {', '.join(params)} }}")
+        lines.append(f"states = {{ {', '.join(f'{s} = 1' for s in decl)} }}")
+        mine = draw(st.lists(st.sampled_from(shadows), unique=True)) if shadows else []
+        # the shadow variables its states' callbacks name, as its `params` must hold theirs
+        # (docs/spec-format.md says it of parameters; a layout is per patch)
+        mine += [sv for sv in shadows if sv not in mine and any(sv in named[s] for s in decl)]
+        uses = [sv for sv in mine if draw(st.integers(0, 2)) == 0]
+        if uses:
+            lines.append(f"uses = [{', '.join(_toml_str(u) for u in uses)}]")
+        if mine:
+            lines.append("shadows = { " + ", ".join(f'{sv} = "l{draw(st.integers(0, 1))}"' for sv in mine) + " }")
+            for f in ("init", "init_error", "exit"):
+                stmts = draw(st.lists(shadow_statement(mine, decl, f), max_size=2))
+                if stmts:
+                    lines.append(f"{f} = [{', '.join(_toml_str(x) for x in stmts)}]")
+        code = draw(st.lists(shadow_statement(mine, decl, "code"), min_size=1, max_size=2)) if mine and draw(st.booleans()) else []
+        if code:
+            lines.append("[patch.code]")
+            lines.append(f"work = [{', '.join(_toml_str(x) for x in code)}]")
+        objs = draw(st.lists(st.sampled_from(mods), unique=True)) if mods else []
+        if not objs or draw(st.integers(0, 3)):
+            objs = ["vmlinux"] + objs
+        for obj in objs:
+            lines.append(f"[patch.objects.{obj}]")
+            if obj in sleeping and draw(st.booleans()):
+                lines.append(f'funcs = ["{obj}_fn"]')
+        out.append("\n".join(lines) + "\n")
+    return "\n".join(out)
+
+
+def state_statement(s: str, shadows: list[str], cb: str, has_ret: bool):
+    """A statement of state s's callback: banner, log, return, modify/reset of s, the shadow
+    actions (not in shadow_dtor: it runs under klp_shadow_lock, where klp_shadow_alloc and
+    _free would deadlock; it may read one); pre_patch may fail. Guards: `if|unless prev s`,
+    `if|unless shadow SV`, `if|unless param ret`."""
+    actions = ["return", 'log "hello"', "banner", f"modify {s}", f"reset {s}"]
+    if cb == "pre_patch":
+        actions += ["fail -ENODEV", "maybe-fail", "maybe-fail -ENODEV"]
+        if has_ret:
+            actions.append("fail ret")
+    for sv in shadows:
+        if cb == "shadow_dtor":
+            actions.append(f"shadow-get {sv}")
+        else:
+            actions += [f"{a} {sv}" for a in ("shadow-alloc", "shadow-get-or-alloc", "shadow-get", "shadow-free",
+                                              "shadow-free-all", "get", "put")]
+            actions.append(f"shadow-get-or-alloc {sv} with ctor-fail -ENOMEM")
+    guards = [""] * 3 + [f" {w} prev {s}" for w in ("if", "unless")]
+    guards += [f" {w} shadow {sv}" for sv in shadows for w in ("if", "unless")]
+    if has_ret:
+        guards += [" if param ret", " unless param ret"]
+    return st.builds(lambda a, g: a + g, st.sampled_from(actions), st.sampled_from(guards))
+
+
+@seed(int(SEED or 0))
+@settings(max_examples=max(1, EXAMPLES // 2), derandomize=SEED is None, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
+                                 HealthCheck.data_too_large, HealthCheck.filter_too_much])
+@given(state_callback_specs())
+def test_reference_agrees_on_random_state_callback_specs(tmp_path_factory, text):
+    """The reference's reading of the per-state callbacks series v1 (state.c of 01/02/04, the
+    core.c and transition.c hunks, 19/19; reference/klp.py) against kernel.StateCallbacks."""
+    spec = _spec_from(tmp_path_factory, text)
+    t = time.perf_counter()
+    stats = compare(spec, known=_open(spec))
+    RUN["specs"] += 1
+    RUN["pairs"] += stats.pairs
+    RUN["compared"] += stats.compared
+    RUN["seconds"] += time.perf_counter() - t
+    for name in stats.known:
+        RUN[name] = RUN.get(name, 0) + 1
+    if STATS_FILE:
+        import json
+        Path(STATS_FILE).write_text(json.dumps(dict(RUN, seed=SEED), indent=1))
+    assert not stats.disagreements, f"{text}\n{stats.disagreements[0]}"
+
+
 SHIPPED = (sorted((ROOT / "specs").glob("*.toml")) + sorted((ROOT / "specs" / "selftests").glob("*.toml"))
            + sorted((ROOT / "specs" / "samples").glob("*.toml"))
-           + sorted((ROOT / "specs" / "selftests-replace-set").glob("*.toml")))
+           + sorted((ROOT / "specs" / "selftests-replace-set").glob("*.toml"))
+           + sorted((ROOT / "specs" / "selftests-state-callbacks").glob("*.toml"))
+           + sorted((ROOT / "specs" / "proposals").glob("*.toml")))
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
@@ -522,7 +664,8 @@ def test_reference_reproduces_the_selftest_logs():
     import tomllib
     failed, ran = [], 0
     for path in sorted((ROOT / "specs" / "selftests").glob("*/*.toml")) + \
-            sorted((ROOT / "specs" / "selftests-replace-set").glob("*/*.toml")):
+            sorted((ROOT / "specs" / "selftests-replace-set").glob("*/*.toml")) + \
+            sorted((ROOT / "specs" / "selftests-state-callbacks").glob("*/*.toml")):
         scenario = tomllib.loads(path.read_text())
         if any(line.split()[:1] and line.split()[0] in SCRIPT_ONLY for line in scenario["run"].splitlines()):
             continue
@@ -530,7 +673,7 @@ def test_reference_reproduces_the_selftest_logs():
         log = scenario_log(load_spec(path.parent / scenario["spec"]), scenario["run"])
         if log != scenario["expected"].strip().splitlines():
             failed.append(path.name)
-    assert ran >= 35 and not failed
+    assert ran >= 55 and not failed, failed
 
 
 def _runs(k, function: str) -> str:
@@ -603,6 +746,20 @@ def scenario_log(spec, run: str) -> list[str]:
             if word == "runs" and _runs(k, arg) != words[2]:
                 log.append("ERROR: livepatch kselftest(s) failed")
                 break
+            continue
+        if word == "read-param":            # cat /sys/module/MOD/PARAM: its show function FUNC runs once
+            mod, _, param = arg.partition("/")
+            log.append(f"% cat /sys/module/{mod}/parameters/{param}")
+            if not k.modules[mod].loaded:
+                break
+            owner = _runs(k, words[2])
+            if owner != "original":          # the patched version: a call of the patch's new function
+                r = ref.apply(k, ("call", f"{owner}.{words[2]}"), lambda key: False)
+                log += r.log
+                k = r.kernel or k
+            else:
+                module = next(m for m in spec.modules if m.name == mod)
+                log += [f"{mod}: {x.arg}" for x in dict(module.code).get(words[2], ())]
             continue
         if word == "sysfs-rights":          # the modes of the attributes (core.c: __ATTR_RW/_RO/_WO)
             name, _, attr = arg.partition("/")
@@ -797,3 +954,81 @@ def test_reference_nop_object_fault(tmp_path):
         k = ref.apply(k, op, lambda key: False).kernel
     assert {o.failed for o in ref.outcomes(k, ops[-1])} == {
         frozenset(), frozenset({("b", "m", "patching", 0)}), frozenset({("r", "m", "patching", 0)})}
+
+
+# --------------------------------------------------------------------------- the per-state callbacks v1, on the reference alone
+# (proposals.md §A.5.4 state.c, §A.4.8's table: pinned to the code, not to klpmodel)
+
+STATECB_SPEC = """
+kernel = "state-callbacks"
+[states.x]
+id = 1
+is_shadow = true
+pre_patch = ["banner", "shadow-alloc sv"]
+post_patch = ["banner"]
+pre_unpatch = ["banner"]
+post_unpatch = ["banner"]
+shadow_dtor = ['log "dtor" unless shadow sv']
+[states.y]
+id = 2
+pre_patch = ["banner"]
+post_patch = ["banner"]
+pre_unpatch = ["banner"]
+post_unpatch = ["banner"]
+[shadows.sv]
+id = 1
+[[patch]]
+name = "a"
+states = { x = 1 }
+shadows = { sv = "l" }
+[[patch]]
+name = "b"
+states = { x = 1 }
+shadows = { sv = "l" }
+[[patch]]
+name = "n"
+replace = true
+states = { y = 1 }
+"""
+
+
+def _statecb(tmp_path, ops):
+    path = tmp_path / "statecb.toml"
+    path.write_text(STATECB_SPEC)
+    ref = Reference(load_spec(path))
+    k, logs = ref.initial(), []
+    for op in ops:
+        r = ref.apply(k, op, lambda key: False)
+        assert r.refused is None, (op, r.refused)
+        k, logs = r.kernel, logs + [r.log]
+    return k, logs
+
+
+def test_reference_statecb_obsolete_state_of_a_replaced_patch(tmp_path):
+    """§A.4.8 row 3: the replaced patch's pre_unpatch after the new patch's pre_patch; its
+    post_unpatch and the shadow free (old dtor, variable off the hash) before the new
+    patch's post_patch."""
+    k, logs = _statecb(tmp_path, [("load", "a"), ("complete", None), ("load", "n"), ("complete", None)])
+    assert logs[2][2:5] == ["n: pre_patch_callback: state 2", "a: pre_unpatch_callback: state 1",
+                            "livepatch: 'n': starting patching transition"]
+    assert logs[3][1:4] == ["a: post_unpatch_callback: state 1", "a: dtor", "n: post_patch_callback: state 2"]
+    assert [p.name for p in k.klp_patches] == ["n"] and k.shadows == {}
+
+
+def test_reference_statecb_reversed_replace_reenables_the_obsolete_state(tmp_path):
+    """v1 "Revert pre_unpatch() callbacks": a reversed replace runs the replaced patch's
+    post_patch again (the flag set), then its own post_unpatch; no pre_unpatch of its own."""
+    k, logs = _statecb(tmp_path, [("load", "a"), ("complete", None), ("load", "n"), ("reverse", None),
+                                  ("complete", None)])
+    assert logs[4] == ["livepatch: 'n': completing unpatching transition", "a: post_patch_callback: state 1",
+                       "n: post_unpatch_callback: state 2", "livepatch: 'n': unpatching complete"]
+    assert not k.pre_unpatch_replaced_called and [p.name for p in k.klp_patches] == ["a"]
+
+
+def test_reference_statecb_two_replaced_patches_sharing_a_state_leak_it(tmp_path):
+    """§A.4.8 row 4 (Sashiko finding 1): a and b both carry x, n does not: each sees the
+    other, so neither pre_unpatch nor post_unpatch runs and sv outlives both."""
+    k, logs = _statecb(tmp_path, [("load", "a"), ("complete", None), ("load", "b"), ("complete", None),
+                                  ("load", "n"), ("complete", None)])
+    assert not any("state 1" in line for line in logs[4] + logs[5])
+    assert [p.name for p in k.klp_patches] == ["n"] and 1 in k.shadows

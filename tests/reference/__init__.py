@@ -5,7 +5,10 @@ Written from ../shared/kernel/semantics.md and the kernel C it describes
 documentation of the spec language and the properties (docs/spec-format.md,
 docs/properties.md) -- never from klpmodel/kernel.py, which it must not import. Under
 `kernel = "replace-set"` it runs the replace_set series v2 (proposals.md §B.5.2: the hunks
-of its patch 2/4, each beside the mainline code it changes, behind `Kernel.sets`).
+of its patch 2/4, each beside the mainline code it changes, behind `Kernel.sets`). Under
+`kernel = "state-callbacks"` it runs Petr Mladek's per-state callbacks series v1 (proposals.md
+§A.5: state.c's functions by name, the core.c/transition.c hunks, 19/19, behind
+`Kernel.state_callbacks`), written from that code and §A.4, not from kernel.StateCallbacks.
 
 - `klp`: the kernel. Plain Python structs shaped like the kernel's (`klp_patches` is a
   list, `klp_transition_patch` a pointer, `post_unpatch_enabled` per object) and one

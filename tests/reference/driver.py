@@ -112,7 +112,7 @@ class Reference:
                     n = canon.setdefault(st.data, len(canon))
                     live, content = k.blocks[st.data]
                     data[(p.name, st.name)] = (n, live, content if live else None)
-            for obj in p.static_objs:
+            for obj in p.static_objs if not k.state_callbacks else ():   # v1 19/19: no struct klp_callbacks
                 pue[(p.name, obj.label)] = obj.post_unpatch_enabled
         return {
             "list": tuple(p.name for p in k.klp_patches),
@@ -143,7 +143,8 @@ class Reference:
         for name, mod in sorted(k.modules.items()):
             p = mod.patch
             pf = None if p is None else (p.enabled, p.forced, p.replace, tuple(
-                (o.label, o.dynamic, o.mod, o.patched, o.post_unpatch_enabled, tuple(o.func_list)) for o in p.obj_list))
+                (o.label, o.dynamic, o.mod, o.patched, o.post_unpatch_enabled, tuple(o.func_list)) for o in p.obj_list),
+                tuple(st.pre_patch_succeeded for st in p.states))
             mods.append((name, mod.loaded, mod.klp_alive, mod.refcnt, mod.state,
                          tuple(sorted(mod.params.items())), pf,
                          None if mod.sleeping_in is None else mod.sleeping_in.name))
@@ -151,7 +152,8 @@ class Reference:
                 None if k.klp_transition_patch is None else k.klp_transition_patch.name,
                 k.klp_target_state, k.tasks_switched, tuple(mods),
                 tuple(sorted(k.values.items())), k.mon.freeze(),
-                tuple(sorted((i, v["count"], v["layout"]) for i, v in k.shadows.items())), tuple(sorted(k.stale)))
+                tuple(sorted((i, v["count"], v["layout"]) for i, v in k.shadows.items())), tuple(sorted(k.stale)),
+                k.pre_unpatch_replaced_called)
 
 
 def phase(k: klp.Kernel, name: str) -> str:

@@ -49,6 +49,9 @@ class KlpState:                   # struct klp_state
     version: int
     name: str                     # the spec's name for the id
     data: int | None = None       # void *data: a block number, or None for NULL
+    # kernel "state-callbacks" (v1 01/19): state->callbacks.pre_patch_succeeded, in the
+    # livepatch module's static klp_state array (a new insmod starts from false)
+    pre_patch_succeeded: bool = False
 
 
 @dataclass
@@ -111,6 +114,8 @@ class Kernel:
     shadows: dict[int, dict] = field(default_factory=dict)  # (issue 14) shadow.py: id -> the variable
     stale: set[int] = field(default_factory=set)           # ids with entries on freed objects
     log: list[str] = field(default_factory=list)
+    # kernel "state-callbacks": state.c's static bool klp_states_pre_unpatch_replaced_called
+    pre_unpatch_replaced_called: bool = False
     # the run of one operation
     choose: object = None          # the oracle of the fallible points: key -> failed?
     refused: str | None = None     # set where the kernel refuses without changing anything
@@ -121,6 +126,14 @@ class Kernel:
         """The kernel runs the replace_set series v2 (29 May 2026, not merged): the hunks of
         its patch 2/4, kept beside the mainline code they change."""
         return self.spec.kernel == "replace-set"
+
+    @property
+    def state_callbacks(self) -> bool:
+        """The kernel runs Petr Mladek's per-state callbacks series v1 (Jan 2025, not merged;
+        proposals.md §A.5): the state.c functions of 01/02/04 below (each beside the mainline
+        code it changes), block_disable in enabled_store() and the compatibility check (04),
+        no version and no data (04, 05), and no per-object callbacks (19/19)."""
+        return self.spec.kernel == "state-callbacks"
 
     def pr(self, line: str) -> None:
         self.log.append(line)
@@ -147,7 +160,8 @@ def clone(k: Kernel) -> Kernel:
         if p is None:
             return None
         if id(p) not in patches:
-            patches[id(p)] = KlpPatch(p.name, p.spec, p.replace, [KlpState(s.id, s.version, s.name, s.data) for s in p.states],
+            patches[id(p)] = KlpPatch(p.name, p.spec, p.replace,
+                                      [KlpState(s.id, s.version, s.name, s.data, s.pre_patch_succeeded) for s in p.states],
                                       [obj(o) for o in p.static_objs], [obj(o) for o in p.obj_list], p.enabled, p.forced,
                                       p.replace_set)
         return patches[id(p)]
@@ -165,6 +179,7 @@ def clone(k: Kernel) -> Kernel:
     n.shadows = {i: dict(v) for i, v in k.shadows.items()}
     n.stale = set(k.stale)
     n.log = list(k.log)
+    n.pre_unpatch_replaced_called = k.pre_unpatch_replaced_called
     n.mon = k.mon.clone()
     return n
 
@@ -210,7 +225,14 @@ def klp_is_object_loaded(obj: KlpObject) -> bool:
 
 
 def klp_pre_patch_callback(k: Kernel, patch: KlpPatch, obj: KlpObject) -> int:
-    """core.h: ret = pre_patch(obj) if there is one; post_unpatch_enabled = !ret."""
+    """core.h: ret = pre_patch(obj) if there is one; post_unpatch_enabled = !ret.
+
+    Under "state-callbacks" v1 19/19 deletes struct klp_callbacks, these four helpers and
+    every call of them (__klp_enable_patch, __klp_disable_patch, klp_complete_transition,
+    klp_module_coming, klp_cleanup_module_patches_limited): they do nothing there, and the
+    `pre-patch callback failed` line cannot be printed (ret is always 0)."""
+    if k.state_callbacks:
+        return 0
     ret = 0
     if obj.spec is not None and _has(obj, "pre_patch"):
         ret = callbacks.pre_patch(k, patch, obj)
@@ -219,17 +241,23 @@ def klp_pre_patch_callback(k: Kernel, patch: KlpPatch, obj: KlpObject) -> int:
 
 
 def klp_post_patch_callback(k: Kernel, patch: KlpPatch, obj: KlpObject) -> None:
+    if k.state_callbacks:                    # v1 19/19
+        return
     if obj.spec is not None and _has(obj, "post_patch"):
         callbacks.run(k, patch, obj, "post_patch")
 
 
 def klp_pre_unpatch_callback(k: Kernel, patch: KlpPatch, obj: KlpObject) -> None:
+    if k.state_callbacks:                    # v1 19/19
+        return
     if obj.spec is not None and _has(obj, "pre_unpatch"):
         callbacks.run(k, patch, obj, "pre_unpatch")
 
 
 def klp_post_unpatch_callback(k: Kernel, patch: KlpPatch, obj: KlpObject) -> None:
     """core.h: only with post_unpatch_enabled set; the flag is cleared either way."""
+    if k.state_callbacks:                    # v1 19/19
+        return
     if obj.post_unpatch_enabled and obj.spec is not None and _has(obj, "post_unpatch"):
         callbacks.run(k, patch, obj, "post_unpatch")
     obj.post_unpatch_enabled = False
@@ -289,6 +317,8 @@ def klp_find_func(obj: KlpObject, old_func: str) -> bool:
 def klp_is_patch_compatible(k: Kernel, patch: KlpPatch) -> bool:
     if k.sets:
         return klp_is_patch_compatible_v2(k, patch)
+    if k.state_callbacks:
+        return klp_is_patch_compatible_cb(k, patch)
     for old_patch in k.klp_patches:
         for old_state in old_patch.states:
             if not klp_is_state_compatible(patch, old_state):
@@ -313,6 +343,125 @@ def klp_is_patch_compatible_v2(k: Kernel, patch: KlpPatch) -> bool:
                     if klp_find_func(old_obj, func):
                         return False
     return True
+
+
+# --------------------------------------------------------------------------- state.c of the per-state callbacks v1
+# proposals.md §A.5.4: state.c @663800cf (01/19, 02/19 and 04/19 applied), read line by line.
+# klp_get_state() and klp_get_prev_state() are mainline's (above).
+
+
+def state_decl(k: Kernel, state: KlpState):
+    """The spec's [states.S] of a struct klp_state: its callbacks, block_disable, is_shadow
+    (one declaration per id: every patch carrying S has the same struct contents)."""
+    return next(d for d in k.spec.states if d.id == state.id)
+
+
+def klp_is_state_compatible_cb(k: Kernel, patch: KlpPatch, old_state: KlpState) -> bool:
+    """04/19: `if (!state && old_state->block_disable) return false; return true;` (no
+    version any more)."""
+    state = klp_get_state(patch, old_state.id)
+    if not state and state_decl(k, old_state).block_disable:  # noqa: SIM103 (the C's shape)
+        return False
+    return True
+
+
+def klp_is_patch_compatible_cb(k: Kernel, patch: KlpPatch) -> bool:
+    """04/19: `if (!patch->replace) return true;` then every state of every listed patch."""
+    if not patch.replace:
+        return True
+    for old_patch in k.klp_patches:
+        for old_state in old_patch.states:
+            if not klp_is_state_compatible_cb(k, patch, old_state):
+                return False
+    return True
+
+
+def klp_patch_disable_blocked(k: Kernel, patch: KlpPatch) -> bool:
+    return any(state_decl(k, state).block_disable for state in patch.states)
+
+
+def is_state_in_other_patches(k: Kernel, patch: KlpPatch, state: KlpState) -> bool:
+    """Some patch on klp_patches other than `patch` has a state of this id (enabled or not,
+    in transition or not: the walk looks at the list only)."""
+    for p in k.klp_patches:
+        if p is patch:
+            continue
+        for s in p.states:
+            if s.id == state.id:
+                return True
+    return False
+
+
+def klp_states_pre_patch(k: Kernel, patch: KlpPatch) -> int:
+    """01/19. The flag is set also for a state skipped because another patch has it; a
+    failing pre_patch returns at once, its own flag and the later ones unset."""
+    for state in patch.states:
+        if not is_state_in_other_patches(k, patch, state) and state_decl(k, state).cb("pre_patch"):
+            err = callbacks.state_pre_patch(k, patch, state)
+            if err:
+                return err
+        state.pre_patch_succeeded = True
+    return 0
+
+
+def klp_states_post_patch(k: Kernel, patch: KlpPatch) -> None:
+    for state in patch.states:
+        if is_state_in_other_patches(k, patch, state):
+            continue
+        if state_decl(k, state).cb("post_patch"):
+            callbacks.state_run(k, patch, state, "post_patch")
+
+
+def klp_states_pre_unpatch(k: Kernel, patch: KlpPatch) -> None:
+    for state in patch.states:
+        if is_state_in_other_patches(k, patch, state):
+            continue
+        if state_decl(k, state).cb("pre_unpatch"):
+            callbacks.state_run(k, patch, state, "pre_unpatch")
+
+
+def klp_states_post_unpatch(k: Kernel, patch: KlpPatch) -> None:
+    """01/19 and 02/19: post_unpatch, then (is_shadow) klp_shadow_free_all(id, shadow_dtor),
+    then the flag cleared -- only for a state whose pre_patch succeeded."""
+    for state in patch.states:
+        if is_state_in_other_patches(k, patch, state):
+            continue
+        if not state.pre_patch_succeeded:    # "a transition is canceled after a preparation step failed"
+            continue
+        decl = state_decl(k, state)
+        if decl.cb("post_unpatch"):
+            callbacks.state_run(k, patch, state, "post_unpatch")
+        if decl.is_shadow:
+            shadow.klp_shadow_free_all_id(k, state.id, lambda st=state: callbacks.state_run(k, patch, st, "shadow_dtor"))
+        state.pre_patch_succeeded = False
+
+
+def klp_states_pre_unpatch_replaced(k: Kernel, patch: KlpPatch) -> None:
+    """WARN_ON(klp_states_pre_unpatch_replaced_called) (the model has no WARN line: the flag
+    is always clear here, see klp_states_post_*_replaced); every other listed patch's
+    pre_unpatch, oldest first; the flag set."""
+    for old_patch in list(k.klp_patches):
+        if old_patch is not patch:
+            klp_states_pre_unpatch(k, old_patch)
+    k.pre_unpatch_replaced_called = True
+
+
+def klp_states_post_unpatch_replaced(k: Kernel, patch: KlpPatch) -> None:
+    for old_patch in list(k.klp_patches):
+        if old_patch is not patch:
+            klp_states_post_unpatch(k, old_patch)
+    k.pre_unpatch_replaced_called = False
+
+
+def klp_states_post_patch_replaced(k: Kernel, patch: KlpPatch) -> None:
+    """Only when the pre_unpatch of the replaced patches ran (the flag): their post_patch
+    again, oldest first; the flag cleared."""
+    if not k.pre_unpatch_replaced_called:
+        return
+    for old_patch in list(k.klp_patches):
+        if old_patch is not patch:
+            klp_states_post_patch(k, old_patch)
+    k.pre_unpatch_replaced_called = False
 
 
 # --------------------------------------------------------------------------- patch.c
@@ -561,9 +710,18 @@ def klp_complete_transition(k: Kernel) -> None:
     if (k.sets or patch.replace) and patching:
         klp_unpatch_replaced_patches(k, patch)
         klp_discard_nops(k, patch)
+        if k.state_callbacks:                # v1 01/19
+            klp_states_post_unpatch_replaced(k, patch)
     if k.klp_target_state == KLP_TRANSITION_UNPATCHED:
         klp_unpatch_objects(patch)
     # func->transition = false; every task's patch_state = KLP_TRANSITION_IDLE
+    if k.state_callbacks:                    # v1 01/19 (transition.c @6c06f3dd)
+        if k.klp_target_state == KLP_TRANSITION_PATCHED:
+            klp_states_post_patch(k, patch)
+        elif k.klp_target_state == KLP_TRANSITION_UNPATCHED:
+            if patch.replace:                # re-enable the states the cancelled/reverted patch would replace
+                klp_states_post_patch_replaced(k, patch)
+            klp_states_post_unpatch(k, patch)
     for obj in list(patch.obj_list):
         if not klp_is_object_loaded(obj):
             continue
@@ -619,6 +777,8 @@ def __klp_disable_patch(k: Kernel, patch: KlpPatch) -> int:
     if k.klp_transition_patch is not None:
         return k.refuse("EBUSY", EBUSY)
     klp_init_transition(k, patch, KLP_TRANSITION_UNPATCHED)
+    if k.state_callbacks:                    # v1 01/19
+        klp_states_pre_unpatch(k, patch)
     for obj in list(patch.obj_list):
         if obj.patched:
             klp_pre_unpatch_callback(k, patch, obj)
@@ -637,7 +797,11 @@ def __klp_enable_patch(k: Kernel, patch: KlpPatch) -> int:
     k.pr(f"livepatch: enabling patch '{patch.name}'")
     klp_init_transition(k, patch, KLP_TRANSITION_PATCHED)
     ret = 0
-    for obj in list(patch.obj_list):
+    if k.state_callbacks:                    # v1 01/19
+        ret = klp_states_pre_patch(k, patch)
+        if not ret and patch.replace:
+            klp_states_pre_unpatch_replaced(k, patch)
+    for obj in (list(patch.obj_list) if not ret else []):
         if not klp_is_object_loaded(obj):
             continue
         ret = klp_pre_patch_callback(k, patch, obj)
@@ -680,6 +844,9 @@ def enabled_store(k: Kernel, patch: KlpPatch, enabled: bool) -> int:
     """core.c: /sys/kernel/livepatch/<patch>/enabled."""
     if patch.enabled == enabled:             # already in the requested state
         return k.refuse("EINVAL", EINVAL)
+    if k.state_callbacks and patch.enabled and klp_patch_disable_blocked(k, patch):   # v1 04/19
+        k.pr(f"livepatch: The livepatch '{patch.name}' does not support disable")
+        return k.refuse("disable blocked", EINVAL)
     if patch is k.klp_transition_patch:      # reverse a pending transition, both ways
         klp_reverse_transition(k)
         return 0

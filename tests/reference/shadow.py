@@ -73,6 +73,18 @@ def klp_shadow_free_all(k, name: str) -> None:
     k.stale.discard(i)                               # also the entries of freed objects
 
 
+def klp_shadow_free_all_id(k, i: int, dtor=None) -> None:
+    """shadow.c klp_shadow_free_all(id, dtor), as v1 02/19 calls it for an is_shadow state:
+    under klp_shadow_lock every <obj, id> entry is taken off the hash (klp_shadow_free_struct:
+    hash_del_rcu, then dtor(obj, data)), so the dtor runs once per variable and no longer
+    finds it. Here: the variable of that id, if any (the dtor once); the stale entries go too,
+    without a dtor call (the abstraction only says they may be there)."""
+    var = k.shadows.pop(i, None)
+    k.stale.discard(i)
+    if var is not None and dtor is not None:
+        dtor()
+
+
 def statement(k, patch_spec, where: str, index: int, st) -> int | None:
     """One shadow statement of `patch_spec` run in `where` (a callback, init/init_error/exit,
     or a function of its code). Returns an error to return from the callback, or None."""

@@ -132,7 +132,7 @@ class KlpSide:
 def refusal_class(why: str) -> str:
     """klpmodel's refusal sentence, as the reference's class of the kernel's answer."""
     w = why.lower()
-    for needle, cls in (("not on klp_patches", "not listed"), ("not compatible", "incompatible"), ("-ebusy", "EBUSY"), ("already loaded", "EEXIST"),
+    for needle, cls in (("func_stack", "stacked"), ("not on klp_patches", "not listed"), ("not compatible", "incompatible"), ("-ebusy", "EBUSY"), ("already loaded", "EEXIST"),
                         ("in use", "in use"), ("already forced", "already forced"), ("not loaded", "ENOENT"), ("that is `reverse`", "reverse"),
                         ("-einval", "EINVAL"), ("no transition is in progress", "idle"),
                         ("sleep", "blocked"), ("cannot complete", "blocked"), ("block", "blocked")):
@@ -355,10 +355,14 @@ def specs(draw) -> str:
         if code:
             lines.append("[patch.code]")
             lines.append(f"work = [{', '.join(_toml_str(x) for x in code)}]")
+        home = draw(st.sampled_from([None, *objs])) if code else None   # the object whose `work` the code is
         for obj in objs:
             lines.append(f"[patch.objects.{obj}]")
-            if obj in sleeping and draw(st.booleans()):
-                lines.append(f'funcs = ["{obj}_fn"]')
+            funcs = [f"{obj}_fn"] if obj in sleeping and draw(st.booleans()) else []
+            if obj == home:                      # (issue 14) on that object's func_stack
+                funcs.append("work")
+            if funcs:
+                lines.append(f"funcs = [{', '.join(_toml_str(f) for f in funcs)}]")
             recipe = RECIPES[draw(st.integers(0, len(RECIPES) - 1))] if decl and draw(st.integers(0, 2)) == 0 else {}
             target = draw(st.sampled_from(decl)) if decl else None
             for cb in ("pre_patch", "post_patch", "pre_unpatch", "post_unpatch", "pre_patch_error"):

@@ -300,7 +300,7 @@ def specs(draw) -> str:
     ops = ["load", "complete", "reverse", "disable", "rmmod", "modload", "modunload"]
     check = [f"depth = {draw(st.integers(6, 7) if deep else st.integers(3, 5))}"]
     if draw(st.booleans()):
-        check.append(f"operations = {ops + ['force']!r}".replace("'", '"'))
+        check.append(f"operations = {ops + ['force', 'call']!r}".replace("'", '"'))
     if FAULTS and draw(st.integers(0, 3)) == 0:
         check.append('faults = ["patching"]')
     out = ["[check]\n" + "\n".join(check) + "\n"]

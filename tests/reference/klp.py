@@ -384,11 +384,10 @@ def klp_ftrace_handler(k: Kernel, obj: str, func: str, patch_state: int) -> str 
     if not stack:                            # no ftrace handler on the function
         return None
     at = 0                                   # list_first_or_null_rcu(&ops->func_stack)
-    if stack[0][0] in k.func_transition:     # func->transition
-        if patch_state == KLP_TRANSITION_UNPATCHED:
-            at = 1                           # the previously patched version, else the original
-            if at == len(stack):
-                return None
+    if stack[0][0] in k.func_transition and patch_state == KLP_TRANSITION_UNPATCHED:   # func->transition
+        at = 1                               # the previously patched version, else the original
+        if at == len(stack):
+            return None
     owner, nop = stack[at]
     return None if nop else owner
 

@@ -481,7 +481,11 @@ def replace_set_specs(draw) -> str:
         elif "replace_param" not in b:
             b = b.replace("\n", f"\nreplace_set = {n}\n", 1)
         if draw(st.booleans()):               # a vmlinux function: sets that share it refuse each other
-            b = b.replace("[patch.objects.vmlinux]\n", f'[patch.objects.vmlinux]\nfuncs = ["f{draw(st.integers(0, 1))}"]\n')
+            f = f'"f{draw(st.integers(0, 1))}"'
+            if "[patch.objects.vmlinux]\nfuncs = [" in b:     # code's work is there already
+                b = b.replace("[patch.objects.vmlinux]\nfuncs = [", f"[patch.objects.vmlinux]\nfuncs = [{f}, ", 1)
+            else:
+                b = b.replace("[patch.objects.vmlinux]\n", f"[patch.objects.vmlinux]\nfuncs = [{f}]\n")
         out.append(b)
     return "[[patch]]\n".join(out)
 

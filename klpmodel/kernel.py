@@ -1528,7 +1528,7 @@ class Mainline:
 
         A refused operation changes nothing; `verify` leaves it out of the search."""
         c, m = self.c, self.m
-        EINVAL, EBUSY, EEXIST, ENOENT = -22, -16, -17, -2
+        EINVAL, EBUSY, EEXIST, ENOENT, ESRCH = -22, -16, -17, -2, -3
         if op.word == "load":                                   # §2.1: module loader, then 6, then 10
             i = self._index(op.target)
             out = [(Refusal(f"module {op.target} is already loaded (insmod: File exists)", EEXIST),
@@ -1564,13 +1564,70 @@ class Mainline:
         if op.word == "force":                                  # §6.4: also a repeated force
             return [(Refusal("-EINVAL: no transition is in progress", EINVAL), self.transition())]
         if op.word == "call":                                   # (issue 14) its new code runs only
-            patch, _, func = op.target.partition(".")           # while it is on klp_patches
-            i = self._index(patch)
-            homes = [o.name for o in m.P[i].objects if func in o.funcs] or [o.name for o in m.P[i].objects]
+            patch, _, func = op.target.partition(".")           # while it is on klp_patches and the
+            i = self._index(patch)                              # ftrace handler picks it for some task
+            homes = self.homes(i, func)
             return [(Refusal(f"{patch}'s {func} does not run: the patch is not on klp_patches", EINVAL), self.listed(i)),
                     (Refusal(f"{patch}'s {func} does not run: its object is not loaded", ENOENT),
-                     c.or_(*(self.loaded(o) for o in homes)))]
+                     c.or_(*(self.loaded(o) for o in homes))),
+                    (Refusal(f"{patch}'s {func} does not run: another version is the one on its func_stack "
+                             f"for every task", ESRCH), self.runs(i, func))]
         raise ValueError(op)
+
+    def homes(self, i: int, func: str) -> list[str]:
+        """The objects of patch i whose `funcs` list `func` (a function is its object and its
+        name: klp_find_ops matches old_func); every object of the patch when none lists it."""
+        p = self.m.P[i]
+        return [o.name for o in p.objects if func in o.funcs] or [o.name for o in p.objects]
+
+    def runs(self, i: int, func: str) -> Val:
+        """(issue 14) Patch i's new version of `func` is the one klp_ftrace_handler (patch.c)
+        picks for some task: on the ops' func_stack of the function, newest first (klp_patch_func
+        pushes at the head: the listed patches whose object for it is patched, in list order, and
+        the nop a replace patch has for it from its load until its transition first completes,
+        §3 step 3, §7, §9), the top entry runs, unless it is the transition patch's (its funcs
+        have `transition` set, §3 step 2): then a task still in KLP_UNPATCHED runs the entry
+        below it (the original code when none), and a nop runs the original code. Tasks of both
+        states exist during a transition unless force switched them all (§6.4). A function
+        no object of the patch lists is the patch's alone (no other entry on its stack).
+        Read together with the checks before it (listed, an object loaded)."""
+        c, m = self.c, self.m
+        p = m.P[i]
+        switched = c.get("switched")
+        # every task is on the unpatched side of patch i's own unpatching transition
+        gone = c.and_(switched, c.eq(self.phase(i), UNPATCHING))
+        if not any(func in o.funcs for o in p.objects):
+            return c.not_(gone)
+        out = []
+        for home in self.homes(i, func):
+            entries = self.stack_entries(home, func, i)
+            above = {q: c.and_(e, c.lt(self.pos(i), self.pos(q))) for q, e in entries}
+            top = c.and_(self.loaded(home), c.not_(c.or_(*above.values())), c.not_(gone))
+            below = [c.and_(above[t], self.is_phase(t, IN_TRANSITION),
+                            c.not_(c.and_(switched, c.eq(self.phase(t), PATCHING))),
+                            *(c.not_(a) for q, a in above.items() if q != t)) for t in above]
+            out.append(c.or_(top, c.and_(self.loaded(home), c.or_(*below))))
+        return c.or_(*out)
+
+    def stack_entries(self, obj: str, func: str, mine: int) -> list[tuple[int, Val]]:
+        """(q, 'q has an entry') for every patch q but `mine` that can have an entry on the
+        func_stack of function `func` of object `obj`: its own func (q listed, the object
+        loaded: patched, §3 step 3, §9.1, unpatched at §4.2, §9.2), or the nop func that
+        klp_add_nops gave it (§7: q, a replace patch in its first transition, lacks the
+        function and some listed patch it replaces has it; dropped at completion, §4.2 step 2)."""
+        c, m = self.c, self.m
+        out = []
+        for q, p in enumerate(m.P):
+            if q == mine:
+                continue
+            if any(o.name == obj and func in o.funcs for o in p.objects):
+                out.append((q, c.and_(self.listed(q), self.loaded(obj))))
+            elif self.may_replace(q):
+                has = [r for r, pr in enumerate(m.P) if r != q and any(o.name == obj and func in o.funcs for o in pr.objects)]
+                if has:
+                    out.append((q, c.and_(c.get("nops"), self.is_phase(q, IN_TRANSITION), self.loaded(obj),
+                                          c.or_(*(c.and_(self.listed(r), self.replaces(q, r)) for r in has)))))
+        return out
 
     def compat_checks(self, i: int, op: Op) -> list[tuple[Refusal, Val]]:
         """klp_is_patch_compatible (§2.2) for loading patch i: [(refusal, passes)], one per
@@ -2180,10 +2237,8 @@ class Mainline:
                 c.event(E.ModLog(module.name, st.arg or ""))
 
     def op_call(self, op: Op) -> None:
-        """(issue 14) A task calls one of the patch's new functions once. Some task may run a
-        listed patch's new code from its load (tasks switch one by one) until its unpatching
-        transition completes, also when a newer patch replaced the function: an
-        over-approximation (docs/properties.md)."""
+        """(issue 14) A task calls one of the patch's new functions once: when the ftrace
+        handler picks the patch's version for some task (`runs`, checked before)."""
         patch, _, func = op.target.partition(".")
         self.c.event(E.Call(patch, func))
         self.module_func(self._index(patch), func)

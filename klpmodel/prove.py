@@ -53,13 +53,18 @@ SAMPLE_STATES = 4000                # reachable states read for invariant candid
 
 @dataclass(frozen=True)
 class Invariant:
-    """A fact about one variable, or about a second one when the first has a given value."""
+    """A fact about one variable, or about a second one when the first has a given value;
+    or (`counts`) a count: var equals the number of the listed variables that are not at
+    their initial value (a refcount taken by each loaded module, say)."""
     text: str
     var: str
     values: tuple[int, ...]                   # var is one of these (when the guard holds)
     guard: tuple[str, int] | None = None      # (variable, value)
+    counts: tuple[tuple[str, int], ...] = ()  # (variable, its initial value): var == #{differ}
 
     def holds(self, state: dict) -> bool:
+        if self.counts:
+            return int(state[self.var]) == sum(int(state[b]) != x for b, x in self.counts)
         if self.guard is not None and int(state[self.guard[0]]) != self.guard[1]:
             return True
         return int(state[self.var]) in self.values
@@ -176,6 +181,51 @@ def candidates(m: Model, names: list[str], sample: list[dict], deadline: Deadlin
                 vals = sorted({int(s[b]) for s in rows})
                 if len(vals) < len(dom[b]):
                     out.append(Invariant(f"when {say(m, a, x)}: {_values_text(m, b, vals)}", b, tuple(vals), (a, x)))
+    return out + count_candidates(m, names, sample, dom, deadline)
+
+
+COUNT_SOLUTIONS = 4                     # count facts tried per variable (Houdini keeps the inductive ones)
+
+
+def count_candidates(m: Model, names: list[str], sample: list[dict], dom: dict[str, list[int]],
+                     deadline: Deadline) -> list[Invariant]:
+    """Count facts: an integer variable that is 0 initially and takes three or more values
+    equals, in every sampled state, the number of some other variables that are not at their
+    initial value (the count kept in a shadow variable and the livepatch modules loaded, when
+    each module's init takes a reference and its exit puts it). The variables counted are
+    found by Z3 over the distinct sampled rows (a 0/1 weight per variable, one pseudo-Boolean
+    equation per row), at most COUNT_SOLUTIONS subsets per variable; a variable can be
+    counted only if it is at its initial value whenever the count is 0."""
+    import z3
+
+    init = interp.initial(m)
+    out = []
+    for c in names:
+        if m.vars[c][0] != "i" or int(init[c]) != 0 or len(dom[c]) < 3:
+            continue
+        deadline.check()
+        pool = [b for b in names if b != c and any(int(s[b]) != int(init[b]) for s in sample)
+                and all(int(s[b]) == int(init[b]) for s in sample if int(s[c]) == 0)]
+        if not pool:
+            continue
+        rows = {(int(s[c]), tuple(int(s[b]) != int(init[b]) for b in pool)) for s in sample}
+        w = [z3.Bool(f"count#{b}") for b in pool]
+        solver = z3.Solver()
+        solver.set("timeout", max(1, min(5000, deadline.ms() or 5000)))
+        for n, differ in rows:
+            solver.add(z3.PbEq([(wi, 1) for wi, d in zip(w, differ, strict=True) if d] or [(z3.BoolVal(False), 1)], n))
+        for _ in range(COUNT_SOLUTIONS):
+            if solver.check() != z3.sat:
+                break
+            model = solver.model()
+            chosen = [b for b, wi in zip(pool, w, strict=True) if z3.is_true(model.eval(wi, model_completion=True))]
+            solver.add(z3.Or(*[wi != model.eval(wi, model_completion=True) for wi in w]))
+            if not chosen:
+                continue
+            noun = say(m, c, 0).removesuffix(" 0")
+            out.append(Invariant(f"{noun} the number of these that hold: "
+                                 + ", ".join(f"not ({say(m, b, init[b])})" for b in chosen),
+                                 c, (), counts=tuple((b, int(init[b])) for b in chosen)))
     return out
 
 
@@ -287,7 +337,10 @@ class _Inductor:
         self.z3 = self.ts.z3
 
     def term(self, inv: Invariant, st: dict):
-        ts = self.ts
+        ts, z3 = self.ts, self.z3
+        if inv.counts:
+            differ = [(z3.Not(ts.equals(st, b, x)), 1) for b, x in inv.counts]
+            return z3.Or(*[z3.And(ts.equals(st, inv.var, k), z3.PbEq(differ, k)) for k in range(len(differ) + 1)])
         body = self.z3.Or(*[ts.equals(st, inv.var, x) for x in inv.values])
         return body if inv.guard is None else self.z3.Implies(ts.equals(st, *inv.guard), body)
 

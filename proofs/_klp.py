@@ -543,9 +543,124 @@ def nc_step(x: dict, y: dict, tag: str = "", mutant: str | None = None):
     return trans, viol, P
 
 
-def horn_invariant(x: dict, y: dict, trans, viol: dict, params: dict, init, int_vars, timeout_ms: int):
+# ------------------------------------------------------------------ (f) the shared-state refcount
+#
+# SUSE's shared-state pattern (specs/samples/suse-shared-state.toml): every livepatch module of
+# a series keeps one reference on a shadow variable SV: its init runs `get SV` before
+# klp_enable_patch, its init_error `put SV` when that failed, its exit `put SV` at rmmod. The
+# variable is seen through three numbers, whatever the patches are (cumulative or not, any
+# callbacks that do not touch SV, target modules): n, the livepatch modules loaded (kernel.py:
+# patches whose phase is not unloaded); count, the count kept in SV; ex, SV exists.
+# kernel.py's statements (Mainline.shadow_statement), restated:
+#   get: SV created when missing (count 0), then count + 1 (kernel.py saturates at patches + 1,
+#        which a count of loaded modules never reaches);
+#   put: a put on a missing SV is shadow-use-after-free; else count - 1 (not below 0), and SV
+#        is freed at 0.
+# The operations: a load that succeeds (init: get; n + 1), a load that fails (init's get, then
+# init_error's put: klp_enable_patch failed in pre_patch or was refused), rmmod of a loaded
+# module (exit: put; n - 1), and every other operation (complete, reverse, disable, force,
+# target modules), which leaves the three alone. The properties, after each operation:
+#   shadow-leak: SV exists and no module that lists it is loaded (every module lists it);
+#   shadow-use-after-free: the put above, or a module is loaded (its patch may be enabled: its
+#   code uses SV) while SV does not exist (an over-approximation of kernel.py's "an enabled
+#   patch that uses SV at a quiescent point").
+SH_INT = ("n", "count")
+SH_BOOL = ("ex",)
+SH_OPS = ("load", "load-failed", "rmmod", "other")
+SH_VARS = {"n": ("loaded", "livepatch modules of the series loaded"),
+           "count": ("count", "the count kept in the shared shadow variable"),
+           "ex": ("exists", "the shared shadow variable exists")}
+SH_MUTANTS = ("no-exit-put", "no-init-error-put", "no-init-get", "exit-frees")
+
+
+def sh_state(tag: str) -> dict:
+    st = {v: z3.Int(f"{v}{tag}") for v in SH_INT}
+    st.update({v: z3.Bool(f"{v}{tag}") for v in SH_BOOL})
+    return st
+
+
+def sh_init(x: dict):
+    return z3.And(x["n"] == 0, x["count"] == 0, z3.Not(x["ex"]))
+
+
+def _sh_get(ex, count):
+    return z3.BoolVal(True), z3.If(ex, count, 0) + 1
+
+
+def _sh_put(ex, count):
+    """(ex', count', use after free)"""
+    n = z3.If(count == 0, 0, count - 1)
+    return z3.And(ex, n != 0), z3.If(ex, n, count), z3.Not(ex)
+
+
+def _sh_free(ex, count):
+    return z3.BoolVal(False), count, z3.BoolVal(False)
+
+
+def sh_step(x: dict, y: dict, tag: str = "", mutant: str | None = None):
+    """One operation of the series: (T(x, y), {property: violated}, params). `mutant`: one of
+    SH_MUTANTS, a one-line change of the pattern (tests/test_shadows.py breaks the spec alike)."""
+    op = z3.Int(f"op{tag}")
+    ex, count, n = x["ex"], x["count"], x["n"]
+    exit_put = _sh_free if mutant == "exit-frees" else _sh_put
+    # load: init (get), klp_enable_patch succeeds
+    if mutant == "no-init-get":
+        l_ex, l_count = ex, count
+    else:
+        l_ex, l_count = _sh_get(ex, count)
+    # load-failed: init's get, then init_error's put
+    if mutant == "no-init-error-put":
+        f_ex, f_count, f_uaf = l_ex, l_count, z3.BoolVal(False)
+    else:
+        f_ex, f_count, f_uaf = _sh_put(l_ex, l_count)
+    # rmmod: exit's put
+    if mutant == "no-exit-put":
+        r_ex, r_count, r_uaf = ex, count, z3.BoolVal(False)
+    else:
+        r_ex, r_count, r_uaf = exit_put(ex, count)
+    cases = [
+        (0, z3.BoolVal(True), n + 1, l_ex, l_count, z3.BoolVal(False)),
+        (1, z3.BoolVal(True), n, f_ex, f_count, f_uaf),
+        (2, n > 0, n - 1, r_ex, r_count, r_uaf),
+        (3, z3.BoolVal(True), n, ex, count, z3.BoolVal(False)),
+    ]
+    trans = z3.Or(*[z3.And(op == k, guard, y["n"] == n2, y["ex"] == e2, y["count"] == c2)
+                    for k, guard, n2, e2, c2, _ in cases])
+    put_uaf = z3.Or(*[z3.And(op == k, u) for k, *_, u in cases])
+    viol = {"shadow-leak": z3.And(y["ex"], y["n"] == 0),
+            "shadow-use-after-free": z3.Or(put_uaf, z3.And(y["n"] > 0, z3.Not(y["ex"])))}
+    return trans, viol, {"op": op}
+
+
+def sh_spec(patches, mutant: str | None = None) -> str:
+    """A series that follows the pattern, for the concrete engines: patches = [(replace,
+    fallible)], each with the init/init_error/exit of the pattern and `uses` of the variable;
+    a fallible patch's pre_patch may fail. `mutant` as sh_step (the first patch only)."""
+    lines = ["[shadows.shared]", "id = 0x5e5e"]
+    for k, (replace, fallible) in enumerate(patches):
+        init, init_error, exit_ = ["get shared"], ["put shared"], ["put shared"]
+        if k == 0 and mutant == "no-init-get":
+            init = []
+        if k == 0 and mutant == "no-init-error-put":
+            init_error = []
+        if k == 0 and mutant == "no-exit-put":
+            exit_ = []
+        if k == 0 and mutant == "exit-frees":
+            exit_ = ["shadow-free-all shared"]
+        lines += ["", "[[patch]]", f'name = "lp{k}"', f"replace = {'true' if replace else 'false'}",
+                  'shadows = { shared = "shared_v1" }', 'uses = ["shared"]',
+                  f"init = {init!r}".replace("'", '"'), f"init_error = {init_error!r}".replace("'", '"'),
+                  f"exit = {exit_!r}".replace("'", '"')]
+        if fallible:
+            lines += ["[patch.objects.vmlinux]", 'pre_patch = ["maybe-fail -ENOMEM"]']
+    return "\n".join(lines) + "\n"
+
+
+def horn_invariant(x: dict, y: dict, trans, viol: dict, params: dict, init, int_vars, timeout_ms: int,
+                   legend: tuple[dict, dict, frozenset] | None = None):
     """Ask Spacer for an inductive invariant Inv over x: init => Inv, Inv & T => Inv',
-    Inv & T => no violation. Returns (result, the invariant as text or None): sat = proved."""
+    Inv & T => no violation. Returns (result, the invariant as text or None): sat = proved.
+    `legend`: (names, values, flags) for the text; default: (c)'s or (e)'s by their variables."""
     sorts = [z3.IntSort() if v in int_vars else z3.BoolSort() for v in x]
     inv = z3.Function("Inv", *sorts, z3.BoolSort())
     xs, ys, ps = list(x.values()), list(y.values()), list(params.values())
@@ -557,7 +672,7 @@ def horn_invariant(x: dict, y: dict, trans, viol: dict, params: dict, init, int_
     r = s.check()
     if r != z3.sat:
         return r, None
-    legend, values, flags = (NC_VARS, NC_VALUES, NC_FLAGS) if "okN" in x else (VARS, VALUES, FLAGS)
+    legend, values, flags = legend or ((NC_VARS, NC_VALUES, NC_FLAGS) if "okN" in x else (VARS, VALUES, FLAGS))
     return r, invariant_text(z3.substitute_vars(s.model()[inv].else_value(), *x.values()), legend, values, flags)
 
 

@@ -63,13 +63,14 @@ def specs(draw, min_shadows: int = 0) -> str:
                     out.append(f"{f} = [{', '.join(repr(x) for x in stmts)}]\n")
         if uses:
             out.append(f"uses = [{', '.join(repr(u) for u in uses)}]\n")
-        if mine and draw(st.booleans()):
+        code = bool(mine) and draw(st.booleans())
+        if code:
             out.append(f"[patch.code]\nwork = [{', '.join(repr(x) for x in draw(st.lists(shadow_statement(mine, 'code'), min_size=1, max_size=2)))}]\n")
         objs = ["vmlinux"] + draw(st.lists(st.sampled_from(mods), unique=True)) if mods else ["vmlinux"]
         for obj in objs:
             out.append(f"[patch.objects.{obj}]\n")
-            if obj in sleepy and draw(st.booleans()):
-                out.append('funcs = ["work"]\n')
+            if (obj in sleepy or (code and obj == "vmlinux")) and draw(st.booleans()):
+                out.append('funcs = ["work"]\n')      # (issue 14) code's work on this object's func_stack
             for cb in ("pre_patch", "post_patch", "pre_unpatch", "post_unpatch", "pre_patch_error"):
                 stmts = draw(st.lists(st.one_of(statement(decl, cb), shadow_statement(mine, cb)) if mine
                                       else statement(decl, cb), max_size=3))

@@ -170,3 +170,37 @@ def test_cli_bad_spec_exit_2_with_file_and_line(write_spec):
     bad = write_spec('[[patch]]\nname = "p"\nreplace = "yes"\n')
     p = cli("prove", str(bad))
     assert p.returncode == 2 and f"{bad}:3:" in p.stderr and "Traceback" not in p.stderr
+
+
+def test_count_facts_let_k_induction_close_the_suse_shared_state_pattern(monkeypatch):
+    """The count kept in the shared shadow variable equals the number of livepatch modules
+    loaded: a count fact (prove.count_candidates). Without that shape Houdini has no fact
+    relating the count to the modules, and shadow-leak/shadow-use-after-free stay open."""
+    import klpmodel.prove as pr
+
+    spec = load_spec(SPECS / "samples" / "suse-shared-state.toml")
+    r = prove(spec, method="induction", max_k=3)
+    assert r.verdict == "proved" and {(p.method, p.k) for p in r.proofs} == {("k-induction", 1)}
+    (fact,) = [t for t in r.invariants if "the number of these that hold" in t]
+    assert fact == ("the count kept in shadow variable shared is the number of these that hold: "
+                    "not (lp_release1 is unloaded), not (lp_release2 is unloaded), not (lp_hotfix is unloaded)")
+    monkeypatch.setattr(pr, "count_candidates", lambda *a: [])
+    r = prove(spec, method="induction", max_k=3)
+    assert {p.property for p in r.proofs if p.verdict != "proved"} == {"shadow-leak", "shadow-use-after-free"}
+    assert all(p.verdict == "not proved" for p in r.proofs if p.verdict != "proved")
+
+
+def test_count_facts_hold_in_every_reachable_state(write_spec):
+    """A count fact is a guess like the others: the one Houdini keeps is true in every state
+    the explicit engine reaches, and one that a mutation breaks is not kept."""
+    from klpmodel.engine_explicit import ExplicitEngine
+
+    text = (SPECS / "samples" / "suse-shared-state.toml").read_text()
+    for spec_text, kept in ((text, 1), (text.replace('exit       = ["put shared"]', 'exit       = []', 1), 0)):
+        m = Model(load_spec(write_spec(spec_text)))
+        ind = _Inductor(m, None)
+        invs = [i for i in ind.houdini(candidates(m, list(ind.ts.names), ind.sample())) if i.counts]
+        assert len(invs) == kept
+        eng = ExplicitEngine(m, keep_graph=True)
+        eng.run(1 << 30, [])
+        assert all(inv.holds(st) for inv in invs for st in eng.values.values())

@@ -22,7 +22,9 @@ from pathlib import Path
 import pytest
 from hypothesis import HealthCheck, given, seed, settings
 from hypothesis import strategies as st
+from reference import callbacks
 from reference.driver import Reference
+from reference.klp import clone
 
 from klpmodel import interp, klog
 from klpmodel.kernel import Model, Op
@@ -132,7 +134,7 @@ class KlpSide:
 def refusal_class(why: str) -> str:
     """klpmodel's refusal sentence, as the reference's class of the kernel's answer."""
     w = why.lower()
-    for needle, cls in (("not on klp_patches", "not listed"), ("not compatible", "incompatible"), ("-ebusy", "EBUSY"), ("already loaded", "EEXIST"),
+    for needle, cls in (("func_stack", "stacked"), ("not on klp_patches", "not listed"), ("not compatible", "incompatible"), ("-ebusy", "EBUSY"), ("already loaded", "EEXIST"),
                         ("block_disable", "disable blocked"),
                         ("in use", "in use"), ("already forced", "already forced"), ("not loaded", "ENOENT"), ("that is `reverse`", "reverse"),
                         ("-einval", "EINVAL"), ("no transition is in progress", "idle"),
@@ -301,7 +303,7 @@ def specs(draw) -> str:
     ops = ["load", "complete", "reverse", "disable", "rmmod", "modload", "modunload"]
     check = [f"depth = {draw(st.integers(6, 7) if deep else st.integers(3, 5))}"]
     if draw(st.booleans()):
-        check.append(f"operations = {ops + ['force']!r}".replace("'", '"'))
+        check.append(f"operations = {ops + ['force', 'call']!r}".replace("'", '"'))
     if FAULTS and draw(st.integers(0, 3)) == 0:
         check.append('faults = ["patching"]')
     out = ["[check]\n" + "\n".join(check) + "\n"]
@@ -356,10 +358,14 @@ def specs(draw) -> str:
         if code:
             lines.append("[patch.code]")
             lines.append(f"work = [{', '.join(_toml_str(x) for x in code)}]")
+        home = draw(st.sampled_from([None, *objs])) if code else None   # the object whose `work` the code is
         for obj in objs:
             lines.append(f"[patch.objects.{obj}]")
-            if obj in sleeping and draw(st.booleans()):
-                lines.append(f'funcs = ["{obj}_fn"]')
+            funcs = [f"{obj}_fn"] if obj in sleeping and draw(st.booleans()) else []
+            if obj == home:                      # (issue 14) on that object's func_stack
+                funcs.append("work")
+            if funcs:
+                lines.append(f"funcs = [{', '.join(_toml_str(f) for f in funcs)}]")
             recipe = RECIPES[draw(st.integers(0, len(RECIPES) - 1))] if decl and draw(st.integers(0, 2)) == 0 else {}
             target = draw(st.sampled_from(decl)) if decl else None
             for cb in ("pre_patch", "post_patch", "pre_unpatch", "post_unpatch", "pre_patch_error"):
@@ -478,7 +484,11 @@ def replace_set_specs(draw) -> str:
         elif "replace_param" not in b:
             b = b.replace("\n", f"\nreplace_set = {n}\n", 1)
         if draw(st.booleans()):               # a vmlinux function: sets that share it refuse each other
-            b = b.replace("[patch.objects.vmlinux]\n", f'[patch.objects.vmlinux]\nfuncs = ["f{draw(st.integers(0, 1))}"]\n')
+            f = f'"f{draw(st.integers(0, 1))}"'
+            if "[patch.objects.vmlinux]\nfuncs = [" in b:     # code's work is there already
+                b = b.replace("[patch.objects.vmlinux]\nfuncs = [", f"[patch.objects.vmlinux]\nfuncs = [{f}, ", 1)
+            else:
+                b = b.replace("[patch.objects.vmlinux]\n", f"[patch.objects.vmlinux]\nfuncs = [{f}]\n")
         out.append(b)
     return "[[patch]]\n".join(out)
 
@@ -669,8 +679,9 @@ def test_reference_reproduces_the_selftest_logs():
         scenario = tomllib.loads(path.read_text())
         if any(line.split()[:1] and line.split()[0] in SCRIPT_ONLY for line in scenario["run"].splitlines()):
             continue
+        spec = load_spec(path.parent / scenario["spec"])
         ran += 1
-        log = scenario_log(load_spec(path.parent / scenario["spec"]), scenario["run"])
+        log = scenario_log(spec, scenario["run"])
         if log != scenario["expected"].strip().splitlines():
             failed.append(path.name)
     assert ran >= 55 and not failed, failed
@@ -752,14 +763,9 @@ def scenario_log(spec, run: str) -> list[str]:
             log.append(f"% cat /sys/module/{mod}/parameters/{param}")
             if not k.modules[mod].loaded:
                 break
-            owner = _runs(k, words[2])
-            if owner != "original":          # the patched version: a call of the patch's new function
-                r = ref.apply(k, ("call", f"{owner}.{words[2]}"), lambda key: False)
-                log += r.log
-                k = r.kernel or k
-            else:
-                module = next(m for m in spec.modules if m.name == mod)
-                log += [f"{mod}: {x.arg}" for x in dict(module.code).get(words[2], ())]
+            shown = clone(k)                 # a new task (cat) runs the version klp_ftrace_handler picks
+            callbacks.run_code(shown, words[2], "")
+            log += shown.log[len(k.log):]
             continue
         if word == "sysfs-rights":          # the modes of the attributes (core.c: __ATTR_RW/_RO/_WO)
             name, _, attr = arg.partition("/")
@@ -769,6 +775,11 @@ def scenario_log(spec, run: str) -> list[str]:
                                               {"enabled": "-rw-r--r--", "force": "--w-------"}.get(attr, "-r--r--r--"))
             if mode != words[2]:
                 log.append(f"ERROR: Unexpected access rights of /sys/kernel/livepatch/{arg}: {words[2]} vs. {mode}")
+                break
+            continue
+        if word == "sysfs-gone":             # loop_until 'test ! -f ...': the patch's directory is gone
+            if _sysfs(k, arg) is not None:
+                log.append(f"ERROR: /sys/kernel/livepatch/{arg} still exists")
                 break
             continue
         if word == "sysfs":

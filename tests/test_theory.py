@@ -31,8 +31,8 @@ def theorem_module(name):
 def test_prove_theory_proves_every_theorem():
     p = cli("prove-theory", "proofs/")
     assert p.returncode == 0, p.stdout + p.stderr
-    assert p.stdout.count("\nPROVED ") + p.stdout.startswith("PROVED ") == 5
-    assert "5 of 5 theorems proved" in p.stdout
+    assert p.stdout.count("\nPROVED ") + p.stdout.startswith("PROVED ") == 6
+    assert "6 of 6 theorems proved" in p.stdout
     assert "witness:" in p.stdout and "disable p1" in p.stdout           # (d)'s witness names the disable
 
 
@@ -309,3 +309,61 @@ def test_e_has_teeth_freeing_only_without_prev_is_refuted(write_spec):
     rule = dict(klp.OWN_BLOCK, post_unpatch=["free {S} unless prev {S}"])
     r = verify(load_spec(write_spec(klp.recipe_spec([{"s": 1}] * 2, replace=False, recipe=rule))), engine="explicit")
     assert "no-leak" in {v.property for v in r.violations}
+
+
+# ---- (f) the shared-state refcount
+
+SH_SERIES = [[(True, False), (True, True), (False, True)], [(False, False), (False, True)],
+             [(True, True), (True, True), (True, False)]]
+
+
+def _alpha_sh(m: Model, st: dict) -> dict:
+    """A kernel.py state seen by sh_step: livepatch modules loaded, the count, SV exists."""
+    v = m.view(st)
+    return {"n": sum(v.phase(p.name) != "unloaded" for p in m.P), "count": v.count("shared"), "ex": v.shadow("shared")}
+
+
+@pytest.mark.parametrize("series", SH_SERIES, ids=str)
+def test_shared_state_system_simulates_kernel_py(write_spec, series):
+    """Every transition kernel.py takes on a series that follows the pattern is one of sh_step's,
+    and sh_step reports every violation kernel.py reports on it."""
+    m = Model(load_spec(write_spec(klp.sh_spec(series))))
+    eng = ExplicitEngine(m, keep_graph=True)
+    eng.run(1 << 30, [])
+    x, y = klp.sh_state(""), klp.sh_state("'")
+    trans, viol, _ = klp.sh_step(x, y)
+    solver = z3.Solver()
+    solver.add(trans)
+    checked, seen = 0, set()
+    for a, b, op, _, props in eng.edges:
+        pre, post = _alpha_sh(m, eng.values[a]), _alpha_sh(m, eng.values[b])
+        key = (tuple(sorted(pre.items())), tuple(sorted(post.items())), frozenset(props))
+        if key in seen:
+            continue
+        seen.add(key)
+        covered = [c for p, c in viol.items() if p in props]
+        assert solver.check(_matches_nc(x, pre), _matches_nc(y, post), *covered) == z3.sat, \
+            f"{op}: {pre} -> {post} {sorted(props)}"
+        checked += 1
+    assert checked >= 6
+
+
+@pytest.mark.parametrize("mutant", klp.SH_MUTANTS)
+def test_f_has_teeth_each_one_line_mutant_is_refuted_and_kernel_py_agrees(write_spec, mutant):
+    mod = theorem_module("f_shared_state_refcount")
+    run = mod.run_to_violation(mutant)
+    assert run is not None
+    broken = set(run[-1].removeprefix("=> ").split(", "))
+    r = verify(load_spec(write_spec(klp.sh_spec([(True, True), (True, False)], mutant=mutant))), engine="explicit")
+    assert broken <= {v.property for v in r.violations}, (run, r.violations)
+
+
+def test_f_the_invariant_is_the_count_fact_prove_mines(write_spec):
+    """prove's count facts find, on one instance, the invariant the theorem states for all."""
+    from klpmodel.prove import _Inductor, candidates
+
+    m = Model(load_spec(write_spec(klp.sh_spec(SH_SERIES[0]))))
+    ind = _Inductor(m, None)
+    invs = ind.houdini(candidates(m, list(ind.ts.names), ind.sample()))
+    counts = [i for i in invs if i.counts]
+    assert [sorted(b for b, _ in i.counts) for i in counts] == [sorted(m.v.phase[k] for k in range(m.n))]

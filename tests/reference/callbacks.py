@@ -180,7 +180,36 @@ def module_lines(k, module_spec, stmts, params) -> None:
         k.pr(f"{module_spec.name}: {st.arg}")
 
 
-def module_func(k, patch_spec, func: str) -> int:
+def run_code(k, func: str, arg: str, state: int | None = None) -> None:
+    """(issue 15) `call FUNC "ARG"`: a task in patch state `state` (default: a new one, at the
+    transition's target state) runs the version of FUNC that klp_ftrace_handler picks on the
+    func_stack of the module object that has it; the target module's own code when it picks
+    the original. `{arg}` in a log line is ARG."""
+    state = k.klp_target_state if state is None else state
+    for m in k.spec.modules:
+        if func not in dict(m.code):
+            continue
+        owner = klp.klp_ftrace_handler(k, m.name, func, state)
+        if owner is not None:
+            module_func(k, k.spec.patch(owner), func, arg)
+        else:
+            module_code(k, m, dict(m.code)[func], arg, state)
+
+
+def module_code(k, m, stmts, arg: str, state: int) -> None:
+    """A target module's statements run by a task in patch state `state` (its code, its
+    sleeps.wake): log lines with ARG for {arg}, calls."""
+    params = k.modules[m.name].params
+    for st in stmts:
+        if st.cond is not None and not holds(k, None, st.cond, params):
+            continue
+        if st.action == "call":
+            run_code(k, st.arg, st.value or "", state)
+        else:
+            k.pr(f"{m.name}: {st.arg.replace('{arg}', arg)}")
+
+
+def module_func(k, patch_spec, func: str, arg: str = "") -> int:
     """The livepatch module's own init, init_error or exit, or the new function `func` of
     its code (issue 14): log, return, fail (init), modify/reset of its states, the shadow
     actions. The value it returns (init: non-zero refuses the module)."""
@@ -201,11 +230,11 @@ def module_func(k, patch_spec, func: str) -> int:
         if a == "maybe-fail":
             if k.choose((patch_spec.name, "module", func, index)):
                 return st.errno
-        elif a == "log":                    # a new function called by the `call` operation has no
-            text = st.arg if func in ("init", "init_error", "exit") else st.arg.replace("{arg}", "")   # text argument
+        elif a == "log":                    # (a new function's text argument: none from the `call` operation)
+            text = st.arg if func in ("init", "init_error", "exit") else st.arg.replace("{arg}", arg)
             k.pr(f"{patch_spec.name}: {text}")
-        elif a == "call":                   # (issue 15) a function calling another: not read here
-            raise NotImplementedError("the reference does not read `call FUNC` inside a patch's code")
+        elif a == "call":                   # (issue 15) a function calling another
+            run_code(k, st.arg, st.value or "")
         elif a == "modify":
             k.mon.value_written(k, st.arg, f"v{dict(patch_spec.states)[st.arg]}", writer=(patch_spec, func))
         elif a == "reset":

@@ -234,6 +234,8 @@ def _operation(k: klp.Kernel, op: tuple) -> None:
             k.refuse("not listed", klp.EINVAL)
         elif not any(h == "vmlinux" or k.modules[h].loaded for h in homes):
             k.refuse("ENOENT", -2)
+        elif not klp.klp_version_may_run(k, _listed(k, name), func):   # klp_ftrace_handler picks
+            k.refuse("stacked", -3)                                     # another entry for every task
         else:
             callbacks.module_func(k, spec_patch, func)
     else:

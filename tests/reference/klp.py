@@ -19,6 +19,11 @@ What the model abstracts, and how:
 - the first completion attempt inside klp_enable_patch/__klp_disable_patch is taken as
   unsuccessful: completing right there is the same as the `complete` step following at
   once, which the search explores anyway.
+- which version of a function a task runs (klp_ftrace_handler): every function is its object
+  and its name (klp_find_ops matches old_func); `k.klp_ops` holds each registered function's
+  func_stack, pushed and popped where klp_patch_func/klp_unpatch_func do; a function of a
+  patch's `code` that no object lists in `funcs` is on no ftrace stack here and is taken as
+  that patch's alone (`klp_version_may_run`).
 - freeing is synchronous: klp_free_patch_finish() runs right after klp_free_patch_start()
   (the model's `rmmod` is possible as soon as the patch is off the list and not forced).
 - patching an object (klp_patch_object) can fail when the spec enables the `patching`
@@ -52,6 +57,7 @@ class KlpState:                   # struct klp_state
     # kernel "state-callbacks" (v1 01/19): state->callbacks.pre_patch_succeeded, in the
     # livepatch module's static klp_state array (a new insmod starts from false)
     pre_patch_succeeded: bool = False
+    block_disable: bool = False   # state->block_disable (04/19; test_klp_state.c sets it at init)
 
 
 @dataclass
@@ -64,6 +70,7 @@ class KlpObject:                  # struct klp_object
     post_unpatch_enabled: bool = False   # obj->callbacks.post_unpatch_enabled
     funcs: list[str] = field(default_factory=list)   # the static funcs of obj->func_list ...
     nops: list[str] = field(default_factory=list)    # ... and the nop funcs after them
+    owner: str = ""               # the patch whose obj_list holds it (func->... in the kernel)
 
     @property
     def func_list(self) -> list[str]:
@@ -108,6 +115,9 @@ class Kernel:
     klp_transition_patch: KlpPatch | None = None
     klp_target_state: int = KLP_TRANSITION_IDLE
     tasks_switched: bool = False
+    klp_ops: dict[tuple[str, str], list[tuple[str, bool]]] = field(default_factory=dict)  # patch.c's klp_ops:
+    #   (object, function) -> its ops->func_stack, newest first: (owner patch, func->nop)
+    func_transition: set[str] = field(default_factory=set)   # patches whose funcs have func->transition
     modules: dict[str, Module] = field(default_factory=dict)
     blocks: list[list] = field(default_factory=list)   # kzalloc'ed blocks: [live, content]
     values: dict[str, str] = field(default_factory=dict)   # the system value of each state
@@ -151,7 +161,7 @@ def clone(k: Kernel) -> Kernel:
     def obj(o: KlpObject) -> KlpObject:
         if id(o) not in objs:
             objs[id(o)] = KlpObject(o.name, o.spec, o.dynamic, o.mod, o.patched, o.post_unpatch_enabled,
-                                    list(o.funcs), list(o.nops))
+                                    list(o.funcs), list(o.nops), o.owner)
         return objs[id(o)]
 
     patches: dict[int, KlpPatch] = {}
@@ -161,7 +171,7 @@ def clone(k: Kernel) -> Kernel:
             return None
         if id(p) not in patches:
             patches[id(p)] = KlpPatch(p.name, p.spec, p.replace,
-                                      [KlpState(s.id, s.version, s.name, s.data, s.pre_patch_succeeded) for s in p.states],
+                                      [KlpState(s.id, s.version, s.name, s.data, s.pre_patch_succeeded, s.block_disable) for s in p.states],
                                       [obj(o) for o in p.static_objs], [obj(o) for o in p.obj_list], p.enabled, p.forced,
                                       p.replace_set)
         return patches[id(p)]
@@ -171,6 +181,8 @@ def clone(k: Kernel) -> Kernel:
     n.klp_transition_patch = patch(k.klp_transition_patch)
     n.klp_target_state = k.klp_target_state
     n.tasks_switched = k.tasks_switched
+    n.klp_ops = {key: list(stack) for key, stack in k.klp_ops.items()}
+    n.func_transition = set(k.func_transition)
     n.modules = {name: Module(m.name, m.livepatch, dict(m.params), m.loaded, m.state, m.klp_alive, m.refcnt, patch(m.patch),
                               patch(m.sleeping_in))
                  for name, m in k.modules.items()}
@@ -206,7 +218,15 @@ def klp_patch_struct(k: Kernel, p) -> KlpPatch:
     replace = bool(params[p.replace_param]) if p.replace_param else p.replace
     ids = {s.name: s.id for s in k.spec.states}
     states = [KlpState(ids[s], v, s) for s, v in p.states]
-    objs = [KlpObject(None if o.name == "vmlinux" else o.name, o, funcs=list(o.funcs)) for o in p.objects]
+    if k.state_callbacks:                    # v1 04/19: the array's block_disable; test_klp_state.c's init:
+        decls = {d.name: d for d in k.spec.states}    # `states[0].block_disable = state_block_disable;`
+        from_param = dict(p.block_disable_param)      # `if (no_state) patch.states = NULL;`
+        for state in states:
+            state.block_disable = bool(params[from_param[state.name]]) if state.name in from_param \
+                else decls[state.name].block_disable
+        if p.no_states_param is not None and params[p.no_states_param]:
+            states = []
+    objs = [KlpObject(None if o.name == "vmlinux" else o.name, o, funcs=list(o.funcs), owner=p.name) for o in p.objects]
     if k.sets:                               # v2: `patch.replace_set = replace_set;` (an int parameter)
         replace_set = (params[p.replace_param] if p.replace_param else p.replace_set) % (1 << 32)
         return KlpPatch(p.name, p, False, states, objs, replace_set=replace_set)
@@ -360,7 +380,7 @@ def klp_is_state_compatible_cb(k: Kernel, patch: KlpPatch, old_state: KlpState) 
     """04/19: `if (!state && old_state->block_disable) return false; return true;` (no
     version any more)."""
     state = klp_get_state(patch, old_state.id)
-    if not state and state_decl(k, old_state).block_disable:  # noqa: SIM103 (the C's shape)
+    if not state and old_state.block_disable:  # noqa: SIM103 (the C's shape)
         return False
     return True
 
@@ -377,7 +397,7 @@ def klp_is_patch_compatible_cb(k: Kernel, patch: KlpPatch) -> bool:
 
 
 def klp_patch_disable_blocked(k: Kernel, patch: KlpPatch) -> bool:
-    return any(state_decl(k, state).block_disable for state in patch.states)
+    return any(state.block_disable for state in patch.states)
 
 
 def is_state_in_other_patches(k: Kernel, patch: KlpPatch, state: KlpState) -> bool:
@@ -477,26 +497,77 @@ def klp_patch_object(k: Kernel, patch: KlpPatch, obj: KlpObject) -> int:
     if k.faults and k.choose((patch.name, obj.label, "patching", 0)):
         if obj.func_list:                    # klp_patch_func() of the first function
             k.pr(f"livepatch: failed to register ftrace handler for function '{obj.func_list[0]}' ({EBUSY})")
-        klp_unpatch_object(obj)
+        klp_unpatch_object(k, obj)
         return EBUSY
+    for func in obj.func_list:               # klp_patch_func: list_add_rcu at the head
+        k.klp_ops.setdefault((obj.label, func), []).insert(0, (obj.owner, func in obj.nops))
     obj.patched = True
     return 0
 
 
-def klp_unpatch_object(obj: KlpObject) -> None:
-    obj.patched = False
+def __klp_unpatch_object(k: Kernel, obj: KlpObject, nops_only: bool) -> None:
+    for func in obj.func_list:               # klp_for_each_func(obj, func)
+        nop = func in obj.nops
+        if nops_only and not nop:
+            continue
+        stack = k.klp_ops.get((obj.label, func), [])
+        if (obj.owner, nop) in stack:        # func->patched: klp_unpatch_func, list_del_rcu
+            stack.remove((obj.owner, nop))
+            if not stack:                    # the last one: ftrace handler unregistered, ops freed
+                del k.klp_ops[(obj.label, func)]
+    if obj.dynamic or not nops_only:
+        obj.patched = False
 
 
-def klp_unpatch_objects(patch: KlpPatch) -> None:
+def klp_unpatch_object(k: Kernel, obj: KlpObject) -> None:
+    __klp_unpatch_object(k, obj, False)
+
+
+def klp_unpatch_objects(k: Kernel, patch: KlpPatch) -> None:
     for obj in patch.obj_list:
         if obj.patched:
-            klp_unpatch_object(obj)
+            __klp_unpatch_object(k, obj, False)
 
 
-def klp_unpatch_objects_dynamic(patch: KlpPatch) -> None:
+def klp_unpatch_objects_dynamic(k: Kernel, patch: KlpPatch) -> None:
     for obj in patch.obj_list:
-        if obj.patched and obj.dynamic:
-            klp_unpatch_object(obj)
+        if obj.patched:
+            __klp_unpatch_object(k, obj, True)
+
+
+def klp_ftrace_handler(k: Kernel, obj: str, func: str, patch_state: int) -> str | None:
+    """patch.c: the patch whose new_func a task in `patch_state` runs when it calls function
+    `func` of object `obj`; None: the original code (no ops, a nop, or nothing below)."""
+    stack = k.klp_ops.get((obj, func))
+    if not stack:                            # no ftrace handler on the function
+        return None
+    at = 0                                   # list_first_or_null_rcu(&ops->func_stack)
+    if stack[0][0] in k.func_transition and patch_state == KLP_TRANSITION_UNPATCHED:   # func->transition
+        at = 1                               # the previously patched version, else the original
+        if at == len(stack):
+            return None
+    owner, nop = stack[at]
+    return None if nop else owner
+
+
+def klp_task_states(k: Kernel) -> list[int]:
+    """The patch_state a task can have now: klp_init_transition gives every task the initial
+    state, tasks switch to the target one by one, klp_force_transition switches them all."""
+    if k.klp_transition_patch is None:
+        return [KLP_TRANSITION_IDLE]
+    initial = KLP_TRANSITION_PATCHED if k.klp_target_state == KLP_TRANSITION_UNPATCHED else KLP_TRANSITION_UNPATCHED
+    return [k.klp_target_state] if k.tasks_switched else [initial, k.klp_target_state]
+
+
+def klp_version_may_run(k: Kernel, patch: KlpPatch, func: str) -> bool:
+    """(the `call` operation) Some task can run patch's new version of `func`: the handler
+    picks it for one of the task states. A function no object of the patch lists in `funcs`
+    has no ops here; it is taken as the patch's alone (its own stack of one entry)."""
+    homes = [obj for obj in patch.obj_list if obj.patched and func in obj.funcs]
+    if not any(func in obj.funcs for obj in patch.obj_list):
+        alone = Kernel(k.spec, klp_ops={("", func): [(patch.name, False)]}, func_transition=k.func_transition)
+        return any(klp_ftrace_handler(alone, "", func, st) == patch.name for st in klp_task_states(k))
+    return any(klp_ftrace_handler(k, obj.label, func, st) == patch.name for obj in homes for st in klp_task_states(k))
 
 
 # --------------------------------------------------------------------------- core.c: objects and nops
@@ -513,7 +584,7 @@ def klp_find_object(patch: KlpPatch, old_obj: KlpObject) -> KlpObject | None:
 
 
 def klp_alloc_object_dynamic(name: str | None, patch: KlpPatch) -> KlpObject:
-    obj = KlpObject(name, None, dynamic=True)
+    obj = KlpObject(name, None, dynamic=True, owner=patch.name)
     patch.obj_list.append(obj)              # klp_init_object_early: list_add_tail
     return obj
 
@@ -617,11 +688,11 @@ def klp_unpatch_replaced_patches(k: Kernel, new_patch: KlpPatch) -> None:
         if k.sets and old_patch.replace_set != new_patch.replace_set:
             continue
         old_patch.enabled = False
-        klp_unpatch_objects(old_patch)
+        klp_unpatch_objects(k, old_patch)
 
 
 def klp_discard_nops(k: Kernel, new_patch: KlpPatch) -> None:
-    klp_unpatch_objects_dynamic(k.klp_transition_patch)
+    klp_unpatch_objects_dynamic(k, k.klp_transition_patch)
     klp_free_objects_dynamic(k.klp_transition_patch)
 
 
@@ -633,6 +704,7 @@ def klp_init_transition(k: Kernel, patch: KlpPatch, state: int) -> None:
     k.klp_target_state = state
     k.pr(f"livepatch: '{patch.name}': initializing {'patching' if state == KLP_TRANSITION_PATCHED else 'unpatching'} transition")
     k.tasks_switched = False                 # every task gets the initial state
+    k.func_transition.add(patch.name)        # every func of every object: func->transition = true
 
 
 def klp_start_transition(k: Kernel) -> None:
@@ -670,22 +742,36 @@ def klp_task_blocks(k: Kernel) -> str | None:
     module's task sleeping in a function, in the version the transition would take it out of:
     the transition patch's previous function (patching) or its own (unpatching), when the
     transition patch's loaded object for that module patches it. None: all switch."""
-    if k.tasks_switched or k.klp_target_state == KLP_TRANSITION_IDLE:
-        return None
-    patch = k.klp_transition_patch
     for m in k.spec.modules:
-        mod = k.modules[m.name]
-        if m.sleeps is None or not mod.loaded:
-            continue
-        function, param = m.sleeps
-        if not mod.params.get(param) or not _patches(patch, m.name, function):
-            continue
-        # patching: the previous func on the func_stack; unpatching: func->new_func
-        old = klp_func_stack_top(k, m.name, function, skip=patch) if k.klp_target_state == KLP_TRANSITION_PATCHED \
-            else patch
-        if mod.sleeping_in is old:
-            return f"a task of {m.name} is sleeping on function {function}"
+        if klp_task_held(k, m):
+            return f"a task of {m.name} is sleeping on function {m.sleeps[0]}"
     return None
+
+
+def klp_task_held(k: Kernel, m) -> bool:
+    """The sleeping task of target module `m` (its spec) cannot switch: klp_check_stack finds
+    the version the transition must take it out of on its stack."""
+    if k.tasks_switched or k.klp_target_state == KLP_TRANSITION_IDLE:
+        return False
+    patch = k.klp_transition_patch
+    mod = k.modules[m.name]
+    if m.sleeps is None or not mod.loaded:
+        return False
+    function, param = m.sleeps
+    if not mod.params.get(param) or not _patches(patch, m.name, function):
+        return False
+    # patching: the previous func on the func_stack; unpatching: func->new_func
+    old = klp_func_stack_top(k, m.name, function, skip=patch) if k.klp_target_state == KLP_TRANSITION_PATCHED \
+        else patch
+    return mod.sleeping_in is old
+
+
+def task_state(k: Kernel, m=None) -> int:
+    """The patch_state of a task: a new one (m None) or one already switched is at the target
+    state; the sleeping task of module `m` that holds the transition is at the initial one."""
+    if m is not None and klp_task_held(k, m):
+        return KLP_TRANSITION_PATCHED if k.klp_target_state == KLP_TRANSITION_UNPATCHED else KLP_TRANSITION_UNPATCHED
+    return k.klp_target_state
 
 
 def klp_try_complete_transition(k: Kernel, first_attempt: bool = False) -> bool:
@@ -713,8 +799,9 @@ def klp_complete_transition(k: Kernel) -> None:
         if k.state_callbacks:                # v1 01/19
             klp_states_post_unpatch_replaced(k, patch)
     if k.klp_target_state == KLP_TRANSITION_UNPATCHED:
-        klp_unpatch_objects(patch)
-    # func->transition = false; every task's patch_state = KLP_TRANSITION_IDLE
+        klp_unpatch_objects(k, patch)
+    k.func_transition.discard(patch.name)    # func->transition = false; every task's
+    #                                          patch_state = KLP_TRANSITION_IDLE
     if k.state_callbacks:                    # v1 01/19 (transition.c @6c06f3dd)
         if k.klp_target_state == KLP_TRANSITION_PATCHED:
             klp_states_post_patch(k, patch)
@@ -878,7 +965,7 @@ def klp_cleanup_module_patches_limited(k: Kernel, mod: Module, limit: KlpPatch |
             if patch is not k.klp_transition_patch:
                 klp_pre_unpatch_callback(k, patch, obj)
             k.pr(f"livepatch: reverting patch '{patch.name}' on unloading module '{mod.name}'")
-            klp_unpatch_object(obj)
+            klp_unpatch_object(k, obj)
             klp_post_unpatch_callback(k, patch, obj)
             klp_free_object_loaded(obj)      # after klp_clear_object_relocs()
             break
@@ -982,7 +1069,8 @@ def load_target(k: Kernel, name: str, params=None) -> int:
         return ret
     mod.sleeping_in = None
     if spec.sleeps is not None and mod.params.get(spec.sleeps[1]):   # the parameter's work goes to sleep
-        mod.sleeping_in = switched_task_func(k, name, spec.sleeps[0])
+        mod.sleeping_in = switched_task_func(k, name, spec.sleeps[0])  # (parse_args: the setter, before init)
+        callbacks.run_code(k, spec.sleeps[0], "")
     callbacks.module_lines(k, spec, spec.init, mod.params)
     mod.state = MODULE_STATE_LIVE
     return 0
@@ -1011,9 +1099,11 @@ def param_store(k: Kernel, owner: str, name: str, value: int) -> int:
         return k.refuse("ENOENT", -2)
     spec = next((m for m in k.spec.modules if m.name == owner), None)
     if spec is not None and spec.sleeps is not None and spec.sleeps[1] == name:
-        if mod.params.get(name) and not value:            # the sleeping task leaves the function
+        if mod.params.get(name) and not value:            # the sleeping task wakes (in its own patch
+            callbacks.module_code(k, spec, spec.wake, "", task_state(k, spec))   # state) and leaves the function
             mod.sleeping_in = None
         elif not mod.params.get(name) and value:          # a task calls it and sleeps in it
             mod.sleeping_in = switched_task_func(k, owner, spec.sleeps[0])
+            callbacks.run_code(k, spec.sleeps[0], "")
     mod.params[name] = value
     return 0

@@ -1581,35 +1581,46 @@ class Mainline:
         return [o.name for o in p.objects if func in o.funcs] or [o.name for o in p.objects]
 
     def runs(self, i: int, func: str) -> Val:
-        """(issue 14) Patch i's new version of `func` is the one klp_ftrace_handler (patch.c)
-        picks for some task: on the ops' func_stack of the function, newest first (klp_patch_func
-        pushes at the head: the listed patches whose object for it is patched, in list order, and
-        the nop a replace patch has for it from its load until its transition first completes,
-        §3 step 3, §7, §9), the top entry runs, unless it is the transition patch's (its funcs
-        have `transition` set, §3 step 2): then a task still in KLP_UNPATCHED runs the entry
-        below it (the original code when none), and a nop runs the original code. Tasks of both
-        states exist during a transition unless force switched them all (§6.4). A function
-        no object of the patch lists is the patch's alone (no other entry on its stack).
+        """(issue 14) Patch i's new version of `func` is the one klp_ftrace_handler picks for
+        some task (`handler`): a task at the transition's target patch state, or, unless force
+        switched every task (§6.4), one still at the initial state. A function no object of the
+        patch lists is the patch's alone (no other entry on its stack): it runs for some task
+        unless every task is on the unpatched side of the patch's own unpatching transition.
         Read together with the checks before it (listed, an object loaded)."""
         c, m = self.c, self.m
-        p = m.P[i]
-        switched = c.get("switched")
-        # every task is on the unpatched side of patch i's own unpatching transition
-        gone = c.and_(switched, c.eq(self.phase(i), UNPATCHING))
-        if not any(func in o.funcs for o in p.objects):
-            return c.not_(gone)
+        if not any(func in o.funcs for o in m.P[i].objects):
+            return c.not_(c.and_(c.get("switched"), c.eq(self.phase(i), UNPATCHING)))
         out = []
         for home in self.homes(i, func):
-            entries = self.stack_entries(home, func, i)
-            above = {q: c.and_(e, c.lt(self.pos(i), self.pos(q))) for q, e in entries}
-            top = c.and_(self.loaded(home), c.not_(c.or_(*above.values())), c.not_(gone))
-            below = [c.and_(above[t], self.is_phase(t, IN_TRANSITION),
-                            c.not_(c.and_(switched, c.eq(self.phase(t), PATCHING))),
-                            *(c.not_(a) for q, a in above.items() if q != t)) for t in above]
-            out.append(c.or_(top, c.and_(self.loaded(home), c.or_(*below))))
+            picks = {k: v for k, v in self.handler(home, func, True)}
+            unswitched = {k: v for k, v in self.handler(home, func, False)}
+            out.append(c.or_(picks.get(i, False), c.and_(c.not_(c.get("switched")), unswitched.get(i, False))))
         return c.or_(*out)
 
-    def stack_entries(self, obj: str, func: str, mine: int) -> list[tuple[int, Val]]:
+    def handler(self, obj: str, func: str, at_target: Val) -> list[tuple[int | None, Val]]:
+        """klp_ftrace_handler (patch.c) for function `func` of object `obj`, called by a task at
+        the transition's target patch state (`at_target`) or at the initial one: [(k, the task
+        runs patch k's new func), ..., (None, the original code)]. The func_stack holds the
+        entries of `stack_entries`, newest first (klp_patch_func pushes at the head: list
+        order); the top entry runs unless it is the transition patch's (its funcs have
+        `transition` set, §3 step 2) and the task is at KLP_UNPATCHED (the initial state of a
+        patching transition, the target of an unpatching one): then the entry below it runs, the
+        original when none; a nop entry runs the original (§7)."""
+        c, m = self.c, self.m
+        entries = dict(self.stack_entries(obj, func, None))
+        own = {q for q in entries if any(o.name == obj and func in o.funcs for o in m.P[q].objects)}
+        picked: dict[int, Val] = {q: False for q in entries}
+        for t, top in self.tops(list(entries), entries):
+            unpatched = c.ite(c.eq(self.phase(t), PATCHING), c.not_(at_target), at_target)
+            skip = c.and_(self.is_phase(t, IN_TRANSITION), unpatched)
+            picked[t] = c.or_(picked[t], c.and_(top, c.not_(skip)))
+            rest = [q for q in entries if q != t]
+            for b, below in self.tops(rest, {q: entries[q] for q in rest}):
+                picked[b] = c.or_(picked[b], c.and_(top, skip, below))
+        runs = [(q, picked[q]) for q in entries if q in own]
+        return [*runs, (None, c.not_(c.or_(*(v for _, v in runs))))]
+
+    def stack_entries(self, obj: str, func: str, mine: int | None) -> list[tuple[int, Val]]:
         """(q, 'q has an entry') for every patch q but `mine` that can have an entry on the
         func_stack of function `func` of object `obj`: its own func (q listed, the object
         loaded: patched, §3 step 3, §9.1, unpatched at §4.2, §9.2), or the nop func that
@@ -1658,15 +1669,16 @@ class Mainline:
             if mod.sleeps is None:
                 continue
             func = mod.sleeps[0]
-            blocked = [self.blocks(mod, k) for k, p in enumerate(self.m.P) if self.patches_func(k, func)]
+            blocked = [self.blocks(mod, k) for k, p in enumerate(self.m.P) if self.patches_func(k, mod.name, func)]
             if blocked:
                 out.append((mod.name, func, self.c.and_(self.asleep(mod), self.c.or_(*blocked))))
         return out
 
     # ---- tasks and the version of a function they run (issue 15: the sleeping task of a
     # module with `sleeps`, and a new task such as the scripts' `cat`)
-    def patches_func(self, k: int, func: str) -> bool:
-        return any(func in o.funcs for o in self.m.P[k].objects)
+    def patches_func(self, k: int, obj: str, func: str) -> bool:
+        """Patch k's object `obj` lists `func` (a function is its object and its name)."""
+        return any(o.name == obj and func in o.funcs for o in self.m.P[k].objects)
 
     def asleep(self, mod: Module) -> Val:
         """A task of `mod` sleeps in its `sleeps` function (the module is loaded, the parameter
@@ -1675,22 +1687,23 @@ class Mainline:
         _, param = mod.sleeps or ("", "")
         return c.and_(c.get(self.v.mod[mod.name]), c.ne(c.get(f"param[{mod.name}.{param}]"), 0), c.not_(c.get("switched")))
 
-    def below(self, k: int, func: str) -> Val:
-        """The version of `func` that transition patch k replaces: the newest other listed
-        patch that patches it (j + 1), or the original (0)."""
+    def initial_version(self, mod: Module) -> Val:
+        """The version of `mod`'s sleeps function a task at the initial patch state runs (j + 1
+        for patch j, 0 for the original): during a patching transition, the one the transition
+        patch replaces (§3 step 2)."""
         c = self.c
-        cand = [j for j in range(self.m.n) if j != k and self.patches_func(j, func)]
         out: Val = 0
-        for j, top in self.tops(cand, {j: self.listed(j) for j in cand}):
-            out = c.ite(top, j + 1, out)
+        for j, runs in self.handler(mod.name, (mod.sleeps or ("", ""))[0], False):
+            if j is not None:
+                out = c.ite(runs, j + 1, out)
         return out
 
     def blocks(self, mod: Module, k: int) -> Val:
         """The sleeping task of `mod` (if asleep) holds patch k's transition: the version of the
         function it sleeps in is the one the transition takes it from."""
         c = self.c
-        func, v = (mod.sleeps or ("", ""))[0], c.get(self.v.sleep[mod.name])
-        return c.or_(c.and_(c.eq(self.phase(k), PATCHING), c.eq(v, self.below(k, func))),
+        v = c.get(self.v.sleep[mod.name])
+        return c.or_(c.and_(c.eq(self.phase(k), PATCHING), c.eq(v, self.initial_version(mod))),
                      c.and_(c.eq(self.phase(k), UNPATCHING), c.eq(v, k + 1)))
 
     def tops(self, cand: list[int], counts: dict[int, Val]) -> list[tuple[int, Val]]:
@@ -1700,28 +1713,25 @@ class Mainline:
                                                        for q in cand if q != j)))))
                 for j in cand]
 
-    def runs_patched(self, k: int, task: str | None) -> Val:
-        """Listed patch k's code counts for `task` (its patch state): outside k's transition
-        always; in it, a new task is at the target state (patched while patching), the
-        sleeping task of a module (`task`) at the state it started from while it holds the
-        transition, at the target once it could switch."""
-        c, ph = self.c, self.phase(k)
+    def at_target(self, task: str | None) -> Val:
+        """`task` is at the transition's target patch state: a new task (None) is (it inherits
+        the state of the script's shell, which has switched); the sleeping task of module `task`
+        is not while it holds the transition (`stuck`)."""
         if task is None:
-            at_target: Val = True
-        else:
-            mod = next(x for x in self.m.spec.modules if x.name == task)
-            holds = self.patches_func(k, mod.sleeps[0]) if mod.sleeps else False
-            at_target = c.not_(c.and_(holds, self.asleep(mod), self.blocks(mod, k)))
-        return c.and_(self.listed(k), c.ite(c.eq(ph, PATCHING), at_target,
-                                            c.ite(c.eq(ph, UNPATCHING), c.not_(at_target), True)))
+            return True
+        return self.c.not_(self.c.or_(*(held for mod, _, held in self.stuck() if mod == task)))
+
+    def func_home(self, func: str) -> str:
+        """The object function `func` (a name) belongs to: the target module whose `code` has
+        it, else the first object some patch lists it in, else vmlinux."""
+        m = self.m
+        return next((mod.name for mod in m.spec.modules if func in dict(mod.code)),
+                    next((o.name for p in m.P for o in p.objects if func in o.funcs), "vmlinux"))
 
     def version(self, func: str, task: str | None) -> list[tuple[int | None, Val]]:
-        """(patch k or None for the original, `task` runs that version of `func`): the newest
-        listed patch that patches it and counts for the task (the ftrace func_stack top)."""
-        c = self.c
-        cand = [k for k in range(self.m.n) if self.patches_func(k, func)]
-        counts = {k: self.runs_patched(k, task) for k in cand}
-        return [*self.tops(cand, counts), (None, c.not_(c.or_(*counts.values())))]
+        """(patch k or None for the original, `task` runs that version of `func`): what
+        klp_ftrace_handler picks for the task's patch state (`handler`)."""
+        return self.handler(self.func_home(func), func, self.at_target(task))
 
     def run_code(self, func: str, task: str | None, arg: str) -> None:
         """`call FUNC "ARG"`: `task` runs its version of `func`: a patch's `code`, or the

@@ -343,6 +343,12 @@ class Model:
             for f in INIT_EXIT:
                 yield from mod.func(f)
 
+    def shadow_pair_list(self) -> list[tuple[str, str | None, str, str]]:
+        """(issue 14) Every shadow pair, spec order: (variable, object or None for the abstract
+        parent object, its words "SV" or "SV on OBJ", its key)."""
+        return [(sv.name, obj, self.pair_words(pair(sv.name, obj)), pair(sv.name, obj))
+                for sv in self.spec.shadows for obj in self.shadow_objs[sv.name]]
+
     def echoes(self, module: str) -> bool:
         """(issue 14) Target `module` echoes its shadow API calls (echoes_shadow_calls)."""
         return any(mod.echoes for mod in self.spec.modules if mod.name == module)
@@ -1390,8 +1396,8 @@ class Mainline:
                 c.violate("shadow-leak", left, E.ShadowLeft(m.pair_words(key)))
                 if key in self.v.stale:              # nothing frees them now: their objects die
                     c.set(self.v.stale[key], c.or_(c.get(self.v.stale[key]), left))   # with them in the hash
-            for i in owners:
-                if sv.name in m.P[i].shadow_uses:
+            for i in owners:                         # (on named objects: judged at each get, which
+                if sv.name in m.P[i].shadow_uses and m.shadow_objs[sv.name] == (None,):     # names the pair)
                     quiet = c.not_(self.transition()) if quiet is None else quiet
                     on = c.and_(quiet, c.eq(self.phase(i), ENABLED))
                     have = c.get(self.v.shadow[sv.name])

@@ -661,8 +661,7 @@ class _Loader:
 
     def check_objects(self, spec: Spec) -> None:
         """(klpmodel) One shadow variable lives either on the abstract parent object (its
-        statements name no object) or on named objects (every statement says `on OBJ`), not both;
-        `uses` (patched code needs it while enabled) is for the abstract object only."""
+        statements name no object) or on named objects (every statement says `on OBJ`), not both."""
         first: dict[str, dict[bool, Stmt]] = {}
         lists = [st for p in spec.patches for o in p.objects for _, sts in o.callbacks for st in sts]
         lists += [st for p in spec.patches for f in p.module_funcs() for st in p.module_func(f)]
@@ -682,12 +681,6 @@ class _Loader:
                     raise UserError(f"shadow variable '{sv}' is used on named objects and on the abstract parent object "
                                     f"(line {other.line}: {_show(other.text)}); write 'on OBJ' in every statement of "
                                     f"{sv}, or in none", path=self.path, line=st.line)
-        for p in spec.patches:
-            for sv in p.shadow_uses:
-                if True in first.get(sv, {}):
-                    raise UserError(f"uses names shadow variable '{sv}', which lives on named objects; say which object "
-                                    f"the code needs: write 'shadow-get {sv} on OBJ' in the patch's code",
-                                    path=self.path, line=p.line)
 
     def shadows(self, value, module_names: set, state_names: set) -> tuple[ShadowDecl, ...]:
         value = self.table(("shadows",), value, "[shadows]")

@@ -153,8 +153,8 @@ def culprit(m: Model, v: Violation) -> Culprit | None:
     shadow = w.shadow if isinstance(w, (E.ShadowLeft, E.ShadowUses, E.Orphaned)) else \
         (_pair(w.stmt) if isinstance(w, Where) and w.stmt.action in SHADOW_ACTIONS else None)
     if shadow is not None and v.property == "shadow-use-after-free":
-        frees = [(n, x) for n, x in ran if x.stmt.action in ("shadow-free", "put") and _pair(x.stmt) == shadow
-                 or x.stmt.action == "shadow-free-all" and x.stmt.arg == shadow.split(" on ")[0]]
+        frees = [(n, x) for n, x in ran if (x.stmt.action in ("shadow-free", "put") and _pair(x.stmt) == shadow)
+                 or (x.stmt.action == "shadow-free-all" and x.stmt.arg == shadow.split(" on ")[0])]
         if frees:
             return Culprit(*frees[-1], f"freed shadow variable {shadow}")
     if shadow is not None and v.property in ("shadow-leak", "shadow-orphan", "shadow-layout"):

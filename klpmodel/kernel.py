@@ -2138,13 +2138,15 @@ class Mainline:
         running, failed = True, False
         for n, st in enumerate(module.func(func)):
             g = c.and_(running, self.cond(st.cond, module.name))
+            where = Where(module.name, MODULE_OBJ, f"module {func}", st, n)
+            if c.recording and running and st.action != "log":      # (explain's culprit, coverage)
+                c.event(E.Ran(where, bool(g), None))
             f = False
             for _ in c.when(g):
                 if st.action == "log":
                     c.event(E.ModLog(module.name, st.arg or ""))
                 else:
-                    f = self.shadow_statement(module.name, st, Where(module.name, MODULE_OBJ, f"module {func}", st, n),
-                                              False)
+                    f = self.shadow_statement(module.name, st, where, False)
             fail_here = c.and_(g, f)
             failed = c.or_(failed, fail_here)
             running = c.and_(running, c.not_(fail_here))

@@ -163,3 +163,22 @@ def test_a_spec_of_target_modules_only_is_verified():
     for engine in ("explicit", "z3"):
         r = verify(load_spec(MODULE_SPEC), engine=engine)
         assert r.verdict == "holds" and "shadow-orphan" in r.properties
+
+
+def test_explain_and_sarif_name_a_target_module_statement(tmp_path):
+    """A violation in a target module's init is located at its statement (explain, SARIF)."""
+    from conftest import cli
+    first = '    "shadow-alloc SV_ID2 on obj0 or fail -ENOMEM",\n'
+    spec = tmp_path / "dup.toml"
+    spec.write_text(MODULE_SPEC.read_text().replace(first, first + first))
+    line = spec.read_text().splitlines().index(first.rstrip("\n").rstrip(",")+",") + 2
+    p = cli("verify", str(spec), "-o", str(tmp_path / "out"), "-q")
+    assert p.returncode == 1
+    p = cli("explain", str(tmp_path / "out" / "shadow-duplicate.trace.json"))
+    assert p.returncode == 0, p.stderr
+    assert f"where it shows: {spec}:{line}: 'shadow-alloc SV_ID2 on obj0 or fail -ENOMEM' in {MOD}'s module init" \
+        in p.stdout
+    import json
+    p = cli("verify", str(spec), "-f", "sarif")
+    (result,) = json.loads(p.stdout)["runs"][0]["results"]
+    assert result["locations"][0]["physicalLocation"]["region"] == {"startLine": line}

@@ -2138,7 +2138,7 @@ class Mainline:
         running, failed = True, False
         for n, st in enumerate(module.func(func)):
             g = c.and_(running, self.cond(st.cond, module.name))
-            where = Where(module.name, MODULE_OBJ, f"module {func}", st, n)
+            where = Where(module.name, MODULE_OBJ, func, st, n)
             if c.recording and running and st.action != "log":      # (explain's culprit, coverage)
                 c.event(E.Ran(where, bool(g), None))
             f = False

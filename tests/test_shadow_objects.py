@@ -176,7 +176,7 @@ def test_explain_and_sarif_name_a_target_module_statement(tmp_path):
     assert p.returncode == 1
     p = cli("explain", str(tmp_path / "out" / "shadow-duplicate.trace.json"))
     assert p.returncode == 0, p.stderr
-    assert f"where it shows: {spec}:{line}: 'shadow-alloc SV_ID2 on obj0 or fail -ENOMEM' in {MOD}'s module init" \
+    assert f"where it shows: {spec}:{line}: 'shadow-alloc SV_ID2 on obj0 or fail -ENOMEM' in {MOD}'s init" \
         in p.stdout
     import json
     p = cli("verify", str(spec), "-f", "sarif")

@@ -190,6 +190,7 @@ class LogContext:
     # (issue 14, a conformance aid) the echoing test module's ptr_id() table for this run of
     # its function (test_klp_shadow_vars.c: PTR0 is NULL, the others numbered when first
     # printed), and how many data buffers each pair has had (each creation is a new pointer)
+    going: bool = False         # (issue 14) the module's init failed: MODULE_STATE_GOING from here on
     ptrs: dict[object, int] = field(default_factory=dict)
     gens: dict[tuple[str, str | None], int] = field(default_factory=dict)
 
@@ -534,7 +535,8 @@ class Banner(Event):
         w = self.where
         if w.obj == "vmlinux" or w.obj.startswith(STATE_OBJ):     # (state-callbacks: "state ID", §A.6)
             return [f"{w.patch}: {w.callback}_callback: {w.obj}"]
-        state = {"modload": "COMING", "modunload": "GOING"}.get(ctx.word) if w.obj == ctx.module else None
+        state = ("GOING" if ctx.going else {"modload": "COMING", "modunload": "GOING"}.get(ctx.word)) \
+            if w.obj == ctx.module else None
         return [f"{w.patch}: {w.callback}_callback: {w.obj} -> {MODULE_STATE[state or 'LIVE']}"]
 
 
@@ -783,6 +785,21 @@ class Expected(Event):
             return [f"{self.module}:   got expected NULL result"]
         d = ctx.ptr_id(ctx.data(self.shadow, self.obj))
         return [f"{self.module}:   got expected PTR{d} -> PTR{ctx.ptr_id(('field', self.shadow, self.obj))} result"]
+
+
+@dataclass(frozen=True)
+class ModGoing(Event):
+    """A target module's init failed: do_init_module sets MODULE_STATE_GOING before
+    klp_module_going (the callbacks' banners show it)."""
+    kind: ClassVar[str] = "mod-going"
+    module: str
+
+    def log(self, ctx: LogContext) -> list[str]:
+        ctx.going = True
+        return []
+
+    def note(self) -> str:
+        return f"the init of module '{self.module}' failed: it goes (klp_module_going)"
 
 
 @dataclass(frozen=True)

@@ -2100,6 +2100,7 @@ class Mainline:
             bad = self.target_func(module, "init")
             for _ in c.when(bad):                             # init failed (do_init_module): its error
                 self.target_func(module, "init_error")        # path, then MODULE_STATE_GOING and
+                c.event(E.ModGoing(op.target))
                 self._unapply(targets, lambda i: True, op.target)     # klp_module_going; the module
                 c.set(self.v.mod[op.target], False)           # and its objects are gone
                 self.objects_die(op.target)

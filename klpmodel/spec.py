@@ -1071,7 +1071,8 @@ class _StmtReader:
                     and self.target and "expect" not in o and action in ("shadow-alloc", "shadow-get", "shadow-get-or-alloc"):
                 o["expect"], words = head[1], words[2:]
             else:
-                self.bad(f"malformed statement {self.shown}: write \"{usage}\"" +
+                self.bad(f"malformed statement {self.shown}: {_show(' '.join(words))} is not an option of {action}; "
+                         f"write \"{usage}\"" +
                          ("" if self.echoes or words[:1] != ["expect"] else
                           "; 'expect' is the check line of a module with echoes_shadow_calls = true"))
         if rest[0] not in self.shadows:

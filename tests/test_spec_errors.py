@@ -48,18 +48,18 @@ CASES = [
      "declare; add obj = \"vmlinux\" (or its module) to [objects]"),
     ("free-all on an object", '[shadows.sv]\nid = 1\n[objects]\nob = "vmlinux"\n' + BASE
      + 'shadows = { sv = "x" }\ninit = ["shadow-free-all sv on ob"]\n',
-     "12: malformed statement 'shadow-free-all sv on ob': write \"shadow-free-all SV [with dtor]\""),
+     "12: malformed statement 'shadow-free-all sv on ob': 'on ob' is not an option of shadow-free-all; write \"shadow-free-all SV [with dtor]\""),
     ("named and abstract object mixed", '[shadows.sv]\nid = 1\n[objects]\nob = "vmlinux"\n' + BASE
      + 'shadows = { sv = "x" }\ninit = ["shadow-alloc sv on ob"]\nexit = ["shadow-free sv"]\n',
      "13: shadow variable 'sv' is used on named objects and on the abstract parent object (line 12: 'shadow-alloc sv "
      "on ob'); write 'on OBJ' in every statement of sv, or in none"),
     ("expect without echoes_shadow_calls", '[shadows.sv]\nid = 1\n[modules.m]\nshadows = { sv = "x" }\n'
      'init = ["shadow-get sv expect null"]\n' + BASE,
-     "5: malformed statement 'shadow-get sv expect null': write \"shadow-get SV [on OBJ] [or fail -ERRNO]\"; 'expect' is "
+     "5: malformed statement 'shadow-get sv expect null': 'expect null' is not an option of shadow-get; write \"shadow-get SV [on OBJ] [or fail -ERRNO]\"; 'expect' is "
      "the check line of a module with echoes_shadow_calls = true"),
     ("or fail in a livepatch", '[shadows.sv]\nid = 1\n' + BASE + 'shadows = { sv = "x" }\n'
      'init = ["shadow-get sv or fail -ENOMEM"]\n',
-     "10: malformed statement 'shadow-get sv or fail -ENOMEM': write \"shadow-get SV [on OBJ]\""),
+     "10: malformed statement 'shadow-get sv or fail -ENOMEM': 'or fail -ENOMEM' is not an option of shadow-get; write \"shadow-get SV [on OBJ]\""),
     ("ctor-fail in a target module", '[shadows.sv]\nid = 1\n[modules.m]\nshadows = { sv = "x" }\n'
      'init = ["shadow-get-or-alloc sv with ctor-fail"]\n' + BASE,
      "5: 'with ctor-fail' in 'shadow-get-or-alloc sv with ctor-fail': a target module's init takes no explored "

@@ -187,6 +187,22 @@ class LogContext:
     module: str | None = None
     era: str = "insmod"
     errno: int | None = None
+    # (issue 14, a conformance aid) the echoing test module's ptr_id() table for this run of
+    # its function (test_klp_shadow_vars.c: PTR0 is NULL, the others numbered when first
+    # printed), and how many data buffers each pair has had (each creation is a new pointer)
+    going: bool = False         # (issue 14) the module's init failed: MODULE_STATE_GOING from here on
+    ptrs: dict[object, int] = field(default_factory=dict)
+    gens: dict[tuple[str, str | None], int] = field(default_factory=dict)
+
+    def ptr_id(self, what: object) -> int:
+        """test_klp_shadow_vars.c's ptr_id(): the number of a pointer, given at its first print."""
+        if not self.ptrs:
+            self.ptrs[None] = 0                   # the module's init calls ptr_id(NULL) first
+        return int(self.ptrs.setdefault(what, len(self.ptrs)))
+
+    def data(self, shadow: str, obj: str | None) -> tuple[str, str, str | None, int]:
+        """The current data pointer of pair <obj, shadow> (a new one per creation)."""
+        return ("data", shadow, obj, self.gens.get((shadow, obj), 0))
 
 
 @dataclass(frozen=True)
@@ -519,7 +535,8 @@ class Banner(Event):
         w = self.where
         if w.obj == "vmlinux" or w.obj.startswith(STATE_OBJ):     # (state-callbacks: "state ID", §A.6)
             return [f"{w.patch}: {w.callback}_callback: {w.obj}"]
-        state = {"modload": "COMING", "modunload": "GOING"}.get(ctx.word) if w.obj == ctx.module else None
+        state = ("GOING" if ctx.going else {"modload": "COMING", "modunload": "GOING"}.get(ctx.word)) \
+            if w.obj == ctx.module else None
         return [f"{w.patch}: {w.callback}_callback: {w.obj} -> {MODULE_STATE[state or 'LIVE']}"]
 
 
@@ -702,6 +719,101 @@ class ShadowCtorFailed(Event):
 
     def note(self) -> str:
         return f"    -> the constructor of {self.shadow} fails (explored choice): NULL"
+
+
+@dataclass(frozen=True)
+class ShadowCall(Event):
+    """(a conformance aid) One shadow API call of a target module with echoes_shadow_calls, as
+    test_klp_shadow_vars.c's wrappers print it: the constructor's line (alloc, get_or_alloc
+    that created the pair) or the destructor's (free, free_all with a dtor, once per freed
+    pair) first, then the call with its result. The model decides `got` (not NULL),
+    `created` and `dtors`; the PTR numbers are the module's ptr_id(), per run of its function
+    (LogContext.ptrs). The wrappers pass shadow_ctor with the pair's own field as ctor_data,
+    sizeof a pointer (8) and GFP_KERNEL, and shadow_dtor (or NULL) as the statement says."""
+    kind: ClassVar[str] = "shadow-call"
+    module: str
+    func: str                   # get, alloc, get_or_alloc, free, free_all
+    shadow: str
+    id: int
+    obj: str | None
+    got: bool = False
+    created: bool = False
+    dtor: bool = False
+    dtors: tuple[str | None, ...] = ()     # the objects whose pair the destructor ran for
+
+    def log(self, ctx: LogContext) -> list[str]:
+        m, ptr, sid, out = self.module, ctx.ptr_id, f"0x{self.id:x}", []
+        result = ctx.data(self.shadow, self.obj) if self.got else None
+        if self.func == "get":
+            o = ptr(("obj", self.obj))
+            return [f"{m}: klp_shadow_get(obj=PTR{o}, id={sid}) = PTR{ptr(ctx.data(self.shadow, self.obj) if self.got else None)}"]
+        if self.func in ("alloc", "get_or_alloc"):
+            field_ = ("field", self.shadow, self.obj)
+            ptr(field_)                                       # ptr_id(pnfields[i]) before the call
+            if self.created:
+                ctx.gens[(self.shadow, self.obj)] = ctx.gens.get((self.shadow, self.obj), 0) + 1
+                result = ctx.data(self.shadow, self.obj)
+                d = ptr(result)
+                out.append(f"{m}: shadow_ctor: PTR{d} -> PTR{ptr(field_)}")
+            o = ptr(("obj", self.obj))
+            f = ptr("shadow_ctor")
+            fd = ptr(field_)
+            r = ptr(result)
+            return out + [f"{m}: klp_shadow_{self.func}(obj=PTR{o}, id={sid}, size=8, gfp_flags=GFP_KERNEL), "
+                          f"ctor=PTR{f}, ctor_data=PTR{fd} = PTR{r}"]
+        for obj in self.dtors:                                # free, free_all
+            o = ptr(("obj", obj))
+            out.append(f"{m}: shadow_dtor(obj=PTR{o}, shadow_data=PTR{ptr(ctx.data(self.shadow, obj))})")
+        if self.func == "free":
+            o = ptr(("obj", self.obj))
+            return out + [f"{m}: klp_shadow_free(obj=PTR{o}, id={sid}, dtor=PTR{ptr('shadow_dtor' if self.dtor else None)})"]
+        return out + [f"{m}: klp_shadow_free_all(id={sid}, dtor=PTR{ptr('shadow_dtor' if self.dtor else None)})"]
+
+
+@dataclass(frozen=True)
+class Expected(Event):
+    """(a conformance aid) test_klp_shadow_vars.c's check line: the call returned what the
+    module expects (`shadow` None: NULL; else the data it first got for the pair, holding the
+    pair's field)."""
+    kind: ClassVar[str] = "expected"
+    module: str
+    shadow: str | None
+    obj: str | None
+
+    def log(self, ctx: LogContext) -> list[str]:
+        if self.shadow is None:
+            return [f"{self.module}:   got expected NULL result"]
+        d = ctx.ptr_id(ctx.data(self.shadow, self.obj))
+        return [f"{self.module}:   got expected PTR{d} -> PTR{ctx.ptr_id(('field', self.shadow, self.obj))} result"]
+
+
+@dataclass(frozen=True)
+class ModGoing(Event):
+    """A target module's init failed: do_init_module sets MODULE_STATE_GOING before
+    klp_module_going (the callbacks' banners show it)."""
+    kind: ClassVar[str] = "mod-going"
+    module: str
+
+    def log(self, ctx: LogContext) -> list[str]:
+        ctx.going = True
+        return []
+
+    def note(self) -> str:
+        return f"the init of module '{self.module}' failed: it goes (klp_module_going)"
+
+
+@dataclass(frozen=True)
+class ModInitFailed(Event):
+    """A target module's init returned an error (`or fail`): after its error path the module
+    goes (klp_module_going) and the loader prints the error."""
+    kind: ClassVar[str] = "mod-init-failed"
+    module: str
+
+    def log(self, ctx: LogContext) -> list[str]:
+        return [insmod_error(self.module, ctx.errno or -22, ctx.era)]
+
+    def note(self) -> str:
+        return f"the init of module '{self.module}' fails: the module is not loaded"
 
 
 @dataclass(frozen=True)

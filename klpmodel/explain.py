@@ -15,7 +15,7 @@ from .interp import State
 from .kernel import MODULE_OBJ, Model
 from .properties import EXPECTED_USAGE
 from .report import broke, changes
-from .spec import SHADOW_ACTIONS
+from .spec import SHADOW_ACTIONS, Stmt
 from .traces import Rerun, TraceFile, raw_state, rerun, summary, violation_of
 from .verify import Step, Violation
 
@@ -125,6 +125,12 @@ class Culprit(NamedTuple):
     what: str
 
 
+def _pair(stmt: Stmt) -> str | None:
+    """(issue 14) The shadow pair a statement names, in the words the sites use: "SV" on the
+    abstract parent object, "SV on OBJ" on a named one."""
+    return stmt.arg if stmt.obj is None else f"{stmt.arg} on {stmt.obj}"
+
+
 def culprit(m: Model, v: Violation) -> Culprit | None:
     """The statement that set the violation up, when it is not the one where it shows:
     the free before a use after free or a double free, the allocation of a leaked block,
@@ -145,13 +151,14 @@ def culprit(m: Model, v: Violation) -> Culprit | None:
         if allocs:
             return Culprit(*allocs[-1], "allocated the block that nothing frees")
     shadow = w.shadow if isinstance(w, (E.ShadowLeft, E.ShadowUses, E.Orphaned)) else \
-        (w.stmt.arg if isinstance(w, Where) and w.stmt.action in SHADOW_ACTIONS else None)
+        (_pair(w.stmt) if isinstance(w, Where) and w.stmt.action in SHADOW_ACTIONS else None)
     if shadow is not None and v.property == "shadow-use-after-free":
-        frees = [(n, x) for n, x in ran if x.stmt.arg == shadow and x.stmt.action in ("shadow-free", "shadow-free-all", "put")]
+        frees = [(n, x) for n, x in ran if (x.stmt.action in ("shadow-free", "put") and _pair(x.stmt) == shadow)
+                 or (x.stmt.action == "shadow-free-all" and x.stmt.arg == shadow.split(" on ")[0])]
         if frees:
             return Culprit(*frees[-1], f"freed shadow variable {shadow}")
     if shadow is not None and v.property in ("shadow-leak", "shadow-orphan", "shadow-layout"):
-        made = [(n, x) for n, x in ran if x.stmt.arg == shadow and x.stmt.action in ("shadow-alloc", "shadow-get-or-alloc", "get")]
+        made = [(n, x) for n, x in ran if _pair(x.stmt) == shadow and x.stmt.action in ("shadow-alloc", "shadow-get-or-alloc", "get")]
         if made and v.property == "shadow-layout":     # the first creation since it last did not exist
             return Culprit(*made[0], f"created shadow variable {shadow} with {made[0][1].patch}'s layout")
         if made:

@@ -51,8 +51,8 @@ def describe(m: Model, state: State) -> str:
     parts = [f"{p.name}: {view.phase(p.name)}" for p in m.P if view.loaded(p.name)]
     parts += [f"{s}={view.describe(s)}" for s in m.state_names]
     parts += [f"{mod} loaded" for mod in m.module_names if view.module_loaded(mod)]
-    parts += [f"shadow {sv.name}" + (f" count {view.count(sv.name)}" if sv.name in m.counted else "")
-              for sv in m.spec.shadows if view.shadow(sv.name)]
+    parts += [f"shadow {words}" + (f" count {view.count(sv, obj)}" if key in m.counted else "")
+              for sv, obj, words, key in m.shadow_pair_list() if view.shadow(sv, obj)]
     if view.leaked():
         parts.append("leaked")
     return "\n".join(parts) or "nothing loaded"

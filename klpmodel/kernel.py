@@ -26,7 +26,7 @@ from .backend import Backend, Val
 from .errors import UserError
 from .events import ENABLED, IN_TRANSITION, LISTED, OFFLIST, PATCHING, PHASES, UNLOADED, UNPATCHING, Edge, Incompatible, Refusal, Where
 from .properties import Property
-from .spec import MODULE_FUNCS, SHADOW_ACTIONS, Cond, Module, Obj, Patch, Spec, StateDecl, Stmt
+from .spec import INIT_EXIT, MODULE_FUNCS, SHADOW_ACTIONS, Cond, Module, Obj, Patch, Spec, StateDecl, Stmt
 
 EdgeInfo = tuple[int, int, tuple[str, ...]]          # (source phase, target phase, callbacks)
 EdgeTable = tuple[tuple[Any, ...], ...]              # (source, target, event, callbacks, note[, attributes])
@@ -231,6 +231,11 @@ def static_set(p: Patch) -> int:
     return p.replace_set if p.replace_param is None else dict(p.params)[p.replace_param] & 0xFFFFFFFF
 
 
+def pair(sv: str, obj: str | None) -> str:
+    """(issue 14) The key of a shadow pair: SV on the abstract parent object, SV@OBJ on a named one."""
+    return sv if obj is None else f"{sv}@{obj}"
+
+
 class VarNames:
     """The names of the state variables (Model._vars), formatted once: the rules look them
     up on every step. Indexed like the rules index: patch number, state name, slot."""
@@ -255,11 +260,12 @@ class VarNames:
         self.snap_val = {s: f"snap_val[{s}]" for s in m.state_names}
         self.live = {s: tuple(f"live[{s}#{j}]" for j in range(m.slots[s])) for s in m.state_names}
         self.cont = {s: tuple(f"cont[{s}#{j}]" for j in range(m.slots[s])) for s in m.state_names}
-        # (issue 14) shadow variables: present on the abstract parent object; the count kept in
-        # the variable, for those some `get`/`put` touches
-        self.shadow = {sv.name: f"shadow[{sv.name}]" for sv in m.spec.shadows}
-        self.count = {name: f"count[{name}]" for name in m.counted}
-        self.layout = {name: f"layout[{name}]" for name in m.layouts}
+        # (issue 14) shadow variables, per pair (SV on the abstract parent object: key SV; on a
+        # named object OBJ: key SV@OBJ): present; the count kept in the variable, for the pairs
+        # some `get`/`put` touches; the layout its creator gave it
+        self.shadow = {key: f"shadow[{key}]" for sv in m.spec.shadows for key in m.pairs[sv.name]}
+        self.count = {key: f"count[{key}]" for key in m.counted}
+        self.layout = {key: f"layout[{key}]" for sv in m.layouts for key in m.pairs[sv]}
         self.stale = {name: f"stale[{name}]" for name in m.fresh}
         # (kernel "state-callbacks", §A.4.1) per patch and state: callbacks.pre_patch_succeeded
         on = m.profile.STATE_CALLBACKS
@@ -305,11 +311,24 @@ class Model:
         # shadow variables with a reference count (some `get` or `put`); the count saturates at
         # count_top (one more than the patches: each module's init takes at most one reference)
         self.shadow_ids = {sv.name: sv.id for sv in spec.shadows}
-        self.counted = tuple(sv.name for sv in spec.shadows
-                             if any(st.action in ("get", "put") and st.arg == sv.name for _, _, st in self.statements()))
-        self.count_top = self.n + 1
+        # the parent objects of each shadow variable: the abstract one (None; its statements name
+        # no object) or the named objects ([objects], in that order) its statements name
+        named = set()
+        for st in self.shadow_statements():
+            if st.action in SHADOW_ACTIONS and st.obj is not None:
+                named.add((st.arg, st.obj))
+            if st.cond is not None and st.cond.shadow is not None and st.cond.obj is not None:
+                named.add((st.cond.state, st.cond.obj))
+        self.shadow_objs: dict[str, tuple[str | None, ...]] = {
+            sv.name: tuple(o for o, _ in spec.objects if (sv.name, o) in named) or (None,) for sv in spec.shadows}
+        self.pairs = {sv: tuple(pair(sv, o) for o in objs) for sv, objs in self.shadow_objs.items()}
+        counted = {pair(st.arg or "", st.obj) for st in self.shadow_statements() if st.action in ("get", "put")}
+        self.counted = tuple(key for sv in spec.shadows for key in self.pairs[sv.name] if key in counted)
+        self.count_top = self.n + 1 + sum(any(st.action == "get" for f in INIT_EXIT for st in mod.func(f))
+                                          for mod in spec.modules)     # (and each target module's that takes one)
         # the layouts of each shadow variable, for those patches give two or more (spec order)
-        layouts = {sv.name: list(dict.fromkeys(lay for p in self.P for n, lay in p.shadows if n == sv.name))
+        shadows_of = [p.shadows for p in self.P] + [mod.shadows for mod in spec.modules]
+        layouts = {sv.name: list(dict.fromkeys(lay for of in shadows_of for n, lay in of if n == sv.name))
                    for sv in spec.shadows}
         self.layouts = {name: tuple(ls) for name, ls in layouts.items() if len(ls) > 1}
         # shadow variables some code allocates on new objects (`on new`): the model then tracks
@@ -321,6 +340,29 @@ class Model:
         self.bits = {v: max(1, top.bit_length()) for v, (kind, top) in self.vars.items() if kind == "i"}
         # the module parameters: two's complement in their bits (param_top); the rest unsigned
         self.signed = frozenset(v for v in self.vars if v.startswith("param["))
+
+    def shadow_statements(self) -> Iterator[Stmt]:
+        """(issue 14) Every statement that may name a shadow variable: the patches' (callbacks,
+        module functions, state callbacks) and the target modules' init, init_error and exit."""
+        yield from (st for _, _, st in self.statements())
+        for mod in self.spec.modules:
+            for f in INIT_EXIT:
+                yield from mod.func(f)
+
+    def shadow_pair_list(self) -> list[tuple[str, str | None, str, str]]:
+        """(issue 14) Every shadow pair, spec order: (variable, object or None for the abstract
+        parent object, its words "SV" or "SV on OBJ", its key)."""
+        return [(sv.name, obj, self.pair_words(pair(sv.name, obj)), pair(sv.name, obj))
+                for sv in self.spec.shadows for obj in self.shadow_objs[sv.name]]
+
+    def echoes(self, module: str) -> bool:
+        """(issue 14) Target `module` echoes its shadow API calls (echoes_shadow_calls)."""
+        return any(mod.echoes for mod in self.spec.modules if mod.name == module)
+
+    def pair_words(self, key: str) -> str:
+        """A shadow pair's key in words: "SV" (the abstract parent object) or "SV on OBJ"."""
+        sv, _, obj = key.partition("@")
+        return f"{sv} on {obj}" if obj else sv
 
     def statements(self) -> Iterator[tuple[int, str, Stmt]]:
         """Every statement of the spec's patches: (patch, callback or module function, statement)."""
@@ -486,14 +528,15 @@ class Model:
             return f"a task of {parts[0]} that sleeps is in " + \
                 ("the original " + func if v == 0 else f"{self.P[v - 1].name}'s version of {func}")
         if kind == "shadow":
-            return f"shadow variable {parts[0]} {'exists' if v else 'does not exist'}"
+            return f"shadow variable {self.pair_words(parts[0])} {'exists' if v else 'does not exist'}"
         if kind == "count":
-            return f"the count kept in shadow variable {parts[0]} is {v}"
+            return f"the count kept in shadow variable {self.pair_words(parts[0])} is {v}"
         if kind == "stale":
             return f"entries of shadow variable {parts[0]} on freed objects {'may remain' if v else 'do not remain'}"
         if kind == "layout":
-            return f"shadow variable {parts[0]} was created with layout {self.layouts[parts[0]][v]}" \
-                if v < len(self.layouts[parts[0]]) else bad
+            lays = self.layouts[parts[0].partition("@")[0]]
+            return f"shadow variable {self.pair_words(parts[0])} was created with layout {lays[v]}" \
+                if v < len(lays) else bad
         st = parts[-1] if kind in ("snap_cont",) else parts[0]
         if v >= 2 + len(self.versions[st]):
             return bad
@@ -635,8 +678,8 @@ class Model:
             add(name, "b", 1, False)
         for name in n.count.values():            # the count kept in it
             add(name, "i", self.count_top, 0)
-        for sv, name in n.layout.items():        # the layout its creator gave it
-            add(name, "i", len(self.layouts[sv]) - 1, 0)
+        for key, name in n.layout.items():       # the layout its creator gave it
+            add(name, "i", len(self.layouts[key.partition("@")[0]]) - 1, 0)
         for name in n.stale.values():            # entries of freed objects may remain in the hash
             add(name, "b", 1, False)
         for flags in n.pps:                      # (state-callbacks) pre_patch_succeeded (§A.4.1)
@@ -666,12 +709,13 @@ class Model:
         with the same violations at the same steps."""
         def shape(p: Patch) -> tuple[Any, ...]:
             objs: tuple[Any, ...] = tuple((o.name, tuple((cb, tuple((st.action, st.arg if st.action != "log" else None,
-                                                                    st.errno, st.cond) for st in stmts))
+                                                                    st.errno, st.cond, st.obj) for st in stmts))
                                                     for cb, stmts in o.callbacks)) for o in p.objects)
             objs += tuple(o.funcs for o in p.objects)
-            funcs = tuple(tuple((st.action, st.arg if st.action != "log" else None, st.errno, st.cond)
+            funcs = tuple(tuple((st.action, st.arg if st.action != "log" else None, st.errno, st.cond, st.obj)
                                 for st in p.module_func(f)) for f in MODULE_FUNCS[:3]) + \
-                tuple((f, tuple((st.action, st.arg if st.action != "log" else None, st.errno, st.cond) for st in stmts))
+                tuple((f, tuple((st.action, st.arg if st.action != "log" else None, st.errno, st.cond, st.obj)
+                                for st in stmts))
                       for f, stmts in p.code)
             return (p.replace, p.replace_set, tuple(sorted(p.states)), tuple(sorted(p.uses)), objs, p.params, p.replace_param,
                     tuple(sorted(p.shadows)), tuple(sorted(p.shadow_uses)), funcs,
@@ -795,24 +839,30 @@ class View:
     def param(self, owner: str, name: str) -> int:
         return int(self.st[f"param[{owner}.{name}]"])
 
-    def shadow(self, name: str) -> bool:
-        """(issue 14) Shadow variable `name` exists (on the abstract parent object)."""
-        return bool(self.st[self.m.v.shadow[name]])
+    def shadow(self, name: str, obj: str | None = None) -> bool:
+        """(issue 14) Shadow variable `name` exists on named object `obj` (None: on the abstract
+        parent object)."""
+        return bool(self.st[self.m.v.shadow[pair(name, obj)]])
 
-    def layout(self, name: str) -> str | None:
+    def shadow_pairs(self, name: str) -> tuple[str | None, ...]:
+        """The parent objects shadow variable `name` lives on: (None,) for the abstract one, or
+        the named objects its statements name."""
+        return self.m.shadow_objs[name]
+
+    def layout(self, name: str, obj: str | None = None) -> str | None:
         """The layout shadow variable `name` was created with (None: it does not exist, or
         the spec gives it one layout only)."""
-        var = self.m.v.layout.get(name)
-        return self.m.layouts[name][int(self.st[var])] if var is not None and self.shadow(name) else None
+        var = self.m.v.layout.get(pair(name, obj))
+        return self.m.layouts[name][int(self.st[var])] if var is not None and self.shadow(name, obj) else None
 
     def stale(self, name: str) -> bool:
         """Entries of `name` on freed objects may remain (for variables with `on new`)."""
         var = self.m.v.stale.get(name)
         return bool(self.st[var]) if var is not None else False
 
-    def count(self, name: str) -> int:
-        """The count kept in shadow variable `name` (0 when it has none)."""
-        var = self.m.v.count.get(name)
+    def count(self, name: str, obj: str | None = None) -> int:
+        """The count kept in shadow variable `name` on `obj` (0 when it has none)."""
+        var = self.m.v.count.get(pair(name, obj))
         return int(self.st[var]) if var is not None else 0
 
     def leaked(self) -> bool:
@@ -1049,7 +1099,7 @@ class Mainline:
             holds = c.ne(c.get(f"param[{owner}.{cond.state}]"), 0)
             return c.not_(holds) if cond.negate else holds
         if cond.shadow is not None:
-            holds = self.count_cmp(cond) if cond.shadow == "count" else c.get(self.v.shadow[cond.state])
+            holds = self.count_cmp(cond) if cond.shadow == "count" else c.get(self.v.shadow[pair(cond.state, cond.obj)])
             return c.not_(holds) if cond.negate else holds
         hits = []
         for q, is_prev in self.prev(cond.state):
@@ -1062,7 +1112,8 @@ class Mainline:
     def count_cmp(self, cond: Cond) -> Val:
         """`count SV cmp N`: the count kept in the variable (0 when it does not exist)."""
         c = self.c
-        have = c.get(self.v.count[cond.state]) if cond.state in self.v.count else 0
+        key = pair(cond.state, cond.obj)
+        have = c.get(self.v.count[key]) if key in self.v.count else 0
         n = cond.value or 0
         return {"<": lambda: c.lt(have, n), "<=": lambda: c.le(have, n), "==": lambda: c.eq(have, n),
                 "!=": lambda: c.ne(have, n), ">=": lambda: c.le(n, have), ">": lambda: c.lt(n, have)}[cond.cmp or "=="]()
@@ -1241,40 +1292,53 @@ class Mainline:
                     self.free_block(pp, s, where)
         return False
 
-    # ---- shadow variables (§14): one abstract parent object per variable (docs/properties.md)
-    def shadow_statement(self, i: int, st: Stmt, where: Where, fallible: bool) -> Val:
-        """klp_shadow_* on the abstract parent object; returns 'the callback fails here' (a
-        constructor that fails in pre_patch or init makes the callback return its error)."""
+    # ---- shadow variables (§14): per pair, SV on the abstract parent object or on a named object
+    def shadow_statement(self, i: int | str, st: Stmt, where: Where, fallible: bool) -> Val:
+        """klp_shadow_* on one pair: SV on the abstract parent object (docs/properties.md) or on
+        the named object OBJ (`on OBJ`). `i`: the patch (index) or the target module (name) whose
+        code runs it. Returns 'the function fails here': a constructor that fails in pre_patch
+        or init, or (`or fail -ERRNO`, a target module's init) a NULL result."""
         c, m = self.c, self.m
         sv, a = st.arg or "", st.action
-        var = self.v.shadow[sv]
+        if a == "shadow-free-all":                   # every pair of the id (free_all passes no object;
+            dtors = []                               # only it reaches freed objects' entries)
+            for key, obj in zip(m.pairs[sv], m.shadow_objs[sv], strict=True):
+                if st.dtor and not c.symbolic and c.get(self.v.shadow[key]):
+                    dtors.append(obj)                # the destructor once per pair it frees
+                self.drop_shadow(key, every=True)
+            self.echo(i, E.ShadowCall(str(i), "free_all", sv, m.shadow_ids[sv], None, dtor=st.dtor, dtors=tuple(dtors)))
+            return False
+        key = pair(sv, st.obj)
+        var = self.v.shadow[key]
         have = c.get(var)
-        if a != "shadow-free-all":                   # (free_all passes no object: no data of one)
-            self.judge_layout(i, sv, have, where)
+        self.judge_layout(i, sv, key, have, where)
         if a == "shadow-alloc":                      # a second alloc of the pair: WARN, NULL; on a new
             dup = c.get(self.v.stale[sv]) if st.fresh else have   # object only when it reuses the address
             c.violate("shadow-duplicate", dup, where)             # of a freed one whose entry stayed
             for _ in c.when(dup):
                 c.event(E.ShadowDuplicate(where, sv, m.shadow_ids[sv]))
             for _ in c.when(c.not_(have)):
-                if sv in self.v.layout:
-                    c.set(self.v.layout[sv], self.layout_of(i, sv))
+                if key in self.v.layout:
+                    c.set(self.v.layout[key], self.layout_of(i, sv))
             c.set(var, True)
-            return False
+            return self.returned(i, st, where, key, c.not_(dup), c.not_(have))
         if a == "shadow-get":                        # NULL: a use of a missing variable when needed
-            if sv in m.P[i].shadow_uses:
+            if isinstance(i, int) and sv in m.P[i].shadow_uses:
                 c.violate("shadow-use-after-free", c.not_(have), where)
-            return False
-        if a in ("shadow-free", "shadow-free-all"):  # (one parent object: the same thing, but only
-            self.drop_shadow(sv, every=a == "shadow-free-all")     # free_all reaches freed objects' entries)
+            return self.returned(i, st, where, key, have, False)
+        if a == "shadow-free":                       # the destructor runs when the pair exists
+            self.drop_shadow(key, every=False)
+            dtor = st.dtor and not c.symbolic and bool(have)
+            self.echo(i, E.ShadowCall(str(i), "free", sv, m.shadow_ids[sv], st.obj, dtor=st.dtor,
+                                      dtors=(st.obj,) if dtor else ()))
             return False
         if a == "put":                               # klp_shadow_get, count - 1, freed at 0
             c.violate("shadow-use-after-free", c.not_(have), where)
             for _ in c.when(have):
-                n = c.ite(c.eq(c.get(self.v.count[sv]), 0), 0, c.sub(c.get(self.v.count[sv]), 1))
-                c.set(self.v.count[sv], n)
+                n = c.ite(c.eq(c.get(self.v.count[key]), 0), 0, c.sub(c.get(self.v.count[key]), 1))
+                c.set(self.v.count[key], n)
                 for _ in c.when(c.eq(n, 0)):         # the last reference: the variable is freed
-                    self.drop_shadow(sv, every=False)
+                    self.drop_shadow(key, every=False)
             return False
         fails: Val = False                           # shadow-get-or-alloc, get: created when missing
         if st.errno is not None:                     # `with ctor-fail`: the constructor (run only
@@ -1285,33 +1349,75 @@ class Mainline:
                                            where.callback in ("pre_patch", "init") and fallible))
         for _ in c.when(c.not_(fails)):
             c.set(var, True)
-            if sv in self.v.layout:                  # created here: this patch's layout
-                c.set(self.v.layout[sv], c.ite(have, c.get(self.v.layout[sv]), self.layout_of(i, sv)))
-            if sv in self.v.count:
-                n = c.ite(have, c.get(self.v.count[sv]), 0)
+            if key in self.v.layout:                 # created here: this patch's layout
+                c.set(self.v.layout[key], c.ite(have, c.get(self.v.layout[key]), self.layout_of(i, sv)))
+            if key in self.v.count:
+                n = c.ite(have, c.get(self.v.count[key]), 0)
                 if a == "get":                       # saturates at count_top (docs/properties.md)
                     n = c.ite(c.lt(n, m.count_top), c.add(n, 1), n)
-                c.set(self.v.count[sv], n)
-        return c.and_(fails, where.callback in ("pre_patch", "init") and fallible)
+                c.set(self.v.count[key], n)
+        failed = c.and_(fails, where.callback in ("pre_patch", "init") and fallible)
+        if a == "get":
+            return failed
+        return c.or_(failed, self.returned(i, st, where, key, c.not_(fails), c.and_(c.not_(have), c.not_(fails))))
 
-    def layout_of(self, i: int, sv: str) -> int:
-        return self.m.layouts[sv].index(dict(self.m.P[i].shadows)[sv])
-
-    def judge_layout(self, i: int, sv: str, have: Val, where: Any) -> None:
-        """shadow-layout: patch i touches sv, which exists with another patch's layout."""
-        if sv in self.v.layout:
-            c = self.c
-            c.violate("shadow-layout", c.ne(c.get(self.v.layout[sv]), self.layout_of(i, sv)), where, reached=have)
-
-    def drop_shadow(self, sv: str, every: bool = True) -> None:
+    def returned(self, i: int | str, st: Stmt, where: Where, key: str, got: Val, created: Val) -> Val:
+        """What the caller does with the data pointer klp_shadow_alloc/_get_or_alloc/_get
+        returned (`got`: not NULL; `created`: the constructor ran): an echoing test module
+        prints the call; `or fail -ERRNO` fails on NULL (returns 'fails here'); `expect` prints
+        the test module's check when the result is what it expects. (The data the module
+        compares with is the one it first got for the pair in this run of the function, as
+        test_klp_shadow_vars.c compares with sv1[i]: kept in `self.first`, concrete runs only:
+        it decides lines, not states.)"""
         c = self.c
-        c.set(self.v.shadow[sv], False)
-        if sv in self.v.count:
-            c.set(self.v.count[sv], 0)
-        if sv in self.v.layout:                      # (canonical when it does not exist)
-            c.set(self.v.layout[sv], 0)
-        if sv in self.v.stale and every:
-            c.set(self.v.stale[sv], False)
+        func = {"shadow-alloc": "alloc", "shadow-get": "get", "shadow-get-or-alloc": "get_or_alloc"}[st.action]
+        sv = st.arg or ""
+        if not c.symbolic and isinstance(i, str):
+            if created:
+                self.gen[key] = self.gen.get(key, 0) + 1
+            if got and key not in self.first:
+                self.first[key] = self.gen.get(key, 0)
+        self.echo(i, E.ShadowCall(str(i), func, sv, self.m.shadow_ids[sv], st.obj,
+                                  got=bool(got) if not c.symbolic else False, created=bool(created) if not c.symbolic else False))
+        fails: Val = False
+        if st.or_fail is not None:
+            fails = c.not_(got)
+            for _ in c.when(fails):
+                c.event(E.Failed(where, st.or_fail))
+        if st.expect == "null":
+            for _ in c.when(c.not_(got)):
+                c.event(E.Expected(str(i), None, None))
+        elif st.expect == "data" and not c.symbolic and got and self.first.get(key) == self.gen.get(key, 0):
+            c.event(E.Expected(str(i), sv, st.obj))
+        return fails
+
+    def echo(self, i: int | str, ev: E.Event) -> None:
+        """An echoing test module's line for one shadow API call (a conformance aid: the
+        module's wrapper functions, not the kernel, print it)."""
+        if isinstance(i, str) and not self.c.symbolic and self.m.echoes(i):
+            self.c.event(ev)
+
+    def layout_of(self, i: int | str, sv: str) -> int:
+        owner = self.m.P[i] if isinstance(i, int) else next(mod for mod in self.m.spec.modules if mod.name == i)
+        return self.m.layouts[sv].index(dict(owner.shadows)[sv])
+
+    def judge_layout(self, i: int | str, sv: str, key: str, have: Val, where: Any) -> None:
+        """shadow-layout: patch (or target module) i touches sv's pair `key`, which exists
+        with another's layout."""
+        if key in self.v.layout:
+            c = self.c
+            c.violate("shadow-layout", c.ne(c.get(self.v.layout[key]), self.layout_of(i, sv)), where, reached=have)
+
+    def drop_shadow(self, key: str, every: bool = True) -> None:
+        """Pair `key` is freed (for the abstract parent object, key is the variable's name)."""
+        c = self.c
+        c.set(self.v.shadow[key], False)
+        if key in self.v.count:
+            c.set(self.v.count[key], 0)
+        if key in self.v.layout:                     # (canonical when it does not exist)
+            c.set(self.v.layout[key], 0)
+        if key in self.v.stale and every:
+            c.set(self.v.stale[key], False)
 
     def keeps_shared(self, i: int, s: str, value: Val, where: Where) -> None:
         """disable-keeps-shared: patch i, being disabled (its pre_unpatch, post_unpatch while
@@ -1342,19 +1448,22 @@ class Mainline:
         quiet = None
         for sv in m.spec.shadows:
             owners = [i for i, p in enumerate(m.P) if any(name == sv.name for name, _ in p.shadows)]
-            kept = c.or_(*(c.ne(self.phase(i), UNLOADED) for i in owners))
-            left = c.and_(c.get(self.v.shadow[sv.name]), c.not_(kept))
-            c.violate("shadow-leak", left, E.ShadowLeft(sv.name))
-            if sv.name in self.v.stale:              # nothing frees them now: their objects die
-                c.set(self.v.stale[sv.name], c.or_(c.get(self.v.stale[sv.name]), left))   # with them in the hash
-            for i in owners:
-                if sv.name in m.P[i].shadow_uses:
+            kept = c.or_(*(c.ne(self.phase(i), UNLOADED) for i in owners),     # (a loaded target module
+                         *(c.get(self.v.mod[mod.name]) for mod in m.spec.modules      # that lists it may too)
+                           if any(name == sv.name for name, _ in mod.shadows)))
+            for key in m.pairs[sv.name]:             # per pair: one left that nothing can free
+                left = c.and_(c.get(self.v.shadow[key]), c.not_(kept))
+                c.violate("shadow-leak", left, E.ShadowLeft(m.pair_words(key)))
+                if key in self.v.stale:              # nothing frees them now: their objects die
+                    c.set(self.v.stale[key], c.or_(c.get(self.v.stale[key]), left))   # with them in the hash
+            for i in owners:                         # (on named objects: judged at each get, which
+                if sv.name in m.P[i].shadow_uses and m.shadow_objs[sv.name] == (None,):     # names the pair)
                     quiet = c.not_(self.transition()) if quiet is None else quiet
                     on = c.and_(quiet, c.eq(self.phase(i), ENABLED))
                     have = c.get(self.v.shadow[sv.name])
                     c.violate("shadow-use-after-free", c.not_(have), E.ShadowUses(m.P[i].name, sv.name), reached=on)
                     for _ in c.when(on):
-                        self.judge_layout(i, sv.name, have, E.ShadowUses(m.P[i].name, sv.name))
+                        self.judge_layout(i, sv.name, sv.name, have, E.ShadowUses(m.P[i].name, sv.name))
 
     def body(self, i: int, obj: Obj, cb: str, stmts: tuple[Stmt, ...], fallible: bool) -> Val:
         """Run a statement list; returns 'it failed' (pre_patch only)."""
@@ -1896,6 +2005,8 @@ class Mainline:
     def run(self, op: Op) -> None:
         c = self.c
         self.leaks: list[Val] = []
+        self.first: dict[str, int] = {}     # (issue 14) a target module function's data per pair (target_func)
+        self.gen: dict[str, int] = {}
         seen = self.watch_before(op)
         getattr(self, "op_" + op.word.replace("-", "_"))(op)
         self.watch_after(op, seen)
@@ -2220,31 +2331,65 @@ class Mainline:
                 param = f"param[{module.name}.{module.sleeps[1]}]"   # task goes to sleep)
                 for _ in c.when(c.ne(c.get(param), 0)):
                     self.fall_asleep(module)
-            self.module_logs(module, module.init)
+            bad = self.target_func(module, "init")
+            for _ in c.when(bad):                             # init failed (do_init_module): its error
+                self.target_func(module, "init_error")        # path, then MODULE_STATE_GOING and
+                c.event(E.ModGoing(op.target))
+                self._unapply(targets, lambda i: True, op.target)     # klp_module_going; the module
+                c.set(self.v.mod[op.target], False)           # and its objects are gone
+                self.objects_die(op.target)
+                if module.name in self.v.sleep:               # (the task of its init is gone too)
+                    c.set(self.v.sleep[module.name], 0)
+                c.event(E.ModInitFailed(op.target))
 
     def op_modunload(self, op: Op) -> None:
         c = self.c
         c.event(E.ModUnload(op.target))
         module = next(mod for mod in self.m.spec.modules if mod.name == op.target)
-        self.module_logs(module, module.exit)                 # exit runs before klp_module_going
+        self.target_func(module, "exit")                      # exit runs before klp_module_going
         if module.name in self.v.sleep:                       # (its exit makes the task leave)
             c.set(self.v.sleep[module.name], 0)
         self._unapply(self._module_objects(op.target), lambda i: True, op.target)
         c.set(self.v.mod[op.target], False)
-        for sv in self.m.spec.shadows:                        # its objects are freed; the shadow
-            if sv.parent == op.target:                        # hash keeps their variables (§14)
-                var = self.v.shadow[sv.name]
-                c.violate("shadow-orphan", c.get(var), E.Orphaned(op.target, sv.name))
+        self.objects_die(op.target)
+
+    def objects_die(self, module: str) -> None:
+        """Target `module` is gone: its objects are freed, the shadow hash keeps their pairs
+        (§14): the abstract parent object of the variables whose parent is the module, and the
+        named objects it owns ([objects])."""
+        c, m = self.c, self.m
+        for sv in m.spec.shadows:
+            for key, obj in zip(m.pairs[sv.name], m.shadow_objs[sv.name], strict=True):
+                if (sv.parent if obj is None else m.spec.owner(obj)) != module:
+                    continue
+                var, words = self.v.shadow[key], m.pair_words(key)
+                c.violate("shadow-orphan", c.get(var), E.Orphaned(module, words))
                 for _ in c.when(c.get(var)):
-                    c.event(E.ShadowOrphaned(op.target, sv.name))
-                self.drop_shadow(sv.name, every=False)        # (the next objects are new ones; the
+                    c.event(E.ShadowOrphaned(module, words))
+                self.drop_shadow(key, every=False)            # (the next objects are new ones; the
                                                               # entries of freed objects stay: D17)
 
-    def module_logs(self, module: Module, stmts: tuple[Stmt, ...]) -> None:
+    def target_func(self, module: Module, func: str) -> Val:
+        """A target module's own init, init_error or exit: its log lines and (issue 14) shadow
+        API calls, in order; returns 'it failed' (a NULL result of a call with `or fail`)."""
         c = self.c
-        for st in stmts:
-            for _ in c.when(self.cond(st.cond, module.name)):
-                c.event(E.ModLog(module.name, st.arg or ""))
+        self.first, self.gen = {}, {}                         # the data the function got, per pair
+        running, failed = True, False
+        for n, st in enumerate(module.func(func)):
+            g = c.and_(running, self.cond(st.cond, module.name))
+            where = Where(module.name, MODULE_OBJ, func, st, n)
+            if c.recording and running and st.action != "log":      # (explain's culprit, coverage)
+                c.event(E.Ran(where, bool(g), None))
+            f = False
+            for _ in c.when(g):
+                if st.action == "log":
+                    c.event(E.ModLog(module.name, st.arg or ""))
+                else:
+                    f = self.shadow_statement(module.name, st, where, False)
+            fail_here = c.and_(g, f)
+            failed = c.or_(failed, fail_here)
+            running = c.and_(running, c.not_(fail_here))
+        return failed
 
     def op_call(self, op: Op) -> None:
         """(issue 14) A task calls one of the patch's new functions once: when the ftrace
@@ -2790,10 +2935,11 @@ class StateCallbacks(Mainline):
                     for sv in m.spec.shadows:
                         if sv.id != d.id:
                             continue
-                        had = c.get(v.shadow[sv.name])
-                        self.drop_shadow(sv.name)        # klp_shadow_free_struct: hash_del_rcu, then
-                        for _ in c.when(had):            # dtor(obj, data): once per variable, off the hash (D32)
-                            self.state_cb(i, d, "shadow_dtor") if d.cb("shadow_dtor") else None
+                        for key in m.pairs[sv.name]:     # (issue 14: every pair of the id)
+                            had = c.get(v.shadow[key])
+                            self.drop_shadow(key)        # klp_shadow_free_struct: hash_del_rcu, then
+                            for _ in c.when(had):        # dtor(obj, data): once per variable, off the hash (D32)
+                                self.state_cb(i, d, "shadow_dtor") if d.cb("shadow_dtor") else None
                 c.set(flag, False)
 
     def states_patched(self, i: int, edge: tuple[int, int, str]) -> None:

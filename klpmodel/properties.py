@@ -73,21 +73,23 @@ SHADOW: tuple[Property, ...] = (
     Property("shadow-leak",
              "Shadow variables outlive the patch that created them unless explicitly freed: by module "
              "exit, by a callback, or by a later patch. (semantics §14)",
-             "after an operation, a shadow variable exists and no loaded livepatch module lists it in "
-             "its shadows (nothing that is left can free it)",
+             "after an operation, a shadow variable (on named objects: one pair, the variable on one object) "
+             "exists and no loaded livepatch module nor target module lists it in its shadows (nothing that "
+             "is left can free it)",
              judged_at="the end of every operation (a failed load, rmmod, ...)",
              fix_in=("post_unpatch", "exit")),
     Property("shadow-use-after-free",
              "klp_shadow_get(obj, id): returns the data pointer, or NULL. (semantics §14; a patch that "
              "needs the variable then uses a missing one)",
-             "a `shadow-get` of a shadow variable the patch lists in `uses` returns NULL, or an enabled, "
-             "quiescent patch uses a shadow variable that does not exist (never allocated, or freed)",
+             "a `shadow-get` of a shadow variable the patch lists in `uses` returns NULL (on a named object: "
+             "that object's pair is missing), or an enabled, quiescent patch uses a shadow variable on the "
+             "abstract parent object that does not exist (never allocated, or freed)",
              judged_at="`shadow-get` in a patch that uses the variable; `uses` of an enabled patch",
              fix_in=("post_unpatch",)),
     Property("shadow-duplicate",
              "If the pair already exists, it emits a kernel WARNING `Duplicate shadow variable <%p, %lx>` "
              "and returns NULL. (klp_shadow_alloc, semantics §14)",
-             "`shadow-alloc` of a shadow variable that exists",
+             "`shadow-alloc` of a shadow variable that exists (on a named object: of that object's pair)",
              judged_at="`shadow-alloc`",
              fix_in=("pre_patch",)),
     Property("disable-keeps-shared",
@@ -109,8 +111,10 @@ SHADOW: tuple[Property, ...] = (
     Property("shadow-orphan",
              "Shadow variables outlive the patch that created them unless explicitly freed. (the parent "
              "objects of a target module go away with it, semantics §14)",
-             "a target module unloads while a shadow variable whose `parent` is that module exists",
-             judged_at="`modunload` of a module that is the parent of a shadow variable",
+             "a target module unloads (or its init fails) while a shadow variable whose `parent` is that "
+             "module exists, or a pair on a named object that module owns",
+             judged_at="`modunload` (or a failed init) of a module that is the parent of a shadow variable or "
+                       "owns a named object",
              fix_in=("post_unpatch",)),
 )
 

@@ -44,11 +44,11 @@ def changes(m: Model, before: State, after: State, events: Iterable[Event] = ())
     for s in m.state_names:
         if a.value(s) != b.value(s):
             out.append(f"{s}: {a.describe(s)} -> {b.describe(s)}")
-    for sv in m.spec.shadows:
-        if a.shadow(sv.name) != b.shadow(sv.name):
-            out.append(f"shadow {sv.name}: {'allocated' if b.shadow(sv.name) else 'freed'}")
-        if a.count(sv.name) != b.count(sv.name) and b.shadow(sv.name):
-            out.append(f"shadow {sv.name} count: {a.count(sv.name)} -> {b.count(sv.name)}")
+    for sv, obj, words, _ in m.shadow_pair_list():
+        if a.shadow(sv, obj) != b.shadow(sv, obj):
+            out.append(f"shadow {words}: {'allocated' if b.shadow(sv, obj) else 'freed'}")
+        if a.count(sv, obj) != b.count(sv, obj) and b.shadow(sv, obj):
+            out.append(f"shadow {words} count: {a.count(sv, obj)} -> {b.count(sv, obj)}")
     for p in m.P:
         left = a.listed(p.name) and not b.listed(p.name)
         for s, _ in p.states:
@@ -302,8 +302,8 @@ def _step_json(m: Model, step: Step) -> dict[str, Any]:
     state: dict[str, Any] = {"system": {s: after.describe(s) for s in m.state_names},
                              "patches": {p.name: after.phase(p.name) for p in m.P}}
     if m.spec.shadows:                  # (issue 14) only in specs that declare shadow variables
-        state["shadows"] = {sv.name: {"exists": after.shadow(sv.name), "count": after.count(sv.name)}
-                            for sv in m.spec.shadows}
+        state["shadows"] = {words: {"exists": after.shadow(sv, obj), "count": after.count(sv, obj)}
+                            for sv, obj, words, _ in m.shadow_pair_list()}
     return {
         "operation": str(step.op),
         "choices": [{"patch": k.patch, "object": k.obj, "callback": k.callback, "index": k.index, "line": k.line,

@@ -982,6 +982,9 @@ def _sites(spec: Spec) -> list[tuple[StmtKey, Stmt]]:
         out += [((p.name, MODULE_OBJ, f, n), st) for f in p.module_funcs() for n, st in enumerate(p.module_func(f))]
         out += [((p.name, f"{E.STATE_OBJ}{d.id}", cb, n), st) for d in spec.states if p.version(d.name) is not None
                 for cb, sts in d.callbacks for n, st in enumerate(sts)]      # (kernel state-callbacks)
+    for m in spec.modules:           # (issue 14) a target module's shadow API calls (its log lines are not sites)
+        out += [((m.name, MODULE_OBJ, f, n), st) for f in ("init", "init_error", "exit")
+                for n, st in enumerate(m.func(f)) if st.action != "log"]
     return out
 
 

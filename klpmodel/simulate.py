@@ -229,10 +229,11 @@ def state_table(m: Model, state: State) -> list[str]:
         rows.append(f"#   state {s} = {view.describe(s)}" + (f"; blocks {' '.join(blocks)}" if blocks else ""))
     for mod in m.module_names:
         rows.append(f"#   module {mod}: {'loaded' if view.module_loaded(mod) else 'not loaded'}")
-    for sv in m.spec.shadows:                       # (issue 14)
-        count = f", count {view.count(sv.name)}" if sv.name in m.counted else ""
-        what = f"exists{count}" if view.shadow(sv.name) else "does not exist"
-        rows.append(f"#   shadow {sv.name}: {what}" + ("; entries on freed objects may remain" if view.stale(sv.name) else ""))
+    for sv, obj, words, key in m.shadow_pair_list():        # (issue 14)
+        count = f", count {view.count(sv, obj)}" if key in m.counted else ""
+        what = f"exists{count}" if view.shadow(sv, obj) else "does not exist"
+        stale = obj is None and view.stale(sv)
+        rows.append(f"#   shadow {words}: {what}" + ("; entries on freed objects may remain" if stale else ""))
     return rows
 
 

@@ -50,6 +50,7 @@ class Cond:
     value: int | None = None
     param: bool = False
     shadow: str | None = None        # (klpmodel) "exists": `if shadow SV`; "count": `if count SV cmp N`
+    obj: str | None = None           # (klpmodel) `if shadow SV on OBJ`: the named parent object
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,10 @@ class Stmt:
     line: int                # line in the spec file
     fresh: bool = False      # (klpmodel) `shadow-alloc SV on new`: on an object the code just created
     value: str | None = None  # (klpmodel) `call FUNC "TEXT"`: the text argument (the C function's context string)
+    obj: str | None = None   # (klpmodel) `... SV on OBJ`: the named parent object ([objects]); None: the abstract one
+    dtor: bool = False       # (klpmodel) `shadow-free[-all] SV ... with dtor`: a destructor is passed
+    expect: str | None = None    # (klpmodel, conformance aid) `expect null|data`: the test module's check line
+    or_fail: int | None = None   # (klpmodel) `or fail -ERRNO`: a NULL result makes the function return ERRNO
 
 
 @dataclass(frozen=True)
@@ -151,6 +156,14 @@ class Module:
     sleeps: tuple[str, str] | None = None        # (klpmodel) (function, param): a task sleeps in it while param
     code: tuple[tuple[str, tuple[Stmt, ...]], ...] = ()   # (klpmodel) FUNC -> the log lines of one call of the original
     wake: tuple[Stmt, ...] = ()                  # (klpmodel) sleeps.wake: what the sleeping task does when woken
+    shadows: tuple[tuple[str, str], ...] = ()    # (klpmodel) the shadow variables its init/exit use, with their layouts
+    init_error: tuple[Stmt, ...] = ()            # (klpmodel) what its init does after a statement failed (goto out)
+    echoes: bool = False                         # (klpmodel, conformance aid) echoes_shadow_calls: its shadow API
+                                                 # calls print as test_klp_shadow_vars.c's wrappers print them
+
+    def func(self, name: str) -> tuple[Stmt, ...]:
+        """The statements of its init, init_error or exit."""
+        return {"init": self.init, "init_error": self.init_error, "exit": self.exit}[name]
 
 
 @dataclass(frozen=True)
@@ -168,12 +181,17 @@ class Spec:
     file_kernel: str | None = None   # the file's `kernel` when --kernel chose another profile
     shadows: tuple[ShadowDecl, ...] = ()   # (klpmodel) [shadows.NAME]
     also_check: tuple[str, ...] = ()       # (klpmodel) [check] properties: opt-in properties checked by default
+    objects: tuple[tuple[str, str], ...] = ()   # (klpmodel) [objects]: named parent objects of shadow variables -> owner
 
     @property
     def uses_shadows(self) -> bool:
         """(klpmodel) The spec declares shadow variables or a livepatch module's init/exit:
         the shadow properties are then checked by default."""
         return bool(self.shadows) or any(p.init or p.init_error or p.exit or p.code for p in self.patches)
+
+    def owner(self, obj: str) -> str:
+        """(klpmodel) The owner of named object `obj`: "vmlinux" or a target module."""
+        return dict(self.objects)[obj]
 
     def patch(self, name: str) -> Patch:
         return next(p for p in self.patches if p.name == name)
@@ -597,7 +615,8 @@ class _Loader:
 
     # ---- top level
     def load(self, data: dict) -> Spec:
-        self.keys((), data, ("name", "kernel", "check", "states", "modules", "shadows", "patch"), "the top level")
+        self.keys((), data, ("name", "kernel", "check", "states", "modules", "shadows", "objects", "patch"),
+                  "the top level")
         name = data.get("name", Path(self.path).stem)
         if not isinstance(name, str):
             self.err(("name",), f"name must be a string, not {_show(name)}; write name = \"my series\"")
@@ -610,15 +629,65 @@ class _Loader:
                                   f"('klpmodel profiles' says what each is), or leave it out for mainline")
         depth, operations, faults, also = self.check(data.get("check", {}))
         states = self.states(data.get("states", {}))
-        modules = self.modules(data.get("modules", {}))
-        shadows = self.shadows(data.get("shadows", {}), {m.name for m in modules}, {s.name for s in states})
+        module_names = self.module_names(data.get("modules", {}))
+        shadows = self.shadows(data.get("shadows", {}), set(module_names), {s.name for s in states})
         self.shadow_names = {sv.name for sv in shadows}
-        patches = self.patches(data.get("patch", []), {s.name for s in states}, {m.name for m in modules})
+        self.objects = self.named_objects(data.get("objects", {}), module_names)
+        modules = self.modules(data.get("modules", {}))
+        patches = self.patches(data.get("patch", []), {s.name for s in states}, {m.name for m in modules},
+                               bool(modules))
         states = self.state_callbacks(data.get("states", {}), states, tuple(sv.name for sv in shadows),
                                       tuple(dict.fromkeys(n for p in patches for n, _ in p.params)))
         self.calls(modules, patches)
-        return Spec(self.path, name, kernel, depth, operations, states, modules, patches, faults=faults, shadows=shadows,
-                    also_check=also)
+        spec = Spec(self.path, name, kernel, depth, operations, states, modules, patches, faults=faults, shadows=shadows,
+                    also_check=also, objects=tuple(self.objects.items()))
+        self.check_objects(spec)
+        return spec
+
+    def module_names(self, value) -> tuple[str, ...]:
+        """The [modules] names (checked by `modules`), for what is read before them."""
+        return tuple(value) if isinstance(value, dict) else ()
+
+    def named_objects(self, value, module_names: tuple[str, ...]) -> dict[str, str]:
+        """(klpmodel) `[objects]`: OBJECT = "vmlinux" | "MODULE", the named parent objects of
+        shadow variables and who owns them (an object of a module dies when the module unloads)."""
+        value = self.table(("objects",), value, "[objects]")
+        out: dict[str, str] = {}
+        for name, owner in value.items():
+            where = ("objects", name)
+            self.name(where, name, "object name")
+            if name == "new":
+                self.err(where, "'new' is not an object name ('on new' means an object the patch's code just "
+                                "created); pick another name")
+            if not isinstance(owner, str) or (owner != "vmlinux" and owner not in module_names):
+                known = ", ".join(("vmlinux",) + tuple(sorted(module_names)))
+                self.err(where, f"object '{name}' must name its owner, \"vmlinux\" or a [modules] name ({known}), "
+                                f"not {_show(owner)}; e.g. {name} = \"vmlinux\"")
+            out[name] = owner
+        return out
+
+    def check_objects(self, spec: Spec) -> None:
+        """(klpmodel) One shadow variable lives either on the abstract parent object (its
+        statements name no object) or on named objects (every statement says `on OBJ`), not both."""
+        first: dict[str, dict[bool, Stmt]] = {}
+        lists = [st for p in spec.patches for o in p.objects for _, sts in o.callbacks for st in sts]
+        lists += [st for p in spec.patches for f in p.module_funcs() for st in p.module_func(f)]
+        lists += [st for mod in spec.modules for f in INIT_EXIT for st in mod.func(f)]
+        lists += [st for d in spec.states for _, sts in d.callbacks for st in sts]
+        for st in lists:
+            for sv, obj in ((st.arg, st.obj) if st.action in SHADOW_ACTIONS and st.action != "shadow-free-all"
+                            and not st.fresh else (None, None),
+                            (st.cond.state, st.cond.obj) if st.cond is not None and st.cond.shadow is not None
+                            else (None, None)):
+                if sv is None:
+                    continue
+                seen = first.setdefault(sv, {})
+                seen.setdefault(obj is not None, st)
+                if len(seen) == 2:
+                    other = seen[obj is None]
+                    raise UserError(f"shadow variable '{sv}' is used on named objects and on the abstract parent object "
+                                    f"(line {other.line}: {_show(other.text)}); write 'on OBJ' in every statement of "
+                                    f"{sv}, or in none", path=self.path, line=st.line)
 
     def calls(self, modules: tuple[Module, ...], patches: tuple[Patch, ...]) -> None:
         """`call FUNC` names a function some target module's or patch's `code` gives, and no
@@ -765,12 +834,20 @@ class _Loader:
             if name == "vmlinux":
                 self.err(where, "'vmlinux' is not a module (the kernel refuses a module of that name); pick another name")
             body = self.table(where, body, f"[modules.{name}]")
-            self.keys(where, body, ("loaded", "init", "exit", "params", "sleeps", "code"), f"[modules.{name}]")
+            self.keys(where, body, ("loaded", "init", "init_error", "exit", "params", "sleeps", "code", "shadows",
+                                    "echoes_shadow_calls"), f"[modules.{name}]")
             loaded = self.boolean(where + ("loaded",), body.get("loaded", False), "loaded")
             params = self.params(where + ("params",), body.get("params", {}))
             names = tuple(n for n, _ in params)
-            init = self.stmts(where + ("init",), body.get("init", []), "module init", None, (), only_log=True, params=names)
-            exit_ = self.stmts(where + ("exit",), body.get("exit", []), "module exit", None, (), only_log=True, params=names)
+            svs = self.patch_shadows(where + ("shadows",), body.get("shadows", {}))
+            echoes = self.boolean(where + ("echoes_shadow_calls",), body.get("echoes_shadow_calls", False),
+                                  "echoes_shadow_calls")
+            self.echoes = echoes
+            sv_names = tuple(sv for sv, _ in svs)
+            init, init_error, exit_ = (self.stmts(where + (f,), body.get(f, []), f"module {f}", name, (), only_log=True,
+                                                  params=names, shadows=sv_names)
+                                       for f in ("init", "init_error", "exit"))
+            self.echoes = False
             sleeps: tuple[str, str] | None = None
             wake: tuple[Stmt, ...] = ()
             if "sleeps" in body:
@@ -788,14 +865,15 @@ class _Loader:
             code = tuple((func, self.stmts(where + ("code", func), stmts, "module code", None, (), only_log=True,
                                            params=names))
                          for func, stmts in code_v.items())
-            out.append(Module(name, loaded, init, exit_, self.loc.line(where) or 1, params, sleeps, code, wake))
+            out.append(Module(name, loaded, init, exit_, self.loc.line(where) or 1, params, sleeps, code, wake,
+                              shadows=svs, init_error=init_error, echoes=echoes))
         return tuple(out)
 
-    def patches(self, value, state_names: set, module_names: set) -> tuple[Patch, ...]:
+    def patches(self, value, state_names: set, module_names: set, has_modules: bool = False) -> tuple[Patch, ...]:
         if not isinstance(value, list):
             self.err(("patch",), "patch must be an array of tables; write each livepatch as [[patch]]")
-        if not value:
-            self.err((), "the spec declares no livepatch; add a [[patch]] table with at least a name")
+        if not value and not has_modules:          # (a spec of target modules only: their init/exit,
+            self.err((), "the spec declares no livepatch; add a [[patch]] table with at least a name")   # test-shadow-vars)
         out: list[Patch] = []
         seen: dict[str, int | None] = {}
         for i, body in enumerate(value):
@@ -947,7 +1025,7 @@ class _Loader:
         if not isinstance(text, str):
             self.err(where, f"a statement must be a string, not {_show(text)}; write e.g. \"free loglevel\"")
         return _StmtReader(self.path, self.loc.line(where) or 1, text, callback, patch, declared, params,
-                           shadows).read(only_log)
+                           shadows, getattr(self, "objects", {}), getattr(self, "echoes", False)).read(only_log)
 
 
 class _Words(NamedTuple):
@@ -959,15 +1037,21 @@ class _Words(NamedTuple):
     value: str | None = None  # call FUNC "TEXT": the text
 
 
+TARGET_FUNCS = ("module init", "module init_error", "module exit")   # (issue 14) a target module's own functions
+
+
 class _StmtReader:
     """One statement string of a callback (or of a module's init/exit) read into a `Stmt`:
     its words, where it may stand, its condition. Every mistake is a UserError on its line."""
 
     def __init__(self, path: str, line: int, text: str, callback: str, patch: str | None, declared: tuple,
-                 params: tuple, shadows: tuple = ()):
+                 params: tuple, shadows: tuple = (), objects: dict | None = None, echoes: bool = False):
         self.path, self.line, self.text, self.shown = path, line, text, _show(text)
         self.callback, self.patch, self.declared, self.params = callback, patch, declared, params
-        self.shadows = shadows
+        self.shadows, self.objects, self.echoes = shadows, objects or {}, echoes
+        self.target = callback in TARGET_FUNCS          # a target module's init, init_error or exit
+        self.owner = f"module '{patch}'" if self.target else f"patch '{patch}'"
+        self.options: dict = {}
 
     def bad(self, message: str) -> NoReturn:
         raise UserError(message, path=self.path, line=self.line)
@@ -978,9 +1062,10 @@ class _StmtReader:
                      f"e.g. 'log \"fixing console_loglevel\"'")
         words = self.words()
         self.placed(words, only_log)
-        fresh = words.action == "shadow-alloc" and len(self.text.split()) > 2 and self.text.split()[2:4] == ["on", "new"]
-        return Stmt(words.action, words.arg, words.errno, self.condition(words.cond), self.text, self.line, fresh,
-                    words.value)
+        o = self.options
+        return Stmt(words.action, words.arg, words.errno, self.condition(words.cond), self.text, self.line,
+                    o.get("fresh", False), words.value, obj=o.get("obj"), dtor=o.get("dtor", False),
+                    expect=o.get("expect"), or_fail=o.get("or_fail"))
 
     def words(self) -> _Words:
         """The action and its argument; the condition's words are kept for `condition`."""
@@ -1023,26 +1108,58 @@ class _StmtReader:
         self.bad(f"unknown action {_show(action)} in {shown}; write one of: {known}")
 
     def shadow(self, action: str, rest: list[str], cond: str) -> _Words:
-        """`ACTION SV`; `shadow-get-or-alloc SV with ctor-fail [ERRNO]`: the constructor may
-        fail (ERRNO, default -EINVAL), so that the call returns NULL."""
-        errno = None
-        if action == "shadow-alloc" and rest[1:3] == ["on", "new"] and len(rest) == 3:
-            if self.callback != "code":
-                self.bad(f"'on new' in {self.shown}: only a patch's code creates objects; write it in [patch.code]")
-            rest = rest[:1]
-        if action == "shadow-get-or-alloc" and rest[1:3] == ["with", "ctor-fail"]:
-            errno = -ERRNOS["EINVAL"]
-            if len(rest) == 4:
-                errno = self.failure("fail", rest[3:], "").errno or errno
-            elif len(rest) > 4:
-                self.bad(f"malformed statement {self.shown}: write \"shadow-get-or-alloc SV with ctor-fail [-ERRNO]\"")
-            rest = rest[:1]
-        if len(rest) != 1:
-            extra = " [with ctor-fail]" if action == "shadow-get-or-alloc" else ""
-            self.bad(f"malformed statement {self.shown}: {action} takes one shadow variable; write \"{action} SV{extra}\"")
+        """`ACTION SV [on OBJ|new] [with ctor-fail [-ERRNO]] [with dtor] [or fail -ERRNO] [expect null|data]`:
+        on named object OBJ ([objects]; none: the abstract parent object), on a new object (a
+        patch's code), the constructor may fail (ERRNO, default -EINVAL: the call returns
+        NULL), a destructor is passed (free, free-all), a NULL result makes the function
+        return ERRNO (a target module's init: goto out), the test module's check line."""
+        usage = {"shadow-alloc": "shadow-alloc SV [on OBJ]", "shadow-get": "shadow-get SV [on OBJ]",
+                 "shadow-get-or-alloc": "shadow-get-or-alloc SV [on OBJ] [with ctor-fail [-ERRNO]]",
+                 "shadow-free": "shadow-free SV [on OBJ] [with dtor]", "shadow-free-all": "shadow-free-all SV [with dtor]",
+                 "get": "get SV [on OBJ]", "put": "put SV [on OBJ]"}[action]
+        if self.target and action in ("shadow-alloc", "shadow-get", "shadow-get-or-alloc"):
+            usage += " [or fail -ERRNO]" + (" [expect null|data]" if self.echoes else "")
+        if not rest:
+            self.bad(f"malformed statement {self.shown}: {action} takes one shadow variable; write \"{usage}\"")
+        errno, o, words = None, self.options, rest[1:]
+        while words:
+            head = words[:2]
+            if head == ["on", "new"] and action == "shadow-alloc" and "obj" not in o and "fresh" not in o:
+                if self.callback != "code":
+                    self.bad(f"'on new' in {self.shown}: only a patch's code creates objects; write it in [patch.code]")
+                o["fresh"], words = True, words[2:]
+            elif head[:1] == ["on"] and len(head) == 2 and action != "shadow-free-all" and "obj" not in o \
+                    and "fresh" not in o:
+                if head[1] not in self.objects:
+                    known = ", ".join(sorted(self.objects)) or "(none declared)"
+                    self.bad(f"{self.shown} names object {_show(head[1])}, which [objects] does not declare; add "
+                             f"{head[1] if NAME_RE.fullmatch(head[1]) else 'OBJ'} = \"vmlinux\" (or its module) to "
+                             f"[objects] (declared: {known})")
+                o["obj"], words = head[1], words[2:]
+            elif head == ["with", "ctor-fail"] and action == "shadow-get-or-alloc" and errno is None:
+                if self.target:
+                    self.bad(f"'with ctor-fail' in {self.shown}: a target module's {self.callback[7:]} takes no "
+                             f"explored choice; write it in a livepatch's callback, init or code")
+                errno, words = -ERRNOS["EINVAL"], words[2:]
+                if words[:1] and words[0].startswith("-"):
+                    errno, words = self.failure("fail", words[:1], "").errno or errno, words[1:]
+            elif head == ["with", "dtor"] and action in ("shadow-free", "shadow-free-all") and "dtor" not in o:
+                o["dtor"], words = True, words[2:]
+            elif head == ["or", "fail"] and self.target and len(words) >= 3 and "or_fail" not in o \
+                    and action in ("shadow-alloc", "shadow-get", "shadow-get-or-alloc") and self.callback != "module exit":
+                o["or_fail"], words = self.failure("fail", words[2:3], "").errno, words[3:]
+            elif head[:1] == ["expect"] and len(head) == 2 and head[1] in ("null", "data") and self.echoes \
+                    and self.target and "expect" not in o and action in ("shadow-alloc", "shadow-get", "shadow-get-or-alloc"):
+                o["expect"], words = head[1], words[2:]
+            else:
+                self.bad(f"malformed statement {self.shown}: {_show(' '.join(words))} is not an option of {action}; "
+                         f"write \"{usage}\"" +
+                         ("" if self.echoes or words[:1] != ["expect"] else
+                          "; 'expect' is the check line of a module with echoes_shadow_calls = true"))
         if rest[0] not in self.shadows:
-            self.bad(f"{self.shown} names shadow variable {_show(rest[0])}, which patch '{self.patch}' does not list "
-                     f"in its shadows; add {rest[0]} = \"LAYOUT\" to the patch's shadows")
+            self.bad(f"{self.shown} names shadow variable {_show(rest[0])}, which {self.owner} does not list "
+                     f"in its shadows; add {rest[0] if NAME_RE.fullmatch(rest[0]) else 'SV'} = \"LAYOUT\" to the "
+                     f"{'module' if self.target else 'patch'}'s shadows")
         return _Words(action, rest[0], errno, cond)
 
     def failure(self, action: str, rest: list[str], cond: str) -> _Words:
@@ -1070,11 +1187,12 @@ class _StmtReader:
                 self.bad(f"'call' is not allowed in {callback}; only a function's code calls functions: a target "
                          f"module's code, its sleeps.wake, or a patch's [patch.code]")
             return
-        if only_log and action != "log":
+        if only_log and action != "log" and not (self.target and callback in TARGET_FUNCS and action in SHADOW_ACTIONS):
             if callback in CALLERS:
                 self.bad(f"'{action}' is not allowed in {callback}; a target module's code and sleeps.wake take only "
                          f"'log \"TEXT\"' and 'call FUNCTION' statements")
-            self.bad(f"'{action}' is not allowed in {callback}; a target module's init and exit take only 'log \"TEXT\"' statements")
+            self.bad(f"'{action}' is not allowed in {callback}; a target module's init and exit take only 'log \"TEXT\"' "
+                     f"statements and the shadow variable actions ({', '.join(SHADOW_ACTIONS)})")
         if callback in MODULE_FUNCS and action not in MODULE_ACTIONS:
             self.bad(f"'{action}' is not allowed in the livepatch module's {callback}; it takes log, fail (init), "
                      f"return, modify, reset and the shadow variable actions ({', '.join(SHADOW_ACTIONS)})")
@@ -1097,18 +1215,21 @@ class _StmtReader:
         if not cond_text:
             return None
         shown = self.shown
-        sm = re.fullmatch(r"(if|unless)\s+(shadow|count)\s+(\S+)(?:\s*(<=|>=|==|!=|<|>)\s*([0-9]{1,20}))?",
-                          cond_text.strip())
+        sm = re.fullmatch(r"(if|unless)\s+(shadow|count)\s+(\S+)(?:\s+on\s+(\S+))?"
+                          r"(?:\s*(<=|>=|==|!=|<|>)\s*([0-9]{1,20}))?", cond_text.strip())
         if sm:
-            kind, sv = sm.group(2), sm.group(3)
+            kind, sv, obj = sm.group(2), sm.group(3), sm.group(4)
             if sv not in self.shadows:
-                self.bad(f"'{kind} {sv}' in {shown} names a shadow variable that patch '{self.patch}' does not list "
+                self.bad(f"'{kind} {sv}' in {shown} names a shadow variable that {self.owner} does not list "
                          f"in its shadows; add {sv if NAME_RE.fullmatch(sv) else 'SV'} = \"LAYOUT\" to its shadows")
-            if (kind == "count") != (sm.group(4) is not None):
-                self.bad(f"malformed condition {_show(cond_text)} in {shown}; write 'if shadow SV' or "
-                         f"'if count SV == 1'")
-            return Cond(sm.group(1) == "unless", sv, sm.group(4), int(sm.group(5)) if sm.group(5) else None,
-                        shadow="exists" if kind == "shadow" else "count")
+            if (kind == "count") != (sm.group(5) is not None):
+                self.bad(f"malformed condition {_show(cond_text)} in {shown}; write 'if shadow SV [on OBJ]' or "
+                         f"'if count SV [on OBJ] == 1'")
+            if obj is not None and obj not in self.objects:
+                self.bad(f"'{kind} {sv} on {obj}' in {shown} names an object that [objects] does not declare; add "
+                         f"{obj if NAME_RE.fullmatch(obj) else 'OBJ'} = \"vmlinux\" (or its module) to [objects]")
+            return Cond(sm.group(1) == "unless", sv, sm.group(5), int(sm.group(6)) if sm.group(6) else None,
+                        shadow="exists" if kind == "shadow" else "count", obj=obj)
         pm = re.fullmatch(r"(if|unless)\s+param\s+(\S+)", cond_text.strip())
         if pm:
             if pm.group(2) not in self.params:

@@ -36,11 +36,23 @@ def specs(draw, min_shadows: int = 0) -> str:
     out = [check]
     out += [f"[states.{s}]\nid = {i + 1}\n" for i, s in enumerate(states)]
     sleepy = {m for m in mods if draw(st.integers(0, 3)) == 0}     # a task sleeps in m's function
-    out += [f"[modules.{m}]\nloaded = {'true' if draw(st.booleans()) else 'false'}\n"
-            + ('params = { block = 1 }\nsleeps = { function = "work", while = "block" }\n' if m in sleepy else "")
-            for m in mods]
     shadows = [f"sv{i}" for i in range(draw(st.integers(min_shadows, 2)) if min_shadows or draw(st.integers(0, 2)) == 0
                                        else 0)]
+    # (issue 14) variables on named objects: o0 of vmlinux, o1 of the first module (if any)
+    named = {sv: ["o0", "o1"] for sv in shadows if draw(st.booleans())}
+    if named:
+        out.append(f'[objects]\no0 = "vmlinux"\no1 = "{mods[0] if mods else "vmlinux"}"\n')
+    for m in mods:
+        text = f"[modules.{m}]\nloaded = {'true' if draw(st.booleans()) else 'false'}\n" \
+            + ('params = { block = 1 }\nsleeps = { function = "work", while = "block" }\n' if m in sleepy else "")
+        theirs = draw(st.lists(st.sampled_from(shadows), unique=True, max_size=1)) if shadows else []
+        if theirs:                          # a target module's own init/exit calling the shadow API
+            text += f"shadows = {{ {theirs[0]} = \"l0\" }}\n"
+            for f in ("init", "init_error", "exit"):
+                stmts = draw(st.lists(shadow_statement(theirs, "module " + f, named), max_size=2))
+                if stmts:
+                    text += f"{f} = [{', '.join(repr(x) for x in stmts)}]\n"
+        out.append(text)
     for i, sv in enumerate(shadows):        # (issue 14) shadow variables, one maybe on a module's objects
         parent = f'parent = "{mods[0]}"\n' if mods and draw(st.booleans()) else ""
         out.append(f"[shadows.{sv}]\nid = {i + 1}\n{parent}")
@@ -58,21 +70,21 @@ def specs(draw, min_shadows: int = 0) -> str:
             out.append(f"shadows = {{ {layouts} }}\n")
             uses += [sv for sv in mine if draw(st.integers(0, 2)) == 0]
             for f in ("init", "init_error", "exit"):
-                stmts = draw(st.lists(shadow_statement(mine, f), max_size=2))
+                stmts = draw(st.lists(shadow_statement(mine, f, named), max_size=2))
                 if stmts:
                     out.append(f"{f} = [{', '.join(repr(x) for x in stmts)}]\n")
         if uses:
             out.append(f"uses = [{', '.join(repr(u) for u in uses)}]\n")
         code = bool(mine) and draw(st.booleans())
         if code:
-            out.append(f"[patch.code]\nwork = [{', '.join(repr(x) for x in draw(st.lists(shadow_statement(mine, 'code'), min_size=1, max_size=2)))}]\n")
+            out.append(f"[patch.code]\nwork = [{', '.join(repr(x) for x in draw(st.lists(shadow_statement(mine, 'code', named), min_size=1, max_size=2)))}]\n")
         objs = ["vmlinux"] + draw(st.lists(st.sampled_from(mods), unique=True)) if mods else ["vmlinux"]
         for obj in objs:
             out.append(f"[patch.objects.{obj}]\n")
             if (obj in sleepy or (code and obj == "vmlinux")) and draw(st.booleans()):
                 out.append('funcs = ["work"]\n')      # (issue 14) code's work on this object's func_stack
             for cb in ("pre_patch", "post_patch", "pre_unpatch", "post_unpatch", "pre_patch_error"):
-                stmts = draw(st.lists(st.one_of(statement(decl, cb), shadow_statement(mine, cb)) if mine
+                stmts = draw(st.lists(st.one_of(statement(decl, cb), shadow_statement(mine, cb, named)) if mine
                                       else statement(decl, cb), max_size=3))
                 if stmts:
                     out.append(f"{cb} = [{', '.join(repr(x) for x in stmts)}]\n")
@@ -116,15 +128,28 @@ def statement(decl: list[str], cb: str):
     return st.builds(lambda a, g: a + g, st.sampled_from(actions), st.sampled_from(guards))
 
 
-def shadow_statement(mine: list[str], where: str):
-    actions = [f"{a} {sv}" for sv in mine for a in ("shadow-alloc", "shadow-get-or-alloc", "shadow-get", "shadow-free",
-                                                   "shadow-free-all", "get", "put")]
-    actions += [f"shadow-get-or-alloc {sv} with ctor-fail" for sv in mine]
+def shadow_statement(mine: list[str], where: str, named: dict | None = None):
+    """A shadow statement for patch code or a target module's function ("module init", ...);
+    `named`: the variables on named objects and their objects (issue 14)."""
+    named = named or {}
+
+    def on(sv: str) -> list[str]:
+        return [f" on {o}" for o in named[sv]] if sv in named else [""]
+    target = where.startswith("module ")
+    actions = [f"{a} {sv}{o}" for sv in mine for a in ("shadow-alloc", "shadow-get-or-alloc", "shadow-get", "shadow-free",
+                                                      "get", "put") for o in on(sv)]
+    actions += [f"shadow-free-all {sv}" for sv in mine]
+    if not target:
+        actions += [f"shadow-get-or-alloc {sv}{o} with ctor-fail" for sv in mine for o in on(sv)]
     if where == "code":
-        actions += [f"shadow-alloc {sv} on new" for sv in mine]
+        actions += [f"shadow-alloc {sv} on new" for sv in mine if sv not in named]
     if where == "init":
         actions += ["maybe-fail -ENOMEM"]
-    guards = [""] + [f" {w} shadow {sv}" for sv in mine for w in ("if", "unless")] + [f" if count {sv} == 1" for sv in mine]
+    if where == "module init":              # a NULL result fails the module's init
+        actions += [f"{a} {sv}{o} or fail -ENOMEM" for sv in mine for a in ("shadow-alloc", "shadow-get")
+                    for o in on(sv)]
+    guards = [""] + [f" {w} shadow {sv}{o}" for sv in mine for w in ("if", "unless") for o in on(sv)] \
+        + [f" if count {sv}{o} == 1" for sv in mine for o in on(sv)]
     return st.builds(lambda a, g: a + g, st.sampled_from(actions), st.sampled_from(guards))
 
 
@@ -221,3 +246,13 @@ def test_regression_scenarios(path):
 
     ok, _, diff = run_scenario(path)
     assert ok, "\n".join(diff)
+
+
+PER_OBJECT = sorted(Path(__file__).parent.parent.glob("specs/shadow-object-*.toml")) + \
+    [Path(__file__).parent.parent / "specs" / "selftests" / "test-shadow-vars.toml"]
+
+
+@pytest.mark.parametrize("path", PER_OBJECT, ids=lambda p: p.name)
+def test_engines_agree_on_the_per_object_specs(path):
+    """(issue 14) Named parent objects, and a spec of a target module only (test-shadow-vars)."""
+    agree(path)

@@ -120,14 +120,14 @@ class KlpSide:
             "data": data,
             "values": {st_.name: view.describe(st_.name) for st_ in spec.states},
             "pue": pue,
-            "shadows": {sv.name: (view.count(sv.name), view.layout(sv.name) or self.only_layout(sv.name))
-                        if view.shadow(sv.name) else None for sv in spec.shadows},
+            "shadows": {(sv, obj): (view.count(sv, obj), view.layout(sv, obj) or self.only_layout(sv))
+                        for sv, obj, _, _ in self.m.shadow_pair_list() if view.shadow(sv, obj)},
             "stale": sorted(sv.name for sv in spec.shadows if view.stale(sv.name)),
         }
 
     def only_layout(self, name: str) -> str:
         """The layout of a shadow variable the spec gives one layout (View.layout: None)."""
-        (layout,) = {dict(p.shadows)[name] for p in self.spec.patches if name in dict(p.shadows)}
+        (layout,) = {dict(p.shadows)[name] for p in (*self.spec.patches, *self.spec.modules) if name in dict(p.shadows)}
         return layout
 
 
@@ -309,17 +309,29 @@ def specs(draw) -> str:
     out = ["[check]\n" + "\n".join(check) + "\n"]
     out += [f"[states.{s}]\nid = {i + 1}\n" for i, s in enumerate(states)]
     sleeping = set()
+    shadows = [f"sv{i}" for i in range(draw(st.integers(1, 2)))] if draw(st.integers(0, 2)) == 0 else []
+    # (issue 14) some variables on named objects: o0 of vmlinux, o1 of the first module
+    named = {sv: ["o0", "o1"] for sv in shadows if draw(st.booleans())}
+    if named:
+        out.append(f'[objects]\no0 = "vmlinux"\no1 = "{mods[0] if mods else "vmlinux"}"\n')
     for m in mods:
         lines = [f"[modules.{m}]", f"loaded = {_b(draw(st.booleans()))}"]
         if draw(st.booleans()):
             sleeping.add(m)
             lines.append(f"params = {{ busy = {_b(draw(st.booleans()))} }}")
             lines.append(f'sleeps = {{ function = "{m}_fn", while = "busy" }}')
-        if draw(st.booleans()):
+        theirs = draw(st.lists(st.sampled_from(shadows), unique=True, max_size=1)) if shadows else []
+        if theirs:                               # (issue 14) its init/exit call the shadow API
+            lines.append(f'shadows = {{ {theirs[0]} = "l0" }}')
+            for f in ("init", "init_error", "exit"):
+                stmts = [f'log "{m} {f}"'] * draw(st.integers(0, 1)) + \
+                    draw(st.lists(shadow_statement(theirs, [], "module " + f, named), max_size=2))
+                if stmts:
+                    lines.append(f"{f} = [{', '.join(_toml_str(x) for x in stmts)}]")
+        elif draw(st.booleans()):
             lines.append(f"init = ['log \"{m} init\"']")
             lines.append(f"exit = ['log \"{m} exit\"']")
         out.append("\n".join(lines) + "\n")
-    shadows = [f"sv{i}" for i in range(draw(st.integers(1, 2)))] if draw(st.integers(0, 2)) == 0 else []
     for i, sv in enumerate(shadows):             # (issue 14) shadow variables
         parent = f'\nparent = "{mods[0]}"' if mods and draw(st.booleans()) else ""
         out.append(f"[shadows.{sv}]\nid = {i + 1}{parent}\n")
@@ -347,10 +359,11 @@ def specs(draw) -> str:
         if mine:
             lines.append("shadows = { " + ", ".join(f'{sv} = "l{draw(st.integers(0, 1))}"' for sv in mine) + " }")
             for f in ("init", "init_error", "exit"):
-                stmts = draw(st.lists(shadow_statement(mine, decl, f), max_size=2))
+                stmts = draw(st.lists(shadow_statement(mine, decl, f, named), max_size=2))
                 if stmts:
                     lines.append(f"{f} = [{', '.join(_toml_str(x) for x in stmts)}]")
-        code = draw(st.lists(shadow_statement(mine, decl, "code"), min_size=1, max_size=2)) if mine and draw(st.booleans()) else []
+        code = draw(st.lists(shadow_statement(mine, decl, "code", named), min_size=1, max_size=2)) \
+            if mine and draw(st.booleans()) else []
         objs = draw(st.lists(st.sampled_from(mods), unique=True)) if mods else []
         if not objs or draw(st.integers(0, 3)):
             objs = ["vmlinux"] + objs
@@ -370,7 +383,7 @@ def specs(draw) -> str:
             target = draw(st.sampled_from(decl)) if decl else None
             for cb in ("pre_patch", "post_patch", "pre_unpatch", "post_unpatch", "pre_patch_error"):
                 # system-state.rst's callbacks for one state, sometimes; else random statements
-                each = st.one_of(statement(decl, cb, has_ret), shadow_statement(mine, decl, cb)) if mine \
+                each = st.one_of(statement(decl, cb, has_ret), shadow_statement(mine, decl, cb, named)) if mine \
                     else statement(decl, cb, has_ret)
                 stmts = ([x.format(s=target) for x in recipe[cb]] if cb in recipe
                          else draw(st.lists(each, max_size=2 if deep else 3)))
@@ -422,19 +435,31 @@ def statement(decl: list[str], cb: str, has_ret: bool):
     return st.builds(lambda a, g: a + g, st.sampled_from(actions), st.sampled_from(guards))
 
 
-def shadow_statement(mine: list[str], decl: list[str], where: str):
-    """(issue 14) The shadow actions and conditions; in init/exit also the states' writes."""
-    actions = [f"{a} {sv}" for sv in mine for a in ("shadow-alloc", "shadow-get-or-alloc", "shadow-get",
-                                                   "shadow-free", "shadow-free-all", "get", "put")]
-    actions += [f"shadow-get-or-alloc {sv} with ctor-fail -ENOMEM" for sv in mine]
+def shadow_statement(mine: list[str], decl: list[str], where: str, named: dict | None = None):
+    """(issue 14) The shadow actions and conditions; in init/exit also the states' writes.
+    `named`: the variables on named objects ([objects]) and their objects; `where` "module
+    init" (init_error, exit): a target module's function."""
+    named = named or {}
+
+    def on(sv: str) -> list[str]:
+        return [f" on {o}" for o in named[sv]] if sv in named else [""]
+    target = where.startswith("module ")
+    actions = [f"{a} {sv}{o}" for sv in mine for a in ("shadow-alloc", "shadow-get-or-alloc", "shadow-get",
+                                                      "shadow-free", "get", "put") for o in on(sv)]
+    actions += [f"shadow-free-all {sv}" for sv in mine]
+    if not target:
+        actions += [f"shadow-get-or-alloc {sv}{o} with ctor-fail -ENOMEM" for sv in mine for o in on(sv)]
     if where == "code":
-        actions += [f"shadow-alloc {sv} on new" for sv in mine]
+        actions += [f"shadow-alloc {sv} on new" for sv in mine if sv not in named]
     if where == "init":
         actions.append("maybe-fail -ENOMEM")
+    if where == "module init":                   # its `if (!sv) goto out`
+        actions += [f"{a} {sv}{o} or fail -ENOMEM" for sv in mine for a in ("shadow-alloc", "shadow-get-or-alloc")
+                    for o in on(sv)]
     if where in ("init", "init_error", "exit", "code"):
         actions += [f"{a} {s}" for s in decl for a in ("modify", "reset")] + ['log "hello"']
-    guards = [""] * 2 + [f" {w} shadow {sv}" for sv in mine for w in ("if", "unless")] + \
-        [f" if count {sv} == 1" for sv in mine]
+    guards = [""] * 2 + [f" {w} shadow {sv}{o}" for sv in mine for w in ("if", "unless") for o in on(sv)] + \
+        [f" if count {sv}{o} == 1" for sv in mine for o in on(sv)]
     return st.builds(lambda a, g: a + g, st.sampled_from(actions), st.sampled_from(guards))
 
 
@@ -681,7 +706,7 @@ def test_reference_reproduces_the_selftest_logs():
             continue
         spec = load_spec(path.parent / scenario["spec"])
         ran += 1
-        log = scenario_log(spec, scenario["run"])
+        log = scenario_log(spec, scenario["run"], scenario.get("era", "insmod"))
         if log != scenario["expected"].strip().splitlines():
             failed.append(path.name)
     assert ran >= 55 and not failed, failed
@@ -736,7 +761,7 @@ def _fail_keys(spec, op_word: str, arg: str, fails: list[str]) -> set:
     return keys
 
 
-def scenario_log(spec, run: str) -> list[str]:
+def scenario_log(spec, run: str, era: str = "insmod") -> list[str]:
     """A scenario's run through the reference, with the selftest script's command lines."""
     faults = "fail=" in run and ":patching" in run
     ref = Reference(spec, faults=faults)
@@ -796,7 +821,8 @@ def scenario_log(spec, run: str) -> list[str]:
         else:
             tp = k.klp_transition_patch
             if word in ("load", "modload"):
-                log.append(" ".join([f"% insmod test_modules/{arg}.ko", *args]))
+                log.append(" ".join([f"% modprobe {arg}" if era == "modprobe" else f"% insmod test_modules/{arg}.ko",
+                                     *args]))
             elif word in ("rmmod", "modunload"):
                 log.append(f"% rmmod {arg}")
             elif word == "disable":
@@ -1042,4 +1068,4 @@ def test_reference_statecb_two_replaced_patches_sharing_a_state_leak_it(tmp_path
     k, logs = _statecb(tmp_path, [("load", "a"), ("complete", None), ("load", "b"), ("complete", None),
                                   ("load", "n"), ("complete", None)])
     assert not any("state 1" in line for line in logs[4] + logs[5])
-    assert [p.name for p in k.klp_patches] == ["n"] and 1 in k.shadows
+    assert [p.name for p in k.klp_patches] == ["n"] and (None, 1) in k.shadows

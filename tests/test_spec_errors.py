@@ -14,7 +14,7 @@ OBJ = BASE + '\n[patch.objects.vmlinux]\n'
 
 CASES = [
     ("unknown top-level key", 'nmae = "x"\n' + BASE,
-     "1: unknown key 'nmae' in the top level; did you mean 'name'? allowed keys: name, kernel, check, states, modules, shadows, patch"),
+     "1: unknown key 'nmae' in the top level; did you mean 'name'? allowed keys: name, kernel, check, states, modules, shadows, objects, patch"),
     ("unknown patch key", BASE + "replcae = true\n",
      "7: unknown key 'replcae' in [[patch]]; did you mean 'replace'? allowed keys: name, replace, states, uses, objects, params, replace_param, replace_set, shadows, init, init_error, exit, code, no_states_param, block_disable_param"),
     ("did you mean: the closest key, not the first with the same prefix", OBJ + 'pre_unptach = []\n',
@@ -30,7 +30,43 @@ CASES = [
     ("maybe-fail in pre_patch_error", OBJ + 'pre_patch_error = ["maybe-fail"]\n',
      "9: 'maybe-fail' is not allowed in pre_patch_error; pre_patch_error runs after the failure; remove it"),
     ("state action in module init", '[modules.m]\ninit = ["alloc s"]\n' + BASE,
-     "2: 'alloc' is not allowed in module init; a target module's init and exit take only 'log \"TEXT\"' statements"),
+     "2: 'alloc' is not allowed in module init; a target module's init and exit take only 'log \"TEXT\"' statements "
+     "and the shadow variable actions (shadow-alloc, shadow-get-or-alloc, shadow-get, shadow-free, shadow-free-all, "
+     "get, put)"),
+    # (issue 14) named parent objects of shadow variables
+    ("object with a bad owner", '[objects]\nob = "mod"\n' + BASE,
+     "2: object 'ob' must name its owner, \"vmlinux\" or a [modules] name (vmlinux), not 'mod'; e.g. ob = \"vmlinux\""),
+    ("object named new", '[objects]\nnew = "vmlinux"\n' + BASE,
+     "2: 'new' is not an object name ('on new' means an object the patch's code just created); pick another name"),
+    ("unknown object", '[shadows.sv]\nid = 1\n[objects]\nob = "vmlinux"\n' + BASE
+     + 'shadows = { sv = "x" }\ninit = ["shadow-alloc sv on obj"]\n',
+     "12: 'shadow-alloc sv on obj' names object 'obj', which [objects] does not declare; add obj = \"vmlinux\" (or its "
+     "module) to [objects] (declared: ob)"),
+    ("unknown object in a condition", '[shadows.sv]\nid = 1\n[objects]\nob = "vmlinux"\n' + BASE
+     + 'shadows = { sv = "x" }\ninit = ["shadow-free sv on ob if shadow sv on obj"]\n',
+     "12: 'shadow sv on obj' in 'shadow-free sv on ob if shadow sv on obj' names an object that [objects] does not "
+     "declare; add obj = \"vmlinux\" (or its module) to [objects]"),
+    ("free-all on an object", '[shadows.sv]\nid = 1\n[objects]\nob = "vmlinux"\n' + BASE
+     + 'shadows = { sv = "x" }\ninit = ["shadow-free-all sv on ob"]\n',
+     "12: malformed statement 'shadow-free-all sv on ob': 'on ob' is not an option of shadow-free-all; write \"shadow-free-all SV [with dtor]\""),
+    ("named and abstract object mixed", '[shadows.sv]\nid = 1\n[objects]\nob = "vmlinux"\n' + BASE
+     + 'shadows = { sv = "x" }\ninit = ["shadow-alloc sv on ob"]\nexit = ["shadow-free sv"]\n',
+     "13: shadow variable 'sv' is used on named objects and on the abstract parent object (line 12: 'shadow-alloc sv "
+     "on ob'); write 'on OBJ' in every statement of sv, or in none"),
+    ("expect without echoes_shadow_calls", '[shadows.sv]\nid = 1\n[modules.m]\nshadows = { sv = "x" }\n'
+     'init = ["shadow-get sv expect null"]\n' + BASE,
+     "5: malformed statement 'shadow-get sv expect null': 'expect null' is not an option of shadow-get; write \"shadow-get SV [on OBJ] [or fail -ERRNO]\"; 'expect' is "
+     "the check line of a module with echoes_shadow_calls = true"),
+    ("or fail in a livepatch", '[shadows.sv]\nid = 1\n' + BASE + 'shadows = { sv = "x" }\n'
+     'init = ["shadow-get sv or fail -ENOMEM"]\n',
+     "10: malformed statement 'shadow-get sv or fail -ENOMEM': 'or fail -ENOMEM' is not an option of shadow-get; write \"shadow-get SV [on OBJ]\""),
+    ("ctor-fail in a target module", '[shadows.sv]\nid = 1\n[modules.m]\nshadows = { sv = "x" }\n'
+     'init = ["shadow-get-or-alloc sv with ctor-fail"]\n' + BASE,
+     "5: 'with ctor-fail' in 'shadow-get-or-alloc sv with ctor-fail': a target module's init takes no explored "
+     "choice; write it in a livepatch's callback, init or code"),
+    ("shadow variable a module does not list", '[shadows.sv]\nid = 1\n[modules.m]\ninit = ["shadow-get sv"]\n' + BASE,
+     "4: 'shadow-get sv' names shadow variable 'sv', which module 'm' does not list in its shadows; add sv = "
+     "\"LAYOUT\" to the module's shadows"),
     ("prev on an undeclared state",
      '[states.s]\nid = 1\n[states.t]\nid = 2\n\n[[patch]]\nname = "a"\nstates = { s = 1 }\n\n[patch.objects.vmlinux]\npre_patch = ["alloc s if prev t"]\n',
      "11: 'prev t' in 'alloc s if prev t' names a state that patch 'a' does not declare; klp_get_prev_state needs an id the patch declares: add t = VERSION to its states"),

@@ -65,7 +65,7 @@ def run(k, patch, obj, cb: str) -> int:
 
 def holds(k, patch, cond, params) -> bool:
     if getattr(cond, "shadow", None) is not None:          # (issue 14) `shadow SV`, `count SV cmp N`
-        var = shadow.klp_shadow_get(k, cond.state)
+        var = shadow.klp_shadow_get(k, cond.state, getattr(cond, "obj", None))
         count = 0 if var is None else var["count"]
         value = var is not None if cond.shadow == "exists" else _CMP[cond.cmp](count, cond.value)
     elif cond.param:
@@ -172,12 +172,21 @@ def write(k, ptr, content) -> None:
     k.blocks[ptr][1] = content
 
 
-def module_lines(k, module_spec, stmts, params) -> None:
-    """A target module's init or exit: its `log` lines, `if|unless param` checked."""
-    for st in stmts:
-        if st.cond is not None and bool(params.get(st.cond.state)) == st.cond.negate:
+def target_func(k, module_spec, func: str, params) -> int:
+    """A target module's init, init_error or exit: its `log` lines (`if|unless param`
+    checked) and (issue 14) its shadow API calls, in order; the value it returns (init: an
+    `or fail` whose call returned NULL: goto out with that error)."""
+    echo = shadow.Echo(k, module_spec) if module_spec.echoes else None
+    for index, st in enumerate(getattr(module_spec, func)):
+        if st.cond is not None and not holds(k, None, st.cond, params):
             continue
-        k.pr(f"{module_spec.name}: {st.arg}")
+        if st.action == "log":
+            k.pr(f"{module_spec.name}: {st.arg}")
+            continue
+        ret = shadow.statement(k, module_spec, (f"module {module_spec.name}", func), index, st, echo)
+        if ret:
+            return ret
+    return 0
 
 
 def run_code(k, func: str, arg: str, state: int | None = None) -> None:

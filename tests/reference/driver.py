@@ -123,8 +123,8 @@ class Reference:
             "data": data,
             "values": dict(k.values),
             "pue": pue,
-            "shadows": {s.name: (k.shadows[s.id]["count"], k.shadows[s.id]["layout"]) if s.id in k.shadows else None
-                        for s in self.spec.shadows},
+            "shadows": {(s.name, obj): (v["count"], v["layout"]) for (obj, i), v in k.shadows.items()
+                        for s in self.spec.shadows if s.id == i},
             "stale": sorted(s.name for s in self.spec.shadows if s.id in k.stale),
         }
 
@@ -152,8 +152,8 @@ class Reference:
                 None if k.klp_transition_patch is None else k.klp_transition_patch.name,
                 k.klp_target_state, k.tasks_switched, tuple(mods),
                 tuple(sorted(k.values.items())), k.mon.freeze(),
-                tuple(sorted((i, v["count"], v["layout"]) for i, v in k.shadows.items())), tuple(sorted(k.stale)),
-                k.pre_unpatch_replaced_called)
+                tuple(sorted((obj or "", i, v["count"], v["layout"]) for (obj, i), v in k.shadows.items())),
+                tuple(sorted(k.stale)), k.pre_unpatch_replaced_called)
 
 
 def phase(k: klp.Kernel, name: str) -> str:

@@ -121,7 +121,8 @@ class Kernel:
     modules: dict[str, Module] = field(default_factory=dict)
     blocks: list[list] = field(default_factory=list)   # kzalloc'ed blocks: [live, content]
     values: dict[str, str] = field(default_factory=dict)   # the system value of each state
-    shadows: dict[int, dict] = field(default_factory=dict)  # (issue 14) shadow.py: id -> the variable
+    shadows: dict[tuple, dict] = field(default_factory=dict)  # (issue 14) shadow.py: (object, id) -> the variable
+    data_seq: int = 0                                      # shadow data buffers allocated (their pointers)
     stale: set[int] = field(default_factory=set)           # ids with entries on freed objects
     log: list[str] = field(default_factory=list)
     # kernel "state-callbacks": state.c's static bool klp_states_pre_unpatch_replaced_called
@@ -189,6 +190,7 @@ def clone(k: Kernel) -> Kernel:
     n.blocks = [list(b) for b in k.blocks]
     n.values = dict(k.values)
     n.shadows = {i: dict(v) for i, v in k.shadows.items()}
+    n.data_seq = k.data_seq
     n.stale = set(k.stale)
     n.log = list(k.log)
     n.pre_unpatch_replaced_called = k.pre_unpatch_replaced_called
@@ -1071,7 +1073,16 @@ def load_target(k: Kernel, name: str, params=None) -> int:
     if spec.sleeps is not None and mod.params.get(spec.sleeps[1]):   # the parameter's work goes to sleep
         mod.sleeping_in = switched_task_func(k, name, spec.sleeps[0])  # (parse_args: the setter, before init)
         callbacks.run_code(k, spec.sleeps[0], "")
-    callbacks.module_lines(k, spec, spec.init, mod.params)
+    ret = callbacks.target_func(k, spec, "init", mod.params)     # do_one_initcall(mod->init)
+    if ret:                                  # do_init_module's fail path: the init's own error
+        callbacks.target_func(k, spec, "init_error", mod.params)     # label ran first (goto out);
+        mod.state = MODULE_STATE_GOING       # MODULE_STATE_GOING, klp_module_going(), freed
+        klp_module_going(k, mod)
+        mod.loaded = False
+        mod.state = MODULE_STATE_LIVE
+        mod.sleeping_in = None               # (its task is gone with it)
+        shadow.module_going(k, name)         # (issue 14) its objects are gone
+        return ret
     mod.state = MODULE_STATE_LIVE
     return 0
 
@@ -1083,7 +1094,7 @@ def unload_target(k: Kernel, name: str) -> int:
         return k.refuse("ENOENT", -2)
     spec = next(m for m in k.spec.modules if m.name == name)
     mod.state = MODULE_STATE_GOING
-    callbacks.module_lines(k, spec, spec.exit, mod.params)
+    callbacks.target_func(k, spec, "exit", mod.params)
     klp_module_going(k, mod)
     mod.loaded = False
     mod.sleeping_in = None

@@ -124,9 +124,11 @@ class Monitors:
                     self.violate("no-use-after-free", f"{p.name} uses {s} freed")
         if any(live and n not in reachable for n, (live, _) in enumerate(k.blocks)):
             self.violate("no-leak", "a live block is reachable from no installed patch")
-        from .shadow import klp_shadow_get
+        from .shadow import klp_shadow_get, on_named_objects
         for p in k.klp_patches:                     # (issue 14) the code of an enabled patch
-            for name in p.spec.shadow_uses:          # needs its shadow variables
+            for name in p.spec.shadow_uses:          # needs its shadow variables (on named
+                if on_named_objects(k.spec, name):   # objects: judged at each get of a pair)
+                    continue
                 var = klp_shadow_get(k, name)
                 if var is None:
                     self.violate("shadow-use-after-free", f"{p.name} uses {name}, which does not exist")

@@ -815,6 +815,12 @@ class _Loader:
             body = value[d.name]
             cbs = tuple((cb, self.stmts(where + (cb,), body[cb], cb, None, (d.name,), params=params, shadows=shadows))
                         for cb in STATE_CALLBACKS if cb in body)
+            for n, st in enumerate(dict(cbs).get("shadow_dtor", ())):
+                if st.action in SHADOW_ACTIONS and st.action != "shadow-get":
+                    self.err(where + ("shadow_dtor", n),
+                             f"{st.action} in shadow_dtor: the dtor runs under klp_shadow_lock (klp_shadow_free_all "
+                             f"holds the spinlock while it calls it, kernel/livepatch/shadow.c), and {st.action} takes "
+                             f"that lock again: a deadlock; only shadow-get and log are possible there")
             flags = []
             for f in STATE_FLAGS:
                 v = body.get(f, False)

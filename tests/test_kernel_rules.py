@@ -1269,3 +1269,21 @@ def test_the_init_builds_the_states_array_from_parameters_A_6_3_4(write_spec):
         "livepatch: enabling patch 'new'"]
     assert go("load old; complete; load new none=1; complete; disable new; complete") == [
         "livepatch: enabling patch 'old'", "old: pre", "livepatch: enabling patch 'new'"]
+
+
+def test_state_callbacks_refuses_a_shadow_dtor_that_takes_the_shadow_lock(write_spec):
+    """klp_shadow_free_all() calls the dtor with klp_shadow_lock held (shadow.c): a dtor that
+    allocates or frees a shadow variable would take it again. Refused with the line; a dtor
+    that only reads (shadow-get, rcu) is accepted."""
+    from klpmodel.errors import UserError
+    from klpmodel.kernel import Model
+    from klpmodel.spec import load_spec
+    body = ('kernel = "state-callbacks"\n[shadows.sv]\nid = 5\n[states.s]\nid = 1\nis_shadow = true\n'
+            'shadow_dtor = [\'log "dtor"\',\n               "ACTION sv"]\n'
+            '[[patch]]\nname = "a"\nstates = { s = 1 }\nshadows = { sv = "x" }\n')
+    for action in ("shadow-free", "shadow-alloc", "shadow-free-all", "put"):
+        path = write_spec(body.replace("ACTION", action))
+        with pytest.raises(UserError) as e:
+            Model(load_spec(path))
+        assert str(e.value).startswith(f"{path}:8: {action} in shadow_dtor: the dtor runs under klp_shadow_lock"), str(e.value)
+    Model(load_spec(write_spec(body.replace("ACTION", "shadow-get"))))

@@ -164,6 +164,16 @@ class Era(str, Enum):
     modprobe = "modprobe"
 
 
+def _emit(text: str, output: Path | None, protect: list[Path]) -> None:
+    """The report on stdout, or in the new file `-o OUTPUT` (never over an input: `protect`)."""
+    if output is None:
+        sys.stdout.write(text)
+        return
+    from .files import write_new
+
+    write_new(output, text, "-o", protect=protect)
+
+
 def _fail(e: Exception) -> NoReturn:
     if isinstance(e, UserError):
         typer.echo(f"klpmodel: error: {e}", err=True)
@@ -601,12 +611,8 @@ def kselftest(
 
         t, model = _trace_and_model(trace, spec, None, "kselftest")
         text = script(model, t, era.value)
-        if output is None:
-            sys.stdout.write(text)
-        else:
-            from .files import write_new
-
-            write_new(output, text, "-o", protect=[trace, Path(model.spec.path)])
+        _emit(text, output, [trace, Path(model.spec.path)])
+        if output is not None:
             typer.echo(f"wrote {output}", err=True)
     except UserError as e:
         _fail(e)
@@ -884,12 +890,7 @@ def review(
         if traces is not None:
             rv.write_traces(result, traces)
         text = rv.markdown(result, stats=stats, command=command)
-        if output is None:
-            sys.stdout.write(text)
-        else:
-            from .files import write_new
-
-            write_new(output, text, "-o", protect=[spec])
+        _emit(text, output, [spec])
     except (UserError, InternalError) as e:
         _fail(e)
 
@@ -967,12 +968,7 @@ def _review_side_by_side(spec: Path, kernels: list[str], *, output, depth, engin
             texts[k] = rv.markdown(reviews[k], stats=stats, command=base + f" --kernel {k}" + (" --all" if full else "")
                                    + (f" --traces {traces / k}" if traces is not None else ""))
         text = cmp.markdown(c, texts, command)
-        if output is None:
-            sys.stdout.write(text)
-        else:
-            from .files import write_new
-
-            write_new(output, text, "-o", protect=[spec])
+        _emit(text, output, [spec])
     except (UserError, InternalError) as e:
         _fail(e)
     raise typer.Exit(0)

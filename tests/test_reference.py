@@ -288,6 +288,18 @@ def _open(spec):
 FAULTS = spec_has_faults()
 
 
+def _check_lines(draw, deep: bool, extra_ops: list[str]) -> list[str]:
+    """The [check] lines of a random spec: a depth (6-7 for a deep one), sometimes an explicit
+    operation list with `extra_ops`, sometimes the patching fault."""
+    ops = ["load", "complete", "reverse", "disable", "rmmod", "modload", "modunload"]
+    check = [f"depth = {draw(st.integers(6, 7) if deep else st.integers(3, 5))}"]
+    if draw(st.booleans()):
+        check.append(f"operations = {ops + extra_ops!r}".replace("'", '"'))
+    if FAULTS and draw(st.integers(0, 3)) == 0:
+        check.append('faults = ["patching"]')
+    return check
+
+
 @st.composite
 def specs(draw) -> str:
     """Random valid specs covering what issue 10 found: target modules coming and going
@@ -300,12 +312,7 @@ def specs(draw) -> str:
     n_patches = 2 if deep else draw(st.integers(2, 4))
     states = [f"s{i}" for i in range(n_states)]
     mods = [f"m{i}" for i in range(n_mods)]
-    ops = ["load", "complete", "reverse", "disable", "rmmod", "modload", "modunload"]
-    check = [f"depth = {draw(st.integers(6, 7) if deep else st.integers(3, 5))}"]
-    if draw(st.booleans()):
-        check.append(f"operations = {ops + ['force', 'call']!r}".replace("'", '"'))
-    if FAULTS and draw(st.integers(0, 3)) == 0:
-        check.append('faults = ["patching"]')
+    check = _check_lines(draw, deep, ["force", "call"])
     out = ["[check]\n" + "\n".join(check) + "\n"]
     out += [f"[states.{s}]\nid = {i + 1}\n" for i, s in enumerate(states)]
     sleeping = set()
@@ -473,12 +480,8 @@ RUN: dict = {"specs": 0, "pairs": 0, "compared": 0, "seconds": 0.0}
 STATS_FILE = os.environ.get("KLP_REF_STATS")     # where to write the running totals (JSON)
 
 
-@seed(int(SEED or 0))
-@settings(max_examples=EXAMPLES, derandomize=SEED is None, deadline=None, database=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
-                                 HealthCheck.data_too_large, HealthCheck.filter_too_much])
-@given(specs())
-def test_reference_agrees_on_random_specs(tmp_path_factory, text):
+def _compare_random(tmp_path_factory, text: str) -> None:
+    """Compare one random spec; count the run (KLP_REF_STATS writes the counts as JSON)."""
     spec = _spec_from(tmp_path_factory, text)
     t = time.perf_counter()
     stats = compare(spec, known=_open(spec))
@@ -492,6 +495,15 @@ def test_reference_agrees_on_random_specs(tmp_path_factory, text):
         import json
         Path(STATS_FILE).write_text(json.dumps(dict(RUN, seed=SEED), indent=1))
     assert not stats.disagreements, f"{text}\n{stats.disagreements[0]}"
+
+
+@seed(int(SEED or 0))
+@settings(max_examples=EXAMPLES, derandomize=SEED is None, deadline=None, database=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
+                                 HealthCheck.data_too_large, HealthCheck.filter_too_much])
+@given(specs())
+def test_reference_agrees_on_random_specs(tmp_path_factory, text):
+    _compare_random(tmp_path_factory, text)
 
 
 @st.composite
@@ -526,9 +538,7 @@ def replace_set_specs(draw) -> str:
 def test_reference_agrees_on_random_replace_set_specs(tmp_path_factory, text):
     """The reference's reading of the replace_set series v2 (its patch 2/4's hunks, in
     reference/klp.py) against kernel.ReplaceSet."""
-    spec = _spec_from(tmp_path_factory, text)
-    stats = compare(spec, known=_open(spec))
-    assert not stats.disagreements, f"{text}\n{stats.disagreements[0]}"
+    _compare_random(tmp_path_factory, text)
 
 
 @st.composite
@@ -546,12 +556,7 @@ def state_callback_specs(draw) -> str:
     n_patches = 2 if deep else draw(st.integers(2, 4))
     states = [f"s{i}" for i in range(n_states)]
     mods = [f"m{i}" for i in range(n_mods)]
-    ops = ["load", "complete", "reverse", "disable", "rmmod", "modload", "modunload"]
-    check = [f"depth = {draw(st.integers(6, 7) if deep else st.integers(3, 5))}"]
-    if draw(st.booleans()):
-        check.append(f"operations = {ops + ['force']!r}".replace("'", '"'))
-    if FAULTS and draw(st.integers(0, 3)) == 0:
-        check.append('faults = ["patching"]')
+    check = _check_lines(draw, deep, ["force"])
     out = ['kernel = "state-callbacks"\n[check]\n' + "\n".join(check) + "\n"]
     # shadow variables: sv{i} has id i + 1, the id of state s{i} when there is one
     shadows = [f"sv{i}" for i in range(draw(st.integers(0, 2)))]
@@ -655,19 +660,7 @@ def state_statement(s: str, shadows: list[str], cb: str, has_ret: bool):
 def test_reference_agrees_on_random_state_callback_specs(tmp_path_factory, text):
     """The reference's reading of the per-state callbacks series v1 (state.c of 01/02/04, the
     core.c and transition.c hunks, 19/19; reference/klp.py) against kernel.StateCallbacks."""
-    spec = _spec_from(tmp_path_factory, text)
-    t = time.perf_counter()
-    stats = compare(spec, known=_open(spec))
-    RUN["specs"] += 1
-    RUN["pairs"] += stats.pairs
-    RUN["compared"] += stats.compared
-    RUN["seconds"] += time.perf_counter() - t
-    for name in stats.known:
-        RUN[name] = RUN.get(name, 0) + 1
-    if STATS_FILE:
-        import json
-        Path(STATS_FILE).write_text(json.dumps(dict(RUN, seed=SEED), indent=1))
-    assert not stats.disagreements, f"{text}\n{stats.disagreements[0]}"
+    _compare_random(tmp_path_factory, text)
 
 
 SHIPPED = (sorted((ROOT / "specs").glob("*.toml")) + sorted((ROOT / "specs" / "selftests").glob("*.toml"))
